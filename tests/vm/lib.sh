@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: GPL-2.0
+# Guest-side helpers for VM tests (busybox sh). Results go to the second
+# serial port as "VMTEST: CHECK <name> PASS|FAIL|SKIP <detail>"; the host
+# (scripts/vm-test) counts them. Sourced by /init before every test script.
+
+VMTEST_OUT=${VMTEST_OUT:-/dev/ttyS1}
+VMTEST_FAILS=${VMTEST_FAILS:-/tmp/vmtest.fails}
+
+_vt_emit() {
+	echo "VMTEST: $*" >"$VMTEST_OUT"
+	echo "VMTEST: $*"
+}
+
+# vt_pass NAME [DETAIL]
+vt_pass() {
+	_n=$1
+	shift
+	_vt_emit "CHECK $_n PASS $*"
+}
+
+# vt_fail NAME [DETAIL]
+vt_fail() {
+	_n=$1
+	shift
+	echo "$_n" >>"$VMTEST_FAILS"
+	_vt_emit "CHECK $_n FAIL $*"
+}
+
+# vt_skip NAME REASON: never counted as passed.
+vt_skip() {
+	_n=$1
+	shift
+	_vt_emit "CHECK $_n SKIP $*"
+}
+
+# vt_log TEXT: informational, shown by the host with the results.
+vt_log() {
+	_vt_emit "LOG $*"
+}
+
+# vt_check NAME CMD...: PASS iff CMD exits 0; FAIL shows its last lines.
+vt_check() {
+	_n=$1
+	shift
+	_out=/tmp/vt_check.$$.out
+	if "$@" >"$_out" 2>&1; then
+		vt_pass "$_n" "$(tail -n 1 "$_out" | cut -c1-160)"
+	else
+		_rc=$?
+		vt_fail "$_n" "exit $_rc: $(tail -n 3 "$_out" | tr '\n' '|' | cut -c1-400)"
+	fi
+	rm -f "$_out"
+}
+
+# vt_host ACTION: ask the host runner to act (e.g. kill-tpm), best effort.
+vt_host() {
+	_vt_emit "HOST $*"
+}
+
+# vt_rmmod NAME: rmmod with retries (BPF drops module refs asynchronously).
+vt_rmmod() {
+	_i=0
+	while [ $_i -lt 50 ]; do
+		rmmod "$1" 2>/dev/null && return 0
+		_i=$((_i + 1))
+		sleep 0.1
+	done
+	rmmod "$1"
+}
