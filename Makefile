@@ -8,7 +8,7 @@ BUILD_DIR  ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps build kmod check unit host-test vm-test demo bench lint fuzz clean help
+.PHONY: all deps build kmod check unit host-test vm-test demo bench lint clean help
 
 all: build kmod
 
@@ -60,9 +60,6 @@ bench:
 lint:
 	@scripts/deps --lint
 	@scripts/lint
-
-fuzz: build
-	@scripts/fuzz
 
 clean:
 	rm -rf $(BUILD_DIR)/CMakeCache.txt $(BUILD_DIR)/CMakeFiles
