@@ -27,13 +27,13 @@
 #include <linux/ioctl.h>
 #endif
 
+/* C++11 static_assert, or C11 _Static_assert (gcc and clang accept it in
+ * every C mode, the kernel's gnu11 and BPF included).
+ */
 #if defined(__cplusplus)
 #define VIGIL_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
-#elif defined(__KERNEL__) || defined(__bpf__) || \
-	(defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L)
-#define VIGIL_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 #else
-#define VIGIL_STATIC_ASSERT(cond, msg)
+#define VIGIL_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 #endif
 
 #define VIGIL_ABI_MAJOR		1
@@ -58,6 +58,8 @@
 #define VIGIL_ALG_SHA384	0x000C
 #define VIGIL_ALG_SHA512	0x000D
 #define VIGIL_ALG_SM3_256	0x0012
+#define VIGIL_ALG_ECDSA		0x0018	/* vigil_log_key.sig_alg */
+#define VIGIL_ECC_NIST_P256	0x0003	/* vigil_log_key.curve */
 
 /*
  * Record types. Events (0x0001-0x7fff) are produced by BPF programs or the
@@ -207,6 +209,7 @@ struct vigil_log_checkpoint {
 	__u64 last_seq;		/* last event seq in this batch */
 	__u64 drops_total;	/* records the BPF side could not deliver, since load */
 	__u64 busy_total;	/* commits refused on re-entry, since load */
+	__u64 log_refused;	/* log records refused at the cap, since load */
 	__u32 reason;		/* enum vigil_cp_reason */
 	__u32 anchor;		/* enum vigil_anchor */
 	__u8 chain_head[VIGIL_DIGEST_LEN];	/* chain value after last_seq */
@@ -311,7 +314,9 @@ struct vigil_info {
 	__u64 log_first_seq;	/* oldest log seq held */
 	__u64 log_next_seq;	/* seq the next log record gets */
 	__u64 log_max_bytes;	/* cap */
-	__u64 __reserved[4];
+	__u64 log_refused;	/* records refused at the cap (-ENOSPC, deferred) */
+	__u64 tpm_errors;	/* failed TPM operations (extend, sign) */
+	__u64 __reserved[2];
 };
 
 struct vigil_measure {
@@ -364,7 +369,7 @@ VIGIL_STATIC_ASSERT(sizeof(struct vigil_ev_exit) == 160, "vigil_ev_exit");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_ev_user) == 560, "vigil_ev_user");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_measure) == 136, "vigil_log_measure");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_key) == 144, "vigil_log_key");
-VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_checkpoint) == 152, "vigil_log_checkpoint");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_checkpoint) == 160, "vigil_log_checkpoint");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_signature) == 144, "vigil_log_signature");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_event) == 592, "vigil_log_event");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_base) == 1152, "vigil_log_base");
@@ -372,7 +377,7 @@ VIGIL_STATIC_ASSERT(sizeof(struct vigil_version) == 64, "vigil_version");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_info) == 296, "vigil_info");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_measure) == 128, "vigil_measure");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_commit) == 48, "vigil_commit");
-VIGIL_STATIC_ASSERT(sizeof(struct vigil_checkpoint_req) == 320, "vigil_checkpoint_req");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_checkpoint_req) == 328, "vigil_checkpoint_req");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_trim) == 40, "vigil_trim");
 
 #endif /* _UAPI_VIGIL_H */

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * exec.bpf.c - one vigil_ev_exec record per successful exec.
+ *
+ * Hook: tp_btf/sched_process_exec (BTF-typed raw tracepoint, kernels >= 5.5),
+ * which fires after the new image is in place, with the binprm that holds
+ * the path given to execve. tp_btf needs no tracefs and, unlike raw_tp, may
+ * call the module's tracing kfuncs. Same prototype on 6.12 and 6.18.
+ */
+#include "vigil.bpf.h"
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid,
+	     struct linux_binprm *bprm)
+{
+	struct vigil_ev_exec *ev;
+	const char *filename;
+
+	ev = bpf_ringbuf_reserve(&vigil_events, sizeof(*ev), 0);
+	if (!ev) {
+		vigil_note_drop(VIGIL_EV_EXEC);
+		return 0;
+	}
+	/* Reserved memory is not zeroed: clear it so nothing stale leaks. */
+	__builtin_memset(ev, 0, sizeof(*ev));
+	vigil_hdr_init(&ev->hdr, VIGIL_EV_EXEC, sizeof(*ev));
+
+	ev->pid = BPF_CORE_READ(p, tgid);
+	ev->tid = BPF_CORE_READ(p, pid);
+	ev->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	ev->uid = (__u32)bpf_get_current_uid_gid();
+	ev->old_pid = (__u32)old_pid;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+
+	filename = BPF_CORE_READ(bprm, filename);
+	if (bpf_probe_read_kernel_str(ev->filename, sizeof(ev->filename),
+				      filename) < 0)
+		vigil_count_error(VIGIL_BPF_ERR_READ);
+
+	vigil_commit_exec(ev);
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * exit.bpf.c - one vigil_ev_exit record per process (thread group) that ends,
+ * with its final resource usage.
+ *
+ * Hook: tp_btf/sched_process_exit. It fires in do_exit() for every exiting
+ * thread, after `signal->live` was decremented, the exit code stored and the
+ * RSS high-water mark folded into signal->maxrss. 6.18 passes a third
+ * argument (group_dead) that 6.12 lacks, so the program only uses the task
+ * and decides "whole process gone" from signal->live == 0, which works on
+ * both. Threads that exit at the same time can all see live == 0 (each
+ * decremented before any reached the tracepoint), so an LRU map keyed by the
+ * process identity lets exactly one of them emit the record.
+ */
+#include "vigil.bpf.h"
+
+/* include/linux/sched/signal.h: a #define, so not in BTF. Stable since 2.6. */
+#define VIGIL_SIGNAL_GROUP_EXIT 0x00000004
+#define VIGIL_EEXIST 17 /* errno value; vmlinux.h has no errno macros */
+#define VIGIL_PAGE_KB 4 /* x86_64 and arm64 4K pages: signal->maxrss is in pages */
+
+struct exit_key {
+	__u32 tgid;
+	__u32 __pad;
+	__u64 start_boottime;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VIGIL_BPF_EXIT_DEDUP_ENTRIES);
+	__type(key, struct exit_key);
+	__type(value, __u8);
+} vigil_exit_seen SEC(".maps");
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(vigil_exit, struct task_struct *p)
+{
+	struct signal_struct *sig = BPF_CORE_READ(p, signal);
+	struct task_struct *leader = BPF_CORE_READ(p, group_leader);
+	struct exit_key key = {};
+	struct vigil_ev_exit *ev;
+	__u8 one = 1;
+	__u32 sig_flags;
+	int status;
+	long err;
+
+	if (BPF_CORE_READ(sig, live.counter) != 0)
+		return 0; /* other threads of the process still run */
+
+	key.tgid = BPF_CORE_READ(p, tgid);
+	key.start_boottime = BPF_CORE_READ(leader, start_boottime);
+	err = bpf_map_update_elem(&vigil_exit_seen, &key, &one, BPF_NOEXIST);
+	if (err == -VIGIL_EEXIST)
+		return 0; /* a sibling thread already reported this exit */
+	if (err)
+		vigil_count_error(VIGIL_BPF_ERR_EXIT_DEDUP);
+
+	ev = bpf_ringbuf_reserve(&vigil_events, sizeof(*ev), 0);
+	if (!ev) {
+		vigil_note_drop(VIGIL_EV_EXIT);
+		return 0;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	vigil_hdr_init(&ev->hdr, VIGIL_EV_EXIT, sizeof(*ev));
+
+	ev->pid = key.tgid;
+	ev->tid = BPF_CORE_READ(p, pid);
+	ev->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	ev->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+
+	/* What wait() will report: the group code after exit_group() or a
+	 * fatal signal, else the leader's own exit code. */
+	sig_flags = BPF_CORE_READ(sig, flags);
+	if (sig_flags & VIGIL_SIGNAL_GROUP_EXIT)
+		status = BPF_CORE_READ(sig, group_exit_code);
+	else
+		status = BPF_CORE_READ(leader, exit_code);
+	if ((status & 0x7f) == 0) {
+		ev->exit_code = (status >> 8) & 0xff;
+	} else {
+		ev->exit_signal = status & 0x7f;
+		ev->core_dumped = (status & 0x80) ? 1 : 0;
+	}
+
+	ev->lifetime_ns = ev->hdr.ts_ns - key.start_boottime;
+	/* Threads reaped earlier were folded into signal_struct; add ours. */
+	ev->utime_ns = BPF_CORE_READ(p, utime) + BPF_CORE_READ(sig, utime);
+	ev->stime_ns = BPF_CORE_READ(p, stime) + BPF_CORE_READ(sig, stime);
+	ev->maxrss_kb = BPF_CORE_READ(sig, maxrss) * VIGIL_PAGE_KB;
+	ev->min_flt = BPF_CORE_READ(p, min_flt) + BPF_CORE_READ(sig, min_flt);
+	ev->maj_flt = BPF_CORE_READ(p, maj_flt) + BPF_CORE_READ(sig, maj_flt);
+	ev->nvcsw = BPF_CORE_READ(p, nvcsw) + BPF_CORE_READ(sig, nvcsw);
+	ev->nivcsw = BPF_CORE_READ(p, nivcsw) + BPF_CORE_READ(sig, nivcsw);
+	if (bpf_core_field_exists(p->ioac)) { /* CONFIG_TASK_XACCT */
+		ev->read_bytes = BPF_CORE_READ(p, ioac.rchar) +
+				 BPF_CORE_READ(sig, ioac.rchar);
+		ev->write_bytes = BPF_CORE_READ(p, ioac.wchar) +
+				  BPF_CORE_READ(sig, ioac.wchar);
+	}
+
+	vigil_commit_exit(ev);
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vigil.bpf.h - what every vigil BPF program shares: the maps and loader-set
+ * flags defined in common.bpf.c, the module kfuncs, and the helpers that
+ * fill the record header, commit a record and count failures.
+ */
+#ifndef VIGIL_BPF_H
+#define VIGIL_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#include "vigil.h"
+#include "counters.h"
+
+/*
+ * Map types are named so that the definition in common.bpf.c and the extern
+ * declarations in the other objects carry the same BTF, which is what
+ * `bpftool gen object` needs to resolve them to one map.
+ */
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, VIGIL_BPF_RINGBUF_BYTES);
+} vigil_events_map_t;
+
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VIGIL_EV_NR_TYPES);
+	__type(key, __u32);
+	__type(value, __u64);
+} vigil_drops_map_t;
+
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VIGIL_BPF_NR_ERRORS);
+	__type(key, __u32);
+	__type(value, __u64);
+} vigil_errors_map_t;
+
+extern vigil_events_map_t vigil_events SEC(".maps");
+extern vigil_drops_map_t vigil_drops SEC(".maps");
+extern vigil_errors_map_t vigil_errors SEC(".maps");
+
+/*
+ * Set by the loader before load after it found the kfuncs in the module's
+ * BTF (/sys/kernel/btf/vigil). With libbpf 1.1.2 bpf_ksym_exists() cannot
+ * guard a module kfunc, so the verifier's dead-code elimination on these
+ * read-only values is what keeps the unresolved calls out of the program
+ * when the module is absent.
+ */
+extern const volatile bool have_module;
+extern const volatile bool have_drop_kfunc;
+
+/* Per-CPU counters: no atomics needed, user space sums the CPUs. */
+static __always_inline void vigil_count_error(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&vigil_errors, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void vigil_hdr_init(struct vigil_rec_hdr *hdr,
+					   __u16 type, __u32 size)
+{
+	hdr->type = type;
+	hdr->version = 1;
+	hdr->size = size;
+	hdr->seq = 0;
+	hdr->ts_ns = bpf_ktime_get_boot_ns();
+	hdr->agent_id = 0;
+	hdr->flags = 0;
+}
+
+/*
+ * Global functions in commit.bpf.c, the only object that declares the
+ * module kfuncs: libbpf 1.1's static linker fails ("failed to resolve size
+ * of underlying type") when two objects declare the same extern kfunc (fixed
+ * upstream in libbpf 1.5, commit 4b146e95da87).
+ *
+ * vigil_commit_<type>() commits a reserved record through the module (which
+ * sets seq and VIGIL_REC_F_COMMITTED and chains the bytes) or marks it
+ * VIGIL_REC_F_NO_MODULE. The caller submits right after: nothing may write
+ * to the record between commit and submit, the chain covers those bytes.
+ * vigil_note_drop() counts a record that could not be reserved, here and in
+ * the module.
+ */
+extern int vigil_commit_exec(struct vigil_ev_exec *ev);
+extern int vigil_commit_exit(struct vigil_ev_exit *ev);
+extern int vigil_note_drop(__u32 type);
+
+#endif /* VIGIL_BPF_H */

@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * anchor.c - records that anchor the log in the TPM: the replay base,
+ * measurements into pcr_config, checkpoints into pcr_events (or IMA),
+ * their signatures, and TRIM.
+ *
+ * Every "append, then extend" pair runs under anchor_lock, so PCR extends
+ * happen in log order (IMA's rule: the log may hold a record the PCR has
+ * not seen yet, never the reverse). Checkpoints run from an ordered
+ * workqueue (timer, or a kick from the commit path through irq_work, which
+ * is safe even from NMI) or from the CHECKPOINT ioctl.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/ima.h>
+#include <linux/ktime.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+
+#include "internal.h"
+
+#define VIGIL_KICK_PENDING	0
+
+/**
+ * vigil_rec_init() - zero a record and fill its header
+ * @hdr:  the record
+ * @type: enum vigil_rec_type
+ * @size: whole record size
+ */
+void vigil_rec_init(struct vigil_rec_hdr *hdr, u16 type, u32 size)
+{
+	memset(hdr, 0, size);
+	hdr->type = type;
+	hdr->version = 1;
+	hdr->size = size;
+	hdr->ts_ns = ktime_get_boottime_ns();
+}
+
+static void vigil_tpm_error(const char *what, int err, u32 tpm_rc)
+{
+	atomic64_inc(&vigil.tpm_errors);
+	if (tpm_rc)
+		pr_warn_ratelimited("%s failed: TPM rc 0x%x\n", what, tpm_rc);
+	else
+		pr_warn_ratelimited("%s failed: %d\n", what, err);
+}
+
+/* Append, then extend @pcr (if any) with it. Caller holds anchor_lock. */
+static int vigil_append_extend(struct vigil_rec_hdr *rec, u32 pcr,
+			       u32 reserve)
+{
+	int ret;
+
+	ret = vigil_log_append(rec, pcr, reserve, 0);
+	if (ret || pcr == VIGIL_PCR_NONE)
+		return ret;
+	ret = vigil_tpm_extend(pcr, rec, rec->size);
+	if (ret)
+		vigil_tpm_error("PCR extend", ret, 0);
+	return ret;
+}
+
+/* A BASE record with the current replay base. Caller holds anchor_lock. */
+static int vigil_append_base(u64 first_kept)
+{
+	struct vigil_log_base *b;
+	u32 i;
+	int ret;
+
+	b = kmalloc(sizeof(*b), GFP_KERNEL);
+	if (!b)
+		return -ENOMEM;
+	vigil_rec_init(&b->hdr, VIGIL_LOG_BASE, sizeof(*b));
+	b->first_kept_seq = first_kept;
+	b->records_trimmed = vigil.records_trimmed;
+	b->bytes_trimmed = vigil.bytes_trimmed;
+	b->nr_banks = vigil.tpm.nr_banks;
+	for (i = 0; i < vigil.tpm.nr_banks; i++) {
+		b->bank[i].alg = vigil.tpm.bank[i].alg_id;
+		memcpy(b->bank[i].config, vigil.base_config[i],
+		       vigil.tpm.bank[i].size);
+		memcpy(b->bank[i].events, vigil.base_events[i],
+		       vigil.tpm.bank[i].size);
+	}
+	ret = vigil_log_append(&b->hdr, VIGIL_PCR_NONE, 0, VIGIL_LOG_EXEMPT);
+	kfree(b);
+	return ret;
+}
+
+static int vigil_measure_locked(u32 kind, const char *name, const u8 *digest,
+				u64 *log_seq)
+{
+	struct vigil_log_measure m;
+	int ret;
+
+	vigil_rec_init(&m.hdr, VIGIL_LOG_MEASURE, sizeof(m));
+	m.kind = kind;
+	m.pcr = vigil_tpm_present() ? vigil.p.pcr_config : VIGIL_PCR_NONE;
+	strscpy(m.name, name, sizeof(m.name));
+	memcpy(m.digest, digest, VIGIL_DIGEST_LEN);
+	ret = vigil_append_extend(&m.hdr, m.pcr, 0);
+	if (log_seq)
+		*log_seq = m.hdr.seq;
+	return ret;
+}
+
+/**
+ * vigil_measure() - log a named digest and extend pcr_config with it
+ * @kind:    enum vigil_measure_kind
+ * @name:    NUL-terminated, at most VIGIL_NAME_LEN - 1 characters
+ * @digest:  SHA-256 of the measured object
+ * @log_seq: out: log seq of the MEASURE record (0 if not logged)
+ *
+ * Return: 0, -ENOSPC at the log cap, -EIO when the extend failed (the
+ * record is logged), -errno.
+ */
+int vigil_measure(u32 kind, const char *name, const u8 *digest, u64 *log_seq)
+{
+	int ret;
+
+	mutex_lock(&vigil.anchor_lock);
+	ret = vigil_measure_locked(kind, name, digest, log_seq);
+	mutex_unlock(&vigil.anchor_lock);
+	return ret;
+}
+
+/* Nothing new since the last checkpoint? Caller holds anchor_lock. */
+static bool vigil_checkpoint_idle(void)
+{
+	u64 next_seq;
+	u8 head[VIGIL_DIGEST_LEN];
+
+	vigil_chain_peek(&next_seq, head);
+	return next_seq - 1 == vigil.cp_prev_last &&
+	       vigil_chain_drops_total() == vigil.cp_drops &&
+	       (u64)atomic64_read(&vigil.busy) == vigil.cp_busy &&
+	       (u64)atomic64_read(&vigil.log_refused) == vigil.cp_refused;
+}
+
+static void vigil_sign_checkpoint(struct vigil_log_signature *sig)
+{
+	u32 tpm_rc;
+	int ret;
+
+	if (!vigil_tpm_present()) {
+		sig->status = VIGIL_SIG_NO_TPM;
+		sig->error = -ENODEV;
+		return;
+	}
+	if (!vigil.tpm.have_key) {
+		sig->status = VIGIL_SIG_NO_KEY;
+		sig->error = vigil.key_err;
+		return;
+	}
+	ret = vigil_tpm_sign(sig->digest, sig->r, sig->s, &tpm_rc);
+	if (ret) {
+		vigil_tpm_error("TPM2_Sign", ret, tpm_rc);
+		sig->status = VIGIL_SIG_TPM_ERROR;
+		sig->error = tpm_rc ? (s32)tpm_rc : ret;
+		memset(sig->r, 0, sizeof(sig->r));
+		memset(sig->s, 0, sizeof(sig->s));
+		return;
+	}
+	sig->status = VIGIL_SIG_OK;
+}
+
+static void vigil_anchor_ima(const struct vigil_log_checkpoint *cp)
+{
+	char name[40];
+	int ret;
+
+	snprintf(name, sizeof(name), "vigil-checkpoint-%llu", cp->hdr.seq);
+	ret = ima_measure_critical_data("vigil", name, cp, sizeof(*cp), false,
+					NULL, 0);
+	if (ret) {
+		atomic64_inc(&vigil.tpm_errors);
+		pr_warn_ratelimited("IMA measurement of %s failed: %d\n", name,
+				    ret);
+	}
+}
+
+/**
+ * vigil_checkpoint() - close the current batch, anchor and sign it
+ * @reason:  enum vigil_cp_reason; VIGIL_CP_TIMER skips an idle batch
+ * @cp_out:  out (may be NULL): the checkpoint record
+ * @sig_out: out (may be NULL): its signature record
+ *
+ * Appends a CHECKPOINT (first/last seq, chain head, counters, previous
+ * checkpoint's digest), extends pcr_events with it in every bank
+ * (anchor=pcr) or measures it through IMA (anchor=ima), then appends a
+ * SIGNATURE: the TPM's ECDSA signature over SHA-256(checkpoint), or why
+ * there is none. A TPM failure never blocks: the checkpoint is logged
+ * unsigned with the error and the next one tries again.
+ *
+ * Return: 0, -EAGAIN for an idle timer batch (nothing logged), -ENOSPC
+ * when the log is full (deferred, counted), -errno.
+ */
+int vigil_checkpoint(u32 reason, struct vigil_log_checkpoint *cp_out,
+		     struct vigil_log_signature *sig_out)
+{
+	struct vigil_log_checkpoint cp;
+	struct vigil_log_signature sig;
+	u32 pcr = VIGIL_PCR_NONE;
+	u64 last_seq;
+	int ret;
+
+	mutex_lock(&vigil.anchor_lock);
+	clear_bit(VIGIL_KICK_PENDING, &vigil.kick);
+	if (reason == VIGIL_CP_TIMER && vigil_checkpoint_idle()) {
+		ret = -EAGAIN;
+		goto out_unlock;
+	}
+
+	vigil_rec_init(&cp.hdr, VIGIL_LOG_CHECKPOINT, sizeof(cp));
+	vigil_chain_close(&last_seq, cp.chain_head);
+	cp.first_seq = vigil.cp_prev_last + 1;
+	cp.last_seq = last_seq;
+	cp.drops_total = vigil_chain_drops_total();
+	cp.busy_total = atomic64_read(&vigil.busy);
+	cp.log_refused = atomic64_read(&vigil.log_refused);
+	cp.reason = reason;
+	cp.anchor = vigil.p.anchor;
+	memcpy(cp.prev_digest, vigil.prev_cp_digest, VIGIL_DIGEST_LEN);
+	memcpy(cp.instance_id, vigil.instance_id, VIGIL_ID_LEN);
+
+	if (vigil_tpm_present() && vigil.p.anchor == VIGIL_ANCHOR_PCR)
+		pcr = vigil.p.pcr_events;
+	ret = vigil_log_append(&cp.hdr, pcr, sizeof(sig), 0);
+	if (ret) {
+		if (ret == -ENOSPC)
+			pr_warn_ratelimited("log full (%llu bytes): checkpoint deferred until TRIM\n",
+					    vigil.p.log_max_bytes);
+		goto out_unlock;
+	}
+	vigil.cp_prev_last = last_seq;
+	vigil.cp_drops = cp.drops_total;
+	vigil.cp_busy = cp.busy_total;
+	vigil.cp_refused = cp.log_refused;
+
+	vigil_rec_init(&sig.hdr, VIGIL_LOG_SIGNATURE, sizeof(sig));
+	sig.checkpoint_seq = cp.hdr.seq;
+	sha256((const u8 *)&cp, sizeof(cp), sig.digest);
+	memcpy(vigil.prev_cp_digest, sig.digest, VIGIL_DIGEST_LEN);
+
+	if (pcr != VIGIL_PCR_NONE) {
+		ret = vigil_tpm_extend(pcr, &cp, sizeof(cp));
+		if (ret)
+			vigil_tpm_error("PCR extend", ret, 0);
+	} else if (vigil.p.anchor == VIGIL_ANCHOR_IMA) {
+		vigil_anchor_ima(&cp);
+	}
+	vigil_sign_checkpoint(&sig);
+	if (sig.status == VIGIL_SIG_OK)
+		atomic64_inc(&vigil.cp_signed);
+	else
+		atomic64_inc(&vigil.cp_unsigned);
+	ret = vigil_log_append(&sig.hdr, VIGIL_PCR_NONE, 0, VIGIL_LOG_EXEMPT);
+	if (ret)
+		pr_err("signature record for checkpoint %llu not logged: %d\n",
+		       cp.hdr.seq, ret);
+	if (cp_out)
+		*cp_out = cp;
+	if (sig_out)
+		*sig_out = sig;
+out_unlock:
+	mutex_unlock(&vigil.anchor_lock);
+	return ret;
+}
+
+/* Fold one extended record into a replay base value. */
+static int vigil_fold(unsigned int bank, u8 *value, const void *rec, u32 len)
+{
+	u8 buf[2 * VIGIL_BANK_DIGEST_MAX];
+	u16 n = vigil.tpm.bank[bank].size;
+	int ret;
+
+	memcpy(buf, value, n);
+	ret = vigil_tpm_hash(bank, rec, len, buf + n);
+	if (ret)
+		return ret;
+	return vigil_tpm_hash(bank, buf, 2 * n, value);
+}
+
+/**
+ * vigil_trim() - drop log records user space has persisted
+ * @before_seq: drop records with log seq < @before_seq (<= next log seq)
+ * @trimmed:    out: records dropped
+ *
+ * Folds the dropped records' extends into the replay base and appends a
+ * BASE record with the PCR values at the cut, so a verifier that holds
+ * only the records from @before_seq on can still replay.
+ *
+ * Return: 0, -EINVAL for a seq beyond the log, -ENOSPC when the BASE
+ * record would not fit, -errno.
+ */
+int vigil_trim(u64 before_seq, u64 *trimmed)
+{
+	u8 (*config)[VIGIL_BANK_DIGEST_MAX], (*events)[VIGIL_BANK_DIGEST_MAX];
+	const struct vigil_log_entry *e;
+	u64 first, next, records, bytes, freed = 0, seq;
+	u32 i;
+	int ret;
+
+	*trimmed = 0;
+	config = kmalloc_array(2 * VIGIL_MAX_BANKS, sizeof(*config), GFP_KERNEL);
+	if (!config)
+		return -ENOMEM;
+	mutex_lock(&vigil.anchor_lock);
+	memcpy(config, vigil.base_config, sizeof(vigil.base_config));
+	events = config + VIGIL_MAX_BANKS;
+	memcpy(events, vigil.base_events, sizeof(vigil.base_events));
+
+	vigil_log_stats(&first, &next, &records, &bytes);
+	if (before_seq > next) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+	if (before_seq <= first) {
+		ret = 0;
+		goto out_unlock;
+	}
+	for (seq = first; seq < before_seq; seq++) {
+		e = vigil_log_peek(seq);
+		if (!e)
+			continue;
+		freed += e->size;
+		for (i = 0; i < vigil.tpm.nr_banks; i++) {
+			ret = 0;
+			if (e->pcr == vigil.p.pcr_config)
+				ret = vigil_fold(i, config[i], e->data, e->size);
+			else if (e->pcr == vigil.p.pcr_events)
+				ret = vigil_fold(i, events[i], e->data, e->size);
+			if (ret)
+				goto out_unlock;
+		}
+	}
+	if (bytes - freed + sizeof(struct vigil_log_base) > vigil.p.log_max_bytes) {
+		atomic64_inc(&vigil.log_refused);
+		ret = -ENOSPC;
+		goto out_unlock;
+	}
+
+	vigil_log_remove_before(before_seq, &records, &bytes);
+	memcpy(vigil.base_config, config, sizeof(vigil.base_config));
+	memcpy(vigil.base_events, events, sizeof(vigil.base_events));
+	vigil.records_trimmed += records;
+	vigil.bytes_trimmed += bytes;
+	*trimmed = records;
+	ret = vigil_append_base(before_seq);
+out_unlock:
+	mutex_unlock(&vigil.anchor_lock);
+	kfree(config);
+	return ret;
+}
+
+static void vigil_cp_work_fn(struct work_struct *work)
+{
+	u32 reason = test_bit(VIGIL_KICK_PENDING, &vigil.kick) ?
+		     VIGIL_CP_EVENTS : VIGIL_CP_TIMER;
+
+	vigil_checkpoint(reason, NULL, NULL);
+	if (!READ_ONCE(vigil.stopping) && vigil.p.checkpoint_ms)
+		queue_delayed_work(vigil.wq, &vigil.cp_work,
+				   msecs_to_jiffies(vigil.p.checkpoint_ms));
+}
+
+static void vigil_kick_fn(struct irq_work *work)
+{
+	if (!READ_ONCE(vigil.stopping))
+		mod_delayed_work(vigil.wq, &vigil.cp_work, 0);
+}
+
+/**
+ * vigil_checkpoint_kick() - ask for a checkpoint soon, from any context
+ *
+ * Safe in NMI: sets a bit and queues an irq_work, which queues the
+ * checkpoint work from interrupt context.
+ */
+void vigil_checkpoint_kick(void)
+{
+	if (!test_and_set_bit(VIGIL_KICK_PENDING, &vigil.kick))
+		irq_work_queue(&vigil.kick_work);
+}
+
+static int vigil_measure_identity(void)
+{
+	char name[VIGIL_NAME_LEN];
+	u8 digest[VIGIL_DIGEST_LEN];
+	const char *srcversion = THIS_MODULE->srcversion;
+	int ret;
+
+	snprintf(name, sizeof(name), "vigil %s srcversion=%s", VIGIL_VERSION,
+		 srcversion ? srcversion : "none");
+	sha256(name, strlen(name), digest);
+	ret = vigil_measure_locked(VIGIL_MEASURE_MODULE, name, digest, NULL);
+	if (ret)
+		return ret;
+
+	snprintf(name, sizeof(name), "c=%u e=%u a=%s ms=%u n=%u r=%d cap=%llu",
+		 vigil.p.pcr_config, vigil.p.pcr_events,
+		 vigil.p.anchor == VIGIL_ANCHOR_IMA ? "ima" : "pcr",
+		 vigil.p.checkpoint_ms, vigil.p.checkpoint_events,
+		 vigil.p.tpm_required, vigil.p.log_max_bytes);
+	sha256(name, strlen(name), digest);
+	return vigil_measure_locked(VIGIL_MEASURE_PARAMS, name, digest, NULL);
+}
+
+static int vigil_make_key(void)
+{
+	struct vigil_log_key k;
+	u32 tpm_rc;
+	int ret;
+
+	ret = vigil_tpm_create_key(&tpm_rc);
+	if (ret) {
+		vigil_tpm_error("creating the checkpoint key", ret, tpm_rc);
+		vigil.key_err = tpm_rc ? (s32)tpm_rc : ret;
+		pr_warn("no checkpoint key: checkpoints will be unsigned\n");
+		return 0;
+	}
+	vigil_rec_init(&k.hdr, VIGIL_LOG_KEY, sizeof(k));
+	k.pcr = vigil.p.pcr_config;
+	k.curve = VIGIL_ECC_NIST_P256;
+	k.sig_alg = VIGIL_ALG_ECDSA;
+	memcpy(k.x, vigil.tpm.key_x, sizeof(k.x));
+	memcpy(k.y, vigil.tpm.key_y, sizeof(k.y));
+	memcpy(k.name, vigil.tpm.key_name, sizeof(k.name));
+	return vigil_append_extend(&k.hdr, k.pcr, 0);
+}
+
+/**
+ * vigil_anchor_init() - write the load-time records and start checkpoints
+ *
+ * BASE (the PCR values found), MEASURE of the module's identity and of
+ * its parameters, KEY; then the checkpoint timer.
+ *
+ * Return: 0 or -errno.
+ */
+int vigil_anchor_init(void)
+{
+	u32 i;
+	int ret;
+
+	mutex_init(&vigil.anchor_lock);
+	init_irq_work(&vigil.kick_work, vigil_kick_fn);
+	INIT_DELAYED_WORK(&vigil.cp_work, vigil_cp_work_fn);
+	vigil.stopping = false;
+	vigil.kick = 0;
+	atomic64_set(&vigil.cp_signed, 0);
+	atomic64_set(&vigil.cp_unsigned, 0);
+	atomic64_set(&vigil.tpm_errors, 0);
+
+	for (i = 0; i < vigil.tpm.nr_banks; i++) {
+		ret = vigil_tpm_pcr_read(vigil.p.pcr_config, i,
+					 vigil.base_config[i]);
+		if (!ret)
+			ret = vigil_tpm_pcr_read(vigil.p.pcr_events, i,
+						 vigil.base_events[i]);
+		if (ret) {
+			pr_err("reading PCR values from the TPM failed: %d\n",
+			       ret);
+			return ret;
+		}
+	}
+
+	vigil.wq = alloc_ordered_workqueue("vigil", 0);
+	if (!vigil.wq)
+		return -ENOMEM;
+
+	mutex_lock(&vigil.anchor_lock);
+	ret = vigil_append_base(1);
+	if (!ret)
+		ret = vigil_measure_identity();
+	if (!ret && vigil_tpm_present())
+		ret = vigil_make_key();
+	mutex_unlock(&vigil.anchor_lock);
+	if (ret) {
+		pr_err("writing the load-time records failed: %d\n", ret);
+		goto out_destroy_wq;
+	}
+
+	if (vigil.p.checkpoint_ms)
+		queue_delayed_work(vigil.wq, &vigil.cp_work,
+				   msecs_to_jiffies(vigil.p.checkpoint_ms));
+	return 0;
+
+out_destroy_wq:
+	destroy_workqueue(vigil.wq);
+	return ret;
+}
+
+/**
+ * vigil_anchor_exit() - stop checkpoints; no committer may be left
+ */
+void vigil_anchor_exit(void)
+{
+	WRITE_ONCE(vigil.stopping, true);
+	irq_work_sync(&vigil.kick_work);
+	cancel_delayed_work_sync(&vigil.cp_work);
+	destroy_workqueue(vigil.wq);
+}

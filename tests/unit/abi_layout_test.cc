@@ -1,0 +1,134 @@
+// vigil.h seen from C++ must match the expected ABI and the C11 view.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <map>
+#include <string>
+
+#include "abi_layout_c.h"
+#include "vigil.h"
+
+namespace {
+
+#define CXX_ENTRY(name, value) \
+  { name, static_cast<unsigned long>(value) }
+
+// The C++ view; also the expected values where a literal is given below.
+const std::map<std::string, unsigned long>& CxxLayout() {
+  static const std::map<std::string, unsigned long> layout = {
+      CXX_ENTRY("sizeof(vigil_rec_hdr)", sizeof(vigil_rec_hdr)),
+      CXX_ENTRY("sizeof(vigil_ev_exec)", sizeof(vigil_ev_exec)),
+      CXX_ENTRY("sizeof(vigil_ev_exit)", sizeof(vigil_ev_exit)),
+      CXX_ENTRY("sizeof(vigil_ev_user)", sizeof(vigil_ev_user)),
+      CXX_ENTRY("sizeof(vigil_log_measure)", sizeof(vigil_log_measure)),
+      CXX_ENTRY("sizeof(vigil_log_key)", sizeof(vigil_log_key)),
+      CXX_ENTRY("sizeof(vigil_log_checkpoint)", sizeof(vigil_log_checkpoint)),
+      CXX_ENTRY("sizeof(vigil_log_signature)", sizeof(vigil_log_signature)),
+      CXX_ENTRY("sizeof(vigil_log_event)", sizeof(vigil_log_event)),
+      CXX_ENTRY("sizeof(vigil_log_base)", sizeof(vigil_log_base)),
+      CXX_ENTRY("sizeof(vigil_version)", sizeof(vigil_version)),
+      CXX_ENTRY("sizeof(vigil_info)", sizeof(vigil_info)),
+      CXX_ENTRY("sizeof(vigil_measure)", sizeof(vigil_measure)),
+      CXX_ENTRY("sizeof(vigil_commit)", sizeof(vigil_commit)),
+      CXX_ENTRY("sizeof(vigil_checkpoint_req)", sizeof(vigil_checkpoint_req)),
+      CXX_ENTRY("sizeof(vigil_trim)", sizeof(vigil_trim)),
+      CXX_ENTRY("vigil_rec_hdr.size", offsetof(vigil_rec_hdr, size)),
+      CXX_ENTRY("vigil_rec_hdr.seq", offsetof(vigil_rec_hdr, seq)),
+      CXX_ENTRY("vigil_rec_hdr.ts_ns", offsetof(vigil_rec_hdr, ts_ns)),
+      CXX_ENTRY("vigil_rec_hdr.agent_id", offsetof(vigil_rec_hdr, agent_id)),
+      CXX_ENTRY("vigil_rec_hdr.flags", offsetof(vigil_rec_hdr, flags)),
+      CXX_ENTRY("vigil_ev_exec.pid", offsetof(vigil_ev_exec, pid)),
+      CXX_ENTRY("vigil_ev_exec.comm", offsetof(vigil_ev_exec, comm)),
+      CXX_ENTRY("vigil_ev_exec.filename", offsetof(vigil_ev_exec, filename)),
+      CXX_ENTRY("vigil_ev_exit.exit_code", offsetof(vigil_ev_exit, exit_code)),
+      CXX_ENTRY("vigil_ev_exit.lifetime_ns", offsetof(vigil_ev_exit, lifetime_ns)),
+      CXX_ENTRY("vigil_ev_exit.write_bytes", offsetof(vigil_ev_exit, write_bytes)),
+      CXX_ENTRY("vigil_ev_exit.comm", offsetof(vigil_ev_exit, comm)),
+      CXX_ENTRY("vigil_ev_user.payload", offsetof(vigil_ev_user, payload)),
+      CXX_ENTRY("vigil_log_measure.digest", offsetof(vigil_log_measure, digest)),
+      CXX_ENTRY("vigil_log_key.name", offsetof(vigil_log_key, name)),
+      CXX_ENTRY("vigil_log_checkpoint.chain_head", offsetof(vigil_log_checkpoint, chain_head)),
+      CXX_ENTRY("vigil_log_checkpoint.instance_id", offsetof(vigil_log_checkpoint, instance_id)),
+      CXX_ENTRY("vigil_log_signature.r", offsetof(vigil_log_signature, r)),
+      CXX_ENTRY("vigil_log_event.ev", offsetof(vigil_log_event, ev)),
+      CXX_ENTRY("vigil_log_base.nr_banks", offsetof(vigil_log_base, nr_banks)),
+      CXX_ENTRY("vigil_log_base.bank", offsetof(vigil_log_base, bank)),
+      CXX_ENTRY("vigil_info.bank_alg", offsetof(vigil_info, bank_alg)),
+      CXX_ENTRY("vigil_info.pcr_config", offsetof(vigil_info, pcr_config)),
+      CXX_ENTRY("vigil_info.instance_id", offsetof(vigil_info, instance_id)),
+      CXX_ENTRY("vigil_info.next_seq", offsetof(vigil_info, next_seq)),
+      CXX_ENTRY("vigil_info.log_max_bytes", offsetof(vigil_info, log_max_bytes)),
+      CXX_ENTRY("vigil_version.module_version", offsetof(vigil_version, module_version)),
+      CXX_ENTRY("vigil_commit.payload", offsetof(vigil_commit, payload)),
+      CXX_ENTRY("vigil_checkpoint_req.cp", offsetof(vigil_checkpoint_req, cp)),
+      CXX_ENTRY("vigil_checkpoint_req.sig", offsetof(vigil_checkpoint_req, sig)),
+      CXX_ENTRY("VIGIL_IOC_GET_VERSION", VIGIL_IOC_GET_VERSION),
+      CXX_ENTRY("VIGIL_IOC_GET_INFO", VIGIL_IOC_GET_INFO),
+      CXX_ENTRY("VIGIL_IOC_COMMIT", VIGIL_IOC_COMMIT),
+  };
+  return layout;
+}
+
+TEST(AbiLayout, CAndCxxAgreeOnEveryEntry) {
+  const auto& cxx = CxxLayout();
+  ASSERT_EQ(kAbiLayoutCCount, cxx.size()) << "C and C++ tables list different entries";
+  for (unsigned long i = 0; i < kAbiLayoutCCount; ++i) {
+    const std::string name = kAbiLayoutC[i].name;
+    auto it = cxx.find(name);
+    ASSERT_NE(it, cxx.end()) << name << " missing from the C++ table";
+    EXPECT_EQ(kAbiLayoutC[i].value, it->second) << name;
+  }
+}
+
+TEST(AbiLayout, SizesAreTheAbi) {
+  // Literal values: a change here is an ABI change (bump a version).
+  const std::map<std::string, unsigned long> expected = {
+      {"sizeof(vigil_rec_hdr)", 32},         {"sizeof(vigil_ev_exec)", 328},
+      {"sizeof(vigil_ev_exit)", 160},        {"sizeof(vigil_ev_user)", 560},
+      {"sizeof(vigil_log_measure)", 136},    {"sizeof(vigil_log_key)", 144},
+      {"sizeof(vigil_log_checkpoint)", 160}, {"sizeof(vigil_log_signature)", 144},
+      {"sizeof(vigil_log_event)", 592},      {"sizeof(vigil_log_base)", 1152},
+      {"sizeof(vigil_version)", 64},         {"sizeof(vigil_info)", 296},
+      {"sizeof(vigil_measure)", 128},        {"sizeof(vigil_commit)", 48},
+      {"sizeof(vigil_checkpoint_req)", 328}, {"sizeof(vigil_trim)", 40},
+  };
+  const auto& cxx = CxxLayout();
+  for (const auto& [name, size] : expected) {
+    EXPECT_EQ(cxx.at(name), size) << name;
+    EXPECT_EQ(size % 8, 0u) << name << " is not a multiple of 8";
+  }
+}
+
+TEST(AbiLayout, KeyOffsets) {
+  EXPECT_EQ(offsetof(vigil_rec_hdr, type), 0u);
+  EXPECT_EQ(offsetof(vigil_rec_hdr, version), 2u);
+  EXPECT_EQ(offsetof(vigil_rec_hdr, size), 4u);
+  EXPECT_EQ(offsetof(vigil_rec_hdr, seq), 8u);
+  EXPECT_EQ(offsetof(vigil_rec_hdr, ts_ns), 16u);
+  EXPECT_EQ(offsetof(vigil_rec_hdr, agent_id), 24u);
+  EXPECT_EQ(offsetof(vigil_rec_hdr, flags), 28u);
+  EXPECT_EQ(offsetof(vigil_ev_exec, pid), 32u);
+  EXPECT_EQ(offsetof(vigil_ev_exec, comm), 56u);
+  EXPECT_EQ(offsetof(vigil_ev_exec, filename), 72u);
+  EXPECT_EQ(offsetof(vigil_ev_exit, exit_code), 48u);
+  EXPECT_EQ(offsetof(vigil_ev_exit, lifetime_ns), 64u);
+  EXPECT_EQ(offsetof(vigil_ev_exit, comm), 144u);
+  EXPECT_EQ(offsetof(vigil_log_base, bank), 64u);
+  EXPECT_EQ(offsetof(vigil_log_checkpoint, chain_head), 80u);
+  EXPECT_EQ(offsetof(vigil_version, size), 0u);
+  EXPECT_EQ(offsetof(vigil_info, size), 0u);
+  EXPECT_EQ(offsetof(vigil_info, flags), 4u);
+  // Every record begins with the common header.
+  EXPECT_EQ(offsetof(vigil_ev_exec, hdr), 0u);
+  EXPECT_EQ(offsetof(vigil_log_event, ev), sizeof(vigil_rec_hdr));
+}
+
+TEST(AbiLayout, IoctlNumbersEncodeDirectionAndSize) {
+  EXPECT_EQ(_IOC_TYPE(VIGIL_IOC_GET_VERSION), static_cast<unsigned>(VIGIL_IOC_MAGIC));
+  EXPECT_EQ(_IOC_DIR(VIGIL_IOC_GET_VERSION), static_cast<unsigned>(_IOC_READ | _IOC_WRITE));
+  EXPECT_EQ(_IOC_SIZE(VIGIL_IOC_GET_VERSION), sizeof(vigil_version));
+  EXPECT_EQ(_IOC_SIZE(VIGIL_IOC_GET_INFO), sizeof(vigil_info));
+  EXPECT_EQ(_IOC_NR(VIGIL_IOC_GET_INFO), 1u);
+}
+
+}  // namespace

@@ -1,0 +1,181 @@
+// Record decoding: valid records round-trip; bad input gives typed errors.
+#include "vigil/records.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "test_records.h"
+#include "vigil/format.h"
+
+namespace vigil {
+namespace {
+
+using testing::Append;
+using testing::MakeExec;
+using testing::MakeExit;
+using testing::MakeMeasure;
+
+std::vector<uint8_t> Bytes(const auto& rec) {
+  std::vector<uint8_t> out;
+  Append(out, rec);
+  return out;
+}
+
+TEST(Records, DecodesExecAndReadsFields) {
+  const auto ev = MakeExec(7, 4242, "true", "/usr/bin/true");
+  auto rec = records::Record::Decode(Bytes(ev));
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_EQ(rec->type(), VIGIL_EV_EXEC);
+  EXPECT_EQ(rec->seq(), 7u);
+  EXPECT_TRUE(rec->committed());
+  EXPECT_EQ(rec->bytes().size(), sizeof(vigil_ev_exec));
+  auto exec = rec->As<vigil_ev_exec>();
+  ASSERT_TRUE(exec.has_value());
+  EXPECT_EQ(exec->pid, 4242u);
+  EXPECT_EQ(records::FieldString(exec->filename), "/usr/bin/true");
+  EXPECT_FALSE(rec->As<vigil_ev_exit>().has_value()) << "As<> must check the type";
+}
+
+TEST(Records, TruncatedHeaderIsTruncated) {
+  auto bytes = Bytes(MakeExec(1, 1, "a", "/a"));
+  bytes.resize(sizeof(vigil_rec_hdr) - 1);
+  auto rec = records::Record::Decode(bytes);
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.status().code(), ErrorCode::kTruncated);
+}
+
+TEST(Records, TruncatedBodyIsTruncated) {
+  auto bytes = Bytes(MakeExit(1, 1, 0, 0));
+  bytes.resize(bytes.size() - 8);
+  auto rec = records::Record::Decode(bytes);
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.status().code(), ErrorCode::kTruncated);
+}
+
+TEST(Records, EmptyInputIsTruncated) {
+  auto rec = records::Record::Decode({});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.status().code(), ErrorCode::kTruncated);
+}
+
+TEST(Records, OversizedRecordIsMalformed) {
+  auto ev = MakeExec(1, 1, "a", "/a");
+  ev.hdr.size = sizeof(ev) + 8;
+  auto bytes = Bytes(ev);
+  bytes.resize(bytes.size() + 8);  // enough bytes: the size itself is wrong
+  auto rec = records::Record::Decode(bytes);
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.status().code(), ErrorCode::kMalformed);
+}
+
+TEST(Records, HugeSizeFieldIsRejectedWithoutReadingPastTheBuffer) {
+  auto ev = MakeExit(1, 1, 0, 0);
+  ev.hdr.size = 0xffffffffu;
+  auto rec = records::Record::Decode(Bytes(ev));
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.status().code(), ErrorCode::kMalformed);
+}
+
+TEST(Records, UndersizedRecordIsMalformed) {
+  auto ev = MakeExit(1, 1, 0, 0);
+  ev.hdr.size = sizeof(vigil_rec_hdr);
+  auto rec = records::Record::Decode(Bytes(ev));
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.status().code(), ErrorCode::kMalformed);
+}
+
+TEST(Records, UnknownTypeIsUnsupported) {
+  for (uint16_t type : {0, 4, 0x7fff, 0x8000, 0x8007, 0xffff}) {
+    auto ev = MakeExec(1, 1, "a", "/a");
+    ev.hdr.type = type;
+    auto rec = records::Record::Decode(Bytes(ev));
+    ASSERT_FALSE(rec.ok()) << type;
+    EXPECT_EQ(rec.status().code(), ErrorCode::kUnsupported) << type;
+  }
+}
+
+TEST(Records, UnknownVersionIsUnsupported) {
+  auto ev = MakeExec(1, 1, "a", "/a");
+  ev.hdr.version = 2;
+  auto rec = records::Record::Decode(Bytes(ev));
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.status().code(), ErrorCode::kUnsupported);
+}
+
+TEST(Records, StreamDecodesConcatenatedRecords) {
+  std::vector<uint8_t> stream;
+  Append(stream, MakeMeasure(1, 16, "a"));
+  Append(stream, MakeExec(1, 10, "x", "/x"));
+  Append(stream, MakeExit(2, 10, 3, 0));
+  auto recs = records::DecodeStream(stream);
+  ASSERT_TRUE(recs.ok()) << recs.status().ToString();
+  ASSERT_EQ(recs->size(), 3u);
+  EXPECT_EQ((*recs)[0].type(), VIGIL_LOG_MEASURE);
+  EXPECT_EQ((*recs)[1].type(), VIGIL_EV_EXEC);
+  EXPECT_EQ((*recs)[2].As<vigil_ev_exit>()->exit_code, 3);
+}
+
+TEST(Records, StreamWithPartialTailIsTruncatedAndNamesTheOffset) {
+  std::vector<uint8_t> stream;
+  Append(stream, MakeExec(1, 10, "x", "/x"));
+  Append(stream, MakeExit(2, 10, 3, 0));
+  stream.resize(stream.size() - 1);
+  auto recs = records::DecodeStream(stream);
+  ASSERT_FALSE(recs.ok());
+  EXPECT_EQ(recs.status().code(), ErrorCode::kTruncated);
+  EXPECT_NE(recs.status().message().find("offset 328"), std::string::npos)
+      << recs.status().message();
+}
+
+TEST(Records, UnterminatedStringsStopAtTheFieldEnd) {
+  auto ev = MakeExec(1, 1, "a", "/a");
+  std::memset(ev.comm, 'A', sizeof(ev.comm));
+  std::memset(ev.filename, 'B', sizeof(ev.filename));
+  auto rec = records::Record::Decode(Bytes(ev));
+  ASSERT_TRUE(rec.ok());
+  auto exec = rec->As<vigil_ev_exec>();
+  EXPECT_EQ(records::FieldString(exec->comm), std::string(16, 'A'));
+  EXPECT_EQ(records::FieldString(exec->filename).size(), 256u);
+}
+
+TEST(Format, ExitJsonCarriesCodeSignalAndMetrics) {
+  auto rec = records::Record::Decode(Bytes(MakeExit(5, 99, 7, 0)));
+  ASSERT_TRUE(rec.ok());
+  auto j = format::RecordToJson(*rec);
+  EXPECT_EQ(j["type"], "exit");
+  EXPECT_EQ(j["seq"], 5);
+  EXPECT_EQ(j["committed"], true);
+  EXPECT_EQ(j["pid"], 99);
+  EXPECT_EQ(j["exit_code"], 7);
+  EXPECT_EQ(j["signal"], 0);
+  EXPECT_EQ(j["metrics"]["lifetime_ns"], 12345);
+  EXPECT_EQ(j["comm"], "worker");
+}
+
+TEST(Format, TextNamesTypeAndSeq) {
+  auto rec = records::Record::Decode(Bytes(MakeExec(3, 5, "sh", "/bin/sh")));
+  ASSERT_TRUE(rec.ok());
+  const std::string text = format::RecordToText(*rec);
+  EXPECT_EQ(text.rfind("exec", 0), 0u) << text;
+  EXPECT_NE(text.find("seq=3"), std::string::npos) << text;
+  EXPECT_NE(text.find("filename=/bin/sh"), std::string::npos) << text;
+}
+
+TEST(Status, CarriesOrigin) {
+  Status st = Status::FromErrno(ENOENT, "open /dev/vigil");
+  EXPECT_EQ(st.code(), ErrorCode::kNotFound);
+  EXPECT_EQ(st.origin(), ErrorOrigin::kErrno);
+  EXPECT_EQ(st.origin_code(), ENOENT);
+  EXPECT_NE(st.message().find("No such file"), std::string::npos);
+  Status tss = Status::FromTss2(0x000a0008, "connect");  // TSS2_TCTI_RC_IO_ERROR
+  EXPECT_EQ(tss.origin(), ErrorOrigin::kTss2);
+  EXPECT_NE(tss.message().find("0xa0008"), std::string::npos) << tss.message();
+  Result<int> r = Status::Error(ErrorCode::kMismatch, "x");
+  EXPECT_FALSE(r.ok());
+  Result<int> bad = Status::Ok();  // a mistake: must not look like a value
+  EXPECT_FALSE(bad.ok());
+}
+
+}  // namespace
+}  // namespace vigil

@@ -1,0 +1,18 @@
+# SPDX-License-Identifier: GPL-2.0
+# The TPM disappears mid-run (the host kills swtpm): no hang; checkpoints
+# keep coming, logged unsigned with the TPM error; unload still works.
+# Runs last: the TPM does not come back.
+vt_check kmod-gone-insmod insmod /vigil.ko
+vt_check kmod-gone-signed-before vigil-ioctl-test commit checkpoint
+vt_host kill-tpm
+sleep 2
+start=$(date +%s)
+vt_check kmod-gone-checkpoint vigil-ioctl-test checkpoint-tpm-error
+took=$(($(date +%s) - start))
+if [ $took -le 30 ]; then vt_pass kmod-gone-no-hang "forced checkpoint returned in ${took}s"; else vt_fail kmod-gone-no-hang "took ${took}s"; fi
+vigil-ioctl-test commit >/dev/null
+sleep 3
+n=$(grep -c 'status=tpm-error' /sys/kernel/security/vigil/ascii_log)
+if [ "$n" -ge 2 ]; then vt_pass kmod-gone-timer-unsigned "$n checkpoints logged unsigned with the TPM error"; else vt_fail kmod-gone-timer-unsigned "$n tpm-error signatures"; fi
+vt_check kmod-gone-chain-ok vigil-replay --skip-pcr --chain-complete --min-checkpoints 3
+vt_check kmod-gone-rmmod rmmod vigil

@@ -1,0 +1,172 @@
+#include "vigil/collector.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <span>
+#include <vector>
+
+#include "vigil_bpf.skel.h"
+
+namespace vigil::bpf {
+namespace {
+
+struct BtfDeleter {
+  void operator()(btf* b) const { btf__free(b); }
+};
+using BtfPtr = std::unique_ptr<btf, BtfDeleter>;
+
+bool g_libbpf_verbose = false;
+
+int PrintLibbpf(enum libbpf_print_level level, const char* fmt, va_list ap) {
+  if (level == LIBBPF_DEBUG && !g_libbpf_verbose) return 0;
+  return std::vfprintf(stderr, fmt, ap);
+}
+
+Result<std::vector<uint64_t>> ReadPerCpuArray(int map_fd, uint32_t entries) {
+  const int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0) return Status::FromLibbpf(ncpus, "libbpf_num_possible_cpus");
+  std::vector<uint64_t> totals(entries);
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpus));
+  for (uint32_t key = 0; key < entries; ++key) {
+    if (bpf_map_lookup_elem(map_fd, &key, per_cpu.data()) != 0) {
+      return Status::FromErrno(errno, "reading a per-CPU counter map");
+    }
+    for (uint64_t v : per_cpu) totals[key] += v;
+  }
+  return totals;
+}
+
+}  // namespace
+
+void SetLibbpfVerbosity(bool verbose) {
+  g_libbpf_verbose = verbose;
+  libbpf_set_print(PrintLibbpf);
+}
+
+uint64_t CollectorCounters::TotalDrops() const {
+  uint64_t total = 0;
+  for (uint64_t d : drops) total += d;
+  return total;
+}
+
+const char* BpfErrorName(unsigned index) {
+  switch (index) {
+    case VIGIL_BPF_ERR_RESERVE:
+      return "ringbuf_full";
+    case VIGIL_BPF_ERR_COMMIT:
+      return "commit_failed";
+    case VIGIL_BPF_ERR_DROP_REPORT:
+      return "drop_report_failed";
+    case VIGIL_BPF_ERR_READ:
+      return "read_failed";
+    case VIGIL_BPF_ERR_EXIT_DEDUP:
+      return "exit_dedup_failed";
+    default:
+      return "unknown";
+  }
+}
+
+Result<ModuleKfuncs> DetectModuleKfuncs(const std::string& module_btf) {
+  ModuleKfuncs found;
+  if (::access(module_btf.c_str(), F_OK) != 0) {
+    if (errno == ENOENT) return found;  // module not loaded
+    return Status::FromErrno(errno, "access " + module_btf);
+  }
+  BtfPtr vmlinux(btf__load_vmlinux_btf());
+  if (!vmlinux) return Status::FromLibbpf(-errno, "loading the kernel's BTF");
+  BtfPtr module(btf__parse_split(module_btf.c_str(), vmlinux.get()));
+  if (!module) return Status::FromLibbpf(-errno, "parsing " + module_btf);
+  found.commit = btf__find_by_name_kind(module.get(), "vigil_commit", BTF_KIND_FUNC) > 0;
+  found.drop = btf__find_by_name_kind(module.get(), "vigil_drop", BTF_KIND_FUNC) > 0;
+  return found;
+}
+
+void Collector::SkelDeleter::operator()(vigil_bpf* skel) const { vigil_bpf__destroy(skel); }
+void Collector::RingDeleter::operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+
+Collector::Collector(Handler handler, ModuleKfuncs module)
+    : handler_(std::move(handler)), module_(module) {}
+
+Collector::~Collector() {
+  ring_.reset();  // before the maps it reads go away
+  skel_.reset();
+}
+
+Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& options,
+                                                    Handler handler) {
+  ModuleKfuncs module;
+  if (options.allow_module) {
+    VIGIL_ASSIGN_OR_RETURN(module, DetectModuleKfuncs(options.module_btf_path));
+  }
+  std::unique_ptr<Collector> c(new Collector(std::move(handler), module));
+
+  c->skel_.reset(vigil_bpf__open());
+  if (!c->skel_) return Status::FromLibbpf(-errno, "opening the BPF skeleton");
+  c->skel_->rodata->have_module = module.commit;
+  c->skel_->rodata->have_drop_kfunc = module.commit && module.drop;
+  if (options.ringbuf_bytes != 0) {
+    int err = bpf_map__set_max_entries(c->skel_->maps.vigil_events, options.ringbuf_bytes);
+    if (err) return Status::FromLibbpf(err, "sizing the ring buffer");
+  }
+  if (int err = vigil_bpf__load(c->skel_.get()); err) {
+    return Status::FromLibbpf(err, module.commit
+                                       ? "loading the BPF programs (with the vigil module kfuncs)"
+                                       : "loading the BPF programs (no vigil module)");
+  }
+  if (int err = vigil_bpf__attach(c->skel_.get()); err) {
+    return Status::FromLibbpf(err, "attaching the BPF programs");
+  }
+  c->ring_.reset(ring_buffer__new(bpf_map__fd(c->skel_->maps.vigil_events), &Collector::OnSample,
+                                  c.get(), nullptr));
+  if (!c->ring_) return Status::FromLibbpf(-errno, "creating the ring buffer consumer");
+  return c;
+}
+
+int Collector::OnSample(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<Collector*>(ctx);
+  Result<records::Record> rec =
+      records::Record::Decode(std::span<const uint8_t>(static_cast<const uint8_t*>(data), size));
+  if (!rec.ok()) {
+    self->decode_errors_++;
+  } else if (rec->bytes().size() != size) {
+    self->decode_errors_++;
+    rec = Status::Error(ErrorCode::kMalformed, "ring buffer sample of " + std::to_string(size) +
+                                                   " bytes holds a record of " +
+                                                   std::to_string(rec->bytes().size()));
+  }
+  self->handler_(rec);
+  return 0;
+}
+
+Status Collector::Poll(int timeout_ms) {
+  int n = ring_buffer__poll(ring_.get(), timeout_ms);
+  if (n < 0 && n != -EINTR) return Status::FromLibbpf(n, "polling the ring buffer");
+  return Status::Ok();
+}
+
+Status Collector::Drain() {
+  int n = ring_buffer__consume(ring_.get());
+  if (n < 0 && n != -EINTR) return Status::FromLibbpf(n, "draining the ring buffer");
+  return Status::Ok();
+}
+
+Result<CollectorCounters> Collector::ReadCounters() const {
+  CollectorCounters out;
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint64_t> drops,
+                         ReadPerCpuArray(bpf_map__fd(skel_->maps.vigil_drops), VIGIL_EV_NR_TYPES));
+  VIGIL_ASSIGN_OR_RETURN(
+      std::vector<uint64_t> errors,
+      ReadPerCpuArray(bpf_map__fd(skel_->maps.vigil_errors), VIGIL_BPF_NR_ERRORS));
+  for (size_t i = 0; i < out.drops.size(); ++i) out.drops[i] = drops[i];
+  for (size_t i = 0; i < out.errors.size(); ++i) out.errors[i] = errors[i];
+  out.decode_errors = decode_errors_;
+  return out;
+}
+
+}  // namespace vigil::bpf

@@ -1,0 +1,80 @@
+#include "vigil/device.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace vigil::device {
+
+Result<VigilDevice> VigilDevice::Open(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, "open " + path);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  if (!S_ISCHR(st.st_mode)) {
+    return Status::Error(ErrorCode::kFailedPrecondition,
+                         path + " is not a character device (not the vigil module's device)");
+  }
+  return VigilDevice(std::move(fd));
+}
+
+Result<vigil_version> VigilDevice::GetVersion() {
+  vigil_version v;
+  std::memset(&v, 0, sizeof(v));
+  v.size = sizeof(v);
+  if (::ioctl(fd_.get(), VIGIL_IOC_GET_VERSION, &v) != 0) {
+    if (errno == ENOTTY) {
+      return Status::Error(ErrorCode::kFailedPrecondition,
+                           "VIGIL_IOC_GET_VERSION: the device does not answer vigil's ioctls");
+    }
+    return Status::FromErrno(errno, "VIGIL_IOC_GET_VERSION");
+  }
+  v.module_version[sizeof(v.module_version) - 1] = '\0';
+  return v;
+}
+
+Result<vigil_info> VigilDevice::GetInfo() {
+  vigil_info info;
+  std::memset(&info, 0, sizeof(info));
+  info.size = sizeof(info);
+  if (::ioctl(fd_.get(), VIGIL_IOC_GET_INFO, &info) != 0) {
+    return Status::FromErrno(errno, "VIGIL_IOC_GET_INFO");
+  }
+  return info;
+}
+
+Result<std::vector<uint8_t>> VigilDevice::ReadAvailable() {
+  std::vector<uint8_t> out;
+  std::vector<uint8_t> buf(64 * 1024);
+  for (;;) {
+    ssize_t n = ::read(fd_.get(), buf.data(), buf.size());
+    if (n > 0) {
+      out.insert(out.end(), buf.begin(), buf.begin() + n);
+      continue;
+    }
+    if (n == 0) break;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) break;
+    return Status::FromErrno(errno, "read " VIGIL_DEVICE_PATH);
+  }
+  return out;
+}
+
+Status CheckAbi(const vigil_version& version) {
+  if (version.abi_major != VIGIL_ABI_MAJOR) {
+    return Status::Error(
+        ErrorCode::kIncompatible,
+        "incompatible vigil ABI: the module speaks " + std::to_string(version.abi_major) + "." +
+            std::to_string(version.abi_minor) + ", this program was built for " +
+            std::to_string(VIGIL_ABI_MAJOR) + "." + std::to_string(VIGIL_ABI_MINOR) +
+            "; install matching versions of the module and tools");
+  }
+  return Status::Ok();
+}
+
+}  // namespace vigil::device

@@ -1,0 +1,105 @@
+#include "vigil/records.h"
+
+#include <string>
+
+namespace vigil::records {
+
+std::optional<size_t> ExpectedSize(uint16_t type) {
+  switch (type) {
+    case VIGIL_EV_EXEC:
+      return sizeof(vigil_ev_exec);
+    case VIGIL_EV_EXIT:
+      return sizeof(vigil_ev_exit);
+    case VIGIL_EV_USER:
+      return sizeof(vigil_ev_user);
+    case VIGIL_LOG_MEASURE:
+      return sizeof(vigil_log_measure);
+    case VIGIL_LOG_KEY:
+      return sizeof(vigil_log_key);
+    case VIGIL_LOG_CHECKPOINT:
+      return sizeof(vigil_log_checkpoint);
+    case VIGIL_LOG_SIGNATURE:
+      return sizeof(vigil_log_signature);
+    case VIGIL_LOG_EVENT:
+      return sizeof(vigil_log_event);
+    case VIGIL_LOG_BASE:
+      return sizeof(vigil_log_base);
+    default:
+      return std::nullopt;
+  }
+}
+
+std::string_view TypeName(uint16_t type) {
+  switch (type) {
+    case VIGIL_EV_EXEC:
+      return "exec";
+    case VIGIL_EV_EXIT:
+      return "exit";
+    case VIGIL_EV_USER:
+      return "user";
+    case VIGIL_LOG_MEASURE:
+      return "measure";
+    case VIGIL_LOG_KEY:
+      return "key";
+    case VIGIL_LOG_CHECKPOINT:
+      return "checkpoint";
+    case VIGIL_LOG_SIGNATURE:
+      return "signature";
+    case VIGIL_LOG_EVENT:
+      return "event";
+    case VIGIL_LOG_BASE:
+      return "base";
+    default:
+      return "unknown";
+  }
+}
+
+bool IsEvent(uint16_t type) { return type >= 1 && type <= VIGIL_EV_TYPE_MAX; }
+
+Result<Record> Record::Decode(std::span<const uint8_t> buf) {
+  vigil_rec_hdr hdr;
+  if (buf.size() < sizeof(hdr)) {
+    return Status::Error(ErrorCode::kTruncated, "record header needs " +
+                                                    std::to_string(sizeof(hdr)) + " bytes, have " +
+                                                    std::to_string(buf.size()));
+  }
+  std::memcpy(&hdr, buf.data(), sizeof(hdr));
+  const std::optional<size_t> expected = ExpectedSize(hdr.type);
+  if (!expected) {
+    return Status::Error(ErrorCode::kUnsupported,
+                         "unknown record type " + std::to_string(hdr.type));
+  }
+  if (hdr.version != 1) {
+    return Status::Error(ErrorCode::kUnsupported,
+                         std::string(TypeName(hdr.type)) + " record version " +
+                             std::to_string(hdr.version) + " is not supported");
+  }
+  if (hdr.size != *expected) {
+    return Status::Error(ErrorCode::kMalformed, std::string(TypeName(hdr.type)) + " record size " +
+                                                    std::to_string(hdr.size) + ", expected " +
+                                                    std::to_string(*expected));
+  }
+  if (hdr.size > buf.size()) {
+    return Status::Error(ErrorCode::kTruncated, std::string(TypeName(hdr.type)) + " record needs " +
+                                                    std::to_string(hdr.size) + " bytes, have " +
+                                                    std::to_string(buf.size()));
+  }
+  return Record(hdr, std::vector<uint8_t>(buf.begin(), buf.begin() + hdr.size));
+}
+
+Result<std::vector<Record>> DecodeStream(std::span<const uint8_t> buf) {
+  std::vector<Record> out;
+  size_t off = 0;
+  while (off < buf.size()) {
+    Result<Record> rec = Record::Decode(buf.subspan(off));
+    if (!rec.ok()) {
+      return Status::Error(rec.status().code(),
+                           "at offset " + std::to_string(off) + ": " + rec.status().message());
+    }
+    off += rec->bytes().size();
+    out.push_back(std::move(rec).value());
+  }
+  return out;
+}
+
+}  // namespace vigil::records

@@ -1,0 +1,119 @@
+#include "vigil/replay.h"
+
+#include <string>
+
+namespace vigil::replay {
+
+Result<LogReplay> ReplayLog(const std::vector<records::Record>& log) {
+  // The newest BASE supersedes everything before it.
+  std::optional<size_t> base_index;
+  for (size_t i = 0; i < log.size(); ++i) {
+    if (log[i].type() == VIGIL_LOG_BASE) base_index = i;
+  }
+  if (!base_index) {
+    return Status::Error(ErrorCode::kNotFound, "the log holds no BASE record to replay from");
+  }
+  const vigil_log_base base = *log[*base_index].As<vigil_log_base>();
+  if (base.nr_banks == 0 || base.nr_banks > VIGIL_MAX_BANKS) {
+    return Status::Error(ErrorCode::kMalformed,
+                         "BASE record lists " + std::to_string(base.nr_banks) + " banks");
+  }
+
+  LogReplay out;
+  out.base_seq = log[*base_index].seq();
+  for (unsigned i = 0; i < base.nr_banks; ++i) {
+    BankReplay bank;
+    bank.alg = base.bank[i].alg;
+    VIGIL_ASSIGN_OR_RETURN(size_t size, crypto::DigestSize(bank.alg));
+    if (size > sizeof(base.bank[i].config)) {
+      return Status::Error(ErrorCode::kMalformed, "digest too large for the BASE record");
+    }
+    bank.config_history.emplace_back(base.bank[i].config, base.bank[i].config + size);
+    bank.events_history.emplace_back(base.bank[i].events, base.bank[i].events + size);
+    out.banks.push_back(std::move(bank));
+  }
+
+  // The BASE holds the PCR values at its cut: every record from
+  // first_kept_seq on was extended after those values, including records
+  // that precede the BASE itself in the log (a TRIM writes its BASE last).
+  const uint64_t first_kept = base.first_kept_seq;
+  std::optional<uint64_t> prev_seq;
+  for (size_t i = 0; i < log.size(); ++i) {
+    const records::Record& rec = log[i];
+    if (rec.seq() < first_kept) continue;
+    if (!prev_seq && i == 0 && first_kept > 1 && rec.seq() > first_kept) {
+      return Status::Error(ErrorCode::kNotFound,
+                           "the log starts at seq " + std::to_string(rec.seq()) +
+                               ", after the BASE's first_kept_seq " + std::to_string(first_kept));
+    }
+    if (prev_seq && rec.seq() != *prev_seq + 1) {
+      return Status::Error(ErrorCode::kMalformed, "log seq " + std::to_string(rec.seq()) +
+                                                      " follows " + std::to_string(*prev_seq) +
+                                                      ": records are missing");
+    }
+    prev_seq = rec.seq();
+    bool to_config = false;
+    bool to_events = false;
+    uint32_t pcr = VIGIL_PCR_NONE;
+    if (auto m = rec.As<vigil_log_measure>()) {
+      pcr = m->pcr;
+      to_config = m->pcr != VIGIL_PCR_NONE;
+    } else if (auto k = rec.As<vigil_log_key>()) {
+      pcr = k->pcr;
+      to_config = k->pcr != VIGIL_PCR_NONE;
+    } else if (auto cp = rec.As<vigil_log_checkpoint>()) {
+      to_events = cp->anchor == VIGIL_ANCHOR_PCR;
+    }
+    if (to_config) {
+      if (out.config_pcr && *out.config_pcr != pcr) {
+        return Status::Error(ErrorCode::kMalformed, "log seq " + std::to_string(rec.seq()) +
+                                                        " extends PCR " + std::to_string(pcr) +
+                                                        ", earlier records PCR " +
+                                                        std::to_string(*out.config_pcr));
+      }
+      out.config_pcr = pcr;
+      out.config_extends++;
+    }
+    if (to_events) out.events_extends++;
+    if (!to_config && !to_events) continue;
+    for (BankReplay& bank : out.banks) {
+      VIGIL_ASSIGN_OR_RETURN(crypto::Digest measurement, crypto::Hash(bank.alg, rec.bytes()));
+      std::vector<crypto::Digest>& history = to_config ? bank.config_history : bank.events_history;
+      VIGIL_ASSIGN_OR_RETURN(crypto::Digest next,
+                             crypto::Extend(bank.alg, history.back(), measurement));
+      history.push_back(std::move(next));
+    }
+  }
+  return out;
+}
+
+PcrComparison ComparePcr(const std::vector<crypto::Digest>& history, const crypto::Digest& actual) {
+  PcrComparison cmp;
+  if (history.empty()) return cmp;
+  if (history.back() == actual) {
+    cmp.match = PcrMatch::kMatch;
+    return cmp;
+  }
+  for (size_t i = history.size() - 1; i-- > 0;) {
+    if (history[i] == actual) {
+      cmp.match = PcrMatch::kPendingTail;
+      cmp.pending = history.size() - 1 - i;
+      return cmp;
+    }
+  }
+  return cmp;
+}
+
+std::string PcrMatchName(PcrMatch m) {
+  switch (m) {
+    case PcrMatch::kMatch:
+      return "match";
+    case PcrMatch::kPendingTail:
+      return "pending";
+    case PcrMatch::kMismatch:
+      return "MISMATCH";
+  }
+  return "?";
+}
+
+}  // namespace vigil::replay

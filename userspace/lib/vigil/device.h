@@ -1,0 +1,39 @@
+// /dev/vigil: the version / info ioctls and the binary log stream.
+#ifndef VIGIL_USERSPACE_LIB_VIGIL_DEVICE_H_
+#define VIGIL_USERSPACE_LIB_VIGIL_DEVICE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vigil.h"
+#include "vigil/status.h"
+#include "vigil/unique_fd.h"
+
+namespace vigil::device {
+
+// An open /dev/vigil. Move-only. Thread-safety: not thread-safe (the log
+// read position is per open file).
+class VigilDevice {
+ public:
+  // kNotFound (errno ENOENT) when the module is not loaded.
+  static Result<VigilDevice> Open(const std::string& path = VIGIL_DEVICE_PATH);
+
+  Result<vigil_version> GetVersion();
+  Result<vigil_info> GetInfo();
+  // Reads every log record available now (non-blocking), from the position
+  // of this open file (the oldest held record for a fresh open).
+  Result<std::vector<uint8_t>> ReadAvailable();
+
+ private:
+  explicit VigilDevice(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+// kIncompatible, with a message naming both versions, when the module's ABI
+// major differs from the one this program was built for.
+Status CheckAbi(const vigil_version& version);
+
+}  // namespace vigil::device
+
+#endif  // VIGIL_USERSPACE_LIB_VIGIL_DEVICE_H_

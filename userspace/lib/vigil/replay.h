@@ -1,0 +1,66 @@
+// Replays the module's log into the values pcr_config and pcr_events must
+// hold, per bank, following docs/contracts.md: start from the newest BASE
+// record's values, which are the PCRs at its cut, and fold every record with
+// seq >= its first_kept_seq (wherever it sits relative to the BASE): MEASURE
+// and KEY records (pcr != VIGIL_PCR_NONE) extend pcr_config and CHECKPOINT
+// records with anchor=pcr extend pcr_events, each with H_bank(whole record)
+// in every bank the BASE lists. Log seqs from first_kept_seq on must be
+// contiguous.
+#ifndef VIGIL_USERSPACE_LIB_VIGIL_REPLAY_H_
+#define VIGIL_USERSPACE_LIB_VIGIL_REPLAY_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vigil/digest.h"
+#include "vigil/records.h"
+#include "vigil/status.h"
+
+namespace vigil::replay {
+
+// The running values of one bank: [0] is the BASE value, then one entry
+// after each extend, so a PCR read that raced a log append can be placed.
+struct BankReplay {
+  uint16_t alg = 0;
+  std::vector<crypto::Digest> config_history;
+  std::vector<crypto::Digest> events_history;
+
+  const crypto::Digest& config() const { return config_history.back(); }
+  const crypto::Digest& events() const { return events_history.back(); }
+};
+
+struct LogReplay {
+  uint64_t base_seq = 0;               // log seq of the BASE replay started from
+  size_t config_extends = 0;           // records folded into pcr_config
+  size_t events_extends = 0;           // records folded into pcr_events
+  std::optional<uint32_t> config_pcr;  // PCR index the MEASURE/KEY records name
+  std::vector<BankReplay> banks;
+};
+
+// Fails with kNotFound when there is no BASE record or the log starts after
+// its first_kept_seq, kUnsupported for a bank algorithm OpenSSL cannot
+// compute, kMalformed for inconsistent records or missing seqs.
+Result<LogReplay> ReplayLog(const std::vector<records::Record>& log);
+
+enum class PcrMatch {
+  kMatch,        // the TPM holds the fully replayed value
+  kPendingTail,  // the TPM holds an earlier value: the last records are
+                 // logged but not yet extended (the log is written first)
+  kMismatch,     // the TPM value is not on the replayed path at all
+};
+
+struct PcrComparison {
+  PcrMatch match = PcrMatch::kMismatch;
+  size_t pending = 0;  // with kPendingTail: extends not yet in the TPM
+};
+
+// Places `actual` on the replay path `history`.
+PcrComparison ComparePcr(const std::vector<crypto::Digest>& history, const crypto::Digest& actual);
+
+std::string PcrMatchName(PcrMatch m);
+
+}  // namespace vigil::replay
+
+#endif  // VIGIL_USERSPACE_LIB_VIGIL_REPLAY_H_

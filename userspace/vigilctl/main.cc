@@ -1,0 +1,512 @@
+// vigilctl: talk to the vigil module (/dev/vigil) and the TPM.
+//
+//   vigilctl status [--json]       module version and info (GET_VERSION, GET_INFO)
+//   vigilctl log    [--json] [--file F] [--save F]   the module's log records
+//   vigilctl replay [--json] [--tcti T] [--pcr config|events|all]
+//                   replay the log into pcr_config / pcr_events per bank and
+//                   compare with the TPM
+//   vigilctl verify-chain --events F [--start-seq N --start-head HEX] [--file LOG]
+//                   recompute the hash chain over events saved by
+//                   `vigild --raw-out` and compare with the log's checkpoints
+//                   and the module's current chain head
+//
+// Exit codes (all subcommands):
+//   0 success (replay: every compared PCR matches)
+//   1 runtime error (ioctl, read, TPM or hashing failure)
+//   2 usage error
+//   3 vigil module not loaded (/dev/vigil missing)
+//   4 incompatible module ABI major version
+//   5 replay mismatch (a PCR differs from the replayed log)
+//   6 malformed log (a record failed validation)
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "vigil/chain.h"
+#include "vigil/device.h"
+#include "vigil/digest.h"
+#include "vigil/format.h"
+#include "vigil/records.h"
+#include "vigil/replay.h"
+#include "vigil/status.h"
+#include "vigil/tpm.h"
+
+namespace {
+
+using nlohmann::json;
+using vigil::ErrorCode;
+using vigil::Result;
+using vigil::Status;
+
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitNoModule = 3;
+constexpr int kExitAbi = 4;
+constexpr int kExitMismatch = 5;
+constexpr int kExitMalformed = 6;
+
+// The device path (--device), /dev/vigil unless a test says otherwise.
+std::string g_device = VIGIL_DEVICE_PATH;
+
+// Prints the error and maps it to the documented exit code.
+int Fail(const Status& st) {
+  if (st.code() == ErrorCode::kNotFound && st.origin() == vigil::ErrorOrigin::kErrno &&
+      st.origin_code() == ENOENT && st.message().rfind("open " + g_device, 0) == 0) {
+    std::cerr << "vigilctl: vigil module not loaded (" << g_device << " missing)\n";
+    return kExitNoModule;
+  }
+  std::cerr << "vigilctl: " << st.ToString() << "\n";
+  switch (st.code()) {
+    case ErrorCode::kIncompatible:
+      return kExitAbi;
+    case ErrorCode::kMismatch:
+      return kExitMismatch;
+    case ErrorCode::kTruncated:
+    case ErrorCode::kMalformed:
+    case ErrorCode::kUnsupported:
+      return kExitMalformed;
+    default:
+      return kExitError;
+  }
+}
+
+// Opens the device and refuses an incompatible ABI before anything else.
+Result<vigil::device::VigilDevice> OpenChecked(vigil_version* version_out) {
+  VIGIL_ASSIGN_OR_RETURN(vigil::device::VigilDevice dev,
+                         vigil::device::VigilDevice::Open(g_device));
+  VIGIL_ASSIGN_OR_RETURN(vigil_version version, dev.GetVersion());
+  VIGIL_RETURN_IF_ERROR(vigil::device::CheckAbi(version));
+  if (version_out != nullptr) *version_out = version;
+  return dev;
+}
+
+Result<std::vector<uint8_t>> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::FromErrno(errno, "open " + path);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+Status WriteFile(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return Status::FromErrno(errno, "create " + path);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+  if (!out.flush()) return Status::FromErrno(errno, "write " + path);
+  return Status::Ok();
+}
+
+// ---- status ---------------------------------------------------------------
+
+int CmdStatus(bool as_json) {
+  vigil_version version;
+  auto dev = OpenChecked(&version);
+  if (!dev.ok()) return Fail(dev.status());
+  auto info = dev->GetInfo();
+  if (!info.ok()) return Fail(info.status());
+  if (as_json) {
+    json j = vigil::format::VersionToJson(version);
+    j["info"] = vigil::format::InfoToJson(*info);
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  const json i = vigil::format::InfoToJson(*info);
+  std::cout << "vigil module " << vigil::records::FieldString(version.module_version) << " (ABI "
+            << version.abi_major << "." << version.abi_minor << ")\n";
+  std::cout << "TPM: " << (i["tpm_present"].get<bool>() ? "present" : "absent (degraded mode)")
+            << ", checkpoint key: " << (i["tpm_key"].get<bool>() ? "yes" : "no")
+            << ", tpm_required: " << (i["tpm_required"].get<bool>() ? "yes" : "no") << "\n";
+  std::cout << "PCR banks:";
+  for (const auto& b : i["banks"]) std::cout << " " << b.get<std::string>();
+  if (i["banks"].empty()) std::cout << " none";
+  std::cout << "\n";
+  std::cout << "pcr_config=" << info->pcr_config << " pcr_events=" << info->pcr_events
+            << " anchor=" << i["anchor"].get<std::string>() << "\n";
+  std::cout << "checkpoint every " << info->checkpoint_ms << " ms or " << info->checkpoint_events
+            << " events\n";
+  std::cout << "instance id: " << i["instance_id"].get<std::string>() << "\n";
+  std::cout << "chain: head " << i["chain_head"].get<std::string>() << " next_seq "
+            << info->next_seq << " committed " << info->committed << " dropped " << info->dropped
+            << " busy " << info->busy << " rejected " << info->rejected << "\n";
+  std::cout << "checkpoints: signed " << info->checkpoints_signed << " unsigned "
+            << info->checkpoints_unsigned << "\n";
+  std::cout << "log: " << info->log_records << " records, " << info->log_bytes << " bytes (max "
+            << info->log_max_bytes << "), seq " << info->log_first_seq << ".."
+            << (info->log_next_seq == 0 ? 0 : info->log_next_seq - 1) << ", refused "
+            << info->log_refused << "\ntpm errors: " << info->tpm_errors << "\n";
+  return kExitOk;
+}
+
+// ---- log ------------------------------------------------------------------
+
+Result<std::vector<uint8_t>> ReadLogBytes(const std::string& file) {
+  if (!file.empty()) return ReadFile(file);
+  VIGIL_ASSIGN_OR_RETURN(vigil::device::VigilDevice dev, OpenChecked(nullptr));
+  return dev.ReadAvailable();
+}
+
+int CmdLog(bool as_json, const std::string& file, const std::string& save) {
+  auto bytes = ReadLogBytes(file);
+  if (!bytes.ok()) return Fail(bytes.status());
+  if (!save.empty()) {
+    if (Status st = WriteFile(save, *bytes); !st.ok()) return Fail(st);
+  }
+  auto recs = vigil::records::DecodeStream(*bytes);
+  if (!recs.ok()) return Fail(recs.status());
+  for (const auto& rec : *recs) {
+    if (as_json) {
+      std::cout << vigil::format::RecordToJson(rec).dump() << "\n";
+    } else {
+      std::cout << vigil::format::RecordToText(rec) << "\n";
+    }
+  }
+  return kExitOk;
+}
+
+// ---- replay ---------------------------------------------------------------
+
+struct PcrCheck {
+  std::string which;  // "config" or "events"
+  uint32_t pcr = 0;
+  uint16_t alg = 0;
+  vigil::crypto::Digest replayed;
+  vigil::crypto::Digest tpm;
+  vigil::replay::PcrComparison cmp;
+};
+
+struct ReplayOutcome {
+  vigil::replay::LogReplay replay;
+  std::vector<PcrCheck> checks;
+  bool all_match = false;
+  bool any_pending = false;
+};
+
+struct ReplayPlan {
+  bool config = true;
+  bool events = true;
+  uint32_t pcr_config = 16;
+  uint32_t pcr_events = 23;
+};
+
+// One attempt: PCRs first, then the log. The module appends to the log
+// before it extends, so a log read after the PCRs covers every extend the
+// PCRs hold (IMA's rule); extra tail records show up as "pending".
+Result<ReplayOutcome> ReplayOnce(vigil::tpm::EsysContext& tpm, const ReplayPlan& plan,
+                                 const std::string& file, const std::vector<uint16_t>& banks_hint) {
+  std::vector<std::pair<std::string, uint32_t>> pcrs;
+  if (plan.config) pcrs.emplace_back("config", plan.pcr_config);
+  if (plan.events) pcrs.emplace_back("events", plan.pcr_events);
+
+  std::vector<PcrCheck> checks;
+  for (uint16_t alg : banks_hint) {
+    for (const auto& [which, pcr] : pcrs) {
+      PcrCheck c;
+      c.which = which;
+      c.pcr = pcr;
+      c.alg = alg;
+      VIGIL_ASSIGN_OR_RETURN(c.tpm, tpm.PcrRead(alg, pcr));
+      checks.push_back(std::move(c));
+    }
+  }
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, ReadLogBytes(file));
+  VIGIL_ASSIGN_OR_RETURN(std::vector<vigil::records::Record> log,
+                         vigil::records::DecodeStream(bytes));
+  ReplayOutcome out;
+  VIGIL_ASSIGN_OR_RETURN(out.replay, vigil::replay::ReplayLog(log));
+  if (out.replay.config_pcr && plan.config && *out.replay.config_pcr != plan.pcr_config) {
+    return Status::Error(ErrorCode::kMismatch,
+                         "the log extends PCR " + std::to_string(*out.replay.config_pcr) +
+                             " but pcr_config is " + std::to_string(plan.pcr_config));
+  }
+  out.all_match = true;
+  for (PcrCheck& c : checks) {
+    const vigil::replay::BankReplay* bank = nullptr;
+    for (const auto& b : out.replay.banks) {
+      if (b.alg == c.alg) bank = &b;
+    }
+    if (bank == nullptr) {
+      return Status::Error(ErrorCode::kMismatch, "the TPM has bank " +
+                                                     vigil::crypto::AlgName(c.alg) +
+                                                     " but the log's BASE record does not");
+    }
+    const auto& history = c.which == "config" ? bank->config_history : bank->events_history;
+    c.replayed = history.back();
+    c.cmp = vigil::replay::ComparePcr(history, c.tpm);
+    out.all_match = out.all_match && c.cmp.match == vigil::replay::PcrMatch::kMatch;
+    out.any_pending = out.any_pending || c.cmp.match == vigil::replay::PcrMatch::kPendingTail;
+  }
+  out.checks = std::move(checks);
+  return out;
+}
+
+int CmdReplay(bool as_json, const std::string& tcti, const std::string& which,
+              const std::string& file, std::optional<uint32_t> pcr_config,
+              std::optional<uint32_t> pcr_events) {
+  ReplayPlan plan;
+  plan.config = which == "config" || which == "all";
+  plan.events = which == "events" || which == "all";
+  bool ima_anchor = false;
+  if (file.empty()) {
+    auto dev = OpenChecked(nullptr);
+    if (!dev.ok()) return Fail(dev.status());
+    auto info = dev->GetInfo();
+    if (!info.ok()) return Fail(info.status());
+    if ((info->tpm_flags & VIGIL_TPM_PRESENT) == 0) {
+      std::cerr << "vigilctl: the module found no TPM: nothing was extended, nothing to replay\n";
+      return kExitError;
+    }
+    plan.pcr_config = info->pcr_config;
+    plan.pcr_events = info->pcr_events;
+    ima_anchor = info->anchor == VIGIL_ANCHOR_IMA;
+  }
+  if (pcr_config) plan.pcr_config = *pcr_config;
+  if (pcr_events) plan.pcr_events = *pcr_events;
+  if (ima_anchor && plan.events) {
+    std::cerr << "vigilctl: anchor=ima: checkpoints go to IMA's PCR, pcr_events is not compared\n";
+    plan.events = false;
+  }
+
+  auto tpm = vigil::tpm::EsysContext::Open(tcti);
+  if (!tpm.ok()) return Fail(tpm.status());
+  auto banks = tpm->AllocatedBanks();
+  if (!banks.ok()) return Fail(banks.status());
+
+  Result<ReplayOutcome> outcome = Status::Error(ErrorCode::kInternal, "not run");
+  // A checkpoint can land between the PCR read and the log read; retry a few
+  // times before calling a pending tail a failure.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    outcome = ReplayOnce(*tpm, plan, file, *banks);
+    if (!outcome.ok() || outcome->all_match || !outcome->any_pending) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!outcome.ok()) return Fail(outcome.status());
+
+  if (as_json) {
+    json checks = json::array();
+    for (const PcrCheck& c : outcome->checks) {
+      checks.push_back(json{{"pcr_kind", c.which},
+                            {"pcr", c.pcr},
+                            {"alg", vigil::crypto::AlgName(c.alg)},
+                            {"replayed", vigil::crypto::ToHex(c.replayed)},
+                            {"tpm", vigil::crypto::ToHex(c.tpm)},
+                            {"result", vigil::replay::PcrMatchName(c.cmp.match)},
+                            {"pending", c.cmp.pending}});
+    }
+    std::cout << json{{"ok", outcome->all_match},
+                      {"base_seq", outcome->replay.base_seq},
+                      {"config_extends", outcome->replay.config_extends},
+                      {"events_extends", outcome->replay.events_extends},
+                      {"checks", checks}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << "replay from BASE log seq " << outcome->replay.base_seq << ": "
+              << outcome->replay.config_extends << " config extends, "
+              << outcome->replay.events_extends << " events extends\n";
+    for (const PcrCheck& c : outcome->checks) {
+      std::cout << vigil::crypto::AlgName(c.alg) << " pcr_" << c.which << "[" << c.pcr << "]\n"
+                << "  replayed " << vigil::crypto::ToHex(c.replayed) << "\n"
+                << "  tpm      " << vigil::crypto::ToHex(c.tpm) << "\n"
+                << "  " << vigil::replay::PcrMatchName(c.cmp.match);
+      if (c.cmp.match == vigil::replay::PcrMatch::kPendingTail) {
+        std::cout << " (" << c.cmp.pending << " logged records not yet extended)";
+      }
+      std::cout << "\n";
+    }
+    std::cout << (outcome->all_match ? "all PCRs match the log\n" : "PCRs DO NOT match the log\n");
+  }
+  return outcome->all_match ? kExitOk : kExitMismatch;
+}
+
+// ---- verify-chain ---------------------------------------------------------
+
+int CmdVerifyChain(bool as_json, const std::string& events_file, const std::string& log_file,
+                   std::optional<uint64_t> start_seq, const std::string& start_head_hex) {
+  auto event_bytes = ReadFile(events_file);
+  if (!event_bytes.ok()) return Fail(event_bytes.status());
+  auto events = vigil::records::DecodeStream(*event_bytes);
+  if (!events.ok()) return Fail(events.status());
+  auto log_bytes = ReadLogBytes(log_file);
+  if (!log_bytes.ok()) return Fail(log_bytes.status());
+  auto log = vigil::records::DecodeStream(*log_bytes);
+  if (!log.ok()) return Fail(log.status());
+
+  std::optional<vigil_info> info;
+  if (log_file.empty()) {
+    auto dev = OpenChecked(nullptr);
+    if (!dev.ok()) return Fail(dev.status());
+    auto i = dev->GetInfo();
+    if (!i.ok()) return Fail(i.status());
+    info = *i;
+  }
+
+  vigil::crypto::Sha256Digest start_head{};
+  uint64_t seq0 = start_seq.value_or(0);
+  if (!start_head_hex.empty()) {
+    auto bytes = vigil::crypto::FromHex(start_head_hex);
+    if (!bytes.ok() || bytes->size() != start_head.size()) {
+      std::cerr << "vigilctl: --start-head needs 64 hex digits\n";
+      return kExitUsage;
+    }
+    std::copy(bytes->begin(), bytes->end(), start_head.begin());
+  } else if (seq0 == 0) {
+    // From the beginning: chain_0 of the instance (GET_INFO or a checkpoint).
+    vigil::chain::InstanceId id{};
+    bool have_id = false;
+    if (info) {
+      std::copy(std::begin(info->instance_id), std::end(info->instance_id), id.begin());
+      have_id = true;
+    }
+    for (const auto& rec : *log) {
+      if (auto cp = rec.As<vigil_log_checkpoint>(); cp && !have_id) {
+        std::copy(std::begin(cp->instance_id), std::end(cp->instance_id), id.begin());
+        have_id = true;
+      }
+    }
+    if (!have_id) {
+      std::cerr << "vigilctl: no instance id (no module and no checkpoint in the log)\n";
+      return kExitError;
+    }
+    auto c0 = vigil::chain::InitialChain(id);
+    if (!c0.ok()) return Fail(c0.status());
+    start_head = *c0;
+  } else {
+    std::cerr << "vigilctl: --start-seq needs --start-head\n";
+    return kExitUsage;
+  }
+
+  auto range = vigil::chain::VerifyEventRange(start_head, seq0, *events, *log);
+  if (!range.ok()) return Fail(range.status());
+
+  // The module's live head is a further comparison point when it has not
+  // committed anything since the last saved event.
+  std::string module_head = "not compared";
+  bool module_match = false;
+  if (info) {
+    if (info->next_seq == range->last_seq + 1) {
+      module_match =
+          std::equal(range->head.begin(), range->head.end(), std::begin(info->chain_head));
+      module_head = module_match ? "match" : "MISMATCH";
+    } else {
+      module_head = "not compared (module at seq " + std::to_string(info->next_seq - 1) + ")";
+    }
+  }
+  const bool mismatch = module_head == "MISMATCH";
+  const bool anchored = range->checkpoints_checked > 0 || module_match;
+  if (as_json) {
+    std::cout << json{{"ok", !mismatch && anchored},
+                      {"first_seq", range->first_seq},
+                      {"last_seq", range->last_seq},
+                      {"events", range->events},
+                      {"head", vigil::crypto::ToHex(range->head)},
+                      {"checkpoints_checked", range->checkpoints_checked},
+                      {"module_head", module_head}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << "events seq " << range->first_seq << ".." << range->last_seq << " ("
+              << range->events << " events) continue the chain from seq " << seq0 << "\n"
+              << "chain head " << vigil::crypto::ToHex(range->head) << "\n"
+              << "checkpoints compared: " << range->checkpoints_checked << "\n"
+              << "module head: " << module_head << "\n";
+  }
+  if (mismatch) {
+    std::cerr << "vigilctl: the module's chain head differs from the recomputed chain\n";
+    return kExitMismatch;
+  }
+  if (!anchored) {
+    std::cerr << "vigilctl: nothing to compare against: no checkpoint ends inside the "
+                 "events and the module head moved on\n";
+    return kExitError;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "vigilctl: inspect the vigil module, its log and the TPM.\n\n"
+      "Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 vigil module not loaded "
+      "(/dev/vigil missing), 4 incompatible module ABI, 5 replay mismatch, 6 malformed log."};
+  app.require_subcommand(1);
+  app.add_option("--device", g_device, "The vigil device")->capture_default_str();
+
+  bool json_out = false;
+  auto* status = app.add_subcommand("status", "Show the module's version, TPM, banks and counters");
+  status->add_flag("--json", json_out, "Machine-readable output");
+
+  std::string log_file;
+  std::string log_save;
+  auto* log = app.add_subcommand("log", "Print the module's log records");
+  log->add_flag("--json", json_out, "One JSON object per record");
+  log->add_option("--file", log_file, "Read a saved binary log instead of /dev/vigil");
+  log->add_option("--save", log_save, "Also write the raw binary log to this file");
+
+  std::string tcti = vigil::tpm::kDefaultTcti;
+  std::string which = "all";
+  std::string replay_file;
+  std::optional<uint32_t> pcr_config;
+  std::optional<uint32_t> pcr_events;
+  auto* replay = app.add_subcommand(
+      "replay", "Replay the log into pcr_config/pcr_events per bank and compare with the TPM");
+  replay->add_flag("--json", json_out, "Machine-readable output");
+  replay->add_option("--tcti", tcti, "TPM access (tpm2-tss TCTI)")->capture_default_str();
+  replay->add_option("--pcr", which, "Which PCRs to compare")
+      ->check(CLI::IsMember({"config", "events", "all"}))
+      ->capture_default_str();
+  replay->add_option("--file", replay_file, "Replay a saved binary log instead of /dev/vigil");
+  replay->add_option("--pcr-config", pcr_config,
+                     "pcr_config index (default: from the module, or 16)");
+  replay->add_option("--pcr-events", pcr_events,
+                     "pcr_events index (default: from the module, or 23)");
+
+  std::string chain_events;
+  std::string chain_log;
+  std::optional<uint64_t> chain_start_seq;
+  std::string chain_start_head;
+  auto* verify_chain = app.add_subcommand(
+      "verify-chain",
+      "Recompute the hash chain over events saved by `vigild --raw-out` and compare it with "
+      "the log's checkpoints and the module's chain head");
+  verify_chain->add_flag("--json", json_out, "Machine-readable output");
+  verify_chain->add_option("--events", chain_events, "Raw events file from vigild --raw-out")
+      ->required();
+  verify_chain->add_option("--file", chain_log, "Read a saved binary log instead of /dev/vigil");
+  verify_chain->add_option("--start-seq", chain_start_seq,
+                           "Seq of the last event before the file's first (default 0)");
+  verify_chain->add_option("--start-head", chain_start_head,
+                           "Chain value after --start-seq, 64 hex digits (e.g. chain_head "
+                           "from `vigilctl status --json` before vigild started)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  try {
+    if (*status) return CmdStatus(json_out);
+    if (*log) return CmdLog(json_out, log_file, log_save);
+    if (*replay) return CmdReplay(json_out, tcti, which, replay_file, pcr_config, pcr_events);
+    if (*verify_chain) {
+      return CmdVerifyChain(json_out, chain_events, chain_log, chain_start_seq, chain_start_head);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "vigilctl: " << e.what() << "\n";
+    return kExitError;
+  }
+  return kExitUsage;
+}

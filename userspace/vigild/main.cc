@@ -1,0 +1,214 @@
+// vigild: loads vigil's BPF programs, prints one JSON line per event on
+// stdout and a summary with counts (drops included) on stderr at exit.
+//
+// Exit codes: 0 clean stop (signal or --duration), 1 runtime error
+// (not root, no kernel BTF, load/attach failure), 2 usage error.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include "vigil/collector.h"
+#include "vigil/format.h"
+#include "vigil/records.h"
+#include "vigil/status.h"
+#include "vigil/unique_fd.h"
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+
+volatile sig_atomic_t g_stop = 0;
+
+void OnSignal(int) { g_stop = 1; }
+
+// Without SA_RESTART so the ring buffer wait returns at once.
+void InstallSignalHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+// Written only once the programs are attached; renamed into place so a
+// reader never sees a partial file.
+vigil::Status WriteReadyFile(const std::string& path, bool module) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return vigil::Status::FromErrno(errno, "creating " + tmp);
+    out << "pid=" << ::getpid() << " module=" << (module ? 1 : 0) << "\n";
+    if (!out.flush()) return vigil::Status::FromErrno(errno, "writing " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return vigil::Status::FromErrno(errno, "renaming " + tmp);
+  }
+  return vigil::Status::Ok();
+}
+
+struct EventCounts {
+  uint64_t events = 0;
+  uint64_t exec = 0;
+  uint64_t exit = 0;
+  uint64_t committed = 0;
+  uint64_t uncommitted = 0;
+  uint64_t decode_errors = 0;
+};
+
+// Appends every event's exact bytes (for chain verification by vigilctl).
+vigil::Status WriteAll(int fd, std::span<const uint8_t> bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return vigil::Status::FromErrno(errno, "writing the raw event file");
+    }
+    bytes = bytes.subspan(static_cast<size_t>(n));
+  }
+  return vigil::Status::Ok();
+}
+
+int Run(double duration_s, const std::string& ready_file, const std::string& raw_out,
+        uint32_t ringbuf_bytes, bool no_module, bool verbose) {
+  if (::geteuid() != 0) {
+    std::cerr << "vigild: must run as root (loading BPF programs needs CAP_BPF, "
+                 "CAP_PERFMON and CAP_SYS_ADMIN)\n";
+    return kExitError;
+  }
+  if (::access(vigil::bpf::kVmlinuxBtfPath, R_OK) != 0) {
+    std::cerr << "vigild: " << vigil::bpf::kVmlinuxBtfPath
+              << " is missing: the kernel needs CONFIG_DEBUG_INFO_BTF=y for CO-RE programs\n";
+    return kExitError;
+  }
+  vigil::bpf::SetLibbpfVerbosity(verbose);
+
+  vigil::UniqueFd raw_fd;
+  if (!raw_out.empty()) {
+    raw_fd.Reset(::open(raw_out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!raw_fd.valid()) {
+      std::cerr << "vigild: " << vigil::Status::FromErrno(errno, "open " + raw_out).ToString()
+                << "\n";
+      return kExitError;
+    }
+  }
+  uint64_t raw_errors = 0;
+
+  EventCounts counts;
+  auto handler = [&counts, &raw_fd, &raw_errors](const vigil::Result<vigil::records::Record>& rec) {
+    if (!rec.ok()) {
+      counts.decode_errors++;
+      std::cerr << "vigild: bad ring buffer record: " << rec.status().ToString() << "\n";
+      return;
+    }
+    counts.events++;
+    if (rec->type() == VIGIL_EV_EXEC) counts.exec++;
+    if (rec->type() == VIGIL_EV_EXIT) counts.exit++;
+    (rec->committed() ? counts.committed : counts.uncommitted)++;
+    std::cout << vigil::format::RecordToJson(*rec).dump() << '\n';
+    std::cout.flush();
+    if (raw_fd.valid() && !WriteAll(raw_fd.get(), rec->bytes()).ok()) raw_errors++;
+  };
+
+  vigil::bpf::CollectorOptions options;
+  options.ringbuf_bytes = ringbuf_bytes;
+  options.allow_module = !no_module;
+  auto collector = vigil::bpf::Collector::Start(options, handler);
+  if (!collector.ok()) {
+    std::cerr << "vigild: " << collector.status().ToString() << "\n";
+    return kExitError;
+  }
+  const vigil::bpf::ModuleKfuncs module = (*collector)->module();
+  std::cerr << "vigild: attached; vigil module "
+            << (module.commit ? "present: events are committed"
+                              : "absent: events are not committed (flag no_module)")
+            << "\n";
+  if (!ready_file.empty()) {
+    if (vigil::Status st = WriteReadyFile(ready_file, module.commit); !st.ok()) {
+      std::cerr << "vigild: " << st.ToString() << "\n";
+      return kExitError;
+    }
+  }
+
+  int rc = kExitOk;
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(duration_s));
+  while (!g_stop) {
+    if (duration_s > 0 && std::chrono::steady_clock::now() >= deadline) break;
+    if (vigil::Status st = (*collector)->Poll(100); !st.ok()) {
+      std::cerr << "vigild: " << st.ToString() << "\n";
+      rc = kExitError;
+      break;
+    }
+  }
+  if (vigil::Status st = (*collector)->Drain(); !st.ok()) {
+    std::cerr << "vigild: " << st.ToString() << "\n";
+    rc = kExitError;
+  }
+
+  auto counters = (*collector)->ReadCounters();
+  std::cerr << "vigild: summary events=" << counts.events << " exec=" << counts.exec
+            << " exit=" << counts.exit << " committed=" << counts.committed
+            << " uncommitted=" << counts.uncommitted << " decode_errors=" << counts.decode_errors;
+  if (counters.ok()) {
+    std::cerr << " drops=" << counters->TotalDrops();
+    for (unsigned i = 0; i < counters->errors.size(); ++i) {
+      std::cerr << " " << vigil::bpf::BpfErrorName(i) << "=" << counters->errors[i];
+    }
+  } else {
+    std::cerr << " drops=unknown (" << counters.status().ToString() << ")";
+    rc = kExitError;
+  }
+  std::cerr << " module=" << (module.commit ? 1 : 0) << "\n";
+  if (raw_errors != 0) {
+    std::cerr << "vigild: " << raw_errors << " events could not be written to " << raw_out << "\n";
+    rc = kExitError;
+  }
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "vigild: collect exec/exit events from the kernel through BPF and print one JSON "
+      "object per line.\n\nExit codes: 0 clean stop, 1 runtime error, 2 usage error."};
+  double duration_s = 0;
+  std::string ready_file;
+  std::string raw_out;
+  uint32_t ringbuf_bytes = 0;
+  bool no_module = false;
+  bool verbose = false;
+  app.add_option("--duration", duration_s, "Stop after SECONDS (default: run until SIGINT/SIGTERM)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--ready-file", ready_file,
+                 "Write PATH once the programs are attached (for tests and supervisors)");
+  app.add_option("--raw-out", raw_out,
+                 "Also append each event's exact bytes to PATH (for vigilctl verify-chain)");
+  app.add_option("--ringbuf-bytes", ringbuf_bytes,
+                 "Ring buffer size, a power of two (default 256 KiB)");
+  app.add_flag("--no-module", no_module, "Do not call the vigil module even if it is loaded");
+  app.add_flag("-v,--verbose", verbose, "Show libbpf debug output");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  InstallSignalHandlers();
+  try {
+    return Run(duration_s, ready_file, raw_out, ringbuf_bytes, no_module, verbose);
+  } catch (const std::exception& e) {
+    std::cerr << "vigild: " << e.what() << "\n";
+    return kExitError;
+  }
+}
