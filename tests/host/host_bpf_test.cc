@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -232,6 +233,35 @@ TEST_F(HostBpfTest, MultiThreadedProcessExitsOnce) {
   ASSERT_EQ(exits.size(), 1u) << "one exit event per process, not per thread";
   EXPECT_EQ(exits[0]["exit_code"], 4);
   EXPECT_EQ(exits[0]["signal"], 0);
+}
+
+uint64_t SummaryValue(const std::string& summary, const std::string& key) {
+  const std::string needle = " " + key + "=";
+  const size_t at = summary.find(needle);
+  if (at == std::string::npos) return UINT64_MAX;
+  return std::stoull(summary.substr(at + needle.size()));
+}
+
+// A stopped consumer and a one-page ring buffer: records are lost, and the
+// loss is counted and reported rather than silent.
+TEST_F(HostBpfTest, FullRingBufferIsCounted) {
+  StartVigild({"--ringbuf-bytes", "4096"});
+  ASSERT_EQ(kill(vigild_, SIGSTOP), 0);
+  for (int i = 0; i < 40; ++i) {
+    const pid_t p = Spawn({"/bin/true"});
+    ASSERT_GT(p, 0);
+    WaitStatus(p);
+  }
+  ASSERT_EQ(kill(vigild_, SIGCONT), 0);
+  const std::vector<json> events = StopVigild();
+  const std::string summary = ReadAll(err());
+  const uint64_t drops = SummaryValue(summary, "drops");
+  ASSERT_NE(drops, UINT64_MAX) << summary;
+  EXPECT_GT(drops, 0u) << summary;
+  EXPECT_EQ(SummaryValue(summary, "ringbuf_full"), drops) << summary;
+  // What fit in the page was still delivered.
+  EXPECT_FALSE(events.empty());
+  EXPECT_LT(events.size(), 80u) << "a one-page ring cannot hold 80 records";
 }
 
 TEST_F(HostBpfTest, DurationStopsCleanly) {

@@ -380,3 +380,56 @@ TEST(EventRange, GapInWindowFails) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(Checkpoints, LossCountersNeverDecrease) {
+  // Two correctly linked checkpoints where only drops_total goes 5 -> 4.
+  ModuleModel m(TestId());
+  auto events = MakeEvents(m, 1);
+  auto first = *m.Checkpoint(1).As<vigil_log_checkpoint>();
+  first.drops_total = 5;
+  std::vector<records::Record> log = {testing::ToRecord(first)};
+  auto second = testing::Blank<vigil_log_checkpoint>(VIGIL_LOG_CHECKPOINT, 2);
+  second.first_seq = 2;
+  second.last_seq = 1;  // an empty batch
+  second.drops_total = 4;
+  std::memcpy(second.chain_head, m.head().data(), 32);
+  std::memcpy(second.instance_id, TestId().data(), 16);
+  const Sha256Digest link =
+      RefSha256(std::vector<uint8_t>(log[0].bytes().begin(), log[0].bytes().end()));
+  std::memcpy(second.prev_digest, link.data(), 32);
+  log.push_back(testing::ToRecord(second));
+  auto summary = chain::VerifyCheckpoints(TestId(), log, events);
+  ASSERT_FALSE(summary.ok());
+  EXPECT_NE(summary.status().message().find("loss counter"), std::string::npos)
+      << summary.status().message();
+
+  second.drops_total = 6;  // the same log with a growing counter verifies
+  log[1] = testing::ToRecord(second);
+  auto ok = chain::VerifyCheckpoints(TestId(), log, events);
+  EXPECT_TRUE(ok.ok()) << ok.status().ToString();
+}
+
+TEST(Records, LogEventCopyYieldsTheChainedUserEvent) {
+  auto user = testing::Blank<vigil_ev_user>(VIGIL_EV_USER, 9);
+  user.hdr.flags = VIGIL_REC_F_COMMITTED;
+  user.kind = 3;
+  user.len = 2;
+  user.payload[0] = 0xab;
+  auto copy = testing::Blank<vigil_log_event>(VIGIL_LOG_EVENT, 40);
+  copy.ev = user;
+  auto ev = records::EventFromLogCopy(testing::ToRecord(copy));
+  ASSERT_TRUE(ev.ok()) << ev.status().ToString();
+  EXPECT_EQ(ev->seq(), 9u);
+  EXPECT_TRUE(std::equal(ev->bytes().begin(), ev->bytes().end(),
+                         reinterpret_cast<const uint8_t*>(&user)));
+  copy.ev.hdr.type = VIGIL_EV_EXEC;  // a copy must hold a user event
+  auto bad = records::EventFromLogCopy(testing::ToRecord(copy));
+  EXPECT_FALSE(bad.ok());
+  EXPECT_FALSE(records::EventFromLogCopy(testing::ToRecord(user)).ok());
+}
+
+}  // namespace
+}  // namespace vigil

@@ -84,6 +84,7 @@ Result<CheckpointSummary> VerifyCheckpoints(const InstanceId& instance_id,
   CheckpointSummary summary;
   Sha256Digest prev_digest{};  // zeros before the first checkpoint
   uint64_t prev_last_seq = 0;
+  std::array<uint64_t, 3> prev_counters{};  // drops, busy, log_refused
 
   for (const records::Record& rec : log) {
     const std::optional<vigil_log_checkpoint> cp = rec.As<vigil_log_checkpoint>();
@@ -103,6 +104,13 @@ Result<CheckpointSummary> VerifyCheckpoints(const InstanceId& instance_id,
     if (cp->last_seq + 1 < cp->first_seq) {
       return Status::Error(ErrorCode::kMismatch, where + ": last_seq before first_seq");
     }
+    // Loss counters are totals since load: they never go down.
+    if (summary.checkpoints > 0 &&
+        (cp->drops_total < prev_counters[0] || cp->busy_total < prev_counters[1] ||
+         cp->log_refused < prev_counters[2])) {
+      return Status::Error(ErrorCode::kMismatch, where + ": a loss counter decreased");
+    }
+    prev_counters = {cp->drops_total, cp->busy_total, cp->log_refused};
     while (verifier.last_seq() < cp->last_seq) {
       if (next_event >= events.size()) {
         return Status::Error(

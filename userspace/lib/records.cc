@@ -1,5 +1,6 @@
 #include "vigil/records.h"
 
+#include <cstddef>
 #include <string>
 
 namespace vigil::records {
@@ -100,6 +101,21 @@ Result<std::vector<Record>> DecodeStream(std::span<const uint8_t> buf) {
     out.push_back(std::move(rec).value());
   }
   return out;
+}
+
+Result<Record> EventFromLogCopy(const Record& log_event) {
+  if (log_event.type() != VIGIL_LOG_EVENT) {
+    return Status::Error(ErrorCode::kInvalidArgument, "not a LOG_EVENT record");
+  }
+  const std::span<const uint8_t> body =
+      log_event.bytes().subspan(offsetof(vigil_log_event, ev), sizeof(vigil_ev_user));
+  VIGIL_ASSIGN_OR_RETURN(Record ev, Record::Decode(body));
+  if (ev.type() != VIGIL_EV_USER) {
+    return Status::Error(ErrorCode::kMalformed, "LOG_EVENT carries a " +
+                                                    std::string(TypeName(ev.type())) +
+                                                    " record, not a user event");
+  }
+  return ev;
 }
 
 }  // namespace vigil::records

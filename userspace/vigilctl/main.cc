@@ -387,7 +387,20 @@ int CmdVerifyChain(bool as_json, const std::string& events_file, const std::stri
     return kExitUsage;
   }
 
-  auto range = vigil::chain::VerifyEventRange(start_head, seq0, *events, *log);
+  // User events committed through the ioctl reach readers as LOG_EVENT
+  // copies; they belong to the same chain as the ring buffer's events.
+  std::vector<vigil::records::Record> all_events = std::move(events).value();
+  size_t log_copies = 0;
+  for (const auto& rec : *log) {
+    if (rec.type() != VIGIL_LOG_EVENT) continue;
+    auto ev = vigil::records::EventFromLogCopy(rec);
+    if (!ev.ok()) return Fail(ev.status());
+    if (ev->seq() <= seq0) continue;
+    all_events.push_back(std::move(ev).value());
+    log_copies++;
+  }
+
+  auto range = vigil::chain::VerifyEventRange(start_head, seq0, all_events, *log);
   if (!range.ok()) return Fail(range.status());
 
   // The module's live head is a further comparison point when it has not
@@ -410,6 +423,7 @@ int CmdVerifyChain(bool as_json, const std::string& events_file, const std::stri
                       {"first_seq", range->first_seq},
                       {"last_seq", range->last_seq},
                       {"events", range->events},
+                      {"log_event_copies", log_copies},
                       {"head", vigil::crypto::ToHex(range->head)},
                       {"checkpoints_checked", range->checkpoints_checked},
                       {"module_head", module_head}}
@@ -417,7 +431,8 @@ int CmdVerifyChain(bool as_json, const std::string& events_file, const std::stri
               << "\n";
   } else {
     std::cout << "events seq " << range->first_seq << ".." << range->last_seq << " ("
-              << range->events << " events) continue the chain from seq " << seq0 << "\n"
+              << range->events << " events, " << log_copies
+              << " from LOG_EVENT copies) continue the chain from seq " << seq0 << "\n"
               << "chain head " << vigil::crypto::ToHex(range->head) << "\n"
               << "checkpoints compared: " << range->checkpoints_checked << "\n"
               << "module head: " << module_head << "\n";

@@ -37,6 +37,8 @@ void InstallSignalHandlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // A closed stdout is reported as a write error, not a silent death.
+  signal(SIGPIPE, SIG_IGN);
 }
 
 // Written only once the programs are attached; renamed into place so a
@@ -115,6 +117,7 @@ int Run(double duration_s, const std::string& ready_file, const std::string& raw
     (rec->committed() ? counts.committed : counts.uncommitted)++;
     std::cout << vigil::format::RecordToJson(*rec).dump() << '\n';
     std::cout.flush();
+    if (!std::cout) g_stop = 1;  // stdout is gone: stop, the summary says so
     if (raw_fd.valid() && !WriteAll(raw_fd.get(), rec->bytes()).ok()) raw_errors++;
   };
 
@@ -169,6 +172,10 @@ int Run(double duration_s, const std::string& ready_file, const std::string& raw
     rc = kExitError;
   }
   std::cerr << " module=" << (module.commit ? 1 : 0) << "\n";
+  if (!std::cout) {
+    std::cerr << "vigild: writing events to stdout failed\n";
+    rc = kExitError;
+  }
   if (raw_errors != 0) {
     std::cerr << "vigild: " << raw_errors << " events could not be written to " << raw_out << "\n";
     rc = kExitError;

@@ -19,8 +19,7 @@ int32_t DdSketch::Key(double x) const {
 }
 
 double DdSketch::Value(int32_t key) const {
-  return 2.0 * std::exp(static_cast<double>(key) / inv_log_gamma_) /
-         (gamma_ + 1.0);
+  return 2.0 * std::exp(static_cast<double>(key) / inv_log_gamma_) / (gamma_ + 1.0);
 }
 
 void DdSketch::Halve() {
@@ -91,8 +90,7 @@ void DdSketch::AddKey(int32_t k, uint32_t weight) {
       kept.reserve(max_bins_);
       kept.push_back(static_cast<uint32_t>(sum));
       if (merged < size) {
-        kept.insert(kept.end(), bins_.begin() + static_cast<ptrdiff_t>(merged),
-                    bins_.end());
+        kept.insert(kept.end(), bins_.begin() + static_cast<ptrdiff_t>(merged), bins_.end());
       }
       offset_ = k - static_cast<int32_t>(max_bins_) + 1;
       kept.resize(max_bins_, 0);
@@ -150,6 +148,15 @@ std::optional<double> DdSketch::Quantile(double q) const {
 
 std::optional<double> DdSketch::Mad() const {
   if (count_ == 0) return std::nullopt;
+  return MadImpl(false, 0.0);
+}
+
+std::optional<double> DdSketch::MadLog(double shift) const {
+  if (count_ == 0 || !(shift > 0) || !std::isfinite(shift)) return std::nullopt;
+  return MadImpl(true, shift);
+}
+
+double DdSketch::MadImpl(bool log_domain, double shift) const {
   const double median = *Quantile(0.5);
   // Prefix sums so that the interpolated rank is O(1) per evaluation.
   std::vector<uint64_t> below(bins_.size() + 1);
@@ -167,18 +174,26 @@ std::optional<double> DdSketch::Mad() const {
     if (i >= bins_.size()) return static_cast<double>(count_);
     const double edge_hi = std::exp(static_cast<double>(k) / inv_log_gamma_);
     // The bottom bin starts at min (it also holds collapsed lower bins).
-    const double lo = (i == 0 && zero_count_ == 0) ? min_
-                                                   : std::max(edge_hi / gamma_, min_);
+    const double lo = (i == 0 && zero_count_ == 0) ? min_ : std::max(edge_hi / gamma_, min_);
     const double hi = std::min(edge_hi, max_);
     const double frac = hi > lo ? std::clamp((x - lo) / (hi - lo), 0.0, 1.0) : 1.0;
     return static_cast<double>(below[i]) + frac * static_cast<double>(bins_[i]);
   };
+  // Values within deviation d of the median: [median - d, median + d], or in
+  // the log domain [(median + c) e^-d - c, (median + c) e^d - c].
+  const double center = median + shift;
+  auto within = [&](double d) {
+    if (log_domain) return rank(center * std::exp(d) - shift) - rank(center * std::exp(-d) - shift);
+    return rank(median + d) - rank(median - d);
+  };
   const double half = 0.5 * static_cast<double>(count_);
   double lo = 0;
-  double hi = std::max(max_ - median, median - min_);
+  double hi = log_domain
+                  ? std::max(std::log((max_ + shift) / center), std::log(center / (min_ + shift)))
+                  : std::max(max_ - median, median - min_);
   for (int iter = 0; iter < 64 && hi - lo > 1e-12 * std::max(hi, 1e-300); ++iter) {
     const double mid = 0.5 * (lo + hi);
-    if (rank(median + mid) - rank(median - mid) >= half) {
+    if (within(mid) >= half) {
       hi = mid;
     } else {
       lo = mid;
@@ -198,29 +213,25 @@ DdSketch::Parts DdSketch::ToParts() const {
   return p;
 }
 
-StateResult<DdSketch> DdSketch::FromParts(double alpha, uint32_t max_bins,
-                                          Parts p, const std::string& path) {
+StateResult<DdSketch> DdSketch::FromParts(double alpha, uint32_t max_bins, Parts p,
+                                          const std::string& path) {
   DdSketch s(alpha, max_bins);
   if (s.alpha_ != alpha || s.max_bins_ != max_bins) {
-    return StateStatus(StateCode::kOutOfRange, path,
-                       "sketch alpha or max_bins out of range");
+    return StateStatus(StateCode::kOutOfRange, path, "sketch alpha or max_bins out of range");
   }
   if (!std::isfinite(p.min) || !std::isfinite(p.max)) {
     return StateStatus(StateCode::kNonFinite, path, "min and max must be finite");
   }
   if (p.min < 0 || p.min > p.max) {
-    return StateStatus(StateCode::kOutOfRange, path,
-                       "need 0 <= min <= max");
+    return StateStatus(StateCode::kOutOfRange, path, "need 0 <= min <= max");
   }
   if (p.bins.size() > max_bins) {
-    return StateStatus(StateCode::kOutOfRange, path + "/bins",
-                       "more bins than max_bins");
+    return StateStatus(StateCode::kOutOfRange, path + "/bins", "more bins than max_bins");
   }
   uint64_t sum = p.zero_count;
   for (uint32_t c : p.bins) {
     if (sum + c < sum) {
-      return StateStatus(StateCode::kOutOfRange, path + "/bins",
-                         "bin counts overflow");
+      return StateStatus(StateCode::kOutOfRange, path + "/bins", "bin counts overflow");
     }
     sum += c;
   }
@@ -230,15 +241,13 @@ StateResult<DdSketch> DdSketch::FromParts(double alpha, uint32_t max_bins,
   }
   if (p.count == 0) {
     if (p.min != 0 || p.max != 0) {
-      return StateStatus(StateCode::kInconsistent, path,
-                         "an empty sketch must have min = max = 0");
+      return StateStatus(StateCode::kInconsistent, path, "an empty sketch must have min = max = 0");
     }
     s.offset_ = 0;
     return s;
   }
   if ((p.zero_count > 0) != (p.min < kMinIndexable)) {
-    return StateStatus(StateCode::kInconsistent, path + "/min",
-                       "min disagrees with zero_count");
+    return StateStatus(StateCode::kInconsistent, path + "/min", "min disagrees with zero_count");
   }
   if (p.bins.empty()) {
     if (p.max >= kMinIndexable) {
@@ -252,19 +261,16 @@ StateResult<DdSketch> DdSketch::FromParts(double alpha, uint32_t max_bins,
     }
     const int64_t lowest = s.Key(kMinIndexable);
     const int64_t highest = s.Key(DBL_MAX);
-    const int64_t top = static_cast<int64_t>(p.offset) +
-                        static_cast<int64_t>(p.bins.size()) - 1;
+    const int64_t top = static_cast<int64_t>(p.offset) + static_cast<int64_t>(p.bins.size()) - 1;
     if (p.offset < lowest || top > highest) {
       return StateStatus(StateCode::kOutOfRange, path + "/offset",
                          "bin keys outside the representable range");
     }
     if (p.max < kMinIndexable || s.Key(p.max) != top) {
-      return StateStatus(StateCode::kInconsistent, path + "/max",
-                         "max is not in the top bin");
+      return StateStatus(StateCode::kInconsistent, path + "/max", "max is not in the top bin");
     }
     if (p.zero_count == 0 && s.Key(p.min) > p.offset) {
-      return StateStatus(StateCode::kInconsistent, path + "/min",
-                         "min is above the bottom bin");
+      return StateStatus(StateCode::kInconsistent, path + "/min", "min is above the bottom bin");
     }
   }
   s.offset_ = p.offset;

@@ -2,11 +2,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "vigil/baseline/store.h"
 
@@ -21,9 +20,8 @@ constexpr int kMaxDepth = 16;  // the format nests 6 deep
 
 json SketchToJson(const DdSketch& s) {
   DdSketch::Parts p = s.ToParts();
-  return json{{"offset", p.offset}, {"bins", p.bins},
-              {"zero_count", p.zero_count}, {"count", p.count},
-              {"min", p.min}, {"max", p.max}};
+  return json{{"offset", p.offset}, {"bins", p.bins}, {"zero_count", p.zero_count},
+              {"count", p.count},   {"min", p.min},   {"max", p.max}};
 }
 
 // Typed access to one JSON object with its JSON-pointer path. The first error
@@ -31,8 +29,7 @@ json SketchToJson(const DdSketch& s) {
 // object.
 class ObjectReader {
  public:
-  ObjectReader(const json& j, std::string path,
-               std::initializer_list<const char*> allowed)
+  ObjectReader(const json& j, std::string path, std::initializer_list<const char*> allowed)
       : j_(j), path_(std::move(path)) {
     if (!j_.is_object()) {
       Fail(StateCode::kWrongType, path_, "expected an object");
@@ -40,9 +37,8 @@ class ObjectReader {
     }
     for (const auto& item : j_.items()) {
       const std::string& key = item.key();
-      if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) {
-            return key == a;
-          }) == allowed.end()) {
+      if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; }) ==
+          allowed.end()) {
         Fail(StateCode::kUnknownField, Child(key), "not defined by this version");
         return;
       }
@@ -155,8 +151,7 @@ class ObjectReader {
     if (!ok()) return 0;
     if (!m.is_number()) {
       Fail(m.is_null() ? StateCode::kNonFinite : StateCode::kWrongType, path,
-           m.is_null() ? "null where a number belongs (NaN or inf written?)"
-                       : "expected a number");
+           m.is_null() ? "null where a number belongs (NaN or inf written?)" : "expected a number");
       return 0;
     }
     const double v = m.get<double>();
@@ -167,8 +162,7 @@ class ObjectReader {
     return v;
   }
 
-  std::string CheckString(const json& m, const std::string& path,
-                          size_t max_bytes) {
+  std::string CheckString(const json& m, const std::string& path, size_t max_bytes) {
     if (!ok()) return {};
     if (!m.is_string()) {
       Fail(StateCode::kWrongType, path, "expected a string");
@@ -204,8 +198,7 @@ std::string BaselineStore::Serialize() const {
   out += json(kStateFormat).dump();
   out += ",\"version\":" + std::to_string(kStateVersion);
   out += ",\"sketch\":";
-  out += json{{"alpha", config_.sketch_alpha}, {"max_bins", config_.sketch_max_bins}}
-             .dump();
+  out += json{{"alpha", config_.sketch_alpha}, {"max_bins", config_.sketch_max_bins}}.dump();
   out += ",\"rejected_values\":" + std::to_string(rejected_values_);
   out += ",\"rejected_agents\":" + std::to_string(rejected_agents_);
   out += ",\"agents\":[";
@@ -226,12 +219,10 @@ std::string BaselineStore::Serialize() const {
           {"since_refresh", fs.since_refresh},
           {"median", fs.median},
           {"mad", fs.mad},
+          {"mad_log", fs.mad_log},
           {"welford",
-           {{"count", w.count}, {"mean", w.mean}, {"m2", w.m2},
-            {"min", w.min}, {"max", w.max}}},
-          {"ewma",
-           {{"weight", e.weight}, {"mean", e.mean}, {"s", e.s},
-            {"last_ns", e.last_ns}}},
+           {{"count", w.count}, {"mean", w.mean}, {"m2", w.m2}, {"min", w.min}, {"max", w.max}}},
+          {"ewma", {{"weight", e.weight}, {"mean", e.mean}, {"s", e.s}, {"last_ns", e.last_ns}}},
           {"sketch", SketchToJson(fs.sketch)}};
     }
     if (!first) out += ',';
@@ -252,11 +243,10 @@ std::string BaselineStore::Serialize() const {
 }
 
 StateStatus BaselineStore::ParseFeature(const json& j, const std::string& path,
-                                        const BaselineConfig& config,
-                                        FeatureState& fs) {
+                                        const BaselineConfig& config, FeatureState& fs) {
   ObjectReader r(j, path,
-                 {"phase", "first_ns", "last_ns", "anomalies", "since_refresh",
-                  "median", "mad", "welford", "ewma", "sketch"});
+                 {"phase", "first_ns", "last_ns", "anomalies", "since_refresh", "median", "mad",
+                  "mad_log", "welford", "ewma", "sketch"});
   fs.phase = r.Phase<Phase>("phase");
   fs.first_ns = r.U64("first_ns");
   fs.last_ns = r.U64("last_ns");
@@ -265,10 +255,10 @@ StateStatus BaselineStore::ParseFeature(const json& j, const std::string& path,
       static_cast<uint32_t>(r.U64("since_refresh", std::numeric_limits<uint32_t>::max()));
   fs.median = r.NonNegative("median");
   fs.mad = r.NonNegative("mad");
+  fs.mad_log = r.NonNegative("mad_log");
   if (!r.ok()) return r.status();
   if (fs.first_ns > fs.last_ns) {
-    return StateStatus(StateCode::kInconsistent, r.Child("first_ns"),
-                       "first_ns > last_ns");
+    return StateStatus(StateCode::kInconsistent, r.Child("first_ns"), "first_ns > last_ns");
   }
 
   const std::string wpath = r.Child("welford");
@@ -289,11 +279,10 @@ StateStatus BaselineStore::ParseFeature(const json& j, const std::string& path,
   const std::string spath = r.Child("sketch");
   const json* sketch_json = r.Member("sketch");
   if (sketch_json == nullptr) return r.status();
-  ObjectReader s(*sketch_json, spath,
-                 {"offset", "bins", "zero_count", "count", "min", "max"});
+  ObjectReader s(*sketch_json, spath, {"offset", "bins", "zero_count", "count", "min", "max"});
   DdSketch::Parts sp;
-  sp.offset = static_cast<int32_t>(s.I64("offset", std::numeric_limits<int32_t>::min(),
-                                         std::numeric_limits<int32_t>::max()));
+  sp.offset = static_cast<int32_t>(
+      s.I64("offset", std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()));
   if (const json* bins = s.Member("bins")) {
     if (!bins->is_array()) {
       s.Fail(StateCode::kWrongType, s.Child("bins"), "expected an array");
@@ -302,9 +291,9 @@ StateStatus BaselineStore::ParseFeature(const json& j, const std::string& path,
     } else {
       sp.bins.reserve(bins->size());
       for (size_t i = 0; i < bins->size() && s.ok(); ++i) {
-        sp.bins.push_back(static_cast<uint32_t>(
-            s.CheckU64((*bins)[i], s.Child("bins") + "/" + std::to_string(i),
-                       std::numeric_limits<uint32_t>::max())));
+        sp.bins.push_back(
+            static_cast<uint32_t>(s.CheckU64((*bins)[i], s.Child("bins") + "/" + std::to_string(i),
+                                             std::numeric_limits<uint32_t>::max())));
       }
     }
   }
@@ -313,8 +302,8 @@ StateStatus BaselineStore::ParseFeature(const json& j, const std::string& path,
   sp.min = s.Finite("min");
   sp.max = s.Finite("max");
   if (!s.ok()) return s.status();
-  StateResult<DdSketch> sketch = DdSketch::FromParts(
-      config.sketch_alpha, config.sketch_max_bins, std::move(sp), spath);
+  StateResult<DdSketch> sketch =
+      DdSketch::FromParts(config.sketch_alpha, config.sketch_max_bins, std::move(sp), spath);
   if (!sketch.ok()) return sketch.status();
   fs.sketch = std::move(sketch).value();
 
@@ -328,16 +317,15 @@ StateStatus BaselineStore::ParseFeature(const json& j, const std::string& path,
   ep.s = e.Finite("s");
   ep.last_ns = e.U64("last_ns");
   if (!e.ok()) return e.status();
-  StateResult<Ewma> ewma = Ewma::FromParts(
-      config.ewma, ep, static_cast<double>(fs.stats.count()), epath);
+  StateResult<Ewma> ewma =
+      Ewma::FromParts(config.ewma, ep, static_cast<double>(fs.stats.count()), epath);
   if (!ewma.ok()) return ewma.status();
   fs.ewma = std::move(ewma).value();
 
   // Cross-checks between the parts.
   const uint64_t n = fs.stats.count();
   if (n == 0) {
-    return StateStatus(StateCode::kInconsistent, path,
-                       "a feature without samples must be omitted");
+    return StateStatus(StateCode::kInconsistent, path, "a feature without samples must be omitted");
   }
   if (fs.sketch.count() != n) {
     return StateStatus(StateCode::kInconsistent, spath + "/count",
@@ -352,26 +340,29 @@ StateStatus BaselineStore::ParseFeature(const json& j, const std::string& path,
                        "larger than the sample count");
   }
   if (fs.phase == Phase::kLearning) {
-    if (fs.median != 0 || fs.mad != 0 || fs.since_refresh != 0) {
+    if (fs.median != 0 || fs.mad != 0 || fs.mad_log != 0 || fs.since_refresh != 0) {
       return StateStatus(StateCode::kInconsistent, path,
                          "a learning feature has no median, mad or refresh count");
     }
   } else {
     if (fs.median < fs.stats.min() || fs.median > fs.stats.max()) {
-      return StateStatus(StateCode::kInconsistent, r.Child("median"),
-                         "median outside [min, max]");
+      return StateStatus(StateCode::kInconsistent, r.Child("median"), "median outside [min, max]");
     }
     if (fs.mad > fs.stats.max() - fs.stats.min()) {
-      return StateStatus(StateCode::kInconsistent, r.Child("mad"),
-                         "mad larger than max - min");
+      return StateStatus(StateCode::kInconsistent, r.Child("mad"), "mad larger than max - min");
+    }
+    // ln((max + c) / (min + c)) <= ln(max / min) for any shift c > 0.
+    if (fs.stats.min() > 0 && fs.mad_log > std::log(fs.stats.max() / fs.stats.min()) + 1e-12) {
+      return StateStatus(StateCode::kInconsistent, r.Child("mad_log"),
+                         "mad_log larger than ln(max / min)");
     }
   }
   return StateStatus::Ok();
 }
 
 StateStatus BaselineStore::ParseAgent(const json& j, const std::string& path,
-                                      const BaselineConfig& config,
-                                      std::string& name, AgentState& a) {
+                                      const BaselineConfig& config, std::string& name,
+                                      AgentState& a) {
   ObjectReader r(j, path,
                  {"name", "role", "first_ns", "last_ns", "anomalies", "exe_phase",
                   "exe_observations", "executables", "features"});
@@ -387,8 +378,7 @@ StateStatus BaselineStore::ParseAgent(const json& j, const std::string& path,
     return StateStatus(StateCode::kOutOfRange, r.Child("name"), "must not be empty");
   }
   if (a.first_ns > a.last_ns) {
-    return StateStatus(StateCode::kInconsistent, r.Child("first_ns"),
-                       "first_ns > last_ns");
+    return StateStatus(StateCode::kInconsistent, r.Child("first_ns"), "first_ns > last_ns");
   }
   const json* exes = r.Member("executables");
   if (exes == nullptr) return r.status();
@@ -401,8 +391,7 @@ StateStatus BaselineStore::ParseAgent(const json& j, const std::string& path,
                        "more executables than max_executables_per_agent");
   }
   if (exes->size() > a.exe_observations) {
-    return StateStatus(StateCode::kInconsistent, xpath,
-                       "more executables than exe_observations");
+    return StateStatus(StateCode::kInconsistent, xpath, "more executables than exe_observations");
   }
   if (a.exe_phase == Phase::kWatching && a.exe_observations == 0) {
     return StateStatus(StateCode::kInconsistent, r.Child("exe_phase"),
@@ -414,9 +403,9 @@ StateStatus BaselineStore::ParseAgent(const json& j, const std::string& path,
     std::string exe = r.CheckString((*exes)[i], ipath, kMaxNameBytes);
     if (!r.ok()) return r.status();
     if (!a.executables.empty() && exe <= a.executables.back()) {
-      return StateStatus(exe == a.executables.back() ? StateCode::kDuplicate
-                                                     : StateCode::kInconsistent,
-                         ipath, "executables must be sorted and unique");
+      return StateStatus(
+          exe == a.executables.back() ? StateCode::kDuplicate : StateCode::kInconsistent, ipath,
+          "executables must be sorted and unique");
     }
     a.executables.push_back(std::move(exe));
   }
@@ -437,8 +426,7 @@ StateStatus BaselineStore::ParseAgent(const json& j, const std::string& path,
     if (!f) {
       return StateStatus(StateCode::kUnknownField, path_f, "unknown feature");
     }
-    StateStatus s = ParseFeature(item.value(), path_f, config,
-                                 a.features[FeatureIndex(*f)]);
+    StateStatus s = ParseFeature(item.value(), path_f, config, a.features[FeatureIndex(*f)]);
     if (!s.ok()) return s;
   }
   return StateStatus::Ok();
@@ -483,8 +471,8 @@ StateResult<BaselineStore> BaselineStore::Parse(std::string_view text,
       const std::string path = "/agents/" + std::to_string(agent_index++);
       if (!agent_error.ok()) return false;
       if (agent_index > config.max_agents) {
-        on_agent_error(StateStatus(StateCode::kOutOfRange, "/agents",
-                                   "more agents than max_agents"));
+        on_agent_error(
+            StateStatus(StateCode::kOutOfRange, "/agents", "more agents than max_agents"));
         return false;
       }
       if (event != E::object_end) {
@@ -497,8 +485,7 @@ StateResult<BaselineStore> BaselineStore::Parse(std::string_view text,
       if (!st.ok()) {
         on_agent_error(std::move(st));
       } else if (!store.agents_.emplace(std::move(name), std::move(a)).second) {
-        on_agent_error(StateStatus(StateCode::kDuplicate, path + "/name",
-                                   "agent appears twice"));
+        on_agent_error(StateStatus(StateCode::kDuplicate, path + "/name", "agent appears twice"));
       }
       return false;  // not kept in the DOM
     }
@@ -511,8 +498,7 @@ StateResult<BaselineStore> BaselineStore::Parse(std::string_view text,
     // nlohmann reports the byte where parsing stopped; at the end of the
     // input that means the document was cut short.
     const bool at_end = e.byte >= text.size();
-    return StateStatus(at_end ? StateCode::kTruncated : StateCode::kSyntax, "",
-                       e.what());
+    return StateStatus(at_end ? StateCode::kTruncated : StateCode::kSyntax, "", e.what());
   } catch (const json::out_of_range& e) {
     // 406: a number literal beyond double ("1e999"), i.e. infinity.
     return StateStatus(StateCode::kNonFinite, "", e.what());
@@ -543,8 +529,7 @@ StateResult<BaselineStore> BaselineStore::Parse(std::string_view text,
                            ", the state has " + version->dump());
   }
   ObjectReader r(doc, "",
-                 {"format", "version", "sketch", "rejected_values",
-                  "rejected_agents", "agents"});
+                 {"format", "version", "sketch", "rejected_values", "rejected_agents", "agents"});
   store.rejected_values_ = r.U64("rejected_values");
   store.rejected_agents_ = r.U64("rejected_agents");
   const json* sketch = r.Member("sketch");
@@ -555,10 +540,10 @@ StateResult<BaselineStore> BaselineStore::Parse(std::string_view text,
   if (!s.ok()) return s.status();
   if (alpha != config.sketch_alpha || max_bins != config.sketch_max_bins) {
     return StateStatus(StateCode::kConfigMismatch, "/sketch",
-                       "state made with alpha " + std::to_string(alpha) +
-                           ", max_bins " + std::to_string(max_bins) +
-                           "; configured alpha " + std::to_string(config.sketch_alpha) +
-                           ", max_bins " + std::to_string(config.sketch_max_bins));
+                       "state made with alpha " + std::to_string(alpha) + ", max_bins " +
+                           std::to_string(max_bins) + "; configured alpha " +
+                           std::to_string(config.sketch_alpha) + ", max_bins " +
+                           std::to_string(config.sketch_max_bins));
   }
   const json* agents = r.Member("agents");
   if (!r.ok()) return r.status();

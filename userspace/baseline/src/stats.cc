@@ -8,20 +8,34 @@ namespace vigil::baseline {
 
 std::string_view StateCodeName(StateCode code) {
   switch (code) {
-    case StateCode::kOk: return "ok";
-    case StateCode::kSyntax: return "syntax error";
-    case StateCode::kTruncated: return "truncated";
-    case StateCode::kWrongFormat: return "wrong format";
-    case StateCode::kUnsupportedVersion: return "unsupported version";
-    case StateCode::kMissingField: return "missing field";
-    case StateCode::kUnknownField: return "unknown field";
-    case StateCode::kWrongType: return "wrong type";
-    case StateCode::kNonFinite: return "non-finite number";
-    case StateCode::kOutOfRange: return "out of range";
-    case StateCode::kInconsistent: return "inconsistent";
-    case StateCode::kDuplicate: return "duplicate";
-    case StateCode::kConfigMismatch: return "config mismatch";
-    case StateCode::kInvalidConfig: return "invalid config";
+    case StateCode::kOk:
+      return "ok";
+    case StateCode::kSyntax:
+      return "syntax error";
+    case StateCode::kTruncated:
+      return "truncated";
+    case StateCode::kWrongFormat:
+      return "wrong format";
+    case StateCode::kUnsupportedVersion:
+      return "unsupported version";
+    case StateCode::kMissingField:
+      return "missing field";
+    case StateCode::kUnknownField:
+      return "unknown field";
+    case StateCode::kWrongType:
+      return "wrong type";
+    case StateCode::kNonFinite:
+      return "non-finite number";
+    case StateCode::kOutOfRange:
+      return "out of range";
+    case StateCode::kInconsistent:
+      return "inconsistent";
+    case StateCode::kDuplicate:
+      return "duplicate";
+    case StateCode::kConfigMismatch:
+      return "config mismatch";
+    case StateCode::kInvalidConfig:
+      return "invalid config";
   }
   return "unknown";
 }
@@ -76,32 +90,27 @@ double RunningStats::population_variance() const {
 
 double RunningStats::stddev() const { return std::sqrt(variance()); }
 
-StateResult<RunningStats> RunningStats::FromParts(const Parts& p,
-                                                  const std::string& path) {
+StateResult<RunningStats> RunningStats::FromParts(const Parts& p, const std::string& path) {
   for (double v : {p.mean, p.m2, p.min, p.max}) {
     if (!std::isfinite(v)) {
       return StateStatus(StateCode::kNonFinite, path, "welford values must be finite");
     }
   }
   if (p.count == 0 && (p.mean != 0 || p.m2 != 0 || p.min != 0 || p.max != 0)) {
-    return StateStatus(StateCode::kInconsistent, path,
-                       "empty welford stats must be all zero");
+    return StateStatus(StateCode::kInconsistent, path, "empty welford stats must be all zero");
   }
   if (p.m2 < 0) {
     return StateStatus(StateCode::kOutOfRange, path + "/m2", "must be >= 0");
   }
   if (p.count == 1 && p.m2 != 0) {
-    return StateStatus(StateCode::kInconsistent, path + "/m2",
-                       "must be 0 with a single sample");
+    return StateStatus(StateCode::kInconsistent, path + "/m2", "must be 0 with a single sample");
   }
   if (p.min > p.max) {
     return StateStatus(StateCode::kInconsistent, path, "min > max");
   }
-  const double tol =
-      1e-9 * std::max({1.0, std::fabs(p.min), std::fabs(p.max)});
+  const double tol = 1e-9 * std::max({1.0, std::fabs(p.min), std::fabs(p.max)});
   if (p.mean < p.min - tol || p.mean > p.max + tol) {
-    return StateStatus(StateCode::kInconsistent, path + "/mean",
-                       "mean outside [min, max]");
+    return StateStatus(StateCode::kInconsistent, path + "/mean", "mean outside [min, max]");
   }
   if (p.count >= 2) {
     // The variance of values within [min, max] is at most (max-min)^2 / 4.
@@ -125,9 +134,7 @@ void Ewma::Add(double x, uint64_t timestamp_ns) {
   if (weight_ > 0) {
     double decay_units = 1.0;
     if (params_.mode == Mode::kTime) {
-      decay_units = timestamp_ns > last_ns_
-                        ? static_cast<double>(timestamp_ns - last_ns_)
-                        : 0.0;
+      decay_units = timestamp_ns > last_ns_ ? static_cast<double>(timestamp_ns - last_ns_) : 0.0;
     }
     const double decay = std::exp2(-decay_units / params_.half_life);
     weight_ *= decay;
@@ -141,20 +148,18 @@ void Ewma::Add(double x, uint64_t timestamp_ns) {
   if (s_ < 0) s_ = 0;
 }
 
-StateResult<Ewma> Ewma::FromParts(Params params, const Parts& p,
-                                  double max_weight, const std::string& path) {
+StateResult<Ewma> Ewma::FromParts(Params params, const Parts& p, double max_weight,
+                                  const std::string& path) {
   for (double v : {p.weight, p.mean, p.s}) {
     if (!std::isfinite(v)) {
       return StateStatus(StateCode::kNonFinite, path, "ewma values must be finite");
     }
   }
   if (p.weight < 0 || p.weight > max_weight * (1 + 1e-9)) {
-    return StateStatus(StateCode::kOutOfRange, path + "/weight",
-                       "must be in [0, sample count]");
+    return StateStatus(StateCode::kOutOfRange, path + "/weight", "must be in [0, sample count]");
   }
   if (p.weight == 0 && (p.mean != 0 || p.s != 0)) {
-    return StateStatus(StateCode::kInconsistent, path,
-                       "empty ewma must have mean and s 0");
+    return StateStatus(StateCode::kInconsistent, path, "empty ewma must have mean and s 0");
   }
   if (p.s < 0) {
     return StateStatus(StateCode::kOutOfRange, path + "/s", "must be >= 0");

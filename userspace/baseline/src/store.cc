@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 namespace vigil::baseline {
 
@@ -25,13 +24,20 @@ double MedianOf(std::vector<double>& v) {
 
 std::string_view FeatureName(Feature feature) {
   switch (feature) {
-    case Feature::kCpuPerExec: return "cpu_per_exec";
-    case Feature::kLifetime: return "lifetime";
-    case Feature::kMaxRss: return "max_rss";
-    case Feature::kFaultRate: return "fault_rate";
-    case Feature::kCtxSwitchRate: return "ctx_switch_rate";
-    case Feature::kSyscallRate: return "syscall_rate";
-    case Feature::kIpc: return "ipc";
+    case Feature::kCpuPerExec:
+      return "cpu_per_exec";
+    case Feature::kLifetime:
+      return "lifetime";
+    case Feature::kMaxRss:
+      return "max_rss";
+    case Feature::kFaultRate:
+      return "fault_rate";
+    case Feature::kCtxSwitchRate:
+      return "ctx_switch_rate";
+    case Feature::kSyscallRate:
+      return "syscall_rate";
+    case Feature::kIpc:
+      return "ipc";
   }
   return "unknown";
 }
@@ -43,15 +49,22 @@ std::optional<Feature> FeatureFromName(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view ScoreDomainName(ScoreDomain domain) {
+  return domain == ScoreDomain::kLog ? "log" : "linear";
+}
+
 std::string_view PhaseName(Phase phase) {
   return phase == Phase::kWatching ? "watching" : "learning";
 }
 
 std::string_view AnomalyKindName(AnomalyKind kind) {
   switch (kind) {
-    case AnomalyKind::kOutlier: return "outlier";
-    case AnomalyKind::kNewExecutable: return "new_executable";
-    case AnomalyKind::kPoolOutlier: return "pool_outlier";
+    case AnomalyKind::kOutlier:
+      return "outlier";
+    case AnomalyKind::kNewExecutable:
+      return "new_executable";
+    case AnomalyKind::kPoolOutlier:
+      return "pool_outlier";
   }
   return "unknown";
 }
@@ -72,6 +85,7 @@ nlohmann::json AnomalyToJson(const Anomaly& a) {
   j["threshold"] = a.threshold;
   const BaselineSummary& b = a.baseline;
   j["baseline"] = {{"samples", b.samples}, {"mean", b.mean},
+                   {"mad_log", b.mad_log}, {"domain", ScoreDomainName(b.domain)},
                    {"stddev", b.stddev},   {"min", b.min},
                    {"max", b.max},         {"median", b.median},
                    {"mad", b.mad},         {"scale", b.scale},
@@ -88,8 +102,7 @@ StateStatus BaselineConfig::Validate() const {
   if (!std::isfinite(threshold) || threshold <= 0) {
     return bad("threshold", "must be finite and > 0");
   }
-  if (!(sketch_alpha >= DdSketch::kMinAlpha &&
-        sketch_alpha <= DdSketch::kMaxAlpha)) {
+  if (!(sketch_alpha >= DdSketch::kMinAlpha && sketch_alpha <= DdSketch::kMaxAlpha)) {
     return bad("sketch_alpha", "must be in [1e-4, 0.5]");
   }
   if (sketch_max_bins < 16 || sketch_max_bins > 65536) {
@@ -98,6 +111,11 @@ StateStatus BaselineConfig::Validate() const {
   if (!std::isfinite(ewma.half_life) || ewma.half_life <= 0 ||
       (ewma.mode != Ewma::Mode::kSamples && ewma.mode != Ewma::Mode::kTime)) {
     return bad("ewma", "half_life must be finite and > 0, mode known");
+  }
+  for (ScoreDomain d : score_domain) {
+    if (d != ScoreDomain::kLinear && d != ScoreDomain::kLog) {
+      return bad("score_domain", "unknown domain");
+    }
   }
   if (summary_refresh < 1) return bad("summary_refresh", "must be >= 1");
   for (double m : min_mad) {
@@ -148,21 +166,17 @@ BaselineStore::AgentState* BaselineStore::FindOrCreate(std::string_view agent,
   return &a;
 }
 
-const BaselineStore::AgentState* BaselineStore::Find(
-    std::string_view agent) const {
+const BaselineStore::AgentState* BaselineStore::Find(std::string_view agent) const {
   auto it = agents_.find(agent);
   return it == agents_.end() ? nullptr : &it->second;
 }
 
-bool BaselineStore::LearningDone(uint64_t samples, uint64_t first_ns,
-                                 uint64_t now) const {
+bool BaselineStore::LearningDone(uint64_t samples, uint64_t first_ns, uint64_t now) const {
   const uint64_t elapsed = now > first_ns ? now - first_ns : 0;
-  return samples >= config_.learn_samples &&
-         elapsed >= config_.learn_duration_ns;
+  return samples >= config_.learn_samples && elapsed >= config_.learn_duration_ns;
 }
 
-void BaselineStore::Learn(FeatureState& fs, double value,
-                          uint64_t timestamp_ns) const {
+void BaselineStore::Learn(FeatureState& fs, double value, uint64_t timestamp_ns) const {
   if (fs.stats.count() == 0) fs.first_ns = fs.last_ns = timestamp_ns;
   fs.last_ns = std::max(fs.last_ns, timestamp_ns);
   fs.stats.Add(value);
@@ -170,20 +184,29 @@ void BaselineStore::Learn(FeatureState& fs, double value,
   (void)fs.sketch.Add(value);  // value was checked: finite and >= 0
 }
 
-void BaselineStore::Refresh(FeatureState& fs) {
+void BaselineStore::Refresh(FeatureState& fs, Feature feature) const {
   fs.median = fs.sketch.Quantile(0.5).value_or(0.0);
   fs.mad = fs.sketch.Mad().value_or(0.0);
+  fs.mad_log = fs.sketch.MadLog(config_.min_mad[FeatureIndex(feature)]).value_or(0.0);
   fs.since_refresh = 0;
+}
+
+double BaselineStore::Score(const FeatureState& fs, Feature feature, double value) const {
+  const size_t fi = FeatureIndex(feature);
+  if (config_.score_domain[fi] == ScoreDomain::kLog) {
+    const double c = config_.min_mad[fi];
+    const double scale = kMadToSigma * std::max(fs.mad_log, 2.0 * config_.sketch_alpha);
+    return std::fabs(std::log(value + c) - std::log(fs.median + c)) / scale;
+  }
+  return std::fabs(value - fs.median) / Scale(feature, fs.median, fs.mad);
 }
 
 double BaselineStore::Scale(Feature feature, double median, double mad) const {
   const double floor_resolution = 2.0 * config_.sketch_alpha * std::fabs(median);
-  return kMadToSigma * std::max({mad, floor_resolution,
-                                 config_.min_mad[FeatureIndex(feature)]});
+  return kMadToSigma * std::max({mad, floor_resolution, config_.min_mad[FeatureIndex(feature)]});
 }
 
-BaselineSummary BaselineStore::Summarize(const FeatureState& fs,
-                                         Feature feature) const {
+BaselineSummary BaselineStore::Summarize(const FeatureState& fs, Feature feature) const {
   BaselineSummary s;
   s.phase = fs.phase;
   s.samples = fs.stats.count();
@@ -191,26 +214,30 @@ BaselineSummary BaselineStore::Summarize(const FeatureState& fs,
   s.stddev = fs.stats.stddev();
   s.min = fs.stats.min();
   s.max = fs.stats.max();
+  const size_t fi = FeatureIndex(feature);
   if (fs.phase == Phase::kWatching) {
     s.median = fs.median;
     s.mad = fs.mad;
+    s.mad_log = fs.mad_log;
   } else {
     s.median = fs.sketch.Quantile(0.5).value_or(0.0);
     s.mad = fs.sketch.Mad().value_or(0.0);
+    s.mad_log = fs.sketch.MadLog(config_.min_mad[fi]).value_or(0.0);
   }
-  s.scale = Scale(feature, s.median, s.mad);
+  s.domain = config_.score_domain[fi];
+  s.scale = s.domain == ScoreDomain::kLog
+                ? kMadToSigma * std::max(s.mad_log, 2.0 * config_.sketch_alpha)
+                : Scale(feature, s.median, s.mad);
   s.p05 = fs.sketch.Quantile(0.05).value_or(0.0);
   s.p95 = fs.sketch.Quantile(0.95).value_or(0.0);
   s.ewma = fs.ewma.mean();
   return s;
 }
 
-std::optional<Anomaly> BaselineStore::Observe(std::string_view agent,
-                                              std::string_view role,
+std::optional<Anomaly> BaselineStore::Observe(std::string_view agent, std::string_view role,
                                               Feature feature, double value,
                                               uint64_t timestamp_ns) {
-  if (!std::isfinite(value) || value < 0 ||
-      FeatureIndex(feature) >= kFeatureCount) {
+  if (!std::isfinite(value) || value < 0 || FeatureIndex(feature) >= kFeatureCount) {
     ++rejected_values_;
     return std::nullopt;
   }
@@ -221,12 +248,11 @@ std::optional<Anomaly> BaselineStore::Observe(std::string_view agent,
     Learn(fs, value, timestamp_ns);
     if (LearningDone(fs.stats.count(), fs.first_ns, timestamp_ns)) {
       fs.phase = Phase::kWatching;
-      Refresh(fs);
+      Refresh(fs, feature);
     }
     return std::nullopt;
   }
-  const double scale = Scale(feature, fs.median, fs.mad);
-  const double score = std::fabs(value - fs.median) / scale;
+  const double score = Score(fs, feature, value);
   if (score >= config_.threshold) {
     ++fs.anomalies;
     ++a->anomalies;
@@ -244,7 +270,7 @@ std::optional<Anomaly> BaselineStore::Observe(std::string_view agent,
   }
   if (config_.adapt_while_watching) {
     Learn(fs, value, timestamp_ns);
-    if (++fs.since_refresh >= config_.summary_refresh) Refresh(fs);
+    if (++fs.since_refresh >= config_.summary_refresh) Refresh(fs, feature);
   }
   return std::nullopt;
 }
@@ -266,20 +292,19 @@ std::vector<Anomaly> BaselineStore::ObserveExit(const ExitSample& s) {
     observe(Feature::kSyscallRate, static_cast<double>(s.syscalls) / seconds);
   }
   if (s.cycles && s.instructions && *s.cycles > 0) {
-    observe(Feature::kIpc, static_cast<double>(*s.instructions) /
-                               static_cast<double>(*s.cycles));
+    observe(Feature::kIpc, static_cast<double>(*s.instructions) / static_cast<double>(*s.cycles));
   }
   return out;
 }
 
-std::optional<Anomaly> BaselineStore::ObserveExecutable(
-    std::string_view agent, std::string_view role, std::string_view executable,
-    uint64_t timestamp_ns) {
+std::optional<Anomaly> BaselineStore::ObserveExecutable(std::string_view agent,
+                                                        std::string_view role,
+                                                        std::string_view executable,
+                                                        uint64_t timestamp_ns) {
   AgentState* a = FindOrCreate(agent, role, timestamp_ns);
   if (a == nullptr) return std::nullopt;
   ++a->exe_observations;
-  auto it = std::lower_bound(a->executables.begin(), a->executables.end(),
-                             executable);
+  auto it = std::lower_bound(a->executables.begin(), a->executables.end(), executable);
   const bool known = it != a->executables.end() && *it == executable;
   const bool room = a->executables.size() < config_.max_executables_per_agent;
   if (!known && room) a->executables.insert(it, std::string(executable));
@@ -304,8 +329,7 @@ std::optional<Anomaly> BaselineStore::ObserveExecutable(
 
 std::vector<Anomaly> BaselineStore::EvaluatePools(uint64_t timestamp_ns) const {
   // role -> agents, in name order so the output is deterministic.
-  std::map<std::string_view, std::vector<std::pair<std::string_view, const AgentState*>>>
-      roles;
+  std::map<std::string_view, std::vector<std::pair<std::string_view, const AgentState*>>> roles;
   for (const auto& [name, a] : agents_) roles[a.role].emplace_back(name, &a);
   std::vector<Anomaly> out;
   std::vector<double> medians;
@@ -328,9 +352,8 @@ std::vector<Anomaly> BaselineStore::EvaluatePools(uint64_t timestamp_ns) const {
       for (double m : medians) deviations.push_back(std::fabs(m - pool_median));
       const double pool_mad = MedianOf(deviations);
       const double scale =
-          kMadToSigma *
-          std::max({pool_mad, config_.pool_min_relative_mad * std::fabs(pool_median),
-                    config_.min_mad[fi]});
+          kMadToSigma * std::max({pool_mad, config_.pool_min_relative_mad * std::fabs(pool_median),
+                                  config_.min_mad[fi]});
       for (const auto& [name, a] : members) {
         const FeatureState& fs = a->features[fi];
         if (fs.phase != Phase::kWatching) continue;
@@ -357,8 +380,7 @@ std::vector<Anomaly> BaselineStore::EvaluatePools(uint64_t timestamp_ns) const {
   return out;
 }
 
-std::optional<PoolSummary> BaselineStore::Pool(std::string_view role,
-                                               Feature feature) const {
+std::optional<PoolSummary> BaselineStore::Pool(std::string_view role, Feature feature) const {
   PoolSummary p;
   p.role = std::string(role);
   p.feature = feature;

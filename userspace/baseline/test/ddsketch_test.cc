@@ -22,23 +22,23 @@ struct Dist {
 
 std::vector<Dist> Distributions() {
   return {
-      {"normal", [](std::mt19937_64& r) {
+      {"normal",
+       [](std::mt19937_64& r) {
          return std::max(0.0, std::normal_distribution<double>(1000, 100)(r));
        }},
-      {"lognormal_wide", [](std::mt19937_64& r) {
-         return std::lognormal_distribution<double>(0.0, 2.0)(r);
-       }},
-      {"exponential", [](std::mt19937_64& r) {
-         return std::exponential_distribution<double>(1e-3)(r);
-       }},
-      {"uniform", [](std::mt19937_64& r) {
-         return std::uniform_real_distribution<double>(0, 1e6)(r);
-       }},
-      {"pareto", [](std::mt19937_64& r) {  // heavy tail, alpha = 1.2
+      {"lognormal_wide",
+       [](std::mt19937_64& r) { return std::lognormal_distribution<double>(0.0, 2.0)(r); }},
+      {"exponential",
+       [](std::mt19937_64& r) { return std::exponential_distribution<double>(1e-3)(r); }},
+      {"uniform",
+       [](std::mt19937_64& r) { return std::uniform_real_distribution<double>(0, 1e6)(r); }},
+      {"pareto",
+       [](std::mt19937_64& r) {  // heavy tail, alpha = 1.2
          const double u = std::uniform_real_distribution<double>(0, 1)(r);
          return 10.0 / std::pow(1.0 - u, 1.0 / 1.2);
        }},
-      {"with_zeros", [](std::mt19937_64& r) {  // 30% exact zeros
+      {"with_zeros",
+       [](std::mt19937_64& r) {  // 30% exact zeros
          const double u = std::uniform_real_distribution<double>(0, 1)(r);
          return u < 0.3 ? 0.0 : std::lognormal_distribution<double>(3, 1)(r);
        }},
@@ -46,8 +46,7 @@ std::vector<Dist> Distributions() {
 }
 
 // The stated bound: |Quantile(q) - x_(floor(q (n-1)))| <= alpha * x_(...).
-void ExpectWithinBound(const DdSketch& s, std::vector<double> sorted,
-                       const std::string& what) {
+void ExpectWithinBound(const DdSketch& s, std::vector<double> sorted, const std::string& what) {
   std::sort(sorted.begin(), sorted.end());
   ASSERT_EQ(s.count(), sorted.size());
   const double n1 = static_cast<double>(sorted.size() - 1);
@@ -58,11 +57,9 @@ void ExpectWithinBound(const DdSketch& s, std::vector<double> sorted,
     const std::optional<double> got = s.Quantile(q);
     ASSERT_TRUE(got.has_value());
     const double err = std::fabs(*got - exact);
-    const double bound = exact < DdSketch::kMinIndexable
-                             ? DdSketch::kMinIndexable
-                             : s.alpha() * exact * (1 + 1e-12);
-    EXPECT_LE(err, bound) << what << " q=" << q << " exact=" << exact
-                          << " got=" << *got;
+    const double bound =
+        exact < DdSketch::kMinIndexable ? DdSketch::kMinIndexable : s.alpha() * exact * (1 + 1e-12);
+    EXPECT_LE(err, bound) << what << " q=" << q << " exact=" << exact << " got=" << *got;
     if (exact > 0) worst = std::max(worst, err / exact);
   }
   EXPECT_LE(worst, s.alpha() * (1 + 1e-12)) << what;
@@ -200,6 +197,37 @@ TEST(DdSketchTest, MadWithinStatedBound) {
   }
 }
 
+TEST(DdSketchTest, MadLogWithinThreeAlpha) {
+  std::mt19937_64 rng(13);
+  for (int which = 0; which < 3; ++which) {
+    const double c = which == 2 ? 1.0 : 1e5;
+    DdSketch s;
+    std::vector<double> ys;
+    for (int i = 0; i < 100000; ++i) {
+      double x = 0;
+      if (which == 0) x = std::lognormal_distribution<double>(14.5, 0.2)(rng);
+      if (which == 1) x = std::max(0.0, std::normal_distribution<double>(2e6, 2e5)(rng));
+      if (which == 2) x = std::exponential_distribution<double>(0.5)(rng);  // near 0
+      ASSERT_TRUE(s.Add(x));
+      ys.push_back(std::log(x + c));
+    }
+    std::sort(ys.begin(), ys.end());
+    const size_t mid = (ys.size() - 1) / 2;
+    const double median = ys[mid];
+    for (double& y : ys) y = std::fabs(y - median);
+    std::nth_element(ys.begin(), ys.begin() + static_cast<ptrdiff_t>(mid), ys.end());
+    const double got = *s.MadLog(c);
+    EXPECT_LE(std::fabs(got - ys[mid]), 3 * s.alpha()) << which;
+    if (which == 0) {
+      EXPECT_NEAR(got, 0.2 * 0.6745, 0.01);  // sigma * Phi^-1(3/4)
+    }
+  }
+  DdSketch empty;
+  EXPECT_FALSE(empty.MadLog(1.0).has_value());
+  ASSERT_TRUE(empty.Add(1.0));
+  EXPECT_FALSE(empty.MadLog(0.0).has_value());
+}
+
 TEST(DdSketchTest, SmallSpreadUsesFewBins) {
   // Memory for a typical per-agent feature: lognormal, sigma 0.25.
   std::mt19937_64 rng(12);
@@ -217,9 +245,7 @@ TEST(DdSketchTest, FromPartsRoundTripsAndChecksInvariants) {
   EXPECT_EQ(back->ToParts().bins, s.ToParts().bins);
 
   auto code = [&](DdSketch::Parts p) {
-    return DdSketch::FromParts(s.alpha(), s.max_bins(), std::move(p), "/s")
-        .status()
-        .code();
+    return DdSketch::FromParts(s.alpha(), s.max_bins(), std::move(p), "/s").status().code();
   };
   DdSketch::Parts p = s.ToParts();
   p.count += 1;

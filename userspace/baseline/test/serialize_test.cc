@@ -3,11 +3,10 @@
 #include <cctype>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "synthetic.h"
 #include "vigil/baseline/store.h"
@@ -27,9 +26,10 @@ BaselineStore Populated() {
   BaselineStore store = BaselineStore::Create(c).value();
   std::vector<AgentSimulator> sims;
   for (int i = 0; i < 6; ++i) {
-    sims.emplace_back(AgentProfile{.name = "web-" + std::to_string(i), .role = "web",
-                                   .hardware_counters = i != 2},
-                      10 + i);
+    sims.emplace_back(
+        AgentProfile{
+            .name = "web-" + std::to_string(i), .role = "web", .hardware_counters = i != 2},
+        10 + i);
   }
   uint64_t t = 1'700'000'000'000'000'000ull;
   for (int round = 0; round < 120; ++round) {
@@ -118,8 +118,7 @@ TEST(SerializeTest, EmptyStoreRoundTrips) {
 
 TEST(SerializeTest, TruncatedInputIsTruncated) {
   const std::string text = Populated().Serialize();
-  for (size_t cut : {size_t{0}, size_t{1}, text.size() / 3, text.size() / 2,
-                     text.size() - 1}) {
+  for (size_t cut : {size_t{0}, size_t{1}, text.size() / 3, text.size() / 2, text.size() - 1}) {
     StateStatus s = ParseStatus(text.substr(0, cut));
     EXPECT_EQ(s.code(), StateCode::kTruncated) << cut << ": " << s.ToString();
   }
@@ -209,8 +208,7 @@ TEST_P(CorruptionTest, NamesTheErrorAndKeepsTheOldStore) {
   if (std::isdigit(static_cast<unsigned char>(c.pointer.back()))) {
     holder = holder.substr(0, holder.rfind('/'));
   }
-  EXPECT_EQ(r.status().path().rfind(holder, 0), 0u)
-      << r.status().path() << " vs " << c.pointer;
+  EXPECT_EQ(r.status().path().rfind(holder, 0), 0u) << r.status().path() << " vs " << c.pointer;
 
   // Restore into a store that holds other state: all or nothing.
   BaselineConfig config = source.config();
@@ -229,10 +227,10 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, CorruptionTest,
     ::testing::Values(
         // JSON has no NaN or inf: nlohmann writes them as null.
-        Corruption{std::string(kF) + "/welford/mean",
-                   std::numeric_limits<double>::quiet_NaN(), StateCode::kNonFinite},
-        Corruption{std::string(kF) + "/sketch/max",
-                   std::numeric_limits<double>::infinity(), StateCode::kNonFinite},
+        Corruption{std::string(kF) + "/welford/mean", std::numeric_limits<double>::quiet_NaN(),
+                   StateCode::kNonFinite},
+        Corruption{std::string(kF) + "/sketch/max", std::numeric_limits<double>::infinity(),
+                   StateCode::kNonFinite},
         Corruption{std::string(kF) + "/ewma/mean", nullptr, StateCode::kNonFinite},
         Corruption{std::string(kF) + "/welford/m2", -1.0, StateCode::kOutOfRange},
         Corruption{std::string(kF) + "/welford/count", -5, StateCode::kOutOfRange},
@@ -243,34 +241,31 @@ INSTANTIATE_TEST_SUITE_P(
         Corruption{std::string(kF) + "/sketch/bins/0", 0, StateCode::kInconsistent},
         Corruption{std::string(kF) + "/sketch/bins/1", 99999, StateCode::kInconsistent},
         Corruption{std::string(kF) + "/sketch/bins/1", 5e9, StateCode::kWrongType},
-        Corruption{std::string(kF) + "/sketch/bins/1", 4294967296ull,
-                   StateCode::kOutOfRange},
-        Corruption{std::string(kF) + "/sketch/offset", 2147483648ull,
-                   StateCode::kOutOfRange},
+        Corruption{std::string(kF) + "/sketch/bins/1", 4294967296ull, StateCode::kOutOfRange},
+        Corruption{std::string(kF) + "/sketch/offset", 2147483648ull, StateCode::kOutOfRange},
         Corruption{std::string(kF) + "/sketch/offset", 0, StateCode::kInconsistent},
         Corruption{std::string(kF) + "/sketch/min", -3.0, StateCode::kOutOfRange},
-        Corruption{std::string(kF) + "/sketch/bins", json::array(),
-                   StateCode::kInconsistent},
+        Corruption{std::string(kF) + "/sketch/bins", json::array(), StateCode::kInconsistent},
         Corruption{std::string(kF) + "/sketch/bins", "xx", StateCode::kWrongType},
         Corruption{std::string(kF) + "/ewma/weight", 1e12, StateCode::kOutOfRange},
         Corruption{std::string(kF) + "/median", 1e15, StateCode::kInconsistent},
         Corruption{std::string(kF) + "/mad", -0.5, StateCode::kOutOfRange},
+        Corruption{std::string(kF) + "/mad_log", -0.5, StateCode::kOutOfRange},
+        Corruption{std::string(kF) + "/mad_log", 50.0, StateCode::kInconsistent},
         Corruption{std::string(kF) + "/phase", "sleeping", StateCode::kOutOfRange},
         Corruption{std::string(kF) + "/first_ns", 18446744073709551615ull,
                    StateCode::kInconsistent},
         Corruption{std::string(kF) + "/bogus", 1, StateCode::kUnknownField},
         Corruption{std::string(kF) + "/sketch", json(json::value_t::discarded),
                    StateCode::kMissingField},
-        Corruption{"/agents/2/features/cpu_per_cycle", json::object(),
-                   StateCode::kUnknownField},
+        Corruption{"/agents/2/features/cpu_per_cycle", json::object(), StateCode::kUnknownField},
         Corruption{"/agents/2/name", "web-0", StateCode::kDuplicate},
         Corruption{"/agents/2/name", "", StateCode::kOutOfRange},
         Corruption{"/agents/2/name", 17, StateCode::kWrongType},
         Corruption{"/agents/2/executables/0", "/zzz", StateCode::kInconsistent},
         Corruption{"/agents/2/executables/1", "/bin/sh", StateCode::kDuplicate},
         Corruption{"/agents/2/exe_observations", 1, StateCode::kInconsistent},
-        Corruption{"/agents/2/role", json(json::value_t::discarded),
-                   StateCode::kMissingField},
+        Corruption{"/agents/2/role", json(json::value_t::discarded), StateCode::kMissingField},
         Corruption{"/agents/2", json::array(), StateCode::kWrongType},
         Corruption{"/agents", json::object(), StateCode::kWrongType},
         Corruption{"/sketch/alpha", 0.02, StateCode::kConfigMismatch},
@@ -305,8 +300,7 @@ TEST(SerializeTest, RandomMutationsNeverCrash) {
     }
     // Whatever is accepted is a valid store: it serializes and reloads.
     ++accepted;
-    StateResult<BaselineStore> again =
-        BaselineStore::Parse(r->Serialize(), Config50());
+    StateResult<BaselineStore> again = BaselineStore::Parse(r->Serialize(), Config50());
     EXPECT_TRUE(again.ok()) << again.status().ToString();
   }
   EXPECT_LT(accepted, 300);

@@ -119,8 +119,8 @@ TEST(EwmaTest, SampleHalfLifeMovesHalfwayAfterHalfLifeSamples) {
 }
 
 TEST(EwmaTest, TimeHalfLifeMovesHalfwayAfterHalfLifeNanoseconds) {
-  const uint64_t step = 10'000'000;       // 10 ms between samples
-  const double h = 1e9;                   // 1 s half-life
+  const uint64_t step = 10'000'000;  // 10 ms between samples
+  const double h = 1e9;              // 1 s half-life
   Ewma e(Ewma::Params{Ewma::Mode::kTime, h});
   uint64_t t = 0;
   for (int i = 0; i < 20000; ++i, t += step) e.Add(0.0, t);
@@ -152,12 +152,11 @@ TEST(EwmaTest, FromPartsRejectsBadParts) {
             StateCode::kInconsistent);
   EXPECT_EQ(Ewma::FromParts(params, {1.0, 1.0, -1.0, 0}, 4.0, "/e").status().code(),
             StateCode::kOutOfRange);
-  EXPECT_EQ(Ewma::FromParts(params, {1.0, std::numeric_limits<double>::infinity(),
-                                     0.0, 0},
-                            4.0, "/e")
-                .status()
-                .code(),
-            StateCode::kNonFinite);
+  EXPECT_EQ(
+      Ewma::FromParts(params, {1.0, std::numeric_limits<double>::infinity(), 0.0, 0}, 4.0, "/e")
+          .status()
+          .code(),
+      StateCode::kNonFinite);
   EXPECT_TRUE(Ewma::FromParts(params, {2.0, 1.0, 0.5, 7}, 4.0, "/e").ok());
 }
 

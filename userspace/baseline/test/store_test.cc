@@ -5,11 +5,10 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "synthetic.h"
 
@@ -28,8 +27,7 @@ BaselineStore MakeStore(BaselineConfig config = {}) {
 }
 
 // Feeds n exits; returns the anomalies per feature name.
-std::map<std::string, int> Feed(BaselineStore& store, AgentSimulator& sim, int n,
-                                uint64_t& t) {
+std::map<std::string, int> Feed(BaselineStore& store, AgentSimulator& sim, int n, uint64_t& t) {
   std::map<std::string, int> by_feature;
   for (int i = 0; i < n; ++i, t += kSecond / 10) {
     for (const Anomaly& a : store.ObserveExit(sim.Next(t))) {
@@ -73,8 +71,8 @@ TEST(BaselineStoreTest, NoAlertsDuringLearningEvenForWildValues) {
   std::mt19937_64 rng(1);
   std::uniform_real_distribution<double> wild(0, 1e12);
   for (int i = 0; i < 49; ++i) {
-    EXPECT_FALSE(store.Observe("a", "r", Feature::kCpuPerExec, wild(rng),
-                               static_cast<uint64_t>(i)));
+    EXPECT_FALSE(
+        store.Observe("a", "r", Feature::kCpuPerExec, wild(rng), static_cast<uint64_t>(i)));
     EXPECT_EQ(store.Summary("a", Feature::kCpuPerExec)->phase, Phase::kLearning);
   }
   EXPECT_FALSE(store.Observe("a", "r", Feature::kCpuPerExec, 1.0, 49));
@@ -102,7 +100,7 @@ TEST(BaselineStoreTest, LearnsKnownDistributions) {
   c.learn_samples = 200;
   BaselineStore store = MakeStore(c);
   std::mt19937_64 rng(2);
-  std::normal_distribution<double> cpu(2e6, 2e5);           // normal
+  std::normal_distribution<double> cpu(2e6, 2e5);                // normal
   std::lognormal_distribution<double> life(std::log(5e7), 0.5);  // lognormal
   const int n = 20000;
   for (int i = 0; i < n; ++i) {
@@ -114,7 +112,7 @@ TEST(BaselineStoreTest, LearnsKnownDistributions) {
   EXPECT_GT(s.samples, 19900u);  // a few 6-sigma values may be refused
   EXPECT_NEAR(s.mean, 2e6, 0.005 * 2e6);
   EXPECT_NEAR(s.stddev, 2e5, 0.05 * 2e5);
-  EXPECT_NEAR(s.median, 2e6, 0.015 * 2e6);           // alpha + sampling
+  EXPECT_NEAR(s.median, 2e6, 0.015 * 2e6);  // alpha + sampling
   EXPECT_NEAR(s.p95, 2e6 + 1.6449 * 2e5, 0.015 * 2.33e6);
   EXPECT_NEAR(s.mad, 0.6745 * 2e5, 0.05 * 0.6745 * 2e5);
   EXPECT_NEAR(s.scale, 2e5, 0.05 * 2e5);  // 1.4826 MAD estimates sigma
@@ -168,6 +166,40 @@ TEST(BaselineStoreTest, ShiftedAgentAlertsOnTheFeatureThatMoved) {
   EXPECT_TRUE(j["baseline"].contains("median"));
 }
 
+TEST(BaselineStoreTest, LogDomainIsSymmetricAndQuietOnSkewedData) {
+  BaselineConfig log_config;
+  log_config.score_domain.fill(ScoreDomain::kLog);
+  BaselineStore log_store = MakeStore(log_config);
+  BaselineStore lin_store = MakeStore();
+  AgentSimulator a(AgentProfile{.name = "db-1"}, 21);
+  AgentSimulator b(AgentProfile{.name = "db-1"}, 21);  // the same stream
+  uint64_t ta = 0, tb = 0;
+  std::map<std::string, int> quiet_log = Feed(log_store, a, 1100, ta);
+  std::map<std::string, int> quiet_lin = Feed(lin_store, b, 1100, tb);
+  int lin_tail = 0;
+  for (const auto& [f, n] : quiet_lin) lin_tail += n;
+  EXPECT_TRUE(quiet_log.empty());  // a log score of 6 is a 6-sigma event
+  EXPECT_LE(lin_tail, 5);
+  const BaselineSummary s = *log_store.Summary("db-1", Feature::kLifetime);
+  EXPECT_EQ(s.domain, ScoreDomain::kLog);
+  EXPECT_NEAR(s.mad_log, 0.2 * 0.6745, 0.02);
+
+  // CPU / 4: the log score sees it (ln 4 / 0.2 = 6.9 sigma), the linear one
+  // hardly can (the drop is 0.75 m against a scale of 0.21 m: 3.5).
+  a.profile().cpu_median_ns /= 4;
+  b.profile().cpu_median_ns /= 4;
+  std::map<std::string, int> drop_log = Feed(log_store, a, 200, ta);
+  std::map<std::string, int> drop_lin = Feed(lin_store, b, 200, tb);
+  EXPECT_EQ(drop_log.size(), 1u);
+  EXPECT_GE(drop_log["cpu_per_exec"], 100);
+  EXPECT_LE(drop_lin["cpu_per_exec"], 5);
+  // CPU x 4: both see it.
+  a.profile().cpu_median_ns *= 16;
+  b.profile().cpu_median_ns *= 16;
+  EXPECT_GE(Feed(log_store, a, 100, ta)["cpu_per_exec"], 50);
+  EXPECT_GE(Feed(lin_store, b, 100, tb)["cpu_per_exec"], 95);
+}
+
 TEST(BaselineStoreTest, AnomaliesDoNotEnterTheBaseline) {
   BaselineConfig c;
   c.learn_samples = 20;
@@ -207,11 +239,9 @@ TEST(BaselineStoreTest, IpcAbsentIsNotZero) {
 
 TEST(BaselineStoreTest, RejectsValuesThatCannotBeFeatures) {
   BaselineStore store = MakeStore();
-  EXPECT_FALSE(store.Observe("a", "r", Feature::kIpc,
-                             std::numeric_limits<double>::quiet_NaN(), 0));
+  EXPECT_FALSE(store.Observe("a", "r", Feature::kIpc, std::numeric_limits<double>::quiet_NaN(), 0));
   EXPECT_FALSE(store.Observe("a", "r", Feature::kIpc, -1.0, 0));
-  EXPECT_FALSE(store.Observe("a", "r", Feature::kIpc,
-                             std::numeric_limits<double>::infinity(), 0));
+  EXPECT_FALSE(store.Observe("a", "r", Feature::kIpc, std::numeric_limits<double>::infinity(), 0));
   EXPECT_EQ(store.rejected_values(), 3u);
   EXPECT_EQ(store.agent_count(), 0u);
 }
@@ -268,15 +298,15 @@ TEST(BaselineStoreTest, PoolFlagsTheAgentUnlikeItsPeers) {
   BaselineStore store = MakeStore();
   std::vector<AgentSimulator> sims;
   for (int i = 0; i < 8; ++i) {
-    sims.emplace_back(AgentProfile{.name = "web-" + std::to_string(i), .role = "web"},
-                      100 + i);
+    sims.emplace_back(AgentProfile{.name = "web-" + std::to_string(i), .role = "web"}, 100 + i);
   }
   // web-5 has always used 3x the syscalls: it never alerts against itself.
   sims[5].profile().syscall_rate *= 3;
   for (int i = 0; i < 3; ++i) {  // a small role: not enough peers to judge
-    sims.emplace_back(AgentProfile{.name = "db-" + std::to_string(i), .role = "db",
-                                   .cpu_median_ns = i * 1e7 + 1e6},
-                      200 + i);
+    sims.emplace_back(
+        AgentProfile{
+            .name = "db-" + std::to_string(i), .role = "db", .cpu_median_ns = i * 1e7 + 1e6},
+        200 + i);
   }
   uint64_t t = 0;
   EXPECT_TRUE(store.EvaluatePools(t).empty());
@@ -319,8 +349,7 @@ TEST(BaselineStoreTest, PoolToleratesFewerThanHalfBadAgents) {
   for (int round = 0; round < 120; ++round, ++t) {
     for (int i = 0; i < 7; ++i) {
       const double level = i < 3 ? 5.0 : 1.0;  // 3 of 7 Byzantine
-      (void)store.Observe("n" + std::to_string(i), "r", Feature::kIpc,
-                          level * noise(rng), t);
+      (void)store.Observe("n" + std::to_string(i), "r", Feature::kIpc, level * noise(rng), t);
     }
   }
   std::vector<Anomaly> pool = store.EvaluatePools(t);

@@ -19,7 +19,7 @@ struct AgentProfile {
   double cpu_median_ns = 2e6;
   double lifetime_median_ns = 5e7;
   double rss_median_bytes = 2e7;
-  double fault_rate = 2000;    // per second of lifetime
+  double fault_rate = 2000;  // per second of lifetime
   double ctx_rate = 500;
   double syscall_rate = 20000;
   double sigma = 0.2;
@@ -31,8 +31,7 @@ struct AgentProfile {
 // Thread-safety: not synchronized (owns its generator).
 class AgentSimulator {
  public:
-  AgentSimulator(AgentProfile profile, uint64_t seed)
-      : profile_(std::move(profile)), rng_(seed) {}
+  AgentSimulator(AgentProfile profile, uint64_t seed) : profile_(std::move(profile)), rng_(seed) {}
 
   AgentProfile& profile() { return profile_; }
 
@@ -57,14 +56,10 @@ class AgentSimulator {
     return s;
   }
 
-  double LogNormal(double median) {
-    return median * std::exp(profile_.sigma * normal_(rng_));
-  }
+  double LogNormal(double median) { return median * std::exp(profile_.sigma * normal_(rng_)); }
 
  private:
-  static uint64_t Round(double x) {
-    return static_cast<uint64_t>(std::llround(std::max(0.0, x)));
-  }
+  static uint64_t Round(double x) { return static_cast<uint64_t>(std::llround(std::max(0.0, x))); }
 
   AgentProfile profile_;
   std::mt19937_64 rng_;

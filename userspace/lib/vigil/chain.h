@@ -69,7 +69,8 @@ struct CheckpointSummary {
 
 // Verifies the checkpoints found in `log` (in log order) against the events:
 // instance id, prev_digest links (zeros before the first), seq ranges that
-// continue each other, and each chain_head equal to the recomputed chain
+// continue each other, loss counters that never decrease, and each
+// chain_head equal to the recomputed chain
 // after last_seq. `events` must hold every committed event up to the last
 // checkpoint's last_seq (any order).
 Result<CheckpointSummary> VerifyCheckpoints(const InstanceId& instance_id,

@@ -112,6 +112,10 @@ class Record {
 // Stops with kTruncated when the input ends inside a record.
 Result<std::vector<Record>> DecodeStream(std::span<const uint8_t> buf);
 
+// The committed user event a LOG_EVENT record carries (its `ev` part, the
+// bytes the module chained), validated like any event.
+Result<Record> EventFromLogCopy(const Record& log_event);
+
 // A fixed-size char array field as a string, stopping at the first NUL.
 template <size_t N>
 std::string FieldString(const char (&field)[N]) {

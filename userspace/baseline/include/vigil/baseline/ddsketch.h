@@ -57,8 +57,8 @@ class DdSketch {
 
   // The serialized form; FromParts validates it.
   struct Parts {
-    int32_t offset = 0;           // key of bins[0]
-    std::vector<uint32_t> bins;   // first and last non-zero when non-empty
+    int32_t offset = 0;          // key of bins[0]
+    std::vector<uint32_t> bins;  // first and last non-zero when non-empty
     uint64_t zero_count = 0;
     uint64_t count = 0;
     double min = 0;
@@ -67,8 +67,7 @@ class DdSketch {
 
   // alpha in [kMinAlpha, kMaxAlpha], max_bins >= 1 (callers validate; out of
   // range values are clamped).
-  explicit DdSketch(double alpha = kDefaultAlpha,
-                    uint32_t max_bins = kDefaultMaxBins);
+  explicit DdSketch(double alpha = kDefaultAlpha, uint32_t max_bins = kDefaultMaxBins);
 
   // Adds x with a weight. Returns false, changing nothing, if x is negative,
   // NaN or infinite.
@@ -81,6 +80,11 @@ class DdSketch {
   std::optional<double> Quantile(double q) const;
   // Median absolute deviation around Quantile(0.5); nullopt when empty.
   std::optional<double> Mad() const;
+  // The MAD of ln(x + shift) around ln(Quantile(0.5) + shift), shift > 0: the
+  // same search in the log domain, where the sketch's bins have constant
+  // width ln(gamma) ~ 2 alpha, so the result is within about 3 alpha of the
+  // true value (absolute, in log units). nullopt when empty or shift <= 0.
+  std::optional<double> MadLog(double shift) const;
 
   uint64_t count() const { return count_; }
   uint64_t zero_count() const { return zero_count_; }
@@ -104,11 +108,12 @@ class DdSketch {
   // finite, 0 <= min <= max; max in the top bin (or < kMinIndexable when only
   // the zero bucket is used); min in or below the bottom bin; zero_count > 0
   // <=> min < kMinIndexable.
-  static StateResult<DdSketch> FromParts(double alpha, uint32_t max_bins,
-                                         Parts parts, const std::string& path);
+  static StateResult<DdSketch> FromParts(double alpha, uint32_t max_bins, Parts parts,
+                                         const std::string& path);
 
  private:
   void Halve();
+  double MadImpl(bool log_domain, double shift) const;
   // Adds weight to bin k, growing or collapsing the bin range as needed.
   void AddKey(int32_t k, uint32_t weight);
 

@@ -25,17 +25,14 @@ enum class Feature : uint8_t {
 inline constexpr size_t kFeatureCount = 7;
 
 inline constexpr std::array<Feature, kFeatureCount> kAllFeatures = {
-    Feature::kCpuPerExec,    Feature::kLifetime,    Feature::kMaxRss,
-    Feature::kFaultRate,     Feature::kCtxSwitchRate, Feature::kSyscallRate,
-    Feature::kIpc};
+    Feature::kCpuPerExec,    Feature::kLifetime,    Feature::kMaxRss, Feature::kFaultRate,
+    Feature::kCtxSwitchRate, Feature::kSyscallRate, Feature::kIpc};
 
 // "cpu_per_exec", "lifetime", ...
 std::string_view FeatureName(Feature feature);
 std::optional<Feature> FeatureFromName(std::string_view name);
 
-inline constexpr size_t FeatureIndex(Feature feature) {
-  return static_cast<size_t>(feature);
-}
+inline constexpr size_t FeatureIndex(Feature feature) { return static_cast<size_t>(feature); }
 
 }  // namespace vigil::baseline
 

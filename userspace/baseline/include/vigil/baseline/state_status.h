@@ -61,11 +61,11 @@ class [[nodiscard]] StateStatus {
 template <typename T>
 class [[nodiscard]] StateResult {
  public:
-  StateResult(T value) : value_(std::move(value)) {}  // NOLINT: implicit
+  StateResult(T value) : value_(std::move(value)) {}              // NOLINT: implicit
   StateResult(StateStatus status) : status_(std::move(status)) {  // NOLINT
     if (status_.ok()) {
-      status_ = StateStatus(StateCode::kInvalidConfig, "",
-                            "internal: StateResult built from OK status");
+      status_ =
+          StateStatus(StateCode::kInvalidConfig, "", "internal: StateResult built from OK status");
     }
   }
 

@@ -44,8 +44,7 @@ class RunningStats {
   // Checks: all finite; count 0 => everything 0; m2 >= 0 (0 with one
   // sample); min <= max; min <= mean <= max up to rounding. `path` prefixes
   // the error location.
-  static StateResult<RunningStats> FromParts(const Parts& parts,
-                                             const std::string& path);
+  static StateResult<RunningStats> FromParts(const Parts& parts, const std::string& path);
 
  private:
   uint64_t count_ = 0;
@@ -91,8 +90,7 @@ class Ewma {
   Parts ToParts() const { return {weight_, mean_, s_, last_ns_}; }
   // Checks: finite; weight in [0, max_weight] (the sample count); weight 0
   // => mean and s 0; s >= 0.
-  static StateResult<Ewma> FromParts(Params params, const Parts& parts,
-                                     double max_weight,
+  static StateResult<Ewma> FromParts(Params params, const Parts& parts, double max_weight,
                                      const std::string& path);
 
  private:

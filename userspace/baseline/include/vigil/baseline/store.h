@@ -51,13 +51,12 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "vigil/baseline/ddsketch.h"
 #include "vigil/baseline/feature.h"
@@ -71,11 +70,22 @@ inline constexpr int kStateVersion = 1;
 
 // Absolute MAD floors, in each feature's unit (feature.h): 0.1 ms of CPU,
 // 1 ms of lifetime, 64 KiB of RSS, 1 event/s for rates, 0.01 IPC.
-inline constexpr std::array<double, kFeatureCount> kDefaultMinMad = {
-    1e5, 1e6, 65536.0, 1.0, 1.0, 1.0, 0.01};
+inline constexpr std::array<double, kFeatureCount> kDefaultMinMad = {1e5, 1e6, 65536.0, 1.0,
+                                                                     1.0, 1.0, 0.01};
+
+// Where the robust z is computed. kLinear is the score above. kLog scores
+// y = ln(x + c) with c = min_mad[feature]: score = |y - ln(median + c)| /
+// (1.4826 * max(MAD_y, 2 alpha)), MAD_y from DdSketch::MadLog (error about
+// 3 alpha). For multiplicative, right-skewed features (CPU time, lifetime,
+// RSS) kLog is symmetric in ratios (x3 and /3 score the same) and has far
+// fewer tail alerts: on lognormal data with sigma s, a linear score of 6 is
+// only a ~4-sigma event, a log score of 6 is a 6-sigma one. A changed c takes
+// effect at the next summary refresh.
+enum class ScoreDomain : uint8_t { kLinear = 0, kLog = 1 };
+std::string_view ScoreDomainName(ScoreDomain domain);
 
 struct BaselineConfig {
-  uint64_t learn_samples = 100;   // >= 1
+  uint64_t learn_samples = 100;  // >= 1
   uint64_t learn_duration_ns = 0;
   double threshold = 6.0;  // robust z; > 0
   double sketch_alpha = DdSketch::kDefaultAlpha;
@@ -84,8 +94,11 @@ struct BaselineConfig {
   uint32_t summary_refresh = 64;  // >= 1
   bool adapt_while_watching = true;
   std::array<double, kFeatureCount> min_mad = kDefaultMinMad;  // > 0
-  uint32_t pool_min_agents = 5;  // >= 3
-  double pool_threshold = 5.0;   // > 0
+  std::array<ScoreDomain, kFeatureCount> score_domain = {
+      ScoreDomain::kLinear, ScoreDomain::kLinear, ScoreDomain::kLinear, ScoreDomain::kLinear,
+      ScoreDomain::kLinear, ScoreDomain::kLinear, ScoreDomain::kLinear};
+  uint32_t pool_min_agents = 5;         // >= 3
+  double pool_threshold = 5.0;          // > 0
   double pool_min_relative_mad = 0.05;  // >= 0
   uint32_t max_executables_per_agent = 1024;
   uint32_t max_agents = 100000;
@@ -114,7 +127,9 @@ struct BaselineSummary {
   double max = 0;
   double median = 0;
   double mad = 0;
-  double scale = 0;  // 1.4826 * MAD' (the score's denominator)
+  double mad_log = 0;  // MAD of ln(x + min_mad) (see ScoreDomain)
+  ScoreDomain domain = ScoreDomain::kLinear;
+  double scale = 0;  // 1.4826 * MAD' in `domain` (the score's denominator)
   double p05 = 0;
   double p95 = 0;
   double ewma = 0;
@@ -126,7 +141,7 @@ struct Anomaly {
   std::string role;
   std::optional<Feature> feature;  // absent for kNewExecutable
   std::string executable;          // kNewExecutable only
-  double value = 0;  // kPoolOutlier: the agent's median
+  double value = 0;                // kPoolOutlier: the agent's median
   double score = 0;
   double threshold = 0;
   uint64_t timestamp_ns = 0;
@@ -154,8 +169,8 @@ struct ExitSample {
 struct PoolSummary {
   std::string role;
   Feature feature = Feature::kCpuPerExec;
-  uint32_t agents = 0;          // agents with samples of the feature
-  uint32_t watching_agents = 0; // the ones that take part in the outlier test
+  uint32_t agents = 0;           // agents with samples of the feature
+  uint32_t watching_agents = 0;  // the ones that take part in the outlier test
   double median_of_medians = 0;
   double mad_of_medians = 0;
   RunningStats stats;  // all samples of all agents, merged (Chan)
@@ -175,26 +190,22 @@ class BaselineStore {
   BaselineStore& operator=(const BaselineStore&) = default;
 
   // One value of one feature. Learns, or scores and returns an anomaly.
-  std::optional<Anomaly> Observe(std::string_view agent, std::string_view role,
-                                 Feature feature, double value,
-                                 uint64_t timestamp_ns);
+  std::optional<Anomaly> Observe(std::string_view agent, std::string_view role, Feature feature,
+                                 double value, uint64_t timestamp_ns);
   // All features of one exit record: rates are per second of lifetime and
   // skipped when the lifetime is 0; IPC only when both counters are present
   // and cycles > 0.
   std::vector<Anomaly> ObserveExit(const ExitSample& sample);
   // One exec of `executable` by `agent`.
-  std::optional<Anomaly> ObserveExecutable(std::string_view agent,
-                                           std::string_view role,
-                                           std::string_view executable,
-                                           uint64_t timestamp_ns);
+  std::optional<Anomaly> ObserveExecutable(std::string_view agent, std::string_view role,
+                                           std::string_view executable, uint64_t timestamp_ns);
 
   // Current pool outliers (stateless: call it periodically).
   std::vector<Anomaly> EvaluatePools(uint64_t timestamp_ns) const;
   std::optional<PoolSummary> Pool(std::string_view role, Feature feature) const;
 
   // Inspection, for `vigilctl baseline show`.
-  std::optional<BaselineSummary> Summary(std::string_view agent,
-                                         Feature feature) const;
+  std::optional<BaselineSummary> Summary(std::string_view agent, Feature feature) const;
   std::vector<std::string> AgentNames() const;  // sorted
   std::optional<std::string> AgentRole(std::string_view agent) const;
   std::vector<std::string> Executables(std::string_view agent) const;
@@ -212,8 +223,7 @@ class BaselineStore {
   std::string Serialize() const;
   // A store from Serialize() output, using `config` for everything not in
   // the state; the state's sketch parameters must equal the config's.
-  static StateResult<BaselineStore> Parse(std::string_view json,
-                                          const BaselineConfig& config);
+  static StateResult<BaselineStore> Parse(std::string_view json, const BaselineConfig& config);
   // Replaces this store's contents with the parsed state, or changes nothing
   // and returns why not.
   StateStatus Restore(std::string_view json);
@@ -227,6 +237,7 @@ class BaselineStore {
     uint64_t anomalies = 0;
     double median = 0;  // cached from the sketch while watching
     double mad = 0;
+    double mad_log = 0;
     RunningStats stats;
     Ewma ewma;
     DdSketch sketch;
@@ -243,33 +254,26 @@ class BaselineStore {
   };
   struct NameHash {
     using is_transparent = void;
-    size_t operator()(std::string_view s) const {
-      return std::hash<std::string_view>{}(s);
-    }
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  using AgentMap =
-      std::unordered_map<std::string, AgentState, NameHash, std::equal_to<>>;
+  using AgentMap = std::unordered_map<std::string, AgentState, NameHash, std::equal_to<>>;
 
   explicit BaselineStore(const BaselineConfig& config) : config_(config) {}
 
-  AgentState* FindOrCreate(std::string_view agent, std::string_view role,
-                           uint64_t timestamp_ns);
+  AgentState* FindOrCreate(std::string_view agent, std::string_view role, uint64_t timestamp_ns);
   const AgentState* Find(std::string_view agent) const;
   FeatureState NewFeature() const;
   void Learn(FeatureState& fs, double value, uint64_t timestamp_ns) const;
-  static void Refresh(FeatureState& fs);
+  void Refresh(FeatureState& fs, Feature feature) const;
+  double Score(const FeatureState& fs, Feature feature, double value) const;
   bool LearningDone(uint64_t samples, uint64_t first_ns, uint64_t now) const;
   double Scale(Feature feature, double median, double mad) const;
   BaselineSummary Summarize(const FeatureState& fs, Feature feature) const;
 
-  static StateStatus ParseFeature(const nlohmann::json& j,
-                                  const std::string& path,
-                                  const BaselineConfig& config,
-                                  FeatureState& out);
-  static StateStatus ParseAgent(const nlohmann::json& j,
-                                const std::string& path,
-                                const BaselineConfig& config, std::string& name,
-                                AgentState& out);
+  static StateStatus ParseFeature(const nlohmann::json& j, const std::string& path,
+                                  const BaselineConfig& config, FeatureState& out);
+  static StateStatus ParseAgent(const nlohmann::json& j, const std::string& path,
+                                const BaselineConfig& config, std::string& name, AgentState& out);
 
   BaselineConfig config_;
   AgentMap agents_;

@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: GPL-2.0
+# Loss is recorded, never silent: with a stopped collector and a one-page
+# ring buffer, the BPF programs count the records they cannot deliver,
+# report each one to the module (vigil_drop), and the next checkpoint carries
+# the total. Then the same events without the module's commit (--no-module)
+# arrive unflagged as committed.
+dir=/tmp/vigild-loss
+mkdir -p $dir
+
+json_num() { sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p" | head -n 1; }
+
+dropped_before=$(vigilctl status --json | json_num dropped)
+vigild --ready-file $dir/ready --ringbuf-bytes 4096 >$dir/out.json 2>$dir/err.txt &
+vpid=$!
+i=0
+while [ ! -f $dir/ready ] && [ $i -lt 600 ]; do
+	kill -0 $vpid 2>/dev/null || break
+	sleep 0.1
+	i=$((i + 1))
+done
+if [ ! -f $dir/ready ]; then
+	vt_fail bpf-loss-attached "$(tail -n 3 $dir/err.txt | tr '\n' '|')"
+	kill $vpid 2>/dev/null
+	return 0 2>/dev/null || exit 0
+fi
+kill -STOP $vpid
+i=0
+while [ $i -lt 40 ]; do
+	/bin/true
+	i=$((i + 1))
+done
+kill -CONT $vpid
+sleep 0.5
+kill -TERM $vpid
+wait $vpid
+summary=$(grep 'vigild: summary' $dir/err.txt)
+drops=$(echo "$summary" | sed -n 's/.* drops=\([0-9]*\).*/\1/p')
+full=$(echo "$summary" | sed -n 's/.* ringbuf_full=\([0-9]*\).*/\1/p')
+if [ -n "$drops" ] && [ "$drops" -gt 0 ] && [ "$drops" = "$full" ]; then
+	vt_pass bpf-loss-counted "$drops records dropped and counted"
+else
+	vt_fail bpf-loss-counted "$summary"
+fi
+if echo "$summary" | grep -q 'drop_report_failed=0 '; then
+	vt_pass bpf-loss-reported-to-module
+else
+	vt_fail bpf-loss-reported-to-module "$summary"
+fi
+dropped_after=$(vigilctl status --json | json_num dropped)
+if [ -n "$drops" ] && [ -n "$dropped_before" ] && [ -n "$dropped_after" ] &&
+	[ $((dropped_after - dropped_before)) -ge "$drops" ]; then
+	vt_pass bpf-loss-module-count "module dropped $dropped_before -> $dropped_after"
+else
+	vt_fail bpf-loss-module-count "module dropped ${dropped_before:-?} -> ${dropped_after:-?}, vigild drops ${drops:-?}"
+fi
+# A timer checkpoint (checkpoint_ms) carries the total into the anchored log.
+sleep 1.5
+cp_drops=$(vigilctl log --json | grep '"type":"checkpoint"' | tail -n 1 |
+	sed -n 's/.*"drops_total":\([0-9]*\).*/\1/p')
+if [ -n "$cp_drops" ] && [ -n "$dropped_after" ] && [ "$cp_drops" -ge "$dropped_after" ]; then
+	vt_pass bpf-loss-in-checkpoint "last checkpoint drops_total=$cp_drops"
+else
+	vt_fail bpf-loss-in-checkpoint "last checkpoint drops_total='${cp_drops}', module dropped '${dropped_after}'"
+fi
+
+# --no-module: the programs load without the kfunc calls; nothing is committed.
+committed_before=$(vigilctl status --json | json_num committed)
+rm -f $dir/ready
+vigild --no-module --ready-file $dir/ready >$dir/nm.json 2>$dir/nm.txt &
+vpid=$!
+i=0
+while [ ! -f $dir/ready ] && [ $i -lt 600 ]; do
+	kill -0 $vpid 2>/dev/null || break
+	sleep 0.1
+	i=$((i + 1))
+done
+sh -c 'exit 9' &
+child=$!
+wait $child
+sleep 0.5
+kill -TERM $vpid
+wait $vpid
+committed_after=$(vigilctl status --json | json_num committed)
+exit_line=$(grep '"type":"exit"' $dir/nm.json | grep "\"pid\":$child,")
+if echo "$exit_line" | grep -q '"exit_code":9,' && echo "$exit_line" | grep -q '"committed":false' &&
+	echo "$exit_line" | grep -q '"no_module":true' && ! grep -q '"committed":true' $dir/nm.json &&
+	[ "$committed_before" = "$committed_after" ]; then
+	vt_pass bpf-no-module-mode "exit 9 seen uncommitted; module committed stays $committed_after"
+else
+	vt_fail bpf-no-module-mode "committed $committed_before -> $committed_after: ${exit_line:-no exit event}"
+fi
