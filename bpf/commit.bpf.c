@@ -37,6 +37,9 @@ extern int vigil_drop(__u32 type) __ksym __weak;
 
 VIGIL_DEFINE_COMMIT(vigil_commit_exec, struct vigil_ev_exec)
 VIGIL_DEFINE_COMMIT(vigil_commit_exit, struct vigil_ev_exit)
+VIGIL_DEFINE_COMMIT(vigil_commit_fork, struct vigil_ev_fork)
+VIGIL_DEFINE_COMMIT(vigil_commit_agent, struct vigil_ev_agent)
+VIGIL_DEFINE_COMMIT(vigil_commit_sample, struct vigil_ev_sample)
 
 __noinline int vigil_note_drop(__u32 type)
 {

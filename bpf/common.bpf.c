@@ -13,5 +13,6 @@ vigil_errors_map_t vigil_errors SEC(".maps");
 
 const volatile bool have_module = false;
 const volatile bool have_drop_kfunc = false;
+const volatile bool all_processes = false;
 
 char LICENSE[] SEC("license") = "GPL";

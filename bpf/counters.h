@@ -14,7 +14,9 @@ enum vigil_bpf_error {
 	VIGIL_BPF_ERR_DROP_REPORT = 2,	/* vigil_drop() returned an error */
 	VIGIL_BPF_ERR_READ = 3,		/* a kernel read (filename) failed */
 	VIGIL_BPF_ERR_EXIT_DEDUP = 4,	/* exit dedup map update failed */
-	VIGIL_BPF_NR_ERRORS = 5,
+	VIGIL_BPF_ERR_AGENT_MAP = 5,	/* a child could not inherit (agent map full) */
+	VIGIL_BPF_ERR_AGENT_INFO = 6,	/* tracked agent id without a name */
+	VIGIL_BPF_NR_ERRORS = 7,
 };
 
 /* Default ring buffer size; the loader may resize it before load. */

@@ -5,7 +5,8 @@
  * Hook: tp_btf/sched_process_exec (BTF-typed raw tracepoint, kernels >= 5.5),
  * which fires after the new image is in place, with the binprm that holds
  * the path given to execve. tp_btf needs no tracefs and, unlike raw_tp, may
- * call the module's tracing kfuncs. Same prototype on 6.12 and 6.18.
+ * call the module's tracing kfuncs. Same prototype on 6.1, 6.12 and 6.18.
+ * Only tracked processes (agents.bpf.c) unless all_processes is set.
  */
 #include "vigil.bpf.h"
 
@@ -13,8 +14,15 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid,
 	     struct linux_binprm *bprm)
 {
+	__u32 tgid = BPF_CORE_READ(p, tgid);
 	struct vigil_ev_exec *ev;
 	const char *filename;
+	__u32 agent;
+
+	agent = vigil_agent_of_current(tgid);
+	if (!agent && !all_processes)
+		return 0; /* untracked */
+	vigil_agent_announce(agent);
 
 	ev = bpf_ringbuf_reserve(&vigil_events, sizeof(*ev), 0);
 	if (!ev) {
@@ -23,9 +31,9 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid,
 	}
 	/* Reserved memory is not zeroed: clear it so nothing stale leaks. */
 	__builtin_memset(ev, 0, sizeof(*ev));
-	vigil_hdr_init(&ev->hdr, VIGIL_EV_EXEC, sizeof(*ev));
+	vigil_hdr_init(&ev->hdr, VIGIL_EV_EXEC, sizeof(*ev), agent);
 
-	ev->pid = BPF_CORE_READ(p, tgid);
+	ev->pid = tgid;
 	ev->tid = BPF_CORE_READ(p, pid);
 	ev->ppid = BPF_CORE_READ(p, real_parent, tgid);
 	ev->uid = (__u32)bpf_get_current_uid_gid();

@@ -41,6 +41,7 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 	struct vigil_ev_exit *ev;
 	__u8 one = 1;
 	__u32 sig_flags;
+	__u32 agent;
 	int status;
 	long err;
 
@@ -48,12 +49,18 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 		return 0; /* other threads of the process still run */
 
 	key.tgid = BPF_CORE_READ(p, tgid);
+	agent = vigil_agent_of_current(key.tgid);
+	if (!agent && !all_processes)
+		return 0; /* untracked */
 	key.start_boottime = BPF_CORE_READ(leader, start_boottime);
 	err = bpf_map_update_elem(&vigil_exit_seen, &key, &one, BPF_NOEXIST);
 	if (err == -VIGIL_EEXIST)
 		return 0; /* a sibling thread already reported this exit */
 	if (err)
 		vigil_count_error(VIGIL_BPF_ERR_EXIT_DEDUP);
+	/* The process is gone: its tgid may be reused by an untracked one. */
+	vigil_agent_forget(key.tgid);
+	vigil_agent_announce(agent);
 
 	ev = bpf_ringbuf_reserve(&vigil_events, sizeof(*ev), 0);
 	if (!ev) {
@@ -61,7 +68,7 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 		return 0;
 	}
 	__builtin_memset(ev, 0, sizeof(*ev));
-	vigil_hdr_init(&ev->hdr, VIGIL_EV_EXIT, sizeof(*ev));
+	vigil_hdr_init(&ev->hdr, VIGIL_EV_EXIT, sizeof(*ev), agent);
 
 	ev->pid = key.tgid;
 	ev->tid = BPF_CORE_READ(p, pid);

@@ -14,6 +14,7 @@
 
 #include "vigil.h"
 #include "counters.h"
+#include "agent_maps.h"
 
 /*
  * Map types are named so that the definition in common.bpf.c and the extern
@@ -52,6 +53,8 @@ extern vigil_errors_map_t vigil_errors SEC(".maps");
  */
 extern const volatile bool have_module;
 extern const volatile bool have_drop_kfunc;
+/* Set by the loader: record every process, tracked or not (agent id 0). */
+extern const volatile bool all_processes;
 
 /* Per-CPU counters: no atomics needed, user space sums the CPUs. */
 static __always_inline void vigil_count_error(__u32 idx)
@@ -63,14 +66,15 @@ static __always_inline void vigil_count_error(__u32 idx)
 }
 
 static __always_inline void vigil_hdr_init(struct vigil_rec_hdr *hdr,
-					   __u16 type, __u32 size)
+					   __u16 type, __u32 size,
+					   __u32 agent_id)
 {
 	hdr->type = type;
 	hdr->version = 1;
 	hdr->size = size;
 	hdr->seq = 0;
 	hdr->ts_ns = bpf_ktime_get_boot_ns();
-	hdr->agent_id = 0;
+	hdr->agent_id = agent_id;
 	hdr->flags = 0;
 }
 
@@ -89,6 +93,23 @@ static __always_inline void vigil_hdr_init(struct vigil_rec_hdr *hdr,
  */
 extern int vigil_commit_exec(struct vigil_ev_exec *ev);
 extern int vigil_commit_exit(struct vigil_ev_exit *ev);
+extern int vigil_commit_fork(struct vigil_ev_fork *ev);
+extern int vigil_commit_agent(struct vigil_ev_agent *ev);
+extern int vigil_commit_sample(struct vigil_ev_sample *ev);
 extern int vigil_note_drop(__u32 type);
+
+/*
+ * Agents (agents.bpf.c). An agent id of 0 means "not tracked".
+ * vigil_agent_of_current() looks the process up by tgid, then by the
+ * current task's cgroup: call it only for the current task.
+ * vigil_agent_announce() emits the agent's registration record the first
+ * time it is called for that agent; call it before the agent's record.
+ */
+extern __u32 vigil_agent_of_pid(__u32 tgid);
+extern __u32 vigil_agent_of_current_cgroup(void);
+extern __u32 vigil_agent_of_current(__u32 tgid);
+extern int vigil_agent_inherit(__u32 tgid, __u32 agent_id);
+extern int vigil_agent_forget(__u32 tgid);
+extern int vigil_agent_announce(__u32 agent_id);
 
 #endif /* VIGIL_BPF_H */

@@ -68,8 +68,10 @@ static void vigil_chain_unlock(unsigned long irqflags)
 	local_irq_restore(irqflags);
 }
 
+/* The struct size of each event type; 0 for unknown types. */
 static u32 vigil_ev_size(u16 type)
 {
+	BUILD_BUG_ON(VIGIL_EV_TYPE_MAX != VIGIL_EV_SAMPLE);
 	switch (type) {
 	case VIGIL_EV_EXEC:
 		return sizeof(struct vigil_ev_exec);
@@ -77,6 +79,12 @@ static u32 vigil_ev_size(u16 type)
 		return sizeof(struct vigil_ev_exit);
 	case VIGIL_EV_USER:
 		return sizeof(struct vigil_ev_user);
+	case VIGIL_EV_FORK:
+		return sizeof(struct vigil_ev_fork);
+	case VIGIL_EV_AGENT:
+		return sizeof(struct vigil_ev_agent);
+	case VIGIL_EV_SAMPLE:
+		return sizeof(struct vigil_ev_sample);
 	default:
 		return 0;
 	}

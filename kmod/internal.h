@@ -77,6 +77,7 @@ struct vigil_bank {
  * @bank:     the banks, in the chip's order
  * @have_key: the checkpoint key exists (its context is saved)
  * @key_auth: secret auth value of the key
+ * @key_unique: secret unique.x of the key's template
  * @key_ctx:  TPMS_CONTEXT of the key from TPM2_ContextSave
  * @key_ctx_len: bytes in @key_ctx
  * @key_x:    public point, x
@@ -91,6 +92,7 @@ struct vigil_tpm {
 	struct vigil_bank bank[VIGIL_MAX_BANKS];
 	bool have_key;
 	u8 key_auth[VIGIL_KEY_AUTH_LEN];
+	u8 key_unique[VIGIL_KEY_UNIQUE_LEN];
 	u8 *key_ctx;
 	u32 key_ctx_len;
 	u8 key_x[VIGIL_ECC_COORD_LEN];

@@ -9,8 +9,10 @@
  *
  * The key is an ECC P-256 ECDSA-SHA256 signing key, a primary object
  * under the owner hierarchy whose template carries 32 secret random bytes
- * in its unique field (nobody can recreate it) and whose auth value is 32
- * secret random bytes (nobody can use it while it is loaded). It is
+ * in its unique field (nobody else can recreate it; the module keeps them
+ * to re-derive the same key if the TPM loses the saved context, e.g. after
+ * a TPM reset) and whose auth value is 32 secret random bytes (nobody can
+ * use it while it is loaded). It is
  * loaded only for the length of one signature: created, saved with
  * TPM2_ContextSave and flushed at load; ContextLoad, Sign, FlushContext at
  * every checkpoint, all under the chip's ops lock. So the module never
@@ -120,16 +122,17 @@ static void vigil_buf_append_pw(struct tpm_buf *buf, const u8 *pw, u16 len)
 
 /*
  * Send a command; the chip's ops must be held. Returns 0, -errno, or -EIO
- * with the TPM response code in *tpm_rc.
+ * with the TPM response code in *tpm_rc. No description is passed to the
+ * TPM core, so a dead TPM does not flood the log at every checkpoint: the
+ * callers report failures rate-limited.
  */
-static int vigil_tpm_transmit(struct tpm_buf *buf, const char *desc,
-			      u32 *tpm_rc)
+static int vigil_tpm_transmit(struct tpm_buf *buf, u32 *tpm_rc)
 {
 	ssize_t ret;
 
 	if (buf->flags & TPM_BUF_OVERFLOW)
 		return -E2BIG;
-	ret = tpm_transmit_cmd(vigil.tpm.chip, buf, 0, desc);
+	ret = tpm_transmit_cmd(vigil.tpm.chip, buf, 0, NULL);
 	if (ret < 0)
 		return ret;
 	if (ret > 0) {
@@ -217,6 +220,7 @@ void vigil_tpm_exit(void)
 	kfree_sensitive(vigil.tpm.key_ctx);
 	vigil.tpm.key_ctx = NULL;
 	memzero_explicit(vigil.tpm.key_auth, sizeof(vigil.tpm.key_auth));
+	memzero_explicit(vigil.tpm.key_unique, sizeof(vigil.tpm.key_unique));
 	vigil.tpm.have_key = false;
 	if (vigil.tpm.chip)
 		put_device(&vigil.tpm.chip->dev);
@@ -320,10 +324,14 @@ out_free:
 	return ret;
 }
 
-/* TPM2_CreatePrimary of the signing key; fills the public part. */
-static int vigil_tpm_create_primary(u32 *handle, u32 *tpm_rc)
+/*
+ * TPM2_CreatePrimary of the signing key from vigil.tpm.key_unique and
+ * key_auth; fills @x, @y and @name. The same secrets give the same key as
+ * long as the owner seed is unchanged.
+ */
+static int vigil_tpm_create_primary(u32 *handle, u8 *x, u8 *y, u8 *name,
+				    u32 *tpm_rc)
 {
-	u8 unique[VIGIL_KEY_UNIQUE_LEN];
 	struct vigil_rsp r, pub;
 	struct tpm_buf buf;
 	const u8 *p;
@@ -333,7 +341,6 @@ static int vigil_tpm_create_primary(u32 *handle, u32 *tpm_rc)
 	ret = tpm_buf_init(&buf, TPM2_ST_SESSIONS, TPM2_CC_CREATE_PRIMARY);
 	if (ret)
 		return ret;
-	get_random_bytes(unique, sizeof(unique));
 
 	tpm_buf_append_u32(&buf, VIGIL_TPM2_RH_OWNER);
 	vigil_buf_append_pw(&buf, NULL, 0);
@@ -355,13 +362,12 @@ static int vigil_tpm_create_primary(u32 *handle, u32 *tpm_rc)
 	tpm_buf_append_u16(&buf, TPM2_ECC_NIST_P256);
 	tpm_buf_append_u16(&buf, TPM_ALG_NULL);		/* kdf */
 	tpm_buf_append_u16(&buf, VIGIL_KEY_UNIQUE_LEN);	/* unique.x */
-	tpm_buf_append(&buf, unique, VIGIL_KEY_UNIQUE_LEN);
+	tpm_buf_append(&buf, vigil.tpm.key_unique, VIGIL_KEY_UNIQUE_LEN);
 	tpm_buf_append_u16(&buf, 0);			/* unique.y */
 	tpm_buf_append_u16(&buf, 0);			/* outsideInfo */
 	tpm_buf_append_u32(&buf, 0);			/* creationPCR */
-	memzero_explicit(unique, sizeof(unique));
 
-	ret = vigil_tpm_transmit(&buf, "creating the vigil key", tpm_rc);
+	ret = vigil_tpm_transmit(&buf, tpm_rc);
 	if (ret)
 		goto out_destroy;
 
@@ -389,8 +395,8 @@ static int vigil_tpm_create_primary(u32 *handle, u32 *tpm_rc)
 	vigil_rsp_u16(&pub);				/* scheme hash */
 	vigil_rsp_u16(&pub);				/* curve */
 	vigil_rsp_u16(&pub);				/* kdf: NULL */
-	if (!vigil_rsp_coord(&pub, vigil.tpm.key_x, VIGIL_ECC_COORD_LEN) ||
-	    !vigil_rsp_coord(&pub, vigil.tpm.key_y, VIGIL_ECC_COORD_LEN)) {
+	if (!vigil_rsp_coord(&pub, x, VIGIL_ECC_COORD_LEN) ||
+	    !vigil_rsp_coord(&pub, y, VIGIL_ECC_COORD_LEN)) {
 		ret = -EBADMSG;
 		goto out_flush;
 	}
@@ -404,7 +410,7 @@ static int vigil_tpm_create_primary(u32 *handle, u32 *tpm_rc)
 		ret = -EBADMSG;
 		goto out_flush;
 	}
-	memcpy(vigil.tpm.key_name, p, n);
+	memcpy(name, p, n);
 	tpm_buf_destroy(&buf);
 	return 0;
 
@@ -415,11 +421,12 @@ out_destroy:
 	return ret;
 }
 
-/* TPM2_ContextSave of @handle into vigil.tpm.key_ctx. */
+/* TPM2_ContextSave of @handle into vigil.tpm.key_ctx (replaced on success). */
 static int vigil_tpm_context_save(u32 handle, u32 *tpm_rc)
 {
 	struct tpm_buf buf;
 	struct vigil_rsp r;
+	u8 *ctx;
 	u16 n;
 	int ret;
 
@@ -427,7 +434,7 @@ static int vigil_tpm_context_save(u32 handle, u32 *tpm_rc)
 	if (ret)
 		return ret;
 	tpm_buf_append_u32(&buf, handle);
-	ret = vigil_tpm_transmit(&buf, "saving the vigil key context", tpm_rc);
+	ret = vigil_tpm_transmit(&buf, tpm_rc);
 	if (ret)
 		goto out_destroy;
 
@@ -439,11 +446,13 @@ static int vigil_tpm_context_save(u32 handle, u32 *tpm_rc)
 		ret = -EBADMSG;
 		goto out_destroy;
 	}
-	vigil.tpm.key_ctx = kmemdup(r.p, r.len, GFP_KERNEL);
-	if (!vigil.tpm.key_ctx) {
+	ctx = kmemdup(r.p, r.len, GFP_KERNEL);
+	if (!ctx) {
 		ret = -ENOMEM;
 		goto out_destroy;
 	}
+	kfree_sensitive(vigil.tpm.key_ctx);
+	vigil.tpm.key_ctx = ctx;
 	vigil.tpm.key_ctx_len = r.len;
 out_destroy:
 	tpm_buf_destroy(&buf);
@@ -468,10 +477,12 @@ int vigil_tpm_create_key(u32 *tpm_rc)
 	if (!vigil.tpm.chip)
 		return -ENODEV;
 	get_random_bytes(vigil.tpm.key_auth, sizeof(vigil.tpm.key_auth));
+	get_random_bytes(vigil.tpm.key_unique, sizeof(vigil.tpm.key_unique));
 	ret = tpm_try_get_ops(vigil.tpm.chip);
 	if (ret)
 		return ret;
-	ret = vigil_tpm_create_primary(&handle, tpm_rc);
+	ret = vigil_tpm_create_primary(&handle, vigil.tpm.key_x, vigil.tpm.key_y,
+				       vigil.tpm.key_name, tpm_rc);
 	if (ret)
 		goto out_put_ops;
 	ret = vigil_tpm_context_save(handle, tpm_rc);
@@ -481,6 +492,34 @@ int vigil_tpm_create_key(u32 *tpm_rc)
 out_put_ops:
 	tpm_put_ops(vigil.tpm.chip);
 	return ret;
+}
+
+/*
+ * The TPM refused the saved context: create the primary again from the same
+ * secrets. With an unchanged owner seed this is the same key (checked
+ * against the logged public point) and signing resumes; after a TPM2_Clear
+ * it is not, and the module will not sign with a key the log does not hold.
+ * The chip's ops are held; on success the key is loaded at *handle.
+ */
+static int vigil_tpm_rederive(u32 *handle, u32 *tpm_rc)
+{
+	u8 x[VIGIL_ECC_COORD_LEN], y[VIGIL_ECC_COORD_LEN], name[34];
+	int ret;
+
+	*tpm_rc = 0;
+	ret = vigil_tpm_create_primary(handle, x, y, name, tpm_rc);
+	if (ret)
+		return ret;
+	if (memcmp(x, vigil.tpm.key_x, sizeof(x)) ||
+	    memcmp(y, vigil.tpm.key_y, sizeof(y))) {
+		pr_warn_ratelimited("the TPM's owner seed changed: checkpoint key lost, checkpoints stay unsigned\n");
+		tpm2_flush_context(vigil.tpm.chip, *handle);
+		return -EKEYREJECTED;
+	}
+	if (vigil_tpm_context_save(*handle, tpm_rc))
+		pr_warn_ratelimited("re-derived checkpoint key not saved\n");
+	pr_info_ratelimited("checkpoint key re-derived after the TPM lost its context\n");
+	return 0;
 }
 
 /**
@@ -515,14 +554,21 @@ int vigil_tpm_sign(const u8 *digest, u8 *r, u8 *s, u32 *tpm_rc)
 		goto out_destroy;
 
 	tpm_buf_append(&buf, vigil.tpm.key_ctx, vigil.tpm.key_ctx_len);
-	ret = vigil_tpm_transmit(&buf, "loading the vigil key", tpm_rc);
-	if (ret)
+	ret = vigil_tpm_transmit(&buf, tpm_rc);
+	if (ret == -EIO) {
+		/* e.g. a TPM reset invalidated the saved context */
+		ret = vigil_tpm_rederive(&handle, tpm_rc);
+		if (ret)
+			goto out_put_ops;
+	} else if (ret) {
 		goto out_put_ops;
-	vigil_rsp_init(&rsp, &buf);
-	handle = vigil_rsp_u32(&rsp);
-	if (rsp.err) {
-		ret = -EBADMSG;
-		goto out_put_ops;
+	} else {
+		vigil_rsp_init(&rsp, &buf);
+		handle = vigil_rsp_u32(&rsp);
+		if (rsp.err) {
+			ret = -EBADMSG;
+			goto out_put_ops;
+		}
 	}
 
 	tpm_buf_reset(&buf, TPM2_ST_SESSIONS, VIGIL_TPM2_CC_SIGN);
@@ -535,7 +581,7 @@ int vigil_tpm_sign(const u8 *digest, u8 *r, u8 *s, u32 *tpm_rc)
 	tpm_buf_append_u16(&buf, VIGIL_TPM2_ST_HASHCHECK);	/* validation */
 	tpm_buf_append_u32(&buf, TPM2_RH_NULL);
 	tpm_buf_append_u16(&buf, 0);
-	ret = vigil_tpm_transmit(&buf, "signing a vigil checkpoint", tpm_rc);
+	ret = vigil_tpm_transmit(&buf, tpm_rc);
 	if (ret)
 		goto out_flush;
 

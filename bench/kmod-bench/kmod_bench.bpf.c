@@ -49,6 +49,7 @@ __u32 chk_null_einval;
 __s32 chk_bad_type;
 __s32 chk_bad_size;
 __s32 chk_drop_ok;
+__s32 chk_types;	/* bit per known type committed with 0 */
 __s32 chk_drop_bad;
 
 static void fill(struct vigil_ev_exit *ev, __u32 i)
@@ -120,6 +121,20 @@ static long null_probe(__u32 i, void *ctx)
 	return 0;
 }
 
+#define COMMIT_TYPE(T, TYPE, BIT)						\
+	do {									\
+		struct T *r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);		\
+		if (r) {							\
+			__builtin_memset(r, 0, sizeof(*r));			\
+			r->hdr.type = TYPE;					\
+			r->hdr.version = 1;					\
+			r->hdr.size = sizeof(*r);				\
+			if (!vigil_commit(r, sizeof(*r)) && r->hdr.seq)	\
+				chk_types |= BIT;				\
+			bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);		\
+		}								\
+	} while (0)
+
 static void check(void)
 {
 	struct vigil_ev_exit *ev;
@@ -138,6 +153,12 @@ static void check(void)
 	ev->hdr.size = sizeof(*ev) + 8;
 	chk_bad_size = vigil_commit(ev, sizeof(*ev));
 	bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+
+	COMMIT_TYPE(vigil_ev_exec, VIGIL_EV_EXEC, 1);
+	COMMIT_TYPE(vigil_ev_user, VIGIL_EV_USER, 2);
+	COMMIT_TYPE(vigil_ev_fork, VIGIL_EV_FORK, 4);
+	COMMIT_TYPE(vigil_ev_agent, VIGIL_EV_AGENT, 8);
+	COMMIT_TYPE(vigil_ev_sample, VIGIL_EV_SAMPLE, 16);
 
 	bpf_loop(64, null_probe, NULL, 0);
 	chk_drop_ok = vigil_drop(VIGIL_EV_EXEC) | vigil_drop(VIGIL_EV_EXIT) |

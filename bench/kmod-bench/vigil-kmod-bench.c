@@ -4,6 +4,7 @@
  * check that the kfuncs are callable from BPF and keep their contract.
  *
  *   vigil-kmod-bench --check      kfunc contract from a tp_btf program
+ *   vigil-kmod-bench --hold SECS  load and attach, print "attached", sleep
  *   vigil-kmod-bench [-n ITERS] [-r RUNS] [-c CHECKPOINTS]
  *       per-record cost of reserve+fill+submit (ring buffer only) against
  *       reserve+fill+vigil_commit+submit, timed inside BPF; then the
@@ -75,7 +76,9 @@ static int do_check(struct kmod_bench *skel, int fd)
 	      skel->bss->chk_null_einval == skel->bss->chk_null_calls,
 	      "NULL record: %u calls, %u -EINVAL", skel->bss->chk_null_calls,
 	      skel->bss->chk_null_einval);
-	CHECK(b.committed == a.committed + 1 && b.next_seq == a.next_seq + 1,
+	CHECK(skel->bss->chk_types == 0x1f, "per-type commits: mask 0x%x, want 0x1f",
+	      skel->bss->chk_types);
+	CHECK(b.committed == a.committed + 6 && b.next_seq == a.next_seq + 6,
 	      "committed %llu -> %llu", (unsigned long long)a.committed,
 	      (unsigned long long)b.committed);
 	CHECK(b.rejected == a.rejected + 64 + 2, "rejected %llu -> %llu (want +66)",
@@ -109,13 +112,14 @@ static double run_mode(struct kmod_bench *skel, struct ring_buffer *ring, int mo
 
 int main(int argc, char **argv)
 {
-	int iters = 2000, runs = 20, ncp = 30, rounds = 5, opt, fd;
+	int iters = 2000, runs = 20, ncp = 30, rounds = 5, hold = -1, opt, fd;
 	bool check = false;
 	struct kmod_bench *skel;
 	struct ring_buffer *ring;
 	uint64_t consumed = 0;
 	static const struct option opts[] = {
 		{ "check", no_argument, NULL, 'k' },
+		{ "hold", required_argument, NULL, 'H' },
 		{}
 	};
 
@@ -123,6 +127,7 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "n:r:c:", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'k': check = true; break;
+		case 'H': hold = atoi(optarg); break;
 		case 'n': iters = atoi(optarg); break;
 		case 'r': runs = atoi(optarg); break;
 		case 'c': ncp = atoi(optarg); break;
@@ -141,6 +146,13 @@ int main(int argc, char **argv)
 	if (kmod_bench__load(skel) || kmod_bench__attach(skel)) {
 		fprintf(stderr, "load/attach failed (module BTF? kfunc registration?)\n");
 		return 1;
+	}
+	if (hold >= 0) {
+		close(fd);	/* only the BPF program holds the module now */
+		printf("attached\n");
+		sleep(hold);
+		kmod_bench__destroy(skel);
+		return 0;
 	}
 	if (check) {
 		int ret = do_check(skel, fd);

@@ -70,6 +70,9 @@ enum vigil_rec_type {
 	VIGIL_EV_EXEC		= 0x0001,
 	VIGIL_EV_EXIT		= 0x0002,
 	VIGIL_EV_USER		= 0x0003,	/* COMMIT ioctl payload */
+	VIGIL_EV_FORK		= 0x0004,	/* a tracked task forked */
+	VIGIL_EV_AGENT		= 0x0005,	/* agent registration (name, once) */
+	VIGIL_EV_SAMPLE		= 0x0006,	/* per-agent periodic metrics */
 
 	VIGIL_LOG_MEASURE	= 0x8001,	/* extended into pcr_config */
 	VIGIL_LOG_KEY		= 0x8002,	/* checkpoint key, extended into pcr_config */
@@ -79,7 +82,7 @@ enum vigil_rec_type {
 	VIGIL_LOG_BASE		= 0x8006,	/* replay base: PCR values at load or trim */
 };
 
-#define VIGIL_EV_TYPE_MAX	0x0003	/* highest event type known to this ABI */
+#define VIGIL_EV_TYPE_MAX	0x0006	/* highest event type known to this ABI */
 #define VIGIL_EV_NR_TYPES	(VIGIL_EV_TYPE_MAX + 1)
 
 /* vigil_rec_hdr.flags */
@@ -153,6 +156,71 @@ struct vigil_ev_user {
 	__u32 kind;		/* free for the caller: hook id, action type */
 	__u32 len;		/* payload bytes used */
 	__u8 payload[VIGIL_USER_PAYLOAD_MAX];
+};
+
+/* vigil_ev_fork.flags */
+#define VIGIL_FORK_F_THREAD	(1U << 0)	/* CLONE_THREAD: a new thread, same process */
+
+/* A tracked task created a child task (sched_process_fork). */
+struct vigil_ev_fork {
+	struct vigil_rec_hdr hdr;
+	__u32 pid;		/* child's tgid */
+	__u32 tid;		/* child's tid */
+	__u32 ppid;		/* parent's tgid */
+	__u32 uid;
+	__u32 flags;		/* VIGIL_FORK_F_* */
+	__u32 __reserved;
+	char comm[VIGIL_COMM_LEN];
+};
+
+/* vigil_ev_agent.action */
+enum vigil_agent_action {
+	VIGIL_AGENT_REGISTER	= 1,	/* the agent's first record in this chain */
+	VIGIL_AGENT_UNTRACK	= 2,	/* tracking ended */
+};
+
+/* vigil_ev_agent.how */
+enum vigil_agent_how {
+	VIGIL_AGENT_BY_PID	= 1,	/* a process tree, from pid */
+	VIGIL_AGENT_BY_CGROUP	= 2,	/* every task in cgroup_id */
+};
+
+/* An agent's name, recorded once so other records carry only hdr.agent_id. */
+struct vigil_ev_agent {
+	struct vigil_rec_hdr hdr;
+	__u32 action;		/* enum vigil_agent_action */
+	__u32 how;		/* enum vigil_agent_how */
+	__u32 pid;		/* root process (VIGIL_AGENT_BY_PID) */
+	__u32 uid;
+	__u64 cgroup_id;	/* VIGIL_AGENT_BY_CGROUP */
+	char name[VIGIL_NAME_LEN];	/* NUL-terminated */
+};
+
+/* vigil_ev_sample.flags */
+#define VIGIL_SAMPLE_F_HW	(1U << 0)	/* cycles/instructions are measurements */
+#define VIGIL_SAMPLE_F_SYSCALLS	(1U << 1)	/* syscalls is a measurement */
+
+/*
+ * Per-agent metrics since the agent's previous sample, emitted from the
+ * scheduler path at most every sample_ms per agent. Counters without their
+ * flag are not measured (no PMU, syscall counting off): never read a 0
+ * there as a measurement.
+ */
+struct vigil_ev_sample {
+	struct vigil_rec_hdr hdr;
+	__u32 pid;		/* task whose switch emitted the sample */
+	__u32 cpu;
+	__u32 flags;		/* VIGIL_SAMPLE_F_* */
+	__u32 __reserved;
+	__u64 interval_ns;	/* since the previous sample of this agent */
+	__u64 oncpu_ns;
+	__u64 nvcsw;
+	__u64 nivcsw;
+	__u64 min_flt;
+	__u64 maj_flt;
+	__u64 cycles;
+	__u64 instructions;
+	__u64 syscalls;
 };
 
 /* --- Log records (read from /dev/vigil) --------------------------------- */
@@ -367,6 +435,9 @@ VIGIL_STATIC_ASSERT(sizeof(struct vigil_rec_hdr) == 32, "vigil_rec_hdr");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_ev_exec) == 328, "vigil_ev_exec");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_ev_exit) == 160, "vigil_ev_exit");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_ev_user) == 560, "vigil_ev_user");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_ev_fork) == 72, "vigil_ev_fork");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_ev_agent) == 120, "vigil_ev_agent");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_ev_sample) == 120, "vigil_ev_sample");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_measure) == 136, "vigil_log_measure");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_key) == 144, "vigil_log_key");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_checkpoint) == 160, "vigil_log_checkpoint");

@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "vigil/agents.h"
 #include "vigil_bpf.skel.h"
 
 namespace vigil::bpf {
@@ -67,6 +68,10 @@ const char* BpfErrorName(unsigned index) {
       return "read_failed";
     case VIGIL_BPF_ERR_EXIT_DEDUP:
       return "exit_dedup_failed";
+    case VIGIL_BPF_ERR_AGENT_MAP:
+      return "agent_map_full";
+    case VIGIL_BPF_ERR_AGENT_INFO:
+      return "agent_without_name";
     default:
       return "unknown";
   }
@@ -94,6 +99,7 @@ Collector::Collector(Handler handler, ModuleKfuncs module)
     : handler_(std::move(handler)), module_(module) {}
 
 Collector::~Collector() {
+  UnpinAgentMaps();
   ring_.reset();  // before the maps it reads go away
   skel_.reset();
 }
@@ -110,6 +116,7 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
   if (!c->skel_) return Status::FromLibbpf(-errno, "opening the BPF skeleton");
   c->skel_->rodata->have_module = module.commit;
   c->skel_->rodata->have_drop_kfunc = module.commit && module.drop;
+  c->skel_->rodata->all_processes = options.all_processes;
   if (options.ringbuf_bytes != 0) {
     int err = bpf_map__set_max_entries(c->skel_->maps.vigil_events, options.ringbuf_bytes);
     if (err) return Status::FromLibbpf(err, "sizing the ring buffer");
@@ -119,6 +126,8 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
                                        ? "loading the BPF programs (with the vigil module kfuncs)"
                                        : "loading the BPF programs (no vigil module)");
   }
+  // Pinned before attaching, so `vigilctl agent` works once vigild is ready.
+  if (!options.pin_dir.empty()) VIGIL_RETURN_IF_ERROR(c->PinAgentMaps(options.pin_dir));
   if (int err = vigil_bpf__attach(c->skel_.get()); err) {
     return Status::FromLibbpf(err, "attaching the BPF programs");
   }
@@ -126,6 +135,33 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
                                   c.get(), nullptr));
   if (!c->ring_) return Status::FromLibbpf(-errno, "creating the ring buffer consumer");
   return c;
+}
+
+Status Collector::PinAgentMaps(const std::string& dir) {
+  VIGIL_RETURN_IF_ERROR(agents::PrepareBpffsDir(dir));
+  const std::pair<bpf_map*, const char*> maps[] = {
+      {skel_->maps.vigil_agents, VIGIL_PIN_AGENTS},
+      {skel_->maps.vigil_agent_cgroups, VIGIL_PIN_AGENT_CGROUPS},
+      {skel_->maps.vigil_agent_info, VIGIL_PIN_AGENT_INFO},
+      {skel_->maps.vigil_agent_announced, VIGIL_PIN_AGENT_SEEN},
+  };
+  for (const auto& [map, name] : maps) {
+    const std::string path = dir + "/" + name;
+    // A pin left by a vigild that died: its maps belong to no program.
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return Status::FromErrno(errno, "removing the stale pin " + path);
+    }
+    if (int err = bpf_map__pin(map, path.c_str()); err) {
+      return Status::FromLibbpf(err, "pinning " + path);
+    }
+    pinned_.push_back(path);
+  }
+  return Status::Ok();
+}
+
+void Collector::UnpinAgentMaps() {
+  for (const std::string& path : pinned_) ::unlink(path.c_str());
+  pinned_.clear();
 }
 
 int Collector::OnSample(void* ctx, void* data, size_t size) {

@@ -73,6 +73,39 @@ json RecordToJson(const records::Record& rec) {
                                    {"write_bytes", x->write_bytes}}}});
   } else if (auto u = rec.As<vigil_ev_user>()) {
     j.update(UserJson(*u));
+  } else if (auto f = rec.As<vigil_ev_fork>()) {
+    j.update(json{{"pid", f->pid},
+                  {"tid", f->tid},
+                  {"ppid", f->ppid},
+                  {"uid", f->uid},
+                  {"thread", (f->flags & VIGIL_FORK_F_THREAD) != 0},
+                  {"comm", records::FieldString(f->comm)}});
+  } else if (auto a = rec.As<vigil_ev_agent>()) {
+    j.update(json{{"action", a->action == VIGIL_AGENT_REGISTER  ? "register"
+                             : a->action == VIGIL_AGENT_UNTRACK ? "untrack"
+                                                                : "unknown"},
+                  {"how", a->how == VIGIL_AGENT_BY_PID      ? "pid"
+                          : a->how == VIGIL_AGENT_BY_CGROUP ? "cgroup"
+                                                            : "unknown"},
+                  {"pid", a->pid},
+                  {"uid", a->uid},
+                  {"cgroup_id", a->cgroup_id},
+                  {"name", records::FieldString(a->name)}});
+  } else if (auto s = rec.As<vigil_ev_sample>()) {
+    // Counters whose flag is clear were not measured: null, never 0.
+    const bool hw = (s->flags & VIGIL_SAMPLE_F_HW) != 0;
+    const bool sys = (s->flags & VIGIL_SAMPLE_F_SYSCALLS) != 0;
+    j.update(json{{"pid", s->pid},
+                  {"cpu", s->cpu},
+                  {"interval_ns", s->interval_ns},
+                  {"metrics", json{{"oncpu_ns", s->oncpu_ns},
+                                   {"nvcsw", s->nvcsw},
+                                   {"nivcsw", s->nivcsw},
+                                   {"min_flt", s->min_flt},
+                                   {"maj_flt", s->maj_flt},
+                                   {"cycles", hw ? json(s->cycles) : json(nullptr)},
+                                   {"instructions", hw ? json(s->instructions) : json(nullptr)},
+                                   {"syscalls", sys ? json(s->syscalls) : json(nullptr)}}}});
   } else if (auto m = rec.As<vigil_log_measure>()) {
     j.update(json{{"kind", m->kind},
                   {"pcr", m->pcr},

@@ -13,6 +13,12 @@ std::optional<size_t> ExpectedSize(uint16_t type) {
       return sizeof(vigil_ev_exit);
     case VIGIL_EV_USER:
       return sizeof(vigil_ev_user);
+    case VIGIL_EV_FORK:
+      return sizeof(vigil_ev_fork);
+    case VIGIL_EV_AGENT:
+      return sizeof(vigil_ev_agent);
+    case VIGIL_EV_SAMPLE:
+      return sizeof(vigil_ev_sample);
     case VIGIL_LOG_MEASURE:
       return sizeof(vigil_log_measure);
     case VIGIL_LOG_KEY:
@@ -38,6 +44,12 @@ std::string_view TypeName(uint16_t type) {
       return "exit";
     case VIGIL_EV_USER:
       return "user";
+    case VIGIL_EV_FORK:
+      return "fork";
+    case VIGIL_EV_AGENT:
+      return "agent";
+    case VIGIL_EV_SAMPLE:
+      return "sample";
     case VIGIL_LOG_MEASURE:
       return "measure";
     case VIGIL_LOG_KEY:

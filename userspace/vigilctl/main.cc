@@ -7,8 +7,9 @@
 //                   compare with the TPM
 //   vigilctl verify-chain --events F [--start-seq N --start-head HEX] [--file LOG]
 //                   recompute the hash chain over events saved by
-//                   `vigild --raw-out` and compare with the log's checkpoints
-//                   and the module's current chain head
+//                   `vigild --raw-out` (plus the log's LOG_EVENT copies) and
+//                   compare with the log's checkpoints and the module's chain
+//                   head; verify every checkpoint's ECDSA signature
 //
 // Exit codes (all subcommands):
 //   0 success (replay: every compared PCR matches)
@@ -40,6 +41,7 @@
 #include "vigil/format.h"
 #include "vigil/records.h"
 #include "vigil/replay.h"
+#include "vigil/signature.h"
 #include "vigil/status.h"
 #include "vigil/tpm.h"
 
@@ -403,6 +405,50 @@ int CmdVerifyChain(bool as_json, const std::string& events_file, const std::stri
   auto range = vigil::chain::VerifyEventRange(start_head, seq0, all_events, *log);
   if (!range.ok()) return Fail(range.status());
 
+  // Checkpoint signatures, with the KEY record's point or GET_INFO's.
+  std::optional<vigil::crypto::EcPoint> key;
+  for (const auto& rec : *log) {
+    if (auto k = rec.As<vigil_log_key>()) {
+      vigil::crypto::EcPoint p;
+      std::copy(std::begin(k->x), std::end(k->x), p.x);
+      std::copy(std::begin(k->y), std::end(k->y), p.y);
+      key = p;
+    }
+  }
+  if (!key && info && (info->tpm_flags & VIGIL_TPM_KEY) != 0) {
+    vigil::crypto::EcPoint p;
+    std::copy(std::begin(info->key_x), std::end(info->key_x), p.x);
+    std::copy(std::begin(info->key_y), std::end(info->key_y), p.y);
+    key = p;
+  }
+  size_t sig_verified = 0;
+  size_t sig_unsigned = 0;
+  size_t sig_pending = 0;
+  for (const auto& rec : *log) {
+    if (rec.type() != VIGIL_LOG_CHECKPOINT || !key) continue;
+    std::optional<vigil_log_signature> sig;
+    for (const auto& other : *log) {
+      auto s = other.As<vigil_log_signature>();
+      if (s && s->checkpoint_seq == rec.seq()) sig = s;
+    }
+    if (!sig) {
+      sig_pending++;  // the signature follows its checkpoint in the log
+      continue;
+    }
+    Status st = vigil::crypto::VerifyCheckpointSignature(*key, rec, *sig);
+    if (st.code() == ErrorCode::kFailedPrecondition) {
+      sig_unsigned++;
+    } else if (!st.ok()) {
+      return Fail(st);
+    } else {
+      sig_verified++;
+    }
+  }
+  const std::string signatures = key ? std::to_string(sig_verified) + " verified, " +
+                                           std::to_string(sig_unsigned) + " unsigned, " +
+                                           std::to_string(sig_pending) + " pending"
+                                     : std::string("not checked (no key in the log or GET_INFO)");
+
   // The module's live head is a further comparison point when it has not
   // committed anything since the last saved event.
   std::string module_head = "not compared";
@@ -426,7 +472,10 @@ int CmdVerifyChain(bool as_json, const std::string& events_file, const std::stri
                       {"log_event_copies", log_copies},
                       {"head", vigil::crypto::ToHex(range->head)},
                       {"checkpoints_checked", range->checkpoints_checked},
-                      {"module_head", module_head}}
+                      {"module_head", module_head},
+                      {"signatures_verified", sig_verified},
+                      {"signatures_unsigned", sig_unsigned},
+                      {"signatures_pending", sig_pending}}
                      .dump(2)
               << "\n";
   } else {
@@ -435,7 +484,8 @@ int CmdVerifyChain(bool as_json, const std::string& events_file, const std::stri
               << " from LOG_EVENT copies) continue the chain from seq " << seq0 << "\n"
               << "chain head " << vigil::crypto::ToHex(range->head) << "\n"
               << "checkpoints compared: " << range->checkpoints_checked << "\n"
-              << "module head: " << module_head << "\n";
+              << "module head: " << module_head << "\n"
+              << "checkpoint signatures: " << signatures << "\n";
   }
   if (mismatch) {
     std::cerr << "vigilctl: the module's chain head differs from the recomputed chain\n";

@@ -1,5 +1,7 @@
-// vigild: loads vigil's BPF programs, prints one JSON line per event on
-// stdout and a summary with counts (drops included) on stderr at exit.
+// vigild: loads vigil's BPF programs, pins the agent maps (for `vigilctl
+// agent`), prints one JSON line per event on stdout and a summary with
+// counts (drops included) on stderr at exit. Records tracked agents only,
+// or every process with --all-processes.
 //
 // Exit codes: 0 clean stop (signal or --duration), 1 runtime error
 // (not root, no kernel BTF, load/attach failure), 2 usage error.
@@ -14,6 +16,7 @@
 #include <iostream>
 #include <string>
 
+#include "vigil/agents.h"
 #include "vigil/collector.h"
 #include "vigil/format.h"
 #include "vigil/records.h"
@@ -61,6 +64,9 @@ struct EventCounts {
   uint64_t events = 0;
   uint64_t exec = 0;
   uint64_t exit = 0;
+  uint64_t fork = 0;
+  uint64_t agent = 0;
+  uint64_t sample = 0;
   uint64_t committed = 0;
   uint64_t uncommitted = 0;
   uint64_t decode_errors = 0;
@@ -79,8 +85,22 @@ vigil::Status WriteAll(int fd, std::span<const uint8_t> bytes) {
   return vigil::Status::Ok();
 }
 
-int Run(double duration_s, const std::string& ready_file, const std::string& raw_out,
-        uint32_t ringbuf_bytes, bool no_module, bool verbose) {
+struct Config {
+  double duration_s = 0;
+  std::string ready_file;
+  std::string raw_out;
+  uint32_t ringbuf_bytes = 0;
+  bool no_module = false;
+  bool verbose = false;
+  bool all_processes = false;
+  std::string pin_dir = vigil::agents::kDefaultPinDir;
+};
+
+int Run(const Config& cfg) {
+  const double duration_s = cfg.duration_s;
+  const std::string& ready_file = cfg.ready_file;
+  const std::string& raw_out = cfg.raw_out;
+  const bool verbose = cfg.verbose;
   if (::geteuid() != 0) {
     std::cerr << "vigild: must run as root (loading BPF programs needs CAP_BPF, "
                  "CAP_PERFMON and CAP_SYS_ADMIN)\n";
@@ -114,6 +134,9 @@ int Run(double duration_s, const std::string& ready_file, const std::string& raw
     counts.events++;
     if (rec->type() == VIGIL_EV_EXEC) counts.exec++;
     if (rec->type() == VIGIL_EV_EXIT) counts.exit++;
+    if (rec->type() == VIGIL_EV_FORK) counts.fork++;
+    if (rec->type() == VIGIL_EV_AGENT) counts.agent++;
+    if (rec->type() == VIGIL_EV_SAMPLE) counts.sample++;
     (rec->committed() ? counts.committed : counts.uncommitted)++;
     std::cout << vigil::format::RecordToJson(*rec).dump() << '\n';
     std::cout.flush();
@@ -122,8 +145,10 @@ int Run(double duration_s, const std::string& ready_file, const std::string& raw
   };
 
   vigil::bpf::CollectorOptions options;
-  options.ringbuf_bytes = ringbuf_bytes;
-  options.allow_module = !no_module;
+  options.ringbuf_bytes = cfg.ringbuf_bytes;
+  options.allow_module = !cfg.no_module;
+  options.all_processes = cfg.all_processes;
+  options.pin_dir = cfg.pin_dir;
   auto collector = vigil::bpf::Collector::Start(options, handler);
   if (!collector.ok()) {
     std::cerr << "vigild: " << collector.status().ToString() << "\n";
@@ -133,6 +158,11 @@ int Run(double duration_s, const std::string& ready_file, const std::string& raw
   std::cerr << "vigild: attached; vigil module "
             << (module.commit ? "present: events are committed"
                               : "absent: events are not committed (flag no_module)")
+            << "\n";
+  std::cerr << "vigild: recording "
+            << (cfg.all_processes ? "every process (--all-processes)"
+                                  : "tracked agents only (vigilctl agent ...)")
+            << "; agent maps pinned under " << (cfg.pin_dir.empty() ? "(none)" : cfg.pin_dir)
             << "\n";
   if (!ready_file.empty()) {
     if (vigil::Status st = WriteReadyFile(ready_file, module.commit); !st.ok()) {
@@ -160,7 +190,8 @@ int Run(double duration_s, const std::string& ready_file, const std::string& raw
 
   auto counters = (*collector)->ReadCounters();
   std::cerr << "vigild: summary events=" << counts.events << " exec=" << counts.exec
-            << " exit=" << counts.exit << " committed=" << counts.committed
+ << " exit=" << counts.exit << " fork=" << counts.fork
+            << " agent=" << counts.agent << " sample=" << counts.sample << " committed=" << counts.committed
             << " uncommitted=" << counts.uncommitted << " decode_errors=" << counts.decode_errors;
   if (counters.ok()) {
     std::cerr << " drops=" << counters->TotalDrops();
@@ -187,24 +218,24 @@ int Run(double duration_s, const std::string& ready_file, const std::string& raw
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "vigild: collect exec/exit events from the kernel through BPF and print one JSON "
-      "object per line.\n\nExit codes: 0 clean stop, 1 runtime error, 2 usage error."};
-  double duration_s = 0;
-  std::string ready_file;
-  std::string raw_out;
-  uint32_t ringbuf_bytes = 0;
-  bool no_module = false;
-  bool verbose = false;
-  app.add_option("--duration", duration_s, "Stop after SECONDS (default: run until SIGINT/SIGTERM)")
+      "vigild: collect agent events (exec/exit/fork/samples) from the kernel through BPF "
+      "and print one JSON object per line.\n\nExit codes: 0 clean stop, 1 runtime error, 2 usage error."};
+  Config cfg;
+  app.add_option("--duration", cfg.duration_s, "Stop after SECONDS (default: run until SIGINT/SIGTERM)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--ready-file", ready_file,
+  app.add_option("--ready-file", cfg.ready_file,
                  "Write PATH once the programs are attached (for tests and supervisors)");
-  app.add_option("--raw-out", raw_out,
+  app.add_option("--raw-out", cfg.raw_out,
                  "Also append each event's exact bytes to PATH (for vigilctl verify-chain)");
-  app.add_option("--ringbuf-bytes", ringbuf_bytes,
+  app.add_option("--ringbuf-bytes", cfg.ringbuf_bytes,
                  "Ring buffer size, a power of two (default 256 KiB)");
-  app.add_flag("--no-module", no_module, "Do not call the vigil module even if it is loaded");
-  app.add_flag("-v,--verbose", verbose, "Show libbpf debug output");
+  app.add_flag("--no-module", cfg.no_module, "Do not call the vigil module even if it is loaded");
+  app.add_flag("--all-processes", cfg.all_processes,
+               "Record every process (agent_id 0 when untracked), not only tracked agents");
+  app.add_option("--pin-dir", cfg.pin_dir,
+                 "Pin the agent maps here for `vigilctl agent` (bpffs; empty: do not pin)")
+      ->capture_default_str();
+  app.add_flag("-v,--verbose", cfg.verbose, "Show libbpf debug output");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -213,7 +244,7 @@ int main(int argc, char** argv) {
   }
   InstallSignalHandlers();
   try {
-    return Run(duration_s, ready_file, raw_out, ringbuf_bytes, no_module, verbose);
+    return Run(cfg);
   } catch (const std::exception& e) {
     std::cerr << "vigild: " << e.what() << "\n";
     return kExitError;

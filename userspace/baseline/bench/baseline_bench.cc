@@ -71,6 +71,7 @@ void MemoryReport() {
       }
     }
     const double fill_s = Seconds(start);
+    malloc_trim(0);  // the simulators are gone; count only what the store holds
     const long rss_after = StatusKb("VmRSS");
     std::printf("baseline memory: %d agents x %zu features, %d exits each\n", kAgents,
                 kFeatureCount, kExits);

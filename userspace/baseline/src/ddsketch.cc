@@ -191,7 +191,7 @@ double DdSketch::MadImpl(bool log_domain, double shift) const {
   double hi = log_domain
                   ? std::max(std::log((max_ + shift) / center), std::log(center / (min_ + shift)))
                   : std::max(max_ - median, median - min_);
-  for (int iter = 0; iter < 64 && hi - lo > 1e-12 * std::max(hi, 1e-300); ++iter) {
+  for (int iter = 0; iter < 64 && hi - lo > 1e-7 * hi; ++iter) {
     const double mid = 0.5 * (lo + hi);
     if (within(mid) >= half) {
       hi = mid;

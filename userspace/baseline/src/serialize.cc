@@ -27,6 +27,7 @@ json SketchToJson(const DdSketch& s) {
 // Typed access to one JSON object with its JSON-pointer path. The first error
 // sticks; later calls return defaults, so callers check status() once per
 // object.
+// Thread-safety: a short-lived local; not synchronized.
 class ObjectReader {
  public:
   ObjectReader(const json& j, std::string path, std::initializer_list<const char*> allowed)

@@ -270,7 +270,11 @@ std::optional<Anomaly> BaselineStore::Observe(std::string_view agent, std::strin
   }
   if (config_.adapt_while_watching) {
     Learn(fs, value, timestamp_ns);
-    if (++fs.since_refresh >= config_.summary_refresh) Refresh(fs, feature);
+    // A refresh costs a few microseconds (two bisections over the bins); new
+    // samples move the median by about since_refresh / count of the spread.
+    const uint64_t interval = std::min<uint64_t>(
+        std::max<uint64_t>(config_.summary_refresh, fs.stats.count() / 16), UINT32_MAX);
+    if (++fs.since_refresh >= interval) Refresh(fs, feature);
   }
   return std::nullopt;
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -123,7 +124,7 @@ TEST(SerializeTest, TruncatedInputIsTruncated) {
     EXPECT_EQ(s.code(), StateCode::kTruncated) << cut << ": " << s.ToString();
   }
   // Every prefix fails cleanly (sampled to keep the test fast).
-  for (size_t cut = 0; cut < text.size(); cut += 1 + text.size() / 400) {
+  for (size_t cut = 0; cut < text.size(); cut += 1 + text.size() / 100) {
     EXPECT_FALSE(ParseStatus(text.substr(0, cut)).ok()) << cut;
   }
 }
@@ -183,6 +184,11 @@ struct Corruption {
   json value;           // replacement (discarded => erase)
   StateCode code;
 };
+
+void PrintTo(const Corruption& c, std::ostream* os) {
+  *os << c.pointer << " = " << (c.value.is_discarded() ? "(erased)" : c.value.dump()) << " -> "
+      << StateCodeName(c.code);
+}
 
 class CorruptionTest : public ::testing::TestWithParam<Corruption> {};
 
@@ -271,7 +277,15 @@ INSTANTIATE_TEST_SUITE_P(
         Corruption{"/sketch/alpha", 0.02, StateCode::kConfigMismatch},
         Corruption{"/sketch/max_bins", 100, StateCode::kConfigMismatch},
         Corruption{"/rejected_values", -1, StateCode::kOutOfRange},
-        Corruption{"/extra", true, StateCode::kUnknownField}));
+        Corruption{"/extra", true, StateCode::kUnknownField}),
+    [](const ::testing::TestParamInfo<Corruption>& info) {
+      // "agents_2_features_cpu_per_exec_welford_mean_7": pointer and index.
+      std::string name;
+      for (char ch : info.param.pointer.substr(1)) {
+        name += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+      }
+      return name + "_" + std::to_string(info.index);
+    });
 
 TEST(SerializeTest, RestoreReplacesOnSuccess) {
   BaselineStore source = Populated();
@@ -290,7 +304,7 @@ TEST(SerializeTest, RandomMutationsNeverCrash) {
   const std::string alphabet = "0123456789-+.eE\"{}[],:nulltruefalse ~/";
   std::uniform_int_distribution<size_t> pick(0, alphabet.size() - 1);
   int accepted = 0;
-  for (int i = 0; i < 300; ++i) {
+  for (int i = 0; i < 150; ++i) {
     std::string m = text;
     for (int k = 0; k < 1 + i % 4; ++k) m[pos(rng)] = alphabet[pick(rng)];
     StateResult<BaselineStore> r = BaselineStore::Parse(m, Config50());
@@ -303,7 +317,7 @@ TEST(SerializeTest, RandomMutationsNeverCrash) {
     StateResult<BaselineStore> again = BaselineStore::Parse(r->Serialize(), Config50());
     EXPECT_TRUE(again.ok()) << again.status().ToString();
   }
-  EXPECT_LT(accepted, 300);
+  EXPECT_LT(accepted, 150);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "counters.h"  // bpf/: failure counter indexes
 #include "vigil.h"
@@ -35,6 +36,10 @@ struct CollectorOptions {
   uint32_t ringbuf_bytes = 0;  // 0: the object's default; else a power of 2
   bool allow_module = true;    // false: never call the kfuncs
   std::string module_btf_path = kModuleBtfPath;
+  bool all_processes = false;  // record every process, not only agents
+  // Where the agent maps are pinned for vigilctl (replacing stale pins);
+  // empty: not pinned. Unpinned when the collector goes away.
+  std::string pin_dir;
 };
 
 struct CollectorCounters {
@@ -73,8 +78,12 @@ class Collector {
   Collector(Handler handler, ModuleKfuncs module);
   static int OnSample(void* ctx, void* data, size_t size);
 
+  Status PinAgentMaps(const std::string& dir);
+  void UnpinAgentMaps();
+
   Handler handler_;
   ModuleKfuncs module_;
+  std::vector<std::string> pinned_;  // paths to unpin
   uint64_t decode_errors_ = 0;
   struct SkelDeleter {
     void operator()(vigil_bpf* skel) const;

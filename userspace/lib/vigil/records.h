@@ -41,6 +41,18 @@ struct RecordTypeOf<vigil_ev_user> {
   static constexpr uint16_t kType = VIGIL_EV_USER;
 };
 template <>
+struct RecordTypeOf<vigil_ev_fork> {
+  static constexpr uint16_t kType = VIGIL_EV_FORK;
+};
+template <>
+struct RecordTypeOf<vigil_ev_agent> {
+  static constexpr uint16_t kType = VIGIL_EV_AGENT;
+};
+template <>
+struct RecordTypeOf<vigil_ev_sample> {
+  static constexpr uint16_t kType = VIGIL_EV_SAMPLE;
+};
+template <>
 struct RecordTypeOf<vigil_log_measure> {
   static constexpr uint16_t kType = VIGIL_LOG_MEASURE;
 };

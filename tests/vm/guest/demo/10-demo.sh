@@ -11,6 +11,8 @@ vt_check demo-insmod insmod /vigil.ko || exit 0
 say "== vigil.ko loaded into $(uname -r), $VMTEST_NCPU CPUs, TPM: swtpm (TIS)"
 vigilctl status 2>&1 | indent
 
+# Chain state before any program is attached: the user-space recomputation starts here.
+start_json=$(vigilctl status --json)
 vigild --ready-file $dir/ready --raw-out $dir/events.bin >$dir/events.json 2>$dir/vigild.err &
 vpid=$!
 i=0
@@ -19,7 +21,6 @@ while [ ! -f $dir/ready ] && [ $i -lt 600 ] && kill -0 $vpid 2>/dev/null; do
 	i=$((i + 1))
 done
 [ -f $dir/ready ] || { vt_fail demo-vigild "$(tail -n 3 $dir/vigild.err)"; exit 0; }
-start_json=$(vigilctl status --json)
 
 say ""
 say "== workloads"

@@ -22,3 +22,9 @@ vt_check kmod-notpm-stress vigil-stress -t 4 -n 200 -c 5 -r 1
 vt_check kmod-notpm-replay vigil-replay --no-tpm --expect-sig-status 1 --min-checkpoints 5
 vt_check kmod-notpm-rmmod rmmod vigil
 vt_check kmod-notpm-reload sh -c 'insmod /vigil.ko && vigil-ioctl-test commit checkpoint && vigil-replay --no-tpm --chain-complete --expect-sig-status 1 && rmmod vigil'
+# the kfuncs work the same without a TPM
+if command -v vigil-kmod-bench >/dev/null; then
+	insmod /vigil.ko
+	vt_check kmod-notpm-kfunc-bpf vigil-kmod-bench --check
+	vt_rmmod vigil
+fi

@@ -7,11 +7,11 @@ vt_check kmod-replay vigil-replay --chain-complete --expect-signed --min-checkpo
 # A timer checkpoint happens by itself within checkpoint_ms (1 s) once
 # there is something new to cover.
 vigil-ioctl-test commit >/dev/null
-sleep 2
+sleep 3
 if grep -q 'checkpoint anchor=pcr .* reason=timer' /sys/kernel/security/vigil/ascii_log; then
 	vt_pass kmod-timer-checkpoint
 else
-	vt_fail kmod-timer-checkpoint "no timer checkpoint after 2 s"
+	vt_fail kmod-timer-checkpoint "no timer checkpoint after 3 s"
 fi
 vt_check kmod-replay-after-timer vigil-replay --chain-complete --expect-signed --min-checkpoints 2
 grep -c . /sys/kernel/security/vigil/ascii_log >/dev/null

@@ -8,3 +8,22 @@ if command -v vigil-kmod-bench >/dev/null; then
 else
 	vt_skip kmod-kfunc-bpf "vigil-kmod-bench not built (clang/bpftool/libbpf)"
 fi
+# A loaded BPF program that calls the kfuncs holds a module reference:
+# rmmod is refused while it is attached and succeeds after it is gone.
+if command -v vigil-kmod-bench >/dev/null; then
+	vigil-kmod-bench --hold 3 >/tmp/hold.out 2>&1 &
+	hp=$!
+	i=0
+	while ! grep -q attached /tmp/hold.out && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	if ! grep -q attached /tmp/hold.out; then
+		vt_fail kmod-rmmod-bpf-held "program did not attach: $(cat /tmp/hold.out | tr '\n' '|')"
+	elif rmmod vigil 2>/dev/null; then
+		vt_fail kmod-rmmod-bpf-held "rmmod succeeded while a BPF program used the kfuncs"
+		insmod /vigil.ko
+	else
+		vt_pass kmod-rmmod-bpf-held "rmmod refused while the program is attached"
+	fi
+	wait $hp
+	vt_check kmod-rmmod-after-bpf vt_rmmod vigil
+	vt_check kmod-reload-after-bpf insmod /vigil.ko
+fi

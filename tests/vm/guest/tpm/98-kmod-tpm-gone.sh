@@ -4,6 +4,19 @@
 # Runs last: the TPM does not come back.
 vt_check kmod-gone-insmod insmod /vigil.ko
 vt_check kmod-gone-signed-before vigil-ioctl-test commit checkpoint
+# TPM2_Clear changes the owner seed: the saved key context no longer loads,
+# the re-derived key differs from the logged one, and the module refuses to
+# sign with it (-EKEYREJECTED) rather than switch keys silently.
+if command -v tpm2 >/dev/null && TPM2TOOLS_TCTI=device:/dev/tpmrm0 tpm2 clear >/tmp/clear.out 2>&1; then
+	out=$(vigil-ioctl-test checkpoint-tpm-error 2>&1)
+	if echo "$out" | grep -q 'status 2 error -129 '; then
+		vt_pass kmod-owner-clear-key-rejected "$(echo "$out" | grep '^checkpoint')"
+	else
+		vt_fail kmod-owner-clear-key-rejected "$(echo "$out" | tr '\n' '|')"
+	fi
+else
+	vt_skip kmod-owner-clear-key-rejected "tpm2 clear unavailable: $(tail -n 1 /tmp/clear.out 2>/dev/null)"
+fi
 vt_host kill-tpm
 sleep 2
 start=$(date +%s)

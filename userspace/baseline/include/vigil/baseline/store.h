@@ -11,16 +11,20 @@
 // learning nothing is scored. Then each value x gets the robust z score
 //     score = |x - median| / (1.4826 * MAD')
 //     MAD'  = max(MAD, 2 * alpha * median, min_mad[feature])
-// where median and MAD come from the sketch (MAD by walking the bins, error
-// <= alpha * (2 median + MAD), see ddsketch.h), so the MAD is floored at the
-// sketch's resolution and at a per-feature absolute floor (a constant feature
-// would otherwise make every tiny change infinite). 1.4826 * MAD estimates
-// the standard deviation of normal data, so the score reads like a z score.
+// where median and MAD come from the sketch (MAD from its interpolated CDF,
+// error <= alpha * (3 median + 2 MAD), see ddsketch.h), so the MAD is
+// floored at the sketch's resolution and at a per-feature absolute floor (a
+// constant feature would otherwise make every tiny change infinite).
+// 1.4826 * MAD estimates the standard deviation of normal data, so the score
+// reads like a z score. That is the default (ScoreDomain::kLinear); per
+// feature, the same robust z can be computed on ln(x + c) instead
+// (ScoreDomain::kLog, see below), which suits right-skewed features.
 // score >= threshold gives an Anomaly naming the feature. Values below the
 // threshold keep refining the baseline when adapt_while_watching is set (the
-// median and MAD are recomputed every summary_refresh samples); anomalous
-// values never enter it, so a lasting shift keeps alerting until the operator
-// calls ResetAgent.
+// median and MADs are recomputed after max(summary_refresh, samples / 16)
+// new samples, i.e. when the new ones could have moved them); anomalous
+// values never enter it, so a lasting shift keeps alerting until the
+// operator calls ResetAgent.
 //
 // Executables. The set of executables per agent is learnt the same way
 // (learn_samples observations and learn_duration_ns); afterwards a path not
@@ -91,7 +95,7 @@ struct BaselineConfig {
   double sketch_alpha = DdSketch::kDefaultAlpha;
   uint32_t sketch_max_bins = DdSketch::kDefaultMaxBins;  // 16 .. 65536
   Ewma::Params ewma;
-  uint32_t summary_refresh = 64;  // >= 1
+  uint32_t summary_refresh = 64;  // >= 1; see "Learning, then watching"
   bool adapt_while_watching = true;
   std::array<double, kFeatureCount> min_mad = kDefaultMinMad;  // > 0
   std::array<ScoreDomain, kFeatureCount> score_domain = {
@@ -186,8 +190,10 @@ class BaselineStore {
 
   BaselineStore(BaselineStore&&) = default;
   BaselineStore& operator=(BaselineStore&&) = default;
-  BaselineStore(const BaselineStore&) = default;
-  BaselineStore& operator=(const BaselineStore&) = default;
+  // Move-only: a store with 10k agents is tens of MB; copy through
+  // Serialize/Parse if a snapshot is really wanted.
+  BaselineStore(const BaselineStore&) = delete;
+  BaselineStore& operator=(const BaselineStore&) = delete;
 
   // One value of one feature. Learns, or scores and returns an anomaly.
   std::optional<Anomaly> Observe(std::string_view agent, std::string_view role, Feature feature,

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * agents.bpf.c - which agent a task belongs to, and the one registration
+ * record per agent.
+ *
+ * vigild pins the maps (under /sys/fs/bpf/vigil) and vigilctl fills them:
+ * a process (tgid) is tracked when it is in vigil_agents, or when the
+ * current task's cgroup v2 id is in vigil_agent_cgroups. Children inherit
+ * through fork.bpf.c; exit.bpf.c forgets a process when it is gone. No
+ * hook of its own: global functions called by the other programs, so they
+ * work wherever those do (5.5+ for tp_btf, cgroup v2 ids since 4.18).
+ */
+#include "vigil.bpf.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VIGIL_BPF_MAX_AGENT_PIDS);
+	__type(key, __u32);	/* tgid */
+	__type(value, __u32);	/* agent id */
+} vigil_agents SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VIGIL_BPF_MAX_AGENT_CGROUPS);
+	__type(key, __u64);	/* cgroup v2 id */
+	__type(value, __u32);	/* agent id */
+} vigil_agent_cgroups SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VIGIL_BPF_MAX_AGENTS);
+	__type(key, __u32);	/* agent id */
+	__type(value, struct vigil_bpf_agent_info);
+} vigil_agent_info SEC(".maps");
+
+/* Agents whose registration record is in the stream (or being written). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VIGIL_BPF_MAX_AGENTS);
+	__type(key, __u32);	/* agent id */
+	__type(value, __u8);
+} vigil_agent_announced SEC(".maps");
+
+__noinline __u32 vigil_agent_of_pid(__u32 tgid)
+{
+	__u32 *id = bpf_map_lookup_elem(&vigil_agents, &tgid);
+
+	return id ? *id : 0;
+}
+
+/* Only for the current task: the helper reads current's cgroup. */
+__noinline __u32 vigil_agent_of_current_cgroup(void)
+{
+	__u64 cgid = bpf_get_current_cgroup_id();
+	__u32 *id = bpf_map_lookup_elem(&vigil_agent_cgroups, &cgid);
+
+	return id ? *id : 0;
+}
+
+__noinline __u32 vigil_agent_of_current(__u32 tgid)
+{
+	__u32 id = vigil_agent_of_pid(tgid);
+
+	return id ? id : vigil_agent_of_current_cgroup();
+}
+
+__noinline int vigil_agent_inherit(__u32 tgid, __u32 agent_id)
+{
+	if (bpf_map_update_elem(&vigil_agents, &tgid, &agent_id, BPF_ANY)) {
+		vigil_count_error(VIGIL_BPF_ERR_AGENT_MAP);
+		return -1;
+	}
+	return 0;
+}
+
+__noinline int vigil_agent_forget(__u32 tgid)
+{
+	bpf_map_delete_elem(&vigil_agents, &tgid); /* absent is fine */
+	return 0;
+}
+
+__noinline int vigil_agent_announce(__u32 agent_id)
+{
+	struct vigil_bpf_agent_info *info;
+	struct vigil_ev_agent *ev;
+	__u8 one = 1;
+
+	if (agent_id == 0)
+		return 0;
+	/* Exactly one caller wins the insert; the others see -EEXIST. */
+	if (bpf_map_update_elem(&vigil_agent_announced, &agent_id, &one,
+				BPF_NOEXIST))
+		return 0;
+	info = bpf_map_lookup_elem(&vigil_agent_info, &agent_id);
+	if (!info) {
+		/* Untracked meanwhile, or registered by pid without a name. */
+		vigil_count_error(VIGIL_BPF_ERR_AGENT_INFO);
+		bpf_map_delete_elem(&vigil_agent_announced, &agent_id);
+		return -1;
+	}
+	ev = bpf_ringbuf_reserve(&vigil_events, sizeof(*ev), 0);
+	if (!ev) {
+		vigil_note_drop(VIGIL_EV_AGENT);
+		/* Let the agent's next record try again. */
+		bpf_map_delete_elem(&vigil_agent_announced, &agent_id);
+		return -1;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	vigil_hdr_init(&ev->hdr, VIGIL_EV_AGENT, sizeof(*ev), agent_id);
+	ev->action = VIGIL_AGENT_REGISTER;
+	ev->how = info->how;
+	ev->pid = info->pid;
+	ev->uid = info->uid;
+	ev->cgroup_id = info->cgroup_id;
+	__builtin_memcpy(ev->name, info->name, sizeof(ev->name));
+	ev->name[sizeof(ev->name) - 1] = '\0';
+	vigil_commit_agent(ev);
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}

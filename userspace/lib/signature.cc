@@ -1,0 +1,121 @@
+#include "vigil/signature.h"
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vigil/digest.h"
+
+namespace vigil::crypto {
+namespace {
+
+template <auto Fn>
+struct Deleter {
+  template <typename T>
+  void operator()(T* p) const {
+    Fn(p);
+  }
+};
+using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, Deleter<OSSL_PARAM_BLD_free>>;
+using ParamPtr = std::unique_ptr<OSSL_PARAM, Deleter<OSSL_PARAM_free>>;
+using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
+using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Deleter<ECDSA_SIG_free>>;
+using BignumPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
+
+Result<PkeyPtr> P256PublicKey(const EcPoint& key) {
+  uint8_t point[1 + 2 * VIGIL_ECC_COORD_LEN];
+  point[0] = 0x04;  // uncompressed
+  std::memcpy(point + 1, key.x, VIGIL_ECC_COORD_LEN);
+  std::memcpy(point + 1 + VIGIL_ECC_COORD_LEN, key.y, VIGIL_ECC_COORD_LEN);
+
+  ParamBldPtr bld(OSSL_PARAM_BLD_new());
+  if (!bld) return Status::FromOpenSsl("OSSL_PARAM_BLD_new");
+  char group[] = "prime256v1";
+  if (OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
+      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)) !=
+          1) {
+    return Status::FromOpenSsl("building EC key parameters");
+  }
+  ParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
+  if (!params) return Status::FromOpenSsl("OSSL_PARAM_BLD_to_param");
+  PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1) {
+    return Status::FromOpenSsl("EVP_PKEY_fromdata_init");
+  }
+  EVP_PKEY* raw = nullptr;
+  if (EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
+    Status st = Status::FromOpenSsl("the checkpoint key is not a P-256 point");
+    return Status::Error(ErrorCode::kInvalidArgument, st.message());
+  }
+  PkeyPtr pkey(raw);
+  // fromdata does not check that the point is on the curve.
+  PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr));
+  if (!check || EVP_PKEY_public_check(check.get()) != 1) {
+    Status st = Status::FromOpenSsl("the checkpoint key is not on P-256");
+    return Status::Error(ErrorCode::kInvalidArgument, st.message());
+  }
+  return pkey;
+}
+
+}  // namespace
+
+Status VerifyCheckpointSignature(const EcPoint& key, const records::Record& checkpoint,
+                                 const vigil_log_signature& sig) {
+  if (checkpoint.type() != VIGIL_LOG_CHECKPOINT) {
+    return Status::Error(ErrorCode::kInvalidArgument, "not a checkpoint record");
+  }
+  const std::string where = "signature of checkpoint log seq " + std::to_string(checkpoint.seq());
+  if (sig.checkpoint_seq != checkpoint.seq()) {
+    return Status::Error(ErrorCode::kMismatch, where + ": the signature names log seq " +
+                                                   std::to_string(sig.checkpoint_seq));
+  }
+  if (sig.status != VIGIL_SIG_OK) {
+    return Status::Error(ErrorCode::kFailedPrecondition,
+                         where + ": unsigned (status " + std::to_string(sig.status) + ", error " +
+                             std::to_string(sig.error) + ")");
+  }
+  VIGIL_ASSIGN_OR_RETURN(Sha256Digest digest, Sha256({checkpoint.bytes()}));
+  if (std::memcmp(digest.data(), sig.digest, digest.size()) != 0) {
+    return Status::Error(ErrorCode::kMismatch,
+                         where + ": the signed digest is not SHA-256 of the checkpoint");
+  }
+  VIGIL_ASSIGN_OR_RETURN(PkeyPtr pkey, P256PublicKey(key));
+
+  BignumPtr r(BN_bin2bn(sig.r, VIGIL_ECC_COORD_LEN, nullptr));
+  BignumPtr s(BN_bin2bn(sig.s, VIGIL_ECC_COORD_LEN, nullptr));
+  EcdsaSigPtr ecdsa(ECDSA_SIG_new());
+  if (!r || !s || !ecdsa) return Status::FromOpenSsl("ECDSA_SIG_new");
+  if (ECDSA_SIG_set0(ecdsa.get(), r.get(), s.get()) != 1) {
+    return Status::FromOpenSsl("ECDSA_SIG_set0");
+  }
+  r.release();  // owned by ecdsa now
+  s.release();
+  const int der_len = i2d_ECDSA_SIG(ecdsa.get(), nullptr);
+  if (der_len <= 0) return Status::FromOpenSsl("i2d_ECDSA_SIG");
+  std::vector<uint8_t> der(static_cast<size_t>(der_len));
+  uint8_t* out = der.data();
+  i2d_ECDSA_SIG(ecdsa.get(), &out);
+
+  PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr));
+  if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1) {
+    return Status::FromOpenSsl("EVP_PKEY_verify_init");
+  }
+  const int ok = EVP_PKEY_verify(ctx.get(), der.data(), der.size(), digest.data(), digest.size());
+  if (ok != 1) {
+    while (ERR_get_error() != 0) {
+    }
+    return Status::Error(ErrorCode::kMismatch, where + ": ECDSA verification failed");
+  }
+  return Status::Ok();
+}
+
+}  // namespace vigil::crypto
