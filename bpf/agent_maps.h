@@ -12,7 +12,8 @@
 #endif
 
 /* Capacity of the agent maps. */
-#define VIGIL_BPF_MAX_AGENTS		1024	/* names (vigil_agent_info) */
+#define VIGIL_BPF_MAX_AGENTS		1024	/* live agents (names, stats) */
+#define VIGIL_BPF_MAX_AGENT_IDS		65536	/* ids used in one vigild lifetime */
 #define VIGIL_BPF_MAX_AGENT_PIDS	16384	/* tracked processes (vigil_agents) */
 #define VIGIL_BPF_MAX_AGENT_CGROUPS	256	/* tracked cgroups */
 #define VIGIL_BPF_AGENT_NAME_LEN	64	/* == VIGIL_NAME_LEN */
@@ -22,6 +23,7 @@
 #define VIGIL_PIN_AGENT_CGROUPS	"agent_cgroups"		/* cgroup v2 id -> agent id */
 #define VIGIL_PIN_AGENT_INFO	"agent_info"		/* agent id -> vigil_bpf_agent_info */
 #define VIGIL_PIN_AGENT_SEEN	"agent_announced"	/* agent id -> 1 once announced */
+#define VIGIL_PIN_AGENT_STATS	"agent_stats"		/* agent id -> sample totals */
 
 /* Value of vigil_agent_info: what the registration record reports. */
 struct vigil_bpf_agent_info {

@@ -12,6 +12,8 @@
  */
 #include "vigil.bpf.h"
 
+#define VIGIL_EEXIST 17 /* errno value; vmlinux.h has no errno macros */
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, VIGIL_BPF_MAX_AGENT_PIDS);
@@ -33,10 +35,14 @@ struct {
 	__type(value, struct vigil_bpf_agent_info);
 } vigil_agent_info SEC(".maps");
 
-/* Agents whose registration record is in the stream (or being written). */
+/*
+ * Agents whose registration record is in the stream (or being written).
+ * Never shrinks while vigild runs (vigilctl allocates ids above these), so
+ * it is sized for the ids of a vigild lifetime, not for live agents.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, VIGIL_BPF_MAX_AGENTS);
+	__uint(max_entries, VIGIL_BPF_MAX_AGENT_IDS);
 	__type(key, __u32);	/* agent id */
 	__type(value, __u8);
 } vigil_agent_announced SEC(".maps");
@@ -48,13 +54,17 @@ __noinline __u32 vigil_agent_of_pid(__u32 tgid)
 	return id ? *id : 0;
 }
 
+__noinline __u32 vigil_agent_of_cgroup(__u64 cgroup_id)
+{
+	__u32 *id = bpf_map_lookup_elem(&vigil_agent_cgroups, &cgroup_id);
+
+	return id ? *id : 0;
+}
+
 /* Only for the current task: the helper reads current's cgroup. */
 __noinline __u32 vigil_agent_of_current_cgroup(void)
 {
-	__u64 cgid = bpf_get_current_cgroup_id();
-	__u32 *id = bpf_map_lookup_elem(&vigil_agent_cgroups, &cgid);
-
-	return id ? *id : 0;
+	return vigil_agent_of_cgroup(bpf_get_current_cgroup_id());
 }
 
 __noinline __u32 vigil_agent_of_current(__u32 tgid)
@@ -84,13 +94,19 @@ __noinline int vigil_agent_announce(__u32 agent_id)
 	struct vigil_bpf_agent_info *info;
 	struct vigil_ev_agent *ev;
 	__u8 one = 1;
+	long err;
 
 	if (agent_id == 0)
 		return 0;
 	/* Exactly one caller wins the insert; the others see -EEXIST. */
-	if (bpf_map_update_elem(&vigil_agent_announced, &agent_id, &one,
-				BPF_NOEXIST))
+	err = bpf_map_update_elem(&vigil_agent_announced, &agent_id, &one,
+				  BPF_NOEXIST);
+	if (err == -VIGIL_EEXIST)
 		return 0;
+	if (err) {
+		vigil_count_error(VIGIL_BPF_ERR_AGENT_MAP);
+		return -1;
+	}
 	info = bpf_map_lookup_elem(&vigil_agent_info, &agent_id);
 	if (!info) {
 		/* Untracked meanwhile, or registered by pid without a name. */
@@ -115,6 +131,6 @@ __noinline int vigil_agent_announce(__u32 agent_id)
 	__builtin_memcpy(ev->name, info->name, sizeof(ev->name));
 	ev->name[sizeof(ev->name) - 1] = '\0';
 	vigil_commit_agent(ev);
-	bpf_ringbuf_submit(ev, 0);
+	vigil_submit(ev);
 	return 0;
 }

@@ -16,7 +16,8 @@ enum vigil_bpf_error {
 	VIGIL_BPF_ERR_EXIT_DEDUP = 4,	/* exit dedup map update failed */
 	VIGIL_BPF_ERR_AGENT_MAP = 5,	/* a child could not inherit (agent map full) */
 	VIGIL_BPF_ERR_AGENT_INFO = 6,	/* tracked agent id without a name */
-	VIGIL_BPF_NR_ERRORS = 7,
+	VIGIL_BPF_ERR_HW_READ = 7,	/* bpf_perf_event_read_value() failed */
+	VIGIL_BPF_NR_ERRORS = 8,
 };
 
 /* Default ring buffer size; the loader may resize it before load. */

@@ -46,6 +46,6 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid,
 		vigil_count_error(VIGIL_BPF_ERR_READ);
 
 	vigil_commit_exec(ev);
-	bpf_ringbuf_submit(ev, 0);
+	vigil_submit(ev);
 	return 0;
 }

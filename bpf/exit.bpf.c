@@ -32,6 +32,39 @@ struct {
 	__type(value, __u8);
 } vigil_exit_seen SEC(".maps");
 
+/*
+ * What getrusage() reports (cputime_adjust()): the precise runtime rtime,
+ * split between user and system in the proportion of the tick-sampled
+ * utime/stime. The ratio is kept in 2^-20 units so nothing overflows.
+ */
+static __always_inline void split_runtime(__u64 rtime, __u64 utime, __u64 stime,
+					  __u64 *out_utime, __u64 *out_stime)
+{
+	__u64 total = utime + stime, ratio;
+
+	if (stime == 0) {
+		*out_utime = rtime;
+		*out_stime = 0;
+		return;
+	}
+	if (utime == 0) {
+		*out_utime = 0;
+		*out_stime = rtime;
+		return;
+	}
+	if (total >= (1ULL << 43)) { /* keep stime << 20 below 2^64 */
+		stime >>= 20;
+		total >>= 20;
+		if (total == 0)
+			total = 1;
+	}
+	ratio = (stime << 20) / total;	/* <= 2^20 */
+	*out_stime = (rtime >> 20) * ratio + (((rtime & 0xfffff) * ratio) >> 20);
+	if (*out_stime > rtime)
+		*out_stime = rtime;
+	*out_utime = rtime - *out_stime;
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(vigil_exit, struct task_struct *p)
 {
@@ -92,8 +125,11 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 
 	ev->lifetime_ns = ev->hdr.ts_ns - key.start_boottime;
 	/* Threads reaped earlier were folded into signal_struct; add ours. */
-	ev->utime_ns = BPF_CORE_READ(p, utime) + BPF_CORE_READ(sig, utime);
-	ev->stime_ns = BPF_CORE_READ(p, stime) + BPF_CORE_READ(sig, stime);
+	split_runtime(BPF_CORE_READ(p, se.sum_exec_runtime) +
+			      BPF_CORE_READ(sig, sum_sched_runtime),
+		      BPF_CORE_READ(p, utime) + BPF_CORE_READ(sig, utime),
+		      BPF_CORE_READ(p, stime) + BPF_CORE_READ(sig, stime),
+		      &ev->utime_ns, &ev->stime_ns);
 	ev->maxrss_kb = BPF_CORE_READ(sig, maxrss) * VIGIL_PAGE_KB;
 	ev->min_flt = BPF_CORE_READ(p, min_flt) + BPF_CORE_READ(sig, min_flt);
 	ev->maj_flt = BPF_CORE_READ(p, maj_flt) + BPF_CORE_READ(sig, maj_flt);
@@ -107,6 +143,6 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 	}
 
 	vigil_commit_exit(ev);
-	bpf_ringbuf_submit(ev, 0);
+	vigil_submit(ev);
 	return 0;
 }

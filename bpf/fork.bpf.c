@@ -42,9 +42,10 @@ int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
 	ev->uid = (__u32)bpf_get_current_uid_gid();
 	if (ctgid == ptgid)
 		ev->flags |= VIGIL_FORK_F_THREAD;
-	BPF_CORE_READ_STR_INTO(&ev->comm, child, comm);
+	if (BPF_CORE_READ_STR_INTO(&ev->comm, child, comm) < 0)
+		vigil_count_error(VIGIL_BPF_ERR_READ);
 
 	vigil_commit_fork(ev);
-	bpf_ringbuf_submit(ev, 0);
+	vigil_submit(ev);
 	return 0;
 }

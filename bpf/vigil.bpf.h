@@ -40,7 +40,42 @@ typedef struct {
 	__type(value, __u64);
 } vigil_errors_map_t;
 
+/* What the task running on a CPU started its slice with (sample.bpf.c). */
+struct vigil_cpu_slot {
+	__u64 since_ns;
+	__u64 min_flt;
+	__u64 maj_flt;
+	__u64 cycles;
+	__u64 instructions;
+	__u64 syscalls;		/* since switch-in (syscalls.bpf.c) */
+	__u32 tid;
+	__u32 agent;		/* 0: not tracked */
+	__u32 hw_valid;		/* cycles/instructions were read */
+	__u32 __pad;
+};
+
+/* An agent's totals since its last sample (sample.bpf.c). */
+struct vigil_agent_stats {
+	__u64 last_sample_ns;
+	__u64 oncpu_ns;
+	__u64 nvcsw;
+	__u64 nivcsw;
+	__u64 min_flt;
+	__u64 maj_flt;
+	__u64 cycles;
+	__u64 instructions;
+	__u64 syscalls;
+};
+
+typedef struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vigil_cpu_slot);
+} vigil_cpu_slot_map_t;
+
 extern vigil_events_map_t vigil_events SEC(".maps");
+extern vigil_cpu_slot_map_t vigil_cpu_slot SEC(".maps");
 extern vigil_drops_map_t vigil_drops SEC(".maps");
 extern vigil_errors_map_t vigil_errors SEC(".maps");
 
@@ -55,6 +90,14 @@ extern const volatile bool have_module;
 extern const volatile bool have_drop_kfunc;
 /* Set by the loader: record every process, tracked or not (agent id 0). */
 extern const volatile bool all_processes;
+/*
+ * Set by the loader: submit without waking the consumer while less than
+ * this many bytes wait in the ring (it polls with a timeout anyway); 0
+ * wakes it for every record. Saves a wakeup per record on busy systems.
+ */
+extern const volatile __u32 wakeup_bytes;
+/* Set by the loader with --syscalls (syscalls.bpf.c is loaded then). */
+extern const volatile bool count_syscalls;
 
 /* Per-CPU counters: no atomics needed, user space sums the CPUs. */
 static __always_inline void vigil_count_error(__u32 idx)
@@ -63,6 +106,16 @@ static __always_inline void vigil_count_error(__u32 idx)
 
 	if (v)
 		*v += 1;
+}
+
+static __always_inline void vigil_submit(void *rec)
+{
+	__u64 flags = 0;
+
+	if (wakeup_bytes &&
+	    bpf_ringbuf_query(&vigil_events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
+		flags = BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(rec, flags);
 }
 
 static __always_inline void vigil_hdr_init(struct vigil_rec_hdr *hdr,
@@ -107,6 +160,7 @@ extern int vigil_note_drop(__u32 type);
  */
 extern __u32 vigil_agent_of_pid(__u32 tgid);
 extern __u32 vigil_agent_of_current_cgroup(void);
+extern __u32 vigil_agent_of_cgroup(__u64 cgroup_id);
 extern __u32 vigil_agent_of_current(__u32 tgid);
 extern int vigil_agent_inherit(__u32 tgid, __u32 agent_id);
 extern int vigil_agent_forget(__u32 tgid);

@@ -51,7 +51,7 @@ function(vigil_bpf_skeleton name)
     set(obj ${gen_dir}/${stem}.bpf.o)
     add_custom_command(
       OUTPUT ${obj}
-      COMMAND ${BPF_CLANG_EXECUTABLE} -g -O2 -Wall -Werror -target bpf
+      COMMAND ${BPF_CLANG_EXECUTABLE} -g -O2 -Wall -Werror -target bpf -mcpu=v3
               -D__TARGET_ARCH_${VIGIL_BPF_ARCH} ${include_flags}
               -c ${abs_src} -o ${obj}
       DEPENDS ${abs_src} ${vmlinux_h} ${ARG_DEPENDS}

@@ -135,6 +135,24 @@ TEST(Vigild, HelpAndUsage) {
   }
   EXPECT_EQ(Exec(kD + " --bogus").code, 2);
   EXPECT_EQ(Exec(kD + " --duration -1").code, 2);
+  for (const char* word : {"--all-processes", "--sample-ms", "--syscalls", "--hw", "--pin-dir"}) {
+    EXPECT_NE(help.output.find(word), std::string::npos) << word;
+  }
+  EXPECT_EQ(Exec(kD + " --hw sometimes").code, 2);
+}
+
+TEST(Vigilctl, AgentUsageErrors) {
+  EXPECT_EQ(Exec(kCtl + " agent").code, 2) << "a subcommand is required";
+  EXPECT_EQ(Exec(kCtl + " agent run --name x").code, 2) << "a command is required";
+  CmdResult both = Exec(kCtl + " agent track --name x");
+  EXPECT_EQ(both.code, 2) << both.output;
+  EXPECT_NE(both.output.find("exactly one of --pid and --cgroup"), std::string::npos);
+}
+
+TEST(Vigilctl, AgentWithoutVigildIsExitSeven) {
+  CmdResult r = Exec(kCtl + " agent list --pin-dir /nonexistent/vigil");
+  EXPECT_EQ(r.code, 7) << r.output;
+  EXPECT_NE(r.output.find("vigild is not running"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <vector>
 
 #include "test_records.h"
@@ -86,7 +87,7 @@ TEST(Records, UndersizedRecordIsMalformed) {
 }
 
 TEST(Records, UnknownTypeIsUnsupported) {
-  for (uint16_t type : {0, 4, 0x7fff, 0x8000, 0x8007, 0xffff}) {
+  for (uint16_t type : {0, VIGIL_EV_TYPE_MAX + 1, 0x7fff, 0x8000, 0x8007, 0xffff}) {
     auto ev = MakeExec(1, 1, "a", "/a");
     ev.hdr.type = type;
     auto rec = records::Record::Decode(Bytes(ev));
@@ -151,6 +152,52 @@ TEST(Format, ExitJsonCarriesCodeSignalAndMetrics) {
   EXPECT_EQ(j["signal"], 0);
   EXPECT_EQ(j["metrics"]["lifetime_ns"], 12345);
   EXPECT_EQ(j["comm"], "worker");
+}
+
+TEST(Format, AgentForkAndSampleRecords) {
+  auto agent = testing::Blank<vigil_ev_agent>(VIGIL_EV_AGENT, 3);
+  agent.hdr.agent_id = 7;
+  agent.action = VIGIL_AGENT_REGISTER;
+  agent.how = VIGIL_AGENT_BY_CGROUP;
+  agent.cgroup_id = 99;
+  std::strcpy(agent.name, "builder");
+  auto a = records::Record::FromStruct(agent);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  auto aj = format::RecordToJson(*a);
+  EXPECT_EQ(aj["type"], "agent");
+  EXPECT_EQ(aj["agent_id"], 7);
+  EXPECT_EQ(aj["name"], "builder");
+  EXPECT_EQ(aj["how"], "cgroup");
+  EXPECT_EQ(aj["action"], "register");
+
+  auto fork = testing::Blank<vigil_ev_fork>(VIGIL_EV_FORK, 4);
+  fork.pid = fork.tid = 10;
+  fork.ppid = 10;
+  fork.flags = VIGIL_FORK_F_THREAD;
+  auto f = records::Record::FromStruct(fork);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(format::RecordToJson(*f)["thread"], true);
+
+  // Unmeasured counters are null, never 0; measured ones are numbers.
+  auto smp = testing::Blank<vigil_ev_sample>(VIGIL_EV_SAMPLE, 5);
+  smp.oncpu_ns = 1000;
+  auto s0 = records::Record::FromStruct(smp);
+  ASSERT_TRUE(s0.ok());
+  auto j0 = format::RecordToJson(*s0);
+  EXPECT_TRUE(j0["metrics"]["cycles"].is_null());
+  EXPECT_TRUE(j0["metrics"]["instructions"].is_null());
+  EXPECT_TRUE(j0["metrics"]["syscalls"].is_null());
+  EXPECT_EQ(j0["hw_counters"], false);
+  EXPECT_EQ(j0["metrics"]["oncpu_ns"], 1000);
+  smp.flags = VIGIL_SAMPLE_F_HW | VIGIL_SAMPLE_F_SYSCALLS;
+  smp.cycles = 0;  // a measured zero is a number
+  smp.syscalls = 12;
+  auto s1 = records::Record::FromStruct(smp);
+  ASSERT_TRUE(s1.ok());
+  auto j1 = format::RecordToJson(*s1);
+  EXPECT_EQ(j1["metrics"]["cycles"], 0);
+  EXPECT_EQ(j1["metrics"]["syscalls"], 12);
+  EXPECT_EQ(j1["hw_counters"], true);
 }
 
 TEST(Format, TextNamesTypeAndSeq) {

@@ -81,6 +81,7 @@ Result<Registry> Registry::Open(const std::string& pin_dir) {
   VIGIL_ASSIGN_OR_RETURN(r.cgroups_, OpenPin(pin_dir, VIGIL_PIN_AGENT_CGROUPS));
   VIGIL_ASSIGN_OR_RETURN(r.info_, OpenPin(pin_dir, VIGIL_PIN_AGENT_INFO));
   VIGIL_ASSIGN_OR_RETURN(r.announced_, OpenPin(pin_dir, VIGIL_PIN_AGENT_SEEN));
+  VIGIL_ASSIGN_OR_RETURN(r.stats_, OpenPin(pin_dir, VIGIL_PIN_AGENT_STATS));
   return r;
 }
 
@@ -170,6 +171,7 @@ Status Registry::Untrack(const std::string& name) {
     // Stop following the processes first, then forget the name.
     for (uint32_t pid : a.pids) bpf_map_delete_elem(agents_.get(), &pid);
     for (uint64_t cg : a.cgroup_ids) bpf_map_delete_elem(cgroups_.get(), &cg);
+    bpf_map_delete_elem(stats_.get(), &a.id);  // absent when it never ran
     if (bpf_map_delete_elem(info_.get(), &a.id) != 0 && errno != ENOENT) {
       return Status::FromErrno(errno, "untracking agent " + name);
     }

@@ -3,11 +3,14 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <span>
 #include <vector>
 
@@ -72,6 +75,8 @@ const char* BpfErrorName(unsigned index) {
       return "agent_map_full";
     case VIGIL_BPF_ERR_AGENT_INFO:
       return "agent_without_name";
+    case VIGIL_BPF_ERR_HW_READ:
+      return "hw_read_failed";
     default:
       return "unknown";
   }
@@ -117,6 +122,42 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
   c->skel_->rodata->have_module = module.commit;
   c->skel_->rodata->have_drop_kfunc = module.commit && module.drop;
   c->skel_->rodata->all_processes = options.all_processes;
+  {
+    const uint32_t ring = options.ringbuf_bytes != 0 ? options.ringbuf_bytes
+                                                     : bpf_map__max_entries(c->skel_->maps.vigil_events);
+    c->skel_->rodata->wakeup_bytes = options.wakeup_bytes != 0 ? options.wakeup_bytes : ring / 4;
+  }
+  c->skel_->rodata->count_syscalls = options.syscalls && options.sample_ms != 0;
+  c->skel_->rodata->sample_ns = uint64_t{options.sample_ms} * 1'000'000;
+  // Samples off: neither the scheduler hook nor the syscall hook runs.
+  bpf_program__set_autoload(c->skel_->progs.vigil_sched_switch, options.sample_ms != 0);
+  bpf_program__set_autoload(c->skel_->progs.vigil_sys_enter,
+                            options.syscalls && options.sample_ms != 0);
+  if (options.sample_ms != 0 && options.hw == CollectorOptions::Hw::kInject) {
+    c->skel_->rodata->hw_inject = true;
+    c->skel_->rodata->hw_inject_cycles_per_us = options.inject_cycles_per_us;
+    c->skel_->rodata->hw_inject_instr_per_us = options.inject_instr_per_us;
+    c->hw_.injected = true;
+  } else if (options.sample_ms != 0 && options.hw == CollectorOptions::Hw::kAuto) {
+    // Opened after load (the arrays need their fds); have_hw must be known
+    // before load, so probe CPU 0 now.
+    perf_event_attr attr{};
+    attr.size = sizeof(attr);
+    attr.type = PERF_TYPE_HARDWARE;
+    attr.config = PERF_COUNT_HW_CPU_CYCLES;
+    const int fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, -1, 0, -1, 0));
+    if (fd >= 0) {
+      ::close(fd);
+      c->skel_->rodata->have_hw = true;
+    } else {
+      const int err = errno;
+      c->hw_.why_not = std::string("no hardware performance counters (perf_event_open "
+                                   "PERF_TYPE_HARDWARE: ") +
+                       std::strerror(err) + "): samples carry no cycles/instructions";
+    }
+  } else if (options.sample_ms != 0) {
+    c->hw_.why_not = "hardware counters disabled";
+  }
   if (options.ringbuf_bytes != 0) {
     int err = bpf_map__set_max_entries(c->skel_->maps.vigil_events, options.ringbuf_bytes);
     if (err) return Status::FromLibbpf(err, "sizing the ring buffer");
@@ -126,6 +167,7 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
                                        ? "loading the BPF programs (with the vigil module kfuncs)"
                                        : "loading the BPF programs (no vigil module)");
   }
+  if (c->skel_->rodata->have_hw) VIGIL_RETURN_IF_ERROR(c->OpenHwCounters());
   // Pinned before attaching, so `vigilctl agent` works once vigild is ready.
   if (!options.pin_dir.empty()) VIGIL_RETURN_IF_ERROR(c->PinAgentMaps(options.pin_dir));
   if (int err = vigil_bpf__attach(c->skel_.get()); err) {
@@ -144,6 +186,7 @@ Status Collector::PinAgentMaps(const std::string& dir) {
       {skel_->maps.vigil_agent_cgroups, VIGIL_PIN_AGENT_CGROUPS},
       {skel_->maps.vigil_agent_info, VIGIL_PIN_AGENT_INFO},
       {skel_->maps.vigil_agent_announced, VIGIL_PIN_AGENT_SEEN},
+      {skel_->maps.vigil_agent_stats, VIGIL_PIN_AGENT_STATS},
   };
   for (const auto& [map, name] : maps) {
     const std::string path = dir + "/" + name;
@@ -156,6 +199,37 @@ Status Collector::PinAgentMaps(const std::string& dir) {
     }
     pinned_.push_back(path);
   }
+  return Status::Ok();
+}
+
+Status Collector::OpenHwCounters() {
+  const int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0) return Status::FromLibbpf(ncpus, "libbpf_num_possible_cpus");
+  const std::pair<bpf_map*, uint64_t> events[] = {
+      {skel_->maps.vigil_hw_cycles, PERF_COUNT_HW_CPU_CYCLES},
+      {skel_->maps.vigil_hw_instructions, PERF_COUNT_HW_INSTRUCTIONS},
+  };
+  for (const auto& [map, config] : events) {
+    for (int cpu = 0; cpu < ncpus; ++cpu) {
+      perf_event_attr attr{};
+      attr.size = sizeof(attr);
+      attr.type = PERF_TYPE_HARDWARE;
+      attr.config = config;
+      const int fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, -1, cpu, -1, 0));
+      if (fd < 0) {
+        if (errno == ENODEV) continue;  // possible but offline CPU: its reads fail, counted
+        return Status::FromErrno(errno, "perf_event_open (hardware counter) on CPU " +
+                                            std::to_string(cpu));
+      }
+      perf_fds_.emplace_back(fd);
+      const uint32_t key = static_cast<uint32_t>(cpu);
+      const uint32_t value = static_cast<uint32_t>(fd);
+      if (bpf_map_update_elem(bpf_map__fd(map), &key, &value, BPF_ANY) != 0) {
+        return Status::FromErrno(errno, "adding a perf event to the BPF array");
+      }
+    }
+  }
+  hw_.measured = true;
   return Status::Ok();
 }
 
@@ -183,6 +257,10 @@ int Collector::OnSample(void* ctx, void* data, size_t size) {
 Status Collector::Poll(int timeout_ms) {
   int n = ring_buffer__poll(ring_.get(), timeout_ms);
   if (n < 0 && n != -EINTR) return Status::FromLibbpf(n, "polling the ring buffer");
+  // Records submitted without a wakeup (below wakeup_bytes) are only seen
+  // by consuming: do it after every wait, so they are at most one timeout old.
+  n = ring_buffer__consume(ring_.get());
+  if (n < 0 && n != -EINTR) return Status::FromLibbpf(n, "consuming the ring buffer");
   return Status::Ok();
 }
 

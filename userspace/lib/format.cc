@@ -97,6 +97,8 @@ json RecordToJson(const records::Record& rec) {
     const bool sys = (s->flags & VIGIL_SAMPLE_F_SYSCALLS) != 0;
     j.update(json{{"pid", s->pid},
                   {"cpu", s->cpu},
+                  {"sample_flags", s->flags},
+                  {"hw_counters", hw},
                   {"interval_ns", s->interval_ns},
                   {"metrics", json{{"oncpu_ns", s->oncpu_ns},
                                    {"nvcsw", s->nvcsw},

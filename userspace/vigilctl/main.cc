@@ -19,13 +19,23 @@
 //   4 incompatible module ABI major version
 //   5 replay mismatch (a PCR differs from the replayed log)
 //   6 malformed log (a record failed validation)
+//   7 vigild not running (agent commands: its pinned maps are missing)
+//
+//   vigilctl agent run --name N -- CMD...   run CMD as agent N (this process
+//                   is tracked, then execs CMD: the exec is recorded)
+//   vigilctl agent track --pid P --name N   adopt a running process tree
+//   vigilctl agent track --cgroup PATH --name N   adopt a cgroup v2 directory
+//   vigilctl agent list [--json]            agents, their processes and cgroups
+//   vigilctl agent untrack --name N         stop recording agent N
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -35,6 +45,7 @@
 #include <thread>
 #include <vector>
 
+#include "vigil/agents.h"
 #include "vigil/chain.h"
 #include "vigil/device.h"
 #include "vigil/digest.h"
@@ -59,6 +70,7 @@ constexpr int kExitNoModule = 3;
 constexpr int kExitAbi = 4;
 constexpr int kExitMismatch = 5;
 constexpr int kExitMalformed = 6;
+constexpr int kExitNoDaemon = 7;
 
 // The device path (--device), /dev/vigil unless a test says otherwise.
 std::string g_device = VIGIL_DEVICE_PATH;
@@ -499,13 +511,103 @@ int CmdVerifyChain(bool as_json, const std::string& events_file, const std::stri
   return kExitOk;
 }
 
+// Agent commands: they edit the maps vigild pinned.
+int FailAgent(const Status& st) {
+  if (st.code() == ErrorCode::kNotFound && st.message().rfind("vigild is not running", 0) == 0) {
+    std::cerr << "vigilctl: " << st.message() << "\n";
+    return kExitNoDaemon;
+  }
+  return Fail(st);
+}
+
+int CmdAgentRun(const std::string& pin_dir, const std::string& name,
+                std::vector<std::string> cmd) {
+  if (cmd.empty()) {
+    std::cerr << "vigilctl: agent run needs a command after --\n";
+    return kExitUsage;
+  }
+  auto reg = vigil::agents::Registry::Open(pin_dir);
+  if (!reg.ok()) return FailAgent(reg.status());
+  const uint32_t pid = static_cast<uint32_t>(::getpid());
+  auto id = reg->Register(name, VIGIL_AGENT_BY_PID, pid, 0);
+  if (!id.ok()) return FailAgent(id.status());
+  if (Status st = reg->TrackPid(*id, pid); !st.ok()) return FailAgent(st);
+  std::vector<char*> argv;
+  for (auto& a : cmd) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execvp(argv[0], argv.data());
+  const int err = errno;
+  std::cerr << "vigilctl: cannot run " << cmd[0] << ": " << std::strerror(err) << "\n";
+  return err == ENOENT ? 127 : 126;  // like a shell
+}
+
+int CmdAgentTrack(const std::string& pin_dir, const std::string& name, std::optional<uint32_t> pid,
+                  const std::string& cgroup) {
+  if (pid.has_value() == !cgroup.empty()) {
+    std::cerr << "vigilctl: agent track needs exactly one of --pid and --cgroup\n";
+    return kExitUsage;
+  }
+  auto reg = vigil::agents::Registry::Open(pin_dir);
+  if (!reg.ok()) return FailAgent(reg.status());
+  if (pid) {
+    if (::kill(static_cast<pid_t>(*pid), 0) != 0 && errno == ESRCH) {
+      std::cerr << "vigilctl: no process " << *pid << "\n";
+      return kExitError;
+    }
+    auto id = reg->Register(name, VIGIL_AGENT_BY_PID, *pid, 0);
+    if (!id.ok()) return FailAgent(id.status());
+    if (Status st = reg->TrackPid(*id, *pid); !st.ok()) return FailAgent(st);
+    std::cout << "agent " << name << " (id " << *id << ") tracks pid " << *pid << "\n";
+    return kExitOk;
+  }
+  auto cg = vigil::agents::CgroupId(cgroup);
+  if (!cg.ok()) return FailAgent(cg.status());
+  auto id = reg->Register(name, VIGIL_AGENT_BY_CGROUP, 0, *cg);
+  if (!id.ok()) return FailAgent(id.status());
+  if (Status st = reg->TrackCgroup(*id, *cg); !st.ok()) return FailAgent(st);
+  std::cout << "agent " << name << " (id " << *id << ") tracks cgroup " << cgroup << " (id " << *cg
+            << ")\n";
+  return kExitOk;
+}
+
+int CmdAgentList(const std::string& pin_dir, bool json_out) {
+  auto reg = vigil::agents::Registry::Open(pin_dir);
+  if (!reg.ok()) return FailAgent(reg.status());
+  auto agents = reg->List();
+  if (!agents.ok()) return FailAgent(agents.status());
+  for (const auto& a : *agents) {
+    const char* how = a.how == VIGIL_AGENT_BY_CGROUP ? "cgroup" : "pid";
+    if (json_out) {
+      std::cout << json{{"id", a.id},         {"name", a.name}, {"how", how},
+                        {"pid", a.pid},       {"uid", a.uid},   {"cgroup_id", a.cgroup_id},
+                        {"pids", a.pids},     {"cgroup_ids", a.cgroup_ids}}
+                       .dump()
+                << "\n";
+    } else {
+      std::cout << a.id << "\t" << a.name << "\t" << how << "\tprocesses=" << a.pids.size();
+      for (uint32_t p : a.pids) std::cout << " " << p;
+      for (uint64_t c : a.cgroup_ids) std::cout << " cgroup:" << c;
+      std::cout << "\n";
+    }
+  }
+  return kExitOk;
+}
+
+int CmdAgentUntrack(const std::string& pin_dir, const std::string& name) {
+  auto reg = vigil::agents::Registry::Open(pin_dir);
+  if (!reg.ok()) return FailAgent(reg.status());
+  if (Status st = reg->Untrack(name); !st.ok()) return FailAgent(st);
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
       "vigilctl: inspect the vigil module, its log and the TPM.\n\n"
       "Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 vigil module not loaded "
-      "(/dev/vigil missing), 4 incompatible module ABI, 5 replay mismatch, 6 malformed log."};
+      "(/dev/vigil missing), 4 incompatible module ABI, 5 replay mismatch, 6 malformed log, "
+      "7 vigild not running (agent commands)."};
   app.require_subcommand(1);
   app.add_option("--device", g_device, "The vigil device")->capture_default_str();
 
@@ -556,6 +658,28 @@ int main(int argc, char** argv) {
                            "Chain value after --start-seq, 64 hex digits (e.g. chain_head "
                            "from `vigilctl status --json` before vigild started)");
 
+  std::string pin_dir = vigil::agents::kDefaultPinDir;
+  std::string agent_name;
+  std::optional<uint32_t> agent_pid;
+  std::string agent_cgroup;
+  std::vector<std::string> agent_cmd;
+  auto* agent = app.add_subcommand("agent", "Tracked agents (needs a running vigild)");
+  agent->require_subcommand(1);
+  agent->fallthrough();  // --pin-dir also after run|track|list|untrack
+  agent->add_option("--pin-dir", pin_dir, "Where vigild pinned its agent maps")
+      ->capture_default_str();
+  auto* agent_run = agent->add_subcommand("run", "Run a command as agent NAME");
+  agent_run->add_option("--name", agent_name, "Agent name")->required();
+  agent_run->add_option("cmd", agent_cmd, "Command and arguments (after --)")->required();
+  auto* agent_track = agent->add_subcommand("track", "Adopt a running process or a cgroup");
+  agent_track->add_option("--name", agent_name, "Agent name")->required();
+  agent_track->add_option("--pid", agent_pid, "Process (with its future children)");
+  agent_track->add_option("--cgroup", agent_cgroup, "cgroup v2 directory");
+  auto* agent_list = agent->add_subcommand("list", "List agents and their processes");
+  agent_list->add_flag("--json", json_out, "One JSON object per agent");
+  auto* agent_untrack = agent->add_subcommand("untrack", "Stop recording an agent");
+  agent_untrack->add_option("--name", agent_name, "Agent name")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -566,6 +690,10 @@ int main(int argc, char** argv) {
     if (*status) return CmdStatus(json_out);
     if (*log) return CmdLog(json_out, log_file, log_save);
     if (*replay) return CmdReplay(json_out, tcti, which, replay_file, pcr_config, pcr_events);
+    if (*agent_run) return CmdAgentRun(pin_dir, agent_name, agent_cmd);
+    if (*agent_track) return CmdAgentTrack(pin_dir, agent_name, agent_pid, agent_cgroup);
+    if (*agent_list) return CmdAgentList(pin_dir, json_out);
+    if (*agent_untrack) return CmdAgentUntrack(pin_dir, agent_name);
     if (*verify_chain) {
       return CmdVerifyChain(json_out, chain_events, chain_log, chain_start_seq, chain_start_head);
     }

@@ -94,6 +94,9 @@ struct Config {
   bool verbose = false;
   bool all_processes = false;
   std::string pin_dir = vigil::agents::kDefaultPinDir;
+  uint32_t sample_ms = 0;
+  bool syscalls = false;
+  std::string hw = "auto";
 };
 
 int Run(const Config& cfg) {
@@ -138,8 +141,9 @@ int Run(const Config& cfg) {
     if (rec->type() == VIGIL_EV_AGENT) counts.agent++;
     if (rec->type() == VIGIL_EV_SAMPLE) counts.sample++;
     (rec->committed() ? counts.committed : counts.uncommitted)++;
+    // Flushed once per poll, not per record: a write() per record costs
+    // the traced workload CPU time on small machines.
     std::cout << vigil::format::RecordToJson(*rec).dump() << '\n';
-    std::cout.flush();
     if (!std::cout) g_stop = 1;  // stdout is gone: stop, the summary says so
     if (raw_fd.valid() && !WriteAll(raw_fd.get(), rec->bytes()).ok()) raw_errors++;
   };
@@ -149,6 +153,11 @@ int Run(const Config& cfg) {
   options.allow_module = !cfg.no_module;
   options.all_processes = cfg.all_processes;
   options.pin_dir = cfg.pin_dir;
+  options.sample_ms = cfg.sample_ms;
+  options.syscalls = cfg.syscalls;
+  options.hw = cfg.hw == "off"             ? vigil::bpf::CollectorOptions::Hw::kOff
+               : cfg.hw == "inject-test" ? vigil::bpf::CollectorOptions::Hw::kInject
+                                         : vigil::bpf::CollectorOptions::Hw::kAuto;
   auto collector = vigil::bpf::Collector::Start(options, handler);
   if (!collector.ok()) {
     std::cerr << "vigild: " << collector.status().ToString() << "\n";
@@ -164,6 +173,15 @@ int Run(const Config& cfg) {
                                   : "tracked agents only (vigilctl agent ...)")
             << "; agent maps pinned under " << (cfg.pin_dir.empty() ? "(none)" : cfg.pin_dir)
             << "\n";
+  if (cfg.sample_ms != 0) {
+    const vigil::bpf::HwStatus& hw = (*collector)->hw();
+    std::cerr << "vigild: samples every >= " << cfg.sample_ms << " ms per agent; syscalls "
+              << (cfg.syscalls ? "counted" : "not counted (--syscalls)") << "; hardware counters: "
+              << (hw.measured   ? "cycles and instructions measured"
+                  : hw.injected ? "INJECTED synthetic values (--hw inject-test), not measurements"
+                                : hw.why_not)
+              << "\n";
+  }
   if (!ready_file.empty()) {
     if (vigil::Status st = WriteReadyFile(ready_file, module.commit); !st.ok()) {
       std::cerr << "vigild: " << st.ToString() << "\n";
@@ -182,11 +200,14 @@ int Run(const Config& cfg) {
       rc = kExitError;
       break;
     }
+    std::cout.flush();
+    if (!std::cout) g_stop = 1;
   }
   if (vigil::Status st = (*collector)->Drain(); !st.ok()) {
     std::cerr << "vigild: " << st.ToString() << "\n";
     rc = kExitError;
   }
+  std::cout.flush();
 
   auto counters = (*collector)->ReadCounters();
   std::cerr << "vigild: summary events=" << counts.events << " exec=" << counts.exec
@@ -234,6 +255,17 @@ int main(int argc, char** argv) {
                "Record every process (agent_id 0 when untracked), not only tracked agents");
   app.add_option("--pin-dir", cfg.pin_dir,
                  "Pin the agent maps here for `vigilctl agent` (bpffs; empty: do not pin)")
+      ->capture_default_str();
+  app.add_option("--sample-ms", cfg.sample_ms,
+                 "Emit per-agent samples from the scheduler at most every MS (0: no samples)")
+      ->capture_default_str();
+  app.add_flag("--syscalls", cfg.syscalls,
+               "Count tracked agents' system calls in samples (a hook on every syscall "
+               "of every process: off by default)");
+  app.add_option("--hw", cfg.hw,
+                 "Hardware counters in samples: auto (when the machine has a PMU), off, or "
+                 "inject-test (synthetic values for tests, never measurements)")
+      ->check(CLI::IsMember({"auto", "off", "inject-test"}))
       ->capture_default_str();
   app.add_flag("-v,--verbose", cfg.verbose, "Show libbpf debug output");
   try {

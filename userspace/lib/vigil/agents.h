@@ -25,8 +25,8 @@ struct AgentInfo {
   uint32_t pid = 0;
   uint64_t cgroup_id = 0;
   uint32_t uid = 0;
-  std::vector<uint32_t> pids;         // processes tracked by pid now
-  std::vector<uint64_t> cgroup_ids;   // cgroups tracked now
+  std::vector<uint32_t> pids;        // processes tracked by pid now
+  std::vector<uint64_t> cgroup_ids;  // cgroups tracked now
 };
 
 // Mounts bpffs at `dir`'s parent when it is not one (/sys/fs/bpf is
@@ -55,10 +55,11 @@ class Registry {
 
  private:
   Registry() = default;
-  UniqueFd agents_;      // tgid -> id
-  UniqueFd cgroups_;     // cgroup id -> id
-  UniqueFd info_;        // id -> vigil_bpf_agent_info
-  UniqueFd announced_;   // id -> 1 (ids used since vigild started)
+  UniqueFd agents_;     // tgid -> id
+  UniqueFd cgroups_;    // cgroup id -> id
+  UniqueFd info_;       // id -> vigil_bpf_agent_info
+  UniqueFd announced_;  // id -> 1 (ids used since vigild started)
+  UniqueFd stats_;      // id -> sample totals (freed on untrack)
 };
 
 }  // namespace vigil::agents

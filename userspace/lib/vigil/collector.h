@@ -13,6 +13,7 @@
 #include "vigil.h"
 #include "vigil/records.h"
 #include "vigil/status.h"
+#include "vigil/unique_fd.h"
 
 struct vigil_bpf;    // generated skeleton
 struct ring_buffer;  // libbpf
@@ -34,12 +35,32 @@ Result<ModuleKfuncs> DetectModuleKfuncs(const std::string& module_btf = kModuleB
 
 struct CollectorOptions {
   uint32_t ringbuf_bytes = 0;  // 0: the object's default; else a power of 2
+  // Wake the consumer only once this many bytes wait (else it finds them at
+  // its next poll timeout); 0: a quarter of the ring. Tests of immediate
+  // delivery can set 1.
+  uint32_t wakeup_bytes = 0;
   bool allow_module = true;    // false: never call the kfuncs
   std::string module_btf_path = kModuleBtfPath;
   bool all_processes = false;  // record every process, not only agents
   // Where the agent maps are pinned for vigilctl (replacing stale pins);
   // empty: not pinned. Unpinned when the collector goes away.
   std::string pin_dir;
+  uint32_t sample_ms = 0;      // per-agent samples at most this often; 0: none
+  bool syscalls = false;       // count tracked tasks' syscalls (costs every process)
+  // Hardware counters in samples: kAuto opens cycles/instructions on every
+  // CPU and falls back (samples without VIGIL_SAMPLE_F_HW) when there is no
+  // PMU; kInject is for tests: synthetic counters derived from the clock.
+  enum class Hw { kOff, kAuto, kInject };
+  Hw hw = Hw::kAuto;
+  uint64_t inject_cycles_per_us = 1000;
+  uint64_t inject_instr_per_us = 2000;
+};
+
+// What became of the hardware counters.
+struct HwStatus {
+  bool measured = false;   // real PMU counters feed the samples
+  bool injected = false;   // synthetic test counters feed the samples
+  std::string why_not;     // when neither: the reason, for one clear message
 };
 
 struct CollectorCounters {
@@ -66,24 +87,30 @@ class Collector {
   Collector(const Collector&) = delete;
   Collector& operator=(const Collector&) = delete;
 
-  // Waits up to timeout_ms for samples and dispatches them. A signal
-  // interrupting the wait is not an error.
+  // Waits up to timeout_ms for a wakeup, then dispatches every queued
+  // sample (also those submitted without a wakeup). A signal interrupting
+  // the wait is not an error.
   Status Poll(int timeout_ms);
   // Dispatches every sample still queued.
   Status Drain();
   Result<CollectorCounters> ReadCounters() const;
   const ModuleKfuncs& module() const { return module_; }
+  const HwStatus& hw() const { return hw_; }
 
  private:
   Collector(Handler handler, ModuleKfuncs module);
   static int OnSample(void* ctx, void* data, size_t size);
 
   Status PinAgentMaps(const std::string& dir);
+  // Opens cycles and instructions on every CPU into the perf event arrays.
+  Status OpenHwCounters();
   void UnpinAgentMaps();
 
   Handler handler_;
   ModuleKfuncs module_;
   std::vector<std::string> pinned_;  // paths to unpin
+  HwStatus hw_;
+  std::vector<UniqueFd> perf_fds_;  // open for as long as the programs run
   uint64_t decode_errors_ = 0;
   struct SkelDeleter {
     void operator()(vigil_bpf* skel) const;

@@ -13,7 +13,7 @@ vigilctl status 2>&1 | indent
 
 # Chain state before any program is attached: the user-space recomputation starts here.
 start_json=$(vigilctl status --json)
-vigild --ready-file $dir/ready --raw-out $dir/events.bin >$dir/events.json 2>$dir/vigild.err &
+vigild --all-processes --ready-file $dir/ready --raw-out $dir/events.bin >$dir/events.json 2>$dir/vigild.err &
 vpid=$!
 i=0
 while [ ! -f $dir/ready ] && [ $i -lt 600 ] && kill -0 $vpid 2>/dev/null; do

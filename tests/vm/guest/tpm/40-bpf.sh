@@ -10,7 +10,7 @@ rm -f $dir/ready
 vigilctl status --json >$dir/before.json 2>&1
 start_head=$(sed -n 's/.*"chain_head": "\([0-9a-f]*\)".*/\1/p' $dir/before.json)
 next_seq=$(sed -n 's/.*"next_seq": \([0-9]*\).*/\1/p' $dir/before.json)
-vigild --ready-file $dir/ready --raw-out $dir/events.bin >$dir/out.json 2>$dir/err.txt &
+vigild --all-processes --ready-file $dir/ready --raw-out $dir/events.bin >$dir/out.json 2>$dir/err.txt &
 vpid=$!
 i=0
 while [ ! -f $dir/ready ] && [ $i -lt 600 ]; do

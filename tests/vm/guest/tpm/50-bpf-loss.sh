@@ -10,7 +10,7 @@ mkdir -p $dir
 json_num() { sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p" | head -n 1; }
 
 dropped_before=$(vigilctl status --json | json_num dropped)
-vigild --ready-file $dir/ready --ringbuf-bytes 4096 >$dir/out.json 2>$dir/err.txt &
+vigild --all-processes --ready-file $dir/ready --ringbuf-bytes 4096 >$dir/out.json 2>$dir/err.txt &
 vpid=$!
 i=0
 while [ ! -f $dir/ready ] && [ $i -lt 600 ]; do
@@ -66,7 +66,7 @@ fi
 # --no-module: the programs load without the kfunc calls; nothing is committed.
 committed_before=$(vigilctl status --json | json_num committed)
 rm -f $dir/ready
-vigild --no-module --ready-file $dir/ready >$dir/nm.json 2>$dir/nm.txt &
+vigild --all-processes --no-module --ready-file $dir/ready >$dir/nm.json 2>$dir/nm.txt &
 vpid=$!
 i=0
 while [ ! -f $dir/ready ] && [ $i -lt 600 ]; do

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sample.bpf.c - per-agent metrics from the scheduler: on-CPU time, context
+ * switches, faults (and, when measured, cycles, instructions and syscalls)
+ * accumulated at every context switch and emitted as a vigil_ev_sample at
+ * most every sample_ns per agent.
+ *
+ * Hook: tp_btf/sched_switch(preempt, prev, next[, prev_state]), called in
+ * __schedule() with the rq lock held, before the switch: current == prev.
+ * Every on-CPU interval starts and ends here, so it is the one place that
+ * sees a task's whole slice; the deltas read here (clock, fault counters,
+ * hardware counters) belong entirely to the outgoing task. The first three
+ * arguments are the same since 4.x; prev_state (5.18+) is not used, the
+ * state comes from prev->__state (5.14+), so 6.1, 6.12 and 6.18 all work.
+ *
+ * A per-CPU slot remembers what was true when the running task came in
+ * (time, its agent, its fault counts, counter readings); switch-out adds
+ * the differences to the agent's totals, atomically because one agent runs
+ * on several CPUs. Needs -mcpu=v3 atomics (xchg/cmpxchg, kernels 5.12+).
+ */
+#include "vigil.bpf.h"
+
+/* Set by the loader. 0 disables samples (the program is not loaded). */
+const volatile __u64 sample_ns = 0;
+/* Hardware counters: vigild opened cycles/instructions on every CPU. */
+const volatile bool have_hw = false;
+/*
+ * Test only: instead of the PMU, "read" synthetic counters that advance
+ * hw_inject_cycles_per_us / _instr_per_us per microsecond of the clock this
+ * program reads, so the attribution can be checked exactly on a machine
+ * without a PMU. Samples still carry VIGIL_SAMPLE_F_HW; vigild says loudly
+ * that the values are injected.
+ */
+const volatile bool hw_inject = false;
+const volatile __u64 hw_inject_cycles_per_us = 0;
+const volatile __u64 hw_inject_instr_per_us = 0;
+
+vigil_cpu_slot_map_t vigil_cpu_slot SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VIGIL_BPF_MAX_AGENTS);
+	__type(key, __u32);	/* agent id */
+	__type(value, struct vigil_agent_stats);
+} vigil_agent_stats SEC(".maps");
+
+/* Per-CPU perf events, opened by vigild (BPF_F_CURRENT_CPU reads ours). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} vigil_hw_cycles SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} vigil_hw_instructions SEC(".maps");
+
+/* Reads both counters on this CPU; false when a read fails (counted). */
+static __always_inline bool read_hw(__u64 now, __u64 *cycles, __u64 *instr)
+{
+	struct bpf_perf_event_value v = {};
+
+	if (hw_inject) {
+		*cycles = now / 1000 * hw_inject_cycles_per_us;
+		*instr = now / 1000 * hw_inject_instr_per_us;
+		return true;
+	}
+	if (bpf_perf_event_read_value(&vigil_hw_cycles, BPF_F_CURRENT_CPU, &v,
+				      sizeof(v))) {
+		vigil_count_error(VIGIL_BPF_ERR_HW_READ);
+		return false;
+	}
+	*cycles = v.counter;
+	if (bpf_perf_event_read_value(&vigil_hw_instructions, BPF_F_CURRENT_CPU,
+				      &v, sizeof(v))) {
+		vigil_count_error(VIGIL_BPF_ERR_HW_READ);
+		return false;
+	}
+	*instr = v.counter;
+	return true;
+}
+
+static __always_inline struct vigil_agent_stats *stats_of(__u32 agent,
+							  __u64 start)
+{
+	struct vigil_agent_stats *st = bpf_map_lookup_elem(&vigil_agent_stats, &agent);
+	struct vigil_agent_stats init = {};
+
+	if (st)
+		return st;
+	/* The first interval starts with the slice that created it; a racing
+	 * CPU's insert wins. */
+	init.last_sample_ns = start;
+	if (bpf_map_update_elem(&vigil_agent_stats, &agent, &init, BPF_NOEXIST) &&
+	    !bpf_map_lookup_elem(&vigil_agent_stats, &agent)) {
+		vigil_count_error(VIGIL_BPF_ERR_AGENT_MAP);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&vigil_agent_stats, &agent);
+}
+
+/* Emits the agent's sample when sample_ns has passed since the last one. */
+static __always_inline void maybe_sample(struct vigil_agent_stats *st,
+					 __u32 agent, __u32 tgid, __u64 now)
+{
+	struct vigil_ev_sample *ev;
+	__u64 last = st->last_sample_ns;
+
+	if (now - last < sample_ns)
+		return;
+	/* One CPU wins the interval; the others keep accumulating. */
+	if (__sync_val_compare_and_swap(&st->last_sample_ns, last, now) != last)
+		return;
+	vigil_agent_announce(agent);
+	ev = bpf_ringbuf_reserve(&vigil_events, sizeof(*ev), 0);
+	if (!ev) {
+		/* The counts stay in the totals and go out with the next one. */
+		vigil_note_drop(VIGIL_EV_SAMPLE);
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	vigil_hdr_init(&ev->hdr, VIGIL_EV_SAMPLE, sizeof(*ev), agent);
+	ev->pid = tgid;
+	ev->cpu = bpf_get_smp_processor_id();
+	ev->interval_ns = now - last;
+	ev->oncpu_ns = __sync_lock_test_and_set(&st->oncpu_ns, 0);
+	ev->nvcsw = __sync_lock_test_and_set(&st->nvcsw, 0);
+	ev->nivcsw = __sync_lock_test_and_set(&st->nivcsw, 0);
+	ev->min_flt = __sync_lock_test_and_set(&st->min_flt, 0);
+	ev->maj_flt = __sync_lock_test_and_set(&st->maj_flt, 0);
+	if (have_hw || hw_inject) {
+		ev->flags |= VIGIL_SAMPLE_F_HW;
+		ev->cycles = __sync_lock_test_and_set(&st->cycles, 0);
+		ev->instructions = __sync_lock_test_and_set(&st->instructions, 0);
+	}
+	if (count_syscalls) {
+		ev->flags |= VIGIL_SAMPLE_F_SYSCALLS;
+		ev->syscalls = __sync_lock_test_and_set(&st->syscalls, 0);
+	}
+	vigil_commit_sample(ev);
+	vigil_submit(ev);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(vigil_sched_switch, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct vigil_agent_stats *st;
+	struct vigil_cpu_slot *slot;
+	__u32 zero = 0, agent;
+	__u64 cycles = 0, instr = 0;
+	bool hw_ok = false;
+
+	slot = bpf_map_lookup_elem(&vigil_cpu_slot, &zero);
+	if (!slot)
+		return 0;
+	if (have_hw || hw_inject)
+		hw_ok = read_hw(now, &cycles, &instr);
+
+	/* Switch-out: the slot describes prev when it was switched in. */
+	agent = slot->agent;
+	if (agent && slot->tid == BPF_CORE_READ(prev, pid)) {
+		st = stats_of(agent, slot->since_ns);
+		if (st) {
+			__sync_fetch_and_add(&st->oncpu_ns, now - slot->since_ns);
+			if (!preempt && BPF_CORE_READ(prev, __state) != 0)
+				__sync_fetch_and_add(&st->nvcsw, 1);
+			else
+				__sync_fetch_and_add(&st->nivcsw, 1);
+			__sync_fetch_and_add(&st->min_flt,
+					     BPF_CORE_READ(prev, min_flt) - slot->min_flt);
+			__sync_fetch_and_add(&st->maj_flt,
+					     BPF_CORE_READ(prev, maj_flt) - slot->maj_flt);
+			if (hw_ok && slot->hw_valid) {
+				__sync_fetch_and_add(&st->cycles, cycles - slot->cycles);
+				__sync_fetch_and_add(&st->instructions,
+						     instr - slot->instructions);
+			}
+			if (count_syscalls)
+				__sync_fetch_and_add(&st->syscalls, slot->syscalls);
+			maybe_sample(st, agent, BPF_CORE_READ(prev, tgid), now);
+		}
+	}
+
+	/* Switch-in: remember next's starting point. */
+	agent = vigil_agent_of_pid(BPF_CORE_READ(next, tgid));
+	if (!agent)
+		agent = vigil_agent_of_cgroup(BPF_CORE_READ(next, cgroups, dfl_cgrp, kn, id));
+	slot->agent = agent;
+	slot->tid = BPF_CORE_READ(next, pid);
+	slot->since_ns = now;
+	slot->syscalls = 0;
+	if (agent) {
+		slot->min_flt = BPF_CORE_READ(next, min_flt);
+		slot->maj_flt = BPF_CORE_READ(next, maj_flt);
+		slot->cycles = cycles;
+		slot->instructions = instr;
+		slot->hw_valid = hw_ok;
+	}
+	return 0;
+}
