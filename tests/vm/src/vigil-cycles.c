@@ -7,7 +7,8 @@
  * usage: vigil-cycles [-n cycles] [-w warm-up cycles] [-p module params]
  *                     [-m max object growth] [/vigil.ko]
  * Fails when a cycle fails, when a checkpoint is not signed while a TPM is
- * present, or when kmalloc objects grew by max growth or more.
+ * present, or when kmalloc objects grew by max growth or more in two
+ * batches of cycles in a row.
  */
 #include <stdbool.h>
 #include <sys/syscall.h>
@@ -90,7 +91,7 @@ int main(int argc, char **argv)
 	const char *ko = "/vigil.ko", *params = "checkpoint_ms=0";
 	int n = 50, warm = 5, max_growth = 50, opt, kofd, fails = 0, unsigned_cps = 0;
 	bool tpm = access("/dev/tpmrm0", F_OK) == 0;
-	long before, after;
+	long before = 0, after = 0;
 
 	while ((opt = getopt(argc, argv, "n:w:p:m:")) != -1) {
 		switch (opt) {
@@ -114,20 +115,34 @@ int main(int argc, char **argv)
 		if (cycle(kofd, params, &s))
 			return 1;
 	}
-	before = settled_objs();
-	for (int i = 0; i < n; i++) {
-		int s = 0;
+	/*
+	 * A leak grows with every cycle; other subsystems' slab use moves
+	 * once in a while. When a batch grows past the limit, run a second
+	 * one: only growth that repeats counts as a leak.
+	 */
+	long growth = 0;
+	bool bad = false;
 
-		if (cycle(kofd, params, &s))
-			fails++;
-		else if (tpm && !s)
-			unsigned_cps++;
+	for (int batch = 0; batch < 2; batch++) {
+		before = settled_objs();
+		for (int i = 0; i < n; i++) {
+			int s = 0;
+
+			if (cycle(kofd, params, &s))
+				fails++;
+			else if (tpm && !s)
+				unsigned_cps++;
+		}
+		after = settled_objs();
+		growth = after - before;
+		printf("batch %d: kmalloc objects %ld -> %ld (%+ld)\n",
+		       batch + 1, before, after, growth);
+		bad = fails || unsigned_cps || growth >= max_growth;
+		if (!bad || fails || unsigned_cps)
+			break;
 	}
-	after = settled_objs();
-	bool bad = fails || unsigned_cps || after - before >= max_growth;
 
-	printf("cycles %s: %d cycles, %d failed, %d unsigned; kmalloc objects %ld -> %ld (%+ld, limit %d)\n",
-	       bad ? "FAILED" : "ok", n, fails, unsigned_cps, before, after,
-	       after - before, max_growth);
+	printf("cycles %s: %d cycles per batch, %d failed, %d unsigned; kmalloc objects %+ld in the last batch (limit %d)\n",
+	       bad ? "FAILED" : "ok", n, fails, unsigned_cps, growth, max_growth);
 	return bad ? 1 : 0;
 }

@@ -1,4 +1,4 @@
-// The event hash chain and checkpoint rules of docs/contracts.md, as a
+// The event hash chain and checkpoint rules of docs/kernel-module.md, as a
 // verifier recomputes them from committed records:
 //   chain_0 = SHA-256("vigil-chain-v1" || instance_id)
 //   chain_n = SHA-256(chain_{n-1} || record[0 .. hdr.size))   (hdr.seq == n)

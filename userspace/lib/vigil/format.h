@@ -11,7 +11,7 @@
 namespace vigil::format {
 
 // One JSON object per record: "type", "seq", "committed", "ts_ns", "flags"
-// and the type's fields (see docs/contracts.md for event field names).
+// and the type's fields (see docs/kernel-module.md for event field names).
 nlohmann::json RecordToJson(const records::Record& rec);
 // One line of text per record.
 std::string RecordToText(const records::Record& rec);

@@ -1,5 +1,5 @@
 // Replays the module's log into the values pcr_config and pcr_events must
-// hold, per bank, following docs/contracts.md: start from the newest BASE
+// hold, per bank, following docs/kernel-module.md: start from the newest BASE
 // record's values, which are the PCRs at its cut, and fold every record with
 // seq >= its first_kept_seq (wherever it sits relative to the BASE): MEASURE
 // and KEY records (pcr != VIGIL_PCR_NONE) extend pcr_config and CHECKPOINT
