@@ -8,7 +8,9 @@
  * happen in log order (IMA's rule: the log may hold a record the PCR has
  * not seen yet, never the reverse). Checkpoints run from an ordered
  * workqueue (timer, or a kick from the commit path through irq_work, which
- * is safe even from NMI) or from the CHECKPOINT ioctl.
+ * is safe even from NMI) or from the CHECKPOINT ioctl. A failed extend
+ * leaves its record, and every later one for that PCR, pending until a
+ * retry succeeds; TRIM never folds a pending record.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -45,7 +47,66 @@ static void vigil_tpm_error(const char *what, int err, u32 tpm_rc)
 		pr_warn_ratelimited("%s failed: %d\n", what, err);
 }
 
-/* Append, then extend @pcr (if any) with it. Caller holds anchor_lock. */
+/* The first log seq still to be extended into @pcr, 0 if none. */
+static u64 *vigil_pending(u32 pcr)
+{
+	return pcr == vigil.p.pcr_config ? &vigil.pend_config :
+					   &vigil.pend_events;
+}
+
+/*
+ * Extend @pcr with every record for it from log seq @from on, in log
+ * order. On a failure the record that failed and every later one for @pcr
+ * stay pending (PCR order is log order) and are retried before the next
+ * extend into @pcr or at the next checkpoint. Pending records are never
+ * trimmed, so they are all still in the log. Caller holds anchor_lock.
+ */
+static int vigil_extend_from(u32 pcr, u64 from)
+{
+	u64 *pending = vigil_pending(pcr);
+	const struct vigil_log_entry *e;
+	u64 seq, next;
+	int ret;
+
+	/* pairs with vigil_log_publish(): entries below next are stored */
+	next = smp_load_acquire(&vigil.log_next);
+	for (seq = from; seq < next; seq++) {
+		e = vigil_log_peek(seq);
+		if (!e || e->pcr != pcr)
+			continue;
+		ret = vigil_tpm_extend(pcr, e->data, e->size);
+		if (ret) {
+			vigil_tpm_error("PCR extend", ret, 0);
+			WRITE_ONCE(*pending, seq);
+			return ret;
+		}
+	}
+	WRITE_ONCE(*pending, 0);
+	return 0;
+}
+
+/* Extend @pcr with the record at @seq, after the pending ones. */
+static int vigil_extend_new(u32 pcr, u64 seq)
+{
+	u64 pending = *vigil_pending(pcr);
+
+	return vigil_extend_from(pcr, pending ? pending : seq);
+}
+
+/* Retry the extends left pending in @pcr, if any. Caller holds anchor_lock. */
+static void vigil_extend_retry(u32 pcr)
+{
+	u64 pending = *vigil_pending(pcr);
+
+	if (pending)
+		vigil_extend_from(pcr, pending);
+}
+
+/*
+ * Append, then extend @pcr (if any) with it. Caller holds anchor_lock.
+ * Return: 0, -EIO when the record was logged but not extended (now or
+ * still pending), or the append's -errno (nothing logged).
+ */
 static int vigil_append_extend(struct vigil_rec_hdr *rec, u32 pcr,
 			       u32 reserve)
 {
@@ -54,34 +115,43 @@ static int vigil_append_extend(struct vigil_rec_hdr *rec, u32 pcr,
 	ret = vigil_log_append(rec, pcr, reserve, 0);
 	if (ret || pcr == VIGIL_PCR_NONE)
 		return ret;
-	ret = vigil_tpm_extend(pcr, rec, rec->size);
-	if (ret)
-		vigil_tpm_error("PCR extend", ret, 0);
-	return ret;
+	return vigil_extend_new(pcr, rec->seq) ? -EIO : 0;
 }
 
-/* A BASE record with the current replay base. Caller holds anchor_lock. */
-static int vigil_append_base(u64 first_kept)
+/* A BASE record with the given replay base, or NULL. */
+static struct vigil_log_base *
+vigil_base_build(u64 first_kept, u64 records_trimmed, u64 bytes_trimmed,
+		 u8 (*config)[VIGIL_BANK_DIGEST_MAX],
+		 u8 (*events)[VIGIL_BANK_DIGEST_MAX])
 {
 	struct vigil_log_base *b;
 	u32 i;
-	int ret;
 
 	b = kmalloc(sizeof(*b), GFP_KERNEL);
 	if (!b)
-		return -ENOMEM;
+		return NULL;
 	vigil_rec_init(&b->hdr, VIGIL_LOG_BASE, sizeof(*b));
 	b->first_kept_seq = first_kept;
-	b->records_trimmed = vigil.records_trimmed;
-	b->bytes_trimmed = vigil.bytes_trimmed;
+	b->records_trimmed = records_trimmed;
+	b->bytes_trimmed = bytes_trimmed;
 	b->nr_banks = vigil.tpm.nr_banks;
 	for (i = 0; i < vigil.tpm.nr_banks; i++) {
 		b->bank[i].alg = vigil.tpm.bank[i].alg_id;
-		memcpy(b->bank[i].config, vigil.base_config[i],
-		       vigil.tpm.bank[i].size);
-		memcpy(b->bank[i].events, vigil.base_events[i],
-		       vigil.tpm.bank[i].size);
+		memcpy(b->bank[i].config, config[i], vigil.tpm.bank[i].size);
+		memcpy(b->bank[i].events, events[i], vigil.tpm.bank[i].size);
 	}
+	return b;
+}
+
+/* The BASE record written at load. Caller holds anchor_lock. */
+static int vigil_append_base(void)
+{
+	struct vigil_log_base *b;
+	int ret;
+
+	b = vigil_base_build(1, 0, 0, vigil.base_config, vigil.base_events);
+	if (!b)
+		return -ENOMEM;
 	ret = vigil_log_append(&b->hdr, VIGIL_PCR_NONE, 0, VIGIL_LOG_EXEMPT);
 	kfree(b);
 	return ret;
@@ -111,8 +181,9 @@ static int vigil_measure_locked(u32 kind, const char *name, const u8 *digest,
  * @digest:  SHA-256 of the measured object
  * @log_seq: out: log seq of the MEASURE record (0 if not logged)
  *
- * Return: 0, -ENOSPC at the log cap, -EIO when the extend failed (the
- * record is logged), -errno.
+ * Return: 0, -ENOSPC at the log cap, -EIO when the record is logged but
+ * not extended (the extend failed, or earlier extends are still pending),
+ * -errno.
  */
 int vigil_measure(u32 kind, const char *name, const u8 *digest, u64 *log_seq)
 {
@@ -190,7 +261,11 @@ static void vigil_anchor_ima(const struct vigil_log_checkpoint *cp)
  * (anchor=pcr) or measures it through IMA (anchor=ima), then appends a
  * SIGNATURE: the TPM's ECDSA signature over SHA-256(checkpoint), or why
  * there is none. A TPM failure never blocks: the checkpoint is logged
- * unsigned with the error and the next one tries again.
+ * unsigned with the error and the next one tries again; extends left
+ * pending (in pcr_config too) are retried first. Nothing changes unless
+ * the CHECKPOINT is logged. Once it is, the call succeeds: a SIGNATURE
+ * that cannot be logged is counted in log_refused and left with hdr.seq 0
+ * in @sig_out.
  *
  * Return: 0, -EAGAIN for an idle timer batch (nothing logged), -ENOSPC
  * when the log is full (deferred, counted), -errno.
@@ -201,7 +276,7 @@ int vigil_checkpoint(u32 reason, struct vigil_log_checkpoint *cp_out,
 	struct vigil_log_checkpoint cp;
 	struct vigil_log_signature sig;
 	u32 pcr = VIGIL_PCR_NONE;
-	u64 last_seq;
+	u64 next_seq;
 	int ret;
 
 	mutex_lock(&vigil.anchor_lock);
@@ -212,9 +287,9 @@ int vigil_checkpoint(u32 reason, struct vigil_log_checkpoint *cp_out,
 	}
 
 	vigil_rec_init(&cp.hdr, VIGIL_LOG_CHECKPOINT, sizeof(cp));
-	vigil_chain_close(&last_seq, cp.chain_head);
+	vigil_chain_peek(&next_seq, cp.chain_head);
 	cp.first_seq = vigil.cp_prev_last + 1;
-	cp.last_seq = last_seq;
+	cp.last_seq = next_seq - 1;
 	cp.drops_total = vigil_chain_drops_total();
 	cp.busy_total = atomic64_read(&vigil.busy);
 	cp.log_refused = atomic64_read(&vigil.log_refused);
@@ -232,7 +307,8 @@ int vigil_checkpoint(u32 reason, struct vigil_log_checkpoint *cp_out,
 					    vigil.p.log_max_bytes);
 		goto out_unlock;
 	}
-	vigil.cp_prev_last = last_seq;
+	vigil_chain_close(cp.last_seq);
+	vigil.cp_prev_last = cp.last_seq;
 	vigil.cp_drops = cp.drops_total;
 	vigil.cp_busy = cp.busy_total;
 	vigil.cp_refused = cp.log_refused;
@@ -242,22 +318,27 @@ int vigil_checkpoint(u32 reason, struct vigil_log_checkpoint *cp_out,
 	sha256((const u8 *)&cp, sizeof(cp), sig.digest);
 	memcpy(vigil.prev_cp_digest, sig.digest, VIGIL_DIGEST_LEN);
 
-	if (pcr != VIGIL_PCR_NONE) {
-		ret = vigil_tpm_extend(pcr, &cp, sizeof(cp));
-		if (ret)
-			vigil_tpm_error("PCR extend", ret, 0);
-	} else if (vigil.p.anchor == VIGIL_ANCHOR_IMA) {
+	if (vigil_tpm_present())
+		vigil_extend_retry(vigil.p.pcr_config);
+	if (pcr != VIGIL_PCR_NONE)
+		vigil_extend_new(pcr, cp.hdr.seq);
+	else if (vigil.p.anchor == VIGIL_ANCHOR_IMA)
 		vigil_anchor_ima(&cp);
-	}
 	vigil_sign_checkpoint(&sig);
 	if (sig.status == VIGIL_SIG_OK)
 		atomic64_inc(&vigil.cp_signed);
 	else
 		atomic64_inc(&vigil.cp_unsigned);
 	ret = vigil_log_append(&sig.hdr, VIGIL_PCR_NONE, 0, VIGIL_LOG_EXEMPT);
-	if (ret)
+	if (ret) {
+		/* -ENOSPC is counted by vigil_log_append() */
+		if (ret != -ENOSPC)
+			atomic64_inc(&vigil.log_refused);
 		pr_err("signature record for checkpoint %llu not logged: %d\n",
 		       cp.hdr.seq, ret);
+		sig.hdr.seq = 0;
+		ret = 0;
+	}
 	if (cp_out)
 		*cp_out = cp;
 	if (sig_out)
@@ -288,16 +369,20 @@ static int vigil_fold(unsigned int bank, u8 *value, const void *rec, u32 len)
  *
  * Folds the dropped records' extends into the replay base and appends a
  * BASE record with the PCR values at the cut, so a verifier that holds
- * only the records from @before_seq on can still replay.
+ * only the records from @before_seq on can still replay. The BASE record
+ * is built and its slot reserved before anything is dropped: a failed
+ * TRIM changes nothing.
  *
- * Return: 0, -EINVAL for a seq beyond the log, -ENOSPC when the BASE
- * record would not fit, -errno.
+ * Return: 0, -EINVAL for a seq beyond the log, -EAGAIN while a record
+ * that would be dropped still waits for its PCR extend, -ENOSPC when the
+ * BASE record would not fit, -errno.
  */
 int vigil_trim(u64 before_seq, u64 *trimmed)
 {
 	u8 (*config)[VIGIL_BANK_DIGEST_MAX], (*events)[VIGIL_BANK_DIGEST_MAX];
 	const struct vigil_log_entry *e;
-	u64 first, next, records, bytes, freed = 0, seq;
+	u64 first, next, records, bytes, freed = 0, nrec = 0, seq;
+	struct vigil_log_base *b = NULL;
 	u32 i;
 	int ret;
 
@@ -319,11 +404,17 @@ int vigil_trim(u64 before_seq, u64 *trimmed)
 		ret = 0;
 		goto out_unlock;
 	}
+	if ((vigil.pend_config && vigil.pend_config < before_seq) ||
+	    (vigil.pend_events && vigil.pend_events < before_seq)) {
+		ret = -EAGAIN;
+		goto out_unlock;
+	}
 	for (seq = first; seq < before_seq; seq++) {
 		e = vigil_log_peek(seq);
 		if (!e)
 			continue;
 		freed += e->size;
+		nrec++;
 		for (i = 0; i < vigil.tpm.nr_banks; i++) {
 			ret = 0;
 			if (e->pcr == vigil.p.pcr_config)
@@ -340,15 +431,24 @@ int vigil_trim(u64 before_seq, u64 *trimmed)
 		goto out_unlock;
 	}
 
-	vigil_log_remove_before(before_seq, &records, &bytes);
+	b = vigil_base_build(before_seq, vigil.records_trimmed + nrec,
+			     vigil.bytes_trimmed + freed, config, events);
+	if (!b) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	ret = vigil_log_replace_before(before_seq, &b->hdr, &records, &bytes);
+	if (ret)
+		goto out_unlock;
+	WARN_ON_ONCE(records != nrec || bytes != freed);
 	memcpy(vigil.base_config, config, sizeof(vigil.base_config));
 	memcpy(vigil.base_events, events, sizeof(vigil.base_events));
 	vigil.records_trimmed += records;
 	vigil.bytes_trimmed += bytes;
 	*trimmed = records;
-	ret = vigil_append_base(before_seq);
 out_unlock:
 	mutex_unlock(&vigil.anchor_lock);
+	kfree(b);
 	kfree(config);
 	return ret;
 }
@@ -449,6 +549,8 @@ int vigil_anchor_init(void)
 	atomic64_set(&vigil.cp_signed, 0);
 	atomic64_set(&vigil.cp_unsigned, 0);
 	atomic64_set(&vigil.tpm_errors, 0);
+	vigil.pend_config = 0;
+	vigil.pend_events = 0;
 
 	for (i = 0; i < vigil.tpm.nr_banks; i++) {
 		ret = vigil_tpm_pcr_read(vigil.p.pcr_config, i,
@@ -468,7 +570,7 @@ int vigil_anchor_init(void)
 		return -ENOMEM;
 
 	mutex_lock(&vigil.anchor_lock);
-	ret = vigil_append_base(1);
+	ret = vigil_append_base();
 	if (!ret)
 		ret = vigil_measure_identity();
 	if (!ret && vigil_tpm_present())

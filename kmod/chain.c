@@ -186,20 +186,17 @@ u64 vigil_chain_drops_total(void)
 }
 
 /**
- * vigil_chain_close() - close the current batch for a checkpoint
- * @last_seq: out: last seq committed (0 if none yet)
- * @head:     out: chain value after @last_seq
+ * vigil_chain_close() - a checkpoint covering up to @last_seq was logged
+ * @last_seq: its last seq (from vigil_chain_peek())
  *
  * The next count trigger fires checkpoint_events commits after @last_seq.
  */
-void vigil_chain_close(u64 *last_seq, u8 *head)
+void vigil_chain_close(u64 last_seq)
 {
 	unsigned long irqflags;
 
 	vigil_chain_lock(&irqflags);
-	*last_seq = vigil.next_seq - 1;
-	memcpy(head, vigil.head, VIGIL_DIGEST_LEN);
-	vigil.cp_last_seq = *last_seq;
+	vigil.cp_last_seq = last_seq;
 	vigil_chain_unlock(irqflags);
 }
 

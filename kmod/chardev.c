@@ -17,6 +17,7 @@
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/overflow.h>
 #include <linux/poll.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
@@ -24,6 +25,17 @@
 #include <linux/uaccess.h>
 
 #include "internal.h"
+
+/*
+ * The position is a log seq that read() and lseek() both move: with
+ * FMODE_ATOMIC_POS the VFS serialises them (f_pos_lock) when several
+ * threads share the open file, so two readers never get the same records.
+ */
+static int vigil_open(struct inode *inode, struct file *file)
+{
+	file->f_mode |= FMODE_ATOMIC_POS;
+	return 0;
+}
 
 static ssize_t vigil_read(struct file *file, char __user *buf, size_t count,
 			  loff_t *pos)
@@ -45,11 +57,13 @@ static loff_t vigil_llseek(struct file *file, loff_t offset, int whence)
 	case SEEK_SET:
 		break;
 	case SEEK_CUR:
-		offset += file->f_pos;
+		if (check_add_overflow(offset, file->f_pos, &offset))
+			return -EINVAL;
 		break;
 	case SEEK_END:
 		vigil_log_stats(&first, &next, &records, &bytes);
-		offset += next;
+		if (check_add_overflow(offset, (loff_t)next, &offset))
+			return -EINVAL;
 		break;
 	default:
 		return -EINVAL;
@@ -294,6 +308,7 @@ static long vigil_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 static const struct file_operations vigil_fops = {
 	.owner = THIS_MODULE,
+	.open = vigil_open,
 	.read = vigil_read,
 	.poll = vigil_poll,
 	.llseek = vigil_llseek,

@@ -7,8 +7,9 @@
  *   vigil.anchor_lock (mutex)  ->  vigil.log_lock (mutex)  ->  vigil.chain_lock (raw spinlock)
  *
  * anchor_lock serialises every "append a record, then extend a PCR" pair,
- * the signing key, checkpoints and TRIM: PCR extends must happen in log
- * order or a replay would not reproduce the PCR. It is held across TPM
+ * the extends left pending after a TPM failure, the signing key,
+ * checkpoints and TRIM: PCR extends must happen in log order or a replay
+ * would not reproduce the PCR. It is held across TPM
  * calls (they sleep). log_lock protects the writers' side of the log and
  * is never held across a TPM call, so COMMIT and readers do not wait for
  * the TPM. chain_lock protects the hash chain and is taken with interrupts
@@ -141,6 +142,9 @@ struct vigil_log_entry {
  * @cp_refused:     log_refused in the last checkpoint
  * @base_config:    replay start value of pcr_config per bank at @log_first
  * @base_events:    same for pcr_events
+ * @pend_config:    first log seq not yet extended into pcr_config, 0 if
+ *                  none (it and every later record for that PCR wait)
+ * @pend_events:    same for pcr_events
  * @records_trimmed: records dropped by TRIM since load
  * @bytes_trimmed:  bytes dropped by TRIM since load
  * @key_err:        why there is no key (-errno or TPM rc), 0 if there is
@@ -186,6 +190,8 @@ struct vigil {
 	u64 cp_refused;
 	u8 base_config[VIGIL_MAX_BANKS][VIGIL_BANK_DIGEST_MAX];
 	u8 base_events[VIGIL_MAX_BANKS][VIGIL_BANK_DIGEST_MAX];
+	u64 pend_config;
+	u64 pend_events;
 	u64 records_trimmed;
 	u64 bytes_trimmed;
 	s32 key_err;
@@ -218,7 +224,7 @@ void vigil_chain_init(void);
 int vigil_chain_commit(void *rec, u32 buf_size);
 int vigil_chain_count_drop(u32 type);
 u64 vigil_chain_drops_total(void);
-void vigil_chain_close(u64 *last_seq, u8 *head);
+void vigil_chain_close(u64 last_seq);
 void vigil_chain_peek(u64 *next_seq, u8 *head);
 
 /* log.c */
@@ -231,7 +237,8 @@ ssize_t vigil_log_read(char __user *buf, size_t count, loff_t *pos,
 bool vigil_log_readable(loff_t pos);
 int vigil_log_commit_event(struct vigil_log_event *le);
 const struct vigil_log_entry *vigil_log_peek(u64 seq);
-void vigil_log_remove_before(u64 before_seq, u64 *records, u64 *bytes);
+int vigil_log_replace_before(u64 before_seq, struct vigil_rec_hdr *rec,
+			     u64 *records, u64 *bytes);
 void vigil_log_stats(u64 *first, u64 *next, u64 *records, u64 *bytes);
 int vigil_securityfs_init(void);
 void vigil_securityfs_exit(void);

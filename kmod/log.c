@@ -199,33 +199,60 @@ const struct vigil_log_entry *vigil_log_peek(u64 seq)
 }
 
 /**
- * vigil_log_remove_before() - drop the records with seq < @before_seq
+ * vigil_log_replace_before() - drop the records with seq < @before_seq and
+ * append @rec (TRIM's BASE record)
  * @before_seq: first seq to keep, at most log_next
+ * @rec:        the record; hdr.seq is assigned here (and written back)
  * @records:    out: records dropped
  * @bytes:      out: bytes dropped
  *
- * Caller holds anchor_lock.
+ * The entry and the slot for @rec are secured first: on failure nothing
+ * was dropped. @rec uses the headroom (the caller checked it fits once the
+ * records are dropped). Caller holds anchor_lock.
+ *
+ * Return: 0, -ENOMEM, -EINVAL for a bad record size.
  */
-void vigil_log_remove_before(u64 before_seq, u64 *records, u64 *bytes)
+int vigil_log_replace_before(u64 before_seq, struct vigil_rec_hdr *rec,
+			     u64 *records, u64 *bytes)
 {
-	struct vigil_log_entry *e;
+	struct vigil_log_entry *e, *old;
+	u32 size = rec->size;
 	u64 seq;
+	int ret;
 
 	*records = 0;
 	*bytes = 0;
+	if (WARN_ON_ONCE(size < sizeof(*rec) || size > VIGIL_RECORD_MAX))
+		return -EINVAL;
+	e = vigil_log_entry_alloc(size);
+	if (!e)
+		return -ENOMEM;
 	mutex_lock(&vigil.log_lock);
+	ret = xa_reserve(&vigil.log, vigil.log_next, GFP_KERNEL);
+	if (ret) {
+		mutex_unlock(&vigil.log_lock);
+		kfree(e);
+		return ret;
+	}
 	for (seq = vigil.log_first; seq < before_seq; seq++) {
-		e = xa_erase(&vigil.log, seq);
-		if (!e)
+		old = xa_erase(&vigil.log, seq);
+		if (!old)
 			continue;
 		(*records)++;
-		*bytes += e->size;
-		kfree_rcu(e, rcu);
+		*bytes += old->size;
+		kfree_rcu(old, rcu);
 	}
 	vigil.log_bytes -= *bytes;
 	vigil.log_records -= *records;
 	WRITE_ONCE(vigil.log_first, before_seq);
+	rec->seq = vigil.log_next;
+	e->pcr = VIGIL_PCR_NONE;
+	e->size = size;
+	memcpy(e->data, rec, size);
+	vigil_log_publish(e);
 	mutex_unlock(&vigil.log_lock);
+	wake_up_interruptible(&vigil.log_wait);
+	return 0;
 }
 
 /**
@@ -274,7 +301,9 @@ bool vigil_log_readable(loff_t pos)
  *
  * Copies as many whole records as fit, never part of one. Records that
  * were trimmed are skipped: the reader sees a jump in hdr.seq, and the
- * BASE record written by the trim says where the log now starts.
+ * BASE record written by the trim says where the log now starts. When a
+ * TRIM removed every record the reader was about to copy, it waits again
+ * (or returns -EAGAIN) rather than return 0, which would read as EOF.
  *
  * Return: bytes copied; -EINVAL when @count cannot hold the next record
  * (VIGIL_RECORD_MAX always can); -EAGAIN; -ERESTARTSYS; -EFAULT when
@@ -288,49 +317,57 @@ ssize_t vigil_log_read(char __user *buf, size_t count, loff_t *pos,
 	u64 seq, next;
 	void *kbuf;
 	u32 size;
-	int ret;
+	int ret = 0;
 
 	if (!count)
 		return 0;
-	for (;;) {
-		seq = vigil_log_cursor(*pos);
-		/* pairs with vigil_log_publish(): entries below next are stored */
-		next = smp_load_acquire(&vigil.log_next);
-		if (seq < next)
-			break;
-		if (nonblock)
-			return -EAGAIN;
-		ret = wait_event_interruptible(vigil.log_wait,
-					       vigil_log_readable(*pos));
-		if (ret)
-			return ret;
-	}
-
 	kbuf = kmalloc(VIGIL_RECORD_MAX, GFP_KERNEL);
 	if (!kbuf)
 		return -ENOMEM;
-	ret = 0;
-	for (; seq < next; seq++) {
-		rcu_read_lock();
-		e = xa_load(&vigil.log, seq);
-		size = e ? e->size : 0;
-		if (e && size <= count - copied)
-			memcpy(kbuf, e->data, size);
-		rcu_read_unlock();
-		if (!e)
-			continue;	/* trimmed meanwhile */
-		if (size > count - copied) {
-			if (!copied)
-				ret = -EINVAL;
-			break;
+	for (;;) {
+		for (;;) {
+			seq = vigil_log_cursor(*pos);
+			/* pairs with vigil_log_publish(): entries below next are stored */
+			next = smp_load_acquire(&vigil.log_next);
+			if (seq < next)
+				break;
+			if (nonblock) {
+				ret = -EAGAIN;
+				goto out_free;
+			}
+			ret = wait_event_interruptible(vigil.log_wait,
+						       vigil_log_readable(*pos));
+			if (ret)
+				goto out_free;
 		}
-		if (copy_to_user(buf + copied, kbuf, size)) {
-			if (!copied)
-				ret = -EFAULT;
-			break;
+
+		for (; seq < next; seq++) {
+			rcu_read_lock();
+			e = xa_load(&vigil.log, seq);
+			size = e ? e->size : 0;
+			if (e && size <= count - copied)
+				memcpy(kbuf, e->data, size);
+			rcu_read_unlock();
+			if (!e)
+				continue;	/* trimmed meanwhile */
+			if (size > count - copied) {
+				if (!copied)
+					ret = -EINVAL;
+				break;
+			}
+			if (copy_to_user(buf + copied, kbuf, size)) {
+				if (!copied)
+					ret = -EFAULT;
+				break;
+			}
+			copied += size;
 		}
-		copied += size;
+		if (copied || ret)
+			break;
+		/* everything up to next was trimmed: wait for what follows */
+		*pos = seq;
 	}
+out_free:
 	kfree(kbuf);
 	if (ret)
 		return ret;
@@ -584,6 +621,8 @@ static int vigil_status_show(struct seq_file *m, void *v)
 		   atomic64_read(&vigil.cp_signed),
 		   atomic64_read(&vigil.cp_unsigned),
 		   atomic64_read(&vigil.tpm_errors));
+	seq_printf(m, "extend_pending_config: %llu\nextend_pending_events: %llu\n",
+		   READ_ONCE(vigil.pend_config), READ_ONCE(vigil.pend_events));
 	seq_printf(m, "log_records: %llu\nlog_bytes: %llu\nlog_max_bytes: %llu\nlog_first_seq: %llu\nlog_next_seq: %llu\nlog_refused: %lld\n",
 		   records, bytes, vigil.p.log_max_bytes, first, next,
 		   atomic64_read(&vigil.log_refused));

@@ -154,15 +154,16 @@ static int __init vigil_init(void)
 	ret = vigil_kfunc_init();
 	if (ret)
 		goto out_anchor_exit;
-	ret = vigil_chardev_init();
-	if (ret) {
-		pr_err("registering /dev/%s failed: %d\n", VIGIL_DEVICE_NAME, ret);
-		goto out_anchor_exit;
-	}
 	ret = vigil_securityfs_init();
 	if (ret) {
 		pr_err("creating securityfs files failed: %d\n", ret);
-		goto out_chardev_exit;
+		goto out_anchor_exit;
+	}
+	/* Last: once /dev/vigil exists, user space may hold it open. */
+	ret = vigil_chardev_init();
+	if (ret) {
+		pr_err("registering /dev/%s failed: %d\n", VIGIL_DEVICE_NAME, ret);
+		goto out_securityfs_exit;
 	}
 	pr_info("loaded: %s, pcr_config=%u pcr_events=%u anchor=%s\n",
 		vigil_tpm_present() ? "TPM 2.0" : "no TPM (degraded)",
@@ -170,8 +171,8 @@ static int __init vigil_init(void)
 		vigil.p.anchor == VIGIL_ANCHOR_IMA ? "ima" : "pcr");
 	return 0;
 
-out_chardev_exit:
-	vigil_chardev_exit();
+out_securityfs_exit:
+	vigil_securityfs_exit();
 out_anchor_exit:
 	vigil_anchor_exit();
 out_log_exit:
@@ -183,9 +184,15 @@ out_tpm_exit:
 
 static void __exit vigil_exit(void)
 {
-	vigil_securityfs_exit();
+	int ret;
+
 	vigil_chardev_exit();
+	vigil_securityfs_exit();
 	vigil_anchor_exit();
+	/* The final checkpoint: anchor and sign what came since the last one. */
+	ret = vigil_checkpoint(VIGIL_CP_UNLOAD, NULL, NULL);
+	if (ret)
+		pr_warn("final checkpoint not logged: %d\n", ret);
 	vigil_log_exit();
 	vigil_tpm_exit();
 	pr_info("unloaded\n");

@@ -156,7 +156,7 @@ int vigil_tpm_init(void)
 	u32 i;
 
 	chip = tpm_default_chip();
-	if (chip && !tpm_is_tpm2(chip)) {
+	if (chip && tpm_is_tpm2(chip) <= 0) {
 		pr_warn("the TPM is not a TPM 2.0, ignoring it\n");
 		put_device(&chip->dev);
 		chip = NULL;

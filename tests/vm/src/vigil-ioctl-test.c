@@ -9,6 +9,7 @@
  */
 #include <poll.h>
 #include <stdbool.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "vtlib.h"
@@ -599,6 +600,169 @@ static void t_checkpoint_tpm_error(void)
 	free(r);
 }
 
+/*
+ * Two processes reading one open file (shared position), one record per
+ * read(): every record is returned once, to one of them, never to both.
+ */
+#define SHARED_MAX 4095
+#define SHARED_N 1000
+static void t_shared_fd(void)
+{
+	struct vigil_commit c = { .size = sizeof(c) };
+	uint64_t *seen, *mine;
+	struct vigil_info in;
+	int rfd, dup = 0;
+	size_t n = 0;
+	pid_t pid;
+
+	vt_info(fd, &in);
+	for (int i = 0; i < SHARED_N; i++)
+		if (ioctl(fd, VIGIL_IOC_COMMIT, &c)) {
+			CHECK(0, "COMMIT: %s", strerror(errno));
+			break;
+		}
+	seen = mmap(NULL, 2 * (SHARED_MAX + 1) * sizeof(*seen), PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	rfd = vt_open(O_RDONLY | O_NONBLOCK);
+	CHECK(seen != MAP_FAILED && rfd >= 0, "set-up");
+	if (seen == MAP_FAILED || rfd < 0)
+		return;
+	/* from the first commit on: events, checkpoints, signatures (< 600 B) */
+	CHECK(lseek(rfd, in.log_next_seq, SEEK_SET) == (off_t)in.log_next_seq, "lseek");
+	pid = fork();
+	CHECK(pid >= 0, "fork: %s", strerror(errno));
+	mine = seen + (pid == 0 ? SHARED_MAX + 1 : 0);
+	for (;;) {
+		static uint8_t buf[600];
+		ssize_t r = read(rfd, buf, sizeof(buf));
+
+		if (r <= 0)
+			break;
+		for (ssize_t off = 0; off + (ssize_t)sizeof(struct vigil_rec_hdr) <= r;) {
+			struct vigil_rec_hdr *h = (void *)(buf + off);
+
+			if (h->size < sizeof(*h))
+				break;
+			if (n < SHARED_MAX)
+				mine[1 + n++] = h->seq;
+			off += h->size;
+		}
+	}
+	mine[0] = n;
+	if (pid == 0)
+		_exit(0);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	close(rfd);
+	for (uint64_t i = 0; i < seen[0]; i++)
+		for (uint64_t j = 0; j < seen[SHARED_MAX + 1]; j++)
+			if (seen[1 + i] == seen[SHARED_MAX + 2 + j])
+				dup++;
+	CHECK(seen[0] + seen[SHARED_MAX + 1] >= SHARED_N, "read %llu + %llu records",
+	      (unsigned long long)seen[0], (unsigned long long)seen[SHARED_MAX + 1]);
+	CHECK(dup == 0, "%d records returned to both readers", dup);
+	printf("  shared fd: %llu + %llu records, %d twice\n",
+	       (unsigned long long)seen[0], (unsigned long long)seen[SHARED_MAX + 1], dup);
+	munmap(seen, 2 * (SHARED_MAX + 1) * sizeof(*seen));
+}
+
+/* A "extend_pending_<which>: N" line of the securityfs status, or ~0. */
+static uint64_t status_pending(const char *which)
+{
+	FILE *f = fopen("/sys/kernel/security/vigil/status", "r");
+	char line[256], key[64];
+	unsigned long long v = ~0ULL;
+
+	snprintf(key, sizeof(key), "extend_pending_%s: %%llu", which);
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, key, &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/*
+ * After the TPM went away (a checkpoint's extend failed already): a MEASURE
+ * is logged but not extended (EIO with log_seq), it and every later record
+ * for its PCR stay pending in log order, TRIM refuses to fold a pending
+ * record (EAGAIN, nothing changes) and folds only extended ones up to the
+ * first pending record. Prints the BASE of that cut ("base-cut ...") so
+ * the script can compare it with the PCR values read before the TPM died.
+ */
+static void t_extend_pending(void)
+{
+	struct vigil_measure m = { .size = sizeof(m) };
+	struct vigil_trim t = { .size = sizeof(t) };
+	struct vigil_log_base *base = NULL;
+	uint64_t p1, p2, pev, cut;
+	struct vigil_info a, b;
+	struct vt_log log;
+	char hex[2 * 64 + 1];
+
+	pev = status_pending("events");
+	CHECK(pev != ~0ULL && pev > 0, "extend_pending_events %llu, want a seq",
+	      (unsigned long long)pev);
+	strcpy(m.name, "test:after-tpm-gone");
+	memset(m.digest, 0xcd, sizeof(m.digest));
+	errno = 0;
+	CHECK(ioctl(fd, VIGIL_IOC_MEASURE, &m) == -1 && errno == EIO,
+	      "MEASURE without a TPM: %s, want EIO", strerror(errno));
+	p1 = m.log_seq;
+	CHECK(p1 > 0, "MEASURE: no log_seq with EIO");
+	CHECK(status_pending("config") == p1, "extend_pending_config %llu, want %llu",
+	      (unsigned long long)status_pending("config"), (unsigned long long)p1);
+	m.log_seq = 0;
+	errno = 0;
+	CHECK(ioctl(fd, VIGIL_IOC_MEASURE, &m) == -1 && errno == EIO,
+	      "second MEASURE: %s, want EIO", strerror(errno));
+	p2 = m.log_seq;
+	CHECK(p2 > p1, "second MEASURE log_seq %llu", (unsigned long long)p2);
+	CHECK(status_pending("config") == p1, "pending moved to %llu, want %llu",
+	      (unsigned long long)status_pending("config"), (unsigned long long)p1);
+
+	/* a pending record must not be folded */
+	vt_info(fd, &a);
+	t.before_seq = p1 + 1;
+	EXPECT_ERR(VIGIL_IOC_TRIM, &t, EAGAIN);
+	t.before_seq = pev + 1;
+	EXPECT_ERR(VIGIL_IOC_TRIM, &t, EAGAIN);
+	vt_info(fd, &b);
+	CHECK(a.log_first_seq == b.log_first_seq && a.log_records <= b.log_records,
+	      "refused TRIM changed the log: first %llu -> %llu",
+	      (unsigned long long)a.log_first_seq, (unsigned long long)b.log_first_seq);
+
+	/* up to the first pending record: only extended records are folded */
+	cut = pev < p1 ? pev : p1;
+	t.before_seq = cut;
+	t.trimmed = 0;
+	CHECK(ioctl(fd, VIGIL_IOC_TRIM, &t) == 0, "TRIM to %llu: %s",
+	      (unsigned long long)cut, strerror(errno));
+	if (vt_read_log(&log) == 0) {
+		for (size_t i = 0; i < log.nrec; i++)
+			if (log.rec[i]->type == VIGIL_LOG_BASE)
+				base = (void *)log.rec[i];
+		CHECK(base && base->first_kept_seq == cut, "no BASE for the cut at %llu",
+		      (unsigned long long)cut);
+		for (uint32_t k = 0; base && k < base->nr_banks; k++) {
+			int n = vt_alg_size(base->bank[k].alg);
+
+			if (n <= 0)
+				continue;
+			vt_hex(hex, base->bank[k].config, n);
+			printf("base-cut alg=0x%04x config=%s", base->bank[k].alg, hex);
+			vt_hex(hex, base->bank[k].events, n);
+			printf(" events=%s\n", hex);
+		}
+		vt_log_free(&log);
+	}
+	CHECK(status_pending("config") == p1 && status_pending("events") == pev,
+	      "TRIM moved the pending seqs");
+	printf("pending config from %llu, events from %llu; trimmed %llu before %llu\n",
+	       (unsigned long long)p1, (unsigned long long)pev,
+	       (unsigned long long)t.trimmed, (unsigned long long)cut);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -617,10 +781,12 @@ static const struct {
 	{ "commit", t_commit },
 	{ "measure", t_measure },
 	{ "read-rules", t_read_rules },
+	{ "shared-fd", t_shared_fd },
 	{ "checkpoint", t_checkpoint },
 	{ "trim", t_trim },
 	{ "logcap", t_logcap },
 	{ "checkpoint-tpm-error", t_checkpoint_tpm_error },
+	{ "extend-pending", t_extend_pending },
 };
 
 int main(int argc, char **argv)
@@ -637,7 +803,8 @@ int main(int argc, char **argv)
 		/* the cases that need a special module set-up are not listed */
 		for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 			if (strcmp(cases[i].name, "logcap") &&
-			    strcmp(cases[i].name, "checkpoint-tpm-error"))
+			    strcmp(cases[i].name, "checkpoint-tpm-error") &&
+			    strcmp(cases[i].name, "extend-pending"))
 				printf("%s\n", cases[i].name);
 		return 0;
 	}
