@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -650,6 +651,46 @@ TEST_F(HostBpfTest, DurationStopsCleanly) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadAll(err());
   EXPECT_LT(elapsed, std::chrono::seconds(10));
   EXPECT_NE(ReadAll(err()).find("drops="), std::string::npos) << ReadAll(err());
+}
+
+TEST_F(HostBpfTest, RawOutAppendsAndReadyFileIsRemovedAtExit) {
+  const std::string raw = (dir_ / "raw.bin").string();
+  { std::ofstream(raw, std::ios::binary) << "EARLIER"; }
+  StartVigild({"--all-processes", "--raw-out", raw});
+  const pid_t p = Spawn({"/bin/true"});
+  WaitStatus(p);
+  StopVigild();
+  const std::string bytes = ReadAll(raw);
+  EXPECT_EQ(bytes.rfind("EARLIER", 0), 0u) << "--raw-out must append, not truncate";
+  EXPECT_GT(bytes.size(), 7u) << "the records after the earlier bytes";
+  EXPECT_FALSE(fs::exists(dir_ / "ready")) << "the ready file must not outlive vigild";
+}
+
+TEST_F(HostBpfTest, SecondVigildDoesNotTakeOverThePins) {
+  StartVigild();
+  const std::string err2 = (dir_ / "err2.txt").string();
+  const pid_t second =
+      Spawn({VIGILD_PATH, "--pin-dir", pin_dir(), "--duration", "5"}, "", err2);
+  ASSERT_GT(second, 0);
+  const int status = WaitStatus(second);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << ReadAll(err2);
+  EXPECT_NE(ReadAll(err2).find("another vigild is running"), std::string::npos) << ReadAll(err2);
+  // The first one's pins still work.
+  EXPECT_EQ(Ctl({"list"}), 0) << ReadAll((dir_ / "ctl.err").string());
+  StopVigild();
+}
+
+TEST_F(HostBpfTest, PinDirOutsideBpffsIsRefused) {
+  const std::string err2 = (dir_ / "err2.txt").string();
+  const pid_t p =
+      Spawn({VIGILD_PATH, "--pin-dir", (dir_ / "pins").string(), "--duration", "1"}, "", err2);
+  ASSERT_GT(p, 0);
+  const int status = WaitStatus(p);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << ReadAll(err2);
+  EXPECT_NE(ReadAll(err2).find("is not a bpffs mount"), std::string::npos) << ReadAll(err2);
+  struct statfs fs_info {};
+  ASSERT_EQ(statfs(dir_.c_str(), &fs_info), 0);
+  EXPECT_NE(static_cast<unsigned long>(fs_info.f_type), 0xcafe4a11ul) << "nothing was mounted";
 }
 
 TEST_F(HostBpfTest, RefusesToRunWithoutRoot) {

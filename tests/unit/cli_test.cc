@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "test_records.h"
+#include "vigil/chain.h"
+#include "vigil/digest.h"
 
 namespace vigil {
 namespace {
@@ -153,6 +155,170 @@ TEST(Vigilctl, AgentWithoutVigildIsExitSeven) {
   CmdResult r = Exec(kCtl + " agent list --pin-dir /nonexistent/vigil");
   EXPECT_EQ(r.code, 7) << r.output;
   EXPECT_NE(r.output.find("vigild is not running"), std::string::npos) << r.output;
+}
+
+// ---- verify-chain over synthetic events and logs (no module: --file) ----
+
+chain::InstanceId TestId() {
+  chain::InstanceId id{};
+  for (size_t i = 0; i < id.size(); ++i) id[i] = static_cast<uint8_t>(0x40 + i);
+  return id;
+}
+
+// Commits exec events with the library's chain rules and writes checkpoints.
+class Chain {
+ public:
+  Chain() : v_(chain::ChainVerifier::Start(TestId()).value()) {}
+  void Events(int n, std::vector<uint8_t>& out) {
+    for (int i = 0; i < n; ++i) {
+      auto e = testing::MakeExec(v_.last_seq() + 1, 100 + i, "job", "/bin/job");
+      e.hdr.flags |= VIGIL_REC_F_COMMITTED;
+      testing::Append(out, e);
+      EXPECT_TRUE(v_.Append(testing::ToRecord(e)).ok());
+    }
+  }
+  vigil_log_checkpoint Checkpoint(uint64_t log_seq) {
+    auto cp = testing::Blank<vigil_log_checkpoint>(VIGIL_LOG_CHECKPOINT, log_seq);
+    cp.first_seq = last_cp_ + 1;
+    cp.last_seq = v_.last_seq();
+    cp.reason = VIGIL_CP_TIMER;
+    cp.anchor = VIGIL_ANCHOR_PCR;
+    std::memcpy(cp.chain_head, v_.head().data(), 32);
+    std::memcpy(cp.prev_digest, prev_.data(), 32);
+    const auto id = TestId();
+    std::memcpy(cp.instance_id, id.data(), id.size());
+    prev_ = crypto::Sha256({testing::ToRecord(cp).bytes()}).value();
+    last_cp_ = cp.last_seq;
+    return cp;
+  }
+  std::string HeadHex() const { return crypto::ToHex(v_.head()); }
+  uint64_t seq() const { return v_.last_seq(); }
+
+ private:
+  chain::ChainVerifier v_;
+  crypto::Sha256Digest prev_{};
+  uint64_t last_cp_ = 0;
+};
+
+vigil_log_signature Unsigned(uint64_t log_seq, uint64_t cp_seq, uint32_t status) {
+  auto sig = testing::Blank<vigil_log_signature>(VIGIL_LOG_SIGNATURE, log_seq);
+  sig.checkpoint_seq = cp_seq;
+  sig.status = status;
+  return sig;
+}
+
+TEST(VerifyChain, UnsignedCheckpointIsNoAnchorWhenTheKeyIsKnown) {
+  Chain c;
+  std::vector<uint8_t> events, log;
+  c.Events(3, events);
+  auto key = testing::Blank<vigil_log_key>(VIGIL_LOG_KEY, 1);
+  key.pcr = 16;
+  key.x[0] = 1;
+  key.y[0] = 2;
+  testing::Append(log, key);
+  testing::Append(log, c.Checkpoint(2));
+  testing::Append(log, Unsigned(3, 2, VIGIL_SIG_TPM_ERROR));
+  TempFile ev(events), lg(log);
+  CmdResult r = Exec(kCtl + " verify-chain --events " + ev.path() + " --file " + lg.path());
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("NOT verified"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("0 verified, 1 unsigned"), std::string::npos) << r.output;
+}
+
+TEST(VerifyChain, DegradedModeSaysUnsignedNeverVerified) {
+  Chain c;
+  std::vector<uint8_t> events, log;
+  c.Events(3, events);
+  testing::Append(log, c.Checkpoint(1));
+  testing::Append(log, Unsigned(2, 1, VIGIL_SIG_NO_TPM));
+  TempFile ev(events), lg(log);
+  CmdResult r = Exec(kCtl + " verify-chain --events " + ev.path() + " --file " + lg.path());
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("checkpoint signatures: 1 unsigned (no checkpoint key"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("UNSIGNED"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(" verified,"), std::string::npos) << r.output;
+}
+
+TEST(VerifyChain, CheckpointAtTheStartSeqDoesNotVerifyLaterEvents) {
+  Chain c;
+  std::vector<uint8_t> before, window, log;
+  c.Events(3, before);
+  testing::Append(log, c.Checkpoint(1));
+  testing::Append(log, Unsigned(2, 1, VIGIL_SIG_NO_TPM));
+  const std::string head = c.HeadHex();
+  c.Events(2, window);  // seq 4, 5: no checkpoint covers them
+  TempFile ev(window), lg(log);
+  CmdResult r = Exec(kCtl + " verify-chain --events " + ev.path() + " --file " + lg.path() +
+                     " --start-seq 3 --start-head " + head);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("checkpoints compared: 0 "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("NOT verified: events after seq 0 (up to 5)"), std::string::npos)
+      << r.output;
+}
+
+TEST(VerifyChain, BrokenCheckpointLinkFails) {
+  Chain c;
+  std::vector<uint8_t> events, log;
+  c.Events(2, events);
+  testing::Append(log, c.Checkpoint(1));
+  c.Events(2, events);
+  auto cp2 = c.Checkpoint(2);
+  cp2.prev_digest[0] ^= 1;
+  testing::Append(log, cp2);
+  TempFile ev(events), lg(log);
+  CmdResult r = Exec(kCtl + " verify-chain --events " + ev.path() + " --file " + lg.path());
+  EXPECT_EQ(r.code, 5) << r.output;
+  EXPECT_NE(r.output.find("prev_digest"), std::string::npos) << r.output;
+}
+
+TEST(VerifyChain, BrokenFirstSeqContinuityFails) {
+  Chain c;
+  std::vector<uint8_t> before, window, log;
+  c.Events(2, before);
+  testing::Append(log, c.Checkpoint(1));
+  const std::string head = c.HeadHex();
+  c.Events(2, window);
+  auto cp2 = c.Checkpoint(2);
+  cp2.first_seq = 4;  // should be 3; the window check alone would not see it
+  testing::Append(log, cp2);
+  TempFile ev(window), lg(log);
+  CmdResult r = Exec(kCtl + " verify-chain --events " + ev.path() + " --file " + lg.path() +
+                     " --start-seq 2 --start-head " + head);
+  EXPECT_EQ(r.code, 5) << r.output;
+  EXPECT_NE(r.output.find("first_seq"), std::string::npos) << r.output;
+}
+
+TEST(Vigilctl, NonUtf8CommIsPrintedNotAnError) {
+  std::vector<uint8_t> bytes;
+  testing::Append(bytes, testing::MakeExec(1, 77, "\xff\xfe\x80", "/tmp/\xc3\x28"));
+  TempFile log(bytes);
+  CmdResult js = Exec(kCtl + " log --json --file " + log.path());
+  ASSERT_EQ(js.code, 0) << js.output;
+  auto j = nlohmann::json::parse(js.output);
+  EXPECT_EQ(j["type"], "exec");
+  EXPECT_EQ(j["comm"], "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd") << "U+FFFD per invalid byte";
+}
+
+TEST(Vigild, NumericOptionRanges) {
+  for (const char* bad : {"--duration 1e8", "--duration nan", "--ringbuf-bytes 3000",
+                          "--ringbuf-bytes 1024", "--ringbuf-bytes 0", "--ringbuf-bytes x"}) {
+    CmdResult r = Exec(kD + " " + bad);
+    EXPECT_EQ(r.code, 2) << bad << "\n" << r.output;
+  }
+  CmdResult msg = Exec(kD + " --ringbuf-bytes 3000");
+  EXPECT_NE(msg.output.find("power of two"), std::string::npos) << msg.output;
+}
+
+TEST(Vigilctl, PidAndPcrRanges) {
+  for (const char* bad : {"agent track --name x --pid 0", "agent track --name x --pid 4294967295",
+                          "replay --pcr-config 24", "replay --pcr-events 99"}) {
+    CmdResult r = Exec(kCtl + " " + bad);
+    EXPECT_EQ(r.code, 2) << bad << "\n" << r.output;
+  }
+  CmdResult pid = Exec(kCtl + " agent track --name x --pid 0");
+  EXPECT_NE(pid.output.find("pid_max"), std::string::npos) << pid.output;
 }
 
 }  // namespace

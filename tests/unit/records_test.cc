@@ -224,5 +224,18 @@ TEST(Status, CarriesOrigin) {
   EXPECT_FALSE(bad.ok());
 }
 
+TEST(Format, NonUtf8CommAndFilenameNeverThrow) {
+  // A monitored process picks its own comm and file name: any bytes.
+  const auto ev = MakeExec(9, 1, "\xff\xfe\xfd", "/tmp/\xc3\x28\x80");
+  auto rec = records::Record::Decode(Bytes(ev));
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  std::string line;
+  ASSERT_NO_THROW(line = format::Dump(format::RecordToJson(*rec)));
+  EXPECT_NE(line.find("\xef\xbf\xbd"), std::string::npos) << "bytes become U+FFFD";
+  EXPECT_NO_THROW(nlohmann::json::parse(line));
+  EXPECT_NO_THROW(format::Dump(format::RecordToJson(*rec), 2));
+  EXPECT_NO_THROW(format::RecordToText(*rec));
+}
+
 }  // namespace
 }  // namespace vigil

@@ -148,6 +148,13 @@ TEST(Replay, MissingKeptRecordsAreReported) {
       {testing::ToRecord(testing::MakeMeasure(4, 16, "x")), testing::ToRecord(base)});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kNotFound);
+  // Record 3 missing after an older record kept before the cut: the first
+  // record at the cut is not the log's first record.
+  auto after_old = replay::ReplayLog({testing::ToRecord(testing::MakeMeasure(2, 16, "old")),
+                                      testing::ToRecord(testing::MakeMeasure(4, 16, "x")),
+                                      testing::ToRecord(base)});
+  ASSERT_FALSE(after_old.ok());
+  EXPECT_EQ(after_old.status().code(), ErrorCode::kNotFound);
   // A hole in the middle.
   auto base1 = MakeBase(1, 0);
   base1.first_kept_seq = 1;

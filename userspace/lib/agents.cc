@@ -2,6 +2,8 @@
 
 #include <bpf/bpf.h>
 #include <linux/magic.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -14,6 +16,8 @@
 
 namespace vigil::agents {
 namespace {
+
+constexpr char kBpffsRoot[] = "/sys/fs/bpf";
 
 Result<UniqueFd> OpenPin(const std::string& dir, const char* name) {
   const std::string path = dir + "/" + name;
@@ -49,10 +53,18 @@ Result<std::vector<K>> Keys(int fd) {
 }  // namespace
 
 Status PrepareBpffsDir(const std::string& dir) {
-  const std::string parent = dir.substr(0, dir.find_last_of('/'));
+  const size_t slash = dir.find_last_of('/');
+  const std::string parent =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : dir.substr(0, slash));
   struct statfs fs {};
   if (::statfs(parent.c_str(), &fs) != 0) return Status::FromErrno(errno, "statfs " + parent);
   if (static_cast<unsigned long>(fs.f_type) != BPF_FS_MAGIC) {
+    if (parent != kBpffsRoot) {
+      return Status::Error(ErrorCode::kFailedPrecondition,
+                           "the pin directory's parent " + parent +
+                               " is not a bpffs mount (mount one there first, or use a "
+                               "directory under " + std::string(kBpffsRoot) + ")");
+    }
     if (::mount("bpf", parent.c_str(), "bpf", 0, "mode=0700") != 0) {
       return Status::FromErrno(errno, "mounting bpffs on " + parent);
     }
@@ -61,6 +73,21 @@ Status PrepareBpffsDir(const std::string& dir) {
     return Status::FromErrno(errno, "mkdir " + dir);
   }
   return Status::Ok();
+}
+
+Result<UniqueFd> LockPinDir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, "open " + dir);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    if (err == EWOULDBLOCK) {
+      return Status::Error(ErrorCode::kFailedPrecondition,
+                           "another vigild is running with --pin-dir " + dir +
+                               " (its lock is held); stop it or use another --pin-dir");
+    }
+    return Status::FromErrno(err, "flock " + dir);
+  }
+  return fd;
 }
 
 Result<uint64_t> CgroupId(const std::string& path) {

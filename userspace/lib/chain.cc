@@ -134,37 +134,90 @@ Result<CheckpointSummary> VerifyCheckpoints(const InstanceId& instance_id,
   return summary;
 }
 
-Result<RangeSummary> VerifyEventRange(const Sha256Digest& start_head, uint64_t start_seq,
-                                      std::vector<records::Record> events,
-                                      const std::vector<records::Record>& log) {
+Result<CheckpointSummary> VerifyCheckpointLinks(const InstanceId& instance_id,
+                                                const std::vector<records::Record>& log) {
+  CheckpointSummary summary;
+  Sha256Digest prev_digest{};
+  uint64_t prev_last_seq = 0;
+  std::array<uint64_t, 3> prev_counters{};  // drops, busy, log_refused
+  for (const records::Record& rec : log) {
+    const std::optional<vigil_log_checkpoint> cp = rec.As<vigil_log_checkpoint>();
+    if (!cp) continue;
+    const std::string where = "checkpoint log seq " + SeqStr(rec.seq());
+    if (std::memcmp(cp->instance_id, instance_id.data(), instance_id.size()) != 0) {
+      return Status::Error(ErrorCode::kMismatch, where + ": instance id differs");
+    }
+    const bool first = summary.checkpoints == 0;
+    if (!first || cp->first_seq == 1) {
+      if (std::memcmp(cp->prev_digest, prev_digest.data(), prev_digest.size()) != 0) {
+        return Status::Error(ErrorCode::kMismatch,
+                             where + ": prev_digest does not match the previous checkpoint");
+      }
+    }
+    if (!first && cp->first_seq != prev_last_seq + 1) {
+      return Status::Error(ErrorCode::kMismatch, where + ": first_seq " + SeqStr(cp->first_seq) +
+                                                     ", expected " + SeqStr(prev_last_seq + 1));
+    }
+    if (cp->last_seq + 1 < cp->first_seq) {
+      return Status::Error(ErrorCode::kMismatch, where + ": last_seq before first_seq");
+    }
+    if (!first && (cp->drops_total < prev_counters[0] || cp->busy_total < prev_counters[1] ||
+                   cp->log_refused < prev_counters[2])) {
+      return Status::Error(ErrorCode::kMismatch, where + ": a loss counter decreased");
+    }
+    prev_counters = {cp->drops_total, cp->busy_total, cp->log_refused};
+    VIGIL_ASSIGN_OR_RETURN(prev_digest, crypto::Sha256({rec.bytes()}));
+    prev_last_seq = cp->last_seq;
+    summary.checkpoints++;
+    summary.last_seq = cp->last_seq;
+    summary.last_digest = prev_digest;
+  }
+  return summary;
+}
+
+Result<RangeSummary> VerifyEventRange(
+    const Sha256Digest& start_head, uint64_t start_seq, std::vector<records::Record> events,
+    const std::vector<records::Record>& log,
+    const std::function<bool(const records::Record&)>& is_anchor) {
   VIGIL_RETURN_IF_ERROR(SortAndCheck(events));
   // The chain values checkpoints claim, by the seq they end at.
-  std::vector<std::pair<uint64_t, Sha256Digest>> claims;
+  struct Claim {
+    uint64_t seq;
+    Sha256Digest head;
+    bool anchor;
+  };
+  std::vector<Claim> claims;
   for (const records::Record& rec : log) {
     if (auto cp = rec.As<vigil_log_checkpoint>()) {
-      Sha256Digest head;
-      std::memcpy(head.data(), cp->chain_head, head.size());
-      claims.emplace_back(cp->last_seq, head);
+      Claim c{cp->last_seq, {}, !is_anchor || is_anchor(rec)};
+      std::memcpy(c.head.data(), cp->chain_head, c.head.size());
+      claims.push_back(c);
     }
   }
   RangeSummary summary;
-  auto check_claims = [&](uint64_t seq, const Sha256Digest& head) -> Status {
-    for (const auto& [claim_seq, claim_head] : claims) {
-      if (claim_seq != seq) continue;
-      if (claim_head != head) {
+  auto check_claims = [&](uint64_t seq, const Sha256Digest& head, bool count) -> Status {
+    for (const Claim& c : claims) {
+      if (c.seq != seq) continue;
+      if (c.head != head) {
         return Status::Error(ErrorCode::kMismatch,
                              "checkpoint ending at seq " + SeqStr(seq) +
                                  " claims a chain value that differs from the recomputed one");
       }
+      if (!count) continue;
       summary.checkpoints_checked++;
+      if (c.anchor) {
+        summary.anchors_checked++;
+        summary.anchored_last_seq = std::max(summary.anchored_last_seq, seq);
+      }
     }
     return Status::Ok();
   };
-  VIGIL_RETURN_IF_ERROR(check_claims(start_seq, start_head));
+  // The starting state is confirmed, not verified: not counted.
+  VIGIL_RETURN_IF_ERROR(check_claims(start_seq, start_head, false));
   ChainVerifier verifier = ChainVerifier::Resume(start_head, start_seq);
   for (const records::Record& ev : events) {
     VIGIL_RETURN_IF_ERROR(verifier.Append(ev));
-    VIGIL_RETURN_IF_ERROR(check_claims(verifier.last_seq(), verifier.head()));
+    VIGIL_RETURN_IF_ERROR(check_claims(verifier.last_seq(), verifier.head(), true));
   }
   summary.first_seq = events.empty() ? 0 : events.front().seq();
   summary.last_seq = verifier.last_seq();

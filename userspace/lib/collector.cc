@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <span>
 #include <vector>
 
@@ -181,6 +182,8 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
 
 Status Collector::PinAgentMaps(const std::string& dir) {
   VIGIL_RETURN_IF_ERROR(agents::PrepareBpffsDir(dir));
+  // Before touching any pin: a running vigild's pins are not stale.
+  VIGIL_ASSIGN_OR_RETURN(pin_lock_, agents::LockPinDir(dir));
   const std::pair<bpf_map*, const char*> maps[] = {
       {skel_->maps.vigil_agents, VIGIL_PIN_AGENTS},
       {skel_->maps.vigil_agent_cgroups, VIGIL_PIN_AGENT_CGROUPS},
@@ -250,7 +253,17 @@ int Collector::OnSample(void* ctx, void* data, size_t size) {
                                                    " bytes holds a record of " +
                                                    std::to_string(rec->bytes().size()));
   }
-  self->handler_(rec);
+  // Called from C (libbpf's ring_buffer__poll): no exception may cross it.
+  // A handler that throws counts as a decode/format error for this record.
+  try {
+    self->handler_(rec);
+  } catch (const std::exception& e) {
+    self->decode_errors_++;
+    std::fprintf(stderr, "vigil: record handler failed: %s\n", e.what());
+  } catch (...) {
+    self->decode_errors_++;
+    std::fprintf(stderr, "vigil: record handler failed\n");
+  }
   return 0;
 }
 
@@ -262,6 +275,10 @@ Status Collector::Poll(int timeout_ms) {
   n = ring_buffer__consume(ring_.get());
   if (n < 0 && n != -EINTR) return Status::FromLibbpf(n, "consuming the ring buffer");
   return Status::Ok();
+}
+
+void Collector::Detach() {
+  if (skel_) vigil_bpf__detach(skel_.get());
 }
 
 Status Collector::Drain() {

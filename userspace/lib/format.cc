@@ -159,6 +159,10 @@ json RecordToJson(const records::Record& rec) {
   return j;
 }
 
+std::string Dump(const json& j, int indent) {
+  return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
 std::string RecordToText(const records::Record& rec) {
   char head[96];
   std::snprintf(head, sizeof(head), "%-10s seq=%-6llu ",
@@ -170,7 +174,7 @@ std::string RecordToText(const records::Record& rec) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     out += it.key();
     out += '=';
-    out += it->is_string() ? it->get<std::string>() : it->dump();
+    out += it->is_string() ? it->get<std::string>() : Dump(*it);
     out += ' ';
   }
   if (!out.empty() && out.back() == ' ') out.pop_back();

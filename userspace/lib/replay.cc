@@ -1,5 +1,6 @@
 #include "vigil/replay.h"
 
+#include <algorithm>
 #include <string>
 
 namespace vigil::replay {
@@ -41,10 +42,13 @@ Result<LogReplay> ReplayLog(const std::vector<records::Record>& log) {
   for (size_t i = 0; i < log.size(); ++i) {
     const records::Record& rec = log[i];
     if (rec.seq() < first_kept) continue;
-    if (!prev_seq && i == 0 && first_kept > 1 && rec.seq() > first_kept) {
+    // The first record at or after the cut must be the cut itself (log seqs
+    // start at 1), wherever it sits in the log: otherwise records are missing.
+    if (!prev_seq && rec.seq() != std::max<uint64_t>(first_kept, 1)) {
       return Status::Error(ErrorCode::kNotFound,
-                           "the log starts at seq " + std::to_string(rec.seq()) +
-                               ", after the BASE's first_kept_seq " + std::to_string(first_kept));
+                           "the first record at the BASE cut is seq " + std::to_string(rec.seq()) +
+                               ", not the BASE's first_kept_seq " + std::to_string(first_kept) +
+                               ": records are missing");
     }
     if (prev_seq && rec.seq() != *prev_seq + 1) {
       return Status::Error(ErrorCode::kMalformed, "log seq " + std::to_string(rec.seq()) +

@@ -9,7 +9,11 @@
 //                   recompute the hash chain over events saved by
 //                   `vigild --raw-out` (plus the log's LOG_EVENT copies) and
 //                   compare with the log's checkpoints and the module's chain
-//                   head; verify every checkpoint's ECDSA signature
+//                   head; verify every checkpoint's ECDSA signature. Exit 0
+//                   only when the last event is covered by a checkpoint
+//                   whose signature verifies (any checkpoint without a key:
+//                   degraded mode, reported as UNSIGNED) or by the module's
+//                   current chain head
 //
 // Exit codes (all subcommands):
 //   0 success (replay: every compared PCR matches)
@@ -71,6 +75,7 @@ constexpr int kExitAbi = 4;
 constexpr int kExitMismatch = 5;
 constexpr int kExitMalformed = 6;
 constexpr int kExitNoDaemon = 7;
+constexpr uint32_t kMaxPcrIndex = 23;  // PCRs 0..23 of a PC client TPM
 
 // The device path (--device), /dev/vigil unless a test says otherwise.
 std::string g_device = VIGIL_DEVICE_PATH;
@@ -133,7 +138,7 @@ int CmdStatus(bool as_json) {
   if (as_json) {
     json j = vigil::format::VersionToJson(version);
     j["info"] = vigil::format::InfoToJson(*info);
-    std::cout << j.dump(2) << "\n";
+    std::cout << vigil::format::Dump(j, 2) << "\n";
     return kExitOk;
   }
   const json i = vigil::format::InfoToJson(*info);
@@ -181,7 +186,7 @@ int CmdLog(bool as_json, const std::string& file, const std::string& save) {
   if (!recs.ok()) return Fail(recs.status());
   for (const auto& rec : *recs) {
     if (as_json) {
-      std::cout << vigil::format::RecordToJson(rec).dump() << "\n";
+      std::cout << vigil::format::Dump(vigil::format::RecordToJson(rec)) << "\n";
     } else {
       std::cout << vigil::format::RecordToText(rec) << "\n";
     }
@@ -306,6 +311,12 @@ int CmdReplay(bool as_json, const std::string& tcti, const std::string& which,
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   if (!outcome.ok()) return Fail(outcome.status());
+  if (outcome->checks.empty()) {
+    std::cerr << "vigilctl: nothing was compared (no PCR selected"
+              << (ima_anchor ? ": anchor=ima leaves only pcr_config" : "")
+              << " or the TPM has no PCR bank): replay did NOT verify anything\n";
+    return kExitError;
+  }
 
   if (as_json) {
     json checks = json::array();
@@ -318,12 +329,12 @@ int CmdReplay(bool as_json, const std::string& tcti, const std::string& which,
                             {"result", vigil::replay::PcrMatchName(c.cmp.match)},
                             {"pending", c.cmp.pending}});
     }
-    std::cout << json{{"ok", outcome->all_match},
+    std::cout << vigil::format::Dump(json{{"ok", outcome->all_match},
                       {"base_seq", outcome->replay.base_seq},
                       {"config_extends", outcome->replay.config_extends},
                       {"events_extends", outcome->replay.events_extends},
-                      {"checks", checks}}
-                     .dump(2)
+                      {"checks", checks}},
+                     2)
               << "\n";
   } else {
     std::cout << "replay from BASE log seq " << outcome->replay.base_seq << ": "
@@ -414,30 +425,80 @@ int CmdVerifyChain(bool as_json, const std::string& events_file, const std::stri
     log_copies++;
   }
 
-  auto range = vigil::chain::VerifyEventRange(start_head, seq0, all_events, *log);
-  if (!range.ok()) return Fail(range.status());
-
-  // Checkpoint signatures, with the KEY record's point or GET_INFO's.
-  std::optional<vigil::crypto::EcPoint> key;
+  // The checkpoint key: the log's KEY record and GET_INFO's must agree.
+  auto is_zero = [](const uint8_t* p, size_t n) {
+    return std::all_of(p, p + n, [](uint8_t b) { return b == 0; });
+  };
+  std::optional<vigil::crypto::EcPoint> log_key;
   for (const auto& rec : *log) {
-    if (auto k = rec.As<vigil_log_key>()) {
+    if (auto k = rec.As<vigil_log_key>();
+        k && !(is_zero(k->x, sizeof(k->x)) && is_zero(k->y, sizeof(k->y)))) {
       vigil::crypto::EcPoint p;
       std::copy(std::begin(k->x), std::end(k->x), p.x);
       std::copy(std::begin(k->y), std::end(k->y), p.y);
-      key = p;
+      if (log_key && (std::memcmp(log_key->x, p.x, sizeof(p.x)) != 0 ||
+                      std::memcmp(log_key->y, p.y, sizeof(p.y)) != 0)) {
+        return Fail(Status::Error(ErrorCode::kMismatch, "the log holds two different KEY records"));
+      }
+      log_key = p;
     }
   }
-  if (!key && info && (info->tpm_flags & VIGIL_TPM_KEY) != 0) {
+  std::optional<vigil::crypto::EcPoint> info_key;
+  if (info && (info->tpm_flags & VIGIL_TPM_KEY) != 0) {
     vigil::crypto::EcPoint p;
     std::copy(std::begin(info->key_x), std::end(info->key_x), p.x);
     std::copy(std::begin(info->key_y), std::end(info->key_y), p.y);
-    key = p;
+    info_key = p;
   }
+  if (log_key && info_key &&
+      (std::memcmp(log_key->x, info_key->x, sizeof(info_key->x)) != 0 ||
+       std::memcmp(log_key->y, info_key->y, sizeof(info_key->y)) != 0)) {
+    return Fail(Status::Error(ErrorCode::kMismatch,
+                              "the log's KEY record differs from the module's key (GET_INFO)"));
+  }
+  const std::optional<vigil::crypto::EcPoint> key = info_key ? info_key : log_key;
+
+  // Checkpoint structure (instance id, prev_digest links, first_seq
+  // continuity, monotonic loss counters). From seq 0 the full check
+  // (chain heads too) runs when the events reach the last checkpoint.
+  {
+    vigil::chain::InstanceId id{};
+    bool have_id = false;
+    if (info) {
+      std::copy(std::begin(info->instance_id), std::end(info->instance_id), id.begin());
+      have_id = true;
+    }
+    uint64_t last_cp_seq = 0;
+    for (const auto& rec : *log) {
+      if (auto cp = rec.As<vigil_log_checkpoint>()) {
+        if (!have_id) {
+          std::copy(std::begin(cp->instance_id), std::end(cp->instance_id), id.begin());
+          have_id = true;
+        }
+        last_cp_seq = std::max<uint64_t>(last_cp_seq, cp->last_seq);
+      }
+    }
+    if (have_id) {
+      auto links = vigil::chain::VerifyCheckpointLinks(id, *log);
+      if (!links.ok()) return Fail(links.status());
+      uint64_t max_event_seq = 0;
+      for (const auto& ev : all_events) max_event_seq = std::max(max_event_seq, ev.seq());
+      if (seq0 == 0 && last_cp_seq <= max_event_seq) {
+        auto full = vigil::chain::VerifyCheckpoints(id, *log, all_events);
+        if (!full.ok()) return Fail(full.status());
+      }
+    }
+  }
+
+  // Signatures. With a key, only checkpoints whose VIGIL_SIG_OK signature
+  // verifies are anchors; without one (degraded mode) checkpoints are
+  // unsigned and only show the chain is consistent.
   size_t sig_verified = 0;
   size_t sig_unsigned = 0;
   size_t sig_pending = 0;
+  std::vector<uint64_t> signed_cps;  // log seqs of checkpoints with a verified signature
   for (const auto& rec : *log) {
-    if (rec.type() != VIGIL_LOG_CHECKPOINT || !key) continue;
+    if (rec.type() != VIGIL_LOG_CHECKPOINT) continue;
     std::optional<vigil_log_signature> sig;
     for (const auto& other : *log) {
       auto s = other.As<vigil_log_signature>();
@@ -447,19 +508,28 @@ int CmdVerifyChain(bool as_json, const std::string& events_file, const std::stri
       sig_pending++;  // the signature follows its checkpoint in the log
       continue;
     }
-    Status st = vigil::crypto::VerifyCheckpointSignature(*key, rec, *sig);
-    if (st.code() == ErrorCode::kFailedPrecondition) {
+    if (sig->status != VIGIL_SIG_OK || !key) {
       sig_unsigned++;
-    } else if (!st.ok()) {
-      return Fail(st);
-    } else {
-      sig_verified++;
+      continue;
     }
+    Status st = vigil::crypto::VerifyCheckpointSignature(*key, rec, *sig);
+    if (!st.ok()) return Fail(st);
+    sig_verified++;
+    signed_cps.push_back(rec.seq());
   }
-  const std::string signatures = key ? std::to_string(sig_verified) + " verified, " +
-                                           std::to_string(sig_unsigned) + " unsigned, " +
-                                           std::to_string(sig_pending) + " pending"
-                                     : std::string("not checked (no key in the log or GET_INFO)");
+  auto is_anchor = [&](const vigil::records::Record& cp) {
+    if (!key) return true;  // degraded: consistency only, reported as unsigned
+    return std::find(signed_cps.begin(), signed_cps.end(), cp.seq()) != signed_cps.end();
+  };
+
+  auto range = vigil::chain::VerifyEventRange(start_head, seq0, all_events, *log, is_anchor);
+  if (!range.ok()) return Fail(range.status());
+
+  const std::string signatures =
+      key ? std::to_string(sig_verified) + " verified, " + std::to_string(sig_unsigned) +
+                " unsigned, " + std::to_string(sig_pending) + " pending"
+          : std::to_string(sig_verified + sig_unsigned + sig_pending) +
+                " unsigned (no checkpoint key: degraded mode, nothing is signed)";
 
   // The module's live head is a further comparison point when it has not
   // committed anything since the last saved event.
@@ -475,27 +545,37 @@ int CmdVerifyChain(bool as_json, const std::string& events_file, const std::stri
     }
   }
   const bool mismatch = module_head == "MISMATCH";
-  const bool anchored = range->checkpoints_checked > 0 || module_match;
+  // Every event must be covered: the last one by an anchor checkpoint
+  // (signed when there is a key) or by the module's current head.
+  const bool covered =
+      module_match || (range->events > 0 && range->anchored_last_seq == range->last_seq);
+  const bool ok = !mismatch && covered;
+  const std::string anchors_desc =
+      std::to_string(range->anchors_checked) + (key ? " signed" : " unsigned");
   if (as_json) {
-    std::cout << json{{"ok", !mismatch && anchored},
-                      {"first_seq", range->first_seq},
-                      {"last_seq", range->last_seq},
-                      {"events", range->events},
-                      {"log_event_copies", log_copies},
-                      {"head", vigil::crypto::ToHex(range->head)},
-                      {"checkpoints_checked", range->checkpoints_checked},
-                      {"module_head", module_head},
-                      {"signatures_verified", sig_verified},
-                      {"signatures_unsigned", sig_unsigned},
-                      {"signatures_pending", sig_pending}}
-                     .dump(2)
+    std::cout << vigil::format::Dump(json{{"ok", ok},
+                                          {"first_seq", range->first_seq},
+                                          {"last_seq", range->last_seq},
+                                          {"events", range->events},
+                                          {"log_event_copies", log_copies},
+                                          {"head", vigil::crypto::ToHex(range->head)},
+                                          {"checkpoints_checked", range->checkpoints_checked},
+                                          {"anchors_checked", range->anchors_checked},
+                                          {"anchored_last_seq", range->anchored_last_seq},
+                                          {"signed", key.has_value()},
+                                          {"module_head", module_head},
+                                          {"signatures_verified", sig_verified},
+                                          {"signatures_unsigned", sig_unsigned},
+                                          {"signatures_pending", sig_pending}},
+                                     2)
               << "\n";
   } else {
     std::cout << "events seq " << range->first_seq << ".." << range->last_seq << " ("
               << range->events << " events, " << log_copies
               << " from LOG_EVENT copies) continue the chain from seq " << seq0 << "\n"
               << "chain head " << vigil::crypto::ToHex(range->head) << "\n"
-              << "checkpoints compared: " << range->checkpoints_checked << "\n"
+              << "checkpoints compared: " << range->checkpoints_checked << " (" << anchors_desc
+              << " anchors, last at seq " << range->anchored_last_seq << ")\n"
               << "module head: " << module_head << "\n"
               << "checkpoint signatures: " << signatures << "\n";
   }
@@ -503,10 +583,17 @@ int CmdVerifyChain(bool as_json, const std::string& events_file, const std::stri
     std::cerr << "vigilctl: the module's chain head differs from the recomputed chain\n";
     return kExitMismatch;
   }
-  if (!anchored) {
-    std::cerr << "vigilctl: nothing to compare against: no checkpoint ends inside the "
-                 "events and the module head moved on\n";
+  if (!covered) {
+    std::cerr << "vigilctl: NOT verified: events after seq " << range->anchored_last_seq
+              << " (up to " << range->last_seq << ") are covered by no "
+              << (key ? "signed " : "") << "checkpoint and the module head "
+              << (info ? "moved on" : "was not read (--file)")
+              << "; wait for a checkpoint or force one, then verify again\n";
     return kExitError;
+  }
+  if (!key) {
+    std::cerr << "vigilctl: the chain is consistent, but UNSIGNED: no checkpoint key (degraded "
+                 "mode), so nothing here is verified against a TPM\n";
   }
   return kExitOk;
 }
@@ -547,6 +634,16 @@ int CmdAgentTrack(const std::string& pin_dir, const std::string& name, std::opti
     std::cerr << "vigilctl: agent track needs exactly one of --pid and --cgroup\n";
     return kExitUsage;
   }
+  if (pid) {
+    uint64_t pid_max = 4194304;  // PID_MAX_LIMIT, when /proc does not say
+    if (std::ifstream in("/proc/sys/kernel/pid_max"); in) in >> pid_max;
+    if (*pid < 1 || *pid >= pid_max) {  // pids are below pid_max
+      std::cerr << "vigilctl: --pid must be between 1 and " << pid_max - 1 << " (pid_max "
+                << pid_max << "), got "
+                << *pid << "\n";
+      return kExitUsage;
+    }
+  }
   auto reg = vigil::agents::Registry::Open(pin_dir);
   if (!reg.ok()) return FailAgent(reg.status());
   if (pid) {
@@ -578,10 +675,9 @@ int CmdAgentList(const std::string& pin_dir, bool json_out) {
   for (const auto& a : *agents) {
     const char* how = a.how == VIGIL_AGENT_BY_CGROUP ? "cgroup" : "pid";
     if (json_out) {
-      std::cout << json{{"id", a.id},         {"name", a.name}, {"how", how},
+      std::cout << vigil::format::Dump(json{{"id", a.id},         {"name", a.name}, {"how", how},
                         {"pid", a.pid},       {"uid", a.uid},   {"cgroup_id", a.cgroup_id},
-                        {"pids", a.pids},     {"cgroup_ids", a.cgroup_ids}}
-                       .dump()
+                        {"pids", a.pids},     {"cgroup_ids", a.cgroup_ids}})
                 << "\n";
     } else {
       std::cout << a.id << "\t" << a.name << "\t" << how << "\tprocesses=" << a.pids.size();
@@ -636,9 +732,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   replay->add_option("--file", replay_file, "Replay a saved binary log instead of /dev/vigil");
   replay->add_option("--pcr-config", pcr_config,
-                     "pcr_config index (default: from the module, or 16)");
+                     "pcr_config index (default: from the module, or 16)")
+      ->check(CLI::Range(0u, kMaxPcrIndex));
   replay->add_option("--pcr-events", pcr_events,
-                     "pcr_events index (default: from the module, or 23)");
+                     "pcr_events index (default: from the module, or 23)")
+      ->check(CLI::Range(0u, kMaxPcrIndex));
 
   std::string chain_events;
   std::string chain_log;

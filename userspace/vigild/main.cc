@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 
 #include "vigil/agents.h"
@@ -28,6 +29,9 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
+// --duration's upper bound (about 115 days); larger values overflow the
+// steady_clock deadline.
+constexpr double kMaxDurationS = 1e7;
 
 volatile sig_atomic_t g_stop = 0;
 
@@ -70,6 +74,8 @@ struct EventCounts {
   uint64_t committed = 0;
   uint64_t uncommitted = 0;
   uint64_t decode_errors = 0;
+  uint64_t format_errors = 0;
+  uint64_t raw_skipped = 0;  // uncommitted records kept out of --raw-out
 };
 
 // Appends every event's exact bytes (for chain verification by vigilctl).
@@ -118,7 +124,7 @@ int Run(const Config& cfg) {
 
   vigil::UniqueFd raw_fd;
   if (!raw_out.empty()) {
-    raw_fd.Reset(::open(raw_out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    raw_fd.Reset(::open(raw_out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     if (!raw_fd.valid()) {
       std::cerr << "vigild: " << vigil::Status::FromErrno(errno, "open " + raw_out).ToString()
                 << "\n";
@@ -128,7 +134,12 @@ int Run(const Config& cfg) {
   uint64_t raw_errors = 0;
 
   EventCounts counts;
-  auto handler = [&counts, &raw_fd, &raw_errors](const vigil::Result<vigil::records::Record>& rec) {
+  // Set once the collector says whether the module commits records.
+  bool module_commits = false;
+  // Runs inside libbpf's ring buffer callback: it must not throw (the
+  // collector also catches, as a last resort).
+  auto handler = [&counts, &raw_fd, &raw_errors,
+                  &module_commits](const vigil::Result<vigil::records::Record>& rec) {
     if (!rec.ok()) {
       counts.decode_errors++;
       std::cerr << "vigild: bad ring buffer record: " << rec.status().ToString() << "\n";
@@ -143,9 +154,23 @@ int Run(const Config& cfg) {
     (rec->committed() ? counts.committed : counts.uncommitted)++;
     // Flushed once per poll, not per record: a write() per record costs
     // the traced workload CPU time on small machines.
-    std::cout << vigil::format::RecordToJson(*rec).dump() << '\n';
+    try {
+      std::cout << vigil::format::Dump(vigil::format::RecordToJson(*rec)) << '\n';
+    } catch (const std::exception& e) {
+      counts.format_errors++;
+      std::cerr << "vigild: cannot format record seq " << rec->seq() << ": " << e.what() << "\n";
+    }
     if (!std::cout) g_stop = 1;  // stdout is gone: stop, the summary says so
-    if (raw_fd.valid() && !WriteAll(raw_fd.get(), rec->bytes()).ok()) raw_errors++;
+    // With the module, only committed records are in the chain: an
+    // uncommitted one (vigil_commit failed: counted by the module as busy or
+    // rejected) would break `vigilctl verify-chain`.
+    if (raw_fd.valid()) {
+      if (module_commits && !rec->committed()) {
+        counts.raw_skipped++;
+      } else if (!WriteAll(raw_fd.get(), rec->bytes()).ok()) {
+        raw_errors++;
+      }
+    }
   };
 
   vigil::bpf::CollectorOptions options;
@@ -164,6 +189,7 @@ int Run(const Config& cfg) {
     return kExitError;
   }
   const vigil::bpf::ModuleKfuncs module = (*collector)->module();
+  module_commits = module.commit;
   std::cerr << "vigild: attached; vigil module "
             << (module.commit ? "present: events are committed"
                               : "absent: events are not committed (flag no_module)")
@@ -203,6 +229,9 @@ int Run(const Config& cfg) {
     std::cout.flush();
     if (!std::cout) g_stop = 1;
   }
+  // Detach first so nothing is submitted after the drain, then drain, then
+  // read the counters: every committed record reaches stdout and --raw-out.
+  (*collector)->Detach();
   if (vigil::Status st = (*collector)->Drain(); !st.ok()) {
     std::cerr << "vigild: " << st.ToString() << "\n";
     rc = kExitError;
@@ -213,7 +242,9 @@ int Run(const Config& cfg) {
   std::cerr << "vigild: summary events=" << counts.events << " exec=" << counts.exec
  << " exit=" << counts.exit << " fork=" << counts.fork
             << " agent=" << counts.agent << " sample=" << counts.sample << " committed=" << counts.committed
-            << " uncommitted=" << counts.uncommitted << " decode_errors=" << counts.decode_errors;
+            << " uncommitted=" << counts.uncommitted << " decode_errors=" << counts.decode_errors
+            << " format_errors=" << counts.format_errors;
+  if (raw_fd.valid()) std::cerr << " raw_out_skipped_uncommitted=" << counts.raw_skipped;
   if (counters.ok()) {
     std::cerr << " drops=" << counters->TotalDrops();
     for (unsigned i = 0; i < counters->errors.size(); ++i) {
@@ -228,6 +259,7 @@ int Run(const Config& cfg) {
     std::cerr << "vigild: writing events to stdout failed\n";
     rc = kExitError;
   }
+  if (!ready_file.empty()) ::unlink(ready_file.c_str());
   if (raw_errors != 0) {
     std::cerr << "vigild: " << raw_errors << " events could not be written to " << raw_out << "\n";
     rc = kExitError;
@@ -242,14 +274,51 @@ int main(int argc, char** argv) {
       "vigild: collect agent events (exec/exit/fork/samples) from the kernel through BPF "
       "and print one JSON object per line.\n\nExit codes: 0 clean stop, 1 runtime error, 2 usage error."};
   Config cfg;
-  app.add_option("--duration", cfg.duration_s, "Stop after SECONDS (default: run until SIGINT/SIGTERM)")
-      ->check(CLI::NonNegativeNumber);
+  app.add_option("--duration", cfg.duration_s,
+                 "Stop after SECONDS, at most 1e7 (default: run until SIGINT/SIGTERM)")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            double d = 0;
+            try {
+              size_t used = 0;
+              d = std::stod(value, &used);
+              if (used != value.size()) throw std::invalid_argument(value);
+            } catch (const std::exception&) {
+              return "--duration must be a number of seconds, got " + value;
+            }
+            // !(a <= b) also rejects NaN.
+            if (!(d >= 0 && d <= kMaxDurationS)) {
+              return "--duration must be between 0 and 1e7 seconds, got " + value;
+            }
+            return {};
+          },
+          "SECONDS"));
   app.add_option("--ready-file", cfg.ready_file,
                  "Write PATH once the programs are attached (for tests and supervisors)");
   app.add_option("--raw-out", cfg.raw_out,
-                 "Also append each event's exact bytes to PATH (for vigilctl verify-chain)");
+                 "Also append each event's exact bytes to PATH (for vigilctl verify-chain); with "
+                 "the module, only committed events");
   app.add_option("--ringbuf-bytes", cfg.ringbuf_bytes,
-                 "Ring buffer size, a power of two (default 256 KiB)");
+                 "Ring buffer size, a power of two >= the page size (default 256 KiB)")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            const long page = ::sysconf(_SC_PAGESIZE);
+            uint64_t n = 0;
+            try {
+              size_t used = 0;
+              n = std::stoull(value, &used, 0);
+              if (used != value.size()) throw std::invalid_argument(value);
+            } catch (const std::exception&) {
+              return "--ringbuf-bytes must be a number, got " + value;
+            }
+            if (n == 0 || (n & (n - 1)) != 0 || n < static_cast<uint64_t>(page) ||
+                n > (1ull << 31)) {
+              return "--ringbuf-bytes must be a power of two between the page size (" +
+                     std::to_string(page) + ") and 2 GiB, got " + value;
+            }
+            return {};
+          },
+          "POW2"));
   app.add_flag("--no-module", cfg.no_module, "Do not call the vigil module even if it is loaded");
   app.add_flag("--all-processes", cfg.all_processes,
                "Record every process (agent_id 0 when untracked), not only tracked agents");

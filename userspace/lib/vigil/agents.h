@@ -29,9 +29,17 @@ struct AgentInfo {
   std::vector<uint64_t> cgroup_ids;  // cgroups tracked now
 };
 
-// Mounts bpffs at `dir`'s parent when it is not one (/sys/fs/bpf is
-// usually mounted by systemd; minimal systems lack it) and creates `dir`.
+// Creates `dir` on bpffs. Its parent must be bpffs already; the one
+// exception is /sys/fs/bpf itself, which is mounted when missing (systemd
+// usually mounts it; minimal systems lack it). Any other non-bpffs parent
+// is kFailedPrecondition: vigild never mounts over arbitrary directories.
 Status PrepareBpffsDir(const std::string& dir);
+
+// Takes an exclusive flock on the pin directory itself (bpffs holds no
+// regular files, so the directory is the lock file) for as long as the
+// returned fd is open. kFailedPrecondition when another
+// vigild holds it: a second vigild must not replace the first one's pins.
+Result<UniqueFd> LockPinDir(const std::string& dir);
 
 // The cgroup v2 id of a cgroup directory (its inode number on cgroup2).
 Result<uint64_t> CgroupId(const std::string& path);

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -82,7 +83,15 @@ struct RangeSummary {
   uint64_t last_seq = 0;
   size_t events = 0;
   Sha256Digest head{};             // chain value after last_seq
-  size_t checkpoints_checked = 0;  // log checkpoints whose chain_head was compared
+  // Log checkpoints ending inside the window (start_seq, last_seq] whose
+  // chain_head was compared. A checkpoint ending exactly at start_seq is
+  // compared too (a mismatch fails) but only confirms the starting state, so
+  // it is not counted.
+  size_t checkpoints_checked = 0;
+  // Of those, the ones `is_anchor` accepted (all of them without a filter),
+  // and the last event seq such an anchor covers (0: none).
+  size_t anchors_checked = 0;
+  uint64_t anchored_last_seq = 0;
 };
 
 // Verifies a window of events against a known chain state, e.g. the module's
@@ -90,9 +99,21 @@ struct RangeSummary {
 // (any order) must continue at start_seq + 1 without gaps, and every
 // CHECKPOINT in `log` that ends inside the window (or exactly at start_seq)
 // must carry the chain value recomputed at its last_seq.
-Result<RangeSummary> VerifyEventRange(const Sha256Digest& start_head, uint64_t start_seq,
-                                      std::vector<records::Record> events,
-                                      const std::vector<records::Record>& log);
+// `is_anchor` (optional) says which checkpoint records count as anchors,
+// e.g. only those with a verified signature.
+Result<RangeSummary> VerifyEventRange(
+    const Sha256Digest& start_head, uint64_t start_seq, std::vector<records::Record> events,
+    const std::vector<records::Record>& log,
+    const std::function<bool(const records::Record&)>& is_anchor = nullptr);
+
+// The checkpoints' own structure, without the events: instance id, each
+// prev_digest equal to the digest of the checkpoint before it (zeros before
+// a checkpoint starting at seq 1), first_seq continuing the previous
+// last_seq, loss counters that never decrease. For a window that does not
+// start at seq 0 (VerifyCheckpoints needs every event from seq 1). The
+// first checkpoint of a trimmed log is taken as found.
+Result<CheckpointSummary> VerifyCheckpointLinks(const InstanceId& instance_id,
+                                                const std::vector<records::Record>& log);
 
 }  // namespace vigil::chain
 

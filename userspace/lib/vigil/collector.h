@@ -91,6 +91,9 @@ class Collector {
   // sample (also those submitted without a wakeup). A signal interrupting
   // the wait is not an error.
   Status Poll(int timeout_ms);
+  // Detaches every program: no new record is produced afterwards, so a
+  // following Drain() sees every record the programs submitted.
+  void Detach();
   // Dispatches every sample still queued.
   Status Drain();
   Result<CollectorCounters> ReadCounters() const;
@@ -109,9 +112,10 @@ class Collector {
   Handler handler_;
   ModuleKfuncs module_;
   std::vector<std::string> pinned_;  // paths to unpin
+  UniqueFd pin_lock_;                // flock on the pin directory while pinned
   HwStatus hw_;
   std::vector<UniqueFd> perf_fds_;  // open for as long as the programs run
-  uint64_t decode_errors_ = 0;
+  uint64_t decode_errors_ = 0;  // decode failures and handler exceptions
   struct SkelDeleter {
     void operator()(vigil_bpf* skel) const;
   };

@@ -16,6 +16,12 @@ nlohmann::json RecordToJson(const records::Record& rec);
 // One line of text per record.
 std::string RecordToText(const records::Record& rec);
 
+// Serializes JSON without ever throwing on invalid UTF-8: strings come from
+// the kernel (comm, filename) and from the monitored processes, so bytes that
+// are not UTF-8 are replaced with U+FFFD instead of raising type_error.316.
+// indent < 0: one line.
+std::string Dump(const nlohmann::json& j, int indent = -1);
+
 nlohmann::json VersionToJson(const vigil_version& v);
 nlohmann::json InfoToJson(const vigil_info& info);
 

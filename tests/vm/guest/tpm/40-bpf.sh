@@ -98,7 +98,7 @@ if [ -n "$start_head" ] && [ -n "$next_seq" ]; then
 	rc=$?
 	cat $dir/verify.txt >/dev/console
 	if [ $rc -eq 0 ] && grep -q '^module head: match' $dir/verify.txt &&
-		! grep -q '^checkpoints compared: 0$' $dir/verify.txt &&
+		! grep -q '^checkpoints compared: 0 ' $dir/verify.txt &&
 		grep -q '^checkpoint signatures: [1-9][0-9]* verified, 0 unsigned' $dir/verify.txt; then
 		vt_pass bpf-chain-verified "$(grep -E '^(events|checkpoint)' $dir/verify.txt | tr '\n' ' ')"
 	else
