@@ -65,14 +65,21 @@ indent <$dir/verify.txt
 [ $rc -eq 0 ] && vt_pass demo-chain || vt_fail demo-chain "exit $rc"
 
 say ""
-say "== log (/dev/vigil): measurements, key, checkpoints, signatures"
-vigilctl log 2>&1 | tail -n 12 | indent
+say "== log (/dev/vigil): the module's measurement log"
+vigilctl log >$dir/log.txt 2>&1
+say "  $(awk '{print $1}' $dir/log.txt | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $2; sep=", "}')"
+grep '^checkpoint' $dir/log.txt | tail -n 1 |
+	sed -n 's/.*seq=\([0-9]*\) .*first_seq=\([0-9]*\) .*last_seq=\([0-9]*\) .*/last checkpoint: log seq \1 covers events \2..\3/p' | indent
+grep -q '^signature.*status=0' $dir/log.txt && say "  checkpoints signed by the TPM (ECDSA P-256, key usable only by the module)"
 
 say ""
 say "== PCRs replayed from the log vs. read from the TPM (tpm2-tss, /dev/tpmrm0)"
 vigilctl replay >$dir/replay.txt 2>&1
 rc=$?
-indent <$dir/replay.txt
-[ $rc -eq 0 ] && vt_pass demo-replay || vt_fail demo-replay "exit $rc"
+awk '/^[a-z0-9_]+ pcr_/ { name = $1 " " $2 }
+	/^ *replayed / { val = $2 }
+	/^ *(match|MISMATCH)/ { printf "%-22s %.16s...  %s\n", name, val, $1 }' $dir/replay.txt | indent
+tail -n 1 $dir/replay.txt | indent
+[ $rc -eq 0 ] && vt_pass demo-replay || vt_fail demo-replay "exit $rc: $(tail -n 3 $dir/replay.txt)"
 
 vt_rmmod vigil && say "" && say "== vigil.ko unloaded"
