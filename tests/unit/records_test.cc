@@ -140,6 +140,16 @@ TEST(Records, UnterminatedStringsStopAtTheFieldEnd) {
   EXPECT_EQ(records::FieldString(exec->filename).size(), 256u);
 }
 
+TEST(Format, LogRecordJsonHasNoEventCommitment) {
+  auto rec = records::Record::Decode(Bytes(MakeMeasure(2, 16, "collector")));
+  ASSERT_TRUE(rec.ok());
+  auto j = format::RecordToJson(*rec);
+  EXPECT_EQ(j["type"], "measure");
+  EXPECT_EQ(j["seq"], 2);
+  EXPECT_FALSE(j.contains("committed")) << j.dump();
+  EXPECT_FALSE(j.contains("no_module")) << j.dump();
+}
+
 TEST(Format, ExitJsonCarriesCodeSignalAndMetrics) {
   auto rec = records::Record::Decode(Bytes(MakeExit(5, 99, 7, 0)));
   ASSERT_TRUE(rec.ok());

@@ -18,13 +18,17 @@ std::string Hex(const uint8_t (&bytes)[N]) {
 
 json HeaderJson(const records::Record& rec) {
   const vigil_rec_hdr& h = rec.hdr();
-  return json{{"type", std::string(records::TypeName(h.type))},
-              {"seq", h.seq},
-              {"committed", rec.committed()},
-              {"no_module", (h.flags & VIGIL_REC_F_NO_MODULE) != 0},
-              {"ts_ns", h.ts_ns},
-              {"agent_id", h.agent_id},
-              {"flags", h.flags}};
+  json j{{"type", std::string(records::TypeName(h.type))},
+         {"seq", h.seq},
+         {"ts_ns", h.ts_ns},
+         {"agent_id", h.agent_id},
+         {"flags", h.flags}};
+  // Commitment is a property of events; log records are the module's own.
+  if (records::IsEvent(h.type)) {
+    j["committed"] = rec.committed();
+    j["no_module"] = (h.flags & VIGIL_REC_F_NO_MODULE) != 0;
+  }
+  return j;
 }
 
 json UserJson(const vigil_ev_user& u) {
