@@ -57,6 +57,18 @@ vt_host() {
 	_vt_emit "HOST $*"
 }
 
+# vt_wait_ready FILE PID: wait up to 60 s for a daemon's ready file;
+# fails at once if PID exits first.
+vt_wait_ready() {
+	_i=0
+	while [ ! -f "$1" ] && [ $_i -lt 600 ]; do
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	[ -f "$1" ]
+}
+
 # vt_rmmod NAME: rmmod with retries (BPF drops module refs asynchronously).
 vt_rmmod() {
 	_i=0

@@ -15,12 +15,7 @@ vigilctl status 2>&1 | indent
 start_json=$(vigilctl status --json)
 vigild --all-processes --ready-file $dir/ready --raw-out $dir/events.bin >$dir/events.json 2>$dir/vigild.err &
 vpid=$!
-i=0
-while [ ! -f $dir/ready ] && [ $i -lt 600 ] && kill -0 $vpid 2>/dev/null; do
-	sleep 0.1
-	i=$((i + 1))
-done
-[ -f $dir/ready ] || { vt_fail demo-vigild "$(tail -n 3 $dir/vigild.err)"; exit 0; }
+vt_wait_ready $dir/ready $vpid || { vt_fail demo-vigild "$(tail -n 3 $dir/vigild.err)"; exit 0; }
 
 say ""
 say "== workloads"

@@ -12,13 +12,7 @@ start_head=$(sed -n 's/.*"chain_head": "\([0-9a-f]*\)".*/\1/p' $dir/before.json)
 next_seq=$(sed -n 's/.*"next_seq": \([0-9]*\).*/\1/p' $dir/before.json)
 vigild --all-processes --ready-file $dir/ready --raw-out $dir/events.bin >$dir/out.json 2>$dir/err.txt &
 vpid=$!
-i=0
-while [ ! -f $dir/ready ] && [ $i -lt 600 ]; do
-	kill -0 $vpid 2>/dev/null || break
-	sleep 0.1
-	i=$((i + 1))
-done
-if [ -f $dir/ready ]; then
+if vt_wait_ready $dir/ready $vpid; then
 	vt_pass bpf-vigild-attached "$(cat $dir/ready)"
 else
 	vt_fail bpf-vigild-attached "not ready: $(tail -n 5 $dir/err.txt | tr '\n' '|' | cut -c1-400)"

@@ -22,13 +22,7 @@ fi
 vigild --sample-ms 20 --syscalls --ready-file $dir/ready --raw-out $dir/events.bin \
 	>$dir/out.json 2>$dir/err.txt &
 vpid=$!
-i=0
-while [ ! -f $dir/ready ] && [ $i -lt 600 ]; do
-	kill -0 $vpid 2>/dev/null || break
-	sleep 0.1
-	i=$((i + 1))
-done
-if [ ! -f $dir/ready ]; then
+if ! vt_wait_ready $dir/ready $vpid; then
 	vt_fail agents-vigild-attached "$(tail -n 5 $dir/err.txt | tr '\n' '|' | cut -c1-400)"
 	kill $vpid 2>/dev/null
 	return 0 2>/dev/null || exit 0

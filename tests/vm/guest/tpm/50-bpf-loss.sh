@@ -12,13 +12,7 @@ json_num() { sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p" | head -n 1; }
 dropped_before=$(vigilctl status --json | json_num dropped)
 vigild --all-processes --ready-file $dir/ready --ringbuf-bytes 4096 >$dir/out.json 2>$dir/err.txt &
 vpid=$!
-i=0
-while [ ! -f $dir/ready ] && [ $i -lt 600 ]; do
-	kill -0 $vpid 2>/dev/null || break
-	sleep 0.1
-	i=$((i + 1))
-done
-if [ ! -f $dir/ready ]; then
+if ! vt_wait_ready $dir/ready $vpid; then
 	vt_fail bpf-loss-attached "$(tail -n 3 $dir/err.txt | tr '\n' '|')"
 	kill $vpid 2>/dev/null
 	return 0 2>/dev/null || exit 0
@@ -68,12 +62,7 @@ committed_before=$(vigilctl status --json | json_num committed)
 rm -f $dir/ready
 vigild --all-processes --no-module --ready-file $dir/ready >$dir/nm.json 2>$dir/nm.txt &
 vpid=$!
-i=0
-while [ ! -f $dir/ready ] && [ $i -lt 600 ]; do
-	kill -0 $vpid 2>/dev/null || break
-	sleep 0.1
-	i=$((i + 1))
-done
+vt_wait_ready $dir/ready $vpid
 sh -c 'exit 9' &
 child=$!
 wait $child
