@@ -1,0 +1,158 @@
+// A software stand-in for vigil.ko's commit and checkpoint rules, to feed
+// the verifier real-format streams: events committed into the chain,
+// checkpoints linked by prev_digest and signed with an OpenSSL P-256 key the
+// way the TPM signs (ECDSA over SHA-256 of the checkpoint record).
+#ifndef VIGIL_TESTS_UNIT_MODULE_SIM_H_
+#define VIGIL_TESTS_UNIT_MODULE_SIM_H_
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "vigil.h"
+#include "vigil/chain.h"
+#include "vigil/digest.h"
+#include "vigil/records.h"
+#include "vigil/signature.h"
+#include "vigil/verify.h"
+
+namespace vigil::testing {
+
+class ModuleSim {
+ public:
+  explicit ModuleSim(uint8_t instance_byte = 0x5a) {
+    key_.reset(EVP_EC_gen("P-256"));
+    if (!key_) throw std::runtime_error("EVP_EC_gen");
+    BIGNUM* x = nullptr;
+    BIGNUM* y = nullptr;
+    EVP_PKEY_get_bn_param(key_.get(), OSSL_PKEY_PARAM_EC_PUB_X, &x);
+    EVP_PKEY_get_bn_param(key_.get(), OSSL_PKEY_PARAM_EC_PUB_Y, &y);
+    BN_bn2binpad(x, point_.x, 32);
+    BN_bn2binpad(y, point_.y, 32);
+    BN_free(x);
+    BN_free(y);
+    instance_.fill(instance_byte);
+    head_ = *chain::InitialChain(instance_);
+    vigil_log_key key;
+    std::memset(&key, 0, sizeof(key));
+    Header(key.hdr, VIGIL_LOG_KEY, sizeof(key), log_seq_++);
+    key.pcr = 11;
+    key.curve = VIGIL_ECC_NIST_P256;
+    key.sig_alg = VIGIL_ALG_ECDSA;
+    std::memcpy(key.x, point_.x, 32);
+    std::memcpy(key.y, point_.y, 32);
+    log_.push_back(*records::Record::FromStruct(key));
+  }
+
+  const chain::InstanceId& instance() const { return instance_; }
+
+  // The verifier's start before any event.
+  verify::Anchor StartAnchor() const {
+    verify::Anchor a;
+    a.instance_id = instance_;
+    a.chain_head = *chain::InitialChain(instance_);
+    return a;
+  }
+
+  // Commits an exec event and returns it (as the ring buffer delivers it).
+  records::Record Commit(uint32_t pid = 100) {
+    vigil_ev_exec ev;
+    std::memset(&ev, 0, sizeof(ev));
+    Header(ev.hdr, VIGIL_EV_EXEC, sizeof(ev), ++seq_);
+    ev.hdr.flags = VIGIL_REC_F_COMMITTED;
+    ev.hdr.agent_id = 1;
+    ev.pid = ev.tid = ev.old_pid = pid;
+    std::strncpy(ev.comm, "worker", sizeof(ev.comm) - 1);
+    std::strncpy(ev.filename, "/usr/bin/worker", sizeof(ev.filename) - 1);
+    records::Record rec = *records::Record::FromStruct(ev);
+    head_ = *crypto::Sha256({head_, rec.bytes()});
+    return rec;
+  }
+
+  void AddDrops(uint64_t n) { drops_ += n; }
+
+  // Closes a checkpoint over the events since the last one; appends the
+  // CHECKPOINT and SIGNATURE records to the log and returns both.
+  std::vector<records::Record> Checkpoint(uint32_t sig_status = VIGIL_SIG_OK) {
+    vigil_log_checkpoint cp;
+    std::memset(&cp, 0, sizeof(cp));
+    Header(cp.hdr, VIGIL_LOG_CHECKPOINT, sizeof(cp), log_seq_++);
+    cp.first_seq = cp_last_ + 1;
+    cp.last_seq = seq_;
+    cp.drops_total = drops_;
+    cp.reason = VIGIL_CP_TIMER;
+    cp.anchor = VIGIL_ANCHOR_PCR;
+    std::memcpy(cp.chain_head, head_.data(), 32);
+    std::memcpy(cp.prev_digest, prev_digest_.data(), 32);
+    std::memcpy(cp.instance_id, instance_.data(), VIGIL_ID_LEN);
+    records::Record cp_rec = *records::Record::FromStruct(cp);
+    cp_last_ = seq_;
+    prev_digest_ = *crypto::Sha256({cp_rec.bytes()});
+
+    vigil_log_signature sig = Sign(cp_rec, sig_status);
+    records::Record sig_rec = *records::Record::FromStruct(sig);
+    log_.push_back(cp_rec);
+    log_.push_back(sig_rec);
+    return {cp_rec, sig_rec};
+  }
+
+  vigil_log_signature Sign(const records::Record& cp, uint32_t status = VIGIL_SIG_OK) {
+    vigil_log_signature sig;
+    std::memset(&sig, 0, sizeof(sig));
+    Header(sig.hdr, VIGIL_LOG_SIGNATURE, sizeof(sig), log_seq_++);
+    sig.checkpoint_seq = cp.seq();
+    sig.status = status;
+    if (status != VIGIL_SIG_OK) return sig;
+    auto digest = *crypto::Sha256({cp.bytes()});
+    std::memcpy(sig.digest, digest.data(), 32);
+    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_pkey(nullptr, key_.get(), nullptr);
+    EVP_PKEY_sign_init(ctx);
+    size_t len = 0;
+    EVP_PKEY_sign(ctx, nullptr, &len, digest.data(), 32);
+    std::vector<uint8_t> der(len);
+    EVP_PKEY_sign(ctx, der.data(), &len, digest.data(), 32);
+    EVP_PKEY_CTX_free(ctx);
+    const uint8_t* p = der.data();
+    ECDSA_SIG* ecdsa = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(len));
+    BN_bn2binpad(ECDSA_SIG_get0_r(ecdsa), sig.r, 32);
+    BN_bn2binpad(ECDSA_SIG_get0_s(ecdsa), sig.s, 32);
+    ECDSA_SIG_free(ecdsa);
+    return sig;
+  }
+
+  // Every log record so far (KEY first).
+  const std::vector<records::Record>& log() const { return log_; }
+
+ private:
+  struct PkeyFree {
+    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+  };
+  static void Header(vigil_rec_hdr& h, uint16_t type, uint32_t size, uint64_t seq) {
+    h.type = type;
+    h.version = 1;
+    h.size = size;
+    h.seq = seq;
+    h.ts_ns = 1000 + seq;
+  }
+
+  std::unique_ptr<EVP_PKEY, PkeyFree> key_;
+  crypto::EcPoint point_{};
+  chain::InstanceId instance_{};
+  crypto::Sha256Digest head_{};
+  crypto::Sha256Digest prev_digest_{};
+  uint64_t seq_ = 0;
+  uint64_t cp_last_ = 0;
+  uint64_t log_seq_ = 1;
+  uint64_t drops_ = 0;
+  std::vector<records::Record> log_;
+};
+
+}  // namespace vigil::testing
+
+#endif  // VIGIL_TESTS_UNIT_MODULE_SIM_H_

@@ -1,0 +1,469 @@
+// The streaming verifier against a software module (module_sim.h): honest
+// streams verify; each tamper case gets its expected verdict.
+#include "vigil/verify.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "module_sim.h"
+
+namespace vigil {
+namespace {
+
+using verify::Finding;
+using verify::StreamVerifier;
+using verify::Verdict;
+
+struct Harness {
+  testing::ModuleSim sim;
+  verify::VerifierOptions options;
+  std::unique_ptr<StreamVerifier> verifier;
+  size_t log_fed = 0;
+
+  explicit Harness(size_t window = 64) { options.reorder_window = window; }
+  void Start() { verifier = std::make_unique<StreamVerifier>(sim.StartAnchor(), options); }
+  // Feeds the log records not fed yet.
+  void FeedLog() {
+    for (; log_fed < sim.log().size(); ++log_fed) verifier->AddLog(sim.log()[log_fed]);
+  }
+  std::vector<records::Record> Commit(int n) {
+    std::vector<records::Record> out;
+    for (int i = 0; i < n; ++i) out.push_back(sim.Commit());
+    return out;
+  }
+  void Feed(const std::vector<records::Record>& events) {
+    for (const auto& e : events) verifier->AddEvent(e);
+  }
+  std::vector<verify::CheckpointVerdict> Verdicts() { return verifier->TakeVerdicts(); }
+};
+
+records::Record FlipByte(const records::Record& rec, size_t offset) {
+  std::vector<uint8_t> bytes(rec.bytes().begin(), rec.bytes().end());
+  bytes[offset] ^= 0x01;
+  return *records::Record::Decode(bytes);
+}
+
+TEST(VerifyTest, HonestStreamVerifiesEveryCheckpoint) {
+  Harness h;
+  int pcr_calls = 0;
+  h.options.pcr_check = [&](const std::vector<records::Record>& log) {
+    pcr_calls++;
+    EXPECT_FALSE(log.empty());
+    return Status::Ok();
+  };
+  h.Start();
+  for (int round = 0; round < 3; ++round) {
+    h.Feed(h.Commit(10));
+    h.sim.Checkpoint();
+    h.FeedLog();
+  }
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 3u);
+  for (size_t i = 0; i < v.size(); ++i) {
+    EXPECT_EQ(v[i].verdict, Verdict::kVerified) << v[i].reason;
+    EXPECT_TRUE(v[i].chain_checked);
+    EXPECT_TRUE(v[i].signature_checked);
+    EXPECT_TRUE(v[i].pcr_checked);
+    EXPECT_EQ(v[i].events, 10u);
+    EXPECT_EQ(v[i].first_seq, i * 10 + 1);
+    EXPECT_EQ(v[i].last_seq, i * 10 + 10);
+  }
+  EXPECT_EQ(pcr_calls, 3);
+  EXPECT_EQ(h.verifier->counters().chained, 30u);
+  EXPECT_EQ(h.verifier->anchor().last_seq, 30u);
+  EXPECT_TRUE(h.verifier->TakeFindings().empty());
+}
+
+TEST(VerifyTest, CheckpointBeforeItsEventsWaitsForThem) {
+  Harness h;
+  h.Start();
+  auto events = h.Commit(5);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  EXPECT_TRUE(h.Verdicts().empty());  // events not here yet
+  h.Feed(events);
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kVerified) << v[0].reason;
+}
+
+TEST(VerifyTest, ReorderWithinTheWindowVerifies) {
+  Harness h(8);
+  h.Start();
+  auto events = h.Commit(20);
+  // Swap neighbours and move one record 6 places later.
+  for (size_t i = 0; i + 1 < events.size(); i += 2) std::swap(events[i], events[i + 1]);
+  std::rotate(events.begin() + 2, events.begin() + 3, events.begin() + 9);
+  h.Feed(events);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kVerified) << v[0].reason;
+}
+
+TEST(VerifyTest, ModifiedByteIsTampered) {
+  Harness h;
+  h.Start();
+  auto events = h.Commit(10);
+  events[4] = FlipByte(events[4], 200);  // inside the filename
+  h.Feed(events);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered);
+  ASSERT_TRUE(v[0].bad_seq.has_value());
+  EXPECT_EQ(*v[0].bad_seq, 1u);  // the chain says "somewhere in 1..10"
+  EXPECT_NE(v[0].reason.find("chain head"), std::string::npos) << v[0].reason;
+  // The signed checkpoint re-anchors the chain: the next one verifies.
+  h.Feed(h.Commit(4));
+  h.sim.Checkpoint();
+  h.FeedLog();
+  v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kVerified) << v[0].reason;
+}
+
+TEST(VerifyTest, DroppedRecordIsLossWithTheMissingRange) {
+  Harness h;
+  h.Start();
+  auto events = h.Commit(10);
+  events.erase(events.begin() + 6);  // seq 7 never delivered
+  h.Feed(events);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  EXPECT_TRUE(h.Verdicts().empty());  // still waiting for seq 7
+  h.verifier->Tick(1);
+  h.verifier->Tick(1 + h.options.checkpoint_wait_ns);
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kLoss);
+  ASSERT_EQ(v[0].missing.size(), 1u);
+  EXPECT_EQ(v[0].missing[0], (verify::SeqRange{7, 7}));
+  EXPECT_FALSE(v[0].chain_checked);
+  EXPECT_EQ(v[0].events, 9u);
+  // Re-anchored on the signed checkpoint: the next interval verifies.
+  h.Feed(h.Commit(3));
+  h.sim.Checkpoint();
+  h.FeedLog();
+  v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kVerified) << v[0].reason;
+}
+
+TEST(VerifyTest, DuplicateIsTampered) {
+  Harness h;
+  h.Start();
+  auto events = h.Commit(10);
+  events.push_back(events[3]);
+  h.Feed(events);
+  auto findings = h.verifier->TakeFindings();
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_EQ(findings[0].kind, Finding::Kind::kDuplicate);
+  EXPECT_EQ(findings[0].seq, 4u);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered);
+  EXPECT_EQ(v[0].bad_seq, 4u);
+}
+
+TEST(VerifyTest, DuplicateStillPendingIsTampered) {
+  Harness h;
+  h.Start();
+  auto events = h.Commit(10);
+  // Seq 1 late: 5 and its copy both wait in the reorder buffer.
+  h.Feed({events.begin() + 1, events.end()});
+  h.verifier->AddEvent(events[4]);
+  h.verifier->AddEvent(events[0]);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered);
+  EXPECT_EQ(v[0].bad_seq, 5u);
+}
+
+TEST(VerifyTest, ReorderBeyondTheWindowIsLossAndLateRecord) {
+  Harness h(4);
+  h.Start();
+  auto events = h.Commit(12);
+  records::Record held = events[2];  // seq 3 arrives after 9 later seqs
+  events.erase(events.begin() + 2);
+  h.Feed(events);
+  h.verifier->AddEvent(held);
+  auto findings = h.verifier->TakeFindings();
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_EQ(findings[0].kind, Finding::Kind::kLateRecord);
+  EXPECT_EQ(findings[0].seq, 3u);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kLoss) << v[0].reason;
+  ASSERT_EQ(v[0].missing.size(), 1u);
+  EXPECT_EQ(v[0].missing[0], (verify::SeqRange{3, 3}));
+}
+
+TEST(VerifyTest, ForgedSignatureIsTampered) {
+  Harness h;
+  h.Start();
+  h.Feed(h.Commit(5));
+  h.sim.Checkpoint();
+  // Replace the signature's s with other bytes.
+  std::vector<records::Record> log = h.sim.log();
+  auto sig = *log.back().As<vigil_log_signature>();
+  sig.s[5] ^= 0x40;
+  for (size_t i = 0; i + 1 < log.size(); ++i) h.verifier->AddLog(log[i]);
+  h.verifier->AddLog(*records::Record::FromStruct(sig));
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered);
+  EXPECT_NE(v[0].reason.find("signature"), std::string::npos) << v[0].reason;
+  EXPECT_FALSE(v[0].signature_checked);
+}
+
+TEST(VerifyTest, ReplayedOldCheckpointIsTamperedAndTheNextStillVerifies) {
+  Harness h;
+  h.Start();
+  h.Feed(h.Commit(5));
+  auto first = h.sim.Checkpoint();
+  h.FeedLog();
+  ASSERT_EQ(h.Verdicts().at(0).verdict, Verdict::kVerified);
+  // The attacker re-inserts the old signed checkpoint and its signature.
+  h.verifier->AddLog(first[0]);
+  h.verifier->AddLog(first[1]);
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered);
+  EXPECT_NE(v[0].reason.find("replayed"), std::string::npos) << v[0].reason;
+  h.Feed(h.Commit(5));
+  h.sim.Checkpoint();
+  h.FeedLog();
+  v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kVerified) << v[0].reason;
+}
+
+TEST(VerifyTest, CheckpointOfAnotherBootIsTampered) {
+  Harness h;
+  testing::ModuleSim other_boot(0x77);
+  h.Start();
+  for (const auto& r : h.sim.log()) h.verifier->AddLog(r);
+  h.log_fed = h.sim.log().size();
+  other_boot.Commit();
+  auto cp = other_boot.Checkpoint();
+  // Renumber its log seqs to continue this log, as an attacker would.
+  auto c = *cp[0].As<vigil_log_checkpoint>();
+  c.hdr.seq = h.log_fed + 1;
+  h.verifier->AddLog(*records::Record::FromStruct(c));
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered);
+  EXPECT_NE(v[0].reason.find("another module instance"), std::string::npos) << v[0].reason;
+}
+
+TEST(VerifyTest, TruncatedLogIsTampered) {
+  Harness h;
+  h.Start();
+  h.Feed(h.Commit(5));
+  h.sim.Checkpoint();
+  // The stream ends inside the signature record.
+  std::vector<uint8_t> stream;
+  for (const auto& r : h.sim.log()) stream.insert(stream.end(), r.bytes().begin(), r.bytes().end());
+  stream.resize(stream.size() - 10);
+  auto decoded = records::DecodeStream(stream);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.status().code(), ErrorCode::kTruncated);
+  // What a reader got before the cut, then the decode error.
+  for (size_t i = 0; i + 1 < h.sim.log().size(); ++i) h.verifier->AddLog(h.sim.log()[i]);
+  EXPECT_TRUE(h.Verdicts().empty());  // waiting for the signature
+  h.verifier->LogError(decoded.status().message());
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered);
+  EXPECT_NE(v[0].reason.find("log:"), std::string::npos) << v[0].reason;
+}
+
+TEST(VerifyTest, MissingSignatureAtTheEndIsUnsigned) {
+  Harness h;
+  h.Start();
+  h.Feed(h.Commit(5));
+  h.sim.Checkpoint();
+  for (size_t i = 0; i + 1 < h.sim.log().size(); ++i) h.verifier->AddLog(h.sim.log()[i]);
+  h.verifier->Finish();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kUnsigned);
+  EXPECT_TRUE(v[0].chain_checked);
+}
+
+TEST(VerifyTest, ForgedRecordBeforeTheGenuineOneIsFlagged) {
+  Harness h;
+  h.Start();
+  auto events = h.Commit(8);
+  // The attacker's record claims seq 4 and arrives first.
+  records::Record forged = FlipByte(events[3], 250);
+  h.Feed({events.begin(), events.begin() + 3});
+  h.verifier->AddEvent(forged);
+  h.Feed({events.begin() + 3, events.end()});
+  auto findings = h.verifier->TakeFindings();
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_EQ(findings[0].kind, Finding::Kind::kConflict);
+  EXPECT_EQ(findings[0].seq, 4u);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered);
+  EXPECT_EQ(v[0].bad_seq, 4u);
+  EXPECT_TRUE(v[0].chain_checked);  // resolved: the genuine record matches
+  EXPECT_NE(v[0].reason.find("chained first was forged"), std::string::npos) << v[0].reason;
+  h.Feed(h.Commit(2));
+  h.sim.Checkpoint();
+  h.FeedLog();
+  v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kVerified) << v[0].reason;
+}
+
+TEST(VerifyTest, ForgedRecordAfterTheGenuineOneIsFlagged) {
+  Harness h;
+  h.Start();
+  auto events = h.Commit(8);
+  h.Feed(events);
+  h.verifier->AddEvent(FlipByte(events[5], 100));
+  h.sim.Checkpoint();
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered);
+  EXPECT_EQ(v[0].bad_seq, 6u);
+  EXPECT_NE(v[0].reason.find("confirms the one chained"), std::string::npos) << v[0].reason;
+}
+
+TEST(VerifyTest, AttestedDropsAreLoss) {
+  Harness h;
+  h.Start();
+  h.Feed(h.Commit(5));
+  h.sim.AddDrops(3);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kLoss);
+  EXPECT_EQ(v[0].new_drops, 3u);
+  EXPECT_TRUE(v[0].chain_checked);
+  EXPECT_TRUE(v[0].missing.empty());
+}
+
+TEST(VerifyTest, DegradedModeIsUnsignedAndKeepsChaining) {
+  Harness h;
+  h.Start();
+  for (int i = 0; i < 2; ++i) {
+    h.Feed(h.Commit(4));
+    h.sim.Checkpoint(VIGIL_SIG_NO_TPM);
+    h.FeedLog();
+  }
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 2u);
+  for (const auto& x : v) {
+    EXPECT_EQ(x.verdict, Verdict::kUnsigned) << x.reason;
+    EXPECT_TRUE(x.chain_checked);
+  }
+}
+
+TEST(VerifyTest, PcrMismatchIsTamperedAndUnreadableTpmIsNotVerified) {
+  for (ErrorCode code : {ErrorCode::kMismatch, ErrorCode::kUnavailable}) {
+    Harness h;
+    h.options.pcr_check = [code](const std::vector<records::Record>&) {
+      return Status::Error(code, "pcr_events differs");
+    };
+    h.Start();
+    h.Feed(h.Commit(3));
+    h.sim.Checkpoint();
+    h.FeedLog();
+    auto v = h.Verdicts();
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_EQ(v[0].verdict,
+              code == ErrorCode::kMismatch ? Verdict::kTampered : Verdict::kUnsigned)
+        << v[0].reason;
+    EXPECT_FALSE(v[0].pcr_checked);
+  }
+}
+
+TEST(VerifyTest, UncommittedRecordsAreUnattestedNeverVerified) {
+  Harness h;
+  h.Start();
+  auto ev = h.sim.Commit();
+  auto raw = *ev.As<vigil_ev_exec>();
+  raw.hdr.flags = 0;
+  raw.hdr.seq = 0;
+  h.verifier->AddEvent(*records::Record::FromStruct(raw));
+  EXPECT_EQ(h.verifier->counters().unattested, 1u);
+  EXPECT_EQ(h.verifier->counters().events, 0u);
+  h.verifier->Finish();
+  EXPECT_TRUE(h.Verdicts().empty());
+}
+
+TEST(VerifyTest, StartsFromAnAnchorCheckpointAndSkipsHistory) {
+  Harness h;
+  auto early = h.Commit(6);
+  h.sim.Checkpoint();
+  // A collector starting now anchors on the last checkpoint in the log.
+  const auto cp = *h.sim.log()[1].As<vigil_log_checkpoint>();
+  verify::Anchor anchor = h.sim.StartAnchor();
+  anchor.last_seq = cp.last_seq;
+  std::memcpy(anchor.chain_head.data(), cp.chain_head, 32);
+  anchor.checkpoint_digest = *crypto::Sha256({h.sim.log()[1].bytes()});
+  anchor.checkpoint_log_seq = h.sim.log()[1].seq();
+  StreamVerifier verifier(anchor, h.options);
+  for (const auto& r : h.sim.log()) verifier.AddLog(r);
+  verifier.AddEvent(early[2]);  // an old record still in the ring buffer
+  auto more = h.Commit(4);
+  for (const auto& e : more) verifier.AddEvent(e);
+  EXPECT_EQ(verifier.OpenEvents().size(), 4u);
+  size_t fed = h.sim.log().size();
+  h.sim.Checkpoint();
+  for (; fed < h.sim.log().size(); ++fed) verifier.AddLog(h.sim.log()[fed]);
+  auto v = verifier.TakeVerdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kVerified) << v[0].reason;
+  EXPECT_EQ(v[0].first_seq, 7u);
+  auto findings = verifier.TakeFindings();
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_EQ(findings[0].kind, Finding::Kind::kLateRecord);
+  EXPECT_TRUE(verifier.OpenEvents().empty());
+}
+
+TEST(VerifyTest, OpenEventsResumeAfterRestart) {
+  Harness h;
+  h.Start();
+  h.Feed(h.Commit(3));
+  h.sim.Checkpoint();
+  h.FeedLog();
+  ASSERT_EQ(h.Verdicts().size(), 1u);
+  auto open = h.Commit(5);
+  h.Feed(open);
+  // A restarted collector: the saved anchor and the saved open events, then
+  // the rest of the stream.
+  StreamVerifier restarted(h.verifier->anchor(), h.options);
+  for (const auto& r : h.sim.log()) restarted.AddLog(r);
+  for (const auto& e : h.verifier->OpenEvents()) restarted.AddEvent(e);
+  for (const auto& e : h.Commit(2)) restarted.AddEvent(e);
+  size_t fed = h.sim.log().size();
+  h.sim.Checkpoint();
+  for (; fed < h.sim.log().size(); ++fed) restarted.AddLog(h.sim.log()[fed]);
+  auto v = restarted.TakeVerdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kVerified) << v[0].reason;
+  EXPECT_EQ(v[0].events, 7u);
+}
+
+}  // namespace
+}  // namespace vigil

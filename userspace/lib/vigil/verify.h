@@ -1,0 +1,235 @@
+// The collector's streaming verifier: events from the ring buffer (any
+// order, bounded reordering) and the module's log (in order) in; one verdict
+// per checkpoint out. It never calls a checkpoint verified unless it has
+// recomputed the chain over every event of the checkpoint's range, checked
+// the checkpoint's links and its TPM signature against the logged key, and
+// (when a PCR check is configured) placed the checkpoint on the TPM's PCR
+// replay path.
+//
+// Verdicts, most severe first (a checkpoint gets the first that applies):
+//   tampered  a record or the checkpoint itself is not what the module wrote:
+//             chain head differs, two different records claim one seq, a
+//             record arrived twice, the checkpoint does not link to the one
+//             before it (replayed or reordered), comes from another module
+//             instance (another boot or load), its signature does not verify,
+//             the log is truncated, or the TPM's PCR holds another value.
+//             `bad_seq` names the first bad event seq when one is known.
+//   loss      events of the range never arrived (`missing` ranges), or the
+//             module attests drops, busy refusals or refused log records
+//             since the previous checkpoint. The chain cannot be recomputed
+//             across a gap, so a loss verdict never claims the chain.
+//   unsigned  the chain and links verify but the TPM did not sign (degraded
+//             mode, TPM error) or the signature record is missing.
+//   verified  everything above checks out.
+// Events that are not committed (no module, or a refused commit) are counted
+// as unattested and never enter a verdict.
+//
+// Reordering. Events are chained in seq order. A seq that has not arrived is
+// waited for while fewer than `reorder_window` later seqs are pending; past
+// that it is declared missing (the checkpoint covering it gets "loss"), and
+// if it turns up later it is reported as a late finding.
+//
+// Thread-safety: not thread-safe; one thread feeds a verifier.
+#ifndef VIGIL_USERSPACE_LIB_VIGIL_VERIFY_H_
+#define VIGIL_USERSPACE_LIB_VIGIL_VERIFY_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vigil.h"
+#include "vigil/chain.h"
+#include "vigil/records.h"
+#include "vigil/signature.h"
+#include "vigil/status.h"
+
+namespace vigil::verify {
+
+enum class Verdict { kVerified, kUnsigned, kLoss, kTampered };
+std::string_view VerdictName(Verdict v);
+inline constexpr size_t kVerdictCount = 4;
+
+struct SeqRange {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  bool operator==(const SeqRange&) const = default;
+};
+
+struct CheckpointVerdict {
+  Verdict verdict = Verdict::kTampered;
+  std::string reason;            // why; for verified, what was checked
+  uint64_t log_seq = 0;          // the checkpoint's log seq
+  uint64_t first_seq = 0;        // event range it covers
+  uint64_t last_seq = 0;
+  uint64_t events = 0;           // events of the range that arrived
+  std::optional<uint64_t> bad_seq;  // tampered: first bad event seq, if known
+  std::vector<SeqRange> missing;    // loss: seqs that never arrived
+  uint64_t new_drops = 0;        // attested since the previous checkpoint
+  uint64_t new_busy = 0;
+  uint64_t new_log_refused = 0;
+  bool chain_checked = false;    // the chain head was recomputed and matched
+  bool signature_checked = false;  // an ECDSA signature verified
+  bool pcr_checked = false;        // placed on the TPM's PCR replay path
+};
+
+// Something wrong that is not tied to one checkpoint's verdict (e.g. a
+// record arriving after its checkpoint was decided, a log decode error).
+struct Finding {
+  enum class Kind { kLateRecord, kDuplicate, kConflict, kLog, kUnanchored };
+  Kind kind = Kind::kLog;
+  uint64_t seq = 0;  // event seq or log seq, depending on kind
+  std::string reason;
+};
+std::string_view FindingKindName(Finding::Kind k);
+
+// Where verification starts: the chain value after `last_seq`, the digest of
+// the checkpoint that ended there (zeros at seq 0) and that checkpoint's log
+// seq (0 when none).
+struct Anchor {
+  chain::InstanceId instance_id{};
+  uint64_t last_seq = 0;
+  crypto::Sha256Digest chain_head{};
+  crypto::Sha256Digest checkpoint_digest{};
+  uint64_t checkpoint_log_seq = 0;
+  // Loss counters the anchor checkpoint carried (new_* are deltas from them).
+  uint64_t drops_total = 0;
+  uint64_t busy_total = 0;
+  uint64_t log_refused = 0;
+};
+
+// Confirms that the checkpoints logged so far are on the TPM's PCR path;
+// gets every log record fed so far. kOk: confirmed; kMismatch: the TPM holds
+// another value; any other error: the TPM could not be read.
+using PcrCheck = std::function<Status(const std::vector<records::Record>& log)>;
+
+struct VerifierOptions {
+  size_t reorder_window = 4096;  // pending seqs before a gap is declared
+  // A checkpoint whose events have not all arrived this long after it was
+  // logged is decided with the missing ones as loss (0: only at Finish or
+  // by the window).
+  uint64_t checkpoint_wait_ns = 5'000'000'000;
+  // Events kept per open checkpoint interval (to resolve two records that
+  // claim one seq); beyond it the interval is still chained but a conflict
+  // can no longer be resolved.
+  size_t max_interval_records = 1 << 20;
+  PcrCheck pcr_check;  // empty: no PCR check (verdicts say pcr_checked=false)
+};
+
+struct VerifierCounters {
+  uint64_t events = 0;       // committed events received
+  uint64_t unattested = 0;   // events without the committed flag
+  uint64_t chained = 0;      // events folded into the recomputed chain
+  uint64_t log_records = 0;
+  uint64_t late = 0;
+  uint64_t duplicates = 0;
+  uint64_t conflicts = 0;
+  std::array<uint64_t, kVerdictCount> verdicts{};
+};
+
+class StreamVerifier {
+ public:
+  StreamVerifier(const Anchor& anchor, VerifierOptions options);
+
+  // A ring buffer record (or a user event from a LOG_EVENT copy).
+  void AddEvent(records::Record event);
+  // The next log record, in log order. KEY records set the key, CHECKPOINT
+  // and SIGNATURE records make verdicts, LOG_EVENT copies feed AddEvent.
+  void AddLog(records::Record log_record);
+  // The log stream could not be decoded at this point (e.g. it ends inside
+  // a record): every checkpoint still waiting is tampered, with `why`.
+  void LogError(const std::string& why);
+  // Decides checkpoints whose wait expired (`now_ns` is CLOCK_MONOTONIC).
+  void Tick(uint64_t now_ns);
+  // End of input: decides every checkpoint still waiting.
+  void Finish();
+
+  // Verdicts and findings made since the last call, in order.
+  std::vector<CheckpointVerdict> TakeVerdicts();
+  std::vector<Finding> TakeFindings();
+
+  const VerifierCounters& counters() const { return counters_; }
+  // The state a restart can resume from: the last decided checkpoint whose
+  // chain head is trusted (signed or, without a TPM, unsigned).
+  const Anchor& anchor() const { return anchor_; }
+  // Committed events after the anchor that a restart must re-feed (their
+  // checkpoint has not been decided yet), in seq order.
+  std::vector<records::Record> OpenEvents() const;
+  bool has_key() const { return key_.has_value(); }
+
+ private:
+  struct Chained {
+    uint64_t seq;
+    bool valid;                      // head_after is a real chain value
+    crypto::Sha256Digest head_after;
+    std::optional<records::Record> rec;  // kept for conflict resolution
+  };
+  struct PendingCheckpoint {
+    records::Record rec;
+    vigil_log_checkpoint cp;
+    crypto::Sha256Digest digest;
+    std::optional<vigil_log_signature> sig;
+    std::optional<crypto::EcPoint> key;  // the key in force when logged
+    uint64_t logged_at_ns;               // 0 until the first Tick after it
+    uint64_t log_seq_when_sig_due;       // decide unsigned after this log seq
+    std::string structural_error;        // links, instance: tampered at once
+    uint64_t new_drops, new_busy, new_log_refused;
+  };
+  struct Conflict {
+    uint64_t seq;
+    std::vector<records::Record> others;  // claimants not chained
+  };
+
+  void Advance();
+  void ChainOne(records::Record rec);
+  void TryDecide(bool force);
+  bool RangeComplete(const PendingCheckpoint& p) const;
+  void DeclareMissingUpTo(uint64_t last);
+  CheckpointVerdict Decide(PendingCheckpoint& p);
+  void Resync(const crypto::Sha256Digest& head, uint64_t at_seq);
+  void AddFinding(Finding::Kind kind, uint64_t seq, std::string reason);
+  void RunPcrCheck();
+
+  Anchor anchor_;
+  VerifierOptions options_;
+  VerifierCounters counters_;
+  std::optional<crypto::EcPoint> key_;
+  std::optional<uint64_t> next_log_seq_;
+  std::string log_error_;
+
+  // Event side.
+  uint64_t decided_last_;             // last seq of the last decided checkpoint
+  crypto::Sha256Digest interval_head_;  // chain value at decided_last_
+  bool interval_head_valid_ = true;
+  uint64_t chained_seq_;              // every seq <= this has been placed
+  crypto::Sha256Digest head_;         // valid when chain_valid_
+  bool chain_valid_ = true;
+  std::deque<Chained> interval_;      // seqs (decided_last_, chained_seq_]
+  std::map<uint64_t, std::vector<records::Record>> pending_;  // seq > chained_seq_
+  std::vector<SeqRange> missing_;     // declared missing, seq > decided_last_
+  std::vector<Conflict> conflicts_;   // seq > decided_last_
+  std::vector<uint64_t> duplicates_;  // seqs seen twice (identical), > decided_last_
+  bool interval_overflow_ = false;
+
+  // Log side.
+  std::vector<records::Record> log_;  // every log record, for the PCR check
+  std::deque<PendingCheckpoint> checkpoints_;
+  crypto::Sha256Digest last_cp_digest_;  // links the next logged checkpoint
+  uint64_t last_cp_last_seq_;
+  uint64_t last_cp_drops_, last_cp_busy_, last_cp_refused_;
+
+  uint64_t now_ns_ = 0;
+  size_t pcr_checked_log_size_ = 0;  // log_.size() when pcr_status_ was made
+  Status pcr_status_;
+
+  std::vector<CheckpointVerdict> verdicts_;
+  std::vector<Finding> findings_;
+};
+
+}  // namespace vigil::verify
+
+#endif  // VIGIL_USERSPACE_LIB_VIGIL_VERIFY_H_
