@@ -7,8 +7,9 @@
 BUILD_DIR  ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
+FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build kmod check unit host-test vm-test demo bench lint clean help
+.PHONY: all deps build kmod check unit host-test vm-test demo bench fuzz lint clean help
 
 all: build kmod
 
@@ -19,6 +20,7 @@ help:
 	@echo "make check     deps + build + unit + host BPF + VM tests; ends in 'N passed, N failed'"
 	@echo "make demo      boot the VM with the module and swtpm, run workloads, print a summary"
 	@echo "make bench     benchmarks (figures go to docs/benchmarks.md by hand)"
+	@echo "make fuzz      libFuzzer+ASan/UBSan on the parsers, FUZZ_SECONDS per target (default 300)"
 	@echo "make lint      W=1, sparse and checkpatch on the module"
 	@echo "make clean     remove build products (keeps the downloaded VM kernel cache)"
 
@@ -56,6 +58,9 @@ demo:
 
 bench:
 	@scripts/bench
+
+fuzz:
+	@BUILD_DIR=$(BUILD_DIR) scripts/fuzz --seconds $(FUZZ_SECONDS)
 
 lint:
 	@scripts/deps --lint

@@ -19,6 +19,8 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid,
 	const char *filename;
 	__u32 agent;
 
+	if (vigil_inactive())
+		return 0;
 	agent = vigil_agent_of_current(tgid);
 	if (!agent && !all_processes)
 		return 0; /* untracked */

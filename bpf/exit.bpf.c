@@ -78,6 +78,8 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 	int status;
 	long err;
 
+	if (vigil_inactive())
+		return 0;
 	if (BPF_CORE_READ(sig, live.counter) != 0)
 		return 0; /* other threads of the process still run */
 

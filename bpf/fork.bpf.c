@@ -18,6 +18,8 @@ int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
 	struct vigil_ev_fork *ev;
 	__u32 agent;
 
+	if (vigil_inactive())
+		return 0;
 	agent = vigil_agent_of_pid(ptgid);
 	/* A new process of a pid-tracked one is tracked itself (a cgroup-
 	 * tracked child is covered by its cgroup). Threads share the tgid. */

@@ -154,6 +154,8 @@ int BPF_PROG(vigil_sched_switch, bool preempt, struct task_struct *prev,
 	__u64 cycles = 0, instr = 0;
 	bool hw_ok = false;
 
+	if (vigil_inactive())
+		return 0; /* the active instance owns the shared slots */
 	slot = bpf_map_lookup_elem(&vigil_cpu_slot, &zero);
 	if (!slot)
 		return 0;

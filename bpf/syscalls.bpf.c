@@ -18,6 +18,8 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 	struct vigil_cpu_slot *slot;
 	__u32 zero = 0;
 
+	if (vigil_inactive())
+		return 0;
 	slot = bpf_map_lookup_elem(&vigil_cpu_slot, &zero);
 	if (slot && slot->agent)
 		slot->syscalls++; /* per-CPU, and the task cannot migrate here */

@@ -98,6 +98,15 @@ extern const volatile bool all_processes;
 extern const volatile __u32 wakeup_bytes;
 /* Set by the loader with --syscalls (syscalls.bpf.c is loaded then). */
 extern const volatile bool count_syscalls;
+/* Restart without a gap (common.bpf.c): set by the loader. */
+extern __u64 vigil_active_gen;
+extern const volatile __u64 vigil_my_gen;
+
+/* Every program returns at once while another instance is the active one. */
+static __always_inline bool vigil_inactive(void)
+{
+	return *(volatile __u64 *)&vigil_active_gen != vigil_my_gen;
+}
 
 /* Per-CPU counters: no atomics needed, user space sums the CPUs. */
 static __always_inline void vigil_count_error(__u32 idx)

@@ -231,5 +231,64 @@ TEST(Replay, ComparePlacesTheTpmValue) {
   EXPECT_EQ(replay::ComparePcr({}, crypto::Digest(32, 0)).match, replay::PcrMatch::kMismatch);
 }
 
+
+// CheckPcrPath: a fake TPM holding the replayed values of `tpm_log`.
+class PcrPathTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    log_ = {testing::ToRecord(MakeBase(1, 0)), testing::ToRecord(MakeKey(2, 16)),
+            testing::ToRecord(MakeCp(3, VIGIL_ANCHOR_PCR)), testing::ToRecord(MakeSig(4)),
+            testing::ToRecord(MakeCp(5, VIGIL_ANCHOR_PCR)), testing::ToRecord(MakeSig(6))};
+  }
+  replay::PcrReader TpmAt(const std::vector<records::Record>& tpm_log) {
+    auto r = replay::ReplayLog(tpm_log);
+    EXPECT_TRUE(r.ok());
+    auto banks = r->banks;
+    return [banks](uint16_t alg, uint32_t pcr) -> Result<crypto::Digest> {
+      for (const auto& b : banks) {
+        if (b.alg == alg) return pcr == 16 ? b.config() : b.events();
+      }
+      return Status::Error(ErrorCode::kUnavailable, "no bank");
+    };
+  }
+  std::vector<records::Record> log_;
+};
+
+TEST_F(PcrPathTest, TpmAtOrBeyondTheVerifiedLogConfirmsIt) {
+  std::vector<records::Record> verified(log_.begin(), log_.begin() + 4);
+  EXPECT_TRUE(replay::CheckPcrPath(verified, log_, 16, 17, TpmAt(log_)).ok());
+  EXPECT_TRUE(replay::CheckPcrPath(verified, log_, 16, 17, TpmAt(verified)).ok());
+}
+
+TEST_F(PcrPathTest, TpmBehindTheVerifiedLogIsAMismatch) {
+  std::vector<records::Record> early(log_.begin(), log_.begin() + 2);
+  Status st = replay::CheckPcrPath(log_, log_, 16, 17, TpmAt(early));
+  EXPECT_EQ(st.code(), ErrorCode::kMismatch);
+  EXPECT_NE(st.message().find("behind"), std::string::npos) << st.message();
+}
+
+TEST_F(PcrPathTest, RemovedCheckpointIsAMismatch) {
+  // The reader's copy lacks the second checkpoint; the TPM extended it.
+  std::vector<records::Record> shown = {log_[0], log_[1], log_[2], log_[3]};
+  Status st = replay::CheckPcrPath(shown, shown, 16, 17, TpmAt(log_));
+  EXPECT_EQ(st.code(), ErrorCode::kMismatch) << st.ToString();
+}
+
+TEST_F(PcrPathTest, EditedRecordIsAMismatch) {
+  auto cp = MakeCp(3, VIGIL_ANCHOR_PCR);
+  cp.chain_head[5] ^= 1;
+  std::vector<records::Record> edited = log_;
+  edited[2] = testing::ToRecord(cp);
+  EXPECT_EQ(replay::CheckPcrPath(edited, log_, 16, 17, TpmAt(log_)).code(),
+            ErrorCode::kMismatch);
+}
+
+TEST_F(PcrPathTest, ReadErrorsPassThrough) {
+  auto broken = [](uint16_t, uint32_t) -> Result<crypto::Digest> {
+    return Status::Error(ErrorCode::kUnavailable, "TPM gone");
+  };
+  EXPECT_EQ(replay::CheckPcrPath(log_, log_, 16, 17, broken).code(), ErrorCode::kUnavailable);
+}
+
 }  // namespace
 }  // namespace vigil

@@ -52,6 +52,12 @@ vt_check() {
 	rm -f "$_out"
 }
 
+# vt_records FILE: only the record lines of vigild's output (not its
+# checkpoint verdicts, findings, alerts and measurements).
+vt_records() {
+	grep -v '"type":"\(checkpoint\|finding\|alert\|measure\)"' "$1"
+}
+
 # vt_host ACTION: ask the host runner to act (e.g. kill-tpm), best effort.
 vt_host() {
 	_vt_emit "HOST $*"

@@ -3,15 +3,21 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <linux/perf_event.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <set>
 #include <span>
 #include <vector>
 
@@ -47,7 +53,87 @@ Result<std::vector<uint64_t>> ReadPerCpuArray(int map_fd, uint32_t entries) {
   return totals;
 }
 
+// The marker pinned at <pin_dir>/maps/vigil_meta (bpffs holds no regular
+// files): a one-entry array describing the pinned instance. Bump
+// kPinLayoutVersion when a pinned map keeps its size but changes meaning:
+// an adopter then reuses nothing (and drains the old ring buffer).
+constexpr uint32_t kPinMagic = 0x4c474956;  // "VIGL"
+constexpr uint32_t kPinLayoutVersion = 1;
+constexpr char kMetaName[] = "vigil_meta";
+constexpr char kMapsSub[] = "maps";
+constexpr char kLinksSub[] = "links";
+
+struct PinMeta {
+  uint32_t magic;
+  uint32_t layout_version;
+  uint32_t ringbuf_bytes;
+  uint32_t owner_pid;       // the collector that wrote it last
+  uint64_t generation;      // 1 at a fresh start, +1 per adoption
+  uint64_t written_boot_ns;  // CLOCK_BOOTTIME when written
+};
+
+uint64_t NowNs(clockid_t clock = CLOCK_MONOTONIC) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+Result<bpf_map_info> MapInfo(int fd) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+    return Status::FromErrno(errno, "reading a pinned map's info");
+  }
+  return info;
+}
+
+// Names of the entries of a directory (none when it does not exist).
+std::vector<std::string> DirEntries(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") out.push_back(name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+Status MkdirBpffs(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "mkdir " + dir);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+// What PrepareAdoption() found and SwitchOver() acts on.
+struct Collector::PinPlan {
+  struct MapPin {
+    bpf_map* map = nullptr;
+    std::string path;
+    bool reused = false;  // the old pinned map is the skeleton's map now
+  };
+  struct OldLink {
+    std::string name;  // the program's name
+    std::string path;
+    UniqueFd fd;  // holds the link (and its program) until replaced
+  };
+  std::string dir;
+  std::vector<MapPin> maps;
+  std::vector<OldLink> old_links;
+  UniqueFd old_ring;  // an old ring buffer that is not reused: drained
+  UniqueFd meta;      // the old marker, reused when compatible
+  uint64_t old_generation = 0;  // the marker's
+  uint64_t my_gen = 0;          // vigil_my_gen of the new programs
+  bool gate = false;  // the old .bss (vigil_active_gen) is reused: switch by flipping it
+  uint32_t old_ring_bytes = 0;
+  uint32_t new_ring_bytes = 0;
+  bool found = false;
+  std::string why_not_reused;  // first reason a map was not reused
+};
 
 void SetLibbpfVerbosity(bool verbose) {
   g_libbpf_verbose = verbose;
@@ -105,7 +191,9 @@ Collector::Collector(Handler handler, ModuleKfuncs module)
     : handler_(std::move(handler)), module_(module) {}
 
 Collector::~Collector() {
-  UnpinAgentMaps();
+  // A clean stop: nothing stays attached or pinned (links first, so no
+  // program outlives the process through its pin).
+  UnpinAll();
   ring_.reset();  // before the maps it reads go away
   skel_.reset();
 }
@@ -163,44 +251,335 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
     int err = bpf_map__set_max_entries(c->skel_->maps.vigil_events, options.ringbuf_bytes);
     if (err) return Status::FromLibbpf(err, "sizing the ring buffer");
   }
+  // Before load: compatible maps of a previous instance replace the
+  // skeleton's (bpf_map__reuse_fd), so nothing of it is touched yet.
+  PinPlan plan;
+  if (!options.pin_dir.empty()) VIGIL_RETURN_IF_ERROR(c->PrepareAdoption(options.pin_dir, plan));
   if (int err = vigil_bpf__load(c->skel_.get()); err) {
     return Status::FromLibbpf(err, module.commit
                                        ? "loading the BPF programs (with the vigil module kfuncs)"
                                        : "loading the BPF programs (no vigil module)");
   }
-  if (c->skel_->rodata->have_hw) VIGIL_RETURN_IF_ERROR(c->OpenHwCounters());
-  // Pinned before attaching, so `vigilctl agent` works once vigild is ready.
-  if (!options.pin_dir.empty()) VIGIL_RETURN_IF_ERROR(c->PinAgentMaps(options.pin_dir));
-  if (int err = vigil_bpf__attach(c->skel_.get()); err) {
-    return Status::FromLibbpf(err, "attaching the BPF programs");
+  // A fresh .bss: these programs are the active ones from their attach on.
+  // A reused one still names the old programs until SwitchOver flips it.
+  if (!plan.gate) {
+    __atomic_store_n(&c->skel_->bss->vigil_active_gen, plan.my_gen, __ATOMIC_SEQ_CST);
   }
+  if (c->skel_->rodata->have_hw) VIGIL_RETURN_IF_ERROR(c->OpenHwCounters());
   c->ring_.reset(ring_buffer__new(bpf_map__fd(c->skel_->maps.vigil_events), &Collector::OnSample,
                                   c.get(), nullptr));
   if (!c->ring_) return Status::FromLibbpf(-errno, "creating the ring buffer consumer");
+  if (options.pin_dir.empty()) {
+    if (int err = vigil_bpf__attach(c->skel_.get()); err) {
+      return Status::FromLibbpf(err, "attaching the BPF programs");
+    }
+  } else {
+    // Maps pinned before the programs attach, so `vigilctl agent` works
+    // once vigild is ready; then the old programs are replaced.
+    VIGIL_RETURN_IF_ERROR(c->SwitchOver(plan));
+  }
   return c;
 }
 
-Status Collector::PinAgentMaps(const std::string& dir) {
+Status Collector::PrepareAdoption(const std::string& dir, PinPlan& plan) {
   VIGIL_RETURN_IF_ERROR(agents::PrepareBpffsDir(dir));
-  // Before touching any pin: a running vigild's pins are not stale.
+  // Before touching any pin: a running collector's pins are not stale.
   VIGIL_ASSIGN_OR_RETURN(pin_lock_, agents::LockPinDir(dir));
-  const std::pair<bpf_map*, const char*> maps[] = {
+  pin_dir_ = dir;
+  plan.dir = dir;
+  const std::string maps_dir = dir + "/" + kMapsSub;
+  const std::string links_dir = dir + "/" + kLinksSub;
+  VIGIL_RETURN_IF_ERROR(MkdirBpffs(maps_dir));
+  VIGIL_RETURN_IF_ERROR(MkdirBpffs(links_dir));
+
+  // Where each state map lives. The agent maps keep the paths vigilctl
+  // opens; perf event arrays are not state (their entries go with the fds
+  // of the process that opened the events); .rodata/.kconfig are the new
+  // programs' configuration. .bss/.data are state shared by the instances
+  // (.bss holds vigil_active_gen) and pinned like the rest (maps/bss).
+  const std::pair<bpf_map*, const char*> agent_maps[] = {
       {skel_->maps.vigil_agents, VIGIL_PIN_AGENTS},
       {skel_->maps.vigil_agent_cgroups, VIGIL_PIN_AGENT_CGROUPS},
       {skel_->maps.vigil_agent_info, VIGIL_PIN_AGENT_INFO},
       {skel_->maps.vigil_agent_announced, VIGIL_PIN_AGENT_SEEN},
       {skel_->maps.vigil_agent_stats, VIGIL_PIN_AGENT_STATS},
   };
-  for (const auto& [map, name] : maps) {
-    const std::string path = dir + "/" + name;
-    // A pin left by a vigild that died: its maps belong to no program.
+  bpf_map* map = nullptr;
+  bpf_object__for_each_map(map, skel_->obj) {
+    const std::string name = bpf_map__name(map);
+    std::string path;
+    for (const auto& [m, pin] : agent_maps) {
+      if (m == map) path = dir + "/" + pin;
+    }
+    if (path.empty()) {
+      if (bpf_map__type(map) == BPF_MAP_TYPE_PERF_EVENT_ARRAY) continue;
+      if (bpf_map__is_internal(map)) {
+        if (name.find(".rodata") != std::string::npos ||
+            name.find(".kconfig") != std::string::npos) {
+          continue;
+        }
+        path = maps_dir + "/" + name.substr(name.find('.') + 1);
+      } else {
+        path = maps_dir + "/" + name;
+      }
+    }
+    plan.maps.push_back({map, path, false});
+  }
+  plan.new_ring_bytes = bpf_map__max_entries(skel_->maps.vigil_events);
+
+  // The old links: they keep the old programs running until SwitchOver.
+  for (const std::string& name : DirEntries(links_dir)) {
+    PinPlan::OldLink old;
+    old.name = name.substr(0, name.rfind('-'));  // <program>-<generation>
+    old.path = links_dir + "/" + name;
+    old.fd.Reset(bpf_obj_get(old.path.c_str()));  // invalid: only the pin is removed
+    plan.old_links.push_back(std::move(old));
+  }
+  plan.found = !plan.old_links.empty();
+
+  // The marker says whether the old maps mean what ours mean.
+  bool layout_ok = true;
+  const std::string meta_path = maps_dir + "/" + kMetaName;
+  if (UniqueFd meta(bpf_obj_get(meta_path.c_str())); meta.valid()) {
+    plan.found = true;
+    PinMeta m{};
+    const uint32_t key = 0;
+    auto info = MapInfo(meta.get());
+    if (!info.ok() || info->type != BPF_MAP_TYPE_ARRAY || info->value_size != sizeof(PinMeta) ||
+        bpf_map_lookup_elem(meta.get(), &key, &m) != 0 || m.magic != kPinMagic ||
+        m.layout_version != kPinLayoutVersion) {
+      layout_ok = false;
+      plan.why_not_reused = "the pinned instance has another layout version";
+    } else {
+      plan.old_generation = m.generation;
+      plan.meta = std::move(meta);
+    }
+  }
+
+  for (PinPlan::MapPin& pin : plan.maps) {
+    UniqueFd old(bpf_obj_get(pin.path.c_str()));
+    if (!old.valid()) continue;  // not pinned (or not a BPF object): created fresh
+    plan.found = true;
+    auto info = MapInfo(old.get());
+    const bool is_ring = pin.map == skel_->maps.vigil_events;
+    if (is_ring && info.ok()) plan.old_ring_bytes = info->max_entries;
+    const bool compatible =
+        layout_ok && info.ok() && info->type == static_cast<uint32_t>(bpf_map__type(pin.map)) &&
+        info->key_size == bpf_map__key_size(pin.map) &&
+        info->value_size == bpf_map__value_size(pin.map) &&
+        info->max_entries == bpf_map__max_entries(pin.map) &&
+        info->map_flags == bpf_map__map_flags(pin.map);
+    if (!compatible) {
+      if (plan.why_not_reused.empty()) {
+        plan.why_not_reused =
+            "the pinned " + std::string(bpf_map__name(pin.map)) + " has another definition";
+      }
+      adopt_.maps_replaced++;
+      // Its records still go to the handler: drained once the old programs
+      // are detached.
+      if (is_ring && info.ok() && info->type == BPF_MAP_TYPE_RINGBUF) plan.old_ring = std::move(old);
+      continue;
+    }
+    if (pin.map == skel_->maps.vigil_drops) {
+      auto drops = ReadPerCpuArray(old.get(), VIGIL_EV_NR_TYPES);
+      if (drops.ok()) {
+        for (uint64_t d : *drops) adopt_.old_drops += d;
+      }
+    }
+    if (pin.map == skel_->maps.bss) {
+      // Where the old programs' vigil_active_gen is: it decides which
+      // generation the new programs get.
+      std::vector<uint8_t> value(bpf_map__value_size(pin.map));
+      const uint32_t key = 0;
+      if (bpf_map_lookup_elem(old.get(), &key, value.data()) == 0) {
+        uint64_t active = 0;
+        std::memcpy(&active, value.data() + offsetof(vigil_bpf::vigil_bpf__bss, vigil_active_gen),
+                    sizeof(active));
+        plan.my_gen = std::max(plan.my_gen, active);
+        plan.gate = true;
+      }
+    }
+    if (int err = bpf_map__reuse_fd(pin.map, old.get()); err) {
+      return Status::FromLibbpf(err, "reusing the pinned map " + pin.path);
+    }
+    pin.reused = true;
+    adopt_.maps_reused++;
+    if (is_ring) adopt_.ringbuf_reused = true;
+  }
+  // Higher than any generation that ran here (the marker is written last,
+  // the flag may be one ahead of it after a crash in between).
+  plan.my_gen = std::max(plan.my_gen, plan.old_generation) + 1;
+  skel_->rodata->vigil_my_gen = plan.my_gen;
+  return Status::Ok();
+}
+
+Status Collector::SwitchOver(PinPlan& plan) {
+  // From here on the pins are ours: a clean stop removes them all.
+  // 1. Maps: reused ones are pinned already; the others replace whatever
+  //    (incompatible) pin was there. The old ring buffer stays reachable
+  //    through plan.old_ring for the drain.
+  std::set<std::string> ours;
+  for (PinPlan::MapPin& pin : plan.maps) {
+    ours.insert(pin.path);
+    if (!pin.reused) {
+      if (::unlink(pin.path.c_str()) != 0 && errno != ENOENT) {
+        return Status::FromErrno(errno, "removing the stale pin " + pin.path);
+      }
+      if (int err = bpf_map__pin(pin.map, pin.path.c_str()); err) {
+        return Status::FromLibbpf(err, "pinning " + pin.path);
+      }
+    }
+    pinned_.push_back(pin.path);
+  }
+
+  // 2. Links. Pinned as links/<program>-<generation> (bpffs refuses dots), so a crash in the
+  //    middle leaves both sets pinned and the active one recording.
+  const uint64_t t0 = NowNs();
+  const bpf_object_skeleton* sk = skel_->skeleton;
+  auto attach = [&](bpf_program* prog, bpf_link** slot, const std::string& name) -> Status {
+    bpf_link* link = bpf_program__attach(prog);
+    if (link == nullptr) return Status::FromLibbpf(-errno, "attaching the BPF program " + name);
+    *slot = link;  // destroyed (detached) with the skeleton
+    const std::string path =
+        plan.dir + "/" + kLinksSub + "/" + name + "-" + std::to_string(plan.my_gen);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       return Status::FromErrno(errno, "removing the stale pin " + path);
     }
-    if (int err = bpf_map__pin(map, path.c_str()); err) {
+    if (int err = bpf_link__pin(link, path.c_str()); err) {
       return Status::FromLibbpf(err, "pinning " + path);
     }
-    pinned_.push_back(path);
+    pinned_links_.push_back(path);
+    return Status::Ok();
+  };
+  auto remove_old = [&](PinPlan::OldLink& old) {
+    if (old.path.empty()) return;
+    ::unlink(old.path.c_str());
+    old.fd.Reset();  // the last reference: the old program leaves its hook
+    old.path.clear();
+    adopt_.links_replaced++;
+  };
+  if (plan.gate) {
+    // The old programs share vigil_active_gen with the new ones: attach the
+    // new ones beside them (inactive), flip the flag (one store: from here
+    // the new programs record and the old ones return at once), then
+    // remove the old links. No hook is ever without an active program.
+    for (int i = 0; i < sk->prog_cnt; ++i) {
+      const auto* ps = reinterpret_cast<const bpf_prog_skeleton*>(
+          reinterpret_cast<const char*>(sk->progs) + static_cast<size_t>(i) * sk->prog_skel_sz);
+      bpf_program* prog = *ps->prog;
+      if (!bpf_program__autoload(prog) || !bpf_program__autoattach(prog)) continue;
+      VIGIL_RETURN_IF_ERROR(attach(prog, ps->link, ps->name));
+    }
+    __atomic_store_n(&skel_->bss->vigil_active_gen, plan.my_gen, __ATOMIC_SEQ_CST);
+    adopt_.gapless = true;
+    for (PinPlan::OldLink& old : plan.old_links) remove_old(old);
+  } else {
+    // Old programs that do not read our flag (fresh or incompatible .bss):
+    // hook by hook, remove the old program's link, then attach the new
+    // program. Never two programs of vigil on one hook (no duplicate
+    // records); the hook is unobserved for the time of one detach+attach.
+    for (int i = 0; i < sk->prog_cnt; ++i) {
+      const auto* ps = reinterpret_cast<const bpf_prog_skeleton*>(
+          reinterpret_cast<const char*>(sk->progs) + static_cast<size_t>(i) * sk->prog_skel_sz);
+      bpf_program* prog = *ps->prog;
+      if (!bpf_program__autoload(prog) || !bpf_program__autoattach(prog)) continue;
+      uint64_t gap_start = 0;
+      for (PinPlan::OldLink& old : plan.old_links) {
+        if (old.name != ps->name || old.path.empty()) continue;
+        if (gap_start == 0) gap_start = NowNs();
+        remove_old(old);
+      }
+      VIGIL_RETURN_IF_ERROR(attach(prog, ps->link, ps->name));
+      if (gap_start != 0) {
+        adopt_.max_hook_gap_ns = std::max(adopt_.max_hook_gap_ns, NowNs() - gap_start);
+      }
+    }
+    // Old programs this collector does not load (e.g. samples now off).
+    for (PinPlan::OldLink& old : plan.old_links) remove_old(old);
+  }
+  adopt_.switch_ns = NowNs() - t0;
+
+  // 3. An old ring buffer that could not be reused: no old program writes
+  //    to it any more, so everything it will ever hold is there (a program
+  //    still running when its link went away finishes within an RCU grace
+  //    period: consume again after a pause for those).
+  if (plan.old_ring.valid()) {
+    const uint64_t before = samples_;
+    std::unique_ptr<ring_buffer, RingDeleter> old(
+        ring_buffer__new(plan.old_ring.get(), &Collector::OnSample, this, nullptr));
+    if (!old) return Status::FromLibbpf(-errno, "opening the old ring buffer to drain it");
+    for (int pass = 0; pass < 2; ++pass) {
+      if (pass == 1) ::usleep(20'000);
+      const int n = ring_buffer__consume(old.get());
+      if (n < 0) return Status::FromLibbpf(n, "draining the old ring buffer");
+    }
+    adopt_.drained_old = true;
+    adopt_.drained_records = samples_ - before;
+    plan.old_ring.Reset();
+  }
+
+  // 4. Leftovers of another layout (pins no map of ours uses).
+  const std::string maps_dir = plan.dir + "/" + kMapsSub;
+  const std::string meta_path = maps_dir + "/" + kMetaName;
+  for (const std::string& name : DirEntries(maps_dir)) {
+    const std::string path = maps_dir + "/" + name;
+    if (path != meta_path && ours.count(path) == 0) ::unlink(path.c_str());
+  }
+  const std::string links_dir = plan.dir + "/" + kLinksSub;
+  for (const std::string& name : DirEntries(links_dir)) {
+    const std::string path = links_dir + "/" + name;
+    bool mine = false;
+    for (const std::string& p : pinned_links_) mine = mine || p == path;
+    if (!mine) ::unlink(path.c_str());
+  }
+
+  // 5. The marker, last: whoever finds it finds a complete instance.
+  if (!plan.meta.valid()) {
+    ::unlink(meta_path.c_str());
+    plan.meta.Reset(bpf_map_create(BPF_MAP_TYPE_ARRAY, kMetaName, sizeof(uint32_t),
+                                   sizeof(PinMeta), 1, nullptr));
+    if (!plan.meta.valid()) return Status::FromErrno(errno, "creating the pin marker map");
+    if (bpf_obj_pin(plan.meta.get(), meta_path.c_str()) != 0) {
+      return Status::FromErrno(errno, "pinning " + meta_path);
+    }
+  }
+  pinned_.push_back(meta_path);
+  PinMeta m{};
+  m.magic = kPinMagic;
+  m.layout_version = kPinLayoutVersion;
+  m.ringbuf_bytes = plan.new_ring_bytes;
+  m.owner_pid = static_cast<uint32_t>(::getpid());
+  m.generation = plan.my_gen;
+  m.written_boot_ns = NowNs(CLOCK_BOOTTIME);
+  const uint32_t key = 0;
+  if (bpf_map_update_elem(plan.meta.get(), &key, &m, BPF_ANY) != 0) {
+    return Status::FromErrno(errno, "writing the pin marker");
+  }
+  adopt_.generation = m.generation;
+
+  if (plan.found) {
+    adopt_.adopted = true;
+    std::string d = "adopted the instance left by a previous collector (generation " +
+                    std::to_string(plan.my_gen - 1) + "): ";
+    if (adopt_.ringbuf_reused) {
+      d += "ring buffer kept";
+    } else if (adopt_.drained_old) {
+      d += "ring buffer not reusable (" + plan.why_not_reused + "; " +
+           std::to_string(plan.old_ring_bytes) + " -> " + std::to_string(plan.new_ring_bytes) +
+           " bytes): " + std::to_string(adopt_.drained_records) +
+           " old records drained, fresh ring buffer";
+    } else {
+      d += "no old ring buffer found, fresh ring buffer";
+    }
+    d += ", " + std::to_string(adopt_.links_replaced) + " links replaced " +
+         (adopt_.gapless ? std::string("without a gap (generation flip)")
+                         : "(longest hook gap " + std::to_string(adopt_.max_hook_gap_ns / 1000) +
+                               " us)") +
+         ", " +
+         std::to_string(adopt_.maps_reused) + " maps reused, " +
+         std::to_string(adopt_.maps_replaced) + " replaced, " + std::to_string(adopt_.old_drops) +
+         " drops counted before";
+    adopt_.detail = std::move(d);
   }
   return Status::Ok();
 }
@@ -236,13 +615,24 @@ Status Collector::OpenHwCounters() {
   return Status::Ok();
 }
 
-void Collector::UnpinAgentMaps() {
+void Collector::UnpinLinks() {
+  for (const std::string& path : pinned_links_) ::unlink(path.c_str());
+  pinned_links_.clear();
+}
+
+void Collector::UnpinAll() {
+  UnpinLinks();
   for (const std::string& path : pinned_) ::unlink(path.c_str());
   pinned_.clear();
+  if (!pin_dir_.empty()) {
+    ::rmdir((pin_dir_ + "/" + kLinksSub).c_str());  // fails when not empty: fine
+    ::rmdir((pin_dir_ + "/" + kMapsSub).c_str());
+  }
 }
 
 int Collector::OnSample(void* ctx, void* data, size_t size) {
   auto* self = static_cast<Collector*>(ctx);
+  self->samples_++;
   Result<records::Record> rec =
       records::Record::Decode(std::span<const uint8_t>(static_cast<const uint8_t*>(data), size));
   if (!rec.ok()) {
@@ -278,6 +668,8 @@ Status Collector::Poll(int timeout_ms) {
 }
 
 void Collector::Detach() {
+  // A pinned link would keep its program attached after the close.
+  UnpinLinks();
   if (skel_) vigil_bpf__detach(skel_.get());
 }
 

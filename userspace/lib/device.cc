@@ -48,6 +48,26 @@ Result<vigil_info> VigilDevice::GetInfo() {
   return info;
 }
 
+Result<uint64_t> VigilDevice::Measure(const std::string& name, std::span<const uint8_t> digest) {
+  vigil_measure m;
+  std::memset(&m, 0, sizeof(m));
+  m.size = sizeof(m);
+  if (name.empty() || name.size() >= sizeof(m.name)) {
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "measurement name must be 1.." + std::to_string(sizeof(m.name) - 1) +
+                             " bytes: " + name);
+  }
+  if (digest.size() != sizeof(m.digest)) {
+    return Status::Error(ErrorCode::kInvalidArgument, "measurement digest must be SHA-256");
+  }
+  std::memcpy(m.name, name.data(), name.size());
+  std::memcpy(m.digest, digest.data(), digest.size());
+  if (::ioctl(fd_.get(), VIGIL_IOC_MEASURE, &m) != 0) {
+    return Status::FromErrno(errno, "VIGIL_IOC_MEASURE " + name);
+  }
+  return m.log_seq;
+}
+
 Result<std::vector<uint8_t>> VigilDevice::ReadAvailable() {
   std::vector<uint8_t> out;
   std::vector<uint8_t> buf(64 * 1024);

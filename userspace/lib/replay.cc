@@ -1,6 +1,7 @@
 #include "vigil/replay.h"
 
 #include <algorithm>
+#include <map>
 #include <string>
 
 namespace vigil::replay {
@@ -106,6 +107,78 @@ PcrComparison ComparePcr(const std::vector<crypto::Digest>& history, const crypt
     }
   }
   return cmp;
+}
+
+Status CheckPcrPath(const std::vector<records::Record>& verified,
+                    const std::vector<records::Record>& current, uint32_t pcr_config,
+                    uint32_t pcr_events, const PcrReader& read_pcr) {
+  // The module never rewrites a held record: where the two overlap they
+  // must be byte for byte the same.
+  std::map<uint64_t, const records::Record*> by_seq;
+  for (const records::Record& r : current) by_seq[r.seq()] = &r;
+  for (const records::Record& r : verified) {
+    auto it = by_seq.find(r.seq());
+    if (it == by_seq.end()) {
+      if (!current.empty() && r.seq() >= current.front().seq()) {
+        return Status::Error(ErrorCode::kMismatch, "log seq " + std::to_string(r.seq()) +
+                                                       " is no longer in the module's log");
+      }
+      continue;  // trimmed since
+    }
+    if (!std::ranges::equal(it->second->bytes(), r.bytes())) {
+      return Status::Error(ErrorCode::kMismatch,
+                           "log seq " + std::to_string(r.seq()) +
+                               " differs from the record the module holds now");
+    }
+  }
+  auto prefix = ReplayLog(verified);
+  if (!prefix.ok()) {
+    return Status::Error(ErrorCode::kMalformed, "replaying the verified log: " +
+                                                    prefix.status().message());
+  }
+  auto now = ReplayLog(current);
+  if (!now.ok()) {
+    return Status::Error(ErrorCode::kMalformed, "replaying the module's log: " +
+                                                    now.status().message());
+  }
+  const bool same_base = prefix->base_seq == now->base_seq;
+  for (const BankReplay& bank : now->banks) {
+    const BankReplay* old = nullptr;
+    for (const BankReplay& b : prefix->banks) {
+      if (b.alg == bank.alg) old = &b;
+    }
+    struct Which {
+      const char* name;
+      uint32_t pcr;
+      const std::vector<crypto::Digest>& history;
+      size_t needed;  // index on `history` the TPM must have reached
+    };
+    const Which checks[] = {
+        {"pcr_config", pcr_config, bank.config_history,
+         same_base && old ? old->config_history.size() - 1 : 0},
+        {"pcr_events", pcr_events, bank.events_history,
+         same_base && old ? old->events_history.size() - 1 : 0},
+    };
+    for (const Which& w : checks) {
+      auto actual = read_pcr(bank.alg, w.pcr);
+      if (!actual.ok()) return actual.status();
+      const PcrComparison cmp = ComparePcr(w.history, *actual);
+      const std::string where = std::string(w.name) + " (PCR " + std::to_string(w.pcr) + ", " +
+                                crypto::AlgName(bank.alg) + ")";
+      if (cmp.match == PcrMatch::kMismatch) {
+        return Status::Error(ErrorCode::kMismatch,
+                             where + " holds " + crypto::ToHex(*actual) +
+                                 ", which is not on the log's replay path");
+      }
+      const size_t reached = w.history.size() - 1 - cmp.pending;
+      if (reached < w.needed) {
+        return Status::Error(ErrorCode::kMismatch,
+                             where + " is " + std::to_string(w.needed - reached) +
+                                 " extends behind the verified log");
+      }
+    }
+  }
+  return Status::Ok();
 }
 
 std::string PcrMatchName(PcrMatch m) {

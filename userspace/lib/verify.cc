@@ -4,6 +4,8 @@
 #include <cstring>
 #include <utility>
 
+#include <openssl/evp.h>
+
 #include "vigil/digest.h"
 
 namespace vigil::verify {
@@ -25,12 +27,26 @@ bool SameBytes(const records::Record& a, const records::Record& b) {
          std::memcmp(a.bytes().data(), b.bytes().data(), a.bytes().size()) == 0;
 }
 
-// Chain step; SHA-256 over memory cannot fail short of OpenSSL breaking, in
-// which case the head becomes all zeros and no checkpoint will match it.
-crypto::Sha256Digest Step(const crypto::Sha256Digest& head, const records::Record& rec) {
-  auto next = crypto::Sha256({head, rec.bytes()});
-  return next.ok() ? *next : crypto::Sha256Digest{};
+}  // namespace
+
+// Chain step with one reused context (a fresh EVP_MD_CTX per record costs
+// more than hashing a small record). SHA-256 over memory cannot fail short
+// of OpenSSL breaking, in which case the head becomes all zeros and no
+// checkpoint will match it.
+crypto::Sha256Digest StreamVerifier::Step(const crypto::Sha256Digest& head,
+                                          const records::Record& rec) {
+  crypto::Sha256Digest out{};
+  unsigned int len = 0;
+  if (!md_ctx_ || EVP_DigestInit_ex(md_ctx_.get(), nullptr, nullptr) != 1 ||
+      EVP_DigestUpdate(md_ctx_.get(), head.data(), head.size()) != 1 ||
+      EVP_DigestUpdate(md_ctx_.get(), rec.bytes().data(), rec.bytes().size()) != 1 ||
+      EVP_DigestFinal_ex(md_ctx_.get(), out.data(), &len) != 1) {
+    return crypto::Sha256Digest{};
+  }
+  return out;
 }
+
+namespace {
 
 // Ranges of `missing` that fall in [first, last], clipped.
 std::vector<SeqRange> Clip(const std::vector<SeqRange>& missing, uint64_t first, uint64_t last) {
@@ -87,7 +103,17 @@ StreamVerifier::StreamVerifier(const Anchor& anchor, VerifierOptions options)
       last_cp_busy_(anchor.busy_total),
       last_cp_refused_(anchor.log_refused) {
   if (options_.reorder_window == 0) options_.reorder_window = 1;
+  // Fetched once: an implicit fetch per record takes OpenSSL's provider
+  // locks. Re-initialising with a NULL type reuses the context's digest.
+  md_ctx_.reset(EVP_MD_CTX_new());
+  EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (md_ctx_ && sha256 && EVP_DigestInit_ex2(md_ctx_.get(), sha256, nullptr) != 1) {
+    md_ctx_.reset();
+  }
+  EVP_MD_free(sha256);  // the context keeps its own reference
 }
+
+void StreamVerifier::MdCtxFree::operator()(evp_md_ctx_st* ctx) const { EVP_MD_CTX_free(ctx); }
 
 void StreamVerifier::AddFinding(Finding::Kind kind, uint64_t seq, std::string reason) {
   findings_.push_back(Finding{kind, seq, std::move(reason)});
@@ -150,6 +176,12 @@ void StreamVerifier::AddEvent(records::Record event) {
     c->others.push_back(std::move(event));
     AddFinding(Finding::Kind::kConflict, seq,
                "two different records claim seq " + Str(seq) + ": one is forged");
+    return;
+  }
+  if (seq == chained_seq_ + 1 && pending_.empty()) {
+    // In order, nothing waiting: the common case skips the reorder map.
+    ChainOne(std::move(event));
+    TryDecide(false);
     return;
   }
   std::vector<records::Record>& claims = pending_[seq];

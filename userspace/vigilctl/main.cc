@@ -22,7 +22,8 @@
 //   3 vigil module not loaded (/dev/vigil missing)
 //   4 incompatible module ABI major version
 //   5 replay mismatch (a PCR differs from the replayed log)
-//   6 malformed log (a record failed validation)
+//   6 malformed log (a record failed validation) or baseline state (wrong
+//     format or version, corrupt or truncated; the JSON pointer is named)
 //   7 vigild not running (agent commands: its pinned maps are missing)
 //
 //   vigilctl agent run --name N -- CMD...   run CMD as agent N (this process
@@ -31,6 +32,14 @@
 //   vigilctl agent track --cgroup PATH --name N   adopt a cgroup v2 directory
 //   vigilctl agent list [--json]            agents, their processes and cgroups
 //   vigilctl agent untrack --name N         stop recording agent N
+//
+//   vigilctl baseline show [--state-dir D] [--agent N] [--role R] [--json]
+//                   the per-agent baselines vigild saved in D/baselines.json
+//                   (default /var/lib/vigil), with the pooled statistics per role
+//   vigilctl baseline export [--state-dir D] [-o FILE]
+//                   the validated state, re-serialized, to stdout or FILE
+//                   (written atomically, mode 0600); the state file is never
+//                   modified. No saved state (missing D or file): exit 1
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -49,6 +58,7 @@
 #include <thread>
 #include <vector>
 
+#include "baseline_cmd.h"
 #include "vigil/agents.h"
 #include "vigil/chain.h"
 #include "vigil/device.h"
@@ -702,7 +712,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "vigilctl: inspect the vigil module, its log and the TPM.\n\n"
       "Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 vigil module not loaded "
-      "(/dev/vigil missing), 4 incompatible module ABI, 5 replay mismatch, 6 malformed log, "
+      "(/dev/vigil missing), 4 incompatible module ABI, 5 replay mismatch, 6 malformed log or "
+      "baseline state, "
       "7 vigild not running (agent commands)."};
   app.require_subcommand(1);
   app.add_option("--device", g_device, "The vigil device")->capture_default_str();
@@ -778,6 +789,26 @@ int main(int argc, char** argv) {
   auto* agent_untrack = agent->add_subcommand("untrack", "Stop recording an agent");
   agent_untrack->add_option("--name", agent_name, "Agent name")->required();
 
+  vigilctl::BaselineShowOptions baseline_show;
+  std::string baseline_out;
+  auto* baseline = app.add_subcommand(
+      "baseline", "Per-agent behavioral baselines saved by vigild (read-only)");
+  baseline->require_subcommand(1);
+  baseline->fallthrough();  // --state-dir also after show|export
+  baseline->add_option("--state-dir", baseline_show.state_dir,
+                       "vigild's state directory (holds baselines.json)")
+      ->capture_default_str();
+  auto* baseline_show_cmd = baseline->add_subcommand(
+      "show", "Per agent: phase, samples, median, MAD, p95/p99, mean/stddev, EWMA, anomalies; "
+              "pooled statistics per role");
+  baseline_show_cmd->add_option("--agent", baseline_show.agent, "Only this agent");
+  baseline_show_cmd->add_option("--role", baseline_show.role, "Only the agents of this role");
+  baseline_show_cmd->add_flag("--json", baseline_show.json, "One JSON document");
+  auto* baseline_export = baseline->add_subcommand(
+      "export", "Validate the state and write it re-serialized (canonical JSON)");
+  baseline_export->add_option("-o,--output", baseline_out,
+                              "Write to this file (atomically, mode 0600) instead of stdout");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -792,6 +823,10 @@ int main(int argc, char** argv) {
     if (*agent_track) return CmdAgentTrack(pin_dir, agent_name, agent_pid, agent_cgroup);
     if (*agent_list) return CmdAgentList(pin_dir, json_out);
     if (*agent_untrack) return CmdAgentUntrack(pin_dir, agent_name);
+    if (*baseline_show_cmd) return vigilctl::CmdBaselineShow(baseline_show);
+    if (*baseline_export) {
+      return vigilctl::CmdBaselineExport(baseline_show.state_dir, baseline_out);
+    }
     if (*verify_chain) {
       return CmdVerifyChain(json_out, chain_events, chain_log, chain_start_seq, chain_start_head);
     }

@@ -1,12 +1,17 @@
-// vigild: loads vigil's BPF programs, pins the agent maps (for `vigilctl
-// agent`), prints one JSON line per event on stdout and a summary with
-// counts (drops included) on stderr at exit. Records tracked agents only,
-// or every process with --all-processes.
+// vigild: loads vigil's BPF programs and consumes their ring buffer and the
+// module's log; verifies every committed record against the module's
+// checkpoints (chain, TPM signature, PCR replay) and prints one verdict per
+// checkpoint; learns per-agent baselines and prints alerts; serves
+// Prometheus metrics on loopback; keeps its state in a directory so a
+// restart resumes where it stopped. One JSON object per line on stdout (or
+// --output): records, checkpoint verdicts, findings and alerts, told apart
+// by "type". A summary with counts goes to stderr at exit.
 //
-// Exit codes: 0 clean stop (signal or --duration), 1 runtime error
-// (not root, no kernel BTF, load/attach failure), 2 usage error.
+// Exit codes: 0 clean stop (signal or --duration), 1 runtime error (not
+// root, no kernel BTF, load/attach failure, corrupt state), 2 usage error.
 #include <fcntl.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -14,17 +19,31 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
+#include "pipeline.h"
+#include "state.h"
 #include "vigil/agents.h"
+#include "vigil/baseline/store.h"
 #include "vigil/collector.h"
+#include "vigil/device.h"
+#include "vigil/digest.h"
 #include "vigil/format.h"
+#include "vigil/metrics.h"
 #include "vigil/records.h"
+#include "vigil/replay.h"
 #include "vigil/status.h"
+#include "vigil/tpm.h"
 #include "vigil/unique_fd.h"
+#include "vigil/verify.h"
 
 namespace {
+
+using nlohmann::json;
+namespace daemon = vigil::daemon;
 
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
@@ -32,6 +51,7 @@ constexpr int kExitUsage = 2;
 // --duration's upper bound (about 115 days); larger values overflow the
 // steady_clock deadline.
 constexpr double kMaxDurationS = 1e7;
+constexpr char kDefaultMetrics[] = "127.0.0.1:9477";
 
 volatile sig_atomic_t g_stop = 0;
 
@@ -48,14 +68,21 @@ void InstallSignalHandlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
+uint64_t ClockNs(clockid_t clock) {
+  struct timespec ts;
+  clock_gettime(clock, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
 // Written only once the programs are attached; renamed into place so a
 // reader never sees a partial file.
-vigil::Status WriteReadyFile(const std::string& path, bool module) {
+vigil::Status WriteReadyFile(const std::string& path, bool module, uint16_t metrics_port) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
     if (!out) return vigil::Status::FromErrno(errno, "creating " + tmp);
-    out << "pid=" << ::getpid() << " module=" << (module ? 1 : 0) << "\n";
+    out << "pid=" << ::getpid() << " module=" << (module ? 1 : 0)
+        << " metrics_port=" << metrics_port << "\n";
     if (!out.flush()) return vigil::Status::FromErrno(errno, "writing " + tmp);
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -74,7 +101,6 @@ struct EventCounts {
   uint64_t committed = 0;
   uint64_t uncommitted = 0;
   uint64_t decode_errors = 0;
-  uint64_t format_errors = 0;
   uint64_t raw_skipped = 0;  // uncommitted records kept out of --raw-out
 };
 
@@ -95,6 +121,8 @@ struct Config {
   double duration_s = 0;
   std::string ready_file;
   std::string raw_out;
+  std::string output = "-";
+  bool no_records = false;
   uint32_t ringbuf_bytes = 0;
   bool no_module = false;
   bool verbose = false;
@@ -103,46 +131,241 @@ struct Config {
   uint32_t sample_ms = 0;
   bool syscalls = false;
   std::string hw = "auto";
+  std::string state_dir = daemon::kDefaultStateDir;
+  bool no_state = false;
+  bool reset_state = false;
+  double state_interval_s = 1.0;
+  std::string metrics = kDefaultMetrics;
+  std::string tcti = vigil::tpm::kDefaultTcti;
+  bool no_pcr_check = false;
+  uint32_t reorder_window = 4096;
+  double checkpoint_wait_s = 5.0;
+  uint64_t learn_samples = 100;
+  double threshold = 6.0;
+  bool no_measure = false;
+
+  // What MEASURE records as the configuration: every option that changes
+  // what vigild verifies, learns or reports (not where it writes).
+  std::string Canonical() const {
+    return json{{"all_processes", all_processes},   {"checkpoint_wait_s", checkpoint_wait_s},
+                {"hw", hw},                         {"learn_samples", learn_samples},
+                {"metrics", metrics},               {"no_module", no_module},
+                {"no_pcr_check", no_pcr_check},     {"no_state", no_state},
+                {"reorder_window", reorder_window}, {"ringbuf_bytes", ringbuf_bytes},
+                {"sample_ms", sample_ms},           {"state_dir", state_dir},
+                {"syscalls", syscalls},             {"tcti", tcti},
+                {"threshold", threshold}}
+        .dump();
+  }
+};
+
+void Say(const std::string& msg) { std::cerr << "vigild: " << msg << "\n"; }
+
+// Loads one state file through `parse`, or explains why vigild stops. With
+// --reset-state a bad file is moved aside (named in the message) instead.
+template <typename T, typename Parse>
+vigil::Result<std::optional<T>> LoadState(daemon::StateDir& dir, const std::string& name,
+                                          bool reset, Parse parse) {
+  auto text = dir.Read(name);
+  if (!text.ok()) return text.status();
+  if (!text->has_value()) return std::optional<T>();
+  vigil::Result<T> parsed = parse(**text);
+  if (parsed.ok()) return std::optional<T>(std::move(parsed).value());
+  const std::string where = dir.path() + "/" + name;
+  if (!reset) {
+    return vigil::Status::Error(parsed.status().code(),
+                                "state file " + where + " is unusable: " +
+                                    parsed.status().message() +
+                                    "; it was left as it is. Fix or remove it, or start with "
+                                    "--reset-state to move it aside");
+  }
+  auto aside = dir.MoveAside(name);
+  if (!aside.ok()) return aside.status();
+  Say("--reset-state: " + where + " was unusable (" + parsed.status().message() +
+      "); moved to " + dir.path() + "/" + *aside);
+  return std::optional<T>();
+}
+
+vigil::Result<vigil::crypto::Sha256Digest> HashFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return vigil::Status::FromErrno(errno, "open " + path);
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return vigil::crypto::Sha256(
+      {std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size())});
+}
+
+// Where verification starts when there is no usable saved anchor: the last
+// checkpoint in the log (events before it were not seen by this vigild), or
+// seq 0 when the module has made none.
+vigil::verify::Anchor AnchorFromLog(const vigil_info& info,
+                                    const std::vector<vigil::records::Record>& log) {
+  vigil::verify::Anchor a;
+  std::memcpy(a.instance_id.data(), info.instance_id, VIGIL_ID_LEN);
+  auto init = vigil::chain::InitialChain(a.instance_id);
+  if (init.ok()) a.chain_head = *init;
+  for (const vigil::records::Record& r : log) {
+    auto cp = r.As<vigil_log_checkpoint>();
+    if (!cp || std::memcmp(cp->instance_id, info.instance_id, VIGIL_ID_LEN) != 0) continue;
+    a.last_seq = cp->last_seq;
+    std::memcpy(a.chain_head.data(), cp->chain_head, VIGIL_DIGEST_LEN);
+    auto d = vigil::crypto::Sha256({r.bytes()});
+    if (d.ok()) a.checkpoint_digest = *d;
+    a.checkpoint_log_seq = r.seq();
+    a.drops_total = cp->drops_total;
+    a.busy_total = cp->busy_total;
+    a.log_refused = cp->log_refused;
+  }
+  return a;
+}
+
+// The TPM side of the verifier's PCR check: re-reads the module's whole log
+// (the TPM may already hold extends the verifier has not read), replays it
+// and places every bank's PCRs; retried when a checkpoint lands between the
+// log read and the PCR read.
+class PcrChecker {
+ public:
+  PcrChecker(std::string tcti, const vigil_info& info) : tcti_(std::move(tcti)), info_(info) {}
+
+  vigil::Status operator()(const std::vector<vigil::records::Record>& verified) {
+    if (!esys_) {
+      auto ctx = vigil::tpm::EsysContext::Open(tcti_);
+      if (!ctx.ok()) {
+        return vigil::Status::Error(vigil::ErrorCode::kUnavailable,
+                                    "TPM " + tcti_ + ": " + ctx.status().message());
+      }
+      esys_.emplace(std::move(ctx).value());
+    }
+    auto reader = [this](uint16_t alg, uint32_t pcr) { return esys_->PcrRead(alg, pcr); };
+    vigil::Status last;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto dev = vigil::device::VigilDevice::Open();
+      if (!dev.ok()) return dev.status();
+      auto bytes = dev->ReadAvailable();
+      if (!bytes.ok()) return bytes.status();
+      auto current = vigil::records::DecodeStream(*bytes);
+      if (!current.ok()) return current.status();
+      last = vigil::replay::CheckPcrPath(verified, *current, info_.pcr_config, info_.pcr_events,
+                                         reader);
+      if (last.code() != vigil::ErrorCode::kMismatch) return last;
+    }
+    return last;
+  }
+
+ private:
+  std::string tcti_;
+  vigil_info info_;
+  std::optional<vigil::tpm::EsysContext> esys_;
 };
 
 int Run(const Config& cfg) {
-  const double duration_s = cfg.duration_s;
-  const std::string& ready_file = cfg.ready_file;
-  const std::string& raw_out = cfg.raw_out;
-  const bool verbose = cfg.verbose;
   if (::geteuid() != 0) {
-    std::cerr << "vigild: must run as root (loading BPF programs needs CAP_BPF, "
-                 "CAP_PERFMON and CAP_SYS_ADMIN)\n";
+    Say("must run as root (loading BPF programs needs CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)");
     return kExitError;
   }
   if (::access(vigil::bpf::kVmlinuxBtfPath, R_OK) != 0) {
-    std::cerr << "vigild: " << vigil::bpf::kVmlinuxBtfPath
-              << " is missing: the kernel needs CONFIG_DEBUG_INFO_BTF=y for CO-RE programs\n";
+    Say(std::string(vigil::bpf::kVmlinuxBtfPath) +
+        " is missing: the kernel needs CONFIG_DEBUG_INFO_BTF=y for CO-RE programs");
     return kExitError;
   }
-  vigil::bpf::SetLibbpfVerbosity(verbose);
+  vigil::bpf::SetLibbpfVerbosity(cfg.verbose);
 
-  vigil::UniqueFd raw_fd;
-  if (!raw_out.empty()) {
-    raw_fd.Reset(::open(raw_out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-    if (!raw_fd.valid()) {
-      std::cerr << "vigild: " << vigil::Status::FromErrno(errno, "open " + raw_out).ToString()
-                << "\n";
+  // Outputs.
+  std::ofstream out_file;
+  if (cfg.output != "-") {
+    out_file.open(cfg.output, std::ios::app);
+    if (!out_file) {
+      Say(vigil::Status::FromErrno(errno, "open --output " + cfg.output).ToString());
       return kExitError;
     }
   }
-  uint64_t raw_errors = 0;
+  std::ostream& out = cfg.output == "-" ? std::cout : out_file;
+  vigil::UniqueFd raw_fd;
+  if (!cfg.raw_out.empty()) {
+    raw_fd.Reset(::open(cfg.raw_out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!raw_fd.valid()) {
+      Say(vigil::Status::FromErrno(errno, "open " + cfg.raw_out).ToString());
+      return kExitError;
+    }
+  }
 
+  // Saved state: loaded whole or not at all; a bad file stops vigild.
+  vigil::baseline::BaselineConfig bcfg;
+  bcfg.learn_samples = cfg.learn_samples;
+  bcfg.threshold = cfg.threshold;
+  auto fresh_store = vigil::baseline::BaselineStore::Create(bcfg);
+  if (!fresh_store.ok()) {
+    Say("baseline settings: " + fresh_store.status().ToString());
+    return kExitUsage;
+  }
+  std::optional<daemon::StateDir> state;
+  std::optional<vigil::baseline::BaselineStore> store;
+  std::optional<daemon::VerifierState> saved;
+  std::vector<vigil::records::Record> saved_open;
+  if (!cfg.no_state) {
+    auto dir = daemon::StateDir::Open(cfg.state_dir);
+    if (!dir.ok()) {
+      Say(dir.status().ToString());
+      return kExitError;
+    }
+    state.emplace(std::move(dir).value());
+    auto b = LoadState<vigil::baseline::BaselineStore>(
+        *state, daemon::kBaselinesFile, cfg.reset_state,
+        [&](const std::string& text) -> vigil::Result<vigil::baseline::BaselineStore> {
+          auto parsed = vigil::baseline::BaselineStore::Parse(text, bcfg);
+          if (parsed.ok()) return std::move(parsed).value();
+          return vigil::Status::Error(vigil::ErrorCode::kMalformed,
+                                      parsed.status().ToString());
+        });
+    if (!b.ok()) {
+      Say(b.status().message());
+      return kExitError;
+    }
+    if (b->has_value()) store.emplace(std::move(**b));
+    auto v = LoadState<daemon::VerifierState>(*state, daemon::kVerifierFile, cfg.reset_state,
+                                              daemon::ParseVerifierState);
+    if (!v.ok()) {
+      Say(v.status().message());
+      return kExitError;
+    }
+    saved = std::move(v).value();
+    if (saved) {
+      auto o = LoadState<std::vector<vigil::records::Record>>(
+          *state, daemon::kOpenEventsFile, cfg.reset_state, [&](const std::string& bytes) {
+            return daemon::ParseOpenEvents(bytes, saved->anchor.last_seq);
+          });
+      if (!o.ok()) {
+        Say(o.status().message());
+        return kExitError;
+      }
+      if (o->has_value()) saved_open = std::move(**o);
+    }
+    Say("state in " + cfg.state_dir + ": " +
+        (store ? std::to_string(store->agent_count()) + " agent baselines loaded"
+               : std::string("no saved baselines")) +
+        (saved ? ", verifier anchor at seq " + std::to_string(saved->anchor.last_seq) +
+                     " with " + std::to_string(saved_open.size()) + " open events"
+               : std::string(", no saved verifier state")));
+  }
+  if (!store) store.emplace(std::move(fresh_store).value());
+
+  // The BPF side. Records wait in the ring buffer until the first Poll, so
+  // the pipeline can be built after the programs are attached.
   EventCounts counts;
-  // Set once the collector says whether the module commits records.
+  uint64_t raw_errors = 0;
   bool module_commits = false;
-  // Runs inside libbpf's ring buffer callback: it must not throw (the
-  // collector also catches, as a last resort).
-  auto handler = [&counts, &raw_fd, &raw_errors,
-                  &module_commits](const vigil::Result<vigil::records::Record>& rec) {
+  daemon::Pipeline* pipeline = nullptr;
+  // Records the collector hands over before the pipeline exists (the old
+  // ring buffer of an incompatible pinned instance is drained in Start()).
+  std::vector<vigil::records::Record> early;
+  std::vector<std::string> early_errors;
+  auto handler = [&](const vigil::Result<vigil::records::Record>& rec) {
     if (!rec.ok()) {
       counts.decode_errors++;
-      std::cerr << "vigild: bad ring buffer record: " << rec.status().ToString() << "\n";
+      if (pipeline) {
+        pipeline->OnDecodeError(rec.status().ToString());
+      } else {
+        early_errors.push_back(rec.status().ToString());
+      }
       return;
     }
     counts.events++;
@@ -152,18 +375,13 @@ int Run(const Config& cfg) {
     if (rec->type() == VIGIL_EV_AGENT) counts.agent++;
     if (rec->type() == VIGIL_EV_SAMPLE) counts.sample++;
     (rec->committed() ? counts.committed : counts.uncommitted)++;
-    // Flushed once per poll, not per record: a write() per record costs
-    // the traced workload CPU time on small machines.
-    try {
-      std::cout << vigil::format::Dump(vigil::format::RecordToJson(*rec)) << '\n';
-    } catch (const std::exception& e) {
-      counts.format_errors++;
-      std::cerr << "vigild: cannot format record seq " << rec->seq() << ": " << e.what() << "\n";
+    if (pipeline) {
+      pipeline->OnEvent(*rec, ClockNs(CLOCK_REALTIME));
+    } else {
+      early.push_back(*rec);
     }
-    if (!std::cout) g_stop = 1;  // stdout is gone: stop, the summary says so
-    // With the module, only committed records are in the chain: an
-    // uncommitted one (vigil_commit failed: counted by the module as busy or
-    // rejected) would break `vigilctl verify-chain`.
+    if (!out) g_stop = 1;  // the output is gone: stop, the summary says so
+    // With the module, only committed records are in the chain.
     if (raw_fd.valid()) {
       if (module_commits && !rec->committed()) {
         counts.raw_skipped++;
@@ -185,65 +403,294 @@ int Run(const Config& cfg) {
                                          : vigil::bpf::CollectorOptions::Hw::kAuto;
   auto collector = vigil::bpf::Collector::Start(options, handler);
   if (!collector.ok()) {
-    std::cerr << "vigild: " << collector.status().ToString() << "\n";
+    Say(collector.status().ToString());
     return kExitError;
   }
   const vigil::bpf::ModuleKfuncs module = (*collector)->module();
   module_commits = module.commit;
-  std::cerr << "vigild: attached; vigil module "
-            << (module.commit ? "present: events are committed"
-                              : "absent: events are not committed (flag no_module)")
-            << "\n";
-  std::cerr << "vigild: recording "
-            << (cfg.all_processes ? "every process (--all-processes)"
-                                  : "tracked agents only (vigilctl agent ...)")
-            << "; agent maps pinned under " << (cfg.pin_dir.empty() ? "(none)" : cfg.pin_dir)
-            << "\n";
+  if (const vigil::bpf::AdoptStatus& adopt = (*collector)->adopted(); !adopt.detail.empty()) {
+    Say(adopt.detail);
+  }
+  Say(std::string("attached; vigil module ") +
+      (module.commit ? "present: events are committed and verified"
+                     : "absent: events are not committed, so they are unattested (never "
+                       "verified)"));
+  Say("recording " +
+      std::string(cfg.all_processes ? "every process (--all-processes)"
+                                    : "tracked agents only (vigilctl agent ...)") +
+      "; agent maps pinned under " + (cfg.pin_dir.empty() ? "(none)" : cfg.pin_dir));
   if (cfg.sample_ms != 0) {
     const vigil::bpf::HwStatus& hw = (*collector)->hw();
-    std::cerr << "vigild: samples every >= " << cfg.sample_ms << " ms per agent; syscalls "
-              << (cfg.syscalls ? "counted" : "not counted (--syscalls)") << "; hardware counters: "
-              << (hw.measured   ? "cycles and instructions measured"
-                  : hw.injected ? "INJECTED synthetic values (--hw inject-test), not measurements"
-                                : hw.why_not)
-              << "\n";
+    Say("samples every >= " + std::to_string(cfg.sample_ms) + " ms per agent; syscalls " +
+        (cfg.syscalls ? "counted" : "not counted (--syscalls)") + "; hardware counters: " +
+        (hw.measured   ? "cycles and instructions measured"
+         : hw.injected ? "INJECTED synthetic values (--hw inject-test), not measurements"
+                       : hw.why_not));
   }
-  if (!ready_file.empty()) {
-    if (vigil::Status st = WriteReadyFile(ready_file, module.commit); !st.ok()) {
-      std::cerr << "vigild: " << st.ToString() << "\n";
+
+  // The module side: anchor, verifier, self-measurement.
+  std::optional<vigil::device::VigilDevice> device;
+  std::optional<vigil::verify::StreamVerifier> verifier;
+  std::vector<vigil::records::Record> initial_log;
+  std::optional<vigil_info> info;
+  if (module.commit) {
+    auto dev = vigil::device::VigilDevice::Open();
+    if (!dev.ok()) {
+      Say("the module's kfuncs are there but " + dev.status().ToString());
+      return kExitError;
+    }
+    auto version = dev->GetVersion();
+    if (!version.ok()) {
+      Say(version.status().ToString());
+      return kExitError;
+    }
+    if (vigil::Status st = vigil::device::CheckAbi(*version); !st.ok()) {
+      Say(st.ToString());
+      return kExitError;
+    }
+    auto got = dev->GetInfo();
+    if (!got.ok()) {
+      Say(got.status().ToString());
+      return kExitError;
+    }
+    info = *got;
+    auto bytes = dev->ReadAvailable();
+    if (!bytes.ok()) {
+      Say(bytes.status().ToString());
+      return kExitError;
+    }
+    auto log = vigil::records::DecodeStream(*bytes);
+    if (!log.ok()) {
+      Say("the module's log does not decode: " + log.status().ToString());
+      return kExitError;
+    }
+    initial_log = std::move(log).value();
+    vigil::verify::Anchor anchor;
+    const bool same_instance =
+        saved && std::memcmp(saved->anchor.instance_id.data(), info->instance_id,
+                             VIGIL_ID_LEN) == 0;
+    if (same_instance) {
+      anchor = saved->anchor;
+      Say("resuming verification after seq " + std::to_string(anchor.last_seq) +
+          " (checkpoint at log seq " + std::to_string(anchor.checkpoint_log_seq) + ")");
+    } else {
+      if (saved) {
+        Say("the saved verifier state belongs to another module instance (reboot or reload): "
+            "verification starts again from the module's log; baselines are kept");
+        saved_open.clear();
+        saved->log_saved_seq = 0;
+        saved->agent_names.clear();
+      }
+      anchor = AnchorFromLog(*info, initial_log);
+      Say("verification starts after seq " + std::to_string(anchor.last_seq) +
+          (anchor.checkpoint_log_seq ? " (the last checkpoint in the log)" : " (no checkpoint yet)"));
+    }
+    vigil::verify::VerifierOptions vopt;
+    vopt.reorder_window = cfg.reorder_window;
+    vopt.checkpoint_wait_ns = static_cast<uint64_t>(cfg.checkpoint_wait_s * 1e9);
+    const bool tpm = (info->tpm_flags & VIGIL_TPM_PRESENT) != 0;
+    if (tpm && !cfg.no_pcr_check) {
+      // std::function needs a copyable target; the ESYS context is not.
+      auto checker = std::make_shared<PcrChecker>(cfg.tcti, *info);
+      vopt.pcr_check = [checker](const std::vector<vigil::records::Record>& log) {
+        return (*checker)(log);
+      };
+    }
+    Say(std::string("PCR replay check: ") +
+        (cfg.no_pcr_check ? "off (--no-pcr-check): verdicts say pcr_checked=false"
+         : tpm            ? "against the TPM at " + cfg.tcti
+                          : "none (the module runs without a TPM)"));
+    verifier.emplace(anchor, std::move(vopt));
+    device.emplace(std::move(dev).value());
+  }
+
+  vigil::metrics::Registry registry;
+  daemon::PipelineOptions popt;
+  popt.emit_records = !cfg.no_records;
+  auto made = daemon::Pipeline::Create(out, registry, std::move(*store), std::move(verifier), popt);
+  if (!made.ok()) {
+    Say(made.status().ToString());
+    return kExitError;
+  }
+  std::unique_ptr<daemon::Pipeline> pipe = std::move(made).value();
+  if (saved) pipe->SetAgentNames(saved->agent_names);
+  uint64_t log_saved_seq = saved ? saved->log_saved_seq : 0;
+  std::string pending_log_bytes;  // log records for log.bin, written at the next save
+  if (state) {
+    pipe->set_verdict_sink([&](const std::string& line) {
+      if (vigil::Status st = state->Append(daemon::kVerdictsFile, line + "\n"); !st.ok()) {
+        Say(st.ToString());
+      }
+    });
+  }
+  auto feed_log = [&](std::vector<vigil::records::Record>& records) {
+    for (vigil::records::Record& r : records) {
+      if (state && r.seq() > log_saved_seq) {
+        pending_log_bytes.append(reinterpret_cast<const char*>(r.bytes().data()),
+                                 r.bytes().size());
+        log_saved_seq = r.seq();
+      }
+      pipe->OnLog(std::move(r));
+    }
+  };
+  feed_log(initial_log);
+  for (vigil::records::Record& r : saved_open) pipe->OnEvent(std::move(r), ClockNs(CLOCK_REALTIME));
+  for (const std::string& e : early_errors) pipe->OnDecodeError(e);
+  for (vigil::records::Record& r : early) pipe->OnEvent(std::move(r), ClockNs(CLOCK_REALTIME));
+  early.clear();
+  pipeline = pipe.get();
+
+  auto counters_family = registry.AddCounter(
+      "vigil_bpf_drops_total", "Records the BPF programs could not deliver, by type", {"type"});
+  auto errors_family = registry.AddCounter("vigil_bpf_errors_total",
+                                           "Failures inside the BPF programs, by kind", {"kind"});
+  auto mirror_counters = [&]() {
+    auto c = (*collector)->ReadCounters();
+    if (!c.ok() || !counters_family.ok() || !errors_family.ok()) return;
+    for (unsigned t = 1; t < c->drops.size(); ++t) {
+      (*counters_family)->Set({std::string(vigil::records::TypeName(static_cast<uint16_t>(t)))},
+                              static_cast<double>(c->drops[t]));
+    }
+    for (unsigned i = 0; i < c->errors.size(); ++i) {
+      (*errors_family)->Set({vigil::bpf::BpfErrorName(i)}, static_cast<double>(c->errors[i]));
+    }
+  };
+
+  // The collector measures itself into pcr_config before it reports.
+  if (device && !cfg.no_measure) {
+    auto exe = HashFile("/proc/self/exe");
+    const std::string canonical = cfg.Canonical();
+    auto conf = vigil::crypto::Sha256(
+        {std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(canonical.data()),
+                                  canonical.size())});
+    if (!exe.ok() || !conf.ok()) {
+      Say("cannot hash the binary or the configuration: " +
+          (exe.ok() ? conf.status() : exe.status()).ToString());
+      return kExitError;
+    }
+    for (const auto& [name, digest] :
+         {std::pair<std::string, vigil::crypto::Sha256Digest>{"vigild", *exe},
+          {"vigild-config", *conf}}) {
+      auto log_seq = device->Measure(name, digest);
+      if (!log_seq.ok()) {
+        Say("MEASURE " + name + ": " + log_seq.status().ToString());
+        return kExitError;
+      }
+      out << vigil::format::Dump(json{{"type", "measure"},
+                                      {"name", name},
+                                      {"digest", vigil::crypto::ToHex(digest)},
+                                      {"log_seq", *log_seq}})
+          << '\n';
+    }
+    Say("measured the binary and configuration " + canonical + " into pcr_config");
+  }
+
+  std::unique_ptr<vigil::metrics::Server> metrics_server;
+  if (!cfg.metrics.empty()) {
+    auto server = vigil::metrics::Server::Start(cfg.metrics, registry);
+    if (!server.ok()) {
+      Say("--metrics: " + server.status().ToString());
+      return kExitError;
+    }
+    metrics_server = std::move(server).value();
+    Say("Prometheus metrics on http://" + cfg.metrics.substr(0, cfg.metrics.rfind(':')) + ":" +
+        std::to_string(metrics_server->port()) + "/metrics");
+  }
+
+  auto save_state = [&]() -> vigil::Status {
+    if (!state) return vigil::Status::Ok();
+    if (!pending_log_bytes.empty()) {
+      VIGIL_RETURN_IF_ERROR(state->Append(daemon::kLogFile, pending_log_bytes));
+      pending_log_bytes.clear();
+    }
+    VIGIL_RETURN_IF_ERROR(state->WriteAtomic(daemon::kBaselinesFile, pipe->store().Serialize()));
+    if (vigil::verify::StreamVerifier* v = pipe->verifier()) {
+      daemon::VerifierState vs;
+      vs.anchor = v->anchor();
+      vs.log_saved_seq = log_saved_seq;
+      vs.agent_names = pipe->AgentNames();
+      vs.saved_at_ns = ClockNs(CLOCK_REALTIME);
+      VIGIL_RETURN_IF_ERROR(
+          state->WriteAtomic(daemon::kVerifierFile, daemon::SerializeVerifierState(vs)));
+      VIGIL_RETURN_IF_ERROR(state->WriteAtomic(daemon::kOpenEventsFile,
+                                               daemon::SerializeOpenEvents(v->OpenEvents())));
+    }
+    return vigil::Status::Ok();
+  };
+
+  if (!cfg.ready_file.empty()) {
+    if (vigil::Status st = WriteReadyFile(cfg.ready_file, module.commit,
+                                          metrics_server ? metrics_server->port() : 0);
+        !st.ok()) {
+      Say(st.ToString());
       return kExitError;
     }
   }
 
   int rc = kExitOk;
+  auto read_log = [&]() {
+    if (!device) return;
+    auto bytes = device->ReadAvailable();
+    if (!bytes.ok()) {
+      pipe->OnLogError(bytes.status().ToString());
+      return;
+    }
+    if (bytes->empty()) return;
+    auto records = vigil::records::DecodeStream(*bytes);
+    if (!records.ok()) {
+      pipe->OnLogError("the module's log stream does not decode: " + records.status().message());
+      return;
+    }
+    feed_log(*records);
+  };
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                            std::chrono::duration<double>(duration_s));
+                            std::chrono::duration<double>(cfg.duration_s));
+  const uint64_t save_every_ns = static_cast<uint64_t>(cfg.state_interval_s * 1e9);
+  uint64_t next_save_ns = ClockNs(CLOCK_MONOTONIC) + save_every_ns;
   while (!g_stop) {
-    if (duration_s > 0 && std::chrono::steady_clock::now() >= deadline) break;
+    if (cfg.duration_s > 0 && std::chrono::steady_clock::now() >= deadline) break;
     if (vigil::Status st = (*collector)->Poll(100); !st.ok()) {
-      std::cerr << "vigild: " << st.ToString() << "\n";
+      Say(st.ToString());
       rc = kExitError;
       break;
     }
-    std::cout.flush();
-    if (!std::cout) g_stop = 1;
+    read_log();
+    const uint64_t now = ClockNs(CLOCK_MONOTONIC);
+    pipe->Tick(now, ClockNs(CLOCK_REALTIME));
+    mirror_counters();
+    out.flush();
+    if (!out) g_stop = 1;
+    if (now >= next_save_ns) {
+      next_save_ns = now + save_every_ns;
+      if (vigil::Status st = save_state(); !st.ok()) Say("saving state: " + st.ToString());
+    }
   }
   // Detach first so nothing is submitted after the drain, then drain, then
-  // read the counters: every committed record reaches stdout and --raw-out.
+  // read the counters: every committed record reaches the output.
   (*collector)->Detach();
   if (vigil::Status st = (*collector)->Drain(); !st.ok()) {
-    std::cerr << "vigild: " << st.ToString() << "\n";
+    Say(st.ToString());
     rc = kExitError;
   }
-  std::cout.flush();
+  read_log();
+  pipe->Tick(ClockNs(CLOCK_MONOTONIC), ClockNs(CLOCK_REALTIME));
+  // With a state directory, undecided checkpoints wait for the next start;
+  // without one they are decided now, missing events counting as loss.
+  if (!state) pipe->Finish();
+  mirror_counters();
+  if (vigil::Status st = save_state(); !st.ok()) {
+    Say("saving state: " + st.ToString());
+    rc = kExitError;
+  }
+  out.flush();
 
   auto counters = (*collector)->ReadCounters();
   std::cerr << "vigild: summary events=" << counts.events << " exec=" << counts.exec
- << " exit=" << counts.exit << " fork=" << counts.fork
-            << " agent=" << counts.agent << " sample=" << counts.sample << " committed=" << counts.committed
+            << " exit=" << counts.exit << " fork=" << counts.fork << " agent=" << counts.agent
+            << " sample=" << counts.sample << " committed=" << counts.committed
             << " uncommitted=" << counts.uncommitted << " decode_errors=" << counts.decode_errors
-            << " format_errors=" << counts.format_errors;
+            << " format_errors=" << pipe->format_errors();
   if (raw_fd.valid()) std::cerr << " raw_out_skipped_uncommitted=" << counts.raw_skipped;
   if (counters.ok()) {
     std::cerr << " drops=" << counters->TotalDrops();
@@ -254,47 +701,73 @@ int Run(const Config& cfg) {
     std::cerr << " drops=unknown (" << counters.status().ToString() << ")";
     rc = kExitError;
   }
-  std::cerr << " module=" << (module.commit ? 1 : 0) << "\n";
-  if (!std::cout) {
-    std::cerr << "vigild: writing events to stdout failed\n";
+  std::cerr << " module=" << (module.commit ? 1 : 0);
+  if (const vigil::verify::StreamVerifier* v = pipe->verifier()) {
+    const auto& c = v->counters();
+    for (size_t i = 0; i < vigil::verify::kVerdictCount; ++i) {
+      std::cerr << " " << vigil::verify::VerdictName(static_cast<vigil::verify::Verdict>(i))
+                << "=" << c.verdicts[i];
+    }
+    std::cerr << " chained=" << c.chained << " late=" << c.late
+              << " duplicates=" << c.duplicates << " conflicts=" << c.conflicts;
+  } else {
+    std::cerr << " unattested=" << counts.events;
+  }
+  std::cerr << " alerts=" << pipe->alerts() << "\n";
+  if (!out) {
+    Say("writing to " + std::string(cfg.output == "-" ? "stdout" : cfg.output) + " failed");
     rc = kExitError;
   }
-  if (!ready_file.empty()) ::unlink(ready_file.c_str());
+  if (!cfg.ready_file.empty()) ::unlink(cfg.ready_file.c_str());
   if (raw_errors != 0) {
-    std::cerr << "vigild: " << raw_errors << " events could not be written to " << raw_out << "\n";
+    Say(std::to_string(raw_errors) + " events could not be written to " + cfg.raw_out);
     rc = kExitError;
   }
   return rc;
+}
+
+// A CLI11 validator for a number of seconds in [lo, hi].
+CLI::Validator Seconds(const std::string& flag, double lo, double hi) {
+  return CLI::Validator(
+      [flag, lo, hi](std::string& value) -> std::string {
+        double d = 0;
+        try {
+          size_t used = 0;
+          d = std::stod(value, &used);
+          if (used != value.size()) throw std::invalid_argument(value);
+        } catch (const std::exception&) {
+          return flag + " must be a number of seconds, got " + value;
+        }
+        // !(a <= b) also rejects NaN.
+        if (!(d >= lo && d <= hi)) {
+          std::ostringstream msg;
+          msg << flag << " must be between " << lo << " and " << hi << " seconds, got " << value;
+          return msg.str();
+        }
+        return {};
+      },
+      "SECONDS");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "vigild: collect agent events (exec/exit/fork/samples) from the kernel through BPF "
-      "and print one JSON object per line.\n\nExit codes: 0 clean stop, 1 runtime error, 2 usage error."};
+      "vigild: collect agent events from the kernel through BPF, verify them against the vigil "
+      "module's TPM-signed checkpoints, learn per-agent baselines, and print one JSON object "
+      "per line (\"type\": a record type, \"checkpoint\", \"finding\", \"alert\" or "
+      "\"measure\").\n\nExit codes: 0 clean stop, 1 runtime error, 2 usage error."};
+  app.set_config("--config", "", "Read options from an INI/TOML file (same names as the flags)");
   Config cfg;
   app.add_option("--duration", cfg.duration_s,
                  "Stop after SECONDS, at most 1e7 (default: run until SIGINT/SIGTERM)")
-      ->check(CLI::Validator(
-          [](std::string& value) -> std::string {
-            double d = 0;
-            try {
-              size_t used = 0;
-              d = std::stod(value, &used);
-              if (used != value.size()) throw std::invalid_argument(value);
-            } catch (const std::exception&) {
-              return "--duration must be a number of seconds, got " + value;
-            }
-            // !(a <= b) also rejects NaN.
-            if (!(d >= 0 && d <= kMaxDurationS)) {
-              return "--duration must be between 0 and 1e7 seconds, got " + value;
-            }
-            return {};
-          },
-          "SECONDS"));
+      ->check(Seconds("--duration", 0, kMaxDurationS));
   app.add_option("--ready-file", cfg.ready_file,
                  "Write PATH once the programs are attached (for tests and supervisors)");
+  app.add_option("-o,--output", cfg.output, "Append the JSON lines to FILE ('-': stdout)")
+      ->capture_default_str();
+  app.add_flag("--no-records", cfg.no_records,
+               "Print verdicts, findings and alerts only, not one line per record");
   app.add_option("--raw-out", cfg.raw_out,
                  "Also append each event's exact bytes to PATH (for vigilctl verify-chain); with "
                  "the module, only committed events");
@@ -319,11 +792,13 @@ int main(int argc, char** argv) {
             return {};
           },
           "POW2"));
-  app.add_flag("--no-module", cfg.no_module, "Do not call the vigil module even if it is loaded");
+  app.add_flag("--no-module", cfg.no_module,
+               "Do not call the vigil module even if it is loaded (records are unattested)");
   app.add_flag("--all-processes", cfg.all_processes,
                "Record every process (agent_id 0 when untracked), not only tracked agents");
   app.add_option("--pin-dir", cfg.pin_dir,
-                 "Pin the agent maps here for `vigilctl agent` (bpffs; empty: do not pin)")
+                 "Pin the programs and maps here (bpffs), so a restarted vigild takes them over "
+                 "and `vigilctl agent` finds the agent maps; empty: do not pin")
       ->capture_default_str();
   app.add_option("--sample-ms", cfg.sample_ms,
                  "Emit per-agent samples from the scheduler at most every MS (0: no samples)")
@@ -336,12 +811,56 @@ int main(int argc, char** argv) {
                  "inject-test (synthetic values for tests, never measurements)")
       ->check(CLI::IsMember({"auto", "off", "inject-test"}))
       ->capture_default_str();
+  app.add_option("--state-dir", cfg.state_dir,
+                 "Keep baselines, the verifier's position and the verified log here")
+      ->capture_default_str();
+  app.add_flag("--no-state", cfg.no_state,
+               "Keep nothing across restarts (undecided checkpoints are decided at exit)");
+  app.add_flag("--reset-state", cfg.reset_state,
+               "Move unusable state files aside (named in the log) instead of refusing to start");
+  app.add_option("--state-interval", cfg.state_interval_s, "Save the state every SECONDS")
+      ->check(Seconds("--state-interval", 0.1, 3600))
+      ->capture_default_str();
+  app.add_option("--metrics", cfg.metrics,
+                 "Serve Prometheus metrics on this loopback HOST:PORT (empty: off)")
+      ->capture_default_str();
+  app.add_option("--tcti", cfg.tcti, "TPM for the PCR replay check (tpm2-tools syntax)")
+      ->capture_default_str();
+  app.add_flag("--no-pcr-check", cfg.no_pcr_check,
+               "Do not place checkpoints on the TPM's PCR path (verdicts say so)");
+  app.add_option("--reorder-window", cfg.reorder_window,
+                 "Records that may overtake a missing one before it is declared lost")
+      ->check(CLI::Range(1u, 1u << 24))
+      ->capture_default_str();
+  app.add_option("--checkpoint-wait", cfg.checkpoint_wait_s,
+                 "Decide a checkpoint whose events are still missing after SECONDS (as loss)")
+      ->check(Seconds("--checkpoint-wait", 0.1, 3600))
+      ->capture_default_str();
+  app.add_option("--learn-samples", cfg.learn_samples,
+                 "Samples per agent and feature before scoring starts")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40))
+      ->capture_default_str();
+  app.add_option("--threshold", cfg.threshold, "Robust z score that raises an alert")
+      ->check(CLI::Range(0.5, 1000.0))
+      ->capture_default_str();
+  app.add_flag("--no-measure", cfg.no_measure,
+               "Do not MEASURE vigild's binary and configuration into pcr_config");
   app.add_flag("-v,--verbose", cfg.verbose, "Show libbpf debug output");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (!cfg.metrics.empty()) {
+    if (vigil::Status st = vigil::metrics::CheckListenAddress(cfg.metrics); !st.ok()) {
+      std::cerr << "--metrics: " << st.message() << "\n";
+      return kExitUsage;
+    }
+  }
+  if (cfg.no_state && cfg.reset_state) {
+    std::cerr << "--reset-state needs a state directory (not --no-state)\n";
+    return kExitUsage;
   }
   InstallSignalHandlers();
   try {

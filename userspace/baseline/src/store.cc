@@ -446,6 +446,28 @@ std::optional<Phase> BaselineStore::ExecutablesPhase(std::string_view agent) con
   return a->exe_phase;
 }
 
+std::optional<Activity> BaselineStore::AgentActivity(std::string_view agent) const {
+  const AgentState* a = Find(agent);
+  if (a == nullptr) return std::nullopt;
+  return Activity{a->first_ns, a->last_ns, a->anomalies, a->exe_observations};
+}
+
+std::optional<Activity> BaselineStore::FeatureActivity(std::string_view agent,
+                                                       Feature feature) const {
+  const AgentState* a = Find(agent);
+  if (a == nullptr || FeatureIndex(feature) >= kFeatureCount) return std::nullopt;
+  const FeatureState& fs = a->features[FeatureIndex(feature)];
+  if (fs.stats.count() == 0) return std::nullopt;
+  return Activity{fs.first_ns, fs.last_ns, fs.anomalies, fs.stats.count()};
+}
+
+std::optional<double> BaselineStore::Quantile(std::string_view agent, Feature feature,
+                                              double q) const {
+  const AgentState* a = Find(agent);
+  if (a == nullptr || FeatureIndex(feature) >= kFeatureCount) return std::nullopt;
+  return a->features[FeatureIndex(feature)].sketch.Quantile(q);
+}
+
 bool BaselineStore::ResetAgent(std::string_view agent) {
   auto it = agents_.find(agent);
   if (it == agents_.end()) return false;

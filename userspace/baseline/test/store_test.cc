@@ -357,5 +357,43 @@ TEST(BaselineStoreTest, PoolToleratesFewerThanHalfBadAgents) {
   for (const Anomaly& a : pool) EXPECT_LT(a.agent, "n3");
 }
 
+TEST(BaselineStoreTest, ActivityAndQuantileAccessors) {
+  BaselineConfig config;
+  config.learn_samples = 100;  // 1..100 are learnt, the 101st value is scored
+  BaselineStore store = MakeStore(config);
+  EXPECT_FALSE(store.AgentActivity("a").has_value());
+  EXPECT_FALSE(store.FeatureActivity("a", Feature::kIpc).has_value());
+  EXPECT_FALSE(store.Quantile("a", Feature::kIpc, 0.5).has_value());
+  for (int i = 1; i <= 100; ++i) {
+    (void)store.Observe("a", "r", Feature::kIpc, static_cast<double>(i), 100 + i);
+  }
+  (void)store.ObserveExecutable("a", "r", "/bin/a", 50);
+  (void)store.Observe("a", "r", Feature::kIpc, 1e6, 300);  // an outlier, not learnt
+  std::optional<Activity> f = store.FeatureActivity("a", Feature::kIpc);
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->first_ns, 101u);
+  EXPECT_EQ(f->last_ns, 200u);
+  EXPECT_EQ(f->anomalies, 1u);
+  EXPECT_EQ(f->observations, 100u);
+  std::optional<Activity> a = store.AgentActivity("a");
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->first_ns, 101u);
+  EXPECT_EQ(a->last_ns, 300u);
+  EXPECT_EQ(a->anomalies, 1u);
+  EXPECT_EQ(a->observations, 1u);
+  EXPECT_FALSE(store.FeatureActivity("a", Feature::kLifetime).has_value());
+  std::optional<double> p99 = store.Quantile("a", Feature::kIpc, 0.99);
+  ASSERT_TRUE(p99.has_value());
+  EXPECT_NEAR(*p99, 99.0, 99.0 * config.sketch_alpha);
+  EXPECT_FALSE(store.Quantile("a", Feature::kIpc, 1.5).has_value());
+  EXPECT_FALSE(store.Quantile("a", Feature::kLifetime, 0.5).has_value());
+  // The same after a round trip through the state.
+  StateResult<BaselineStore> copy = BaselineStore::Parse(store.Serialize(), config);
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  EXPECT_EQ(copy->FeatureActivity("a", Feature::kIpc)->anomalies, 1u);
+  EXPECT_EQ(copy->AgentActivity("a")->last_ns, 300u);
+  EXPECT_EQ(copy->Quantile("a", Feature::kIpc, 0.99), p99);
+}
+
 }  // namespace
 }  // namespace vigil::baseline

@@ -1,7 +1,9 @@
 // The tracked-agent registry (vigil::agents): the BPF maps vigild pins
 // under /sys/fs/bpf/vigil, read and written by vigilctl with libbpf's
-// bpf_obj_get() + bpf_map_*_elem(). Needs root (CAP_BPF) and a running
-// vigild; without one the pins are missing and Open() says so.
+// bpf_obj_get() + bpf_map_*_elem(). Needs root (CAP_BPF) and vigild's pins:
+// missing after a clean stop (Open() says vigild is not running); still
+// there after vigild was killed, when its pinned programs keep following
+// the agents until the next vigild adopts them (vigil::bpf::AdoptStatus).
 #ifndef VIGIL_USERSPACE_LIB_VIGIL_AGENTS_H_
 #define VIGIL_USERSPACE_LIB_VIGIL_AGENTS_H_
 

@@ -42,8 +42,15 @@ struct CollectorOptions {
   bool allow_module = true;    // false: never call the kfuncs
   std::string module_btf_path = kModuleBtfPath;
   bool all_processes = false;  // record every process, not only agents
-  // Where the agent maps are pinned for vigilctl (replacing stale pins);
-  // empty: not pinned. Unpinned when the collector goes away.
+  // Where the collector pins its state for vigilctl and for a restart
+  // (bpffs; empty: nothing pinned, nothing survives the process). Pinned:
+  // the agent maps (<dir>/agents, ... for vigilctl), every other state map
+  // (<dir>/maps/<name>: ring buffer, counters, exit dedup, per-CPU slots),
+  // a layout marker (<dir>/maps/vigil_meta) and every program's link
+  // (<dir>/links/<program>), so the programs keep recording into the ring
+  // buffer when the process dies. A Collector destroyed normally detaches
+  // and unpins all of it; one started on pins left by a killed collector
+  // adopts them (see AdoptStatus).
   std::string pin_dir;
   uint32_t sample_ms = 0;      // per-agent samples at most this often; 0: none
   bool syscalls = false;       // count tracked tasks' syscalls (costs every process)
@@ -72,6 +79,43 @@ struct CollectorCounters {
 
 const char* BpfErrorName(unsigned index);
 
+// What Start() found under pin_dir and did with it. A collector that was
+// killed (SIGKILL, crash) leaves its pins, and with them its programs
+// attached and its ring buffer filling; the next Start() on the same
+// pin_dir takes that instance over instead of starting beside it.
+struct AdoptStatus {
+  // A previous instance's pins (maps or links) were found and taken over.
+  bool adopted = false;
+  // The old ring buffer was reused: its unread records (also those
+  // produced while no collector ran) come with the first Poll(), in order.
+  bool ringbuf_reused = false;
+  // The old ring buffer could not be reused (other size or definition): its
+  // programs were detached and its records passed to the handler during
+  // Start(), before any record of the new ring buffer.
+  bool drained_old = false;
+  uint64_t drained_records = 0;  // records passed to the handler by that drain
+  // Old program links removed (each replaced by the new program where the
+  // new collector loads one).
+  uint32_t links_replaced = 0;
+  uint32_t maps_reused = 0;    // pinned maps reused as they were
+  uint32_t maps_replaced = 0;  // pinned maps found incompatible and replaced
+  // Drops counted by the previous instance(s) in the reused drop map (they
+  // stay in ReadCounters(), which counts since the first instance started).
+  uint64_t old_drops = 0;
+  // The switch from the old programs to the new ones. Normally (the old
+  // instance's .bss is reused) gapless: the new programs are attached
+  // beside the old ones but inactive, and one store to the shared
+  // vigil_active_gen makes them the recording ones; only an event racing
+  // that store can be recorded by both. Otherwise hook by hook (old link
+  // removed, then the new one attached: no duplicates, but a gap of
+  // max_hook_gap_ns on each hook).
+  bool gapless = false;
+  uint64_t max_hook_gap_ns = 0;
+  uint64_t switch_ns = 0;   // the whole switch
+  uint64_t generation = 0;  // of the new programs: 1 for a fresh start, +1 per adoption
+  std::string detail;       // one line for the log; empty when nothing was found
+};
+
 // Owns the loaded and attached BPF programs and the ring buffer consumer.
 // Not movable (libbpf holds a pointer to it). Thread-safety: not
 // thread-safe; one thread polls.
@@ -81,7 +125,11 @@ class Collector {
   // as errors (and counted) rather than dropped silently.
   using Handler = std::function<void(const Result<records::Record>&)>;
 
-  // Opens the skeleton, sets the module flags, loads, attaches.
+  // Opens the skeleton, sets the module flags, loads, attaches. With
+  // options.pin_dir, adopts the instance a killed collector left there
+  // (adopted() says what happened); when its ring buffer cannot be reused,
+  // its records are passed to `handler` before Start returns. Refused
+  // (kFailedPrecondition) while another collector holds the directory.
   static Result<std::unique_ptr<Collector>> Start(const CollectorOptions& options, Handler handler);
   ~Collector();
   Collector(const Collector&) = delete;
@@ -91,27 +139,44 @@ class Collector {
   // sample (also those submitted without a wakeup). A signal interrupting
   // the wait is not an error.
   Status Poll(int timeout_ms);
-  // Detaches every program: no new record is produced afterwards, so a
-  // following Drain() sees every record the programs submitted.
+  // Detaches every program (and removes their pinned links): no new record
+  // is produced afterwards, so a following Drain() sees every record the
+  // programs submitted.
   void Detach();
   // Dispatches every sample still queued.
   Status Drain();
+  // After an adoption the drop and error counts include the previous
+  // instances' (the counter maps are reused).
   Result<CollectorCounters> ReadCounters() const;
   const ModuleKfuncs& module() const { return module_; }
   const HwStatus& hw() const { return hw_; }
+  // What Start() did with a previous instance's pins (all false/0 without
+  // pin_dir or when there were none).
+  const AdoptStatus& adopted() const { return adopt_; }
 
  private:
   Collector(Handler handler, ModuleKfuncs module);
   static int OnSample(void* ctx, void* data, size_t size);
 
-  Status PinAgentMaps(const std::string& dir);
+  struct PinPlan;
+  // Before load: locks pin_dir, finds the old instance, reuses its
+  // compatible maps.
+  Status PrepareAdoption(const std::string& dir, PinPlan& plan);
+  // After load: replaces the old links hook by hook, drains an old ring
+  // buffer that was not reused, pins what is new, writes the marker.
+  Status SwitchOver(PinPlan& plan);
   // Opens cycles and instructions on every CPU into the perf event arrays.
   Status OpenHwCounters();
-  void UnpinAgentMaps();
+  void UnpinLinks();
+  void UnpinAll();
 
   Handler handler_;
   ModuleKfuncs module_;
-  std::vector<std::string> pinned_;  // paths to unpin
+  std::string pin_dir_;
+  std::vector<std::string> pinned_links_;  // paths to unpin
+  std::vector<std::string> pinned_;        // map paths to unpin
+  AdoptStatus adopt_;
+  uint64_t samples_ = 0;  // records passed to the handler
   UniqueFd pin_lock_;                // flock on the pin directory while pinned
   HwStatus hw_;
   std::vector<UniqueFd> perf_fds_;  // open for as long as the programs run

@@ -3,6 +3,7 @@
 #define VIGIL_USERSPACE_LIB_VIGIL_DEVICE_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ class VigilDevice {
 
   Result<vigil_version> GetVersion();
   Result<vigil_info> GetInfo();
+  // VIGIL_IOC_MEASURE: logs `digest` under `name` and extends pcr_config
+  // (needs CAP_SYS_ADMIN). Returns the log seq of the MEASURE record.
+  Result<uint64_t> Measure(const std::string& name, std::span<const uint8_t> digest);
   // Reads every log record available now (non-blocking), from the position
   // of this open file (the oldest held record for a fresh open).
   Result<std::vector<uint8_t>> ReadAvailable();

@@ -10,6 +10,7 @@
 #define VIGIL_USERSPACE_LIB_VIGIL_REPLAY_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,6 +61,22 @@ struct PcrComparison {
 PcrComparison ComparePcr(const std::vector<crypto::Digest>& history, const crypto::Digest& actual);
 
 std::string PcrMatchName(PcrMatch m);
+
+// Reads one PCR of one bank (e.g. through tpm::EsysContext::PcrRead).
+using PcrReader = std::function<Result<crypto::Digest>(uint16_t alg, uint32_t pcr)>;
+
+// Whether the TPM confirms `verified`, a prefix of the log a verifier has
+// consumed: `current` is the log as the module holds it now (read after
+// `verified`, so it may be longer), and in every bank pcr_events and
+// pcr_config must hold a value on current's replay path at or beyond the
+// last extend of `verified`. kMismatch when a PCR holds another value, when
+// the TPM is behind `verified`, or when `current` disagrees with `verified`;
+// kMalformed when the log does not replay; read errors as the reader gives
+// them. A TPM ahead of `current` is kMismatch too: read the log again and
+// retry.
+Status CheckPcrPath(const std::vector<records::Record>& verified,
+                    const std::vector<records::Record>& current, uint32_t pcr_config,
+                    uint32_t pcr_events, const PcrReader& read_pcr);
 
 }  // namespace vigil::replay
 

@@ -37,6 +37,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,6 +48,8 @@
 #include "vigil/records.h"
 #include "vigil/signature.h"
 #include "vigil/status.h"
+
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
 
 namespace vigil::verify {
 
@@ -151,6 +154,7 @@ class StreamVerifier {
   // Verdicts and findings made since the last call, in order.
   std::vector<CheckpointVerdict> TakeVerdicts();
   std::vector<Finding> TakeFindings();
+  bool has_output() const { return !verdicts_.empty() || !findings_.empty(); }
 
   const VerifierCounters& counters() const { return counters_; }
   // The state a restart can resume from: the last decided checkpoint whose
@@ -184,6 +188,7 @@ class StreamVerifier {
     std::vector<records::Record> others;  // claimants not chained
   };
 
+  crypto::Sha256Digest Step(const crypto::Sha256Digest& head, const records::Record& rec);
   void Advance();
   void ChainOne(records::Record rec);
   void TryDecide(bool force);
@@ -194,6 +199,10 @@ class StreamVerifier {
   void AddFinding(Finding::Kind kind, uint64_t seq, std::string reason);
   void RunPcrCheck();
 
+  struct MdCtxFree {
+    void operator()(evp_md_ctx_st* ctx) const;
+  };
+  std::unique_ptr<evp_md_ctx_st, MdCtxFree> md_ctx_;
   Anchor anchor_;
   VerifierOptions options_;
   VerifierCounters counters_;

@@ -32,21 +32,22 @@ wait $victim 2>/dev/null
 sleep 1.3
 kill -TERM $vpid
 wait $vpid
+vt_records $dir/events.json >$dir/records.json
 
 say ""
 say "== events seen by vigild (ring buffer, committed in the kernel by the kfunc)"
-total=$(grep -c . $dir/events.json)
-execs=$(grep -c '"type":"exec"' $dir/events.json)
-exits=$(grep -c '"type":"exit"' $dir/events.json)
-committed=$(grep -c '"committed":true' $dir/events.json)
-seqs=$(grep -o '"seq":[0-9]*' $dir/events.json | cut -d: -f2 | sort -n)
+total=$(grep -c . $dir/records.json)
+execs=$(grep -c '"type":"exec"' $dir/records.json)
+exits=$(grep -c '"type":"exit"' $dir/records.json)
+committed=$(grep -c '"committed":true' $dir/records.json)
+seqs=$(grep -o '"seq":[0-9]*' $dir/records.json | cut -d: -f2 | sort -n)
 first=$(echo "$seqs" | head -n 1)
 last=$(echo "$seqs" | tail -n 1)
 say "  $total records: $execs exec, $exits exit; $committed committed; sequence $first..$last"
-grep '"type":"exit"' $dir/events.json |
+grep '"type":"exit"' $dir/records.json |
 	sed -n 's/.*"comm":"\([^"]*\)".*"exit_code":\([-0-9]*\),.*"pid":\([0-9]*\),.*"signal":\([0-9]*\),.*/exit: \1 pid \3 exit_code \2 signal \4/p' |
 	head -n 8 | indent
-grep -q . $dir/events.json && [ "$committed" -eq "$total" ] && vt_pass demo-events "$total committed" ||
+grep -q . $dir/records.json && [ "$committed" -eq "$total" ] && vt_pass demo-events "$total committed" ||
 	vt_fail demo-events "$total records, $committed committed"
 
 say ""

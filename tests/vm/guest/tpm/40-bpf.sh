@@ -34,6 +34,7 @@ sleep 1
 kill -TERM $vpid
 wait $vpid
 vrc=$?
+vt_records $dir/out.json >$dir/records.json
 cat $dir/err.txt >/dev/console
 if [ $vrc -eq 0 ] && grep -q 'vigild: summary' $dir/err.txt; then
 	vt_pass bpf-vigild-clean-stop "$(grep 'vigild: summary' $dir/err.txt | cut -c1-200)"
@@ -41,12 +42,12 @@ else
 	vt_fail bpf-vigild-clean-stop "exit $vrc: $(tail -n 3 $dir/err.txt | tr '\n' '|')"
 fi
 
-exec_line=$(grep '"type":"exec"' $dir/out.json | grep "\"pid\":$child,")
-exit_line=$(grep '"type":"exit"' $dir/out.json | grep "\"pid\":$child,")
+exec_line=$(grep '"type":"exec"' $dir/records.json | grep "\"pid\":$child,")
+exit_line=$(grep '"type":"exit"' $dir/records.json | grep "\"pid\":$child,")
 if [ -n "$exec_line" ] && echo "$exec_line" | grep -q '"committed":true'; then
 	vt_pass bpf-child-exec "pid $child"
 else
-	vt_fail bpf-child-exec "pid $child: ${exec_line:-no exec event} ($(wc -l <$dir/out.json) events)"
+	vt_fail bpf-child-exec "pid $child: ${exec_line:-no exec event} ($(wc -l <$dir/records.json) events)"
 fi
 if [ "$child_rc" = 7 ] && echo "$exit_line" | grep -q '"exit_code":7,' &&
 	echo "$exit_line" | grep -q '"signal":0,' && echo "$exit_line" | grep -q '"committed":true'; then
@@ -55,9 +56,9 @@ else
 	vt_fail bpf-child-exit "pid $child rc $child_rc: ${exit_line:-no exit event}"
 fi
 
-total=$(grep -c . $dir/out.json)
-committed=$(grep -c '"committed":true' $dir/out.json)
-grep -o '"seq":[0-9]*' $dir/out.json | cut -d: -f2 | sort -n >$dir/seqs
+total=$(grep -c . $dir/records.json)
+committed=$(grep -c '"committed":true' $dir/records.json)
+grep -o '"seq":[0-9]*' $dir/records.json | cut -d: -f2 | sort -n >$dir/seqs
 distinct=$(uniq $dir/seqs | wc -l)
 zero=$(grep -c '^0$' $dir/seqs)
 first=$(head -n 1 $dir/seqs)

@@ -41,30 +41,31 @@ vigilctl agent list >$dir/list.txt 2>&1
 sleep 0.5
 kill -TERM $vpid
 wait $vpid
+vt_records $dir/out.json >$dir/records.json
 cat $dir/err.txt >/dev/console
 
-nreg=$(grep -c '"type":"agent"' $dir/out.json)
-if [ "$nreg" = 2 ] && grep '"type":"agent"' $dir/out.json | grep -q '"name":"vm-burn"' &&
-	grep '"type":"agent"' $dir/out.json | grep -q '"name":"vm-kill"' &&
+nreg=$(grep -c '"type":"agent"' $dir/records.json)
+if [ "$nreg" = 2 ] && grep '"type":"agent"' $dir/records.json | grep -q '"name":"vm-burn"' &&
+	grep '"type":"agent"' $dir/records.json | grep -q '"name":"vm-kill"' &&
 	[ "$(grep -c . $dir/list.txt)" = 2 ]; then
 	vt_pass agents-registered "2 registration records; list: $(tr '\n' ' ' <$dir/list.txt)"
 else
 	vt_fail agents-registered "$nreg registration records; list: $(tr '\n' '|' <$dir/list.txt)"
 fi
 
-total=$(grep -c . $dir/out.json)
-untracked=$(grep -c '"agent_id":0,' $dir/out.json)
-uncommitted=$(grep -c '"committed":false' $dir/out.json)
+total=$(grep -c . $dir/records.json)
+untracked=$(grep -c '"agent_id":0,' $dir/records.json)
+uncommitted=$(grep -c '"committed":false' $dir/records.json)
 if [ "$total" -gt 10 ] && [ "$untracked" = 0 ] && [ "$uncommitted" = 0 ] &&
-	! grep -q "\"pid\":$stranger," $dir/out.json; then
+	! grep -q "\"pid\":$stranger," $dir/records.json; then
 	vt_pass agents-only-tracked "$total records, all committed with an agent id; pid $stranger absent"
 else
 	vt_fail agents-only-tracked "total $total untracked $untracked uncommitted $uncommitted"
 fi
 
-burn_exit=$(grep '"type":"exit"' $dir/out.json | grep '"comm":"vigil-workload"' | grep '"exit_code":3,')
-kill_exit=$(grep '"type":"exit"' $dir/out.json | grep '"comm":"vigil-workload"' | grep '"signal":9,')
-nfork=$(grep -c '"type":"fork"' $dir/out.json)
+burn_exit=$(grep '"type":"exit"' $dir/records.json | grep '"comm":"vigil-workload"' | grep '"exit_code":3,')
+kill_exit=$(grep '"type":"exit"' $dir/records.json | grep '"comm":"vigil-workload"' | grep '"signal":9,')
+nfork=$(grep -c '"type":"fork"' $dir/records.json)
 if [ "$burn_rc" = 3 ] && [ "$kill_rc" = 137 ] && [ -n "$burn_exit" ] && [ -n "$kill_exit" ] &&
 	[ "$nfork" -ge 6 ]; then
 	vt_pass agents-exits "exit 3 and SIGKILL recorded, $nfork forks"
@@ -72,9 +73,9 @@ else
 	vt_fail agents-exits "rc $burn_rc/$kill_rc forks $nfork: ${burn_exit:-no exit 3} ${kill_exit:-no signal 9}"
 fi
 
-nsample=$(grep -c '"type":"sample"' $dir/out.json)
-nhw=$(grep '"type":"sample"' $dir/out.json | grep -c '"hw_counters":true')
-nsys=$(grep '"type":"sample"' $dir/out.json | grep -c '"syscalls":[0-9]')
+nsample=$(grep -c '"type":"sample"' $dir/records.json)
+nhw=$(grep '"type":"sample"' $dir/records.json | grep -c '"hw_counters":true')
+nsys=$(grep '"type":"sample"' $dir/records.json | grep -c '"syscalls":[0-9]')
 if [ "$nsample" -ge 2 ] && [ "$nhw" = 0 ] && [ "$nsys" = "$nsample" ] &&
 	grep -q 'no hardware performance counters' $dir/err.txt; then
 	vt_pass agents-samples "$nsample samples, syscalls counted, no PMU reported and no cycles claimed"
@@ -82,7 +83,7 @@ else
 	vt_fail agents-samples "samples $nsample hw $nhw syscalls $nsys: $(grep samples $dir/err.txt)"
 fi
 
-grep -o '"seq":[0-9]*' $dir/out.json | cut -d: -f2 | sort -n >$dir/seqs
+grep -o '"seq":[0-9]*' $dir/records.json | cut -d: -f2 | sort -n >$dir/seqs
 first=$(head -n 1 $dir/seqs)
 last=$(tail -n 1 $dir/seqs)
 distinct=$(uniq $dir/seqs | wc -l)

@@ -170,6 +170,15 @@ struct ExitSample {
   std::optional<uint64_t> instructions;  // absent without hardware counters
 };
 
+// Bookkeeping of an agent or of one of its features (for `vigilctl baseline
+// show`): timestamps as passed to Observe*, anomalies reported so far.
+struct Activity {
+  uint64_t first_ns = 0;      // first sample (agent: first observation of any kind)
+  uint64_t last_ns = 0;       // latest sample (agent: latest observation)
+  uint64_t anomalies = 0;     // feature: its outliers; agent: outliers + new executables
+  uint64_t observations = 0;  // feature: samples; agent: executions observed
+};
+
 struct PoolSummary {
   std::string role;
   Feature feature = Feature::kCpuPerExec;
@@ -216,6 +225,12 @@ class BaselineStore {
   std::optional<std::string> AgentRole(std::string_view agent) const;
   std::vector<std::string> Executables(std::string_view agent) const;
   std::optional<Phase> ExecutablesPhase(std::string_view agent) const;
+  // nullopt for an unknown agent, or a feature without samples.
+  std::optional<Activity> AgentActivity(std::string_view agent) const;
+  std::optional<Activity> FeatureActivity(std::string_view agent, Feature feature) const;
+  // Quantile q in [0, 1] of an agent's feature from its sketch (error bound
+  // in ddsketch.h); nullopt for an unknown agent, no samples or q out of range.
+  std::optional<double> Quantile(std::string_view agent, Feature feature, double q) const;
 
   // Forgets an agent (it learns again from its next sample).
   bool ResetAgent(std::string_view agent);

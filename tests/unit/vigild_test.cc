@@ -1,0 +1,326 @@
+// vigild's pieces without the kernel: the state directory (atomic writes,
+// locking, validation of every saved file) and the pipeline (records in,
+// verdict / finding / alert lines out, baselines fed from real record
+// layouts).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "module_sim.h"
+#include "pipeline.h"
+#include "state.h"
+#include "test_records.h"
+
+namespace vigil {
+namespace {
+
+using nlohmann::json;
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/vigild-test-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+daemon::VerifierState SampleState() {
+  daemon::VerifierState s;
+  s.anchor.instance_id.fill(0xab);
+  s.anchor.last_seq = 42;
+  s.anchor.chain_head.fill(0x11);
+  s.anchor.checkpoint_digest.fill(0x22);
+  s.anchor.checkpoint_log_seq = 9;
+  s.anchor.drops_total = 3;
+  s.log_saved_seq = 12;
+  s.agent_names = {{1, "web@1"}, {7, "db"}};
+  s.saved_at_ns = 1700000000000000000ull;
+  return s;
+}
+
+TEST(StateDirTest, AtomicWriteReadAndLock) {
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/state";
+  auto state = daemon::StateDir::Open(dir);
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  EXPECT_EQ(std::filesystem::status(dir).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_all);
+  auto missing = state->Read("nothing");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  ASSERT_TRUE(state->WriteAtomic("a.json", "one").ok());
+  ASSERT_TRUE(state->WriteAtomic("a.json", "two").ok());
+  EXPECT_EQ(**state->Read("a.json"), "two");
+  EXPECT_FALSE(std::filesystem::exists(dir + "/a.json.tmp"));
+  ASSERT_TRUE(state->Append("l", "x").ok());
+  ASSERT_TRUE(state->Append("l", "y").ok());
+  EXPECT_EQ(**state->Read("l"), "xy");
+  // A second vigild on the same directory is refused.
+  auto second = daemon::StateDir::Open(dir);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("in use"), std::string::npos);
+  auto aside = state->MoveAside("a.json");
+  ASSERT_TRUE(aside.ok());
+  EXPECT_FALSE(std::filesystem::exists(dir + "/a.json"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/" + *aside));
+}
+
+TEST(StateDirTest, NonRegularFileIsAnError) {
+  TempDir tmp;
+  auto state = daemon::StateDir::Open(tmp.path());
+  ASSERT_TRUE(state.ok());
+  std::filesystem::create_directory(tmp.path() + "/verifier.json");
+  auto r = state->Read("verifier.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not a regular file"), std::string::npos);
+}
+
+TEST(VerifierStateTest, RoundTrips) {
+  const daemon::VerifierState s = SampleState();
+  auto back = daemon::ParseVerifierState(daemon::SerializeVerifierState(s));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->anchor.instance_id, s.anchor.instance_id);
+  EXPECT_EQ(back->anchor.last_seq, 42u);
+  EXPECT_EQ(back->anchor.chain_head, s.anchor.chain_head);
+  EXPECT_EQ(back->anchor.checkpoint_digest, s.anchor.checkpoint_digest);
+  EXPECT_EQ(back->anchor.checkpoint_log_seq, 9u);
+  EXPECT_EQ(back->anchor.drops_total, 3u);
+  EXPECT_EQ(back->log_saved_seq, 12u);
+  EXPECT_EQ(back->agent_names, s.agent_names);
+}
+
+TEST(VerifierStateTest, BadInputNamesTheMember) {
+  const std::string good = daemon::SerializeVerifierState(SampleState());
+  struct Case {
+    std::function<void(json&)> edit;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {[](json& j) { j["format"] = "other"; }, "/format"},
+      {[](json& j) { j["version"] = 2; }, "/version"},
+      {[](json& j) { j["anchor"]["chain_head"] = "abc"; }, "/anchor/chain_head"},
+      {[](json& j) { j["anchor"]["last_seq"] = -1; }, "/anchor/last_seq"},
+      {[](json& j) { j["anchor"]["last_seq"] = "42"; }, "/anchor/last_seq"},
+      {[](json& j) { j["anchor"].erase("drops_total"); }, "/anchor/drops_total"},
+      {[](json& j) { j["anchor"]["checkpoint_log_seq"] = 0; }, "/anchor"},
+      {[](json& j) { j["agents"]["x"] = "n"; }, "/agents/x"},
+      {[](json& j) { j["agents"]["0"] = "n"; }, "/agents/0"},
+      {[](json& j) { j["agents"]["5"] = ""; }, "/agents/5"},
+      {[](json& j) { j["agents"]["5"] = std::string(200, 'a'); }, "/agents/5"},
+      {[](json& j) { j["surprise"] = 1; }, "/surprise"},
+      {[](json& j) { j["instance_id"] = 7; }, "/instance_id"},
+  };
+  for (const Case& c : cases) {
+    json j = json::parse(good);
+    c.edit(j);
+    auto r = daemon::ParseVerifierState(j.dump());
+    ASSERT_FALSE(r.ok()) << c.expect;
+    EXPECT_NE(r.status().message().find(c.expect), std::string::npos) << r.status().message();
+  }
+  auto truncated = daemon::ParseVerifierState(good.substr(0, good.size() / 2));
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_EQ(truncated.status().code(), ErrorCode::kTruncated);
+  auto garbage = daemon::ParseVerifierState("}{");
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_EQ(garbage.status().code(), ErrorCode::kMalformed);
+}
+
+TEST(OpenEventsTest, RoundTripSkipsCoveredAndRejectsOthers) {
+  testing::ModuleSim sim;
+  std::vector<records::Record> events;
+  for (int i = 0; i < 5; ++i) events.push_back(sim.Commit());
+  const std::string bytes = daemon::SerializeOpenEvents(events);
+  auto all = daemon::ParseOpenEvents(bytes, 0);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 5u);
+  auto after = daemon::ParseOpenEvents(bytes, 3);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 2u);
+  EXPECT_EQ(after->front().seq(), 4u);
+  auto cut = daemon::ParseOpenEvents(bytes.substr(0, bytes.size() - 7), 0);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.status().code(), ErrorCode::kTruncated);
+  // A log record does not belong there.
+  std::string with_log = bytes;
+  const auto& key = sim.log().front();
+  with_log.append(reinterpret_cast<const char*>(key.bytes().data()), key.bytes().size());
+  auto bad = daemon::ParseOpenEvents(with_log, 0);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("not a committed event"), std::string::npos);
+}
+
+TEST(FeaturesTest, ExitAndSampleGiveTheDocumentedFeatures) {
+  auto exit = testing::MakeExit(1, 10, 0, 0);
+  exit.utime_ns = 3'000'000;
+  exit.stime_ns = 1'000'000;
+  exit.lifetime_ns = 2'000'000'000;
+  exit.maxrss_kb = 2048;
+  exit.min_flt = 90;
+  exit.maj_flt = 10;
+  exit.nvcsw = 30;
+  exit.nivcsw = 10;
+  auto f = daemon::FeaturesOf(testing::ToRecord(exit));
+  std::map<baseline::Feature, double> got;
+  for (const auto& v : f) got[v.feature] = v.value;
+  EXPECT_EQ(got.size(), 5u);
+  EXPECT_DOUBLE_EQ(got[baseline::Feature::kCpuPerExec], 4e6);
+  EXPECT_DOUBLE_EQ(got[baseline::Feature::kLifetime], 2e9);
+  EXPECT_DOUBLE_EQ(got[baseline::Feature::kMaxRss], 2048.0 * 1024);
+  EXPECT_DOUBLE_EQ(got[baseline::Feature::kFaultRate], 50.0);
+  EXPECT_DOUBLE_EQ(got[baseline::Feature::kCtxSwitchRate], 20.0);
+
+  auto s = testing::Blank<vigil_ev_sample>(VIGIL_EV_SAMPLE, 2);
+  s.interval_ns = 500'000'000;
+  s.cycles = 1000;
+  s.instructions = 2500;
+  s.syscalls = 40;
+  EXPECT_TRUE(daemon::FeaturesOf(testing::ToRecord(s)).empty());  // nothing measured
+  s.flags = VIGIL_SAMPLE_F_HW | VIGIL_SAMPLE_F_SYSCALLS;
+  got.clear();
+  for (const auto& v : daemon::FeaturesOf(testing::ToRecord(s))) got[v.feature] = v.value;
+  EXPECT_EQ(got.size(), 2u);
+  EXPECT_DOUBLE_EQ(got[baseline::Feature::kSyscallRate], 80.0);
+  EXPECT_DOUBLE_EQ(got[baseline::Feature::kIpc], 2.5);
+}
+
+TEST(FeaturesTest, RoleIsTheNameBeforeTheLastAt) {
+  EXPECT_EQ(daemon::RoleOf("checker@3"), "checker");
+  EXPECT_EQ(daemon::RoleOf("a@b@c"), "a@b");
+  EXPECT_EQ(daemon::RoleOf("solo"), "solo");
+  EXPECT_EQ(daemon::RoleOf("@odd"), "@odd");
+}
+
+std::vector<json> Lines(const std::string& text) {
+  std::vector<json> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+  return out;
+}
+
+TEST(PipelineTest, VerdictsFindingsAndMetricsFromAVerifiedStream) {
+  testing::ModuleSim sim;
+  metrics::Registry registry;
+  std::ostringstream out;
+  auto store = baseline::BaselineStore::Create({});
+  ASSERT_TRUE(store.ok());
+  std::vector<std::string> sunk;
+  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(),
+                                    verify::StreamVerifier(sim.StartAnchor(), {}), {});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  (*p)->set_verdict_sink([&](const std::string& line) { sunk.push_back(line); });
+  std::vector<records::Record> events;
+  for (int i = 0; i < 4; ++i) events.push_back(sim.Commit());
+  for (const auto& e : events) (*p)->OnEvent(e, 1);
+  (*p)->OnEvent(events[1], 2);  // a duplicate
+  sim.Checkpoint();
+  for (const auto& r : sim.log()) (*p)->OnLog(r);
+  auto lines = Lines(out.str());
+  size_t records = 0, checkpoints = 0, findings = 0;
+  for (const json& j : lines) {
+    const std::string type = j.at("type");
+    if (type == "exec") records++;
+    if (type == "finding") {
+      findings++;
+      EXPECT_EQ(j.at("kind"), "duplicate");
+      EXPECT_EQ(j.at("seq"), 2);
+    }
+    if (type == "checkpoint") {
+      checkpoints++;
+      EXPECT_EQ(j.at("verdict"), "tampered");
+      EXPECT_EQ(j.at("bad_seq"), 2);
+      EXPECT_EQ(j.at("first_seq"), 1);
+      EXPECT_EQ(j.at("last_seq"), 4);
+    }
+  }
+  EXPECT_EQ(records, 5u);
+  EXPECT_EQ(checkpoints, 1u);
+  EXPECT_EQ(findings, 1u);
+  ASSERT_EQ(sunk.size(), 1u);
+  EXPECT_EQ(json::parse(sunk[0]).at("verdict"), "tampered");
+  (*p)->FlushMetrics();
+  const std::string metrics = registry.Render();
+  EXPECT_NE(metrics.find("vigil_checkpoints_total{verdict=\"tampered\"} 1"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("vigil_checkpoints_total{verdict=\"verified\"} 0"), std::string::npos);
+  EXPECT_NE(metrics.find("vigil_records_total{type=\"exec\"} 5"), std::string::npos);
+  EXPECT_NE(metrics.find("vigil_findings_total{kind=\"duplicate\"} 1"), std::string::npos);
+}
+
+TEST(PipelineTest, ShiftedAgentRaisesAnAlertOnTheRightFeature) {
+  metrics::Registry registry;
+  std::ostringstream out;
+  baseline::BaselineConfig cfg;
+  cfg.learn_samples = 50;
+  auto store = baseline::BaselineStore::Create(cfg);
+  ASSERT_TRUE(store.ok());
+  daemon::PipelineOptions opt;
+  opt.emit_records = false;
+  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(), std::nullopt, opt);
+  ASSERT_TRUE(p.ok());
+  auto agent = testing::Blank<vigil_ev_agent>(VIGIL_EV_AGENT, 0);
+  agent.hdr.agent_id = 3;
+  std::strcpy(agent.name, "crawler@1");
+  (*p)->OnEvent(testing::ToRecord(agent), 1);
+  // Learning: lifetimes around 100 ms, everything else steady.
+  uint64_t seq = 1;
+  auto exit_with = [&](uint64_t lifetime_ns, uint64_t cpu_ns) {
+    auto x = testing::MakeExit(seq++, 50, 0, 0);
+    x.hdr.flags = 0;
+    x.hdr.seq = 0;
+    x.hdr.agent_id = 3;
+    x.lifetime_ns = lifetime_ns;
+    x.utime_ns = cpu_ns;
+    x.maxrss_kb = 4096;
+    return testing::ToRecord(x);
+  };
+  for (int i = 0; i < 60; ++i) {
+    (*p)->OnEvent(exit_with(100'000'000 + (i % 7) * 1'000'000, 5'000'000 + (i % 5) * 100'000),
+                  100 + i);
+  }
+  EXPECT_EQ((*p)->alerts(), 0u) << out.str();
+  // CPU per exec jumps 20x; lifetime stays.
+  (*p)->OnEvent(exit_with(103'000'000, 100'000'000), 1000);
+  auto lines = Lines(out.str());
+  ASSERT_FALSE(lines.empty());
+  bool cpu_alert = false;
+  for (const json& j : lines) {
+    ASSERT_EQ(j.at("type"), "alert") << j.dump();
+    EXPECT_EQ(j.at("agent"), "crawler@1");
+    EXPECT_EQ(j.at("role"), "crawler");
+    if (j.at("feature") == "cpu_per_exec") cpu_alert = true;
+    EXPECT_NE(j.at("feature"), "lifetime");
+  }
+  EXPECT_TRUE(cpu_alert) << out.str();
+  (*p)->FlushMetrics();
+  EXPECT_NE(registry.Render().find("vigil_agent_alerts_total{agent=\"crawler@1\"}"),
+            std::string::npos);
+}
+
+TEST(PipelineTest, WithoutTheModuleNothingIsVerified) {
+  metrics::Registry registry;
+  std::ostringstream out;
+  auto store = baseline::BaselineStore::Create({});
+  ASSERT_TRUE(store.ok());
+  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(), std::nullopt, {});
+  ASSERT_TRUE(p.ok());
+  auto ev = testing::MakeExec(0, 10, "x", "/bin/x");
+  ev.hdr.flags = VIGIL_REC_F_NO_MODULE;
+  (*p)->OnEvent(testing::ToRecord(ev), 1);
+  (*p)->Finish();
+  for (const json& j : Lines(out.str())) EXPECT_NE(j.at("type"), "checkpoint");
+  EXPECT_NE(registry.Render().find("vigil_unattested_records_total 1"), std::string::npos);
+  EXPECT_EQ((*p)->verifier(), nullptr);
+}
+
+}  // namespace
+}  // namespace vigil

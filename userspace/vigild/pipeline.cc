@@ -1,0 +1,296 @@
+#include "pipeline.h"
+
+#include <cstddef>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "vigil/format.h"
+
+namespace vigil::daemon {
+namespace {
+
+using nlohmann::json;
+using baseline::Feature;
+
+constexpr double kNsPerS = 1e9;
+
+json VerdictToJson(const verify::CheckpointVerdict& v) {
+  json missing = json::array();
+  for (const verify::SeqRange& r : v.missing) missing.push_back({r.first, r.last});
+  return json{{"type", "checkpoint"},
+              {"verdict", std::string(verify::VerdictName(v.verdict))},
+              {"reason", v.reason},
+              {"log_seq", v.log_seq},
+              {"first_seq", v.first_seq},
+              {"last_seq", v.last_seq},
+              {"events", v.events},
+              {"bad_seq", v.bad_seq ? json(*v.bad_seq) : json(nullptr)},
+              {"missing", missing},
+              {"new_drops", v.new_drops},
+              {"new_busy", v.new_busy},
+              {"new_log_refused", v.new_log_refused},
+              {"chain_checked", v.chain_checked},
+              {"signature_checked", v.signature_checked},
+              {"pcr_checked", v.pcr_checked}};
+}
+
+}  // namespace
+
+std::string RoleOf(std::string_view agent_name) {
+  const size_t at = agent_name.rfind('@');
+  if (at == std::string_view::npos || at == 0) return std::string(agent_name);
+  return std::string(agent_name.substr(0, at));
+}
+
+Features FeaturesOf(const records::Record& rec) {
+  Features out;
+  if (auto x = rec.As<vigil_ev_exit>()) {
+    out.push_back({Feature::kCpuPerExec, static_cast<double>(x->utime_ns + x->stime_ns)});
+    out.push_back({Feature::kLifetime, static_cast<double>(x->lifetime_ns)});
+    out.push_back({Feature::kMaxRss, static_cast<double>(x->maxrss_kb) * 1024.0});
+    if (x->lifetime_ns > 0) {
+      const double s = static_cast<double>(x->lifetime_ns) / kNsPerS;
+      out.push_back({Feature::kFaultRate, static_cast<double>(x->min_flt + x->maj_flt) / s});
+      out.push_back({Feature::kCtxSwitchRate, static_cast<double>(x->nvcsw + x->nivcsw) / s});
+    }
+  } else if (auto s = rec.As<vigil_ev_sample>()) {
+    if (s->interval_ns == 0) return out;
+    const double secs = static_cast<double>(s->interval_ns) / kNsPerS;
+    if (s->flags & VIGIL_SAMPLE_F_SYSCALLS) {
+      out.push_back({Feature::kSyscallRate, static_cast<double>(s->syscalls) / secs});
+    }
+    if ((s->flags & VIGIL_SAMPLE_F_HW) && s->cycles > 0) {
+      out.push_back(
+          {Feature::kIpc, static_cast<double>(s->instructions) / static_cast<double>(s->cycles)});
+    }
+  }
+  return out;
+}
+
+Result<std::unique_ptr<Pipeline>> Pipeline::Create(std::ostream& out, metrics::Registry& registry,
+                                                   baseline::BaselineStore store,
+                                                   std::optional<verify::StreamVerifier> verifier,
+                                                   PipelineOptions options) {
+  std::unique_ptr<Pipeline> p(
+      new Pipeline(out, std::move(store), std::move(verifier), options));
+  VIGIL_RETURN_IF_ERROR(p->RegisterMetrics(registry));
+  return p;
+}
+
+Status Pipeline::RegisterMetrics(metrics::Registry& r) {
+  VIGIL_ASSIGN_OR_RETURN(m_.records,
+                         r.AddCounter("vigil_records_total", "Records received, by type", {"type"}));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.unattested,
+      r.AddCounter("vigil_unattested_records_total",
+                   "Records without the module's commitment (no module, or a refused commit)"));
+  VIGIL_ASSIGN_OR_RETURN(m_.decode_errors,
+                         r.AddCounter("vigil_decode_errors_total",
+                                      "Ring buffer records that could not be decoded"));
+  VIGIL_ASSIGN_OR_RETURN(m_.checkpoints,
+                         r.AddCounter("vigil_checkpoints_total", "Checkpoint verdicts, by verdict",
+                                      {"verdict"}));
+  for (size_t i = 0; i < verify::kVerdictCount; ++i) {
+    m_.checkpoints->Inc({std::string(verify::VerdictName(static_cast<verify::Verdict>(i)))}, 0);
+  }
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.findings, r.AddCounter("vigil_findings_total",
+                                "Verifier findings outside a verdict (late, duplicate, conflict, "
+                                "log), by kind",
+                                {"kind"}));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.alerts,
+      r.AddCounter("vigil_alerts_total", "Baseline anomalies reported, by kind", {"kind"}));
+  VIGIL_ASSIGN_OR_RETURN(m_.chained,
+                         r.AddCounter("vigil_chained_events_total",
+                                      "Committed events folded into the recomputed chain"));
+  VIGIL_ASSIGN_OR_RETURN(m_.agent_records,
+                         r.AddCounter("vigil_agent_records_total", "Records per agent", {"agent"}));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.agent_alerts,
+      r.AddCounter("vigil_agent_alerts_total", "Baseline anomalies per agent", {"agent"}));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.agent_watching,
+      r.AddGauge("vigil_agent_watching_features",
+                 "Features of an agent past learning (scored against the baseline)", {"agent"}));
+  VIGIL_ASSIGN_OR_RETURN(m_.agents, r.AddGauge("vigil_agents", "Agents with a baseline"));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.anchored_seq,
+      r.AddGauge("vigil_anchored_seq", "Last event seq covered by a decided, trusted checkpoint"));
+  return Status::Ok();
+}
+
+void Pipeline::Emit(const std::string& line) { out_ << line << '\n'; }
+
+Pipeline::Agent& Pipeline::AgentFor(uint32_t agent_id) {
+  auto [it, added] = agents_.try_emplace(agent_id);
+  if (added) {
+    it->second.name = "agent-" + std::to_string(agent_id);
+    it->second.role = it->second.name;
+  }
+  return it->second;
+}
+
+std::map<uint32_t, std::string> Pipeline::AgentNames() const {
+  std::map<uint32_t, std::string> out;
+  for (const auto& [id, a] : agents_) {
+    if (a.named) out[id] = a.name;
+  }
+  return out;
+}
+
+void Pipeline::SetAgentNames(const std::map<uint32_t, std::string>& names) {
+  for (const auto& [id, name] : names) {
+    Agent& a = AgentFor(id);
+    a.name = name;
+    a.role = RoleOf(name);
+    a.named = true;
+  }
+}
+
+void Pipeline::FlushMetrics() {
+  for (size_t t = 0; t < type_counts_.size(); ++t) {
+    if (type_counts_[t] == 0) continue;
+    m_.records->Inc({std::string(records::TypeName(static_cast<uint16_t>(t)))},
+                    static_cast<double>(type_counts_[t]));
+    type_counts_[t] = 0;
+  }
+  if (unattested_count_) {
+    m_.unattested->Inc({}, static_cast<double>(unattested_count_));
+    unattested_count_ = 0;
+  }
+  for (auto& [id, a] : agents_) {
+    if (a.records == 0) continue;
+    m_.agent_records->Inc({a.name}, static_cast<double>(a.records));
+    a.records = 0;
+  }
+  if (verifier_) {
+    const verify::VerifierCounters& c = verifier_->counters();
+    if (c.chained != last_counters_.chained) {
+      m_.chained->Inc({}, static_cast<double>(c.chained - last_counters_.chained));
+    }
+    last_counters_ = c;
+    m_.anchored_seq->Set({}, static_cast<double>(verifier_->anchor().last_seq));
+  }
+}
+
+void Pipeline::EmitAlert(const baseline::Anomaly& a) {
+  alerts_++;
+  json j = baseline::AnomalyToJson(a);
+  j["alert_kind"] = j.value("kind", "");
+  j.erase("kind");
+  j["type"] = "alert";
+  Emit(format::Dump(j));
+  m_.alerts->Inc({std::string(baseline::AnomalyKindName(a.kind))});
+  m_.agent_alerts->Inc({a.agent});
+}
+
+void Pipeline::OnEvent(records::Record rec, uint64_t real_ns) {
+  if (rec.type() < type_counts_.size()) type_counts_[rec.type()]++;
+  if (!rec.committed()) unattested_count_++;
+  if (options_.emit_records) {
+    try {
+      Emit(format::Dump(format::RecordToJson(rec)));
+    } catch (const std::exception&) {
+      format_errors_++;
+    }
+  }
+  if (rec.hdr().agent_id != 0) {
+    Agent& agent = AgentFor(rec.hdr().agent_id);
+    if (auto a = rec.As<vigil_ev_agent>()) {
+      const std::string name = records::FieldString(a->name);
+      if (!name.empty()) {
+        agent.name = name;
+        agent.role = RoleOf(name);
+        agent.named = true;
+      }
+    }
+    agent.records++;
+    Baseline(rec, agent, real_ns);
+  }
+  if (verifier_) {
+    verifier_->AddEvent(std::move(rec));
+    DrainVerifier();
+  }
+}
+
+void Pipeline::OnDecodeError(const std::string& why) {
+  m_.decode_errors->Inc({});
+  Emit(format::Dump(json{{"type", "finding"}, {"kind", "decode"}, {"seq", 0}, {"reason", why}}));
+}
+
+void Pipeline::Baseline(const records::Record& rec, const Agent& agent, uint64_t real_ns) {
+  if (rec.type() == VIGIL_EV_EXEC) {
+    // The path straight from the record's bytes: no copy per exec.
+    const auto* e = reinterpret_cast<const char*>(rec.bytes().data()) +
+                    offsetof(vigil_ev_exec, filename);
+    const std::string_view path(e, strnlen(e, VIGIL_PATH_LEN));
+    if (auto a = store_.ObserveExecutable(agent.name, agent.role, path, real_ns)) {
+      EmitAlert(*a);
+    }
+    return;
+  }
+  for (const FeatureValue& f : FeaturesOf(rec)) {
+    if (auto a = store_.Observe(agent.name, agent.role, f.feature, f.value, real_ns)) {
+      EmitAlert(*a);
+    }
+  }
+}
+
+void Pipeline::OnLog(records::Record rec) {
+  if (!verifier_) return;
+  verifier_->AddLog(std::move(rec));
+  DrainVerifier();
+}
+
+void Pipeline::OnLogError(const std::string& why) {
+  if (!verifier_) return;
+  verifier_->LogError(why);
+  DrainVerifier();
+}
+
+void Pipeline::DrainVerifier() {
+  if (!verifier_->has_output()) return;
+  for (const verify::CheckpointVerdict& v : verifier_->TakeVerdicts()) {
+    const std::string line = format::Dump(VerdictToJson(v));
+    Emit(line);
+    if (verdict_sink_) verdict_sink_(line);
+    m_.checkpoints->Inc({std::string(verify::VerdictName(v.verdict))});
+  }
+  for (const verify::Finding& f : verifier_->TakeFindings()) {
+    Emit(format::Dump(json{{"type", "finding"},
+                           {"kind", std::string(verify::FindingKindName(f.kind))},
+                           {"seq", f.seq},
+                           {"reason", f.reason}}));
+    m_.findings->Inc({std::string(verify::FindingKindName(f.kind))});
+  }
+}
+
+void Pipeline::Tick(uint64_t mono_ns, uint64_t real_ns) {
+  FlushMetrics();
+  if (verifier_) {
+    verifier_->Tick(mono_ns);
+    DrainVerifier();
+  }
+  if (mono_ns < next_pool_ns_) return;
+  next_pool_ns_ = mono_ns + options_.pool_interval_ns;
+  for (const baseline::Anomaly& a : store_.EvaluatePools(real_ns)) EmitAlert(a);
+  m_.agents->Set({}, static_cast<double>(store_.agent_count()));
+  for (const std::string& agent : store_.AgentNames()) {
+    double watching = 0;
+    for (Feature f : baseline::kAllFeatures) {
+      auto s = store_.Summary(agent, f);
+      if (s && s->phase == baseline::Phase::kWatching) watching++;
+    }
+    m_.agent_watching->Set({agent}, watching);
+  }
+}
+
+void Pipeline::Finish() {
+  FlushMetrics();
+  if (!verifier_) return;
+  verifier_->Finish();
+  DrainVerifier();
+}
+
+}  // namespace vigil::daemon

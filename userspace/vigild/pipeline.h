@@ -1,0 +1,143 @@
+// What vigild does with each record once the collector or /dev/vigil hands
+// it over: one JSON line per record, verdict, finding and alert on the
+// output stream; the verifier (with the module); per-agent baselines; the
+// Prometheus counters. No I/O besides the output stream and the sinks, so it
+// runs the same in tests.
+#ifndef VIGIL_USERSPACE_VIGILD_PIPELINE_H_
+#define VIGIL_USERSPACE_VIGILD_PIPELINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <array>
+#include <map>
+#include <unordered_map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vigil/baseline/store.h"
+#include "vigil/metrics.h"
+#include "vigil/records.h"
+#include "vigil/status.h"
+#include "vigil/verify.h"
+
+namespace vigil::daemon {
+
+// An agent's role, for pooled baselines: its name up to the last '@'
+// ("checker@3" -> "checker"); a name without '@' is its own role.
+std::string RoleOf(std::string_view agent_name);
+
+struct FeatureValue {
+  baseline::Feature feature;
+  double value;
+};
+
+// The baseline features one record gives. EXIT: cpu_per_exec, lifetime,
+// max_rss and the fault and context-switch rates over the lifetime. SAMPLE:
+// syscall_rate when syscalls were counted and ipc when hardware counters
+// measured (never from injected or absent counters).
+// At most five per record: a fixed array, as this runs once per record.
+class Features {
+ public:
+  void push_back(FeatureValue v) { values_[size_++] = v; }
+  const FeatureValue* begin() const { return values_.data(); }
+  const FeatureValue* end() const { return values_.data() + size_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+ private:
+  std::array<FeatureValue, 5> values_{};
+  size_t size_ = 0;
+};
+Features FeaturesOf(const records::Record& rec);
+
+struct PipelineOptions {
+  bool emit_records = true;                      // one JSON line per record
+  uint64_t pool_interval_ns = 10'000'000'000;    // how often pools are compared
+};
+
+// Called with each line that must also be kept (verdicts.jsonl).
+using LineSink = std::function<void(const std::string& line)>;
+
+// Thread-safety: not thread-safe; vigild's one polling thread drives it.
+class Pipeline {
+ public:
+  // `verifier` is empty without the module: records are then unattested.
+  static Result<std::unique_ptr<Pipeline>> Create(std::ostream& out, metrics::Registry& registry,
+                                                  baseline::BaselineStore store,
+                                                  std::optional<verify::StreamVerifier> verifier,
+                                                  PipelineOptions options);
+
+  // A ring buffer record; `real_ns` is CLOCK_REALTIME now (baseline time).
+  void OnEvent(records::Record rec, uint64_t real_ns);
+  void OnDecodeError(const std::string& why);
+  // The next record of the module's log.
+  void OnLog(records::Record rec);
+  void OnLogError(const std::string& why);
+  void Tick(uint64_t mono_ns, uint64_t real_ns);
+  void Finish();
+
+  void set_verdict_sink(LineSink sink) { verdict_sink_ = std::move(sink); }
+  baseline::BaselineStore& store() { return store_; }
+  verify::StreamVerifier* verifier() { return verifier_ ? &*verifier_ : nullptr; }
+  // Names learnt from AGENT records (agent ids are per module load).
+  std::map<uint32_t, std::string> AgentNames() const;
+  void SetAgentNames(const std::map<uint32_t, std::string>& names);
+  // Moves the counts kept per record into the metrics registry (done by Tick
+  // and Finish; a registry update per record would cost a lock each).
+  void FlushMetrics();
+  uint64_t alerts() const { return alerts_; }
+  uint64_t format_errors() const { return format_errors_; }
+
+ private:
+  Pipeline(std::ostream& out, baseline::BaselineStore store,
+           std::optional<verify::StreamVerifier> verifier, PipelineOptions options)
+      : out_(out), store_(std::move(store)), verifier_(std::move(verifier)), options_(options) {}
+  struct Agent {
+    std::string name;
+    std::string role;
+    bool named = false;       // from an AGENT record, not a placeholder
+    uint64_t records = 0;     // not yet in the registry
+  };
+  Agent& AgentFor(uint32_t agent_id);
+  Status RegisterMetrics(metrics::Registry& registry);
+  void Emit(const std::string& line);
+  void EmitAlert(const baseline::Anomaly& a);
+  void Baseline(const records::Record& rec, const Agent& agent, uint64_t real_ns);
+  void DrainVerifier();
+
+  std::ostream& out_;
+  baseline::BaselineStore store_;
+  std::optional<verify::StreamVerifier> verifier_;
+  PipelineOptions options_;
+  LineSink verdict_sink_;
+  std::unordered_map<uint32_t, Agent> agents_;
+  std::array<uint64_t, VIGIL_EV_NR_TYPES> type_counts_{};  // not yet in the registry
+  uint64_t unattested_count_ = 0;
+  uint64_t next_pool_ns_ = 0;
+  uint64_t alerts_ = 0;
+  uint64_t format_errors_ = 0;
+  verify::VerifierCounters last_counters_;
+
+  struct Metrics {
+    metrics::Counter* records = nullptr;      // {type}
+    metrics::Counter* unattested = nullptr;
+    metrics::Counter* decode_errors = nullptr;
+    metrics::Counter* checkpoints = nullptr;  // {verdict}
+    metrics::Counter* findings = nullptr;     // {kind}
+    metrics::Counter* alerts = nullptr;       // {kind}
+    metrics::Counter* chained = nullptr;
+    metrics::Counter* agent_records = nullptr;  // {agent}
+    metrics::Counter* agent_alerts = nullptr;   // {agent}
+    metrics::Gauge* agent_watching = nullptr;   // {agent}
+    metrics::Gauge* agents = nullptr;
+    metrics::Gauge* anchored_seq = nullptr;
+  } m_;
+};
+
+}  // namespace vigil::daemon
+
+#endif  // VIGIL_USERSPACE_VIGILD_PIPELINE_H_

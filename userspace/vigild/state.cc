@@ -1,0 +1,276 @@
+#include "state.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "vigil/digest.h"
+
+namespace vigil::daemon {
+namespace {
+
+using nlohmann::json;
+
+Status WriteFully(int fd, std::string_view content, const std::string& what) {
+  while (!content.empty()) {
+    const ssize_t n = ::write(fd, content.data(), content.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "writing " + what);
+    }
+    content.remove_prefix(static_cast<size_t>(n));
+  }
+  return Status::Ok();
+}
+
+Status Bad(const std::string& member, const std::string& why) {
+  return Status::Error(ErrorCode::kMalformed,
+                       std::string(kVerifierFile) + ": " + member + ": " + why);
+}
+
+// A required unsigned 64-bit member.
+Result<uint64_t> U64(const json& obj, const std::string& path, const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return Bad(path + "/" + key, "missing");
+  if (!it->is_number_unsigned()) return Bad(path + "/" + key, "must be an unsigned integer");
+  return it->get<uint64_t>();
+}
+
+template <size_t N>
+Status Hex(const json& obj, const std::string& path, const char* key, std::array<uint8_t, N>& out) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return Bad(path + "/" + key, "missing");
+  if (!it->is_string()) return Bad(path + "/" + key, "must be a hex string");
+  auto bytes = crypto::FromHex(it->get<std::string>());
+  if (!bytes.ok() || bytes->size() != N) {
+    return Bad(path + "/" + key, "must be " + std::to_string(N * 2) + " hex digits");
+  }
+  std::memcpy(out.data(), bytes->data(), N);
+  return Status::Ok();
+}
+
+Status OnlyKeys(const json& obj, const std::string& path,
+                std::initializer_list<std::string_view> keys) {
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) {
+      return Bad(path + "/" + it.key(), "unknown member");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<StateDir> StateDir::Open(const std::string& path) {
+  if (path.empty()) return Status::Error(ErrorCode::kInvalidArgument, "empty state directory");
+  // Parents as a package manager would make them; the directory itself
+  // private, it holds the evidence.
+  std::error_code ec;
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "creating state directory " + path);
+  }
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, "opening state directory " + path);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return Status::Error(ErrorCode::kFailedPrecondition,
+                           "state directory " + path + " is in use by another vigild");
+    }
+    return Status::FromErrno(errno, "locking state directory " + path);
+  }
+  return StateDir(path, std::move(fd));
+}
+
+Result<std::optional<std::string>> StateDir::Read(const std::string& name) const {
+  const std::string file = path_ + "/" + name;
+  UniqueFd fd(::openat(dir_fd_.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return Status::FromErrno(errno, "opening " + file);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "stat " + file);
+  if (!S_ISREG(st.st_mode)) {
+    return Status::Error(ErrorCode::kMalformed, file + " is not a regular file");
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "reading " + file);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return std::optional<std::string>(std::move(out));
+}
+
+Status StateDir::WriteAtomic(const std::string& name, std::string_view content) {
+  const std::string tmp = name + ".tmp";
+  const std::string file = path_ + "/" + name;
+  UniqueFd fd(
+      ::openat(dir_fd_.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+               0600));
+  if (!fd.valid()) return Status::FromErrno(errno, "creating " + path_ + "/" + tmp);
+  VIGIL_RETURN_IF_ERROR(WriteFully(fd.get(), content, path_ + "/" + tmp));
+  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + path_ + "/" + tmp);
+  fd.Reset();
+  if (::renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), name.c_str()) != 0) {
+    return Status::FromErrno(errno, "renaming " + tmp + " to " + file);
+  }
+  if (::fsync(dir_fd_.get()) != 0) return Status::FromErrno(errno, "fsync " + path_);
+  return Status::Ok();
+}
+
+Status StateDir::Append(const std::string& name, std::string_view content) {
+  UniqueFd fd(::openat(dir_fd_.get(), name.c_str(),
+                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) return Status::FromErrno(errno, "opening " + path_ + "/" + name);
+  VIGIL_RETURN_IF_ERROR(WriteFully(fd.get(), content, path_ + "/" + name));
+  if (::fdatasync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + path_ + "/" + name);
+  return Status::Ok();
+}
+
+Result<std::string> StateDir::MoveAside(const std::string& name) {
+  const std::string aside = name + ".corrupt-" + std::to_string(::time(nullptr));
+  if (::renameat(dir_fd_.get(), name.c_str(), dir_fd_.get(), aside.c_str()) != 0) {
+    return Status::FromErrno(errno, "moving " + path_ + "/" + name + " aside");
+  }
+  return aside;
+}
+
+std::string SerializeVerifierState(const VerifierState& s) {
+  json agents = json::object();
+  for (const auto& [id, name] : s.agent_names) agents[std::to_string(id)] = name;
+  const verify::Anchor& a = s.anchor;
+  json j = {
+      {"format", kVerifierStateFormat},
+      {"version", kVerifierStateVersion},
+      {"instance_id", crypto::ToHex(a.instance_id)},
+      {"anchor",
+       {{"last_seq", a.last_seq},
+        {"chain_head", crypto::ToHex(a.chain_head)},
+        {"checkpoint_digest", crypto::ToHex(a.checkpoint_digest)},
+        {"checkpoint_log_seq", a.checkpoint_log_seq},
+        {"drops_total", a.drops_total},
+        {"busy_total", a.busy_total},
+        {"log_refused", a.log_refused}}},
+      {"log_saved_seq", s.log_saved_seq},
+      {"agents", agents},
+      {"saved_at_ns", s.saved_at_ns},
+  };
+  return j.dump(2) + "\n";
+}
+
+Result<VerifierState> ParseVerifierState(std::string_view text) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    const bool at_end = e.byte >= text.size();
+    return Status::Error(at_end ? ErrorCode::kTruncated : ErrorCode::kMalformed,
+                         std::string(kVerifierFile) + ": " +
+                             (at_end ? "truncated JSON" : "not JSON") + " (" + e.what() + ")");
+  }
+  if (!j.is_object()) return Bad("", "must be a JSON object");
+  VIGIL_RETURN_IF_ERROR(OnlyKeys(j, "", {"format", "version", "instance_id", "anchor",
+                                         "log_saved_seq", "agents", "saved_at_ns"}));
+  if (!j.contains("format") || j["format"] != kVerifierStateFormat) {
+    return Bad("/format", "must be \"" + std::string(kVerifierStateFormat) + "\"");
+  }
+  if (!j.contains("version") || !j["version"].is_number_integer()) {
+    return Bad("/version", "must be an integer");
+  }
+  if (j["version"] != kVerifierStateVersion) {
+    return Status::Error(ErrorCode::kUnsupported,
+                         std::string(kVerifierFile) + ": /version " + j["version"].dump() +
+                             " is not supported (this build reads " +
+                             std::to_string(kVerifierStateVersion) + ")");
+  }
+  VerifierState s;
+  VIGIL_RETURN_IF_ERROR(Hex(j, "", "instance_id", s.anchor.instance_id));
+  if (!j.contains("anchor") || !j["anchor"].is_object()) return Bad("/anchor", "must be an object");
+  const json& a = j["anchor"];
+  VIGIL_RETURN_IF_ERROR(OnlyKeys(a, "/anchor", {"last_seq", "chain_head", "checkpoint_digest",
+                                                 "checkpoint_log_seq", "drops_total",
+                                                 "busy_total", "log_refused"}));
+  VIGIL_ASSIGN_OR_RETURN(s.anchor.last_seq, U64(a, "/anchor", "last_seq"));
+  VIGIL_RETURN_IF_ERROR(Hex(a, "/anchor", "chain_head", s.anchor.chain_head));
+  VIGIL_RETURN_IF_ERROR(Hex(a, "/anchor", "checkpoint_digest", s.anchor.checkpoint_digest));
+  VIGIL_ASSIGN_OR_RETURN(s.anchor.checkpoint_log_seq, U64(a, "/anchor", "checkpoint_log_seq"));
+  VIGIL_ASSIGN_OR_RETURN(s.anchor.drops_total, U64(a, "/anchor", "drops_total"));
+  VIGIL_ASSIGN_OR_RETURN(s.anchor.busy_total, U64(a, "/anchor", "busy_total"));
+  VIGIL_ASSIGN_OR_RETURN(s.anchor.log_refused, U64(a, "/anchor", "log_refused"));
+  if ((s.anchor.last_seq == 0) != (s.anchor.checkpoint_log_seq == 0)) {
+    return Bad("/anchor", "last_seq and checkpoint_log_seq must both be 0 or both be set");
+  }
+  VIGIL_ASSIGN_OR_RETURN(s.log_saved_seq, U64(j, "", "log_saved_seq"));
+  VIGIL_ASSIGN_OR_RETURN(s.saved_at_ns, U64(j, "", "saved_at_ns"));
+  if (!j.contains("agents") || !j["agents"].is_object()) return Bad("/agents", "must be an object");
+  for (auto it = j["agents"].begin(); it != j["agents"].end(); ++it) {
+    const std::string path = "/agents/" + it.key();
+    uint64_t id = 0;
+    try {
+      size_t used = 0;
+      id = std::stoull(it.key(), &used, 10);
+      if (used != it.key().size() || it.key()[0] == '-' || it.key()[0] == '+') {
+        throw std::invalid_argument(it.key());
+      }
+    } catch (const std::exception&) {
+      return Bad(path, "agent ids must be decimal numbers");
+    }
+    if (id == 0 || id > UINT32_MAX) return Bad(path, "agent id out of range 1..2^32-1");
+    if (!it->is_string() || it->get<std::string>().empty() ||
+        it->get<std::string>().size() >= VIGIL_NAME_LEN) {
+      return Bad(path, "agent name must be a string of 1.." + std::to_string(VIGIL_NAME_LEN - 1) +
+                           " bytes");
+    }
+    s.agent_names[static_cast<uint32_t>(id)] = it->get<std::string>();
+  }
+  return s;
+}
+
+std::string SerializeOpenEvents(const std::vector<records::Record>& events) {
+  std::string out;
+  for (const records::Record& r : events) {
+    out.append(reinterpret_cast<const char*>(r.bytes().data()), r.bytes().size());
+  }
+  return out;
+}
+
+Result<std::vector<records::Record>> ParseOpenEvents(std::string_view bytes,
+                                                     uint64_t anchor_seq) {
+  auto decoded = records::DecodeStream(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  if (!decoded.ok()) {
+    return Status::Error(decoded.status().code(),
+                         std::string(kOpenEventsFile) + ": " + decoded.status().message());
+  }
+  std::vector<records::Record> out;
+  for (size_t i = 0; i < decoded->size(); ++i) {
+    records::Record& r = (*decoded)[i];
+    if (!records::IsEvent(r.type()) || !r.committed() || r.seq() == 0) {
+      return Status::Error(ErrorCode::kMalformed,
+                           std::string(kOpenEventsFile) + ": record " + std::to_string(i) +
+                               " (" + std::string(records::TypeName(r.type())) + ", seq " +
+                               std::to_string(r.seq()) + ") is not a committed event");
+    }
+    // Written after verifier.json: a crash between the two leaves events
+    // the newer anchor already covers, which are simply not needed.
+    if (r.seq() > anchor_seq) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace vigil::daemon

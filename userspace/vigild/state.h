@@ -1,0 +1,77 @@
+// vigild's state directory (default /var/lib/vigil): what survives a
+// restart. Every file is written atomically (temp file, fsync, rename, fsync
+// of the directory) or appended; every file is validated on load, and a
+// corrupt one is an error naming the file and the member, never a silent
+// reset. One vigild per directory (flock).
+//
+//   baselines.json    vigil::baseline::BaselineStore::Serialize()
+//   verifier.json     the verifier's anchor and the agent names (below)
+//   open-events.bin   committed events after the anchor, not yet decided
+//   log.bin           the module's log records, as verified (append-only)
+//   verdicts.jsonl    one line per checkpoint verdict (append-only)
+#ifndef VIGIL_USERSPACE_VIGILD_STATE_H_
+#define VIGIL_USERSPACE_VIGILD_STATE_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vigil/records.h"
+#include "vigil/status.h"
+#include "vigil/unique_fd.h"
+#include "vigil/verify.h"
+
+namespace vigil::daemon {
+
+inline constexpr char kDefaultStateDir[] = "/var/lib/vigil";
+inline constexpr char kBaselinesFile[] = "baselines.json";
+inline constexpr char kVerifierFile[] = "verifier.json";
+inline constexpr char kOpenEventsFile[] = "open-events.bin";
+inline constexpr char kLogFile[] = "log.bin";
+inline constexpr char kVerdictsFile[] = "verdicts.jsonl";
+inline constexpr std::string_view kVerifierStateFormat = "vigil-verifier-state";
+inline constexpr int kVerifierStateVersion = 1;
+
+// Move-only. Thread-safety: not thread-safe.
+class StateDir {
+ public:
+  // Creates the directory (0700) if missing and locks it. kFailedPrecondition
+  // when another process holds the lock or the path is not a directory.
+  static Result<StateDir> Open(const std::string& path);
+
+  // nullopt when the file does not exist.
+  Result<std::optional<std::string>> Read(const std::string& name) const;
+  Status WriteAtomic(const std::string& name, std::string_view content);
+  Status Append(const std::string& name, std::string_view content);
+  // Renames `name` to `name.corrupt-<unix time>`; returns the new name.
+  Result<std::string> MoveAside(const std::string& name);
+  const std::string& path() const { return path_; }
+
+ private:
+  StateDir(std::string path, UniqueFd dir_fd) : path_(std::move(path)), dir_fd_(std::move(dir_fd)) {}
+  std::string path_;
+  UniqueFd dir_fd_;  // open and flocked while vigild runs
+};
+
+struct VerifierState {
+  verify::Anchor anchor;         // anchor.instance_id names the module instance
+  uint64_t log_saved_seq = 0;    // last log seq appended to log.bin (0: none)
+  std::map<uint32_t, std::string> agent_names;  // agent_id -> name
+  uint64_t saved_at_ns = 0;      // CLOCK_REALTIME
+};
+
+std::string SerializeVerifierState(const VerifierState& state);
+// kMalformed / kTruncated / kUnsupported naming the first bad member.
+Result<VerifierState> ParseVerifierState(std::string_view json);
+
+// open-events.bin: committed events; those at or before `anchor_seq` are
+// dropped (already covered by the anchor).
+std::string SerializeOpenEvents(const std::vector<records::Record>& events);
+Result<std::vector<records::Record>> ParseOpenEvents(std::string_view bytes, uint64_t anchor_seq);
+
+}  // namespace vigil::daemon
+
+#endif  // VIGIL_USERSPACE_VIGILD_STATE_H_
