@@ -465,5 +465,29 @@ TEST(VerifyTest, OpenEventsResumeAfterRestart) {
   EXPECT_EQ(v[0].events, 7u);
 }
 
+TEST(VerifyTest, RecoveredEventRedeliveredOnceIsNotADuplicate) {
+  Harness h;
+  h.Start();
+  auto events = h.Commit(6);
+  // A restarted collector re-feeds what it saved; the ring buffer then
+  // delivers the last saved record again, and a forged copy of another.
+  for (int i = 0; i < 4; ++i) h.verifier->AddRecoveredEvent(events[i]);
+  h.verifier->AddEvent(events[3]);
+  h.Feed({events.begin() + 4, events.end()});
+  EXPECT_TRUE(h.verifier->TakeFindings().empty());
+  EXPECT_EQ(h.verifier->counters().recovered, 4u);
+  EXPECT_EQ(h.verifier->counters().redelivered, 1u);
+  h.verifier->AddEvent(events[3]);  // a second copy is a duplicate again
+  auto findings = h.verifier->TakeFindings();
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_EQ(findings[0].kind, Finding::Kind::kDuplicate);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered);
+  EXPECT_EQ(v[0].bad_seq, 4u);
+}
+
 }  // namespace
 }  // namespace vigil

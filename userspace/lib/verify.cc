@@ -160,6 +160,10 @@ void StreamVerifier::AddEvent(records::Record event) {
           it == interval_.begin() ? interval_head_ : std::prev(it)->head_after;
       identical = Step(before, event) == it->head_after;
     }
+    if (identical && recovered_.erase(seq) != 0) {
+      counters_.redelivered++;
+      return;
+    }
     if (identical) {
       counters_.duplicates++;
       duplicates_.push_back(seq);
@@ -187,6 +191,10 @@ void StreamVerifier::AddEvent(records::Record event) {
   std::vector<records::Record>& claims = pending_[seq];
   for (const records::Record& r : claims) {
     if (SameBytes(r, event)) {
+      if (recovered_.erase(seq) != 0) {
+        counters_.redelivered++;
+        return;
+      }
       counters_.duplicates++;
       duplicates_.push_back(seq);
       AddFinding(Finding::Kind::kDuplicate, seq, "record seq " + Str(seq) + " arrived twice");
@@ -201,6 +209,13 @@ void StreamVerifier::AddEvent(records::Record event) {
   claims.push_back(std::move(event));
   Advance();
   TryDecide(false);
+}
+
+void StreamVerifier::AddRecoveredEvent(records::Record event) {
+  if (!event.committed() || event.seq() <= decided_last_) return;
+  counters_.recovered++;
+  recovered_.insert(event.seq());
+  AddEvent(std::move(event));
 }
 
 void StreamVerifier::ChainOne(records::Record rec) {
@@ -627,6 +642,7 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
   interval_.erase(interval_.begin(), end);
   auto past = [last](uint64_t s) { return s <= last; };
   std::erase_if(duplicates_, past);
+  recovered_.erase(recovered_.begin(), recovered_.upper_bound(last));
   std::erase_if(conflicts_, [last](const Conflict& c) { return c.seq <= last; });
   std::erase_if(missing_, [last](const SeqRange& r) { return r.last <= last; });
   for (SeqRange& r : missing_) r.first = std::max(r.first, last + 1);

@@ -358,6 +358,7 @@ int Run(const Config& cfg) {
   // ring buffer of an incompatible pinned instance is drained in Start()).
   std::vector<vigil::records::Record> early;
   std::vector<std::string> early_errors;
+  std::string journal;  // committed events since the last append to open-events.bin
   auto handler = [&](const vigil::Result<vigil::records::Record>& rec) {
     if (!rec.ok()) {
       counts.decode_errors++;
@@ -375,6 +376,10 @@ int Run(const Config& cfg) {
     if (rec->type() == VIGIL_EV_AGENT) counts.agent++;
     if (rec->type() == VIGIL_EV_SAMPLE) counts.sample++;
     (rec->committed() ? counts.committed : counts.uncommitted)++;
+    // Journalled after each poll, so a SIGKILL loses at most one batch.
+    if (module_commits && rec->committed() && !cfg.no_state) {
+      journal.append(reinterpret_cast<const char*>(rec->bytes().data()), rec->bytes().size());
+    }
     if (pipeline) {
       pipeline->OnEvent(*rec, ClockNs(CLOCK_REALTIME));
     } else {
@@ -534,7 +539,7 @@ int Run(const Config& cfg) {
     }
   };
   feed_log(initial_log);
-  for (vigil::records::Record& r : saved_open) pipe->OnEvent(std::move(r), ClockNs(CLOCK_REALTIME));
+  for (vigil::records::Record& r : saved_open) pipe->OnRecoveredEvent(std::move(r));
   for (const std::string& e : early_errors) pipe->OnDecodeError(e);
   for (vigil::records::Record& r : early) pipe->OnEvent(std::move(r), ClockNs(CLOCK_REALTIME));
   early.clear();
@@ -605,6 +610,7 @@ int Run(const Config& cfg) {
     }
     VIGIL_RETURN_IF_ERROR(state->WriteAtomic(daemon::kBaselinesFile, pipe->store().Serialize()));
     if (vigil::verify::StreamVerifier* v = pipe->verifier()) {
+      journal.clear();  // the snapshot below holds every open event
       daemon::VerifierState vs;
       vs.anchor = v->anchor();
       vs.log_saved_seq = log_saved_seq;
@@ -627,6 +633,12 @@ int Run(const Config& cfg) {
     }
   }
 
+  // At once, so the files on disk describe this run (e.g. no open events of
+  // another module instance left for a journal append to extend).
+  if (vigil::Status st = save_state(); !st.ok()) {
+    Say("saving state: " + st.ToString());
+    return kExitError;
+  }
   int rc = kExitOk;
   auto read_log = [&]() {
     if (!device) return;
@@ -661,6 +673,12 @@ int Run(const Config& cfg) {
     mirror_counters();
     out.flush();
     if (!out) g_stop = 1;
+    if (state && !journal.empty()) {
+      if (vigil::Status st = state->Append(daemon::kOpenEventsFile, journal, false); !st.ok()) {
+        Say("journal: " + st.ToString());
+      }
+      journal.clear();
+    }
     if (now >= next_save_ns) {
       next_save_ns = now + save_every_ns;
       if (vigil::Status st = save_state(); !st.ok()) Say("saving state: " + st.ToString());

@@ -214,6 +214,12 @@ void Pipeline::OnEvent(records::Record rec, uint64_t real_ns) {
   }
 }
 
+void Pipeline::OnRecoveredEvent(records::Record rec) {
+  if (!verifier_) return;
+  verifier_->AddRecoveredEvent(std::move(rec));
+  DrainVerifier();
+}
+
 void Pipeline::OnDecodeError(const std::string& why) {
   m_.decode_errors->Inc({});
   Emit(format::Dump(json{{"type", "finding"}, {"kind", "decode"}, {"seq", 0}, {"reason", why}}));

@@ -73,6 +73,9 @@ class Pipeline {
 
   // A ring buffer record; `real_ns` is CLOCK_REALTIME now (baseline time).
   void OnEvent(records::Record rec, uint64_t real_ns);
+  // An event a previous vigild saved (already printed and learnt from then):
+  // only the verifier sees it again.
+  void OnRecoveredEvent(records::Record rec);
   void OnDecodeError(const std::string& why);
   // The next record of the module's log.
   void OnLog(records::Record rec);

@@ -133,12 +133,14 @@ Status StateDir::WriteAtomic(const std::string& name, std::string_view content) 
   return Status::Ok();
 }
 
-Status StateDir::Append(const std::string& name, std::string_view content) {
+Status StateDir::Append(const std::string& name, std::string_view content, bool sync) {
   UniqueFd fd(::openat(dir_fd_.get(), name.c_str(),
                        O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd.valid()) return Status::FromErrno(errno, "opening " + path_ + "/" + name);
   VIGIL_RETURN_IF_ERROR(WriteFully(fd.get(), content, path_ + "/" + name));
-  if (::fdatasync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + path_ + "/" + name);
+  if (sync && ::fdatasync(fd.get()) != 0) {
+    return Status::FromErrno(errno, "fsync " + path_ + "/" + name);
+  }
   return Status::Ok();
 }
 

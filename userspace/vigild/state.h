@@ -6,7 +6,9 @@
 //
 //   baselines.json    vigil::baseline::BaselineStore::Serialize()
 //   verifier.json     the verifier's anchor and the agent names (below)
-//   open-events.bin   committed events after the anchor, not yet decided
+//   open-events.bin   committed events after the anchor, not yet decided:
+//                     rewritten atomically at each save, appended after
+//                     each poll in between
 //   log.bin           the module's log records, as verified (append-only)
 //   verdicts.jsonl    one line per checkpoint verdict (append-only)
 #ifndef VIGIL_USERSPACE_VIGILD_STATE_H_
@@ -45,7 +47,9 @@ class StateDir {
   // nullopt when the file does not exist.
   Result<std::optional<std::string>> Read(const std::string& name) const;
   Status WriteAtomic(const std::string& name, std::string_view content);
-  Status Append(const std::string& name, std::string_view content);
+  // `sync`: fdatasync before returning (power loss); without it the data
+  // still survives the process being killed.
+  Status Append(const std::string& name, std::string_view content, bool sync = true);
   // Renames `name` to `name.corrupt-<unix time>`; returns the new name.
   Result<std::string> MoveAside(const std::string& name);
   const std::string& path() const { return path_; }

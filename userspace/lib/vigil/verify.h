@@ -39,6 +39,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -131,6 +132,8 @@ struct VerifierCounters {
   uint64_t late = 0;
   uint64_t duplicates = 0;
   uint64_t conflicts = 0;
+  uint64_t recovered = 0;    // events re-fed after a restart
+  uint64_t redelivered = 0;  // identical copies of recovered events, dropped
   std::array<uint64_t, kVerdictCount> verdicts{};
 };
 
@@ -140,6 +143,11 @@ class StreamVerifier {
 
   // A ring buffer record (or a user event from a LOG_EVENT copy).
   void AddEvent(records::Record event);
+  // An event a previous collector saved before it stopped (restart). The
+  // ring buffer may deliver it once more (the record being handled when the
+  // collector was killed): an identical copy of a recovered event is then
+  // dropped silently, a different one is still a conflict.
+  void AddRecoveredEvent(records::Record event);
   // The next log record, in log order. KEY records set the key, CHECKPOINT
   // and SIGNATURE records make verdicts, LOG_EVENT copies feed AddEvent.
   void AddLog(records::Record log_record);
@@ -222,6 +230,7 @@ class StreamVerifier {
   std::vector<SeqRange> missing_;     // declared missing, seq > decided_last_
   std::vector<Conflict> conflicts_;   // seq > decided_last_
   std::vector<uint64_t> duplicates_;  // seqs seen twice (identical), > decided_last_
+  std::set<uint64_t> recovered_;      // seqs fed by AddRecoveredEvent, not yet seen again
   bool interval_overflow_ = false;
 
   // Log side.

@@ -51,6 +51,18 @@ grep -q . $dir/records.json && [ "$committed" -eq "$total" ] && vt_pass demo-eve
 	vt_fail demo-events "$total records, $committed committed"
 
 say ""
+say "== checkpoint verdicts by vigild (chain recomputed, TPM signature, PCR path)"
+grep '"type":"checkpoint"' $dir/events.json >$dir/verdicts.json
+nverdicts=$(grep -c . $dir/verdicts.json)
+nverified=$(grep -c '"verdict":"verified"' $dir/verdicts.json)
+sed -n 's/.*"events":\([0-9]*\),"first_seq":\([0-9]*\),"last_seq":\([0-9]*\).*"pcr_checked":\([a-z]*\).*"verdict":"\([a-z]*\)".*/\5: events \2..\3 (\1 records), pcr_checked=\4/p' \
+	$dir/verdicts.json | head -n 6 | indent
+grep '"type":"measure"' $dir/events.json | sed -n 's/.*"digest":"\(.\{16\}\).*"name":"\([^"]*\)".*/measured into pcr_config: \2 \1.../p' | indent
+[ "$nverdicts" -ge 1 ] && [ "$nverified" -eq "$nverdicts" ] &&
+	vt_pass demo-verdicts "$nverified of $nverdicts checkpoints verified" ||
+	vt_fail demo-verdicts "$nverified of $nverdicts verified: $(grep -v '"verdict":"verified"' $dir/verdicts.json | head -n 2)"
+
+say ""
 say "== chain recomputed in user space from the records vigild received"
 start_head=$(echo "$start_json" | sed -n 's/.*"chain_head": *"\([0-9a-f]*\)".*/\1/p')
 next_seq=$(echo "$start_json" | sed -n 's/.*"next_seq": *\([0-9]*\).*/\1/p')

@@ -14,6 +14,8 @@ dir=/tmp/vigild-verify
 state=$dir/state
 mkdir -p $dir
 rm -rf $state $dir/ready
+# The metrics endpoint listens on loopback; the initramfs leaves lo down.
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 
 start_vigild() { # start_vigild OUTPUT ERR
 	vigild --state-dir $state --sample-ms 50 --metrics 127.0.0.1:9477 --ready-file $dir/ready \
