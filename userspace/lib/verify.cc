@@ -9,6 +9,10 @@
 #include "vigil/digest.h"
 
 namespace vigil::verify {
+std::span<const uint8_t> StreamVerifier::Bytes(const Chained& c) const {
+  return {arena_.data() + (c.offset - arena_base_), c.size};
+}
+
 namespace {
 
 std::string Str(uint64_t v) { return std::to_string(v); }
@@ -34,12 +38,12 @@ bool SameBytes(const records::Record& a, const records::Record& b) {
 // of OpenSSL breaking, in which case the head becomes all zeros and no
 // checkpoint will match it.
 crypto::Sha256Digest StreamVerifier::Step(const crypto::Sha256Digest& head,
-                                          const records::Record& rec) {
+                                          std::span<const uint8_t> rec) {
   crypto::Sha256Digest out{};
   unsigned int len = 0;
   if (!md_ctx_ || EVP_DigestInit_ex(md_ctx_.get(), nullptr, nullptr) != 1 ||
       EVP_DigestUpdate(md_ctx_.get(), head.data(), head.size()) != 1 ||
-      EVP_DigestUpdate(md_ctx_.get(), rec.bytes().data(), rec.bytes().size()) != 1 ||
+      EVP_DigestUpdate(md_ctx_.get(), rec.data(), rec.size()) != 1 ||
       EVP_DigestFinal_ex(md_ctx_.get(), out.data(), &len) != 1) {
     return crypto::Sha256Digest{};
   }
@@ -152,13 +156,13 @@ void StreamVerifier::AddEvent(records::Record event) {
       return;
     }
     bool identical = false;
-    if (it->rec) {
-      identical = SameBytes(*it->rec, event);
+    if (it->kept) {
+      identical = std::ranges::equal(Bytes(*it), event.bytes());
     } else if (it->valid) {
       // Not kept: compare through the chain value before it.
       const crypto::Sha256Digest& before =
           it == interval_.begin() ? interval_head_ : std::prev(it)->head_after;
-      identical = Step(before, event) == it->head_after;
+      identical = Step(before, event.bytes()) == it->head_after;
     }
     if (identical && recovered_.erase(seq) != 0) {
       counters_.redelivered++;
@@ -219,14 +223,17 @@ void StreamVerifier::AddRecoveredEvent(records::Record event) {
 }
 
 void StreamVerifier::ChainOne(records::Record rec) {
-  Chained c{rec.seq(), chain_valid_, {}, std::nullopt};
+  const std::span<const uint8_t> bytes = rec.bytes();
+  Chained c{rec.seq(), chain_valid_, false, static_cast<uint32_t>(bytes.size()), 0, {}};
   if (chain_valid_) {
-    head_ = Step(head_, rec);
+    head_ = Step(head_, bytes);
     c.head_after = head_;
     counters_.chained++;
   }
   if (interval_.size() < options_.max_interval_records) {
-    c.rec = std::move(rec);
+    c.kept = true;
+    c.offset = arena_base_ + arena_.size();
+    arena_.insert(arena_.end(), bytes.begin(), bytes.end());
   } else {
     interval_overflow_ = true;
   }
@@ -439,9 +446,9 @@ void StreamVerifier::Resync(const crypto::Sha256Digest& head, uint64_t at_seq) {
   bool valid = true;
   uint64_t expected = at_seq + 1;
   for (Chained& c : interval_) {
-    if (c.seq != expected || !c.rec) valid = false;
+    if (c.seq != expected || !c.kept) valid = false;
     if (valid) {
-      h = Step(h, *c.rec);
+      h = Step(h, Bytes(c));
       c.head_after = h;
     }
     c.valid = valid;
@@ -524,16 +531,17 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
       auto at = std::lower_bound(interval_.begin(), end, c.seq,
                                  [](const Chained& x, uint64_t s) { return x.seq < s; });
       const bool kept = std::all_of(interval_.begin(), end, [](const Chained& x) {
-        return x.rec.has_value();
+        return x.kept;
       });
       for (const records::Record& other : c.others) {
         if (!kept || !interval_head_valid_ || at == end) break;
         crypto::Sha256Digest h = interval_head_;
         for (auto it = interval_.begin(); it != end; ++it) {
-          h = Step(h, it == at ? other : *it->rec);
+          h = Step(h, it == at ? other.bytes() : Bytes(*it));
         }
         if (std::memcmp(h.data(), cp.chain_head, VIGIL_DIGEST_LEN) == 0) {
-          at->rec = other;  // the genuine one; later heads are redone below
+          // The entries up to `last` go below; later heads are redone from
+          // the checkpoint's head.
           resolved = true;
           break;
         }
@@ -638,8 +646,17 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
     v.reason += v.pcr_checked ? ", on the TPM's PCR path" : pcr_why.empty() ? "" : "; " + pcr_why;
   }
 
-  // Close the interval.
+  // Close the interval and drop its bytes.
   interval_.erase(interval_.begin(), end);
+  uint64_t cut = arena_base_ + arena_.size();
+  for (const Chained& c : interval_) {
+    if (c.kept) {
+      cut = c.offset;
+      break;
+    }
+  }
+  arena_.erase(arena_.begin(), arena_.begin() + static_cast<ptrdiff_t>(cut - arena_base_));
+  arena_base_ = cut;
   auto past = [last](uint64_t s) { return s <= last; };
   std::erase_if(duplicates_, past);
   recovered_.erase(recovered_.begin(), recovered_.upper_bound(last));
@@ -683,7 +700,9 @@ std::vector<Finding> StreamVerifier::TakeFindings() { return std::exchange(findi
 std::vector<records::Record> StreamVerifier::OpenEvents() const {
   std::vector<records::Record> out;
   for (const Chained& c : interval_) {
-    if (c.rec && c.seq > anchor_.last_seq) out.push_back(*c.rec);
+    if (!c.kept || c.seq <= anchor_.last_seq) continue;
+    auto rec = records::Record::Decode(Bytes(c));
+    if (rec.ok()) out.push_back(std::move(rec).value());
   }
   for (const auto& [seq, claims] : pending_) {
     if (seq > anchor_.last_seq) out.insert(out.end(), claims.begin(), claims.end());

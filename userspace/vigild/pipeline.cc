@@ -236,11 +236,14 @@ void Pipeline::Baseline(const records::Record& rec, const Agent& agent, uint64_t
     }
     return;
   }
-  for (const FeatureValue& f : FeaturesOf(rec)) {
-    if (auto a = store_.Observe(agent.name, agent.role, f.feature, f.value, real_ns)) {
-      EmitAlert(*a);
-    }
-  }
+  const Features features = FeaturesOf(rec);
+  if (features.empty()) return;
+  std::array<std::pair<baseline::Feature, double>, 5> values;
+  size_t n = 0;
+  for (const FeatureValue& f : features) values[n++] = {f.feature, f.value};
+  anomalies_.clear();
+  store_.ObserveMany(agent.name, agent.role, std::span(values.data(), n), real_ns, anomalies_);
+  for (const baseline::Anomaly& a : anomalies_) EmitAlert(a);
 }
 
 void Pipeline::OnLog(records::Record rec) {

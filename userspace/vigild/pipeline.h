@@ -120,6 +120,7 @@ class Pipeline {
   std::unordered_map<uint32_t, Agent> agents_;
   std::array<uint64_t, VIGIL_EV_NR_TYPES> type_counts_{};  // not yet in the registry
   uint64_t unattested_count_ = 0;
+  std::vector<baseline::Anomaly> anomalies_;  // reused per record
   uint64_t next_pool_ns_ = 0;
   uint64_t alerts_ = 0;
   uint64_t format_errors_ = 0;

@@ -243,6 +243,30 @@ std::optional<Anomaly> BaselineStore::Observe(std::string_view agent, std::strin
   }
   AgentState* a = FindOrCreate(agent, role, timestamp_ns);
   if (a == nullptr) return std::nullopt;
+  return ObserveIn(*a, agent, feature, value, timestamp_ns);
+}
+
+void BaselineStore::ObserveMany(std::string_view agent, std::string_view role,
+                                std::span<const std::pair<Feature, double>> values,
+                                uint64_t timestamp_ns, std::vector<Anomaly>& out) {
+  AgentState* a = nullptr;
+  for (const auto& [feature, value] : values) {
+    if (!std::isfinite(value) || value < 0 || FeatureIndex(feature) >= kFeatureCount) {
+      ++rejected_values_;
+      continue;
+    }
+    if (a == nullptr) a = FindOrCreate(agent, role, timestamp_ns);
+    if (a == nullptr) return;
+    if (auto anomaly = ObserveIn(*a, agent, feature, value, timestamp_ns)) {
+      out.push_back(std::move(*anomaly));
+    }
+  }
+}
+
+std::optional<Anomaly> BaselineStore::ObserveIn(AgentState& agent_state, std::string_view agent,
+                                                Feature feature, double value,
+                                                uint64_t timestamp_ns) {
+  AgentState* a = &agent_state;
   FeatureState& fs = a->features[FeatureIndex(feature)];
   if (fs.phase == Phase::kLearning) {
     Learn(fs, value, timestamp_ns);

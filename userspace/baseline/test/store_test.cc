@@ -395,5 +395,31 @@ TEST(BaselineStoreTest, ActivityAndQuantileAccessors) {
   EXPECT_EQ(copy->Quantile("a", Feature::kIpc, 0.99), p99);
 }
 
+TEST(BaselineStoreTest, ObserveManyEqualsObservePerFeature) {
+  BaselineConfig config;
+  config.learn_samples = 20;
+  BaselineStore one = MakeStore(config);
+  BaselineStore many = MakeStore(config);
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> cpu(5e6, 2e5), rss(4e6, 1e5);
+  std::vector<Anomaly> from_many;
+  size_t from_one = 0;
+  for (int i = 0; i < 200; ++i) {
+    const uint64_t t = static_cast<uint64_t>(i) * kSecond;
+    // A shift at the end, and a rejected value in the middle of a batch.
+    const double c = i < 190 ? cpu(rng) : 5e7;
+    const std::pair<Feature, double> values[] = {
+        {Feature::kCpuPerExec, c}, {Feature::kIpc, -1.0}, {Feature::kMaxRss, rss(rng)}};
+    for (const auto& [f, v] : values) {
+      if (one.Observe("w@1", "w", f, v, t)) ++from_one;
+    }
+    many.ObserveMany("w@1", "w", values, t, from_many);
+  }
+  EXPECT_GT(from_one, 0u);
+  EXPECT_EQ(from_many.size(), from_one);
+  EXPECT_EQ(one.rejected_values(), many.rejected_values());
+  EXPECT_EQ(one.Serialize(), many.Serialize());
+}
+
 }  // namespace
 }  // namespace vigil::baseline

@@ -40,6 +40,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -120,7 +121,7 @@ struct VerifierOptions {
   // Events kept per open checkpoint interval (to resolve two records that
   // claim one seq); beyond it the interval is still chained but a conflict
   // can no longer be resolved.
-  size_t max_interval_records = 1 << 20;
+  size_t max_interval_records = 1 << 18;
   PcrCheck pcr_check;  // empty: no PCR check (verdicts say pcr_checked=false)
 };
 
@@ -177,8 +178,10 @@ class StreamVerifier {
   struct Chained {
     uint64_t seq;
     bool valid;                      // head_after is a real chain value
+    bool kept;                       // its bytes are in arena_
+    uint32_t size;
+    uint64_t offset;                 // of its bytes, counted like arena_base_
     crypto::Sha256Digest head_after;
-    std::optional<records::Record> rec;  // kept for conflict resolution
   };
   struct PendingCheckpoint {
     records::Record rec;
@@ -196,7 +199,8 @@ class StreamVerifier {
     std::vector<records::Record> others;  // claimants not chained
   };
 
-  crypto::Sha256Digest Step(const crypto::Sha256Digest& head, const records::Record& rec);
+  crypto::Sha256Digest Step(const crypto::Sha256Digest& head, std::span<const uint8_t> rec);
+  std::span<const uint8_t> Bytes(const Chained& c) const;
   void Advance();
   void ChainOne(records::Record rec);
   void TryDecide(bool force);
@@ -226,6 +230,10 @@ class StreamVerifier {
   crypto::Sha256Digest head_;         // valid when chain_valid_
   bool chain_valid_ = true;
   std::deque<Chained> interval_;      // seqs (decided_last_, chained_seq_]
+  // The interval's record bytes back to back (for conflicts, resync and a
+  // restart): one buffer instead of a heap block per record.
+  std::vector<uint8_t> arena_;
+  uint64_t arena_base_ = 0;           // offset of arena_[0] since the start
   std::map<uint64_t, std::vector<records::Record>> pending_;  // seq > chained_seq_
   std::vector<SeqRange> missing_;     // declared missing, seq > decided_last_
   std::vector<Conflict> conflicts_;   // seq > decided_last_

@@ -57,6 +57,7 @@
 #include <functional>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -207,6 +208,11 @@ class BaselineStore {
   // One value of one feature. Learns, or scores and returns an anomaly.
   std::optional<Anomaly> Observe(std::string_view agent, std::string_view role, Feature feature,
                                  double value, uint64_t timestamp_ns);
+  // Several features of one record for one agent: the same as calling
+  // Observe for each, with one agent lookup. Anomalies are appended to `out`.
+  void ObserveMany(std::string_view agent, std::string_view role,
+                   std::span<const std::pair<Feature, double>> values, uint64_t timestamp_ns,
+                   std::vector<Anomaly>& out);
   // All features of one exit record: rates are per second of lifetime and
   // skipped when the lifetime is 0; IPC only when both counters are present
   // and cycles > 0.
@@ -282,6 +288,8 @@ class BaselineStore {
   explicit BaselineStore(const BaselineConfig& config) : config_(config) {}
 
   AgentState* FindOrCreate(std::string_view agent, std::string_view role, uint64_t timestamp_ns);
+  std::optional<Anomaly> ObserveIn(AgentState& a, std::string_view agent, Feature feature,
+                                   double value, uint64_t timestamp_ns);
   const AgentState* Find(std::string_view agent) const;
   FeatureState NewFeature() const;
   void Learn(FeatureState& fs, double value, uint64_t timestamp_ns) const;
