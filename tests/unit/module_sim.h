@@ -26,7 +26,8 @@ namespace vigil::testing {
 
 class ModuleSim {
  public:
-  explicit ModuleSim(uint8_t instance_byte = 0x5a) {
+  // `tpm` false: degraded mode, no KEY record (checkpoints say NO_TPM).
+  explicit ModuleSim(uint8_t instance_byte = 0x5a, bool tpm = true) {
     key_.reset(EVP_EC_gen("P-256"));
     if (!key_) throw std::runtime_error("EVP_EC_gen");
     BIGNUM* x = nullptr;
@@ -39,6 +40,7 @@ class ModuleSim {
     BN_free(y);
     instance_.fill(instance_byte);
     head_ = *chain::InitialChain(instance_);
+    if (!tpm) return;
     vigil_log_key key;
     std::memset(&key, 0, sizeof(key));
     Header(key.hdr, VIGIL_LOG_KEY, sizeof(key), log_seq_++);
@@ -76,6 +78,14 @@ class ModuleSim {
   }
 
   void AddDrops(uint64_t n) { drops_ += n; }
+  const crypto::EcPoint& key() const { return point_; }
+  crypto::Sha256Digest head() const { return head_; }
+  // Builds, signs and logs a checkpoint record as given (for forgeries).
+  records::Record LogRecord(const records::Record& rec) {
+    log_.push_back(rec);
+    return rec;
+  }
+  uint64_t NextLogSeq() { return log_seq_++; }
 
   // Closes a checkpoint over the events since the last one; appends the
   // CHECKPOINT and SIGNATURE records to the log and returns both.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "module_sim.h"
+#include "test_records.h"
 
 namespace vigil {
 namespace {
@@ -363,19 +364,235 @@ TEST(VerifyTest, AttestedDropsAreLoss) {
 }
 
 TEST(VerifyTest, DegradedModeIsUnsignedAndKeepsChaining) {
-  Harness h;
-  h.Start();
+  testing::ModuleSim sim(0x5a, /*tpm=*/false);
+  StreamVerifier verifier(sim.StartAnchor(), {});
+  size_t fed = 0;
   for (int i = 0; i < 2; ++i) {
-    h.Feed(h.Commit(4));
-    h.sim.Checkpoint(VIGIL_SIG_NO_TPM);
-    h.FeedLog();
+    for (int k = 0; k < 4; ++k) verifier.AddEvent(sim.Commit());
+    sim.Checkpoint(VIGIL_SIG_NO_TPM);
+    for (; fed < sim.log().size(); ++fed) verifier.AddLog(sim.log()[fed]);
   }
-  auto v = h.Verdicts();
+  auto v = verifier.TakeVerdicts();
   ASSERT_EQ(v.size(), 2u);
   for (const auto& x : v) {
     EXPECT_EQ(x.verdict, Verdict::kUnsigned) << x.reason;
     EXPECT_TRUE(x.chain_checked);
   }
+}
+
+TEST(VerifyTest, NoTpmClaimFromAModuleWithAKeyIsTampered) {
+  Harness h;
+  h.Start();
+  h.Feed(h.Commit(3));
+  h.sim.Checkpoint(VIGIL_SIG_NO_TPM);
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered) << v[0].reason;
+}
+
+// The attacker's checkpoint: right links and range, forged events, signed
+// with the attacker's own key.
+records::Record ForgedCheckpoint(testing::ModuleSim& honest, testing::ModuleSim& attacker,
+                                 const records::Record& prev_cp, uint64_t first, uint64_t last,
+                                 uint64_t log_seq, std::optional<records::Record>* sig_out) {
+  vigil_log_checkpoint cp;
+  std::memset(&cp, 0, sizeof(cp));
+  cp.hdr.type = VIGIL_LOG_CHECKPOINT;
+  cp.hdr.version = 1;
+  cp.hdr.size = sizeof(cp);
+  cp.hdr.seq = log_seq;
+  cp.first_seq = first;
+  cp.last_seq = last;
+  cp.anchor = VIGIL_ANCHOR_PCR;
+  auto prev = *crypto::Sha256({prev_cp.bytes()});
+  std::memcpy(cp.prev_digest, prev.data(), 32);
+  std::memcpy(cp.instance_id, honest.instance().data(), VIGIL_ID_LEN);
+  records::Record rec = *records::Record::FromStruct(cp);
+  auto sig = attacker.Sign(rec);
+  sig.hdr.seq = log_seq + 1;
+  *sig_out = *records::Record::FromStruct(sig);
+  return rec;
+}
+
+TEST(VerifyTest, ASecondKeyRecordCannotSignForgeries) {
+  Harness h;
+  testing::ModuleSim attacker(0x11);
+  h.Start();
+  h.Feed(h.Commit(3));
+  auto cp1 = h.sim.Checkpoint();
+  h.FeedLog();
+  ASSERT_EQ(h.Verdicts().at(0).verdict, Verdict::kVerified);
+  // The attacker's KEY, then a checkpoint over made-up events it signed.
+  auto key = *attacker.log()[0].As<vigil_log_key>();
+  key.hdr.seq = h.sim.NextLogSeq();
+  h.verifier->AddLog(*records::Record::FromStruct(key));
+  auto findings = h.verifier->TakeFindings();
+  ASSERT_EQ(findings.size(), 1u);
+  EXPECT_NE(findings[0].reason.find("different key"), std::string::npos);
+  std::optional<records::Record> sig;
+  auto forged = ForgedCheckpoint(h.sim, attacker, cp1[0], 4, 3, h.sim.NextLogSeq(), &sig);
+  h.sim.NextLogSeq();
+  h.verifier->AddLog(forged);
+  h.verifier->AddLog(*sig);
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered);
+  EXPECT_NE(v[0].reason.find("signature"), std::string::npos) << v[0].reason;
+}
+
+TEST(VerifyTest, MissingCheckpointIsLossAndTheNextVerifies) {
+  Harness h;
+  h.Start();
+  h.Feed(h.Commit(3));
+  h.sim.Checkpoint();
+  h.FeedLog();
+  ASSERT_EQ(h.Verdicts().at(0).verdict, Verdict::kVerified);
+  h.Feed(h.Commit(3));
+  h.sim.Checkpoint();
+  h.log_fed = h.sim.log().size();  // this checkpoint never reaches the verifier (trimmed)
+  h.Feed(h.Commit(3));
+  h.sim.Checkpoint();
+  h.verifier->AddLog(h.sim.log()[h.log_fed]);
+  h.verifier->AddLog(h.sim.log()[h.log_fed + 1]);
+  h.log_fed += 2;
+  auto findings = h.verifier->TakeFindings();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kLoss) << v[0].reason;
+  EXPECT_NE(v[0].reason.find("missing from the log"), std::string::npos) << v[0].reason;
+  h.Feed(h.Commit(2));
+  h.sim.Checkpoint();
+  h.FeedLog();
+  v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kVerified) << v[0].reason;
+}
+
+TEST(VerifyTest, FloodOfFarFutureSeqsCannotBlindTheVerifier) {
+  Harness h(8);
+  h.Start();
+  auto events = h.Commit(4);
+  h.Feed(events);
+  for (uint64_t i = 0; i < 100; ++i) {
+    auto e = *events[0].As<vigil_ev_exec>();
+    e.hdr.seq = 1'000'000'000'000ull + i;
+    h.verifier->AddEvent(*records::Record::FromStruct(e));
+  }
+  EXPECT_GE(h.verifier->counters().far_ahead, 90u);
+  h.Feed(h.Commit(4));
+  h.sim.Checkpoint();
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kVerified) << v[0].reason;
+  EXPECT_LE(h.verifier->OpenEvents().size(), 9u);  // bounded by the window
+}
+
+TEST(VerifyTest, ManyClaimsForOneSeqStayBounded) {
+  Harness h;
+  h.Start();
+  auto events = h.Commit(3);
+  h.Feed(events);
+  for (int i = 0; i < 1000; ++i) {
+    auto e = *events[1].As<vigil_ev_exec>();
+    e.pid = 5000 + static_cast<uint32_t>(i);
+    h.verifier->AddEvent(*records::Record::FromStruct(e));
+  }
+  EXPECT_LE(h.verifier->OpenEvents().size(), 3u + 3u);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered);
+  EXPECT_EQ(v[0].bad_seq, 2u);
+}
+
+TEST(VerifyTest, ConflictWithAGapIsStillTampered) {
+  Harness h;
+  h.Start();
+  auto events = h.Commit(8);
+  auto forged = FlipByte(events[2], 200);
+  events.erase(events.begin() + 6);  // seq 7 lost
+  h.Feed(events);
+  h.verifier->AddEvent(forged);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  h.verifier->Finish();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered) << v[0].reason;
+  EXPECT_EQ(v[0].bad_seq, 3u);
+}
+
+TEST(VerifyTest, OverflowingTheIntervalKeepsAMatchedChain) {
+  Harness h;
+  h.options.max_interval_records = 4;
+  h.Start();
+  for (int i = 0; i < 3; ++i) {
+    h.Feed(h.Commit(6));
+    h.sim.Checkpoint();
+    h.FeedLog();
+  }
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 3u);
+  for (const auto& x : v) EXPECT_EQ(x.verdict, Verdict::kVerified) << x.reason;
+}
+
+TEST(VerifyTest, SignatureAfterManyLogRecordsStillCounts) {
+  Harness h;
+  h.Start();
+  h.Feed(h.Commit(3));
+  auto cp = h.sim.Checkpoint();
+  // Records the module logged between the checkpoint and its signature.
+  h.verifier->AddLog(h.sim.log()[h.log_fed]);  // KEY
+  h.verifier->AddLog(cp[0]);
+  for (int i = 0; i < 40; ++i) {
+    auto m = testing::MakeMeasure(cp[0].seq() + 1 + static_cast<uint64_t>(i), 11, "x");
+    h.verifier->AddLog(testing::ToRecord(m));
+  }
+  auto sig = *cp[1].As<vigil_log_signature>();
+  sig.hdr.seq = cp[0].seq() + 41;
+  h.verifier->AddLog(*records::Record::FromStruct(sig));
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kVerified) << v[0].reason;
+}
+
+TEST(VerifyTest, RestartKeepsTheEvidenceOfAForgery) {
+  Harness h;
+  h.Start();
+  auto events = h.Commit(5);
+  h.Feed(events);
+  h.verifier->AddEvent(FlipByte(events[2], 100));  // forged after the genuine one
+  h.verifier->AddEvent(events[3]);                 // and a replayed copy
+  StreamVerifier restarted(h.verifier->anchor(), h.options);
+  for (const auto& r : h.sim.log()) restarted.AddLog(r);
+  for (const auto& e : h.verifier->OpenEvents()) restarted.AddRecoveredEvent(e);
+  size_t fed = h.sim.log().size();
+  h.sim.Checkpoint();
+  for (; fed < h.sim.log().size(); ++fed) restarted.AddLog(h.sim.log()[fed]);
+  auto v = restarted.TakeVerdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered) << v[0].reason;
+  EXPECT_EQ(v[0].bad_seq, 3u);
+}
+
+TEST(VerifyTest, EventsFromBeforeAFreshStartAreNotFindings) {
+  Harness h;
+  auto early = h.Commit(4);
+  h.sim.Checkpoint();
+  const auto cp = *h.sim.log()[1].As<vigil_log_checkpoint>();
+  verify::Anchor anchor = h.sim.StartAnchor();
+  anchor.last_seq = cp.last_seq;
+  std::memcpy(anchor.chain_head.data(), cp.chain_head, 32);
+  anchor.checkpoint_digest = *crypto::Sha256({h.sim.log()[1].bytes()});
+  anchor.checkpoint_log_seq = h.sim.log()[1].seq();
+  h.options.started_after_seq = cp.last_seq;
+  StreamVerifier verifier(anchor, h.options);
+  for (const auto& e : early) verifier.AddEvent(e);
+  EXPECT_TRUE(verifier.TakeFindings().empty());
+  EXPECT_EQ(verifier.counters().before_start, 4u);
 }
 
 TEST(VerifyTest, PcrMismatchIsTamperedAndUnreadableTpmIsNotVerified) {

@@ -172,7 +172,9 @@ Status CheckPcrPath(const std::vector<records::Record>& verified,
       }
       const size_t reached = w.history.size() - 1 - cmp.pending;
       if (reached < w.needed) {
-        return Status::Error(ErrorCode::kMismatch,
+        // The module logs first and extends after; a failed extend stays
+        // pending until it is retried. Not a contradiction, not a check.
+        return Status::Error(ErrorCode::kFailedPrecondition,
                              where + " is " + std::to_string(w.needed - reached) +
                                  " extends behind the verified log");
       }

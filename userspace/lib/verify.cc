@@ -1,18 +1,14 @@
 #include "vigil/verify.h"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <cstring>
 #include <utility>
 
-#include <openssl/evp.h>
-
 #include "vigil/digest.h"
 
 namespace vigil::verify {
-std::span<const uint8_t> StreamVerifier::Bytes(const Chained& c) const {
-  return {arena_.data() + (c.offset - arena_base_), c.size};
-}
-
 namespace {
 
 std::string Str(uint64_t v) { return std::to_string(v); }
@@ -27,30 +23,12 @@ std::string RangesStr(const std::vector<SeqRange>& ranges) {
 }
 
 bool SameBytes(const records::Record& a, const records::Record& b) {
-  return a.bytes().size() == b.bytes().size() &&
-         std::memcmp(a.bytes().data(), b.bytes().data(), a.bytes().size()) == 0;
+  return std::ranges::equal(a.bytes(), b.bytes());
 }
 
-}  // namespace
-
-// Chain step with one reused context (a fresh EVP_MD_CTX per record costs
-// more than hashing a small record). SHA-256 over memory cannot fail short
-// of OpenSSL breaking, in which case the head becomes all zeros and no
-// checkpoint will match it.
-crypto::Sha256Digest StreamVerifier::Step(const crypto::Sha256Digest& head,
-                                          std::span<const uint8_t> rec) {
-  crypto::Sha256Digest out{};
-  unsigned int len = 0;
-  if (!md_ctx_ || EVP_DigestInit_ex(md_ctx_.get(), nullptr, nullptr) != 1 ||
-      EVP_DigestUpdate(md_ctx_.get(), head.data(), head.size()) != 1 ||
-      EVP_DigestUpdate(md_ctx_.get(), rec.data(), rec.size()) != 1 ||
-      EVP_DigestFinal_ex(md_ctx_.get(), out.data(), &len) != 1) {
-    return crypto::Sha256Digest{};
-  }
-  return out;
+bool SamePoint(const crypto::EcPoint& a, const crypto::EcPoint& b) {
+  return std::memcmp(a.x, b.x, sizeof(a.x)) == 0 && std::memcmp(a.y, b.y, sizeof(a.y)) == 0;
 }
-
-namespace {
 
 // Ranges of `missing` that fall in [first, last], clipped.
 std::vector<SeqRange> Clip(const std::vector<SeqRange>& missing, uint64_t first, uint64_t last) {
@@ -61,6 +39,17 @@ std::vector<SeqRange> Clip(const std::vector<SeqRange>& missing, uint64_t first,
   }
   return out;
 }
+
+std::string Join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const std::string& s : parts) out += (out.empty() ? "" : "; ") + s;
+  return out;
+}
+
+// How far ahead of the chain a seq may be and still be waited for: a
+// legitimate record is at most the records in flight ahead; one further out
+// is held aside (bounded) so it cannot force gaps.
+uint64_t FarAheadDistance(size_t window) { return 4 * static_cast<uint64_t>(window) + 64; }
 
 }  // namespace
 
@@ -97,16 +86,19 @@ std::string_view FindingKindName(Finding::Kind k) {
 StreamVerifier::StreamVerifier(const Anchor& anchor, VerifierOptions options)
     : anchor_(anchor),
       options_(std::move(options)),
+      key_(anchor.key),
       decided_last_(anchor.last_seq),
       interval_head_(anchor.chain_head),
       chained_seq_(anchor.last_seq),
       head_(anchor.chain_head),
-      last_cp_digest_(anchor.checkpoint_digest),
-      last_cp_last_seq_(anchor.last_seq),
-      last_cp_drops_(anchor.drops_total),
-      last_cp_busy_(anchor.busy_total),
-      last_cp_refused_(anchor.log_refused) {
+      max_seen_seq_(anchor.last_seq),
+      link_digest_(anchor.checkpoint_digest),
+      link_last_seq_(anchor.last_seq),
+      link_drops_(anchor.drops_total),
+      link_busy_(anchor.busy_total),
+      link_refused_(anchor.log_refused) {
   if (options_.reorder_window == 0) options_.reorder_window = 1;
+  if (options_.max_claims_per_seq < 2) options_.max_claims_per_seq = 2;
   // Fetched once: an implicit fetch per record takes OpenSSL's provider
   // locks. Re-initialising with a NULL type reuses the context's digest.
   md_ctx_.reset(EVP_MD_CTX_new());
@@ -119,11 +111,43 @@ StreamVerifier::StreamVerifier(const Anchor& anchor, VerifierOptions options)
 
 void StreamVerifier::MdCtxFree::operator()(evp_md_ctx_st* ctx) const { EVP_MD_CTX_free(ctx); }
 
+// Chain step with one reused context (a fresh EVP_MD_CTX per record costs
+// more than hashing a small record). SHA-256 over memory cannot fail short
+// of OpenSSL breaking, in which case the head becomes all zeros and no
+// checkpoint will match it.
+crypto::Sha256Digest StreamVerifier::Step(const crypto::Sha256Digest& head,
+                                          std::span<const uint8_t> rec) {
+  crypto::Sha256Digest out{};
+  unsigned int len = 0;
+  if (!md_ctx_ || EVP_DigestInit_ex(md_ctx_.get(), nullptr, nullptr) != 1 ||
+      EVP_DigestUpdate(md_ctx_.get(), head.data(), head.size()) != 1 ||
+      EVP_DigestUpdate(md_ctx_.get(), rec.data(), rec.size()) != 1 ||
+      EVP_DigestFinal_ex(md_ctx_.get(), out.data(), &len) != 1) {
+    return crypto::Sha256Digest{};
+  }
+  return out;
+}
+
+std::span<const uint8_t> StreamVerifier::Bytes(const Chained& c) const {
+  return {arena_.data() + (c.offset - arena_base_), c.size};
+}
+
 void StreamVerifier::AddFinding(Finding::Kind kind, uint64_t seq, std::string reason) {
   findings_.push_back(Finding{kind, seq, std::move(reason)});
 }
 
-void StreamVerifier::AddEvent(records::Record event) {
+void StreamVerifier::AddEvent(records::Record event) { AddEventImpl(std::move(event), true); }
+
+void StreamVerifier::AddRecoveredEvent(records::Record event) {
+  if (!event.committed() || event.seq() <= decided_last_) return;
+  counters_.recovered++;
+  // Only a copy from the ring buffer is absorbed as a redelivery: a second
+  // recovered copy is evidence (a duplicate the previous collector saw).
+  recovered_.insert(event.seq());
+  AddEventImpl(std::move(event), false);
+}
+
+void StreamVerifier::AddEventImpl(records::Record event, bool absorb_recovered) {
   if (!event.committed()) {
     counters_.unattested++;
     return;
@@ -138,6 +162,10 @@ void StreamVerifier::AddEvent(records::Record event) {
     return;
   }
   if (seq <= decided_last_) {
+    if (seq <= options_.started_after_seq) {
+      counters_.before_start++;
+      return;
+    }
     counters_.late++;
     AddFinding(Finding::Kind::kLateRecord, seq,
                "record seq " + Str(seq) +
@@ -145,6 +173,23 @@ void StreamVerifier::AddEvent(records::Record event) {
                    "replayed)");
     return;
   }
+  auto note_duplicate = [&](records::Record copy) {
+    if (absorb_recovered && recovered_.erase(seq) != 0) {
+      counters_.redelivered++;
+      return;
+    }
+    counters_.duplicates++;
+    if (duplicate_copies_.size() < options_.reorder_window) {
+      duplicate_copies_.push_back(std::move(copy));
+    }
+    AddFinding(Finding::Kind::kDuplicate, seq, "record seq " + Str(seq) + " arrived twice");
+  };
+  auto note_conflict = [&](std::vector<records::Record>& others, records::Record claim) {
+    counters_.conflicts++;
+    AddFinding(Finding::Kind::kConflict, seq,
+               "two different records claim seq " + Str(seq) + ": one is forged");
+    if (others.size() + 1 < options_.max_claims_per_seq) others.push_back(std::move(claim));
+  };
   if (seq <= chained_seq_) {
     auto it = std::lower_bound(interval_.begin(), interval_.end(), seq,
                                [](const Chained& c, uint64_t s) { return c.seq < s; });
@@ -164,62 +209,70 @@ void StreamVerifier::AddEvent(records::Record event) {
           it == interval_.begin() ? interval_head_ : std::prev(it)->head_after;
       identical = Step(before, event.bytes()) == it->head_after;
     }
-    if (identical && recovered_.erase(seq) != 0) {
-      counters_.redelivered++;
-      return;
-    }
     if (identical) {
-      counters_.duplicates++;
-      duplicates_.push_back(seq);
-      AddFinding(Finding::Kind::kDuplicate, seq, "record seq " + Str(seq) + " arrived twice");
+      note_duplicate(std::move(event));
       return;
     }
-    counters_.conflicts++;
     auto c = std::find_if(conflicts_.begin(), conflicts_.end(),
                           [seq](const Conflict& x) { return x.seq == seq; });
     if (c == conflicts_.end()) {
       conflicts_.push_back(Conflict{seq, {}});
       c = std::prev(conflicts_.end());
     }
-    c->others.push_back(std::move(event));
-    AddFinding(Finding::Kind::kConflict, seq,
-               "two different records claim seq " + Str(seq) + ": one is forged");
+    for (const records::Record& r : c->others) {
+      if (SameBytes(r, event)) {
+        note_duplicate(std::move(event));
+        return;
+      }
+    }
+    note_conflict(c->others, std::move(event));
     return;
   }
+  max_seen_seq_ = std::max(max_seen_seq_, seq);
   if (seq == chained_seq_ + 1 && pending_.empty()) {
     // In order, nothing waiting: the common case skips the reorder map.
     ChainOne(std::move(event));
+    PullFarAhead();
     TryDecide(false);
+    return;
+  }
+  if (seq > chained_seq_ + FarAheadDistance(options_.reorder_window)) {
+    auto [it, added] = far_ahead_.try_emplace(seq, event);
+    if (!added) {
+      if (SameBytes(it->second, event)) {
+        note_duplicate(std::move(event));
+      } else {
+        counters_.conflicts++;
+        AddFinding(Finding::Kind::kConflict, seq,
+                   "two different records claim seq " + Str(seq) + ": one is forged");
+      }
+    } else if (far_ahead_.size() > options_.reorder_window) {
+      // Bounded: drop the farthest. A flood of made-up seqs cannot force
+      // gaps or grow memory.
+      far_ahead_.erase(std::prev(far_ahead_.end()));
+      counters_.far_ahead++;
+      if (counters_.far_ahead == 1 || counters_.far_ahead % 1024 == 0) {
+        AddFinding(Finding::Kind::kConflict, seq,
+                   "committed records claim seqs far beyond the chain (" +
+                       Str(counters_.far_ahead) + " dropped so far): forged");
+      }
+    }
     return;
   }
   std::vector<records::Record>& claims = pending_[seq];
   for (const records::Record& r : claims) {
     if (SameBytes(r, event)) {
-      if (recovered_.erase(seq) != 0) {
-        counters_.redelivered++;
-        return;
-      }
-      counters_.duplicates++;
-      duplicates_.push_back(seq);
-      AddFinding(Finding::Kind::kDuplicate, seq, "record seq " + Str(seq) + " arrived twice");
+      note_duplicate(std::move(event));
       return;
     }
   }
   if (!claims.empty()) {
-    counters_.conflicts++;
-    AddFinding(Finding::Kind::kConflict, seq,
-               "two different records claim seq " + Str(seq) + ": one is forged");
+    note_conflict(claims, std::move(event));
+  } else {
+    claims.push_back(std::move(event));
   }
-  claims.push_back(std::move(event));
   Advance();
   TryDecide(false);
-}
-
-void StreamVerifier::AddRecoveredEvent(records::Record event) {
-  if (!event.committed() || event.seq() <= decided_last_) return;
-  counters_.recovered++;
-  recovered_.insert(event.seq());
-  AddEvent(std::move(event));
 }
 
 void StreamVerifier::ChainOne(records::Record rec) {
@@ -238,7 +291,19 @@ void StreamVerifier::ChainOne(records::Record rec) {
     interval_overflow_ = true;
   }
   chained_seq_ = c.seq;
-  interval_.push_back(std::move(c));
+  interval_.push_back(c);
+}
+
+// Records held aside as implausibly far ahead come back once the chain is
+// near them.
+void StreamVerifier::PullFarAhead() {
+  if (far_ahead_.empty()) return;
+  const uint64_t near = chained_seq_ + FarAheadDistance(options_.reorder_window);
+  while (!far_ahead_.empty() && far_ahead_.begin()->first <= near) {
+    auto node = far_ahead_.extract(far_ahead_.begin());
+    if (node.key() > chained_seq_) pending_[node.key()].push_back(std::move(node.mapped()));
+  }
+  Advance();
 }
 
 void StreamVerifier::DeclareMissingUpTo(uint64_t last) {
@@ -256,6 +321,15 @@ void StreamVerifier::DeclareMissingUpTo(uint64_t last) {
 void StreamVerifier::Advance() {
   while (!pending_.empty()) {
     auto it = pending_.begin();
+    if (it->first <= chained_seq_) {  // placed meanwhile (declared missing)
+      for (records::Record& r : it->second) {
+        counters_.late++;
+        AddFinding(Finding::Kind::kLateRecord, r.seq(),
+                   "record seq " + Str(r.seq()) + " arrived after it was declared missing");
+      }
+      pending_.erase(it);
+      continue;
+    }
     if (it->first == chained_seq_ + 1) {
       std::vector<records::Record> claims = std::move(it->second);
       const uint64_t seq = it->first;
@@ -277,8 +351,19 @@ void StreamVerifier::Advance() {
   }
 }
 
-bool StreamVerifier::RangeComplete(const PendingCheckpoint& p) const {
-  return chained_seq_ >= p.cp.last_seq;
+// Places every seq up to `last`: what has not arrived is missing.
+void StreamVerifier::ConsumeUpTo(uint64_t last) {
+  PullFarAhead();
+  while (chained_seq_ < last) {
+    if (!pending_.empty() && pending_.begin()->first == chained_seq_ + 1) {
+      Advance();
+    } else if (!pending_.empty() && pending_.begin()->first <= last) {
+      DeclareMissingUpTo(pending_.begin()->first - 1);
+    } else {
+      DeclareMissingUpTo(last);
+    }
+  }
+  PullFarAhead();
 }
 
 void StreamVerifier::AddLog(records::Record rec) {
@@ -296,7 +381,11 @@ void StreamVerifier::AddLog(records::Record rec) {
                      " are missing from the log stream");
     }
     next_log_seq_ = log_seq + 1;
-    log_.push_back(rec);
+    if (options_.pcr_check) {
+      // The replay starts at the newest BASE: nothing before it is needed.
+      if (rec.type() == VIGIL_LOG_BASE) log_.clear();
+      log_.push_back(rec);
+    }
   }
   const bool historic =
       !regressed && anchor_.checkpoint_log_seq != 0 && log_seq <= anchor_.checkpoint_log_seq;
@@ -304,11 +393,19 @@ void StreamVerifier::AddLog(records::Record rec) {
   switch (rec.type()) {
     case VIGIL_LOG_KEY: {
       auto k = rec.As<vigil_log_key>();
-      if (k && !regressed) {
-        crypto::EcPoint point;
-        std::memcpy(point.x, k->x, sizeof(point.x));
-        std::memcpy(point.y, k->y, sizeof(point.y));
+      if (!k || regressed || k->pcr == VIGIL_PCR_NONE) break;
+      crypto::EcPoint point;
+      std::memcpy(point.x, k->x, sizeof(point.x));
+      std::memcpy(point.y, k->y, sizeof(point.y));
+      if (!key_) {
         key_ = point;
+        anchor_.key = point;
+      } else if (!SamePoint(*key_, point)) {
+        // The module's key is fixed per instance (re-derived identically):
+        // another one is an attacker's, and signs nothing here.
+        AddFinding(Finding::Kind::kLog, log_seq,
+                   "KEY record at log seq " + Str(log_seq) +
+                       " names a different key than the module's: ignored");
       }
       break;
     }
@@ -327,8 +424,9 @@ void StreamVerifier::AddLog(records::Record rec) {
       auto cp = rec.As<vigil_log_checkpoint>();
       if (!cp) break;  // Decode validated the size; unreachable
       auto digest = crypto::Sha256({rec.bytes()});
-      PendingCheckpoint p{rec, *cp, digest.ok() ? *digest : crypto::Sha256Digest{},
-                          std::nullopt, key_, 0, log_seq + 16, {}, 0, 0, 0};
+      PendingCheckpoint p{rec,     *cp,         digest.ok() ? *digest : crypto::Sha256Digest{},
+                          std::nullopt, 0,      log_.size(), {}, Sig::kPending, {}};
+      // log_.size() counts this checkpoint: the PCR check's prefix ends here.
       std::string& err = p.structural_error;
       if (std::memcmp(cp->instance_id, anchor_.instance_id.data(), VIGIL_ID_LEN) != 0) {
         err = "checkpoint of another module instance (another boot or load): instance " +
@@ -336,40 +434,16 @@ void StreamVerifier::AddLog(records::Record rec) {
               ", expected " + crypto::ToHex(anchor_.instance_id);
       } else if (regressed) {
         err = "checkpoint at log seq " + Str(log_seq) + " was replayed (log seq goes back)";
-      } else if (cp->first_seq != last_cp_last_seq_ + 1) {
-        err = "checkpoint starts at seq " + Str(cp->first_seq) + ", expected " +
-              Str(last_cp_last_seq_ + 1) + ": replayed, reordered or a checkpoint is missing";
-      } else if (std::memcmp(cp->prev_digest, last_cp_digest_.data(), VIGIL_DIGEST_LEN) != 0) {
-        err = "prev_digest does not link to the previous checkpoint: replayed, reordered or a "
-              "checkpoint is missing";
       } else if (cp->last_seq + 1 < cp->first_seq) {
         err = "checkpoint range " + Str(cp->first_seq) + ".." + Str(cp->last_seq) +
               " runs backwards";
-      } else if (cp->drops_total < last_cp_drops_ || cp->busy_total < last_cp_busy_ ||
-                 cp->log_refused < last_cp_refused_) {
-        err = "loss counters went down since the previous checkpoint";
-      }
-      if (err.empty()) {
-        p.new_drops = cp->drops_total - last_cp_drops_;
-        p.new_busy = cp->busy_total - last_cp_busy_;
-        p.new_log_refused = cp->log_refused - last_cp_refused_;
-        last_cp_digest_ = p.digest;
-        last_cp_last_seq_ = cp->last_seq;
-        last_cp_drops_ = cp->drops_total;
-        last_cp_busy_ = cp->busy_total;
-        last_cp_refused_ = cp->log_refused;
-      } else {
-        // A rejected checkpoint covers nothing: keep it out of the event
-        // bookkeeping so the genuine next one still lines up.
-        p.cp.first_seq = decided_last_ + 1;
-        p.cp.last_seq = decided_last_;
       }
       checkpoints_.push_back(std::move(p));
       break;
     }
     case VIGIL_LOG_SIGNATURE: {
       auto sig = rec.As<vigil_log_signature>();
-      if (!sig || historic) break;
+      if (!sig || historic || regressed) break;
       auto it = std::find_if(checkpoints_.begin(), checkpoints_.end(),
                              [&](const PendingCheckpoint& p) {
                                return p.rec.seq() == sig->checkpoint_seq;
@@ -395,7 +469,11 @@ void StreamVerifier::AddLog(records::Record rec) {
 }
 
 void StreamVerifier::LogError(const std::string& why) {
-  if (log_error_.empty()) log_error_ = why;
+  // Whatever was waiting may be missing records of its own; what comes
+  // after the error is judged on its own.
+  for (PendingCheckpoint& p : checkpoints_) {
+    if (p.structural_error.empty()) p.structural_error = "log: " + why;
+  }
   AddFinding(Finding::Kind::kLog, next_log_seq_.value_or(0), why);
   TryDecide(false);
 }
@@ -408,8 +486,38 @@ void StreamVerifier::Tick(uint64_t now_ns) {
   TryDecide(false);
 }
 
-void StreamVerifier::Finish() {
-  TryDecide(true);
+void StreamVerifier::Finish() { TryDecide(true); }
+
+void StreamVerifier::CheckSignature(PendingCheckpoint& p) {
+  if (!p.sig) {
+    p.sig_state = Sig::kUnsigned;
+    p.sig_why = "no signature record was logged for this checkpoint";
+    return;
+  }
+  if (p.sig->status != VIGIL_SIG_OK) {
+    if (p.sig->status == VIGIL_SIG_NO_TPM && key_) {
+      // A module with a key has a TPM: "no TPM" is made up.
+      p.sig_state = Sig::kBad;
+      p.sig_why = "claims no TPM although the module's key is known";
+      return;
+    }
+    p.sig_state = Sig::kUnsigned;
+    p.sig_why = "the module could not sign (status " + Str(p.sig->status) + ", error " +
+                std::to_string(p.sig->error) + ")";
+    return;
+  }
+  if (!key_) {
+    p.sig_state = Sig::kUnsigned;
+    p.sig_why = "signed, but the module's key is not known (no KEY record, no GET_INFO key)";
+    return;
+  }
+  Status st = crypto::VerifyCheckpointSignature(*key_, p.rec, *p.sig);
+  if (st.ok()) {
+    p.sig_state = Sig::kOk;
+  } else {
+    p.sig_state = Sig::kBad;
+    p.sig_why = "signature does not verify against the module's key: " + st.message();
+  }
 }
 
 void StreamVerifier::TryDecide(bool force) {
@@ -417,28 +525,48 @@ void StreamVerifier::TryDecide(bool force) {
     PendingCheckpoint& p = checkpoints_.front();
     const bool expired = options_.checkpoint_wait_ns != 0 && p.logged_at_ns != 0 &&
                          now_ns_ >= p.logged_at_ns + options_.checkpoint_wait_ns;
-    const bool broken = !p.structural_error.empty() || !log_error_.empty();
-    const bool sig_settled =
-        p.sig.has_value() || (next_log_seq_ && *next_log_seq_ > p.log_seq_when_sig_due);
-    if (!broken && !force && !expired && !(sig_settled && RangeComplete(p))) break;
-    if (!broken && !force && !expired && !sig_settled) break;
-    // Whatever of the range has not arrived by now is missing.
-    if (!broken) {
-      while (chained_seq_ < p.cp.last_seq) {
-        if (!pending_.empty() && pending_.begin()->first == chained_seq_ + 1) {
-          Advance();
-        } else if (!pending_.empty() && pending_.begin()->first <= p.cp.last_seq) {
-          DeclareMissingUpTo(pending_.begin()->first - 1);
+    CheckpointVerdict v;
+    if (!p.structural_error.empty()) {
+      v = Reject(p, p.structural_error);
+    } else {
+      if (p.sig && p.sig_state == Sig::kPending) CheckSignature(p);
+      if (!p.sig && !force && !expired) break;  // the module logs it right after
+      if (p.sig_state == Sig::kPending) CheckSignature(p);
+      // A bad signature is decided without touching the events: a forged
+      // checkpoint cannot move the bookkeeping.
+      if (p.sig_state == Sig::kBad) {
+        v = Reject(p, p.sig_why);
+      } else if (p.cp.first_seq <= link_last_seq_) {
+        v = Reject(p, "checkpoint starts at seq " + Str(p.cp.first_seq) + ", already covered up to " +
+                          Str(link_last_seq_) + ": replayed or reordered");
+      } else {
+        const bool plausible =
+            p.sig_state == Sig::kOk || p.cp.last_seq <= max_seen_seq_ + options_.reorder_window;
+        if (!plausible && !force && !expired) break;
+        if (!plausible) {
+          v = Reject(p, "unsigned checkpoint covers seqs up to " + Str(p.cp.last_seq) +
+                            ", far beyond any record received");
         } else {
-          DeclareMissingUpTo(p.cp.last_seq);
+          if (!force && !expired && chained_seq_ < p.cp.last_seq) break;  // events to come
+          ConsumeUpTo(p.cp.last_seq);
+          v = Decide(p);
         }
       }
     }
-    CheckpointVerdict v = Decide(p);
     counters_.verdicts[static_cast<size_t>(v.verdict)]++;
     verdicts_.push_back(std::move(v));
     checkpoints_.pop_front();
   }
+}
+
+CheckpointVerdict StreamVerifier::Reject(const PendingCheckpoint& p, std::string why) {
+  CheckpointVerdict v;
+  v.verdict = Verdict::kTampered;
+  v.reason = std::move(why);
+  v.log_seq = p.rec.seq();
+  v.first_seq = p.cp.first_seq;
+  v.last_seq = p.cp.last_seq;
+  return v;  // covers no events: the interval stays open for the next one
 }
 
 void StreamVerifier::Resync(const crypto::Sha256Digest& head, uint64_t at_seq) {
@@ -458,44 +586,85 @@ void StreamVerifier::Resync(const crypto::Sha256Digest& head, uint64_t at_seq) {
   head_ = h;
 }
 
-void StreamVerifier::RunPcrCheck() {
-  if (pcr_checked_log_size_ == log_.size() && pcr_checked_log_size_ != 0) return;
-  pcr_status_ = options_.pcr_check(log_);
-  pcr_checked_log_size_ = log_.size();
+Status StreamVerifier::RunPcrCheck(size_t prefix_end) {
+  if (pcr_checked_prefix_ != prefix_end || prefix_end == 0) {
+    std::vector<records::Record> prefix(log_.begin(),
+                                        log_.begin() + static_cast<ptrdiff_t>(prefix_end));
+    pcr_status_ = options_.pcr_check(prefix);
+    pcr_checked_prefix_ = prefix_end;
+  }
+  return pcr_status_;
+}
+
+void StreamVerifier::CloseInterval(uint64_t last) {
+  auto end = std::upper_bound(interval_.begin(), interval_.end(), last,
+                              [](uint64_t s, const Chained& c) { return s < c.seq; });
+  interval_.erase(interval_.begin(), end);
+  uint64_t cut = arena_base_ + arena_.size();
+  for (const Chained& c : interval_) {
+    if (c.kept) {
+      cut = c.offset;
+      break;
+    }
+  }
+  arena_.erase(arena_.begin(), arena_.begin() + static_cast<ptrdiff_t>(cut - arena_base_));
+  arena_base_ = cut;
+  std::erase_if(duplicate_copies_, [last](const records::Record& r) { return r.seq() <= last; });
+  recovered_.erase(recovered_.begin(), recovered_.upper_bound(last));
+  std::erase_if(conflicts_, [last](const Conflict& c) { return c.seq <= last; });
+  std::erase_if(missing_, [last](const SeqRange& r) { return r.last <= last; });
+  for (SeqRange& r : missing_) r.first = std::max(r.first, last + 1);
+  decided_last_ = last;
 }
 
 CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
   const vigil_log_checkpoint& cp = p.cp;
-  CheckpointVerdict v;
-  v.log_seq = p.rec.seq();
-  v.first_seq = p.rec.As<vigil_log_checkpoint>()->first_seq;
-  v.last_seq = p.rec.As<vigil_log_checkpoint>()->last_seq;
-  v.new_drops = p.new_drops;
-  v.new_busy = p.new_busy;
-  v.new_log_refused = p.new_log_refused;
-
-  if (!p.structural_error.empty()) {
-    v.verdict = Verdict::kTampered;
-    v.reason = p.structural_error;
-    return v;  // covers no events: the interval stays open for the next one
-  }
-
   const uint64_t first = cp.first_seq;
   const uint64_t last = cp.last_seq;
+  CheckpointVerdict v;
+  v.log_seq = p.rec.seq();
+  v.first_seq = first;
+  v.last_seq = last;
+
+  std::vector<std::string> tamper;
+  std::vector<std::string> loss;
+  std::optional<uint64_t> bad_seq;
+  auto note_bad = [&](uint64_t seq) {
+    if (!bad_seq || seq < *bad_seq) bad_seq = seq;
+  };
+
+  // Links to the last accepted checkpoint. A gap means checkpoints are
+  // missing from the log (trimmed before this collector read them, or
+  // removed): their events can never be judged.
+  const bool gap = first > link_last_seq_ + 1;
+  if (gap) {
+    loss.push_back("checkpoints covering seqs " + Str(link_last_seq_ + 1) + ".." +
+                   Str(first - 1) + " are missing from the log: those events were not judged");
+    if (first - 1 > decided_last_) CloseInterval(first - 1);  // their events belong to no verdict
+    interval_head_valid_ = false;
+  } else if (std::memcmp(cp.prev_digest, link_digest_.data(), VIGIL_DIGEST_LEN) != 0) {
+    tamper.push_back(
+        "prev_digest does not link to the previous checkpoint: a checkpoint was forged, "
+        "replaced or removed");
+  }
+  if (cp.drops_total < link_drops_ || cp.busy_total < link_busy_ ||
+      cp.log_refused < link_refused_) {
+    tamper.push_back("loss counters went down since the previous checkpoint");
+  } else if (!gap) {
+    v.new_drops = cp.drops_total - link_drops_;
+    v.new_busy = cp.busy_total - link_busy_;
+    v.new_log_refused = cp.log_refused - link_refused_;
+  }
+
   auto end = std::upper_bound(interval_.begin(), interval_.end(), last,
                               [](uint64_t s, const Chained& c) { return s < c.seq; });
   v.events = static_cast<uint64_t>(end - interval_.begin());
   v.missing = Clip(missing_, first, last);
 
-  std::vector<std::string> tamper;
-  std::optional<uint64_t> bad_seq;
-  auto note_bad = [&](uint64_t seq) {
-    if (!bad_seq || seq < *bad_seq) bad_seq = seq;
-  };
-  for (uint64_t seq : duplicates_) {
-    if (seq >= first && seq <= last) {
-      note_bad(seq);
-      tamper.push_back("record seq " + Str(seq) + " arrived twice (replayed)");
+  for (const records::Record& d : duplicate_copies_) {
+    if (d.seq() >= first && d.seq() <= last) {
+      note_bad(d.seq());
+      tamper.push_back("record seq " + Str(d.seq()) + " arrived twice (replayed)");
       break;
     }
   }
@@ -503,7 +672,7 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
   // The chain: recomputable only over a complete range from a known value.
   bool head_known = false;
   crypto::Sha256Digest head_at_last{};
-  if (v.missing.empty()) {
+  if (v.missing.empty() && !gap) {
     if (end == interval_.begin()) {
       head_known = interval_head_valid_;
       head_at_last = interval_head_;
@@ -512,46 +681,44 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
       head_at_last = std::prev(end)->head_after;
     }
   }
-  std::vector<const Conflict*> range_conflicts;
+  const Conflict* conflict = nullptr;
   for (const Conflict& c : conflicts_) {
-    if (c.seq >= first && c.seq <= last) range_conflicts.push_back(&c);
+    if (c.seq >= first && c.seq <= last && (!conflict || c.seq < conflict->seq)) conflict = &c;
   }
   const bool chain_matches =
       head_known && std::memcmp(head_at_last.data(), cp.chain_head, VIGIL_DIGEST_LEN) == 0;
-  if (head_known && !range_conflicts.empty()) {
-    const Conflict& c = *range_conflicts.front();
-    note_bad(c.seq);
-    if (chain_matches) {
+  if (conflict) {
+    note_bad(conflict->seq);
+    if (!head_known) {
+      tamper.push_back("two records claimed seq " + Str(conflict->seq) + ": one was forged");
+    } else if (chain_matches) {
       v.chain_checked = true;
-      tamper.push_back("two records claimed seq " + Str(c.seq) +
+      tamper.push_back("two records claimed seq " + Str(conflict->seq) +
                        "; the checkpoint confirms the one chained, the other was forged");
     } else {
       // Try each other claimant in place of the chained record.
       bool resolved = false;
-      auto at = std::lower_bound(interval_.begin(), end, c.seq,
+      auto at = std::lower_bound(interval_.begin(), end, conflict->seq,
                                  [](const Chained& x, uint64_t s) { return x.seq < s; });
-      const bool kept = std::all_of(interval_.begin(), end, [](const Chained& x) {
-        return x.kept;
-      });
-      for (const records::Record& other : c.others) {
+      const bool kept =
+          std::all_of(interval_.begin(), end, [](const Chained& x) { return x.kept; });
+      for (const records::Record& other : conflict->others) {
         if (!kept || !interval_head_valid_ || at == end) break;
         crypto::Sha256Digest h = interval_head_;
         for (auto it = interval_.begin(); it != end; ++it) {
           h = Step(h, it == at ? other.bytes() : Bytes(*it));
         }
         if (std::memcmp(h.data(), cp.chain_head, VIGIL_DIGEST_LEN) == 0) {
-          // The entries up to `last` go below; later heads are redone from
-          // the checkpoint's head.
           resolved = true;
           break;
         }
       }
       if (resolved) {
         v.chain_checked = true;
-        tamper.push_back("two records claimed seq " + Str(c.seq) +
+        tamper.push_back("two records claimed seq " + Str(conflict->seq) +
                          "; the one chained first was forged, the checkpoint confirms the other");
       } else {
-        tamper.push_back("two records claimed seq " + Str(c.seq) +
+        tamper.push_back("two records claimed seq " + Str(conflict->seq) +
                          " and the chain head matches neither");
       }
     }
@@ -566,57 +733,35 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
     }
   }
 
-  // The signature.
-  enum class Sig { kOk, kUnsigned, kBad } sig_state = Sig::kUnsigned;
-  std::string sig_why;
-  if (!p.sig) {
-    sig_why = "no signature record was logged for this checkpoint";
-  } else if (p.sig->status != VIGIL_SIG_OK) {
-    sig_why = "the module could not sign (status " + Str(p.sig->status) + ", error " +
-              std::to_string(p.sig->error) + ")";
-  } else if (!p.key) {
-    sig_why = "signed, but no KEY record precedes it in the log";
-  } else {
-    Status st = crypto::VerifyCheckpointSignature(*p.key, p.rec, *p.sig);
-    if (st.ok()) {
-      sig_state = Sig::kOk;
-      v.signature_checked = true;
-    } else {
-      sig_state = Sig::kBad;
-      tamper.push_back("signature does not verify against the logged key: " + st.message());
-    }
-  }
+  const bool signed_ok = p.sig_state == Sig::kOk;
+  v.signature_checked = signed_ok;
 
   // The PCR path, once the signature holds.
   std::string pcr_why;
   bool pcr_unavailable = false;
   bool pcr_mismatch = false;
-  if (sig_state == Sig::kOk && options_.pcr_check) {
+  if (signed_ok && options_.pcr_check) {
     if (cp.anchor != VIGIL_ANCHOR_PCR) {
       pcr_why = "anchored through IMA: the PCR replay belongs to IMA's log";
     } else {
-      RunPcrCheck();
-      if (pcr_status_.ok()) {
+      const Status st = RunPcrCheck(std::min(p.log_index, log_.size()));
+      if (st.ok()) {
         v.pcr_checked = true;
-      } else if (pcr_status_.code() == ErrorCode::kMismatch ||
-                 pcr_status_.code() == ErrorCode::kMalformed) {
+      } else if (st.code() == ErrorCode::kMismatch || st.code() == ErrorCode::kMalformed) {
         pcr_mismatch = true;
-        tamper.push_back("PCR replay: " + pcr_status_.message());
+        tamper.push_back("PCR replay: " + st.message());
       } else {
         pcr_unavailable = true;
-        pcr_why = "the TPM could not be read for the PCR check: " + pcr_status_.message();
+        pcr_why = "PCR path not checked: " + st.message();
       }
     }
   }
 
-  if (!log_error_.empty()) tamper.insert(tamper.begin(), "log: " + log_error_);
-
-  std::vector<std::string> loss;
   if (!v.missing.empty()) {
     uint64_t n = 0;
     for (const SeqRange& r : v.missing) n += r.last - r.first + 1;
     loss.push_back(Str(n) + " events never arrived (seqs " + RangesStr(v.missing) + ")");
-  } else if (!head_known && tamper.empty()) {
+  } else if (!head_known && !gap && tamper.empty()) {
     loss.push_back("no trusted chain value before seq " + Str(first) +
                    " (an earlier gap or failure): the chain cannot be recomputed");
   }
@@ -625,57 +770,49 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
                    " busy refusals, " + Str(v.new_log_refused) + " refused log records");
   }
 
-  auto join = [](const std::vector<std::string>& parts) {
-    std::string out;
-    for (const std::string& s : parts) out += (out.empty() ? "" : "; ") + s;
-    return out;
-  };
   if (!tamper.empty()) {
     v.verdict = Verdict::kTampered;
-    v.reason = join(tamper);
+    v.reason = Join(tamper);
     v.bad_seq = bad_seq;
   } else if (!loss.empty()) {
     v.verdict = Verdict::kLoss;
-    v.reason = join(loss);
-  } else if (sig_state != Sig::kOk || pcr_unavailable) {
+    v.reason = Join(loss);
+  } else if (!signed_ok || pcr_unavailable) {
     v.verdict = Verdict::kUnsigned;
-    v.reason = sig_state != Sig::kOk ? sig_why : pcr_why;
+    v.reason = !signed_ok ? p.sig_why : pcr_why;
   } else {
     v.verdict = Verdict::kVerified;
     v.reason = "chain recomputed over " + Str(v.events) + " events, signature verified";
     v.reason += v.pcr_checked ? ", on the TPM's PCR path" : pcr_why.empty() ? "" : "; " + pcr_why;
   }
 
-  // Close the interval and drop its bytes.
-  interval_.erase(interval_.begin(), end);
-  uint64_t cut = arena_base_ + arena_.size();
-  for (const Chained& c : interval_) {
-    if (c.kept) {
-      cut = c.offset;
-      break;
-    }
-  }
-  arena_.erase(arena_.begin(), arena_.begin() + static_cast<ptrdiff_t>(cut - arena_base_));
-  arena_base_ = cut;
-  auto past = [last](uint64_t s) { return s <= last; };
-  std::erase_if(duplicates_, past);
-  recovered_.erase(recovered_.begin(), recovered_.upper_bound(last));
-  std::erase_if(conflicts_, [last](const Conflict& c) { return c.seq <= last; });
-  std::erase_if(missing_, [last](const SeqRange& r) { return r.last <= last; });
-  for (SeqRange& r : missing_) r.first = std::max(r.first, last + 1);
-  decided_last_ = last;
+  CloseInterval(last);
 
-  // Which chain value to continue from: ours when it matched; else the
-  // checkpoint's, when the TPM signed it (or there is no TPM at all).
-  // A bad event does not make the signed checkpoint untrustworthy; a bad
-  // signature or PCR path does.
-  const bool trust_cp_head =
-      (sig_state == Sig::kOk && !pcr_mismatch) ||
-      (sig_state == Sig::kUnsigned && p.sig && p.sig->status == VIGIL_SIG_NO_TPM);
-  if (v.chain_checked || trust_cp_head) {
+  // The checkpoint becomes the link for the next one: its signature held, or
+  // it is the module's unsigned word (a forged one was rejected before).
+  link_digest_ = p.digest;
+  link_last_seq_ = last;
+  link_drops_ = cp.drops_total;
+  link_busy_ = cp.busy_total;
+  link_refused_ = cp.log_refused;
+  // Which chain value to continue from: ours when it matched (nothing to
+  // redo); else the checkpoint's when the TPM signed it, or when there is no
+  // TPM at all. A bad event does not make a signed checkpoint untrustworthy.
+  const bool degraded = !key_ && p.sig && p.sig->status == VIGIL_SIG_NO_TPM;
+  if (v.chain_checked) {
+    std::memcpy(interval_head_.data(), cp.chain_head, VIGIL_DIGEST_LEN);
+    interval_head_valid_ = true;
+    if (conflict) Resync(interval_head_, last);  // the chained claimant may have been forged
+  } else if ((signed_ok && !pcr_mismatch) || degraded) {
     std::memcpy(interval_head_.data(), cp.chain_head, VIGIL_DIGEST_LEN);
     interval_head_valid_ = true;
     Resync(interval_head_, last);
+  } else {
+    interval_head_valid_ = false;
+    for (Chained& c : interval_) c.valid = false;
+    chain_valid_ = false;
+  }
+  if (interval_head_valid_) {
     anchor_.last_seq = last;
     anchor_.chain_head = interval_head_;
     anchor_.checkpoint_digest = p.digest;
@@ -683,10 +820,6 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
     anchor_.drops_total = cp.drops_total;
     anchor_.busy_total = cp.busy_total;
     anchor_.log_refused = cp.log_refused;
-  } else {
-    interval_head_valid_ = false;
-    for (Chained& c : interval_) c.valid = false;
-    chain_valid_ = false;
   }
   return v;
 }
@@ -704,9 +837,22 @@ std::vector<records::Record> StreamVerifier::OpenEvents() const {
     auto rec = records::Record::Decode(Bytes(c));
     if (rec.ok()) out.push_back(std::move(rec).value());
   }
+  for (const Conflict& c : conflicts_) {
+    if (c.seq > anchor_.last_seq) out.insert(out.end(), c.others.begin(), c.others.end());
+  }
+  for (const records::Record& d : duplicate_copies_) {
+    if (d.seq() > anchor_.last_seq) out.push_back(d);
+  }
   for (const auto& [seq, claims] : pending_) {
     if (seq > anchor_.last_seq) out.insert(out.end(), claims.begin(), claims.end());
   }
+  for (const auto& [seq, rec] : far_ahead_) {
+    if (seq > anchor_.last_seq) out.push_back(rec);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const records::Record& a,
+                                              const records::Record& b) {
+    return a.seq() < b.seq();
+  });
   return out;
 }
 

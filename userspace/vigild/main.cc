@@ -329,7 +329,7 @@ int Run(const Config& cfg) {
     }
     saved = std::move(v).value();
     if (saved) {
-      auto o = LoadState<std::vector<vigil::records::Record>>(
+      auto o = LoadState<daemon::OpenEvents>(
           *state, daemon::kOpenEventsFile, cfg.reset_state, [&](const std::string& bytes) {
             return daemon::ParseOpenEvents(bytes, saved->anchor.last_seq);
           });
@@ -337,7 +337,15 @@ int Run(const Config& cfg) {
         Say(o.status().message());
         return kExitError;
       }
-      if (o->has_value()) saved_open = std::move(**o);
+      if (o->has_value()) {
+        saved_open = std::move((*o)->events);
+        if ((*o)->dropped_tail_bytes != 0) {
+          Say(std::string(daemon::kOpenEventsFile) + ": dropped a record cut short at the end (" +
+              std::to_string((*o)->dropped_tail_bytes) +
+              " bytes, an interrupted append); its seq will show as missing if nothing else "
+              "delivers it");
+        }
+      }
     }
     Say("state in " + cfg.state_dir + ": " +
         (store ? std::to_string(store->agent_count()) + " agent baselines loaded"
@@ -474,6 +482,7 @@ int Run(const Config& cfg) {
     const bool same_instance =
         saved && std::memcmp(saved->anchor.instance_id.data(), info->instance_id,
                              VIGIL_ID_LEN) == 0;
+    uint64_t started_after_seq = 0;
     if (same_instance) {
       anchor = saved->anchor;
       Say("resuming verification after seq " + std::to_string(anchor.last_seq) +
@@ -487,10 +496,24 @@ int Run(const Config& cfg) {
         saved->agent_names.clear();
       }
       anchor = AnchorFromLog(*info, initial_log);
+      started_after_seq = anchor.last_seq;
       Say("verification starts after seq " + std::to_string(anchor.last_seq) +
           (anchor.checkpoint_log_seq ? " (the last checkpoint in the log)" : " (no checkpoint yet)"));
     }
+    // The key the module reports is the one that signs: a KEY record in the
+    // log stream that disagrees is somebody else's.
+    if ((info->tpm_flags & VIGIL_TPM_KEY) != 0) {
+      vigil::crypto::EcPoint key;
+      std::memcpy(key.x, info->key_x, sizeof(key.x));
+      std::memcpy(key.y, info->key_y, sizeof(key.y));
+      if (anchor.key && (std::memcmp(anchor.key->x, key.x, sizeof(key.x)) != 0 ||
+                         std::memcmp(anchor.key->y, key.y, sizeof(key.y)) != 0)) {
+        Say("the module's key differs from the saved one for this instance: using the module's");
+      }
+      anchor.key = key;
+    }
     vigil::verify::VerifierOptions vopt;
+    vopt.started_after_seq = started_after_seq;
     vopt.reorder_window = cfg.reorder_window;
     vopt.checkpoint_wait_ns = static_cast<uint64_t>(cfg.checkpoint_wait_s * 1e9);
     const bool tpm = (info->tpm_flags & VIGIL_TPM_PRESENT) != 0;
@@ -512,6 +535,7 @@ int Run(const Config& cfg) {
   vigil::metrics::Registry registry;
   daemon::PipelineOptions popt;
   popt.emit_records = !cfg.no_records;
+  popt.committed_only = module.commit;
   auto made = daemon::Pipeline::Create(out, registry, std::move(*store), std::move(verifier), popt);
   if (!made.ok()) {
     Say(made.status().ToString());
@@ -538,12 +562,19 @@ int Run(const Config& cfg) {
       pipe->OnLog(std::move(r));
     }
   };
-  feed_log(initial_log);
+  // Events first (saved ones, then what the ring buffer holds now), then
+  // the log: a log read at start can hold many user-event copies and
+  // checkpoints whose events are still waiting in the ring buffer.
   for (vigil::records::Record& r : saved_open) pipe->OnRecoveredEvent(std::move(r));
   for (const std::string& e : early_errors) pipe->OnDecodeError(e);
   for (vigil::records::Record& r : early) pipe->OnEvent(std::move(r), ClockNs(CLOCK_REALTIME));
   early.clear();
   pipeline = pipe.get();
+  if (vigil::Status st = (*collector)->Poll(0); !st.ok()) {
+    Say(st.ToString());
+    return kExitError;
+  }
+  feed_log(initial_log);
 
   auto counters_family = registry.AddCounter(
       "vigil_bpf_drops_total", "Records the BPF programs could not deliver, by type", {"type"});

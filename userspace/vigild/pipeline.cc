@@ -122,13 +122,17 @@ Status Pipeline::RegisterMetrics(metrics::Registry& r) {
 
 void Pipeline::Emit(const std::string& line) { out_ << line << '\n'; }
 
-Pipeline::Agent& Pipeline::AgentFor(uint32_t agent_id) {
-  auto [it, added] = agents_.try_emplace(agent_id);
-  if (added) {
-    it->second.name = "agent-" + std::to_string(agent_id);
-    it->second.role = it->second.name;
+Pipeline::Agent* Pipeline::AgentFor(uint32_t agent_id) {
+  auto it = agents_.find(agent_id);
+  if (it != agents_.end()) return &it->second;
+  if (agents_.size() >= options_.max_agents) {
+    agents_dropped_++;
+    return nullptr;
   }
-  return it->second;
+  Agent& a = agents_[agent_id];
+  a.name = "agent-" + std::to_string(agent_id);
+  a.role = a.name;
+  return &a;
 }
 
 std::map<uint32_t, std::string> Pipeline::AgentNames() const {
@@ -141,10 +145,11 @@ std::map<uint32_t, std::string> Pipeline::AgentNames() const {
 
 void Pipeline::SetAgentNames(const std::map<uint32_t, std::string>& names) {
   for (const auto& [id, name] : names) {
-    Agent& a = AgentFor(id);
-    a.name = name;
-    a.role = RoleOf(name);
-    a.named = true;
+    Agent* a = AgentFor(id);
+    if (a == nullptr) break;
+    a->name = name;
+    a->role = RoleOf(name);
+    a->named = true;
   }
 }
 
@@ -195,18 +200,20 @@ void Pipeline::OnEvent(records::Record rec, uint64_t real_ns) {
       format_errors_++;
     }
   }
-  if (rec.hdr().agent_id != 0) {
-    Agent& agent = AgentFor(rec.hdr().agent_id);
-    if (auto a = rec.As<vigil_ev_agent>()) {
-      const std::string name = records::FieldString(a->name);
-      if (!name.empty()) {
-        agent.name = name;
-        agent.role = RoleOf(name);
-        agent.named = true;
+  const bool trusted = rec.committed() || !options_.committed_only;
+  if (rec.hdr().agent_id != 0 && trusted) {
+    if (Agent* agent = AgentFor(rec.hdr().agent_id)) {
+      if (auto a = rec.As<vigil_ev_agent>()) {
+        const std::string name = records::FieldString(a->name);
+        if (!name.empty()) {
+          agent->name = name;
+          agent->role = RoleOf(name);
+          agent->named = true;
+        }
       }
+      agent->records++;
+      Baseline(rec, *agent, real_ns);
     }
-    agent.records++;
-    Baseline(rec, agent, real_ns);
   }
   if (verifier_) {
     verifier_->AddEvent(std::move(rec));

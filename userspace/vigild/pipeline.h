@@ -57,6 +57,10 @@ Features FeaturesOf(const records::Record& rec);
 struct PipelineOptions {
   bool emit_records = true;                      // one JSON line per record
   uint64_t pool_interval_ns = 10'000'000'000;    // how often pools are compared
+  // With the module: only committed records name agents and feed baselines
+  // (an uncommitted one may be anybody's).
+  bool committed_only = false;
+  size_t max_agents = 100000;  // agent ids tracked; more are counted, not kept
 };
 
 // Called with each line that must also be kept (verdicts.jsonl).
@@ -94,6 +98,7 @@ class Pipeline {
   void FlushMetrics();
   uint64_t alerts() const { return alerts_; }
   uint64_t format_errors() const { return format_errors_; }
+  uint64_t agents_dropped() const { return agents_dropped_; }
 
  private:
   Pipeline(std::ostream& out, baseline::BaselineStore store,
@@ -105,7 +110,7 @@ class Pipeline {
     bool named = false;       // from an AGENT record, not a placeholder
     uint64_t records = 0;     // not yet in the registry
   };
-  Agent& AgentFor(uint32_t agent_id);
+  Agent* AgentFor(uint32_t agent_id);  // nullptr past max_agents
   Status RegisterMetrics(metrics::Registry& registry);
   void Emit(const std::string& line);
   void EmitAlert(const baseline::Anomaly& a);
@@ -124,6 +129,7 @@ class Pipeline {
   uint64_t next_pool_ns_ = 0;
   uint64_t alerts_ = 0;
   uint64_t format_errors_ = 0;
+  uint64_t agents_dropped_ = 0;
   verify::VerifierCounters last_counters_;
 
   struct Metrics {

@@ -168,6 +168,9 @@ std::string SerializeVerifierState(const VerifierState& s) {
         {"drops_total", a.drops_total},
         {"busy_total", a.busy_total},
         {"log_refused", a.log_refused}}},
+      {"key", a.key ? json{{"x", crypto::ToHex(std::span<const uint8_t>(a.key->x, 32))},
+                           {"y", crypto::ToHex(std::span<const uint8_t>(a.key->y, 32))}}
+                    : json(nullptr)},
       {"log_saved_seq", s.log_saved_seq},
       {"agents", agents},
       {"saved_at_ns", s.saved_at_ns},
@@ -186,7 +189,7 @@ Result<VerifierState> ParseVerifierState(std::string_view text) {
                              (at_end ? "truncated JSON" : "not JSON") + " (" + e.what() + ")");
   }
   if (!j.is_object()) return Bad("", "must be a JSON object");
-  VIGIL_RETURN_IF_ERROR(OnlyKeys(j, "", {"format", "version", "instance_id", "anchor",
+  VIGIL_RETURN_IF_ERROR(OnlyKeys(j, "", {"format", "version", "instance_id", "anchor", "key",
                                          "log_saved_seq", "agents", "saved_at_ns"}));
   if (!j.contains("format") || j["format"] != kVerifierStateFormat) {
     return Bad("/format", "must be \"" + std::string(kVerifierStateFormat) + "\"");
@@ -216,6 +219,19 @@ Result<VerifierState> ParseVerifierState(std::string_view text) {
   VIGIL_ASSIGN_OR_RETURN(s.anchor.log_refused, U64(a, "/anchor", "log_refused"));
   if ((s.anchor.last_seq == 0) != (s.anchor.checkpoint_log_seq == 0)) {
     return Bad("/anchor", "last_seq and checkpoint_log_seq must both be 0 or both be set");
+  }
+  if (!j.contains("key")) return Bad("/key", "missing (null when the module has no key)");
+  if (!j["key"].is_null()) {
+    const json& k = j["key"];
+    if (!k.is_object()) return Bad("/key", "must be an object with x and y, or null");
+    VIGIL_RETURN_IF_ERROR(OnlyKeys(k, "/key", {"x", "y"}));
+    std::array<uint8_t, VIGIL_ECC_COORD_LEN> x{}, y{};
+    VIGIL_RETURN_IF_ERROR(Hex(k, "/key", "x", x));
+    VIGIL_RETURN_IF_ERROR(Hex(k, "/key", "y", y));
+    crypto::EcPoint point;
+    std::memcpy(point.x, x.data(), x.size());
+    std::memcpy(point.y, y.data(), y.size());
+    s.anchor.key = point;
   }
   VIGIL_ASSIGN_OR_RETURN(s.log_saved_seq, U64(j, "", "log_saved_seq"));
   VIGIL_ASSIGN_OR_RETURN(s.saved_at_ns, U64(j, "", "saved_at_ns"));
@@ -251,26 +267,34 @@ std::string SerializeOpenEvents(const std::vector<records::Record>& events) {
   return out;
 }
 
-Result<std::vector<records::Record>> ParseOpenEvents(std::string_view bytes,
-                                                     uint64_t anchor_seq) {
-  auto decoded = records::DecodeStream(
-      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
-  if (!decoded.ok()) {
-    return Status::Error(decoded.status().code(),
-                         std::string(kOpenEventsFile) + ": " + decoded.status().message());
-  }
-  std::vector<records::Record> out;
-  for (size_t i = 0; i < decoded->size(); ++i) {
-    records::Record& r = (*decoded)[i];
-    if (!records::IsEvent(r.type()) || !r.committed() || r.seq() == 0) {
-      return Status::Error(ErrorCode::kMalformed,
-                           std::string(kOpenEventsFile) + ": record " + std::to_string(i) +
-                               " (" + std::string(records::TypeName(r.type())) + ", seq " +
-                               std::to_string(r.seq()) + ") is not a committed event");
+Result<OpenEvents> ParseOpenEvents(std::string_view bytes, uint64_t anchor_seq) {
+  OpenEvents out;
+  std::span<const uint8_t> rest(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  size_t index = 0;
+  while (!rest.empty()) {
+    auto rec = records::Record::Decode(rest);
+    if (!rec.ok()) {
+      // The journal is appended without fsync: a crash can leave the last
+      // record cut short. Anything else is corruption.
+      if (rec.status().code() == ErrorCode::kTruncated) {
+        out.dropped_tail_bytes = rest.size();
+        break;
+      }
+      return Status::Error(rec.status().code(), std::string(kOpenEventsFile) + ": record " +
+                                                    std::to_string(index) + ": " +
+                                                    rec.status().message());
     }
+    if (!records::IsEvent(rec->type()) || !rec->committed() || rec->seq() == 0) {
+      return Status::Error(ErrorCode::kMalformed,
+                           std::string(kOpenEventsFile) + ": record " + std::to_string(index) +
+                               " (" + std::string(records::TypeName(rec->type())) + ", seq " +
+                               std::to_string(rec->seq()) + ") is not a committed event");
+    }
+    rest = rest.subspan(rec->bytes().size());
     // Written after verifier.json: a crash between the two leaves events
     // the newer anchor already covers, which are simply not needed.
-    if (r.seq() > anchor_seq) out.push_back(std::move(r));
+    if (rec->seq() > anchor_seq) out.events.push_back(std::move(rec).value());
+    ++index;
   }
   return out;
 }

@@ -61,7 +61,7 @@ class StateDir {
 };
 
 struct VerifierState {
-  verify::Anchor anchor;         // anchor.instance_id names the module instance
+  verify::Anchor anchor;         // instance_id names the module instance; key when known
   uint64_t log_saved_seq = 0;    // last log seq appended to log.bin (0: none)
   std::map<uint32_t, std::string> agent_names;  // agent_id -> name
   uint64_t saved_at_ns = 0;      // CLOCK_REALTIME
@@ -74,7 +74,14 @@ Result<VerifierState> ParseVerifierState(std::string_view json);
 // open-events.bin: committed events; those at or before `anchor_seq` are
 // dropped (already covered by the anchor).
 std::string SerializeOpenEvents(const std::vector<records::Record>& events);
-Result<std::vector<records::Record>> ParseOpenEvents(std::string_view bytes, uint64_t anchor_seq);
+// A record cut short at the very end (the journal is appended without fsync,
+// so a crash can leave one) is dropped and counted; anything else that does
+// not decode is an error.
+struct OpenEvents {
+  std::vector<records::Record> events;
+  size_t dropped_tail_bytes = 0;
+};
+Result<OpenEvents> ParseOpenEvents(std::string_view bytes, uint64_t anchor_seq);
 
 }  // namespace vigil::daemon
 

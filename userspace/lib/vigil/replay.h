@@ -69,8 +69,9 @@ using PcrReader = std::function<Result<crypto::Digest>(uint16_t alg, uint32_t pc
 // consumed: `current` is the log as the module holds it now (read after
 // `verified`, so it may be longer), and in every bank pcr_events and
 // pcr_config must hold a value on current's replay path at or beyond the
-// last extend of `verified`. kMismatch when a PCR holds another value, when
-// the TPM is behind `verified`, or when `current` disagrees with `verified`;
+// last extend of `verified`. kMismatch when a PCR holds another value or when
+// `current` disagrees with `verified`; kFailedPrecondition when the TPM has
+// not caught up with `verified` yet (an extend pending or failed);
 // kMalformed when the log does not replay; read errors as the reader gives
 // them. A TPM ahead of `current` is kMismatch too: read the log again and
 // retry.

@@ -94,7 +94,9 @@ std::string_view FindingKindName(Finding::Kind k);
 
 // Where verification starts: the chain value after `last_seq`, the digest of
 // the checkpoint that ended there (zeros at seq 0) and that checkpoint's log
-// seq (0 when none).
+// seq (0 when none), and the module's checkpoint key when known (GET_INFO or
+// a saved state): a KEY record in the log that disagrees with it is ignored
+// and reported, so a forged key cannot sign forged checkpoints.
 struct Anchor {
   chain::InstanceId instance_id{};
   uint64_t last_seq = 0;
@@ -105,23 +107,32 @@ struct Anchor {
   uint64_t drops_total = 0;
   uint64_t busy_total = 0;
   uint64_t log_refused = 0;
+  std::optional<crypto::EcPoint> key;
 };
 
-// Confirms that the checkpoints logged so far are on the TPM's PCR path;
-// gets every log record fed so far. kOk: confirmed; kMismatch: the TPM holds
-// another value; any other error: the TPM could not be read.
+// Confirms that `log` (every log record fed since the newest BASE, up to and
+// including the checkpoint being decided) is on the TPM's PCR path. OK:
+// confirmed; kMismatch / kMalformed: the TPM holds another value or the log
+// does not replay (tampered); anything else (kFailedPrecondition: the TPM has
+// not caught up; kUnavailable: it cannot be read): not checked.
 using PcrCheck = std::function<Status(const std::vector<records::Record>& log)>;
 
 struct VerifierOptions {
   size_t reorder_window = 4096;  // pending seqs before a gap is declared
-  // A checkpoint whose events have not all arrived this long after it was
-  // logged is decided with the missing ones as loss (0: only at Finish or
+  // A checkpoint whose events or signature have not all arrived this long
+  // after it was logged is decided with what is there (0: only at Finish or
   // by the window).
   uint64_t checkpoint_wait_ns = 5'000'000'000;
   // Events kept per open checkpoint interval (to resolve two records that
-  // claim one seq); beyond it the interval is still chained but a conflict
-  // can no longer be resolved.
+  // claim one seq, and for a restart); beyond it the interval is still
+  // chained but a conflict can no longer be resolved.
   size_t max_interval_records = 1 << 18;
+  // Different records kept per seq; more claims are counted and dropped.
+  size_t max_claims_per_seq = 4;
+  // Events at or before this seq were committed before this collector
+  // started (a fresh start anchored on the log's last checkpoint): counted,
+  // not reported as late.
+  uint64_t started_after_seq = 0;
   PcrCheck pcr_check;  // empty: no PCR check (verdicts say pcr_checked=false)
 };
 
@@ -131,8 +142,10 @@ struct VerifierCounters {
   uint64_t chained = 0;      // events folded into the recomputed chain
   uint64_t log_records = 0;
   uint64_t late = 0;
+  uint64_t before_start = 0;  // events at or before started_after_seq
   uint64_t duplicates = 0;
   uint64_t conflicts = 0;
+  uint64_t far_ahead = 0;    // seqs implausibly far ahead of the chain, dropped
   uint64_t recovered = 0;    // events re-fed after a restart
   uint64_t redelivered = 0;  // identical copies of recovered events, dropped
   std::array<uint64_t, kVerdictCount> verdicts{};
@@ -146,11 +159,13 @@ class StreamVerifier {
   void AddEvent(records::Record event);
   // An event a previous collector saved before it stopped (restart). The
   // ring buffer may deliver it once more (the record being handled when the
-  // collector was killed): an identical copy of a recovered event is then
-  // dropped silently, a different one is still a conflict.
+  // collector was killed): one identical copy arriving through AddEvent is
+  // then dropped silently; a different one is still a conflict, and a second
+  // recovered copy is still a duplicate.
   void AddRecoveredEvent(records::Record event);
-  // The next log record, in log order. KEY records set the key, CHECKPOINT
-  // and SIGNATURE records make verdicts, LOG_EVENT copies feed AddEvent.
+  // The next log record, in log order. KEY records set the key (once),
+  // CHECKPOINT and SIGNATURE records make verdicts, LOG_EVENT copies feed
+  // AddEvent.
   void AddLog(records::Record log_record);
   // The log stream could not be decoded at this point (e.g. it ends inside
   // a record): every checkpoint still waiting is tampered, with `why`.
@@ -167,10 +182,11 @@ class StreamVerifier {
 
   const VerifierCounters& counters() const { return counters_; }
   // The state a restart can resume from: the last decided checkpoint whose
-  // chain head is trusted (signed or, without a TPM, unsigned).
+  // chain head is trusted, and the key.
   const Anchor& anchor() const { return anchor_; }
   // Committed events after the anchor that a restart must re-feed (their
-  // checkpoint has not been decided yet), in seq order.
+  // checkpoint has not been decided yet), in seq order, including second
+  // claimants and duplicate copies (so the evidence survives a restart).
   std::vector<records::Record> OpenEvents() const;
   bool has_key() const { return key_.has_value(); }
 
@@ -183,16 +199,17 @@ class StreamVerifier {
     uint64_t offset;                 // of its bytes, counted like arena_base_
     crypto::Sha256Digest head_after;
   };
+  enum class Sig { kPending, kOk, kUnsigned, kBad };
   struct PendingCheckpoint {
     records::Record rec;
     vigil_log_checkpoint cp;
     crypto::Sha256Digest digest;
     std::optional<vigil_log_signature> sig;
-    std::optional<crypto::EcPoint> key;  // the key in force when logged
     uint64_t logged_at_ns;               // 0 until the first Tick after it
-    uint64_t log_seq_when_sig_due;       // decide unsigned after this log seq
-    std::string structural_error;        // links, instance: tampered at once
-    uint64_t new_drops, new_busy, new_log_refused;
+    size_t log_index;                    // position in log_ (PCR prefix)
+    std::string structural_error;        // instance, replay: tampered at once
+    Sig sig_state = Sig::kPending;
+    std::string sig_why;
   };
   struct Conflict {
     uint64_t seq;
@@ -201,15 +218,20 @@ class StreamVerifier {
 
   crypto::Sha256Digest Step(const crypto::Sha256Digest& head, std::span<const uint8_t> rec);
   std::span<const uint8_t> Bytes(const Chained& c) const;
+  void AddEventImpl(records::Record event, bool absorb_recovered);
   void Advance();
   void ChainOne(records::Record rec);
   void TryDecide(bool force);
-  bool RangeComplete(const PendingCheckpoint& p) const;
+  void CheckSignature(PendingCheckpoint& p);
   void DeclareMissingUpTo(uint64_t last);
+  void ConsumeUpTo(uint64_t last);
   CheckpointVerdict Decide(PendingCheckpoint& p);
+  CheckpointVerdict Reject(const PendingCheckpoint& p, std::string why);
+  void CloseInterval(uint64_t last);
   void Resync(const crypto::Sha256Digest& head, uint64_t at_seq);
   void AddFinding(Finding::Kind kind, uint64_t seq, std::string reason);
-  void RunPcrCheck();
+  Status RunPcrCheck(size_t prefix_end);
+  void PullFarAhead();
 
   struct MdCtxFree {
     void operator()(evp_md_ctx_st* ctx) const;
@@ -220,7 +242,6 @@ class StreamVerifier {
   VerifierCounters counters_;
   std::optional<crypto::EcPoint> key_;
   std::optional<uint64_t> next_log_seq_;
-  std::string log_error_;
 
   // Event side.
   uint64_t decided_last_;             // last seq of the last decided checkpoint
@@ -229,27 +250,29 @@ class StreamVerifier {
   uint64_t chained_seq_;              // every seq <= this has been placed
   crypto::Sha256Digest head_;         // valid when chain_valid_
   bool chain_valid_ = true;
+  uint64_t max_seen_seq_ = 0;         // highest committed seq received
   std::deque<Chained> interval_;      // seqs (decided_last_, chained_seq_]
   // The interval's record bytes back to back (for conflicts, resync and a
   // restart): one buffer instead of a heap block per record.
   std::vector<uint8_t> arena_;
   uint64_t arena_base_ = 0;           // offset of arena_[0] since the start
   std::map<uint64_t, std::vector<records::Record>> pending_;  // seq > chained_seq_
+  std::map<uint64_t, records::Record> far_ahead_;  // seq way past chained_seq_
   std::vector<SeqRange> missing_;     // declared missing, seq > decided_last_
   std::vector<Conflict> conflicts_;   // seq > decided_last_
-  std::vector<uint64_t> duplicates_;  // seqs seen twice (identical), > decided_last_
+  std::vector<records::Record> duplicate_copies_;  // seq > decided_last_
   std::set<uint64_t> recovered_;      // seqs fed by AddRecoveredEvent, not yet seen again
   bool interval_overflow_ = false;
 
-  // Log side.
-  std::vector<records::Record> log_;  // every log record, for the PCR check
+  // Log side. Links are checked against the last accepted checkpoint.
+  std::vector<records::Record> log_;  // since the newest BASE, for the PCR check
   std::deque<PendingCheckpoint> checkpoints_;
-  crypto::Sha256Digest last_cp_digest_;  // links the next logged checkpoint
-  uint64_t last_cp_last_seq_;
-  uint64_t last_cp_drops_, last_cp_busy_, last_cp_refused_;
+  crypto::Sha256Digest link_digest_;  // digest of the last accepted checkpoint
+  uint64_t link_last_seq_;
+  uint64_t link_drops_, link_busy_, link_refused_;
 
   uint64_t now_ns_ = 0;
-  size_t pcr_checked_log_size_ = 0;  // log_.size() when pcr_status_ was made
+  size_t pcr_checked_prefix_ = 0;     // prefix length pcr_status_ was made for
   Status pcr_status_;
 
   std::vector<CheckpointVerdict> verdicts_;
