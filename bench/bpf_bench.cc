@@ -86,7 +86,8 @@ struct Vigild {
     const std::string ready = "/tmp/vigil-bench-ready";
     err = "/tmp/vigil-bench-vigild.err";
     unlink(ready.c_str());
-    std::vector<std::string> args = {g_vigild, "--ready-file", ready, "--pin-dir", g_pin_dir};
+    std::vector<std::string> args = {g_vigild,  "--ready-file", ready,     "--pin-dir",
+                                     g_pin_dir, "--no-state",   "--metrics", ""};
     args.insert(args.end(), extra.begin(), extra.end());
     pid = Spawn(args, out, err);
     for (int i = 0; i < 600 && access(ready.c_str(), F_OK) != 0; ++i) {

@@ -110,7 +110,11 @@ class HostBpfTest : public ::testing::Test {
 
   void StartVigild(std::vector<std::string> extra = {}) {
     const std::string ready = (dir_ / "ready").string();
-    std::vector<std::string> args = {VIGILD_PATH, "--ready-file", ready, "--pin-dir", pin_dir()};
+    // Private state and no metrics port: tests never touch a vigild
+    // running on the host, nor each other.
+    std::vector<std::string> args = {VIGILD_PATH, "--ready-file",  ready,
+                                     "--pin-dir", pin_dir(),      "--state-dir",
+                                     state_dir(), "--metrics",    ""};
     args.insert(args.end(), extra.begin(), extra.end());
     vigild_ = Spawn(args, out(), err());
     ASSERT_GT(vigild_, 0);
@@ -155,6 +159,7 @@ class HostBpfTest : public ::testing::Test {
     return WaitStatus(p);
   }
   std::string err() const { return (dir_ / "err.txt").string(); }
+  std::string state_dir() const { return (dir_ / "state").string(); }
 
   fs::path dir_;
   pid_t vigild_ = -1;
@@ -676,13 +681,13 @@ TEST_F(HostBpfTest, SecondVigildDoesNotTakeOverThePins) {
   StartVigild();
   const std::string err2 = (dir_ / "err2.txt").string();
   const pid_t second =
-      Spawn({VIGILD_PATH, "--pin-dir", pin_dir(), "--duration", "5"}, "", err2);
+      Spawn({VIGILD_PATH, "--pin-dir", pin_dir(), "--state-dir", (dir_ / "state2").string(),
+             "--metrics", "", "--duration", "5"},
+            "", err2);
   ASSERT_GT(second, 0);
   const int status = WaitStatus(second);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << ReadAll(err2);
-  // Refused by the pin directory's lock or, first, by the state
-  // directory's (vigild's own); the pin-dir lock alone is tested on the
-  // Collector in adopt_test.cc.
+  // Its own state directory: the pin directory's lock refuses it.
   EXPECT_NE(ReadAll(err2).find("another vigild"), std::string::npos) << ReadAll(err2);
   // The first one's pins still work.
   EXPECT_EQ(Ctl({"list"}), 0) << ReadAll((dir_ / "ctl.err").string());

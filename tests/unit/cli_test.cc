@@ -311,6 +311,30 @@ TEST(Vigild, NumericOptionRanges) {
   EXPECT_NE(msg.output.find("power of two"), std::string::npos) << msg.output;
 }
 
+TEST(Vigild, VerifierStateAndMetricsOptions) {
+  CmdResult help = Exec(kD + " --help");
+  for (const char* word : {"--state-dir", "--reset-state", "--no-state", "--metrics", "--tcti",
+                           "--reorder-window", "--checkpoint-wait", "--output", "--no-records",
+                           "--config", "/var/lib/vigil", "127.0.0.1:9477"}) {
+    EXPECT_NE(help.output.find(word), std::string::npos) << word;
+  }
+  for (const char* bad :
+       {"--reorder-window 0", "--reorder-window x", "--checkpoint-wait 0", "--state-interval 0",
+        "--state-interval 1e9", "--learn-samples 0", "--threshold 0", "--no-state --reset-state",
+        "--config /nonexistent/vigild.toml"}) {
+    CmdResult r = Exec(kD + " " + bad);
+    EXPECT_EQ(r.code, 2) << bad << "\n" << r.output;
+  }
+  // The endpoint is unauthenticated: loopback only, said before anything loads.
+  for (const char* addr : {"0.0.0.0:9477", "192.0.2.1:80", "example.com:1", "127.0.0.1:99999"}) {
+    CmdResult r = Exec(kD + " --metrics " + addr);
+    EXPECT_EQ(r.code, 2) << addr << "\n" << r.output;
+    EXPECT_NE(r.output.find("--metrics"), std::string::npos) << r.output;
+  }
+  CmdResult r = Exec(kD + " --metrics 0.0.0.0:9477");
+  EXPECT_NE(r.output.find("loopback"), std::string::npos) << r.output;
+}
+
 TEST(Vigilctl, PidAndPcrRanges) {
   for (const char* bad : {"agent track --name x --pid 0", "agent track --name x --pid 4294967295",
                           "replay --pcr-config 24", "replay --pcr-events 99"}) {
