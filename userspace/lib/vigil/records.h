@@ -6,7 +6,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <array>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -85,17 +87,17 @@ class Record {
   uint16_t type() const { return hdr_.type; }
   uint64_t seq() const { return hdr_.seq; }
   bool committed() const { return (hdr_.flags & VIGIL_REC_F_COMMITTED) != 0; }
-  std::span<const uint8_t> bytes() const { return bytes_; }
+  std::span<const uint8_t> bytes() const { return {data(), size_}; }
 
   // A copy of the body as T; nullopt if the record is not a T.
   template <typename T>
   std::optional<T> As() const {
     static_assert(std::is_trivially_copyable_v<T>);
-    if (hdr_.type != RecordTypeOf<T>::kType || bytes_.size() != sizeof(T)) {
+    if (hdr_.type != RecordTypeOf<T>::kType || size_ != sizeof(T)) {
       return std::nullopt;
     }
     T out;
-    std::memcpy(&out, bytes_.data(), sizeof(T));
+    std::memcpy(&out, data(), sizeof(T));
     return out;
   }
 
@@ -112,12 +114,55 @@ class Record {
   // (trailing bytes are ignored; hdr.size says where the record ends).
   static Result<Record> Decode(std::span<const uint8_t> buf);
 
- private:
-  Record(const vigil_rec_hdr& hdr, std::vector<uint8_t> bytes)
-      : hdr_(hdr), bytes_(std::move(bytes)) {}
+  Record(const Record& other) { CopyFrom(other); }
+  Record& operator=(const Record& other) {
+    if (this != &other) CopyFrom(other);
+    return *this;
+  }
+  Record(Record&& other) noexcept { MoveFrom(other); }
+  Record& operator=(Record&& other) noexcept {
+    if (this != &other) MoveFrom(other);
+    return *this;
+  }
+  ~Record() = default;
 
-  vigil_rec_hdr hdr_;
-  std::vector<uint8_t> bytes_;
+ private:
+  // Events (up to 328 bytes, the exec record) live inline: decoding one
+  // record per ring buffer sample must not cost a heap block each. Larger
+  // records (user events, log records) go to the heap.
+  static constexpr size_t kInline = 328;
+
+  Record(const vigil_rec_hdr& hdr, std::span<const uint8_t> bytes) : hdr_(hdr) { Assign(bytes); }
+  const uint8_t* data() const { return heap_ ? heap_.get() : inline_.data(); }
+  void Assign(std::span<const uint8_t> bytes) {
+    size_ = static_cast<uint32_t>(bytes.size());
+    if (bytes.size() <= kInline) {
+      heap_.reset();
+      std::memcpy(inline_.data(), bytes.data(), bytes.size());
+    } else {
+      heap_ = std::make_unique_for_overwrite<uint8_t[]>(bytes.size());
+      std::memcpy(heap_.get(), bytes.data(), bytes.size());
+    }
+  }
+  void CopyFrom(const Record& other) {
+    hdr_ = other.hdr_;
+    Assign(other.bytes());
+  }
+  void MoveFrom(Record& other) {
+    hdr_ = other.hdr_;
+    size_ = other.size_;
+    if (other.heap_) {
+      heap_ = std::move(other.heap_);
+    } else {
+      heap_.reset();
+      std::memcpy(inline_.data(), other.inline_.data(), size_);
+    }
+  }
+
+  vigil_rec_hdr hdr_{};
+  uint32_t size_ = 0;
+  std::unique_ptr<uint8_t[]> heap_;
+  std::array<uint8_t, kInline> inline_;
 };
 
 // Decodes a concatenation of records (a log read from /dev/vigil or a file).
