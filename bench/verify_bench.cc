@@ -10,6 +10,8 @@
 // ring buffer hands them over.
 //
 // Run: build/bench/vigil-bench-verify [--records N] [--passes P]
+//      build/bench/vigil-bench-verify --rss-agents 10000 --records 5000000
+//        (memory of the whole pipeline with that many agents instead)
 #include <openssl/evp.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -18,6 +20,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <functional>
 #include <ostream>
 #include <streambuf>
 #include <string>
@@ -57,14 +61,24 @@ void Fill(T& rec, uint16_t type, uint64_t seq, uint32_t agent) {
 }
 
 // A module whose chain takes any record type (ModuleSim commits execs only).
+// Hands each committed event's bytes, and each log record with the index of
+// the event it follows, to the callbacks.
 class StreamBuilder {
  public:
-  explicit StreamBuilder(size_t n) {
-    stream_.anchor = sim_.StartAnchor();
-    head_ = stream_.anchor.chain_head;
-    for (const auto& r : sim_.log()) stream_.log.push_back({0, r});
+  using OnEvent = std::function<void(std::vector<uint8_t>)>;
+  using OnLog = std::function<void(size_t at, vigil::records::Record)>;
+
+  StreamBuilder(uint32_t agents, OnEvent on_event, OnLog on_log)
+      : agents_(agents), on_event_(std::move(on_event)), on_log_(std::move(on_log)) {
+    head_ = sim_.StartAnchor().chain_head;
+    for (const auto& r : sim_.log()) on_log_(0, r);
+  }
+  vigil::verify::Anchor anchor() const { return sim_.StartAnchor(); }
+
+  void Run(size_t n) {
     for (uint64_t seq = 1; seq <= n; ++seq) {
-      const uint32_t agent = 1 + static_cast<uint32_t>(seq % 64);
+      // Every agent gets the whole mix of record types.
+      const uint32_t agent = 1 + static_cast<uint32_t>((seq / 10) % agents_);
       std::vector<uint8_t> bytes;
       switch (seq % 10) {
         case 0: {
@@ -104,12 +118,10 @@ class StreamBuilder {
         }
       }
       head_ = *vigil::crypto::Sha256({head_, bytes});
-      stream_.bytes += bytes.size();
-      stream_.events.push_back(std::move(bytes));
+      on_event_(std::move(bytes));
       if (seq % 4096 == 0 || seq == n) Checkpoint(seq);
     }
   }
-  Stream Take() { return std::move(stream_); }
 
  private:
   template <typename T>
@@ -135,17 +147,33 @@ class StreamBuilder {
     cp_last_ = last;
     vigil_log_signature sig = sim_.Sign(rec);
     sig.hdr.seq = log_seq_++;
-    stream_.log.push_back({last, rec});
-    stream_.log.push_back({last, *vigil::records::Record::FromStruct(sig)});
+    on_log_(last, rec);
+    on_log_(last, *vigil::records::Record::FromStruct(sig));
   }
 
+  uint32_t agents_;
+  OnEvent on_event_;
+  OnLog on_log_;
   vigil::testing::ModuleSim sim_;
-  Stream stream_;
   vigil::crypto::Sha256Digest head_{};
   vigil::crypto::Sha256Digest prev_{};
   uint64_t cp_last_ = 0;
   uint64_t log_seq_ = 2;  // after the KEY record
 };
+
+Stream BuildStream(size_t n) {
+  Stream s;
+  StreamBuilder b(
+      64,
+      [&s](std::vector<uint8_t> bytes) {
+        s.bytes += bytes.size();
+        s.events.push_back(std::move(bytes));
+      },
+      [&s](size_t at, vigil::records::Record rec) { s.log.push_back({at, std::move(rec)}); });
+  s.anchor = b.anchor();
+  b.Run(n);
+  return s;
+}
 
 // Raw OpenSSL: SHA-256(head || record) per record, one reused context.
 double RawSha256(const Stream& s, uint8_t* sink) {
@@ -229,6 +257,57 @@ PassResult VerifyAndAggregate(const Stream& s, bool aggregate) {
   return r;
 }
 
+long VmRssKb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  }
+  return -1;
+}
+
+// The collector's memory with many agents: records generated on the fly
+// (nothing held), fed through the whole pipeline.
+int RssRun(uint32_t agents, size_t records) {
+  NullBuf null_buf;
+  std::ostream null_out(&null_buf);
+  vigil::metrics::Registry registry;
+  const long before = VmRssKb();
+  auto store = vigil::baseline::BaselineStore::Create({});
+  vigil::daemon::PipelineOptions opt;
+  opt.emit_records = false;
+  std::unique_ptr<vigil::daemon::Pipeline> pipe;
+  std::vector<vigil::records::Record> early_log;
+  StreamBuilder b(
+      agents,
+      [&](std::vector<uint8_t> bytes) {
+        auto rec = vigil::records::Record::Decode(bytes);
+        pipe->OnEvent(std::move(rec).value(), 1'000'000);
+      },
+      [&](size_t, vigil::records::Record rec) {
+        if (pipe) {
+          pipe->OnLog(std::move(rec));
+        } else {
+          early_log.push_back(std::move(rec));
+        }
+      });
+  auto made = vigil::daemon::Pipeline::Create(null_out, registry, std::move(store).value(),
+                                              vigil::verify::StreamVerifier(b.anchor(), {}), opt);
+  if (!made.ok()) return 1;
+  pipe = std::move(made).value();
+  for (auto& r : early_log) pipe->OnLog(std::move(r));
+  b.Run(records);
+  pipe->Tick(1, 1);  // metrics flushed, per-agent series created
+  const long after = VmRssKb();
+  const auto& c = pipe->verifier()->counters();
+  std::printf("pipeline with %u agents after %zu records: VmRSS %.1f MB (%.1f MB before), %zu "
+              "baselines, %llu checkpoints verified, %llu other\n",
+              agents, records, after / 1024.0, before / 1024.0, pipe->store().agent_count(),
+              static_cast<unsigned long long>(c.verdicts[0]),
+              static_cast<unsigned long long>(c.verdicts[1] + c.verdicts[2] + c.verdicts[3]));
+  std::printf("target: <= 64 MB with 10k agents: %s\n", after <= 64 * 1024 ? "met" : "NOT met");
+  return c.verdicts[1] + c.verdicts[2] + c.verdicts[3] == 0 ? 0 : 1;
+}
+
 long MaxRssKb() {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -238,14 +317,19 @@ long MaxRssKb() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  size_t records = 2'000'000;
+  size_t records = 1'000'000;
   int passes = 3;
+  uint32_t rss_agents = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--records") == 0) records = std::strtoull(argv[i + 1], nullptr, 10);
     if (std::strcmp(argv[i], "--passes") == 0) passes = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--rss-agents") == 0) {
+      rss_agents = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 10));
+    }
   }
+  if (rss_agents != 0) return RssRun(rss_agents, records);
   if (records == 0 || passes <= 0) {
-    std::fprintf(stderr, "usage: %s [--records N>0] [--passes P>0]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s [--records N>0] [--passes P>0] [--rss-agents A]\n", argv[0]);
     return 2;
   }
   // One core, as the target says.
@@ -255,7 +339,7 @@ int main(int argc, char** argv) {
   const bool pinned = sched_setaffinity(0, sizeof(one), &one) == 0;
 
   std::printf("building a committed stream of %zu records ...\n", records);
-  Stream s = StreamBuilder(records).Take();
+  Stream s = BuildStream(records);
   std::printf("stream: %zu records, %.1f MB, %zu log records (checkpoint every 4096), %s\n",
               s.events.size(), static_cast<double>(s.bytes) / 1e6, s.log.size(),
               pinned ? "pinned to CPU 0" : "NOT pinned (sched_setaffinity failed)");
