@@ -145,6 +145,9 @@ TEST(VerifierStateTest, BadInputNamesTheMember) {
   auto truncated = daemon::ParseVerifierState(good.substr(0, good.size() / 2));
   ASSERT_FALSE(truncated.ok());
   EXPECT_EQ(truncated.status().code(), ErrorCode::kTruncated);
+  auto huge = daemon::ParseVerifierState("{\"format\": 1e999}");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.status().code(), ErrorCode::kMalformed);
   auto garbage = daemon::ParseVerifierState("}{");
   ASSERT_FALSE(garbage.ok());
   EXPECT_EQ(garbage.status().code(), ErrorCode::kMalformed);

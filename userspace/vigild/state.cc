@@ -187,6 +187,10 @@ Result<VerifierState> ParseVerifierState(std::string_view text) {
     return Status::Error(at_end ? ErrorCode::kTruncated : ErrorCode::kMalformed,
                          std::string(kVerifierFile) + ": " +
                              (at_end ? "truncated JSON" : "not JSON") + " (" + e.what() + ")");
+  } catch (const json::exception& e) {
+    // e.g. a number beyond double's range (out_of_range 406)
+    return Status::Error(ErrorCode::kMalformed,
+                         std::string(kVerifierFile) + ": not valid JSON (" + e.what() + ")");
   }
   if (!j.is_object()) return Bad("", "must be a JSON object");
   VIGIL_RETURN_IF_ERROR(OnlyKeys(j, "", {"format", "version", "instance_id", "anchor", "key",
