@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 // Writes the seed corpora of the fuzz targets: valid inputs, so the fuzzers
 // start deep inside the parsers instead of at the header checks.
-//   fuzz_seed_gen OUT_DIR  ->  OUT_DIR/{record_decoder,log_parser,state_loader}_fuzz/
+//   fuzz_seed_gen OUT_DIR  ->  OUT_DIR/<target>/ for record_decoder_fuzz,
+//   log_parser_fuzz, state_loader_fuzz, verifier_fuzz and vigild_state_fuzz
 // Every seed is checked with the library before it is written (a log that
 // does not replay or verify would be a poor seed), so a failure here means
 // the generator and the parsers disagree: the run stops with an error.
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -17,12 +19,16 @@
 #include <vector>
 
 #include "baseline_fuzz_config.h"
+#include "module_sim.h"
+#include "state.h"
+#include "verifier_program.h"
 #include "vigil.h"
 #include "vigil/baseline/store.h"
 #include "vigil/chain.h"
 #include "vigil/digest.h"
 #include "vigil/records.h"
 #include "vigil/replay.h"
+#include "vigil/verify.h"
 
 namespace {
 
@@ -441,6 +447,424 @@ void WriteStateSeeds(const fs::path& dir) {
   write_checked("state-agents", store.value());
 }
 
+// verifier_fuzz: programs over the streams of a software module (real chain
+// heads, checkpoints signed with a P-256 key; the key is new every run).
+// Each is run through the fuzz target's interpreter, which checks its
+// invariants, and must give its number of verdicts: all verified for the
+// honest ones, at least one other verdict for the tampered ones.
+using vigil::fuzz::PcrResult;
+using vigil::fuzz::ProgramOptions;
+using vigil::fuzz::ProgramResult;
+using vigil::fuzz::ProgramRunner;
+using vigil::fuzz::ProgramWriter;
+using vigil::testing::ModuleSim;
+using vigil::verify::Verdict;
+
+constexpr uint8_t kSimInstance = 0x5a;
+
+// A module plus the log records a program has been given so far.
+struct Stream {
+  explicit Stream(bool tpm = true) : sim(kSimInstance, tpm) {}
+  ModuleSim sim;
+  size_t log_fed = 0;
+
+  std::vector<Record> Commit(int n) {
+    std::vector<Record> out;
+    for (int i = 0; i < n; ++i) out.push_back(sim.Commit(100 + static_cast<uint32_t>(i)));
+    return out;
+  }
+  void FeedLog(ProgramWriter& w) {
+    for (; log_fed < sim.log().size(); ++log_fed) w.Log(sim.log()[log_fed]);
+  }
+  // An honest round: n events, a checkpoint, the log, a take.
+  void Round(ProgramWriter& w, int n, uint32_t sig_status = VIGIL_SIG_OK) {
+    w.Events(Commit(n));
+    sim.Checkpoint(sig_status);
+    FeedLog(w);
+    w.Take();
+  }
+};
+
+Record FlipByte(const Record& rec, size_t offset, uint8_t mask) {
+  std::vector<uint8_t> bytes(rec.bytes().begin(), rec.bytes().end());
+  bytes[offset] ^= mask;
+  auto out = Record::Decode(bytes);
+  Require(out, "flipped record");
+  return std::move(out).value();
+}
+
+// The key a module logged in its KEY record.
+vigil::crypto::EcPoint KeyOf(const ModuleSim& sim) {
+  for (const Record& r : sim.log()) {
+    if (auto k = r.As<vigil_log_key>()) {
+      vigil::crypto::EcPoint p;
+      std::memcpy(p.x, k->x, sizeof(p.x));
+      std::memcpy(p.y, k->y, sizeof(p.y));
+      return p;
+    }
+  }
+  Fail("module without a KEY record");
+}
+
+enum class Expect { kAllVerified, kNotAllVerified };
+
+ProgramResult RunProgram(const std::string& name, const ProgramWriter& w, size_t verdicts,
+                         Expect expect) {
+  ProgramRunner runner;
+  ProgramResult r = runner.Run(w.bytes());
+  std::string got;
+  bool all_verified = true;
+  for (const auto& v : r.verdicts) {
+    if (!got.empty()) got += ", ";
+    got += vigil::verify::VerdictName(v.verdict);
+    all_verified = all_verified && v.verdict == Verdict::kVerified;
+  }
+  if (std::getenv("VIGIL_FUZZ_SEED_DEBUG")) {
+    std::fprintf(stderr, "verifier seed %s: %zu bytes, %zu ops: [%s]\n", name.c_str(),
+                 w.bytes().size(), r.ops, got.c_str());
+    for (const auto& v : r.verdicts) std::fprintf(stderr, "    %s\n", v.reason.c_str());
+    for (const auto& f : r.findings) {
+      std::fprintf(stderr, "    finding %s: %s\n",
+                   std::string(vigil::verify::FindingKindName(f.kind)).c_str(), f.reason.c_str());
+    }
+  }
+  if (r.verdicts.size() != verdicts || all_verified != (expect == Expect::kAllVerified)) {
+    Fail("verifier seed " + name + ": expected " + std::to_string(verdicts) + " verdicts, " +
+         (expect == Expect::kAllVerified ? "all verified" : "not all verified") + "; got [" +
+         got + "]");
+  }
+  return r;
+}
+
+void WriteProgram(const fs::path& dir, const std::string& name, const ProgramWriter& w,
+                  size_t verdicts, Expect expect) {
+  RunProgram(name, w, verdicts, expect);
+  WriteSeed(dir, name, w.bytes());
+}
+
+// What a restart resumes from, for the restart seed and vigild's state files.
+struct RestartPoint {
+  vigil::verify::Anchor anchor;
+  std::vector<Record> open_events;
+  uint64_t log_saved_seq = 0;
+};
+
+void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
+  ProgramOptions with_pcr;
+  with_pcr.pcr = PcrResult::kOk;
+  {
+    Stream s;
+    ProgramWriter w(with_pcr, kSimInstance);
+    for (int round = 0; round < 3; ++round) s.Round(w, 10);
+    w.Finish().Take();
+    WriteProgram(dir, "honest", w, 3, Expect::kAllVerified);
+  }
+  {
+    // Adjacent events swapped, the last three after their checkpoint, ticks.
+    ProgramOptions o;
+    o.reorder_window = 8;
+    o.wait_ticks = 50;
+    Stream s;
+    ProgramWriter w(o, kSimInstance);
+    for (int round = 0; round < 4; ++round) {
+      std::vector<Record> ev = s.Commit(12);
+      for (size_t i = 0; i + 1 < 9; i += 2) w.Event(ev[i + 1]).Event(ev[i]);
+      w.Event(ev[8]).Tick(1);
+      s.sim.Checkpoint();
+      s.FeedLog(w);
+      w.Tick(2).Event(ev[11]).Event(ev[9]).Event(ev[10]).Take();
+    }
+    WriteProgram(dir, "reordered", w, 4, Expect::kAllVerified);
+  }
+  {
+    Stream s;
+    ProgramWriter w(with_pcr, kSimInstance);
+    s.Round(w, 5);
+    std::vector<Record> ev = s.Commit(8);
+    w.Events(std::vector<Record>(ev.begin(), ev.begin() + 4)).Repeat(0, false);
+    w.Events(std::vector<Record>(ev.begin() + 4, ev.end()));
+    s.sim.Checkpoint();
+    s.FeedLog(w);
+    s.Round(w, 5);
+    WriteProgram(dir, "duplicate", w, 3, Expect::kNotAllVerified);
+  }
+  {
+    // A modified event in place of the real one: the chain head differs.
+    Stream s;
+    ProgramWriter w(with_pcr, kSimInstance);
+    std::vector<Record> ev = s.Commit(8);
+    ev[6] = FlipByte(ev[6], offsetof(vigil_ev_exec, pid), 0x01);
+    w.Events(ev);
+    s.sim.Checkpoint();
+    s.FeedLog(w);
+    s.Round(w, 4);
+    WriteProgram(dir, "modified", w, 2, Expect::kNotAllVerified);
+  }
+  {
+    // Two claims of one seq: the genuine one first (flip op), then a forged
+    // one first; the checkpoint tells them apart.
+    Stream s;
+    ProgramWriter w(with_pcr, kSimInstance);
+    std::vector<Record> ev = s.Commit(8);
+    w.Events(std::vector<Record>(ev.begin(), ev.begin() + 7));
+    w.Flip(0, offsetof(vigil_ev_exec, uid), 0x04, false).Event(ev[7]);
+    s.sim.Checkpoint();
+    s.FeedLog(w);
+    ev = s.Commit(6);
+    w.Events(std::vector<Record>(ev.begin(), ev.begin() + 2));
+    w.Event(FlipByte(ev[2], offsetof(vigil_ev_exec, filename) + 3, 0x20)).Event(ev[2]);
+    w.Events(std::vector<Record>(ev.begin() + 3, ev.end()));
+    s.sim.Checkpoint();
+    s.FeedLog(w);
+    s.Round(w, 3);
+    WriteProgram(dir, "conflict", w, 3, Expect::kNotAllVerified);
+  }
+  {
+    // An event never arrives before the wait ends (loss), then turns up late.
+    ProgramOptions o;
+    o.reorder_window = 4;
+    o.wait_ticks = 10;
+    o.pcr = PcrResult::kOk;
+    Stream s;
+    ProgramWriter w(o, kSimInstance);
+    std::vector<Record> ev = s.Commit(9);
+    w.Events(std::vector<Record>(ev.begin(), ev.begin() + 3));
+    w.Events(std::vector<Record>(ev.begin() + 4, ev.end()));
+    s.sim.Checkpoint();
+    s.FeedLog(w);
+    w.Tick(1).Tick(20).Take().Event(ev[3]);
+    s.Round(w, 6);
+    WriteProgram(dir, "missing", w, 2, Expect::kNotAllVerified);
+  }
+  {
+    Stream s;
+    ProgramWriter w(ProgramOptions{}, kSimInstance);
+    s.Round(w, 4, VIGIL_SIG_TPM_ERROR);
+    s.Round(w, 4);
+    s.Round(w, 4, VIGIL_SIG_TPM_ERROR);
+    WriteProgram(dir, "unsigned", w, 3, Expect::kNotAllVerified);
+  }
+  {
+    // Degraded mode: no TPM, no KEY record, nothing signed.
+    Stream s(false);
+    ProgramWriter w(with_pcr, kSimInstance);
+    s.Round(w, 4, VIGIL_SIG_NO_TPM);
+    s.Round(w, 4, VIGIL_SIG_NO_TPM);
+    WriteProgram(dir, "no-tpm", w, 2, Expect::kNotAllVerified);
+  }
+  {
+    ProgramOptions o;
+    o.pcr = PcrResult::kMismatch;
+    Stream s;
+    ProgramWriter w(o, kSimInstance);
+    s.Round(w, 3);
+    w.SetPcr(PcrResult::kUnavailable);
+    s.Round(w, 3);
+    w.SetPcr(PcrResult::kOk);
+    s.Round(w, 3);
+    WriteProgram(dir, "pcr", w, 3, Expect::kNotAllVerified);
+  }
+  {
+    // The module attests drops; then a busy-free honest round.
+    Stream s;
+    ProgramWriter w(with_pcr, kSimInstance);
+    s.Round(w, 4);
+    s.sim.AddDrops(2);
+    s.Round(w, 4);
+    s.Round(w, 4);
+    WriteProgram(dir, "drops", w, 3, Expect::kNotAllVerified);
+  }
+  {
+    // Window 1: an event two places late is declared missing, then late.
+    ProgramOptions o;
+    o.reorder_window = 1;
+    Stream s;
+    ProgramWriter w(o, kSimInstance);
+    std::vector<Record> ev = s.Commit(6);
+    w.Event(ev[0]).Event(ev[2]).Event(ev[3]).Event(ev[1]).Event(ev[4]).Event(ev[5]);
+    s.sim.Checkpoint();
+    s.FeedLog(w);
+    s.Round(w, 5);
+    WriteProgram(dir, "window-1", w, 2, Expect::kNotAllVerified);
+  }
+  {
+    // The log breaks between a checkpoint and its signature.
+    Stream s;
+    ProgramWriter w(with_pcr, kSimInstance);
+    s.Round(w, 4);
+    w.Events(s.Commit(4));
+    s.sim.Checkpoint();
+    w.Log(s.sim.log()[s.log_fed]).LogError().Log(s.sim.log()[s.log_fed + 1]);
+    s.log_fed += 2;
+    w.Take().Finish();
+    WriteProgram(dir, "log-error", w, 2, Expect::kNotAllVerified);
+  }
+  {
+    // A checkpoint record replayed into the log.
+    Stream s;
+    ProgramWriter w(with_pcr, kSimInstance);
+    s.Round(w, 4);
+    w.Events(s.Commit(4));
+    s.sim.Checkpoint();
+    s.FeedLog(w);
+    w.Repeat(1, true).Take();
+    s.Round(w, 4);
+    WriteProgram(dir, "replayed-checkpoint", w, 4, Expect::kNotAllVerified);
+  }
+  {
+    Stream s;
+    ProgramWriter w(with_pcr, static_cast<uint8_t>(kSimInstance ^ 0xff));
+    s.Round(w, 4);
+    WriteProgram(dir, "other-instance", w, 1, Expect::kNotAllVerified);
+  }
+  {
+    // Few records kept per interval: a forged claim can no longer be resolved.
+    ProgramOptions o;
+    o.max_interval_records = 3;
+    o.pcr = PcrResult::kOk;
+    Stream s;
+    ProgramWriter w(o, kSimInstance);
+    std::vector<Record> ev = s.Commit(8);
+    w.Events(std::vector<Record>(ev.begin(), ev.begin() + 5));
+    w.Event(FlipByte(ev[5], offsetof(vigil_ev_exec, pid), 0x02)).Event(ev[5]);
+    w.Events(std::vector<Record>(ev.begin() + 6, ev.end()));
+    s.sim.Checkpoint();
+    s.FeedLog(w);
+    s.Round(w, 6);
+    w.Finish().Take();
+    WriteProgram(dir, "interval-overflow", w, 2, Expect::kNotAllVerified);
+  }
+  {
+    // A checkpoint logged before its events, whose wait ends first; events
+    // that never get a checkpoint are decided at Finish.
+    ProgramOptions o;
+    o.wait_ticks = 3;
+    Stream s;
+    ProgramWriter w(o, kSimInstance);
+    std::vector<Record> ev = s.Commit(5);
+    s.sim.Checkpoint();
+    s.FeedLog(w);
+    w.Tick(1).Events(std::vector<Record>(ev.begin(), ev.begin() + 2)).Tick(5);
+    w.Events(std::vector<Record>(ev.begin() + 2, ev.end())).Take();
+    w.Events(s.Commit(3)).Finish();
+    WriteProgram(dir, "expired", w, 1, Expect::kNotAllVerified);
+  }
+  {
+    // A restart: the first run decides two checkpoints and leaves open
+    // events; the second resumes from its anchor, is given the open events
+    // again (one of them also redelivered by the ring buffer) and the whole
+    // log from the start.
+    Stream s;
+    ProgramWriter first(with_pcr, kSimInstance);
+    s.Round(first, 6);
+    s.Round(first, 6);
+    std::vector<Record> open = s.Commit(5);
+    first.Events(open).Take();
+    const ProgramResult r = RunProgram("restart (first run)", first, 2, Expect::kAllVerified);
+    if (r.open_events.size() != open.size()) Fail("restart seed: open events were not kept");
+    restart.anchor = r.anchor;
+    if (!restart.anchor.key) restart.anchor.key = KeyOf(s.sim);  // as vigild saves it
+    restart.open_events = r.open_events;
+    restart.log_saved_seq = s.sim.log().back().seq();
+
+    ProgramWriter w(with_pcr, r.anchor);
+    for (const Record& e : r.open_events) w.Recovered(e);
+    w.Event(open.back()).Events(s.Commit(4));
+    s.sim.Checkpoint();
+    s.log_fed = 0;
+    s.FeedLog(w);
+    w.Take();
+    s.Round(w, 3);
+    WriteProgram(dir, "restart", w, 2, Expect::kAllVerified);
+  }
+  {
+    // A fresh start anchored on the log's first checkpoint: the ring buffer
+    // still delivers events from before it.
+    Stream s;
+    ProgramWriter first(with_pcr, kSimInstance);
+    std::vector<Record> before = s.Commit(6);
+    first.Events(before);
+    s.sim.Checkpoint();
+    s.FeedLog(first);
+    const ProgramResult r = RunProgram("started-after (first run)", first, 1, Expect::kAllVerified);
+    ProgramOptions o = with_pcr;
+    o.started_after_seq = static_cast<uint8_t>(r.anchor.last_seq);
+    vigil::verify::Anchor anchor = r.anchor;
+    if (!anchor.key) anchor.key = KeyOf(s.sim);
+    ProgramWriter w(o, anchor);
+    w.Events(std::vector<Record>(before.begin() + 3, before.end()));
+    s.log_fed = 0;
+    s.Round(w, 5);
+    s.Round(w, 5);
+    WriteProgram(dir, "started-after", w, 2, Expect::kAllVerified);
+  }
+  {
+    // The anchor knows the module's key; the log's KEY record names another.
+    Stream s;
+    ModuleSim other(kSimInstance);
+    vigil::verify::Anchor anchor = s.sim.StartAnchor();
+    anchor.key = KeyOf(other);
+    ProgramWriter w(with_pcr, anchor);
+    s.Round(w, 4);
+    s.Round(w, 4);
+    WriteProgram(dir, "other-key", w, 2, Expect::kNotAllVerified);
+  }
+  {
+    // More claims of one seq than the verifier keeps.
+    ProgramOptions o = with_pcr;
+    o.max_claims_per_seq = 2;
+    Stream s;
+    ProgramWriter w(o, kSimInstance);
+    std::vector<Record> ev = s.Commit(6);
+    w.Events(std::vector<Record>(ev.begin(), ev.begin() + 2));
+    for (uint8_t m = 1; m <= 3; ++m) w.Event(FlipByte(ev[2], offsetof(vigil_ev_exec, pid), m));
+    w.Events(std::vector<Record>(ev.begin() + 2, ev.end()));
+    s.sim.Checkpoint();
+    s.FeedLog(w);
+    s.Round(w, 3);
+    WriteProgram(dir, "claims", w, 2, Expect::kNotAllVerified);
+  }
+}
+
+// vigild_state_fuzz: verifier.json (first byte clear) and open-events.bin
+// (first byte 0x80 | anchor seq), each parsed before it is written.
+void WriteVigildStateSeeds(const fs::path& dir, const RestartPoint& restart) {
+  using vigil::daemon::VerifierState;
+  const auto write_json = [&](const std::string& name, const VerifierState& state) {
+    const std::string text = vigil::daemon::SerializeVerifierState(state);
+    Require(vigil::daemon::ParseVerifierState(text), "verifier state " + name);
+    WriteSeed(dir, name, std::string(1, '\0') + text);
+  };
+  VerifierState start;
+  start.anchor.instance_id.fill(kSimInstance);
+  auto head = vigil::chain::InitialChain(start.anchor.instance_id);
+  Require(head, "chain_0");
+  start.anchor.chain_head = *head;
+  start.saved_at_ns = 1'700'000'000'000'000'000ull;
+  write_json("verifier-start", start);
+
+  VerifierState resumed = start;
+  resumed.anchor = restart.anchor;
+  resumed.log_saved_seq = restart.log_saved_seq;
+  resumed.agent_names = {{1, "web-0"}, {7, "batch/job~1"}, {UINT32_MAX, "agent \xc3\xa9"}};
+  resumed.anchor.drops_total = 3;
+  write_json("verifier-restart", resumed);
+
+  const auto write_events = [&](const std::string& name, const std::vector<Record>& events,
+                                uint8_t anchor_seq) {
+    const std::string bytes = vigil::daemon::SerializeOpenEvents(events);
+    Require(vigil::daemon::ParseOpenEvents(bytes, anchor_seq), "open events " + name);
+    WriteSeed(dir, name, std::string(1, static_cast<char>(0x80 | anchor_seq)) + bytes);
+  };
+  write_events("open-events", restart.open_events,
+               static_cast<uint8_t>(restart.anchor.last_seq & 0x7f));
+  ModuleSim sim(kSimInstance);
+  std::vector<Record> events;
+  for (int i = 0; i < 6; ++i) events.push_back(sim.Commit(200 + static_cast<uint32_t>(i)));
+  write_events("open-events-covered", events, 3);
+  write_events("open-events-empty", {}, 0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -452,12 +876,19 @@ int main(int argc, char** argv) {
   const fs::path record_dir = out / "record_decoder_fuzz";
   const fs::path log_dir = out / "log_parser_fuzz";
   const fs::path state_dir = out / "state_loader_fuzz";
-  for (const fs::path& dir : {record_dir, log_dir, state_dir}) fs::create_directories(dir);
+  const fs::path verifier_dir = out / "verifier_fuzz";
+  const fs::path vigild_state_dir = out / "vigild_state_fuzz";
+  for (const fs::path& dir : {record_dir, log_dir, state_dir, verifier_dir, vigild_state_dir}) {
+    fs::create_directories(dir);
+  }
 
   const Session session = BuildSession();
   CheckSession(session);
   WriteRecordSeeds(record_dir, session);
   WriteLogSeeds(log_dir, session);
   WriteStateSeeds(state_dir);
+  RestartPoint restart;
+  WriteVerifierSeeds(verifier_dir, restart);
+  WriteVigildStateSeeds(vigild_state_dir, restart);
   return 0;
 }

@@ -560,13 +560,17 @@ void StreamVerifier::TryDecide(bool force) {
 }
 
 CheckpointVerdict StreamVerifier::Reject(const PendingCheckpoint& p, std::string why) {
+  // It covers no events (the interval stays open for the next checkpoint):
+  // an empty range after the last decided seq; what it claimed is in the
+  // reason.
   CheckpointVerdict v;
   v.verdict = Verdict::kTampered;
-  v.reason = std::move(why);
+  v.reason = std::move(why) + " (the record claims seqs " + Str(p.cp.first_seq) + ".." +
+             Str(p.cp.last_seq) + ")";
   v.log_seq = p.rec.seq();
-  v.first_seq = p.cp.first_seq;
-  v.last_seq = p.cp.last_seq;
-  return v;  // covers no events: the interval stays open for the next one
+  v.first_seq = decided_last_ + 1;
+  v.last_seq = decided_last_;
+  return v;
 }
 
 void StreamVerifier::Resync(const crypto::Sha256Digest& head, uint64_t at_seq) {
