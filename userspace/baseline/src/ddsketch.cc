@@ -156,12 +156,30 @@ std::optional<double> DdSketch::MadLog(double shift) const {
   return MadImpl(true, shift);
 }
 
-double DdSketch::MadImpl(bool log_domain, double shift) const {
-  const double median = *Quantile(0.5);
+struct DdSketch::Prefix {
+  double median;
   // Prefix sums so that the interpolated rank is O(1) per evaluation.
-  std::vector<uint64_t> below(bins_.size() + 1);
-  below[0] = zero_count_;
-  for (size_t i = 0; i < bins_.size(); ++i) below[i + 1] = below[i] + bins_[i];
+  std::vector<uint64_t> below;
+};
+
+std::optional<std::pair<double, double>> DdSketch::MadAndMadLog(double shift) const {
+  if (count_ == 0 || !(shift > 0) || !std::isfinite(shift)) return std::nullopt;
+  Prefix prefix{*Quantile(0.5), std::vector<uint64_t>(bins_.size() + 1)};
+  prefix.below[0] = zero_count_;
+  for (size_t i = 0; i < bins_.size(); ++i) prefix.below[i + 1] = prefix.below[i] + bins_[i];
+  return std::pair(MadWith(prefix, false, 0.0), MadWith(prefix, true, shift));
+}
+
+double DdSketch::MadImpl(bool log_domain, double shift) const {
+  Prefix prefix{*Quantile(0.5), std::vector<uint64_t>(bins_.size() + 1)};
+  prefix.below[0] = zero_count_;
+  for (size_t i = 0; i < bins_.size(); ++i) prefix.below[i + 1] = prefix.below[i] + bins_[i];
+  return MadWith(prefix, log_domain, shift);
+}
+
+double DdSketch::MadWith(const Prefix& prefix, bool log_domain, double shift) const {
+  const double median = prefix.median;
+  const std::vector<uint64_t>& below = prefix.below;
   // Estimated number of values <= x: zeros sit at min, each bin's mass is
   // spread evenly over its range (gamma^(k-1), gamma^k] clipped to [min, max].
   auto rank = [&](double x) -> double {
@@ -191,7 +209,9 @@ double DdSketch::MadImpl(bool log_domain, double shift) const {
   double hi = log_domain
                   ? std::max(std::log((max_ + shift) / center), std::log(center / (min_ + shift)))
                   : std::max(max_ - median, median - min_);
-  for (int iter = 0; iter < 64 && hi - lo > 1e-7 * hi; ++iter) {
+  // 1e-5 of the range: far below the sketch's own relative error (alpha),
+  // and a refresh runs every few dozen samples.
+  for (int iter = 0; iter < 64 && hi - lo > 1e-5 * hi; ++iter) {
     const double mid = 0.5 * (lo + hi);
     if (within(mid) >= half) {
       hi = mid;

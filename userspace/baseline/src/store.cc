@@ -186,8 +186,9 @@ void BaselineStore::Learn(FeatureState& fs, double value, uint64_t timestamp_ns)
 
 void BaselineStore::Refresh(FeatureState& fs, Feature feature) const {
   fs.median = fs.sketch.Quantile(0.5).value_or(0.0);
-  fs.mad = fs.sketch.Mad().value_or(0.0);
-  fs.mad_log = fs.sketch.MadLog(config_.min_mad[FeatureIndex(feature)]).value_or(0.0);
+  const auto mads = fs.sketch.MadAndMadLog(config_.min_mad[FeatureIndex(feature)]);
+  fs.mad = mads ? mads->first : 0.0;
+  fs.mad_log = mads ? mads->second : 0.0;
   fs.since_refresh = 0;
 }
 

@@ -279,4 +279,17 @@ TEST(DdSketchTest, FromPartsRoundTripsAndChecksInvariants) {
 }
 
 }  // namespace
+TEST(DdSketchTest, MadAndMadLogTogetherEqualEachAlone) {
+  DdSketch sketch;
+  std::mt19937_64 rng(11);
+  std::lognormal_distribution<double> dist(3.0, 0.7);
+  for (int i = 0; i < 5000; ++i) ASSERT_TRUE(sketch.Add(dist(rng)));
+  const auto both = sketch.MadAndMadLog(2.0);
+  ASSERT_TRUE(both.has_value());
+  EXPECT_DOUBLE_EQ(both->first, *sketch.Mad());
+  EXPECT_DOUBLE_EQ(both->second, *sketch.MadLog(2.0));
+  EXPECT_FALSE(DdSketch().MadAndMadLog(2.0).has_value());
+  EXPECT_FALSE(sketch.MadAndMadLog(0.0).has_value());
+}
+
 }  // namespace vigil::baseline

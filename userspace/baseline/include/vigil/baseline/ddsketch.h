@@ -39,6 +39,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,8 @@ class DdSketch {
   // width ln(gamma) ~ 2 alpha, so the result is within about 3 alpha of the
   // true value (absolute, in log units). nullopt when empty or shift <= 0.
   std::optional<double> MadLog(double shift) const;
+  // Mad() and MadLog(shift) together, for the price of about one.
+  std::optional<std::pair<double, double>> MadAndMadLog(double shift) const;
 
   uint64_t count() const { return count_; }
   uint64_t zero_count() const { return zero_count_; }
@@ -113,7 +116,10 @@ class DdSketch {
 
  private:
   void Halve();
+  // Both MADs from one pass (the median and the prefix sums are shared).
   double MadImpl(bool log_domain, double shift) const;
+  struct Prefix;
+  double MadWith(const Prefix& prefix, bool log_domain, double shift) const;
   // Adds weight to bin k, growing or collapsing the bin range as needed.
   void AddKey(int32_t k, uint32_t weight);
 
