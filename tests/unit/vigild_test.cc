@@ -347,5 +347,48 @@ TEST(PipelineTest, WithoutTheModuleNothingIsVerified) {
   EXPECT_EQ((*p)->verifier(), nullptr);
 }
 
+TEST(PipelineTest, PoolOutlierIsReportedWhenItStartsNotEveryInterval) {
+  metrics::Registry registry;
+  std::ostringstream out;
+  baseline::BaselineConfig cfg;
+  cfg.learn_samples = 10;
+  auto store = baseline::BaselineStore::Create(cfg);
+  ASSERT_TRUE(store.ok());
+  daemon::PipelineOptions opt;
+  opt.emit_records = false;
+  opt.pool_interval_ns = 1;
+  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(), std::nullopt, opt);
+  ASSERT_TRUE(p.ok());
+  (*p)->SetAgentNames({{1, "w@1"}, {2, "w@2"}, {3, "w@3"}, {4, "w@4"}, {5, "w@5"}, {6, "w@6"}});
+  uint64_t t = 1;
+  for (int i = 0; i < 20; ++i) {
+    for (uint32_t id = 1; id <= 6; ++id) {
+      auto x = testing::MakeExit(0, 50, 0, 0);
+      x.hdr.flags = 0;
+      x.hdr.agent_id = id;
+      x.lifetime_ns = 100'000'000 + (i % 3) * 1'000'000;
+      x.utime_ns = (id == 6 ? 80'000'000 : 5'000'000) + (i % 4) * 100'000;
+      x.maxrss_kb = 4096;
+      (*p)->OnEvent(testing::ToRecord(x), t++);
+    }
+  }
+  auto pool_alerts = [&]() {
+    size_t n = 0;
+    for (const json& j : Lines(out.str())) {
+      if (j.at("type") == "alert" && j.at("alert_kind") == "pool_outlier") {
+        EXPECT_EQ(j.at("agent"), "w@6") << j.dump();
+        EXPECT_EQ(j.at("feature"), "cpu_per_exec") << j.dump();
+        ++n;
+      }
+    }
+    return n;
+  };
+  (*p)->Tick(10, t);
+  EXPECT_EQ(pool_alerts(), 1u) << out.str();
+  (*p)->Tick(20, t + 1);
+  (*p)->Tick(30, t + 2);
+  EXPECT_EQ(pool_alerts(), 1u) << out.str();
+}
+
 }  // namespace
 }  // namespace vigil

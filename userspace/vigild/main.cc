@@ -218,10 +218,11 @@ vigil::verify::Anchor AnchorFromLog(const vigil_info& info,
   return a;
 }
 
-// The TPM side of the verifier's PCR check: re-reads the module's whole log
-// (the TPM may already hold extends the verifier has not read), replays it
-// and places every bank's PCRs; retried when a checkpoint lands between the
-// log read and the PCR read.
+// The TPM side of the verifier's PCR check. The TPM may already hold extends
+// the verifier has not read yet, so this keeps its own reader on the
+// module's log (its own file position, records since the newest BASE),
+// replays it and places every bank's PCRs; read again and retried when a
+// checkpoint lands between the log read and the PCR read.
 class PcrChecker {
  public:
   PcrChecker(std::string tcti, const vigil_info& info) : tcti_(std::move(tcti)), info_(info) {}
@@ -238,13 +239,8 @@ class PcrChecker {
     auto reader = [this](uint16_t alg, uint32_t pcr) { return esys_->PcrRead(alg, pcr); };
     vigil::Status last;
     for (int attempt = 0; attempt < 3; ++attempt) {
-      auto dev = vigil::device::VigilDevice::Open();
-      if (!dev.ok()) return dev.status();
-      auto bytes = dev->ReadAvailable();
-      if (!bytes.ok()) return bytes.status();
-      auto current = vigil::records::DecodeStream(*bytes);
-      if (!current.ok()) return current.status();
-      last = vigil::replay::CheckPcrPath(verified, *current, info_.pcr_config, info_.pcr_events,
+      if (vigil::Status st = ReadMore(); !st.ok()) return st;
+      last = vigil::replay::CheckPcrPath(verified, current_, info_.pcr_config, info_.pcr_events,
                                          reader);
       if (last.code() != vigil::ErrorCode::kMismatch) return last;
     }
@@ -252,9 +248,33 @@ class PcrChecker {
   }
 
  private:
+  // Errors here say nothing about the TPM's values: "not checked".
+  vigil::Status ReadMore() {
+    if (!device_) {
+      auto dev = vigil::device::VigilDevice::Open();
+      if (!dev.ok()) return Unavailable(dev.status());
+      device_.emplace(std::move(dev).value());
+    }
+    auto bytes = device_->ReadAvailable();
+    if (!bytes.ok()) return Unavailable(bytes.status());
+    auto more = vigil::records::DecodeStream(*bytes);
+    if (!more.ok()) return Unavailable(more.status());
+    for (vigil::records::Record& r : *more) {
+      if (r.type() == VIGIL_LOG_BASE) current_.clear();  // the replay starts there
+      current_.push_back(std::move(r));
+    }
+    return vigil::Status::Ok();
+  }
+  static vigil::Status Unavailable(const vigil::Status& why) {
+    return vigil::Status::Error(vigil::ErrorCode::kUnavailable,
+                                "reading the module's log for the PCR check: " + why.message());
+  }
+
   std::string tcti_;
   vigil_info info_;
   std::optional<vigil::tpm::EsysContext> esys_;
+  std::optional<vigil::device::VigilDevice> device_;
+  std::vector<vigil::records::Record> current_;
 };
 
 int Run(const Config& cfg) {

@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <utility>
 
 #include "vigil/format.h"
 
@@ -290,7 +292,15 @@ void Pipeline::Tick(uint64_t mono_ns, uint64_t real_ns) {
   }
   if (mono_ns < next_pool_ns_) return;
   next_pool_ns_ = mono_ns + options_.pool_interval_ns;
-  for (const baseline::Anomaly& a : store_.EvaluatePools(real_ns)) EmitAlert(a);
+  // EvaluatePools is stateless: alert when an agent becomes a pool outlier
+  // on a feature, not again every interval while it stays one.
+  std::set<std::pair<std::string, int>> outlying;
+  for (const baseline::Anomaly& a : store_.EvaluatePools(real_ns)) {
+    const std::pair<std::string, int> key(a.agent, a.feature ? static_cast<int>(*a.feature) : -1);
+    if (!pool_outliers_.contains(key)) EmitAlert(a);
+    outlying.insert(key);
+  }
+  pool_outliers_ = std::move(outlying);
   m_.agents->Set({}, static_cast<double>(store_.agent_count()));
   for (const std::string& agent : store_.AgentNames()) {
     double watching = 0;

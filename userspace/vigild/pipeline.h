@@ -10,6 +10,7 @@
 #include <functional>
 #include <array>
 #include <map>
+#include <set>
 #include <unordered_map>
 #include <memory>
 #include <optional>
@@ -127,6 +128,7 @@ class Pipeline {
   uint64_t unattested_count_ = 0;
   std::vector<baseline::Anomaly> anomalies_;  // reused per record
   uint64_t next_pool_ns_ = 0;
+  std::set<std::pair<std::string, int>> pool_outliers_;  // (agent, feature) outlying now
   uint64_t alerts_ = 0;
   uint64_t format_errors_ = 0;
   uint64_t agents_dropped_ = 0;
