@@ -718,18 +718,20 @@ int Run(const Config& cfg) {
       rc = kExitError;
       break;
     }
-    read_log();
-    const uint64_t now = ClockNs(CLOCK_MONOTONIC);
-    pipe->Tick(now, ClockNs(CLOCK_REALTIME));
-    mirror_counters();
-    out.flush();
-    if (!out) g_stop = 1;
+    // At once: what follows (the log, PCR reads from the TPM) can take a
+    // while, and a SIGKILL then must not lose what was just consumed.
     if (state && !journal.empty()) {
       if (vigil::Status st = state->Append(daemon::kOpenEventsFile, journal, false); !st.ok()) {
         Say("journal: " + st.ToString());
       }
       journal.clear();
     }
+    read_log();
+    const uint64_t now = ClockNs(CLOCK_MONOTONIC);
+    pipe->Tick(now, ClockNs(CLOCK_REALTIME));
+    mirror_counters();
+    out.flush();
+    if (!out) g_stop = 1;
     if (now >= next_save_ns) {
       next_save_ns = now + save_every_ns;
       if (vigil::Status st = save_state(); !st.ok()) Say("saving state: " + st.ToString());
