@@ -145,7 +145,7 @@ struct Config {
   bool no_measure = false;
 
   // What MEASURE records as the configuration: every option that changes
-  // what vigild verifies, learns or reports (not where it writes).
+  // what vigild verifies, learns, reports or keeps (not the output files).
   std::string Canonical() const {
     return json{{"all_processes", all_processes},   {"checkpoint_wait_s", checkpoint_wait_s},
                 {"hw", hw},                         {"learn_samples", learn_samples},
