@@ -147,7 +147,7 @@ void StreamVerifier::AddRecoveredEvent(records::Record event) {
   AddEventImpl(std::move(event), false);
 }
 
-void StreamVerifier::AddEventImpl(records::Record event, bool absorb_recovered) {
+void StreamVerifier::AddEventImpl(records::Record&& event, bool absorb_recovered) {
   if (!event.committed()) {
     counters_.unattested++;
     return;
@@ -231,7 +231,7 @@ void StreamVerifier::AddEventImpl(records::Record event, bool absorb_recovered) 
   max_seen_seq_ = std::max(max_seen_seq_, seq);
   if (seq == chained_seq_ + 1 && pending_.empty()) {
     // In order, nothing waiting: the common case skips the reorder map.
-    ChainOne(std::move(event));
+    ChainOne(event);
     PullFarAhead();
     TryDecide(false);
     return;
@@ -275,7 +275,7 @@ void StreamVerifier::AddEventImpl(records::Record event, bool absorb_recovered) 
   TryDecide(false);
 }
 
-void StreamVerifier::ChainOne(records::Record rec) {
+void StreamVerifier::ChainOne(const records::Record& rec) {
   const std::span<const uint8_t> bytes = rec.bytes();
   Chained c{rec.seq(), chain_valid_, false, static_cast<uint32_t>(bytes.size()), 0, {}};
   if (chain_valid_) {
@@ -340,7 +340,7 @@ void StreamVerifier::Advance() {
           conflicts_.back().others.push_back(std::move(claims[i]));
         }
       }
-      ChainOne(std::move(claims[0]));
+      ChainOne(claims[0]);
       continue;
     }
     if (pending_.size() > options_.reorder_window) {

@@ -218,9 +218,9 @@ class StreamVerifier {
 
   crypto::Sha256Digest Step(const crypto::Sha256Digest& head, std::span<const uint8_t> rec);
   std::span<const uint8_t> Bytes(const Chained& c) const;
-  void AddEventImpl(records::Record event, bool absorb_recovered);
+  void AddEventImpl(records::Record&& event, bool absorb_recovered);
   void Advance();
-  void ChainOne(records::Record rec);
+  void ChainOne(const records::Record& rec);
   void TryDecide(bool force);
   void CheckSignature(PendingCheckpoint& p);
   void DeclareMissingUpTo(uint64_t last);
