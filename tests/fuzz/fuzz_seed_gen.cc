@@ -826,8 +826,9 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
   }
 }
 
-// vigild_state_fuzz: verifier.json (first byte clear) and open-events.bin
-// (first byte 0x80 | anchor seq), each parsed before it is written.
+// vigild_state_fuzz: verifier.json (first byte 0), open-events.bin (first
+// byte 0x80 | anchor seq) and a saved log (first byte 0x40), each parsed
+// before it is written.
 void WriteVigildStateSeeds(const fs::path& dir, const RestartPoint& restart) {
   using vigil::daemon::VerifierState;
   const auto write_json = [&](const std::string& name, const VerifierState& state) {
@@ -863,6 +864,15 @@ void WriteVigildStateSeeds(const fs::path& dir, const RestartPoint& restart) {
   for (int i = 0; i < 6; ++i) events.push_back(sim.Commit(200 + static_cast<uint32_t>(i)));
   write_events("open-events-covered", events, 3);
   write_events("open-events-empty", {}, 0);
+
+  sim.Checkpoint();
+  std::string log_bytes;
+  for (const Record& r : sim.log()) {
+    log_bytes.append(reinterpret_cast<const char*>(r.bytes().data()), r.bytes().size());
+  }
+  Require(vigil::daemon::ScanSavedLog(log_bytes, std::span<const uint8_t>(sim.instance())),
+          "saved log");
+  WriteSeed(dir, "saved-log", std::string(1, '\x40') + log_bytes);
 }
 
 }  // namespace

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 // libFuzzer target: the files vigild reloads after a restart, parsed from
 // arbitrary bytes (vigil::daemon in userspace/vigild/state.cc). The first
-// byte picks the file: bit 7 clear, the rest is verifier.json; set, the rest
-// is open-events.bin and the low 7 bits are the anchor seq.
+// byte picks the file: bit 7 set, the rest is open-events.bin and the low 7
+// bits are the anchor seq; 0x40, the rest is a saved log of the instance
+// whose id is sixteen 0x5a bytes (tests/unit/module_sim.h); otherwise the
+// rest is verifier.json.
 // Invariants beyond "no crash, leak or UB":
 // a refusal carries an error code;
 // an accepted file re-serializes to one that parses to an equal result, and
-// serializing that again gives the same bytes.
+// serializing that again gives the same bytes; a saved log's complete part
+// scans again to the same result with nothing cut.
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -88,6 +92,23 @@ void OpenEvents(std::string_view bytes, uint64_t anchor_seq) {
   if (vigil::daemon::SerializeOpenEvents(again->events) != saved) std::abort();
 }
 
+void SavedLog(std::string_view bytes) {
+  std::array<uint8_t, VIGIL_ID_LEN> instance;
+  instance.fill(0x5a);
+  const vigil::Result<vigil::daemon::SavedLog> scan =
+      vigil::daemon::ScanSavedLog(bytes, instance);
+  if (!Accepted(scan)) return;
+  if (scan->complete_bytes > bytes.size() || (scan->records == 0) != (scan->complete_bytes == 0)) {
+    std::abort();
+  }
+  const vigil::Result<vigil::daemon::SavedLog> again =
+      vigil::daemon::ScanSavedLog(bytes.substr(0, scan->complete_bytes), instance);
+  if (!again.ok() || again->complete_bytes != scan->complete_bytes ||
+      again->last_seq != scan->last_seq || again->records != scan->records) {
+    std::abort();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -95,6 +116,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   if (data[0] & 0x80) {
     OpenEvents(rest, data[0] & 0x7f);
+  } else if (data[0] == 0x40) {
+    SavedLog(rest);
   } else {
     VerifierJson(rest);
   }

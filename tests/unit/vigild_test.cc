@@ -184,6 +184,59 @@ TEST(OpenEventsTest, RoundTripSkipsCoveredAndRejectsOthers) {
   EXPECT_NE(bad.status().message().find("not a committed event"), std::string::npos);
 }
 
+TEST(SavedLogTest, LastSeqAndACutTail) {
+  testing::ModuleSim sim;
+  sim.Commit();
+  sim.Checkpoint();
+  std::string bytes;
+  for (const auto& r : sim.log()) {
+    bytes.append(reinterpret_cast<const char*>(r.bytes().data()), r.bytes().size());
+  }
+  const std::span<const uint8_t> id(sim.instance());
+  auto whole = daemon::ScanSavedLog(bytes, id);
+  ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+  EXPECT_EQ(whole->complete_bytes, bytes.size());
+  EXPECT_EQ(whole->records, sim.log().size());
+  EXPECT_EQ(whole->last_seq, sim.log().back().seq());
+  auto cut = daemon::ScanSavedLog(bytes.substr(0, bytes.size() - 5), id);
+  ASSERT_TRUE(cut.ok());
+  EXPECT_EQ(cut->complete_bytes, bytes.size() - sim.log().back().bytes().size());
+  EXPECT_EQ(cut->last_seq, sim.log()[sim.log().size() - 2].seq());
+  std::string corrupt = bytes;
+  corrupt[0] = 0x7f;  // the first record's type
+  auto bad = daemon::ScanSavedLog(corrupt, id);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("at byte 0"), std::string::npos);
+  auto empty = daemon::ScanSavedLog("", id);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->last_seq, 0u);
+  EXPECT_EQ(empty->records, 0u);
+}
+
+TEST(SavedLogTest, AnotherInstanceOrAnotherOrderIsRefused) {
+  testing::ModuleSim sim;
+  sim.Commit();
+  sim.Checkpoint();
+  std::string bytes;
+  for (const auto& r : sim.log()) {
+    bytes.append(reinterpret_cast<const char*>(r.bytes().data()), r.bytes().size());
+  }
+  chain::InstanceId other = sim.instance();
+  other[0] ^= 1;
+  auto foreign = daemon::ScanSavedLog(bytes, other);
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_NE(foreign.status().message().find("another module instance"), std::string::npos)
+      << foreign.status().message();
+  // The same records twice: seqs go back, as when two runs appended the
+  // same stretch of the log.
+  auto twice = daemon::ScanSavedLog(bytes + bytes, std::span<const uint8_t>(sim.instance()));
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.status().message().find("not the module's log order"), std::string::npos)
+      << twice.status().message();
+  EXPECT_EQ(daemon::LogFileName(std::span<const uint8_t>(sim.instance())),
+            "log-" + crypto::ToHex(std::span<const uint8_t>(sim.instance())) + ".bin");
+}
+
 TEST(FeaturesTest, ExitAndSampleGiveTheDocumentedFeatures) {
   auto exit = testing::MakeExit(1, 10, 0, 0);
   exit.utime_ns = 3'000'000;

@@ -563,8 +563,64 @@ int Run(const Config& cfg) {
   }
   std::unique_ptr<daemon::Pipeline> pipe = std::move(made).value();
   if (saved) pipe->SetAgentNames(saved->agent_names);
-  uint64_t log_saved_seq = saved ? saved->log_saved_seq : 0;
-  std::string pending_log_bytes;  // log records for log.bin, written at the next save
+  // The module's log as read, one file per module instance. The file, not
+  // verifier.json, says how far it goes: it may be ahead (appended, then
+  // killed before the save), end in a record cut short, or be gone.
+  uint64_t log_saved_seq = 0;
+  std::string log_file;
+  if (state && info) {
+    log_file = daemon::LogFileName(std::span<const uint8_t>(info->instance_id));
+    const uint64_t expected =
+        saved && std::memcmp(saved->anchor.instance_id.data(), info->instance_id,
+                             VIGIL_ID_LEN) == 0
+            ? saved->log_saved_seq
+            : 0;
+    auto text = state->Read(log_file);
+    if (!text.ok()) {
+      Say(text.status().ToString());
+      return kExitError;
+    }
+    std::optional<daemon::SavedLog> scan;
+    if (text->has_value()) {
+      auto scanned = daemon::ScanSavedLog(**text, std::span<const uint8_t>(info->instance_id));
+      if (scanned.ok()) {
+        scan = *scanned;
+      } else if (!cfg.reset_state) {
+        Say("state file " + state->path() + "/" + log_file + " is unusable: " +
+            scanned.status().message() +
+            "; it was left as it is. Fix or remove it, or start with --reset-state to move it "
+            "aside");
+        return kExitError;
+      } else {
+        auto aside = state->MoveAside(log_file);
+        if (!aside.ok()) {
+          Say(aside.status().ToString());
+          return kExitError;
+        }
+        Say("--reset-state: " + state->path() + "/" + log_file + " was unusable (" +
+            scanned.status().message() + "); moved to " + *aside);
+      }
+    }
+    if (scan && scan->complete_bytes != (*text)->size()) {
+      Say(log_file + ": dropped a record cut short at the end (" +
+          std::to_string((*text)->size() - scan->complete_bytes) +
+          " bytes, an interrupted append); it is read again from the module");
+      if (vigil::Status st =
+              state->WriteAtomic(log_file, std::string_view(**text).substr(0, scan->complete_bytes));
+          !st.ok()) {
+        Say(st.ToString());
+        return kExitError;
+      }
+    }
+    log_saved_seq = scan ? scan->last_seq : 0;
+    if (log_saved_seq < expected) {
+      Say(log_file + " ends at log seq " + std::to_string(log_saved_seq) +
+          " but verifier.json says " + std::to_string(expected) +
+          " was saved: the rest is written again from the module's log (records the module "
+          "trimmed since are not in it)");
+    }
+  }
+  std::string pending_log_bytes;  // for log_file, written at the next save
   if (state) {
     pipe->set_verdict_sink([&](const std::string& line) {
       if (vigil::Status st = state->Append(daemon::kVerdictsFile, line + "\n"); !st.ok()) {
@@ -574,7 +630,7 @@ int Run(const Config& cfg) {
   }
   auto feed_log = [&](std::vector<vigil::records::Record>& records) {
     for (vigil::records::Record& r : records) {
-      if (state && r.seq() > log_saved_seq) {
+      if (!log_file.empty() && r.seq() > log_saved_seq) {
         pending_log_bytes.append(reinterpret_cast<const char*>(r.bytes().data()),
                                  r.bytes().size());
         log_saved_seq = r.seq();
@@ -656,7 +712,7 @@ int Run(const Config& cfg) {
   auto save_state = [&]() -> vigil::Status {
     if (!state) return vigil::Status::Ok();
     if (!pending_log_bytes.empty()) {
-      VIGIL_RETURN_IF_ERROR(state->Append(daemon::kLogFile, pending_log_bytes));
+      VIGIL_RETURN_IF_ERROR(state->Append(log_file, pending_log_bytes));
       pending_log_bytes.clear();
     }
     VIGIL_RETURN_IF_ERROR(state->WriteAtomic(daemon::kBaselinesFile, pipe->store().Serialize()));

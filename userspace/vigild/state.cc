@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -150,6 +151,45 @@ Result<std::string> StateDir::MoveAside(const std::string& name) {
     return Status::FromErrno(errno, "moving " + path_ + "/" + name + " aside");
   }
   return aside;
+}
+
+std::string LogFileName(std::span<const uint8_t> instance_id) {
+  return "log-" + crypto::ToHex(instance_id) + ".bin";
+}
+
+Result<SavedLog> ScanSavedLog(std::string_view bytes, std::span<const uint8_t> instance_id) {
+  SavedLog out;
+  std::span<const uint8_t> rest(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  auto bad = [&](ErrorCode code, const std::string& why) {
+    return Status::Error(code, "saved log at byte " + std::to_string(out.complete_bytes) + ": " +
+                                   why);
+  };
+  while (!rest.empty()) {
+    auto rec = records::Record::Decode(rest);
+    if (!rec.ok()) {
+      if (rec.status().code() == ErrorCode::kTruncated) break;  // an interrupted append
+      return bad(rec.status().code(), rec.status().message());
+    }
+    if (out.records != 0 && rec->seq() <= out.last_seq) {
+      return bad(ErrorCode::kMalformed, "log seq " + std::to_string(rec->seq()) + " after " +
+                                            std::to_string(out.last_seq) +
+                                            ": not the module's log order");
+    }
+    if (auto cp = rec->As<vigil_log_checkpoint>()) {
+      if (instance_id.size() != sizeof(cp->instance_id) ||
+          std::memcmp(cp->instance_id, instance_id.data(), instance_id.size()) != 0) {
+        return bad(ErrorCode::kMalformed,
+                   "checkpoint at log seq " + std::to_string(rec->seq()) +
+                       " belongs to another module instance (" +
+                       crypto::ToHex(std::span<const uint8_t>(cp->instance_id)) + ")");
+      }
+    }
+    out.last_seq = rec->seq();
+    out.records++;
+    out.complete_bytes += rec->bytes().size();
+    rest = rest.subspan(rec->bytes().size());
+  }
+  return out;
 }
 
 std::string SerializeVerifierState(const VerifierState& s) {

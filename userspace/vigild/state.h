@@ -9,7 +9,9 @@
 //   open-events.bin   committed events after the anchor, not yet decided:
 //                     rewritten atomically at each save, appended after
 //                     each poll in between
-//   log.bin           the module's log records, as verified (append-only)
+//   log-<instance>.bin the module's log records, as read (append-only), one
+//                     file per module instance (load or boot): log seqs
+//                     start again with each instance
 //   verdicts.jsonl    one line per checkpoint verdict (append-only)
 #ifndef VIGIL_USERSPACE_VIGILD_STATE_H_
 #define VIGIL_USERSPACE_VIGILD_STATE_H_
@@ -17,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,7 +35,6 @@ inline constexpr char kDefaultStateDir[] = "/var/lib/vigil";
 inline constexpr char kBaselinesFile[] = "baselines.json";
 inline constexpr char kVerifierFile[] = "verifier.json";
 inline constexpr char kOpenEventsFile[] = "open-events.bin";
-inline constexpr char kLogFile[] = "log.bin";
 inline constexpr char kVerdictsFile[] = "verdicts.jsonl";
 inline constexpr std::string_view kVerifierStateFormat = "vigil-verifier-state";
 inline constexpr int kVerifierStateVersion = 1;
@@ -62,7 +64,7 @@ class StateDir {
 
 struct VerifierState {
   verify::Anchor anchor;         // instance_id names the module instance; key when known
-  uint64_t log_saved_seq = 0;    // last log seq appended to log.bin (0: none)
+  uint64_t log_saved_seq = 0;    // last log seq in the instance's log file (0: none)
   std::map<uint32_t, std::string> agent_names;  // agent_id -> name
   uint64_t saved_at_ns = 0;      // CLOCK_REALTIME
 };
@@ -74,6 +76,22 @@ Result<VerifierState> ParseVerifierState(std::string_view json);
 // open-events.bin: committed events; those at or before `anchor_seq` are
 // dropped (already covered by the anchor).
 std::string SerializeOpenEvents(const std::vector<records::Record>& events);
+// The saved log of one module instance: "log-<instance id in hex>.bin".
+std::string LogFileName(std::span<const uint8_t> instance_id);
+
+// A saved log as found at start: the complete records' bytes and the last
+// log seq (0: none). A record cut short at the end (a crash during an
+// append) is left out, so the file can be rewritten without it. kMalformed,
+// naming the byte offset, when a record does not decode, log seqs do not
+// increase, or a checkpoint names another module instance than
+// `instance_id`.
+struct SavedLog {
+  size_t complete_bytes = 0;
+  uint64_t last_seq = 0;
+  size_t records = 0;
+};
+Result<SavedLog> ScanSavedLog(std::string_view bytes, std::span<const uint8_t> instance_id);
+
 // A record cut short at the very end (the journal is appended without fsync,
 // so a crash can leave one) is dropped and counted; anything else that does
 // not decode is an error.

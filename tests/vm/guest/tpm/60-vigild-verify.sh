@@ -109,10 +109,33 @@ else
 fi
 verified2=$(grep -c '"verdict":"verified"' $dir/v2.json)
 other2=$(grep -vc '"verdict":"verified"' $dir/v2.json)
-if [ "$verified2" -ge 1 ] && [ "$other2" = 0 ]; then
-	vt_pass verify-after-restart "$verified2 verified after SIGKILL and restart, none lost"
+# Resumed from the saved anchor (not from the log's last checkpoint, which
+# would skip what was committed while vigild was down): the first verdict
+# after the restart starts right after it, and bg@1's five execs, committed
+# while vigild was down, reached the output.
+resumed=$(sed -n 's/.*resuming verification after seq \([0-9]*\).*/\1/p' $dir/err2.txt | head -n 1)
+first2=$(head -n 1 $dir/v2.json | sed -n 's/.*"first_seq":\([0-9]*\).*/\1/p')
+bg_id=$(grep '"type":"agent"' $dir/out1.json $dir/out2.json | grep '"name":"bg@1"' | head -n 1 |
+	sed -n 's/.*"agent_id":\([0-9]*\).*/\1/p')
+bg_execs=$(cat $dir/out1.json $dir/out2.json | grep '"type":"exec"' | grep "\"agent_id\":$bg_id," |
+	grep '"committed":true' | grep -c '/bin/true')
+if [ "$verified2" -ge 1 ] && [ "$other2" = 0 ] && [ -n "$resumed" ] &&
+	[ "$first2" = $((resumed + 1)) ] && [ "$bg_execs" -ge 5 ]; then
+	vt_pass verify-after-restart "resumed after seq $resumed, next verdict from $first2, $verified2 verified, bg@1's $bg_execs execs delivered"
 else
-	vt_fail verify-after-restart "verified $verified2 other $other2: $(grep -v '"verdict":"verified"' $dir/v2.json | head -n 3 | cut -c1-300 | tr '\n' '|')"
+	vt_fail verify-after-restart "resumed '$resumed' first '$first2' bg '$bg_id' execs $bg_execs verified $verified2 other $other2: $(grep -v '"verdict":"verified"' $dir/v2.json | head -n 3 | cut -c1-300 | tr '\n' '|')"
+fi
+# The saved log of this module instance is the module's log: every record
+# once, in order, across the SIGKILL (nothing lost, nothing appended twice).
+logf=$(ls $state/log-*.bin 2>/dev/null | head -n 1)
+vigilctl log --file "$logf" --json 2>&1 | sed -n 's/.*"seq":\([0-9]*\).*/\1/p' >$dir/saved-seqs.txt
+vigilctl log --json 2>&1 | sed -n 's/.*"seq":\([0-9]*\).*/\1/p' >$dir/module-seqs.txt
+saved_n=$(wc -l <$dir/saved-seqs.txt)
+if [ -n "$logf" ] && [ "$saved_n" -ge 4 ] &&
+	head -n "$saved_n" $dir/module-seqs.txt | cmp -s - $dir/saved-seqs.txt; then
+	vt_pass verify-saved-log "$(basename "$logf"): $saved_n records, log seqs $(head -n 1 $dir/saved-seqs.txt)..$(tail -n 1 $dir/saved-seqs.txt) as in the module's log"
+else
+	vt_fail verify-saved-log "'$logf' $saved_n records: $(head -n "$saved_n" $dir/module-seqs.txt | diff - $dir/saved-seqs.txt | head -n 4 | tr '\n' '|')"
 fi
 if [ $vrc -eq 0 ] && grep -q 'vigild: summary' $dir/err2.txt; then
 	vt_pass verify-clean-stop "$(grep 'vigild: summary' $dir/err2.txt | grep -o 'verified=.*' | cut -c1-200)"
@@ -139,7 +162,7 @@ if grep -q 'web@1' $dir/show.txt && grep -q 'db@1' $dir/show.txt; then
 else
 	vt_fail verify-baseline-show "$(head -n 5 $dir/show.txt | tr '\n' '|' | cut -c1-300)"
 fi
-if [ -s $state/verifier.json ] && [ -s $state/log.bin ] && [ -s $state/verdicts.jsonl ] &&
+if [ -s $state/verifier.json ] && [ -s "$logf" ] && [ -s $state/verdicts.jsonl ] &&
 	[ ! -e $state/baselines.json.tmp ]; then
 	vt_pass verify-state-files "$(ls $state | tr '\n' ' ')"
 else
