@@ -14,12 +14,14 @@
 //        (memory of the whole pipeline with that many agents instead)
 #include <openssl/evp.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <ostream>
@@ -29,6 +31,7 @@
 
 #include "module_sim.h"
 #include "pipeline.h"
+#include "state.h"
 #include "vigil/metrics.h"
 #include "vigil/verify.h"
 
@@ -257,6 +260,12 @@ PassResult VerifyAndAggregate(const Stream& s, bool aggregate) {
   return r;
 }
 
+long MaxRssKb() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
 long VmRssKb() {
   std::ifstream status("/proc/self/status");
   for (std::string line; std::getline(status, line);) {
@@ -305,13 +314,33 @@ int RssRun(uint32_t agents, size_t records) {
               static_cast<unsigned long long>(c.verdicts[0]),
               static_cast<unsigned long long>(c.verdicts[1] + c.verdicts[2] + c.verdicts[3]));
   std::printf("target: <= 64 MB with 10k agents: %s\n", after <= 64 * 1024 ? "met" : "NOT met");
+  // What vigild does at every --baseline-interval: the store written in
+  // pieces to baselines.json in a state directory (temp, fsync, rename).
+  char tmpl[] = "/tmp/vigil-bench-state.XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) return 1;
+  auto dir = vigil::daemon::StateDir::Open(tmpl);
+  if (!dir.ok()) return 1;
+  const long peak_before = MaxRssKb();
+  size_t saved_bytes = 0;
+  const auto t0 = Clock::now();
+  const vigil::Status st = dir->WriteAtomicPieces(
+      vigil::daemon::kBaselinesFile, [&](const vigil::daemon::StateDir::PieceWriter& write) {
+        return pipe->store().SerializeTo([&](std::string_view piece) {
+          saved_bytes += piece.size();
+          return write(piece);
+        });
+      });
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::filesystem::remove_all(tmpl);
+  if (!st.ok()) {
+    std::fprintf(stderr, "saving: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  std::printf("saving the baselines as vigild does: %.1f MB of JSON in %.2f s; peak RSS %.1f MB "
+              "(%.1f MB before)\n",
+              static_cast<double>(saved_bytes) / 1e6, secs, MaxRssKb() / 1024.0,
+              peak_before / 1024.0);
   return c.verdicts[1] + c.verdicts[2] + c.verdicts[3] == 0 ? 0 : 1;
-}
-
-long MaxRssKb() {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss;
 }
 
 }  // namespace
@@ -320,7 +349,9 @@ int main(int argc, char** argv) {
   size_t records = 1'000'000;
   int passes = 3;
   uint32_t rss_agents = 0;
+  std::string only;  // "raw", "verify" or "full": one path (for a profiler)
   for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--only") == 0) only = argv[i + 1];
     if (std::strcmp(argv[i], "--records") == 0) records = std::strtoull(argv[i + 1], nullptr, 10);
     if (std::strcmp(argv[i], "--passes") == 0) passes = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--rss-agents") == 0) {
@@ -328,8 +359,12 @@ int main(int argc, char** argv) {
     }
   }
   if (rss_agents != 0) return RssRun(rss_agents, records);
-  if (records == 0 || passes <= 0) {
-    std::fprintf(stderr, "usage: %s [--records N>0] [--passes P>0] [--rss-agents A]\n", argv[0]);
+  if (records == 0 || passes <= 0 ||
+      !(only.empty() || only == "raw" || only == "verify" || only == "full")) {
+    std::fprintf(stderr,
+                 "usage: %s [--records N>0] [--passes P>0] [--only raw|verify|full] "
+                 "[--rss-agents A]\n",
+                 argv[0]);
     return 2;
   }
   // One core, as the target says.
@@ -348,11 +383,22 @@ int main(int argc, char** argv) {
   double best_raw = 1e9, best_verify = 1e9, best_full = 1e9;
   PassResult full{}, verify{};
   for (int p = 0; p < passes; ++p) {
-    best_raw = std::min(best_raw, RawSha256(s, sink));
-    verify = VerifyAndAggregate(s, false);
-    best_verify = std::min(best_verify, verify.secs);
-    full = VerifyAndAggregate(s, true);
-    best_full = std::min(best_full, full.secs);
+    if (only.empty() || only == "raw") best_raw = std::min(best_raw, RawSha256(s, sink));
+    if (only.empty() || only == "verify") {
+      verify = VerifyAndAggregate(s, false);
+      best_verify = std::min(best_verify, verify.secs);
+    }
+    if (only.empty() || only == "full") {
+      full = VerifyAndAggregate(s, true);
+      best_full = std::min(best_full, full.secs);
+    }
+  }
+  if (!only.empty()) {
+    const double secs = only == "raw" ? best_raw : only == "verify" ? best_verify : best_full;
+    const PassResult& r = only == "verify" ? verify : full;
+    std::printf("%s only: %.0f records/s\n", only.c_str(),
+                static_cast<double>(s.events.size()) / secs);
+    return only == "raw" || (r.other == 0 && r.verified > 0) ? 0 : 1;
   }
   const double n = static_cast<double>(s.events.size());
   const double raw_rate = n / best_raw;

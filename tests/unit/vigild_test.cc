@@ -79,6 +79,26 @@ TEST(StateDirTest, AtomicWriteReadAndLock) {
   EXPECT_TRUE(std::filesystem::exists(dir + "/" + *aside));
 }
 
+TEST(StateDirTest, WriteInPiecesReplacesOnlyWhenComplete) {
+  TempDir tmp;
+  auto state = daemon::StateDir::Open(tmp.path());
+  ASSERT_TRUE(state.ok());
+  ASSERT_TRUE(state
+                  ->WriteAtomicPieces("b.json",
+                                      [](const daemon::StateDir::PieceWriter& write) {
+                                        return write("{\"a\":") && write("1}");
+                                      })
+                  .ok());
+  EXPECT_EQ(**state->Read("b.json"), "{\"a\":1}");
+  // A producer that gives up (e.g. the store could not be serialized)
+  // leaves the previous file as it was.
+  vigil::Status st = state->WriteAtomicPieces(
+      "b.json", [](const daemon::StateDir::PieceWriter& write) { return write("{") && false; });
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("stopped early"), std::string::npos) << st.ToString();
+  EXPECT_EQ(**state->Read("b.json"), "{\"a\":1}");
+}
+
 TEST(StateDirTest, NonRegularFileIsAnError) {
   TempDir tmp;
   auto state = daemon::StateDir::Open(tmp.path());

@@ -135,6 +135,7 @@ struct Config {
   bool no_state = false;
   bool reset_state = false;
   double state_interval_s = 1.0;
+  double baseline_interval_s = 30.0;
   std::string metrics = kDefaultMetrics;
   std::string tcti = vigil::tpm::kDefaultTcti;
   bool no_pcr_check = false;
@@ -154,7 +155,9 @@ struct Config {
                 {"reorder_window", reorder_window}, {"ringbuf_bytes", ringbuf_bytes},
                 {"sample_ms", sample_ms},           {"state_dir", state_dir},
                 {"syscalls", syscalls},             {"tcti", tcti},
-                {"threshold", threshold}}
+                {"threshold", threshold},           {"state_interval_s", state_interval_s},
+                {"baseline_interval_s", baseline_interval_s},
+                {"no_records", no_records}}
         .dump();
   }
 };
@@ -709,13 +712,23 @@ int Run(const Config& cfg) {
         std::to_string(metrics_server->port()) + "/metrics");
   }
 
+  bool baselines_due = true;  // at the first save, then every --baseline-interval
   auto save_state = [&]() -> vigil::Status {
     if (!state) return vigil::Status::Ok();
     if (!pending_log_bytes.empty()) {
       VIGIL_RETURN_IF_ERROR(state->Append(log_file, pending_log_bytes));
       pending_log_bytes.clear();
     }
-    VIGIL_RETURN_IF_ERROR(state->WriteAtomic(daemon::kBaselinesFile, pipe->store().Serialize()));
+    // A failure here does not keep the verifier's state from being saved.
+    vigil::Status baselines_saved = vigil::Status::Ok();
+    if (baselines_due) {
+      baselines_due = false;  // after a failure, tried again at the next interval
+      // In pieces: with 10k agents the text is tens of MB.
+      baselines_saved = state->WriteAtomicPieces(
+          daemon::kBaselinesFile, [&](const daemon::StateDir::PieceWriter& write) {
+            return pipe->store().SerializeTo(write);
+          });
+    }
     if (vigil::verify::StreamVerifier* v = pipe->verifier()) {
       journal.clear();  // the snapshot below holds every open event
       daemon::VerifierState vs;
@@ -728,7 +741,7 @@ int Run(const Config& cfg) {
       VIGIL_RETURN_IF_ERROR(state->WriteAtomic(daemon::kOpenEventsFile,
                                                daemon::SerializeOpenEvents(v->OpenEvents())));
     }
-    return vigil::Status::Ok();
+    return baselines_saved;
   };
 
   if (!cfg.ready_file.empty()) {
@@ -767,6 +780,8 @@ int Run(const Config& cfg) {
                             std::chrono::duration<double>(cfg.duration_s));
   const uint64_t save_every_ns = static_cast<uint64_t>(cfg.state_interval_s * 1e9);
   uint64_t next_save_ns = ClockNs(CLOCK_MONOTONIC) + save_every_ns;
+  const uint64_t baselines_every_ns = static_cast<uint64_t>(cfg.baseline_interval_s * 1e9);
+  uint64_t next_baselines_ns = ClockNs(CLOCK_MONOTONIC) + baselines_every_ns;
   while (!g_stop) {
     if (cfg.duration_s > 0 && std::chrono::steady_clock::now() >= deadline) break;
     if (vigil::Status st = (*collector)->Poll(100); !st.ok()) {
@@ -788,7 +803,11 @@ int Run(const Config& cfg) {
     mirror_counters();
     out.flush();
     if (!out) g_stop = 1;
-    if (now >= next_save_ns) {
+    if (now >= next_baselines_ns) {
+      next_baselines_ns = now + baselines_every_ns;
+      baselines_due = true;
+    }
+    if (now >= next_save_ns || baselines_due) {
       next_save_ns = now + save_every_ns;
       if (vigil::Status st = save_state(); !st.ok()) Say("saving state: " + st.ToString());
     }
@@ -806,6 +825,7 @@ int Run(const Config& cfg) {
   // without one they are decided now, missing events counting as loss.
   if (!state) pipe->Finish();
   mirror_counters();
+  baselines_due = true;
   if (vigil::Status st = save_state(); !st.ok()) {
     Say("saving state: " + st.ToString());
     rc = kExitError;
@@ -945,8 +965,14 @@ int main(int argc, char** argv) {
                "Keep nothing across restarts (undecided checkpoints are decided at exit)");
   app.add_flag("--reset-state", cfg.reset_state,
                "Move unusable state files aside (named in the log) instead of refusing to start");
-  app.add_option("--state-interval", cfg.state_interval_s, "Save the state every SECONDS")
+  app.add_option("--state-interval", cfg.state_interval_s,
+                 "Save the verifier's state (anchor, open events, log) every SECONDS")
       ->check(Seconds("--state-interval", 0.1, 3600))
+      ->capture_default_str();
+  app.add_option("--baseline-interval", cfg.baseline_interval_s,
+                 "Save the baselines every SECONDS (and at exit); a SIGKILL loses at most that "
+                 "much learning")
+      ->check(Seconds("--baseline-interval", 0.1, 86400))
       ->capture_default_str();
   app.add_option("--metrics", cfg.metrics,
                  "Serve Prometheus metrics on this loopback HOST:PORT (empty: off)")

@@ -118,13 +118,26 @@ Result<std::optional<std::string>> StateDir::Read(const std::string& name) const
 }
 
 Status StateDir::WriteAtomic(const std::string& name, std::string_view content) {
+  return WriteAtomicPieces(name, [content](const PieceWriter& write) { return write(content); });
+}
+
+Status StateDir::WriteAtomicPieces(const std::string& name,
+                                   const std::function<bool(const PieceWriter&)>& produce) {
   const std::string tmp = name + ".tmp";
   const std::string file = path_ + "/" + name;
   UniqueFd fd(
       ::openat(dir_fd_.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
                0600));
   if (!fd.valid()) return Status::FromErrno(errno, "creating " + path_ + "/" + tmp);
-  VIGIL_RETURN_IF_ERROR(WriteFully(fd.get(), content, path_ + "/" + tmp));
+  Status written = Status::Ok();
+  const bool complete = produce([&](std::string_view piece) {
+    written = WriteFully(fd.get(), piece, path_ + "/" + tmp);
+    return written.ok();
+  });
+  if (!written.ok()) return written;
+  if (!complete) {
+    return Status::Error(ErrorCode::kInternal, "writing " + path_ + "/" + tmp + " stopped early");
+  }
   if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + path_ + "/" + tmp);
   fd.Reset();
   if (::renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), name.c_str()) != 0) {

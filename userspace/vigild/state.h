@@ -17,6 +17,7 @@
 #define VIGIL_USERSPACE_VIGILD_STATE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -49,6 +50,13 @@ class StateDir {
   // nullopt when the file does not exist.
   Result<std::optional<std::string>> Read(const std::string& name) const;
   Status WriteAtomic(const std::string& name, std::string_view content);
+  // The same, with the content handed over in pieces: `produce` calls its
+  // argument once per piece (which returns false after a write error) and
+  // returns false if it stopped early. Nothing replaces `name` unless every
+  // piece was written.
+  using PieceWriter = std::function<bool(std::string_view)>;
+  Status WriteAtomicPieces(const std::string& name,
+                           const std::function<bool(const PieceWriter&)>& produce);
   // `sync`: fdatasync before returning (power loss); without it the data
   // still survives the process being killed.
   Status Append(const std::string& name, std::string_view content, bool sync = true);

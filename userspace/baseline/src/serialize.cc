@@ -193,6 +193,16 @@ class ObjectReader {
 }  // namespace
 
 std::string BaselineStore::Serialize() const {
+  std::string out;
+  (void)SerializeTo([&out](std::string_view piece) {
+    out += piece;
+    return true;
+  });
+  return out;
+}
+
+bool BaselineStore::SerializeTo(const std::function<bool(std::string_view)>& sink,
+                                size_t piece_bytes) const {
   // Written agent by agent (one agent's DOM at a time) with the format tag
   // and version first, so the text starts with what identifies it.
   std::string out = "{\"format\":";
@@ -238,9 +248,13 @@ std::string BaselineStore::Serialize() const {
                 {"executables", a.executables},
                 {"features", std::move(features)}}
                .dump();
+    if (out.size() >= piece_bytes) {
+      if (!sink(out)) return false;
+      out.clear();
+    }
   }
   out += "]}";
-  return out;
+  return sink(out);
 }
 
 StateStatus BaselineStore::ParseFeature(const json& j, const std::string& path,

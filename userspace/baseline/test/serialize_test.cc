@@ -64,6 +64,30 @@ StateStatus ParseStatus(const std::string& text) {
 
 StateStatus ParseDoc(const json& doc) { return ParseStatus(doc.dump()); }
 
+TEST(SerializeTest, InPiecesGivesTheSameTextAndStopsWhenAsked) {
+  BaselineStore store = Populated();
+  ASSERT_GE(store.agent_count(), 2u);
+  std::vector<std::string> pieces;
+  ASSERT_TRUE(store.SerializeTo(
+      [&](std::string_view piece) {
+        pieces.emplace_back(piece);
+        return true;
+      },
+      1));
+  EXPECT_EQ(pieces.size(), store.agent_count() + 1);  // one per agent, then the tail
+  std::string joined;
+  for (const std::string& p : pieces) joined += p;
+  EXPECT_EQ(joined, store.Serialize());
+  int calls = 0;
+  EXPECT_FALSE(store.SerializeTo(
+      [&](std::string_view) {
+        ++calls;
+        return false;
+      },
+      1));
+  EXPECT_EQ(calls, 1);
+}
+
 TEST(SerializeTest, RoundTripIsExact) {
   BaselineStore store = Populated();
   const std::string text = store.Serialize();

@@ -248,6 +248,11 @@ class BaselineStore {
 
   // The whole store as JSON (deterministic: agents sorted by name).
   std::string Serialize() const;
+  // The same text handed to `sink` in pieces of about `piece_bytes`, so a
+  // large store is written without a copy of the whole text in memory.
+  // Stops early, returning false, when `sink` returns false.
+  bool SerializeTo(const std::function<bool(std::string_view)>& sink,
+                   size_t piece_bytes = 256 * 1024) const;
   // A store from Serialize() output, using `config` for everything not in
   // the state; the state's sketch parameters must equal the config's.
   static StateResult<BaselineStore> Parse(std::string_view json, const BaselineConfig& config);
