@@ -209,9 +209,17 @@ double DdSketch::MadWith(const Prefix& prefix, bool log_domain, double shift) co
   double hi = log_domain
                   ? std::max(std::log((max_ + shift) / center), std::log(center / (min_ + shift)))
                   : std::max(max_ - median, median - min_);
-  // 1e-5 of the range: far below the sketch's own relative error (alpha),
-  // and a refresh runs every few dozen samples.
-  for (int iter = 0; iter < 64 && hi - lo > 1e-5 * hi; ++iter) {
+  // The quartiles usually bracket the MAD far tighter than the range (half
+  // the values lie between them); kept only if it holds under this rank.
+  const double q1 = *Quantile(0.25);
+  const double q3 = *Quantile(0.75);
+  const double quartiles = log_domain ? std::max(std::log((q3 + shift) / center),
+                                                 std::log(center / (q1 + shift)))
+                                      : std::max(q3 - median, median - q1);
+  if (quartiles > 0 && quartiles < hi && within(quartiles) >= half) hi = quartiles;
+  // 1e-3 of the MAD itself: a tenth of the sketch's own relative error
+  // (alpha), and a refresh runs every few dozen samples or more.
+  for (int iter = 0; iter < 64 && hi - lo > 1e-3 * hi; ++iter) {
     const double mid = 0.5 * (lo + hi);
     if (within(mid) >= half) {
       hi = mid;

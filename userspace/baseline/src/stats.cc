@@ -130,13 +130,17 @@ StateResult<RunningStats> RunningStats::FromParts(const Parts& p, const std::str
   return s;
 }
 
+Ewma::Ewma(Params params)
+    : params_(params), sample_decay_(std::exp2(-1.0 / params.half_life)) {}
+
 void Ewma::Add(double x, uint64_t timestamp_ns) {
   if (weight_ > 0) {
-    double decay_units = 1.0;
+    double decay = sample_decay_;  // computed once: Add runs per observation
     if (params_.mode == Mode::kTime) {
-      decay_units = timestamp_ns > last_ns_ ? static_cast<double>(timestamp_ns - last_ns_) : 0.0;
+      const double elapsed =
+          timestamp_ns > last_ns_ ? static_cast<double>(timestamp_ns - last_ns_) : 0.0;
+      decay = std::exp2(-elapsed / params_.half_life);
     }
-    const double decay = std::exp2(-decay_units / params_.half_life);
     weight_ *= decay;
     s_ *= decay;
   }

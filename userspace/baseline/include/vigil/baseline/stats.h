@@ -75,8 +75,8 @@ class Ewma {
     uint64_t last_ns = 0;
   };
 
-  Ewma() = default;
-  explicit Ewma(Params params) : params_(params) {}
+  Ewma() : Ewma(Params{}) {}
+  explicit Ewma(Params params);
 
   void Add(double x, uint64_t timestamp_ns);
 
@@ -95,6 +95,7 @@ class Ewma {
 
  private:
   Params params_;
+  double sample_decay_;  // 2^(-1/h): the decay per sample in kSamples mode
   double weight_ = 0;
   double mean_ = 0;
   double s_ = 0;
