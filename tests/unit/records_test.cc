@@ -129,6 +129,27 @@ TEST(Records, StreamWithPartialTailIsTruncatedAndNamesTheOffset) {
       << recs.status().message();
 }
 
+TEST(Records, StreamPrefixKeepsWhatCameBeforeABadRecord) {
+  std::vector<uint8_t> stream;
+  Append(stream, MakeMeasure(1, 16, "a"));
+  Append(stream, MakeExec(1, 10, "x", "/x"));
+  const size_t good = stream.size();
+  auto bad = MakeExit(2, 10, 3, 0);
+  bad.hdr.version = 2;
+  Append(stream, bad);
+  Append(stream, MakeExit(3, 10, 4, 0));
+  auto prefix = records::DecodeStreamPrefix(stream);
+  ASSERT_FALSE(prefix.stopped.ok());
+  EXPECT_EQ(prefix.stopped.code(), ErrorCode::kUnsupported);
+  EXPECT_NE(prefix.stopped.message().find("offset " + std::to_string(good)), std::string::npos)
+      << prefix.stopped.message();
+  ASSERT_EQ(prefix.records.size(), 2u);
+  EXPECT_EQ(prefix.records[1].type(), VIGIL_EV_EXEC);
+  auto whole = records::DecodeStreamPrefix(std::span<const uint8_t>(stream.data(), good));
+  EXPECT_TRUE(whole.stopped.ok());
+  EXPECT_EQ(whole.records.size(), 2u);
+}
+
 TEST(Records, UnterminatedStringsStopAtTheFieldEnd) {
   auto ev = MakeExec(1, 1, "a", "/a");
   std::memset(ev.comm, 'A', sizeof(ev.comm));

@@ -101,16 +101,23 @@ Result<Record> Record::Decode(std::span<const uint8_t> buf) {
 }
 
 Result<std::vector<Record>> DecodeStream(std::span<const uint8_t> buf) {
-  std::vector<Record> out;
+  StreamPrefix prefix = DecodeStreamPrefix(buf);
+  if (!prefix.stopped.ok()) return prefix.stopped;
+  return std::move(prefix.records);
+}
+
+StreamPrefix DecodeStreamPrefix(std::span<const uint8_t> buf) {
+  StreamPrefix out;
   size_t off = 0;
   while (off < buf.size()) {
     Result<Record> rec = Record::Decode(buf.subspan(off));
     if (!rec.ok()) {
-      return Status::Error(rec.status().code(),
-                           "at offset " + std::to_string(off) + ": " + rec.status().message());
+      out.stopped = Status::Error(rec.status().code(), "at offset " + std::to_string(off) + ": " +
+                                                           rec.status().message());
+      break;
     }
     off += rec->bytes().size();
-    out.push_back(std::move(rec).value());
+    out.records.push_back(std::move(rec).value());
   }
   return out;
 }

@@ -768,12 +768,13 @@ int Run(const Config& cfg) {
       return;
     }
     if (bytes->empty()) return;
-    auto records = vigil::records::DecodeStream(*bytes);
-    if (!records.ok()) {
-      pipe->OnLogError("the module's log stream does not decode: " + records.status().message());
-      return;
+    // What decodes before a bad record is still the module's log: judged
+    // first, then the error marks whatever is still undecided.
+    vigil::records::StreamPrefix prefix = vigil::records::DecodeStreamPrefix(*bytes);
+    feed_log(prefix.records);
+    if (!prefix.stopped.ok()) {
+      pipe->OnLogError("the module's log stream does not decode " + prefix.stopped.message());
     }
-    feed_log(*records);
   };
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(

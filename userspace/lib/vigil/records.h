@@ -169,6 +169,15 @@ class Record {
 // Stops with kTruncated when the input ends inside a record.
 Result<std::vector<Record>> DecodeStream(std::span<const uint8_t> buf);
 
+// The records before the first that does not decode, and why it stopped
+// (ok when all of `buf` decoded; the message names the byte offset): a
+// stream that goes bad part way still delivers what came before.
+struct StreamPrefix {
+  std::vector<Record> records;
+  Status stopped = Status::Ok();
+};
+StreamPrefix DecodeStreamPrefix(std::span<const uint8_t> buf);
+
 // The committed user event a LOG_EVENT record carries (its `ev` part, the
 // bytes the module chained), validated like any event.
 Result<Record> EventFromLogCopy(const Record& log_event);
