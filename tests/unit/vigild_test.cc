@@ -404,6 +404,50 @@ TEST(PipelineTest, ShiftedAgentRaisesAnAlertOnTheRightFeature) {
             std::string::npos);
 }
 
+TEST(PipelineTest, AnAgentIsOneBaselineAcrossRestartsUnderNewIds) {
+  metrics::Registry registry;
+  std::ostringstream out;
+  baseline::BaselineConfig cfg;
+  cfg.learn_samples = 20;
+  auto store = baseline::BaselineStore::Create(cfg);
+  ASSERT_TRUE(store.ok());
+  daemon::PipelineOptions opt;
+  opt.emit_records = false;
+  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(), std::nullopt, opt);
+  ASSERT_TRUE(p.ok());
+  auto run = [&](uint32_t agent_id, int exits) {
+    auto agent = testing::Blank<vigil_ev_agent>(VIGIL_EV_AGENT, 0);
+    agent.hdr.agent_id = agent_id;
+    std::strcpy(agent.name, "crawler@1");
+    (*p)->OnEvent(testing::ToRecord(agent), 1);
+    for (int i = 0; i < exits; ++i) {
+      auto x = testing::MakeExit(0, 50, 0, 0);
+      x.hdr.flags = 0;
+      x.hdr.agent_id = agent_id;
+      x.lifetime_ns = 100'000'000 + (i % 7) * 1'000'000;
+      x.utime_ns = 5'000'000;
+      x.maxrss_kb = 4096;
+      (*p)->OnEvent(testing::ToRecord(x), 100 + i);
+    }
+  };
+  run(3, 15);  // the agent's first process tree
+  run(9, 15);  // restarted: a new agent id, the same name
+  EXPECT_EQ((*p)->store().agent_count(), 1u);
+  auto cpu = (*p)->store().Summary("crawler@1", baseline::Feature::kCpuPerExec);
+  ASSERT_TRUE(cpu.has_value());
+  EXPECT_EQ(cpu->samples, 30u);
+  EXPECT_EQ(cpu->phase, baseline::Phase::kWatching);  // 20 samples needed: both runs counted
+  (*p)->Tick(1'000'000'000, 200);  // metrics flushed, per-agent gauges set
+  const std::string text = registry.Render();
+  EXPECT_NE(text.find("vigil_agents 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("vigil_agent_records_total{agent=\"crawler@1\"} 32"), std::string::npos)
+      << text;
+  const std::string watching = "vigil_agent_watching_features{agent=\"crawler@1\"} ";
+  const size_t at = text.find(watching);
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_GE(std::stod(text.substr(at + watching.size())), 1.0) << text;
+}
+
 TEST(PipelineTest, WithoutTheModuleNothingIsVerified) {
   metrics::Registry registry;
   std::ostringstream out;

@@ -52,7 +52,10 @@ sleep 2.5
 
 wget -q -O $dir/metrics.txt http://127.0.0.1:9477/metrics
 if grep -q '^vigil_checkpoints_total{verdict="verified"} [1-9]' $dir/metrics.txt &&
-	grep -q '^vigil_records_total{type="exec"} [1-9]' $dir/metrics.txt; then
+	grep -q '^vigil_records_total{type="exec"} [1-9]' $dir/metrics.txt &&
+	grep -q '^vigil_bpf_drops_total{type="exec"} 0' $dir/metrics.txt &&
+	grep -q '^vigil_agents [1-9]' $dir/metrics.txt &&
+	grep -q '^vigil_agent_records_total{agent="web@1"} [1-9]' $dir/metrics.txt; then
 	vt_pass verify-metrics "$(grep -E '^vigil_checkpoints_total' $dir/metrics.txt | tr '\n' ' ')"
 else
 	vt_fail verify-metrics "$(head -c 400 $dir/metrics.txt | tr '\n' '|')"
