@@ -166,6 +166,7 @@ void Pipeline::FlushMetrics() {
     m_.unattested->Inc({}, static_cast<double>(unattested_count_));
     unattested_count_ = 0;
   }
+  m_.agents->Set({}, static_cast<double>(store_.agent_count()));
   for (auto& [id, a] : agents_) {
     if (a.records == 0) continue;
     m_.agent_records->Inc({a.name}, static_cast<double>(a.records));
@@ -301,7 +302,6 @@ void Pipeline::Tick(uint64_t mono_ns, uint64_t real_ns) {
     outlying.insert(key);
   }
   pool_outliers_ = std::move(outlying);
-  m_.agents->Set({}, static_cast<double>(store_.agent_count()));
   for (const std::string& agent : store_.AgentNames()) {
     double watching = 0;
     for (Feature f : baseline::kAllFeatures) {
