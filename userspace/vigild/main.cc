@@ -555,6 +555,36 @@ int Run(const Config& cfg) {
     device.emplace(std::move(dev).value());
   }
 
+  // The collector measures itself into pcr_config before it reports
+  // anything (the first line of output comes from the pipeline below).
+  if (device && !cfg.no_measure) {
+    auto exe = HashFile("/proc/self/exe");
+    const std::string canonical = cfg.Canonical();
+    auto conf = vigil::crypto::Sha256(
+        {std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(canonical.data()),
+                                  canonical.size())});
+    if (!exe.ok() || !conf.ok()) {
+      Say("cannot hash the binary or the configuration: " +
+          (exe.ok() ? conf.status() : exe.status()).ToString());
+      return kExitError;
+    }
+    for (const auto& [name, digest] :
+         {std::pair<std::string, vigil::crypto::Sha256Digest>{"vigild", *exe},
+          {"vigild-config", *conf}}) {
+      auto log_seq = device->Measure(name, digest);
+      if (!log_seq.ok()) {
+        Say("MEASURE " + name + ": " + log_seq.status().ToString());
+        return kExitError;
+      }
+      out << vigil::format::Dump(json{{"type", "measure"},
+                                      {"name", name},
+                                      {"digest", vigil::crypto::ToHex(digest)},
+                                      {"log_seq", *log_seq}})
+          << '\n';
+    }
+    Say("measured the binary and configuration " + canonical + " into pcr_config");
+  }
+
   vigil::metrics::Registry registry;
   daemon::PipelineOptions popt;
   popt.emit_records = !cfg.no_records;
@@ -670,35 +700,6 @@ int Run(const Config& cfg) {
       (*errors_family)->Set({vigil::bpf::BpfErrorName(i)}, static_cast<double>(c->errors[i]));
     }
   };
-
-  // The collector measures itself into pcr_config before it reports.
-  if (device && !cfg.no_measure) {
-    auto exe = HashFile("/proc/self/exe");
-    const std::string canonical = cfg.Canonical();
-    auto conf = vigil::crypto::Sha256(
-        {std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(canonical.data()),
-                                  canonical.size())});
-    if (!exe.ok() || !conf.ok()) {
-      Say("cannot hash the binary or the configuration: " +
-          (exe.ok() ? conf.status() : exe.status()).ToString());
-      return kExitError;
-    }
-    for (const auto& [name, digest] :
-         {std::pair<std::string, vigil::crypto::Sha256Digest>{"vigild", *exe},
-          {"vigild-config", *conf}}) {
-      auto log_seq = device->Measure(name, digest);
-      if (!log_seq.ok()) {
-        Say("MEASURE " + name + ": " + log_seq.status().ToString());
-        return kExitError;
-      }
-      out << vigil::format::Dump(json{{"type", "measure"},
-                                      {"name", name},
-                                      {"digest", vigil::crypto::ToHex(digest)},
-                                      {"log_seq", *log_seq}})
-          << '\n';
-    }
-    Say("measured the binary and configuration " + canonical + " into pcr_config");
-  }
 
   std::unique_ptr<vigil::metrics::Server> metrics_server;
   if (!cfg.metrics.empty()) {

@@ -149,6 +149,7 @@ fi
 # Self-measurement: in vigild's output and in the module's log.
 vigilctl log --json >$dir/log.json 2>&1
 if [ "$(grep -c '"type":"measure"' $dir/out1.json)" = 2 ] &&
+	head -n 2 $dir/out1.json | grep -q '"name":"vigild-config"' &&
 	grep '"type":"measure"' $dir/log.json | grep -q '"name":"vigild-config"' &&
 	grep '"type":"measure"' $dir/log.json | grep -q '"name":"vigild"'; then
 	vt_pass verify-self-measured "$(grep '"type":"measure"' $dir/out1.json | head -n 1 | cut -c1-160)"
