@@ -307,7 +307,7 @@ int RssRun(uint32_t agents, size_t records) {
   b.Run(records);
   pipe->Tick(1, 1);  // metrics flushed, per-agent series created
   const long after = VmRssKb();
-  const auto& c = pipe->verifier()->counters();
+  const vigil::verify::VerifierCounters c = pipe->verifier()->counters();
   std::printf("pipeline with %u agents after %zu records: VmRSS %.1f MB (%.1f MB before), %zu "
               "baselines, %llu checkpoints verified, %llu other\n",
               agents, records, after / 1024.0, before / 1024.0, pipe->store().agent_count(),
@@ -331,7 +331,6 @@ int RssRun(uint32_t agents, size_t records) {
         });
       });
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::filesystem::remove_all(tmpl);
   if (!st.ok()) {
     std::fprintf(stderr, "saving: %s\n", st.ToString().c_str());
     return 1;
@@ -340,6 +339,26 @@ int RssRun(uint32_t agents, size_t records) {
               "(%.1f MB before)\n",
               static_cast<double>(saved_bytes) / 1e6, secs, MaxRssKb() / 1024.0,
               peak_before / 1024.0);
+  // And what a restarted vigild does: the pipeline gone, the file streamed
+  // back into a store (agent by agent, never the whole text).
+  pipe.reset();
+  const auto t1 = Clock::now();
+  std::FILE* file = std::fopen((std::string(tmpl) + "/" + vigil::daemon::kBaselinesFile).c_str(), "r");
+  auto back = file ? vigil::baseline::BaselineStore::ParseFile(file, saved_bytes, {})
+                   : vigil::baseline::StateResult<vigil::baseline::BaselineStore>(
+                         vigil::baseline::StateStatus(vigil::baseline::StateCode::kTruncated, "",
+                                                      "cannot open the saved file"));
+  if (file) std::fclose(file);
+  std::filesystem::remove_all(tmpl);
+  if (!back.ok()) {
+    std::fprintf(stderr, "reloading: %s\n", back.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("reloading it: %zu agents in %.2f s; VmRSS %.1f MB, peak RSS of the whole run %.1f MB\n",
+              back->agent_count(),
+              std::chrono::duration<double>(Clock::now() - t1).count(), VmRssKb() / 1024.0,
+              MaxRssKb() / 1024.0);
+
   return c.verdicts[1] + c.verdicts[2] + c.verdicts[3] == 0 ? 0 : 1;
 }
 

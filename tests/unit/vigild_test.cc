@@ -448,6 +448,30 @@ TEST(PipelineTest, AnAgentIsOneBaselineAcrossRestartsUnderNewIds) {
   EXPECT_GE(std::stod(text.substr(at + watching.size())), 1.0) << text;
 }
 
+TEST(PipelineTest, ARecoveredAgentRecordNamesTheAgentWithoutCountingIt) {
+  testing::ModuleSim sim;
+  metrics::Registry registry;
+  std::ostringstream out;
+  auto store = baseline::BaselineStore::Create({});
+  ASSERT_TRUE(store.ok());
+  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(),
+                                    verify::StreamVerifier(sim.StartAnchor(), {}), {});
+  ASSERT_TRUE(p.ok());
+  auto agent = testing::Blank<vigil_ev_agent>(VIGIL_EV_AGENT, 1);
+  agent.hdr.agent_id = 7;
+  agent.hdr.flags = VIGIL_REC_F_COMMITTED;
+  std::strcpy(agent.name, "bg@1");
+  auto uncommitted = agent;
+  uncommitted.hdr.agent_id = 8;
+  uncommitted.hdr.flags = 0;
+  (*p)->OnRecoveredEvent(testing::ToRecord(agent));
+  (*p)->OnRecoveredEvent(testing::ToRecord(uncommitted));
+  const auto names = (*p)->AgentNames();
+  ASSERT_EQ(names.size(), 1u);
+  EXPECT_EQ(names.at(7), "bg@1");
+  EXPECT_EQ((*p)->store().agent_count(), 0u);  // counted before the restart, not again
+}
+
 TEST(PipelineTest, WithoutTheModuleNothingIsVerified) {
   metrics::Registry registry;
   std::ostringstream out;

@@ -19,10 +19,12 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "pipeline.h"
 #include "state.h"
@@ -135,7 +137,7 @@ struct Config {
   bool no_state = false;
   bool reset_state = false;
   double state_interval_s = 1.0;
-  double baseline_interval_s = 30.0;
+  double baseline_interval_s = 1.0;
   std::string metrics = kDefaultMetrics;
   std::string tcti = vigil::tpm::kDefaultTcti;
   bool no_pcr_check = false;
@@ -166,25 +168,43 @@ void Say(const std::string& msg) { std::cerr << "vigild: " << msg << "\n"; }
 
 // Loads one state file through `parse`, or explains why vigild stops. With
 // --reset-state a bad file is moved aside (named in the message) instead.
+// `parse` takes the file's text, or (std::FILE*, size) to stream a large one.
 template <typename T, typename Parse>
 vigil::Result<std::optional<T>> LoadState(daemon::StateDir& dir, const std::string& name,
                                           bool reset, Parse parse) {
-  auto text = dir.Read(name);
-  if (!text.ok()) return text.status();
-  if (!text->has_value()) return std::optional<T>();
-  vigil::Result<T> parsed = parse(**text);
-  if (parsed.ok()) return std::optional<T>(std::move(parsed).value());
+  std::optional<vigil::Result<T>> parsed;
+  if constexpr (std::is_invocable_v<Parse, std::FILE*, uint64_t>) {
+    auto opened = dir.OpenRead(name);
+    if (!opened.ok()) return opened.status();
+    if (!opened->has_value()) return std::optional<T>();
+    // fclose closes a duplicate; the UniqueFd closes its own.
+    const int fd = ::fcntl((*opened)->fd.get(), F_DUPFD_CLOEXEC, 0);
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(fd < 0 ? nullptr : ::fdopen(fd, "r"),
+                                                          &std::fclose);
+    if (!file) {
+      const int err = errno;
+      if (fd >= 0) ::close(fd);
+      return vigil::Status::FromErrno(err, "reading " + dir.path() + "/" + name);
+    }
+    parsed.emplace(parse(file.get(), (*opened)->size));
+  } else {
+    auto text = dir.Read(name);
+    if (!text.ok()) return text.status();
+    if (!text->has_value()) return std::optional<T>();
+    parsed.emplace(parse(**text));
+  }
+  if (parsed->ok()) return std::optional<T>(std::move(*parsed).value());
   const std::string where = dir.path() + "/" + name;
   if (!reset) {
-    return vigil::Status::Error(parsed.status().code(),
+    return vigil::Status::Error(parsed->status().code(),
                                 "state file " + where + " is unusable: " +
-                                    parsed.status().message() +
+                                    parsed->status().message() +
                                     "; it was left as it is. Fix or remove it, or start with "
                                     "--reset-state to move it aside");
   }
   auto aside = dir.MoveAside(name);
   if (!aside.ok()) return aside.status();
-  Say("--reset-state: " + where + " was unusable (" + parsed.status().message() +
+  Say("--reset-state: " + where + " was unusable (" + parsed->status().message() +
       "); moved to " + dir.path() + "/" + *aside);
   return std::optional<T>();
 }
@@ -333,8 +353,8 @@ int Run(const Config& cfg) {
     state.emplace(std::move(dir).value());
     auto b = LoadState<vigil::baseline::BaselineStore>(
         *state, daemon::kBaselinesFile, cfg.reset_state,
-        [&](const std::string& text) -> vigil::Result<vigil::baseline::BaselineStore> {
-          auto parsed = vigil::baseline::BaselineStore::Parse(text, bcfg);
+        [&](std::FILE* file, uint64_t size) -> vigil::Result<vigil::baseline::BaselineStore> {
+          auto parsed = vigil::baseline::BaselineStore::ParseFile(file, size, bcfg);
           if (parsed.ok()) return std::move(parsed).value();
           return vigil::Status::Error(vigil::ErrorCode::kMalformed,
                                       parsed.status().ToString());
@@ -714,6 +734,7 @@ int Run(const Config& cfg) {
   }
 
   bool baselines_due = true;  // at the first save, then every --baseline-interval
+  uint64_t last_baselines_save_ns = 0;  // how long the last one took
   auto save_state = [&]() -> vigil::Status {
     if (!state) return vigil::Status::Ok();
     if (!pending_log_bytes.empty()) {
@@ -725,10 +746,12 @@ int Run(const Config& cfg) {
     if (baselines_due) {
       baselines_due = false;  // after a failure, tried again at the next interval
       // In pieces: with 10k agents the text is tens of MB.
+      const uint64_t started = ClockNs(CLOCK_MONOTONIC);
       baselines_saved = state->WriteAtomicPieces(
           daemon::kBaselinesFile, [&](const daemon::StateDir::PieceWriter& write) {
             return pipe->store().SerializeTo(write);
           });
+      last_baselines_save_ns = ClockNs(CLOCK_MONOTONIC) - started;
     }
     if (vigil::verify::StreamVerifier* v = pipe->verifier()) {
       journal.clear();  // the snapshot below holds every open event
@@ -806,8 +829,9 @@ int Run(const Config& cfg) {
     out.flush();
     if (!out) g_stop = 1;
     if (now >= next_baselines_ns) {
-      next_baselines_ns = now + baselines_every_ns;
       baselines_due = true;
+      // Saving is at most 2% of the time, however large the store grows.
+      next_baselines_ns = now + std::max(baselines_every_ns, 50 * last_baselines_save_ns);
     }
     if (now >= next_save_ns || baselines_due) {
       next_save_ns = now + save_every_ns;
@@ -972,8 +996,8 @@ int main(int argc, char** argv) {
       ->check(Seconds("--state-interval", 0.1, 3600))
       ->capture_default_str();
   app.add_option("--baseline-interval", cfg.baseline_interval_s,
-                 "Save the baselines every SECONDS (and at exit); a SIGKILL loses at most that "
-                 "much learning")
+                 "Save the baselines every SECONDS, or 50 times as long as the last save took "
+                 "if that is longer (a large store), and at exit")
       ->check(Seconds("--baseline-interval", 0.1, 86400))
       ->capture_default_str();
   app.add_option("--metrics", cfg.metrics,

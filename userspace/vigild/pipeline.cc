@@ -226,6 +226,17 @@ void Pipeline::OnEvent(records::Record rec, uint64_t real_ns) {
 
 void Pipeline::OnRecoveredEvent(records::Record rec) {
   if (!verifier_) return;
+  // Its records were counted before the restart, but the name it gave an
+  // agent id may not have been saved yet: keep the name, count nothing.
+  if (auto a = rec.As<vigil_ev_agent>(); a && rec.committed() && rec.hdr().agent_id != 0) {
+    const std::string name = records::FieldString(a->name);
+    Agent* agent = name.empty() ? nullptr : AgentFor(rec.hdr().agent_id);
+    if (agent != nullptr && !agent->named) {
+      agent->name = name;
+      agent->role = RoleOf(name);
+      agent->named = true;
+    }
+  }
   verifier_->AddRecoveredEvent(std::move(rec));
   DrainVerifier();
 }

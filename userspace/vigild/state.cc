@@ -91,11 +91,11 @@ Result<StateDir> StateDir::Open(const std::string& path) {
   return StateDir(path, std::move(fd));
 }
 
-Result<std::optional<std::string>> StateDir::Read(const std::string& name) const {
+Result<std::optional<StateDir::OpenedFile>> StateDir::OpenRead(const std::string& name) const {
   const std::string file = path_ + "/" + name;
   UniqueFd fd(::openat(dir_fd_.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) {
-    if (errno == ENOENT) return std::optional<std::string>();
+    if (errno == ENOENT) return std::optional<OpenedFile>();
     return Status::FromErrno(errno, "opening " + file);
   }
   struct stat st;
@@ -103,6 +103,14 @@ Result<std::optional<std::string>> StateDir::Read(const std::string& name) const
   if (!S_ISREG(st.st_mode)) {
     return Status::Error(ErrorCode::kMalformed, file + " is not a regular file");
   }
+  return std::optional<OpenedFile>(OpenedFile{std::move(fd), static_cast<uint64_t>(st.st_size)});
+}
+
+Result<std::optional<std::string>> StateDir::Read(const std::string& name) const {
+  const std::string file = path_ + "/" + name;
+  VIGIL_ASSIGN_OR_RETURN(std::optional<OpenedFile> opened, OpenRead(name));
+  if (!opened) return std::optional<std::string>();
+  const UniqueFd& fd = opened->fd;
   std::string out;
   char buf[65536];
   for (;;) {

@@ -49,6 +49,13 @@ class StateDir {
 
   // nullopt when the file does not exist.
   Result<std::optional<std::string>> Read(const std::string& name) const;
+  // The same file opened for reading (a regular file, not followed if a
+  // symlink), for parsers that stream it instead of holding its text.
+  struct OpenedFile {
+    UniqueFd fd;
+    uint64_t size = 0;
+  };
+  Result<std::optional<OpenedFile>> OpenRead(const std::string& name) const;
   Status WriteAtomic(const std::string& name, std::string_view content);
   // The same, with the content handed over in pieces: `produce` calls its
   // argument once per piece (which returns false after a write error) and

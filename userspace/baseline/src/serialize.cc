@@ -447,8 +447,30 @@ StateStatus BaselineStore::ParseAgent(const json& j, const std::string& path,
   return StateStatus::Ok();
 }
 
+struct BaselineStore::ParseInput {
+  std::function<json(const json::parser_callback_t&)> parse;
+  uint64_t size;  // bytes: a parse error at or past it means the text was cut short
+};
+
 StateResult<BaselineStore> BaselineStore::Parse(std::string_view text,
                                                 const BaselineConfig& config) {
+  return ParseWith({[text](const json::parser_callback_t& callback) {
+                      return json::parse(text.begin(), text.end(), callback);
+                    },
+                    text.size()},
+                   config);
+}
+
+StateResult<BaselineStore> BaselineStore::ParseFile(std::FILE* file, uint64_t size,
+                                                    const BaselineConfig& config) {
+  return ParseWith(
+      {[file](const json::parser_callback_t& callback) { return json::parse(file, callback); },
+       size},
+      config);
+}
+
+StateResult<BaselineStore> BaselineStore::ParseWith(const ParseInput& input,
+                                                    const BaselineConfig& config) {
   StateStatus cs = config.Validate();
   if (!cs.ok()) return cs;
   BaselineStore store(config);
@@ -508,11 +530,11 @@ StateResult<BaselineStore> BaselineStore::Parse(std::string_view text,
   };
   json doc;
   try {
-    doc = json::parse(text.begin(), text.end(), callback);
+    doc = input.parse(callback);
   } catch (const json::parse_error& e) {
     // nlohmann reports the byte where parsing stopped; at the end of the
     // input that means the document was cut short.
-    const bool at_end = e.byte >= text.size();
+    const bool at_end = e.byte >= input.size;
     return StateStatus(at_end ? StateCode::kTruncated : StateCode::kSyntax, "", e.what());
   } catch (const json::out_of_range& e) {
     // 406: a number literal beyond double ("1e999"), i.e. infinity.

@@ -53,6 +53,7 @@
 #define VIGIL_USERSPACE_BASELINE_INCLUDE_VIGIL_BASELINE_STORE_H_
 
 #include <array>
+#include <cstdio>
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json_fwd.hpp>
@@ -256,6 +257,10 @@ class BaselineStore {
   // A store from Serialize() output, using `config` for everything not in
   // the state; the state's sketch parameters must equal the config's.
   static StateResult<BaselineStore> Parse(std::string_view json, const BaselineConfig& config);
+  // The same from a file of `size` bytes, read as it is parsed: the peak
+  // memory is the store plus one agent's DOM, never the whole text.
+  static StateResult<BaselineStore> ParseFile(std::FILE* file, uint64_t size,
+                                              const BaselineConfig& config);
   // Replaces this store's contents with the parsed state, or changes nothing
   // and returns why not.
   StateStatus Restore(std::string_view json);
@@ -304,6 +309,9 @@ class BaselineStore {
   double Scale(Feature feature, double median, double mad) const;
   BaselineSummary Summarize(const FeatureState& fs, Feature feature) const;
 
+  struct ParseInput;  // serialize.cc: the text or the file, and its size
+  static StateResult<BaselineStore> ParseWith(const ParseInput& input,
+                                              const BaselineConfig& config);
   static StateStatus ParseFeature(const nlohmann::json& j, const std::string& path,
                                   const BaselineConfig& config, FeatureState& out);
   static StateStatus ParseAgent(const nlohmann::json& j, const std::string& path,
