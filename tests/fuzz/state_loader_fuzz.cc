@@ -3,8 +3,10 @@
 // start). Invariants beyond "no crash, leak or UB": every refusal carries a
 // typed code; whatever Parse accepts serializes and parses again to the same
 // text (an accepted state is a valid state); Restore agrees with Parse and is
-// all or nothing (a refused state leaves the live store as it was).
+// all or nothing (a refused state leaves the live store as it was); ParseFile
+// (the same text streamed from a FILE, as vigild loads it) agrees with Parse.
 #include <cstddef>
+#include <cstdio>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -47,6 +49,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string live_before = LiveStore(config).Serialize();  // deterministic
 
   auto parsed = BaselineStore::Parse(text, config);
+  // fmemopen cannot open an empty buffer for reading on every libc.
+  if (size > 0) {
+    std::FILE* file = ::fmemopen(const_cast<uint8_t*>(data), size, "r");
+    if (file == nullptr) std::abort();
+    auto streamed = BaselineStore::ParseFile(file, size, config);
+    std::fclose(file);
+    if (streamed.ok() != parsed.ok()) std::abort();
+    if (!parsed.ok() && streamed.status().code() != parsed.status().code()) std::abort();
+    if (parsed.ok() && streamed->Serialize() != parsed->Serialize()) std::abort();
+  }
   BaselineStore live = LiveStore(config);
   const vigil::baseline::StateStatus restored = live.Restore(text);
 
