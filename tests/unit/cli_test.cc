@@ -315,12 +315,13 @@ TEST(Vigild, VerifierStateAndMetricsOptions) {
   CmdResult help = Exec(kD + " --help");
   for (const char* word : {"--state-dir", "--reset-state", "--no-state", "--metrics", "--tcti",
                            "--reorder-window", "--checkpoint-wait", "--output", "--no-records",
-                           "--config", "/var/lib/vigil", "127.0.0.1:9477"}) {
+                           "--config", "--baseline-interval", "/var/lib/vigil", "127.0.0.1:9477"}) {
     EXPECT_NE(help.output.find(word), std::string::npos) << word;
   }
   for (const char* bad :
        {"--reorder-window 0", "--reorder-window x", "--checkpoint-wait 0", "--state-interval 0",
-        "--state-interval 1e9", "--learn-samples 0", "--threshold 0", "--no-state --reset-state",
+        "--state-interval 1e9", "--baseline-interval 0", "--baseline-interval never",
+        "--learn-samples 0", "--threshold 0", "--no-state --reset-state",
         "--config /nonexistent/vigild.toml"}) {
     CmdResult r = Exec(kD + " " + bad);
     EXPECT_EQ(r.code, 2) << bad << "\n" << r.output;
