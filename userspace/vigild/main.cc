@@ -534,6 +534,12 @@ int Run(const Config& cfg) {
       if (saved) {
         Say("the saved verifier state belongs to another module instance (reboot or reload): "
             "verification starts again from the module's log; baselines are kept");
+        if (!saved_open.empty()) {
+          // Their checkpoints, if the old instance made any, are gone with it.
+          Say(std::to_string(saved_open.size()) + " events of the old instance after its seq " +
+              std::to_string(saved->anchor.last_seq) +
+              " were never decided and cannot be now (no verdict covers them)");
+        }
         saved_open.clear();
         saved->log_saved_seq = 0;
         saved->agent_names.clear();

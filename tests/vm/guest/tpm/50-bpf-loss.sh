@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Loss is recorded, never silent: with a stopped collector and a one-page
 # ring buffer, the BPF programs count the records they cannot deliver,
-# report each one to the module (vigil_drop), and the next checkpoint carries
-# the total. Then the same events without the module's commit (--no-module)
+# report each one to the module (vigil_drop), the next checkpoint carries
+# the total, and vigild's verdict on it is "loss". Then the same events without the module's commit (--no-module)
 # arrive unflagged as committed.
 dir=/tmp/vigild-loss
 mkdir -p $dir
@@ -24,7 +24,9 @@ while [ $i -lt 40 ]; do
 	i=$((i + 1))
 done
 kill -CONT $vpid
-sleep 0.5
+# Long enough for a timer checkpoint (checkpoint_ms=1000) to carry the drops
+# and for vigild to decide it.
+sleep 2.5
 kill -TERM $vpid
 wait $vpid
 summary=$(grep 'vigild: summary' $dir/err.txt)
@@ -41,6 +43,20 @@ else
 	vt_fail bpf-loss-reported-to-module "$summary"
 fi
 dropped_after=$(vigilctl status --json | json_num dropped)
+# vigild's verdicts: the checkpoints that attest drops are "loss", with the
+# count, and no other verdict carries drops. (Drops after the last decided
+# checkpoint are in none yet, so the sum can be below vigild's count.)
+grep '"type":"checkpoint"' $dir/out.json >$dir/verdicts.json
+loss_drops=0
+for n in $(grep '"verdict":"loss"' $dir/verdicts.json | sed -n 's/.*"new_drops":\([0-9]*\).*/\1/p'); do
+	loss_drops=$((loss_drops + n))
+done
+other_drops=$(grep -v '"verdict":"loss"' $dir/verdicts.json | grep -c '"new_drops":[1-9]')
+if [ "$loss_drops" -gt 0 ] && [ "$other_drops" = 0 ]; then
+	vt_pass bpf-loss-verdict "$(grep -c '"verdict":"loss"' $dir/verdicts.json) loss verdicts attesting $loss_drops drops ($drops by this vigild)"
+else
+	vt_fail bpf-loss-verdict "loss verdicts attest ${loss_drops} drops, vigild dropped ${drops:-?}, $other_drops other verdicts with drops: $(head -n 2 $dir/verdicts.json | cut -c1-300 | tr '\n' '|')"
+fi
 if [ -n "$drops" ] && [ -n "$dropped_before" ] && [ -n "$dropped_after" ] &&
 	[ $((dropped_after - dropped_before)) -ge "$drops" ]; then
 	vt_pass bpf-loss-module-count "module dropped $dropped_before -> $dropped_after"
