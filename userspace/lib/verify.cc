@@ -136,7 +136,7 @@ void StreamVerifier::AddFinding(Finding::Kind kind, uint64_t seq, std::string re
   findings_.push_back(Finding{kind, seq, std::move(reason)});
 }
 
-void StreamVerifier::AddEvent(records::Record event) { AddEventImpl(std::move(event), true); }
+void StreamVerifier::AddEvent(records::Record&& event) { AddEventImpl(std::move(event), true); }
 
 void StreamVerifier::AddRecoveredEvent(records::Record event) {
   if (!event.committed() || event.seq() <= decided_last_) return;

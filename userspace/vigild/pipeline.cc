@@ -149,10 +149,15 @@ void Pipeline::SetAgentNames(const std::map<uint32_t, std::string>& names) {
   for (const auto& [id, name] : names) {
     Agent* a = AgentFor(id);
     if (a == nullptr) break;
-    a->name = name;
-    a->role = RoleOf(name);
-    a->named = true;
+    Name(*a, name);
   }
+}
+
+void Pipeline::Name(Agent& agent, const std::string& name) {
+  agent.name = name;
+  agent.role = RoleOf(name);
+  agent.named = true;
+  agent.baseline.Reset();  // it pointed at the old name's baseline
 }
 
 void Pipeline::FlushMetrics() {
@@ -193,7 +198,7 @@ void Pipeline::EmitAlert(const baseline::Anomaly& a) {
   m_.agent_alerts->Inc({a.agent});
 }
 
-void Pipeline::OnEvent(records::Record rec, uint64_t real_ns) {
+void Pipeline::OnEvent(records::Record&& rec, uint64_t real_ns) {
   if (rec.type() < type_counts_.size()) type_counts_[rec.type()]++;
   if (!rec.committed()) unattested_count_++;
   if (options_.emit_records) {
@@ -208,11 +213,7 @@ void Pipeline::OnEvent(records::Record rec, uint64_t real_ns) {
     if (Agent* agent = AgentFor(rec.hdr().agent_id)) {
       if (auto a = rec.As<vigil_ev_agent>()) {
         const std::string name = records::FieldString(a->name);
-        if (!name.empty()) {
-          agent->name = name;
-          agent->role = RoleOf(name);
-          agent->named = true;
-        }
+        if (!name.empty()) Name(*agent, name);
       }
       agent->records++;
       Baseline(rec, *agent, real_ns);
@@ -231,11 +232,7 @@ void Pipeline::OnRecoveredEvent(records::Record rec) {
   if (auto a = rec.As<vigil_ev_agent>(); a && rec.committed() && rec.hdr().agent_id != 0) {
     const std::string name = records::FieldString(a->name);
     Agent* agent = name.empty() ? nullptr : AgentFor(rec.hdr().agent_id);
-    if (agent != nullptr && !agent->named) {
-      agent->name = name;
-      agent->role = RoleOf(name);
-      agent->named = true;
-    }
+    if (agent != nullptr && !agent->named) Name(*agent, name);
   }
   verifier_->AddRecoveredEvent(std::move(rec));
   DrainVerifier();
@@ -246,7 +243,7 @@ void Pipeline::OnDecodeError(const std::string& why) {
   Emit(format::Dump(json{{"type", "finding"}, {"kind", "decode"}, {"seq", 0}, {"reason", why}}));
 }
 
-void Pipeline::Baseline(const records::Record& rec, const Agent& agent, uint64_t real_ns) {
+void Pipeline::Baseline(const records::Record& rec, Agent& agent, uint64_t real_ns) {
   if (rec.type() == VIGIL_EV_EXEC) {
     // The path straight from the record's bytes: no copy per exec.
     const auto* e = reinterpret_cast<const char*>(rec.bytes().data()) +
@@ -263,7 +260,8 @@ void Pipeline::Baseline(const records::Record& rec, const Agent& agent, uint64_t
   size_t n = 0;
   for (const FeatureValue& f : features) values[n++] = {f.feature, f.value};
   anomalies_.clear();
-  store_.ObserveMany(agent.name, agent.role, std::span(values.data(), n), real_ns, anomalies_);
+  store_.ObserveMany(agent.baseline, agent.name, agent.role, std::span(values.data(), n), real_ns,
+                     anomalies_);
   for (const baseline::Anomaly& a : anomalies_) EmitAlert(a);
 }
 

@@ -77,7 +77,10 @@ class Pipeline {
                                                   PipelineOptions options);
 
   // A ring buffer record; `real_ns` is CLOCK_REALTIME now (baseline time).
-  void OnEvent(records::Record rec, uint64_t real_ns);
+  void OnEvent(records::Record&& rec, uint64_t real_ns);
+  void OnEvent(const records::Record& rec, uint64_t real_ns) {
+    OnEvent(records::Record(rec), real_ns);
+  }
   // An event a previous vigild saved (already printed and learnt from then):
   // only the verifier sees it again.
   void OnRecoveredEvent(records::Record rec);
@@ -110,12 +113,14 @@ class Pipeline {
     std::string role;
     bool named = false;       // from an AGENT record, not a placeholder
     uint64_t records = 0;     // not yet in the registry
+    baseline::BaselineStore::AgentRef baseline;  // for `name`
   };
   Agent* AgentFor(uint32_t agent_id);  // nullptr past max_agents
+  static void Name(Agent& agent, const std::string& name);
   Status RegisterMetrics(metrics::Registry& registry);
   void Emit(const std::string& line);
   void EmitAlert(const baseline::Anomaly& a);
-  void Baseline(const records::Record& rec, const Agent& agent, uint64_t real_ns);
+  void Baseline(const records::Record& rec, Agent& agent, uint64_t real_ns);
   void DrainVerifier();
 
   std::ostream& out_;

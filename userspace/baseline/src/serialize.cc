@@ -591,6 +591,18 @@ StateResult<BaselineStore> BaselineStore::ParseWith(const ParseInput& input,
     return StateStatus(StateCode::kDuplicate, "/agents", "\"agents\" appears twice");
   }
   if (!agent_error.ok()) return agent_error;
+  // A state saved while a feature was scored in the linear domain has no
+  // log-domain MAD for it; one configured for the log domain now needs it.
+  for (auto& [name, a] : store.agents_) {
+    for (Feature f : kAllFeatures) {
+      const size_t fi = FeatureIndex(f);
+      FeatureState& fs = a.features[fi];
+      if (fs.phase == Phase::kWatching && config.score_domain[fi] == ScoreDomain::kLog &&
+          fs.mad_log == 0) {
+        fs.mad_log = fs.sketch.MadLog(config.min_mad[fi]).value_or(0.0);
+      }
+    }
+  }
   return store;
 }
 
@@ -598,6 +610,7 @@ StateStatus BaselineStore::Restore(std::string_view json_text) {
   StateResult<BaselineStore> parsed = Parse(json_text, config_);
   if (!parsed.ok()) return parsed.status();
   *this = std::move(parsed).value();
+  generation_ = NextGeneration();
   return StateStatus::Ok();
 }
 

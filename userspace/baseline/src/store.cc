@@ -1,6 +1,7 @@
 #include "vigil/baseline/store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -185,10 +186,18 @@ void BaselineStore::Learn(FeatureState& fs, double value, uint64_t timestamp_ns)
 }
 
 void BaselineStore::Refresh(FeatureState& fs, Feature feature) const {
+  const size_t fi = FeatureIndex(feature);
   fs.median = fs.sketch.Quantile(0.5).value_or(0.0);
-  const auto mads = fs.sketch.MadAndMadLog(config_.min_mad[FeatureIndex(feature)]);
-  fs.mad = mads ? mads->first : 0.0;
-  fs.mad_log = mads ? mads->second : 0.0;
+  // The log-domain MAD only where it is scored (half a refresh's cost);
+  // summaries compute it when they need it.
+  if (config_.score_domain[fi] == ScoreDomain::kLog) {
+    const auto mads = fs.sketch.MadAndMadLog(config_.min_mad[fi]);
+    fs.mad = mads ? mads->first : 0.0;
+    fs.mad_log = mads ? mads->second : 0.0;
+  } else {
+    fs.mad = fs.sketch.Mad().value_or(0.0);
+    fs.mad_log = 0.0;
+  }
   fs.since_refresh = 0;
 }
 
@@ -197,7 +206,11 @@ double BaselineStore::Score(const FeatureState& fs, Feature feature, double valu
   if (config_.score_domain[fi] == ScoreDomain::kLog) {
     const double c = config_.min_mad[fi];
     const double scale = kMadToSigma * std::max(fs.mad_log, 2.0 * config_.sketch_alpha);
-    return std::fabs(std::log(value + c) - std::log(fs.median + c)) / scale;
+    if (fs.log_center_of != fs.median) {
+      fs.log_center = std::log(fs.median + c);
+      fs.log_center_of = fs.median;
+    }
+    return std::fabs(std::log(value + c) - fs.log_center) / scale;
   }
   return std::fabs(value - fs.median) / Scale(feature, fs.median, fs.mad);
 }
@@ -219,7 +232,9 @@ BaselineSummary BaselineStore::Summarize(const FeatureState& fs, Feature feature
   if (fs.phase == Phase::kWatching) {
     s.median = fs.median;
     s.mad = fs.mad;
-    s.mad_log = fs.mad_log;
+    s.mad_log = config_.score_domain[fi] == ScoreDomain::kLog
+                    ? fs.mad_log
+                    : fs.sketch.MadLog(config_.min_mad[fi]).value_or(0.0);
   } else {
     s.median = fs.sketch.Quantile(0.5).value_or(0.0);
     s.mad = fs.sketch.Mad().value_or(0.0);
@@ -250,13 +265,39 @@ std::optional<Anomaly> BaselineStore::Observe(std::string_view agent, std::strin
 void BaselineStore::ObserveMany(std::string_view agent, std::string_view role,
                                 std::span<const std::pair<Feature, double>> values,
                                 uint64_t timestamp_ns, std::vector<Anomaly>& out) {
+  AgentRef ref;
+  ObserveMany(ref, agent, role, values, timestamp_ns, out);
+}
+
+uint64_t BaselineStore::NextGeneration() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+BaselineStore::AgentState* BaselineStore::Resolve(AgentRef& ref, std::string_view agent,
+                                                  std::string_view role, uint64_t timestamp_ns) {
+  if (ref.state_ == nullptr || ref.generation_ != generation_) {
+    ref.state_ = FindOrCreate(agent, role, timestamp_ns);
+    ref.generation_ = generation_;
+    return ref.state_;
+  }
+  // What FindOrCreate does for an agent it finds.
+  AgentState& a = *ref.state_;
+  if (a.role != role) a.role = std::string(role);
+  a.last_ns = std::max(a.last_ns, timestamp_ns);
+  return &a;
+}
+
+void BaselineStore::ObserveMany(AgentRef& ref, std::string_view agent, std::string_view role,
+                                std::span<const std::pair<Feature, double>> values,
+                                uint64_t timestamp_ns, std::vector<Anomaly>& out) {
   AgentState* a = nullptr;
   for (const auto& [feature, value] : values) {
     if (!std::isfinite(value) || value < 0 || FeatureIndex(feature) >= kFeatureCount) {
       ++rejected_values_;
       continue;
     }
-    if (a == nullptr) a = FindOrCreate(agent, role, timestamp_ns);
+    if (a == nullptr) a = Resolve(ref, agent, role, timestamp_ns);
     if (a == nullptr) return;
     if (auto anomaly = ObserveIn(*a, agent, feature, value, timestamp_ns)) {
       out.push_back(std::move(*anomaly));
@@ -497,6 +538,7 @@ bool BaselineStore::ResetAgent(std::string_view agent) {
   auto it = agents_.find(agent);
   if (it == agents_.end()) return false;
   agents_.erase(it);
+  generation_ = NextGeneration();
   return true;
 }
 

@@ -64,6 +64,33 @@ TEST(FeatureTest, NamesRoundTrip) {
   EXPECT_FALSE(FeatureFromName("cpu").has_value());
 }
 
+TEST(BaselineStoreTest, AgentRefSkipsTheLookupAndNoticesDroppedAgents) {
+  BaselineStore store = MakeStore();
+  BaselineStore::AgentRef ref;
+  std::vector<Anomaly> out;
+  const std::pair<Feature, double> v[] = {{Feature::kLifetime, 5.0}};
+  store.ObserveMany(ref, "web-1", "web", v, 1, out);
+  store.ObserveMany(ref, "web-1", "web", v, 2, out);
+  ASSERT_EQ(store.agent_count(), 1u);
+  EXPECT_EQ(store.Summary("web-1", Feature::kLifetime)->samples, 2u);
+  // The agent is dropped: the ref must not write into freed state.
+  ASSERT_TRUE(store.ResetAgent("web-1"));
+  store.ObserveMany(ref, "web-1", "web", v, 3, out);
+  EXPECT_EQ(store.Summary("web-1", Feature::kLifetime)->samples, 1u);
+  // Replaced wholesale (Restore): the ref follows the new state.
+  BaselineStore other = MakeStore();
+  const std::string saved = store.Serialize();
+  store.ObserveMany(ref, "web-1", "web", v, 4, out);
+  ASSERT_TRUE(store.Restore(saved).ok());
+  store.ObserveMany(ref, "web-1", "web", v, 5, out);
+  EXPECT_EQ(store.Summary("web-1", Feature::kLifetime)->samples, 2u);
+  // A ref from one store is not taken for an agent of another.
+  other.ObserveMany(ref, "web-1", "web", v, 6, out);
+  EXPECT_EQ(other.Summary("web-1", Feature::kLifetime)->samples, 1u);
+  EXPECT_EQ(store.Summary("web-1", Feature::kLifetime)->samples, 2u);
+  EXPECT_TRUE(out.empty());
+}
+
 TEST(BaselineStoreTest, NoAlertsDuringLearningEvenForWildValues) {
   BaselineConfig c;
   c.learn_samples = 50;

@@ -155,8 +155,10 @@ class StreamVerifier {
  public:
   StreamVerifier(const Anchor& anchor, VerifierOptions options);
 
-  // A ring buffer record (or a user event from a LOG_EVENT copy).
-  void AddEvent(records::Record event);
+  // A ring buffer record (or a user event from a LOG_EVENT copy). Taken by
+  // rvalue so a record is copied once, into the interval, not per call.
+  void AddEvent(records::Record&& event);
+  void AddEvent(const records::Record& event) { AddEvent(records::Record(event)); }
   // An event a previous collector saved before it stopped (restart). The
   // ring buffer may deliver it once more (the record being handled when the
   // collector was killed): one identical copy arriving through AddEvent is

@@ -196,8 +196,25 @@ struct PoolSummary {
 // each other; anything else needs external locking (vigild owns one store
 // per aggregation thread).
 class BaselineStore {
+ private:
+  struct AgentState;
+
  public:
   static StateResult<BaselineStore> Create(const BaselineConfig& config);
+
+  // A caller's handle on one agent's state, so observing the same agent
+  // record after record skips the lookup by name. Reset() it when the name
+  // it was used with changes; the store itself notices when it dropped or
+  // replaced agents since (ResetAgent, Restore) and looks the name up again.
+  class AgentRef {
+   public:
+    void Reset() { state_ = nullptr; }
+
+   private:
+    friend class BaselineStore;
+    AgentState* state_ = nullptr;
+    uint64_t generation_ = 0;
+  };
 
   BaselineStore(BaselineStore&&) = default;
   BaselineStore& operator=(BaselineStore&&) = default;
@@ -212,6 +229,11 @@ class BaselineStore {
   // Several features of one record for one agent: the same as calling
   // Observe for each, with one agent lookup. Anomalies are appended to `out`.
   void ObserveMany(std::string_view agent, std::string_view role,
+                   std::span<const std::pair<Feature, double>> values, uint64_t timestamp_ns,
+                   std::vector<Anomaly>& out);
+  // The same through `ref`, which must have been used with this agent name
+  // only (or be new).
+  void ObserveMany(AgentRef& ref, std::string_view agent, std::string_view role,
                    std::span<const std::pair<Feature, double>> values, uint64_t timestamp_ns,
                    std::vector<Anomaly>& out);
   // All features of one exit record: rates are per second of lifetime and
@@ -273,8 +295,12 @@ class BaselineStore {
     uint64_t last_ns = 0;
     uint64_t anomalies = 0;
     double median = 0;  // cached from the sketch while watching
+    // log(median + c) for log-domain scores, and the median it was taken
+    // for: one log per observation instead of two (not serialized).
+    mutable double log_center = 0;
+    mutable double log_center_of = -1;
     double mad = 0;
-    double mad_log = 0;
+    double mad_log = 0;  // refreshed only when the feature is scored in the log domain
     RunningStats stats;
     Ewma ewma;
     DdSketch sketch;
@@ -319,6 +345,12 @@ class BaselineStore {
 
   BaselineConfig config_;
   AgentMap agents_;
+  // Changes whenever agents are dropped or replaced: AgentRefs taken before
+  // are stale. Unique across stores, so a ref cannot pass in another store.
+  uint64_t generation_ = NextGeneration();
+  static uint64_t NextGeneration();
+  AgentState* Resolve(AgentRef& ref, std::string_view agent, std::string_view role,
+                      uint64_t timestamp_ns);
   uint64_t rejected_values_ = 0;
   uint64_t rejected_agents_ = 0;
 };
