@@ -97,7 +97,7 @@ Result<Record> Record::Decode(std::span<const uint8_t> buf) {
                                                     std::to_string(hdr.size) + " bytes, have " +
                                                     std::to_string(buf.size()));
   }
-  return Record(hdr, buf.first(hdr.size));
+  return Result<Record>(std::in_place, Private{}, hdr, buf.first(hdr.size));
 }
 
 Result<std::vector<Record>> DecodeStream(std::span<const uint8_t> buf) {

@@ -44,30 +44,56 @@ std::string RoleOf(std::string_view agent_name) {
   return std::string(agent_name.substr(0, at));
 }
 
+// One field of a record known to be a T (type and size checked): read in
+// place, without copying the whole record as As<T>() does (once per record).
+#define VIGIL_FIELD(T, bytes, field)                                            \
+  ([&] {                                                                        \
+    decltype(T::field) v;                                                       \
+    std::memcpy(&v, (bytes).data() + offsetof(T, field), sizeof(v));            \
+    return v;                                                                   \
+  }())
+
 Features FeaturesOf(const records::Record& rec) {
   Features out;
-  if (auto x = rec.As<vigil_ev_exit>()) {
-    out.push_back({Feature::kCpuPerExec, static_cast<double>(x->utime_ns + x->stime_ns)});
-    out.push_back({Feature::kLifetime, static_cast<double>(x->lifetime_ns)});
-    out.push_back({Feature::kMaxRss, static_cast<double>(x->maxrss_kb) * 1024.0});
-    if (x->lifetime_ns > 0) {
-      const double s = static_cast<double>(x->lifetime_ns) / kNsPerS;
-      out.push_back({Feature::kFaultRate, static_cast<double>(x->min_flt + x->maj_flt) / s});
-      out.push_back({Feature::kCtxSwitchRate, static_cast<double>(x->nvcsw + x->nivcsw) / s});
+  const std::span<const uint8_t> b = rec.bytes();
+  if (rec.type() == VIGIL_EV_EXIT && b.size() == sizeof(vigil_ev_exit)) {
+    const uint64_t lifetime = VIGIL_FIELD(vigil_ev_exit, b, lifetime_ns);
+    out.push_back({Feature::kCpuPerExec,
+                   static_cast<double>(VIGIL_FIELD(vigil_ev_exit, b, utime_ns) +
+                                       VIGIL_FIELD(vigil_ev_exit, b, stime_ns))});
+    out.push_back({Feature::kLifetime, static_cast<double>(lifetime)});
+    out.push_back(
+        {Feature::kMaxRss, static_cast<double>(VIGIL_FIELD(vigil_ev_exit, b, maxrss_kb)) * 1024.0});
+    if (lifetime > 0) {
+      const double s = static_cast<double>(lifetime) / kNsPerS;
+      out.push_back({Feature::kFaultRate, static_cast<double>(VIGIL_FIELD(vigil_ev_exit, b, min_flt) +
+                                                              VIGIL_FIELD(vigil_ev_exit, b, maj_flt)) /
+                                              s});
+      out.push_back({Feature::kCtxSwitchRate,
+                     static_cast<double>(VIGIL_FIELD(vigil_ev_exit, b, nvcsw) +
+                                         VIGIL_FIELD(vigil_ev_exit, b, nivcsw)) /
+                         s});
     }
-  } else if (auto s = rec.As<vigil_ev_sample>()) {
-    if (s->interval_ns == 0) return out;
-    const double secs = static_cast<double>(s->interval_ns) / kNsPerS;
-    if (s->flags & VIGIL_SAMPLE_F_SYSCALLS) {
-      out.push_back({Feature::kSyscallRate, static_cast<double>(s->syscalls) / secs});
+  } else if (rec.type() == VIGIL_EV_SAMPLE && b.size() == sizeof(vigil_ev_sample)) {
+    const uint64_t interval = VIGIL_FIELD(vigil_ev_sample, b, interval_ns);
+    if (interval == 0) return out;
+    const double secs = static_cast<double>(interval) / kNsPerS;
+    const auto flags = VIGIL_FIELD(vigil_ev_sample, b, flags);
+    if (flags & VIGIL_SAMPLE_F_SYSCALLS) {
+      out.push_back({Feature::kSyscallRate,
+                     static_cast<double>(VIGIL_FIELD(vigil_ev_sample, b, syscalls)) / secs});
     }
-    if ((s->flags & VIGIL_SAMPLE_F_HW) && s->cycles > 0) {
-      out.push_back(
-          {Feature::kIpc, static_cast<double>(s->instructions) / static_cast<double>(s->cycles)});
+    const uint64_t cycles = VIGIL_FIELD(vigil_ev_sample, b, cycles);
+    if ((flags & VIGIL_SAMPLE_F_HW) && cycles > 0) {
+      out.push_back({Feature::kIpc,
+                     static_cast<double>(VIGIL_FIELD(vigil_ev_sample, b, instructions)) /
+                         static_cast<double>(cycles)});
     }
   }
   return out;
 }
+
+#undef VIGIL_FIELD
 
 Result<std::unique_ptr<Pipeline>> Pipeline::Create(std::ostream& out, metrics::Registry& registry,
                                                    baseline::BaselineStore store,

@@ -127,6 +127,18 @@ class Record {
   ~Record() = default;
 
  private:
+  // Lets Result<Record> build a decoded record in place while the
+  // constructor stays out of reach of everyone else.
+  struct Private {
+    explicit Private() = default;
+  };
+
+ public:
+  Record(Private, const vigil_rec_hdr& hdr, std::span<const uint8_t> bytes) : hdr_(hdr) {
+    Assign(bytes);
+  }
+
+ private:
   // Events (up to 328 bytes, the exec record) live inline: decoding one
   // record per ring buffer sample must not cost a heap block each. Larger
   // records (user events, log records) go to the heap.

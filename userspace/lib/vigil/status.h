@@ -72,6 +72,10 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
+  // Builds the value in place (no move of a large value).
+  template <typename... Args>
+  explicit Result(std::in_place_t, Args&&... args)
+      : value_(std::in_place, std::forward<Args>(args)...) {}
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     // An OK status carries no value: turn the mistake into an error.
     if (status_.ok()) {
