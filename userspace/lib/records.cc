@@ -5,37 +5,6 @@
 
 namespace vigil::records {
 
-std::optional<size_t> ExpectedSize(uint16_t type) {
-  switch (type) {
-    case VIGIL_EV_EXEC:
-      return sizeof(vigil_ev_exec);
-    case VIGIL_EV_EXIT:
-      return sizeof(vigil_ev_exit);
-    case VIGIL_EV_USER:
-      return sizeof(vigil_ev_user);
-    case VIGIL_EV_FORK:
-      return sizeof(vigil_ev_fork);
-    case VIGIL_EV_AGENT:
-      return sizeof(vigil_ev_agent);
-    case VIGIL_EV_SAMPLE:
-      return sizeof(vigil_ev_sample);
-    case VIGIL_LOG_MEASURE:
-      return sizeof(vigil_log_measure);
-    case VIGIL_LOG_KEY:
-      return sizeof(vigil_log_key);
-    case VIGIL_LOG_CHECKPOINT:
-      return sizeof(vigil_log_checkpoint);
-    case VIGIL_LOG_SIGNATURE:
-      return sizeof(vigil_log_signature);
-    case VIGIL_LOG_EVENT:
-      return sizeof(vigil_log_event);
-    case VIGIL_LOG_BASE:
-      return sizeof(vigil_log_base);
-    default:
-      return std::nullopt;
-  }
-}
-
 std::string_view TypeName(uint16_t type) {
   switch (type) {
     case VIGIL_EV_EXEC:

@@ -22,7 +22,38 @@
 namespace vigil::records {
 
 // The struct size a record of `type` must have, or nullopt for unknown types.
-std::optional<size_t> ExpectedSize(uint16_t type);
+// Inline: every decoded record asks.
+inline std::optional<size_t> ExpectedSize(uint16_t type) {
+  switch (type) {
+    case VIGIL_EV_EXEC:
+      return sizeof(vigil_ev_exec);
+    case VIGIL_EV_EXIT:
+      return sizeof(vigil_ev_exit);
+    case VIGIL_EV_USER:
+      return sizeof(vigil_ev_user);
+    case VIGIL_EV_FORK:
+      return sizeof(vigil_ev_fork);
+    case VIGIL_EV_AGENT:
+      return sizeof(vigil_ev_agent);
+    case VIGIL_EV_SAMPLE:
+      return sizeof(vigil_ev_sample);
+    case VIGIL_LOG_MEASURE:
+      return sizeof(vigil_log_measure);
+    case VIGIL_LOG_KEY:
+      return sizeof(vigil_log_key);
+    case VIGIL_LOG_CHECKPOINT:
+      return sizeof(vigil_log_checkpoint);
+    case VIGIL_LOG_SIGNATURE:
+      return sizeof(vigil_log_signature);
+    case VIGIL_LOG_EVENT:
+      return sizeof(vigil_log_event);
+    case VIGIL_LOG_BASE:
+      return sizeof(vigil_log_base);
+    default:
+      return std::nullopt;
+  }
+}
+
 // "exec", "exit", "measure", ...; "unknown" for others.
 std::string_view TypeName(uint16_t type);
 bool IsEvent(uint16_t type);
