@@ -373,8 +373,7 @@ TEST(PipelineTest, ShiftedAgentRaisesAnAlertOnTheRightFeature) {
   uint64_t seq = 1;
   auto exit_with = [&](uint64_t lifetime_ns, uint64_t cpu_ns) {
     auto x = testing::MakeExit(seq++, 50, 0, 0);
-    x.hdr.flags = 0;
-    x.hdr.seq = 0;
+    x.hdr.flags = 0;  // uncommitted (no module), seq kept to find it in the alert
     x.hdr.agent_id = 3;
     x.lifetime_ns = lifetime_ns;
     x.utime_ns = cpu_ns;
@@ -395,6 +394,8 @@ TEST(PipelineTest, ShiftedAgentRaisesAnAlertOnTheRightFeature) {
     ASSERT_EQ(j.at("type"), "alert") << j.dump();
     EXPECT_EQ(j.at("agent"), "crawler@1");
     EXPECT_EQ(j.at("role"), "crawler");
+    EXPECT_EQ(j.at("seq"), 61) << j.dump();  // the record that moved
+    EXPECT_EQ(j.at("committed"), false) << j.dump();
     if (j.at("feature") == "cpu_per_exec") cpu_alert = true;
     EXPECT_NE(j.at("feature"), "lifetime");
   }

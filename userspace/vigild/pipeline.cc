@@ -213,12 +213,18 @@ void Pipeline::FlushMetrics() {
   }
 }
 
-void Pipeline::EmitAlert(const baseline::Anomaly& a) {
+void Pipeline::EmitAlert(const baseline::Anomaly& a, const records::Record* from) {
   alerts_++;
   json j = baseline::AnomalyToJson(a);
   j["alert_kind"] = j.value("kind", "");
   j.erase("kind");
   j["type"] = "alert";
+  // The record that moved: its seq joins the alert to the checkpoint verdict
+  // that covers it (a record later judged tampered gives a distrusted alert).
+  if (from != nullptr) {
+    j["seq"] = from->seq();
+    j["committed"] = from->committed();
+  }
   Emit(format::Dump(j));
   m_.alerts->Inc({std::string(baseline::AnomalyKindName(a.kind))});
   m_.agent_alerts->Inc({a.agent});
@@ -276,7 +282,7 @@ void Pipeline::Baseline(const records::Record& rec, Agent& agent, uint64_t real_
                     offsetof(vigil_ev_exec, filename);
     const std::string_view path(e, strnlen(e, VIGIL_PATH_LEN));
     if (auto a = store_.ObserveExecutable(agent.name, agent.role, path, real_ns)) {
-      EmitAlert(*a);
+      EmitAlert(*a, &rec);
     }
     return;
   }
@@ -288,7 +294,7 @@ void Pipeline::Baseline(const records::Record& rec, Agent& agent, uint64_t real_
   anomalies_.clear();
   store_.ObserveMany(agent.baseline, agent.name, agent.role, std::span(values.data(), n), real_ns,
                      anomalies_);
-  for (const baseline::Anomaly& a : anomalies_) EmitAlert(a);
+  for (const baseline::Anomaly& a : anomalies_) EmitAlert(a, &rec);
 }
 
 void Pipeline::OnLog(records::Record rec) {

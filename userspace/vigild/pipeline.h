@@ -119,7 +119,8 @@ class Pipeline {
   static void Name(Agent& agent, const std::string& name);
   Status RegisterMetrics(metrics::Registry& registry);
   void Emit(const std::string& line);
-  void EmitAlert(const baseline::Anomaly& a);
+  // `from`: the record that raised it (none for pool comparisons).
+  void EmitAlert(const baseline::Anomaly& a, const records::Record* from = nullptr);
   void Baseline(const records::Record& rec, Agent& agent, uint64_t real_ns);
   void DrainVerifier();
 

@@ -324,6 +324,10 @@ class BaselineStore {
   explicit BaselineStore(const BaselineConfig& config) : config_(config) {}
 
   AgentState* FindOrCreate(std::string_view agent, std::string_view role, uint64_t timestamp_ns);
+  // The agent `ref` points at, or FindOrCreate when the ref is new or stale.
+  AgentState* Resolve(AgentRef& ref, std::string_view agent, std::string_view role,
+                      uint64_t timestamp_ns);
+  static uint64_t NextGeneration();
   std::optional<Anomaly> ObserveIn(AgentState& a, std::string_view agent, Feature feature,
                                    double value, uint64_t timestamp_ns);
   const AgentState* Find(std::string_view agent) const;
@@ -348,9 +352,6 @@ class BaselineStore {
   // Changes whenever agents are dropped or replaced: AgentRefs taken before
   // are stale. Unique across stores, so a ref cannot pass in another store.
   uint64_t generation_ = NextGeneration();
-  static uint64_t NextGeneration();
-  AgentState* Resolve(AgentRef& ref, std::string_view agent, std::string_view role,
-                      uint64_t timestamp_ns);
   uint64_t rejected_values_ = 0;
   uint64_t rejected_agents_ = 0;
 };
