@@ -354,6 +354,33 @@ TEST(PipelineTest, VerdictsFindingsAndMetricsFromAVerifiedStream) {
   EXPECT_NE(metrics.find("vigil_findings_total{kind=\"duplicate\"} 1"), std::string::npos);
 }
 
+TEST(PipelineTest, AttestedDropsAreALossVerdictAndAMetric) {
+  testing::ModuleSim sim;
+  metrics::Registry registry;
+  std::ostringstream out;
+  auto store = baseline::BaselineStore::Create({});
+  ASSERT_TRUE(store.ok());
+  daemon::PipelineOptions opt;
+  opt.emit_records = false;
+  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(),
+                                    verify::StreamVerifier(sim.StartAnchor(), {}), opt);
+  ASSERT_TRUE(p.ok());
+  for (const auto& r : sim.log()) (*p)->OnLog(r);
+  for (int i = 0; i < 3; ++i) (*p)->OnEvent(sim.Commit(), 1);
+  sim.AddDrops(7);  // records the BPF side could not deliver
+  for (const auto& r : sim.Checkpoint()) (*p)->OnLog(r);
+  auto lines = Lines(out.str());
+  ASSERT_EQ(lines.size(), 1u) << out.str();
+  EXPECT_EQ(lines[0].at("verdict"), "loss") << lines[0].dump();
+  EXPECT_EQ(lines[0].at("new_drops"), 7) << lines[0].dump();
+  (*p)->FlushMetrics();
+  const std::string metrics = registry.Render();
+  EXPECT_NE(metrics.find("vigil_attested_loss_total{kind=\"drops\"} 7\n"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("vigil_checkpoints_total{verdict=\"loss\"} 1\n"), std::string::npos)
+      << metrics;
+}
+
 TEST(PipelineTest, ShiftedAgentRaisesAnAlertOnTheRightFeature) {
   metrics::Registry registry;
   std::ostringstream out;

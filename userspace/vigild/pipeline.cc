@@ -145,6 +145,13 @@ Status Pipeline::RegisterMetrics(metrics::Registry& r) {
   VIGIL_ASSIGN_OR_RETURN(
       m_.anchored_seq,
       r.AddGauge("vigil_anchored_seq", "Last event seq covered by a decided, trusted checkpoint"));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.attested_loss,
+      r.AddCounter("vigil_attested_loss_total",
+                   "Loss the module attested in the last trusted checkpoint, since it was loaded: "
+                   "records the BPF side could not deliver (drops), commits refused on re-entry "
+                   "(busy), log records refused at the cap (log_refused)",
+                   {"kind"}));
   return Status::Ok();
 }
 
@@ -209,7 +216,11 @@ void Pipeline::FlushMetrics() {
       m_.chained->Inc({}, static_cast<double>(c.chained - last_counters_.chained));
     }
     last_counters_ = c;
-    m_.anchored_seq->Set({}, static_cast<double>(verifier_->anchor().last_seq));
+    const verify::Anchor& anchor = verifier_->anchor();
+    m_.anchored_seq->Set({}, static_cast<double>(anchor.last_seq));
+    m_.attested_loss->Set({"drops"}, static_cast<double>(anchor.drops_total));
+    m_.attested_loss->Set({"busy"}, static_cast<double>(anchor.busy_total));
+    m_.attested_loss->Set({"log_refused"}, static_cast<double>(anchor.log_refused));
   }
 }
 

@@ -153,6 +153,7 @@ class Pipeline {
     metrics::Gauge* agent_watching = nullptr;   // {agent}
     metrics::Gauge* agents = nullptr;
     metrics::Gauge* anchored_seq = nullptr;
+    metrics::Counter* attested_loss = nullptr;  // {kind}
   } m_;
 };
 
