@@ -323,11 +323,18 @@ TEST(PipelineTest, VerdictsFindingsAndMetricsFromAVerifiedStream) {
   sim.Checkpoint();
   for (const auto& r : sim.log()) (*p)->OnLog(r);
   auto lines = Lines(out.str());
-  size_t records = 0, checkpoints = 0, findings = 0;
+  size_t records = 0, checkpoints = 0, findings = 0, tainted = 0;
   for (const json& j : lines) {
     const std::string type = j.at("type");
     if (type == "exec") records++;
-    if (type == "finding") {
+    if (type == "finding" && j.at("kind") == "baseline_tainted") {
+      // agent 1 learnt from seqs 1..4 (and the duplicate) before the verdict
+      tainted++;
+      EXPECT_EQ(j.at("agent"), "agent-1") << j.dump();
+      EXPECT_EQ(j.at("seq"), 2) << j.dump();
+      EXPECT_NE(j.at("reason").get<std::string>().find("seqs 2..4"), std::string::npos)
+          << j.dump();
+    } else if (type == "finding") {
       findings++;
       EXPECT_EQ(j.at("kind"), "duplicate");
       EXPECT_EQ(j.at("seq"), 2);
@@ -343,6 +350,7 @@ TEST(PipelineTest, VerdictsFindingsAndMetricsFromAVerifiedStream) {
   EXPECT_EQ(records, 5u);
   EXPECT_EQ(checkpoints, 1u);
   EXPECT_EQ(findings, 1u);
+  EXPECT_EQ(tainted, 1u);
   ASSERT_EQ(sunk.size(), 1u);
   EXPECT_EQ(json::parse(sunk[0]).at("verdict"), "tampered");
   (*p)->FlushMetrics();
@@ -352,6 +360,43 @@ TEST(PipelineTest, VerdictsFindingsAndMetricsFromAVerifiedStream) {
   EXPECT_NE(metrics.find("vigil_checkpoints_total{verdict=\"verified\"} 0"), std::string::npos);
   EXPECT_NE(metrics.find("vigil_records_total{type=\"exec\"} 5"), std::string::npos);
   EXPECT_NE(metrics.find("vigil_findings_total{kind=\"duplicate\"} 1"), std::string::npos);
+}
+
+TEST(PipelineTest, OnlyATamperedRangeTaintsTheBaselinesThatLearntFromIt) {
+  testing::ModuleSim sim;
+  metrics::Registry registry;
+  std::ostringstream out;
+  auto store = baseline::BaselineStore::Create({});
+  ASSERT_TRUE(store.ok());
+  daemon::PipelineOptions opt;
+  opt.emit_records = false;
+  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(),
+                                    verify::StreamVerifier(sim.StartAnchor(), {}), opt);
+  ASSERT_TRUE(p.ok());
+  (*p)->SetAgentNames({{1, "web@1"}});
+  for (const auto& r : sim.log()) (*p)->OnLog(r);
+  for (int i = 0; i < 3; ++i) (*p)->OnEvent(sim.Commit(), 1);  // seqs 1..3
+  for (const auto& r : sim.Checkpoint()) (*p)->OnLog(r);       // verified
+  std::vector<records::Record> next;
+  for (int i = 0; i < 3; ++i) next.push_back(sim.Commit());  // seqs 4..6
+  for (const auto& e : next) (*p)->OnEvent(e, 2);
+  (*p)->OnEvent(next[1], 3);  // seq 5 replayed: learnt twice
+  for (const auto& r : sim.Checkpoint()) (*p)->OnLog(r);
+  std::vector<std::string> verdicts;
+  std::vector<json> tainted;
+  for (const json& j : Lines(out.str())) {
+    if (j.at("type") == "checkpoint") verdicts.push_back(j.at("verdict"));
+    if (j.at("type") == "finding" && j.at("kind") == "baseline_tainted") tainted.push_back(j);
+  }
+  ASSERT_EQ(verdicts, (std::vector<std::string>{"verified", "tampered"})) << out.str();
+  ASSERT_EQ(tainted.size(), 1u) << out.str();
+  EXPECT_EQ(tainted[0].at("agent"), "web@1");
+  EXPECT_EQ(tainted[0].at("seq"), 5);
+  EXPECT_NE(tainted[0].at("reason").get<std::string>().find("seqs 5..6"), std::string::npos)
+      << tainted[0].dump();
+  (*p)->FlushMetrics();
+  EXPECT_NE(registry.Render().find("vigil_findings_total{kind=\"baseline_tainted\"} 1\n"),
+            std::string::npos);
 }
 
 TEST(PipelineTest, AttestedDropsAreALossVerdictAndAMetric) {

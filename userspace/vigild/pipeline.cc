@@ -260,6 +260,12 @@ void Pipeline::OnEvent(records::Record&& rec, uint64_t real_ns) {
       }
       agent->records++;
       Baseline(rec, *agent, real_ns);
+      if (rec.committed() && rec.seq() != 0) {
+        if (agent->learnt_first == 0 || rec.seq() < agent->learnt_first) {
+          agent->learnt_first = rec.seq();
+        }
+        agent->learnt_last = std::max(agent->learnt_last, rec.seq());
+      }
     }
   }
   if (verifier_) {
@@ -327,6 +333,7 @@ void Pipeline::DrainVerifier() {
     Emit(line);
     if (verdict_sink_) verdict_sink_(line);
     m_.checkpoints->Inc({std::string(verify::VerdictName(v.verdict))});
+    TrackLearnt(v);
   }
   for (const verify::Finding& f : verifier_->TakeFindings()) {
     Emit(format::Dump(json{{"type", "finding"},
@@ -334,6 +341,35 @@ void Pipeline::DrainVerifier() {
                            {"seq", f.seq},
                            {"reason", f.reason}}));
     m_.findings->Inc({std::string(verify::FindingKindName(f.kind))});
+  }
+}
+
+void Pipeline::TrackLearnt(const verify::CheckpointVerdict& v) {
+  // A tampered verdict without a bad seq condemns the checkpoint itself (a
+  // forged or unlinked one), not events: its range says nothing.
+  if (v.verdict == verify::Verdict::kTampered && !v.bad_seq) return;
+  const bool condemned = v.verdict == verify::Verdict::kTampered;
+  for (auto& [id, a] : agents_) {
+    if (a.learnt_first == 0 || a.learnt_first > v.last_seq) continue;
+    if (condemned && a.learnt_last >= *v.bad_seq) {
+      const uint64_t from = std::max(a.learnt_first, *v.bad_seq);
+      const uint64_t to = std::min(a.learnt_last, v.last_seq);
+      Emit(format::Dump(json{
+          {"type", "finding"},
+          {"kind", "baseline_tainted"},
+          {"seq", *v.bad_seq},
+          {"agent", a.name},
+          {"reason", "agent " + a.name + " learnt from committed records in seqs " +
+                         std::to_string(from) + ".." + std::to_string(to) +
+                         ", which the checkpoint at log seq " + std::to_string(v.log_seq) +
+                         " finds tampered: its baseline may hold forged values"}}));
+      m_.findings->Inc({"baseline_tainted"});
+    }
+    if (a.learnt_last <= v.last_seq) {
+      a.learnt_first = a.learnt_last = 0;
+    } else {
+      a.learnt_first = v.last_seq + 1;
+    }
   }
 }
 

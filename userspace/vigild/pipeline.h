@@ -114,6 +114,10 @@ class Pipeline {
     bool named = false;       // from an AGENT record, not a placeholder
     uint64_t records = 0;     // not yet in the registry
     baseline::BaselineStore::AgentRef baseline;  // for `name`
+    // Committed records learnt from whose checkpoint is not decided yet
+    // (seq bounds, 0: none): a tampered verdict over them taints the baseline.
+    uint64_t learnt_first = 0;
+    uint64_t learnt_last = 0;
   };
   Agent* AgentFor(uint32_t agent_id);  // nullptr past max_agents
   static void Name(Agent& agent, const std::string& name);
@@ -123,6 +127,9 @@ class Pipeline {
   void EmitAlert(const baseline::Anomaly& a, const records::Record* from = nullptr);
   void Baseline(const records::Record& rec, Agent& agent, uint64_t real_ns);
   void DrainVerifier();
+  // After a verdict: reports the agents whose baselines learnt from records
+  // a tampered checkpoint condemns, and forgets the decided seqs.
+  void TrackLearnt(const verify::CheckpointVerdict& v);
 
   std::ostream& out_;
   baseline::BaselineStore store_;
