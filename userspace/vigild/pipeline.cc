@@ -158,8 +158,13 @@ Status Pipeline::RegisterMetrics(metrics::Registry& r) {
 void Pipeline::Emit(const std::string& line) { out_ << line << '\n'; }
 
 Pipeline::Agent* Pipeline::AgentFor(uint32_t agent_id) {
+  if (agent_id == last_agent_id_ && last_agent_ != nullptr) return last_agent_;
   auto it = agents_.find(agent_id);
-  if (it != agents_.end()) return &it->second;
+  if (it != agents_.end()) {
+    last_agent_id_ = agent_id;
+    last_agent_ = &it->second;
+    return last_agent_;
+  }
   if (agents_.size() >= options_.max_agents) {
     agents_dropped_++;
     return nullptr;

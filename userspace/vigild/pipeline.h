@@ -136,7 +136,10 @@ class Pipeline {
   std::optional<verify::StreamVerifier> verifier_;
   PipelineOptions options_;
   LineSink verdict_sink_;
-  std::unordered_map<uint32_t, Agent> agents_;
+  std::unordered_map<uint32_t, Agent> agents_;  // never erased: pointers stay valid
+  // The agent of the previous record: records come in bursts per agent.
+  uint32_t last_agent_id_ = 0;
+  Agent* last_agent_ = nullptr;
   std::array<uint64_t, VIGIL_EV_NR_TYPES> type_counts_{};  // not yet in the registry
   uint64_t unattested_count_ = 0;
   std::vector<baseline::Anomaly> anomalies_;  // reused per record

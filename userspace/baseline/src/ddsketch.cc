@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <cmath>
 #include <limits>
+#include <span>
 #include <utility>
 
 namespace vigil::baseline {
@@ -159,27 +160,32 @@ std::optional<double> DdSketch::MadLog(double shift) const {
 struct DdSketch::Prefix {
   double median;
   // Prefix sums so that the interpolated rank is O(1) per evaluation.
-  std::vector<uint64_t> below;
+  std::span<const uint64_t> below;
 };
+
+// The prefix sums live in a per-thread scratch vector: a refresh runs every
+// few dozen samples and need not allocate each time.
+DdSketch::Prefix DdSketch::MakePrefix() const {
+  thread_local std::vector<uint64_t> scratch;
+  scratch.resize(bins_.size() + 1);
+  scratch[0] = zero_count_;
+  for (size_t i = 0; i < bins_.size(); ++i) scratch[i + 1] = scratch[i] + bins_[i];
+  return Prefix{*Quantile(0.5), scratch};
+}
 
 std::optional<std::pair<double, double>> DdSketch::MadAndMadLog(double shift) const {
   if (count_ == 0 || !(shift > 0) || !std::isfinite(shift)) return std::nullopt;
-  Prefix prefix{*Quantile(0.5), std::vector<uint64_t>(bins_.size() + 1)};
-  prefix.below[0] = zero_count_;
-  for (size_t i = 0; i < bins_.size(); ++i) prefix.below[i + 1] = prefix.below[i] + bins_[i];
+  const Prefix prefix = MakePrefix();
   return std::pair(MadWith(prefix, false, 0.0), MadWith(prefix, true, shift));
 }
 
 double DdSketch::MadImpl(bool log_domain, double shift) const {
-  Prefix prefix{*Quantile(0.5), std::vector<uint64_t>(bins_.size() + 1)};
-  prefix.below[0] = zero_count_;
-  for (size_t i = 0; i < bins_.size(); ++i) prefix.below[i + 1] = prefix.below[i] + bins_[i];
-  return MadWith(prefix, log_domain, shift);
+  return MadWith(MakePrefix(), log_domain, shift);
 }
 
 double DdSketch::MadWith(const Prefix& prefix, bool log_domain, double shift) const {
   const double median = prefix.median;
-  const std::vector<uint64_t>& below = prefix.below;
+  const std::span<const uint64_t> below = prefix.below;
   // Estimated number of values <= x: zeros sit at min, each bin's mass is
   // spread evenly over its range (gamma^(k-1), gamma^k] clipped to [min, max].
   auto rank = [&](double x) -> double {

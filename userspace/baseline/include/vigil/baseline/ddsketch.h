@@ -119,6 +119,7 @@ class DdSketch {
   // Both MADs from one pass (the median and the prefix sums are shared).
   double MadImpl(bool log_domain, double shift) const;
   struct Prefix;
+  Prefix MakePrefix() const;  // count_ > 0
   double MadWith(const Prefix& prefix, bool log_domain, double shift) const;
   // Adds weight to bin k, growing or collapsing the bin range as needed.
   void AddKey(int32_t k, uint32_t weight);
