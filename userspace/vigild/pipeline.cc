@@ -65,14 +65,14 @@ Features FeaturesOf(const records::Record& rec) {
     out.push_back(
         {Feature::kMaxRss, static_cast<double>(VIGIL_FIELD(vigil_ev_exit, b, maxrss_kb)) * 1024.0});
     if (lifetime > 0) {
-      const double s = static_cast<double>(lifetime) / kNsPerS;
+      const double per_s = kNsPerS / static_cast<double>(lifetime);  // one division, two rates
       out.push_back({Feature::kFaultRate, static_cast<double>(VIGIL_FIELD(vigil_ev_exit, b, min_flt) +
-                                                              VIGIL_FIELD(vigil_ev_exit, b, maj_flt)) /
-                                              s});
+                                                              VIGIL_FIELD(vigil_ev_exit, b, maj_flt)) *
+                                              per_s});
       out.push_back({Feature::kCtxSwitchRate,
                      static_cast<double>(VIGIL_FIELD(vigil_ev_exit, b, nvcsw) +
-                                         VIGIL_FIELD(vigil_ev_exit, b, nivcsw)) /
-                         s});
+                                         VIGIL_FIELD(vigil_ev_exit, b, nivcsw)) *
+                         per_s});
     }
   } else if (rec.type() == VIGIL_EV_SAMPLE && b.size() == sizeof(vigil_ev_sample)) {
     const uint64_t interval = VIGIL_FIELD(vigil_ev_sample, b, interval_ns);
@@ -303,7 +303,7 @@ void Pipeline::Baseline(const records::Record& rec, Agent& agent, uint64_t real_
     const auto* e = reinterpret_cast<const char*>(rec.bytes().data()) +
                     offsetof(vigil_ev_exec, filename);
     const std::string_view path(e, strnlen(e, VIGIL_PATH_LEN));
-    if (auto a = store_.ObserveExecutable(agent.name, agent.role, path, real_ns)) {
+    if (auto a = store_.ObserveExecutable(agent.baseline, agent.name, agent.role, path, real_ns)) {
       EmitAlert(*a, &rec);
     }
     return;

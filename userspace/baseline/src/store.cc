@@ -371,7 +371,15 @@ std::optional<Anomaly> BaselineStore::ObserveExecutable(std::string_view agent,
                                                         std::string_view role,
                                                         std::string_view executable,
                                                         uint64_t timestamp_ns) {
-  AgentState* a = FindOrCreate(agent, role, timestamp_ns);
+  AgentRef ref;
+  return ObserveExecutable(ref, agent, role, executable, timestamp_ns);
+}
+
+std::optional<Anomaly> BaselineStore::ObserveExecutable(AgentRef& ref, std::string_view agent,
+                                                        std::string_view role,
+                                                        std::string_view executable,
+                                                        uint64_t timestamp_ns) {
+  AgentState* a = Resolve(ref, agent, role, timestamp_ns);
   if (a == nullptr) return std::nullopt;
   ++a->exe_observations;
   auto it = std::lower_bound(a->executables.begin(), a->executables.end(), executable);

@@ -243,6 +243,10 @@ class BaselineStore {
   // One exec of `executable` by `agent`.
   std::optional<Anomaly> ObserveExecutable(std::string_view agent, std::string_view role,
                                            std::string_view executable, uint64_t timestamp_ns);
+  // The same through `ref` (see ObserveMany).
+  std::optional<Anomaly> ObserveExecutable(AgentRef& ref, std::string_view agent,
+                                           std::string_view role, std::string_view executable,
+                                           uint64_t timestamp_ns);
 
   // Current pool outliers (stateless: call it periodically).
   std::vector<Anomaly> EvaluatePools(uint64_t timestamp_ns) const;
