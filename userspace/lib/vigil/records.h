@@ -175,7 +175,6 @@ class Record {
   // records (user events, log records) go to the heap.
   static constexpr size_t kInline = 328;
 
-  Record(const vigil_rec_hdr& hdr, std::span<const uint8_t> bytes) : hdr_(hdr) { Assign(bytes); }
   const uint8_t* data() const { return heap_ ? heap_.get() : inline_.data(); }
   void Assign(std::span<const uint8_t> bytes) {
     size_ = static_cast<uint32_t>(bytes.size());
