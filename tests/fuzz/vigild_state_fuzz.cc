@@ -3,13 +3,17 @@
 // arbitrary bytes (vigil::daemon in userspace/vigild/state.cc). The first
 // byte picks the file: bit 7 set, the rest is open-events.bin and the low 7
 // bits are the anchor seq; 0x40, the rest is a saved log of the instance
-// whose id is sixteen 0x5a bytes (tests/unit/module_sim.h); otherwise the
+// whose id is sixteen 0x5a bytes (tests/unit/module_sim.h), scanned from
+// memory and from a file in pieces (the two must agree); otherwise the
 // rest is verifier.json.
 // Invariants beyond "no crash, leak or UB":
 // a refusal carries an error code;
 // an accepted file re-serializes to one that parses to an equal result, and
 // serializing that again gives the same bytes; a saved log's complete part
 // scans again to the same result with nothing cut.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -97,6 +101,25 @@ void SavedLog(std::string_view bytes) {
   instance.fill(0x5a);
   const vigil::Result<vigil::daemon::SavedLog> scan =
       vigil::daemon::ScanSavedLog(bytes, instance);
+  // The file scanner, in pieces that split records anywhere, agrees.
+  const int fd = ::memfd_create("saved-log", MFD_CLOEXEC);
+  if (fd < 0) std::abort();
+  if (::write(fd, bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()) ||
+      ::lseek(fd, 0, SEEK_SET) != 0) {
+    std::abort();
+  }
+  const vigil::Result<vigil::daemon::SavedLog> from_file =
+      vigil::daemon::ScanSavedLogFile(fd, instance, 1 + bytes.size() % 61);
+  ::close(fd);
+  if (from_file.ok() != scan.ok()) std::abort();
+  if (!scan.ok() && (from_file.status().code() != scan.status().code() ||
+                     from_file.status().message() != scan.status().message())) {
+    std::abort();
+  }
+  if (scan.ok() && (from_file->complete_bytes != scan->complete_bytes ||
+                    from_file->last_seq != scan->last_seq || from_file->records != scan->records)) {
+    std::abort();
+  }
   if (!Accepted(scan)) return;
   if (scan->complete_bytes > bytes.size() || (scan->records == 0) != (scan->complete_bytes == 0)) {
     std::abort();

@@ -233,6 +233,50 @@ TEST(SavedLogTest, LastSeqAndACutTail) {
   EXPECT_EQ(empty->records, 0u);
 }
 
+TEST(SavedLogTest, AFileIsScannedInPiecesAndItsCutTailTruncated) {
+  testing::ModuleSim sim;
+  for (int i = 0; i < 3; ++i) {
+    sim.Commit();
+    sim.Checkpoint();
+  }
+  std::string bytes;
+  for (const auto& r : sim.log()) {
+    bytes.append(reinterpret_cast<const char*>(r.bytes().data()), r.bytes().size());
+  }
+  const std::span<const uint8_t> id(sim.instance());
+  const std::string cut = bytes.substr(0, bytes.size() - 7);  // an interrupted append
+  TempDir tmp;
+  auto state = daemon::StateDir::Open(tmp.path());
+  ASSERT_TRUE(state.ok());
+  ASSERT_TRUE(state->WriteAtomic("log-x.bin", cut).ok());
+  auto expect = daemon::ScanSavedLog(cut, id);
+  ASSERT_TRUE(expect.ok());
+  // Pieces smaller than a record, and of an odd size, split records anywhere.
+  for (size_t piece : {size_t{1}, size_t{13}, size_t{64}, size_t{1} << 20}) {
+    auto opened = state->OpenRead("log-x.bin");
+    ASSERT_TRUE(opened.ok() && opened->has_value());
+    auto got = daemon::ScanSavedLogFile((*opened)->fd.get(), id, piece);
+    ASSERT_TRUE(got.ok()) << piece << ": " << got.status().ToString();
+    EXPECT_EQ(got->complete_bytes, expect->complete_bytes) << piece;
+    EXPECT_EQ(got->last_seq, expect->last_seq) << piece;
+    EXPECT_EQ(got->records, expect->records) << piece;
+  }
+  ASSERT_TRUE(state->Truncate("log-x.bin", expect->complete_bytes).ok());
+  EXPECT_EQ(**state->Read("log-x.bin"), bytes.substr(0, expect->complete_bytes));
+  // A bad record in a later piece is reported at its byte offset.
+  std::string bad = bytes;
+  bad[sim.log()[0].bytes().size()] = 0x7f;  // the second record's type
+  ASSERT_TRUE(state->WriteAtomic("log-y.bin", bad).ok());
+  auto opened = state->OpenRead("log-y.bin");
+  ASSERT_TRUE(opened.ok() && opened->has_value());
+  auto refused = daemon::ScanSavedLogFile((*opened)->fd.get(), id, 16);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("at byte " +
+                                            std::to_string(sim.log()[0].bytes().size())),
+            std::string::npos)
+      << refused.status().message();
+}
+
 TEST(SavedLogTest, AnotherInstanceOrAnotherOrderIsRefused) {
   testing::ModuleSim sim;
   sim.Commit();

@@ -634,14 +634,15 @@ int Run(const Config& cfg) {
                              VIGIL_ID_LEN) == 0
             ? saved->log_saved_seq
             : 0;
-    auto text = state->Read(log_file);
-    if (!text.ok()) {
-      Say(text.status().ToString());
+    auto opened = state->OpenRead(log_file);
+    if (!opened.ok()) {
+      Say(opened.status().ToString());
       return kExitError;
     }
     std::optional<daemon::SavedLog> scan;
-    if (text->has_value()) {
-      auto scanned = daemon::ScanSavedLog(**text, std::span<const uint8_t>(info->instance_id));
+    if (opened->has_value()) {
+      auto scanned = daemon::ScanSavedLogFile((*opened)->fd.get(),
+                                              std::span<const uint8_t>(info->instance_id));
       if (scanned.ok()) {
         scan = *scanned;
       } else if (!cfg.reset_state) {
@@ -660,13 +661,11 @@ int Run(const Config& cfg) {
             scanned.status().message() + "); moved to " + *aside);
       }
     }
-    if (scan && scan->complete_bytes != (*text)->size()) {
+    if (scan && scan->complete_bytes != (*opened)->size) {
       Say(log_file + ": dropped a record cut short at the end (" +
-          std::to_string((*text)->size() - scan->complete_bytes) +
+          std::to_string((*opened)->size - scan->complete_bytes) +
           " bytes, an interrupted append); it is read again from the module");
-      if (vigil::Status st =
-              state->WriteAtomic(log_file, std::string_view(**text).substr(0, scan->complete_bytes));
-          !st.ok()) {
+      if (vigil::Status st = state->Truncate(log_file, scan->complete_bytes); !st.ok()) {
         Say(st.ToString());
         return kExitError;
       }

@@ -166,6 +166,16 @@ Status StateDir::Append(const std::string& name, std::string_view content, bool 
   return Status::Ok();
 }
 
+Status StateDir::Truncate(const std::string& name, uint64_t size) {
+  UniqueFd fd(::openat(dir_fd_.get(), name.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd.valid()) return Status::FromErrno(errno, "opening " + path_ + "/" + name);
+  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+    return Status::FromErrno(errno, "truncating " + path_ + "/" + name);
+  }
+  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + path_ + "/" + name);
+  return Status::Ok();
+}
+
 Result<std::string> StateDir::MoveAside(const std::string& name) {
   const std::string aside = name + ".corrupt-" + std::to_string(::time(nullptr));
   if (::renameat(dir_fd_.get(), name.c_str(), dir_fd_.get(), aside.c_str()) != 0) {
@@ -178,22 +188,28 @@ std::string LogFileName(std::span<const uint8_t> instance_id) {
   return "log-" + crypto::ToHex(instance_id) + ".bin";
 }
 
-Result<SavedLog> ScanSavedLog(std::string_view bytes, std::span<const uint8_t> instance_id) {
-  SavedLog out;
+namespace {
+
+// Adds the complete records at the start of `bytes` (which continue what
+// `so_far` counted) to `so_far`; returns how many bytes they took. A record
+// cut short at the end is left for the caller.
+Result<size_t> ScanMore(std::string_view bytes, std::span<const uint8_t> instance_id,
+                        SavedLog& so_far) {
   std::span<const uint8_t> rest(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  size_t used = 0;
   auto bad = [&](ErrorCode code, const std::string& why) {
-    return Status::Error(code, "saved log at byte " + std::to_string(out.complete_bytes) + ": " +
-                                   why);
+    return Status::Error(code, "saved log at byte " + std::to_string(so_far.complete_bytes) +
+                                   ": " + why);
   };
   while (!rest.empty()) {
     auto rec = records::Record::Decode(rest);
     if (!rec.ok()) {
-      if (rec.status().code() == ErrorCode::kTruncated) break;  // an interrupted append
+      if (rec.status().code() == ErrorCode::kTruncated) break;  // more to read, or cut short
       return bad(rec.status().code(), rec.status().message());
     }
-    if (out.records != 0 && rec->seq() <= out.last_seq) {
+    if (so_far.records != 0 && rec->seq() <= so_far.last_seq) {
       return bad(ErrorCode::kMalformed, "log seq " + std::to_string(rec->seq()) + " after " +
-                                            std::to_string(out.last_seq) +
+                                            std::to_string(so_far.last_seq) +
                                             ": not the module's log order");
     }
     if (auto cp = rec->As<vigil_log_checkpoint>()) {
@@ -205,10 +221,38 @@ Result<SavedLog> ScanSavedLog(std::string_view bytes, std::span<const uint8_t> i
                        crypto::ToHex(std::span<const uint8_t>(cp->instance_id)) + ")");
       }
     }
-    out.last_seq = rec->seq();
-    out.records++;
-    out.complete_bytes += rec->bytes().size();
+    so_far.last_seq = rec->seq();
+    so_far.records++;
+    so_far.complete_bytes += rec->bytes().size();
+    used += rec->bytes().size();
     rest = rest.subspan(rec->bytes().size());
+  }
+  return used;
+}
+
+}  // namespace
+
+Result<SavedLog> ScanSavedLog(std::string_view bytes, std::span<const uint8_t> instance_id) {
+  SavedLog out;
+  VIGIL_RETURN_IF_ERROR(ScanMore(bytes, instance_id, out).status());
+  return out;
+}
+
+Result<SavedLog> ScanSavedLogFile(int fd, std::span<const uint8_t> instance_id,
+                                  size_t piece_bytes) {
+  SavedLog out;
+  std::string pending;  // a record split across two reads
+  std::string piece(std::max<size_t>(piece_bytes, 1), '\0');
+  for (;;) {
+    const ssize_t n = ::read(fd, piece.data(), piece.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "reading the saved log");
+    }
+    if (n == 0) break;
+    pending.append(piece.data(), static_cast<size_t>(n));
+    VIGIL_ASSIGN_OR_RETURN(size_t used, ScanMore(pending, instance_id, out));
+    pending.erase(0, used);
   }
   return out;
 }

@@ -67,6 +67,8 @@ class StateDir {
   // `sync`: fdatasync before returning (power loss); without it the data
   // still survives the process being killed.
   Status Append(const std::string& name, std::string_view content, bool sync = true);
+  // Cuts `name` to its first `size` bytes (and syncs it).
+  Status Truncate(const std::string& name, uint64_t size);
   // Renames `name` to `name.corrupt-<unix time>`; returns the new name.
   Result<std::string> MoveAside(const std::string& name);
   const std::string& path() const { return path_; }
@@ -106,6 +108,10 @@ struct SavedLog {
   size_t records = 0;
 };
 Result<SavedLog> ScanSavedLog(std::string_view bytes, std::span<const uint8_t> instance_id);
+// The same over an open file read in pieces of `piece_bytes`: the file
+// grows with every checkpoint of the instance and is never held whole.
+Result<SavedLog> ScanSavedLogFile(int fd, std::span<const uint8_t> instance_id,
+                                  size_t piece_bytes = 1 << 20);
 
 // A record cut short at the very end (the journal is appended without fsync,
 // so a crash can leave one) is dropped and counted; anything else that does
