@@ -2,8 +2,8 @@
 # Loss is recorded, never silent: with a stopped collector and a one-page
 # ring buffer, the BPF programs count the records they cannot deliver,
 # report each one to the module (vigil_drop), the next checkpoint carries
-# the total, and vigild's verdict on it is "loss". Then the same events without the module's commit (--no-module)
-# arrive unflagged as committed.
+# the total, and vigild's verdict on it is "loss". Then the same events
+# without the module's commit (--no-module) arrive unflagged as committed.
 dir=/tmp/vigild-loss
 mkdir -p $dir
 
