@@ -117,7 +117,8 @@ void SavedLog(std::string_view bytes) {
     std::abort();
   }
   if (scan.ok() && (from_file->complete_bytes != scan->complete_bytes ||
-                    from_file->last_seq != scan->last_seq || from_file->records != scan->records)) {
+                    from_file->last_seq != scan->last_seq || from_file->records != scan->records ||
+                    from_file->scanned_bytes != bytes.size())) {
     std::abort();
   }
   if (!Accepted(scan)) return;

@@ -260,7 +260,9 @@ TEST(SavedLogTest, AFileIsScannedInPiecesAndItsCutTailTruncated) {
     EXPECT_EQ(got->complete_bytes, expect->complete_bytes) << piece;
     EXPECT_EQ(got->last_seq, expect->last_seq) << piece;
     EXPECT_EQ(got->records, expect->records) << piece;
+    EXPECT_EQ(got->scanned_bytes, cut.size()) << piece;
   }
+  EXPECT_LT(expect->complete_bytes, expect->scanned_bytes);  // the cut tail shows
   ASSERT_TRUE(state->Truncate("log-x.bin", expect->complete_bytes).ok());
   EXPECT_EQ(**state->Read("log-x.bin"), bytes.substr(0, expect->complete_bytes));
   // A bad record in a later piece is reported at its byte offset.

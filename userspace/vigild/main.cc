@@ -168,25 +168,16 @@ void Say(const std::string& msg) { std::cerr << "vigild: " << msg << "\n"; }
 
 // Loads one state file through `parse`, or explains why vigild stops. With
 // --reset-state a bad file is moved aside (named in the message) instead.
-// `parse` takes the file's text, or (std::FILE*, size) to stream a large one.
+// `parse` takes the file's text, or (fd, size) to stream a large one.
 template <typename T, typename Parse>
 vigil::Result<std::optional<T>> LoadState(daemon::StateDir& dir, const std::string& name,
                                           bool reset, Parse parse) {
   std::optional<vigil::Result<T>> parsed;
-  if constexpr (std::is_invocable_v<Parse, std::FILE*, uint64_t>) {
+  if constexpr (std::is_invocable_v<Parse, int, uint64_t>) {
     auto opened = dir.OpenRead(name);
     if (!opened.ok()) return opened.status();
     if (!opened->has_value()) return std::optional<T>();
-    // fclose closes a duplicate; the UniqueFd closes its own.
-    const int fd = ::fcntl((*opened)->fd.get(), F_DUPFD_CLOEXEC, 0);
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(fd < 0 ? nullptr : ::fdopen(fd, "r"),
-                                                          &std::fclose);
-    if (!file) {
-      const int err = errno;
-      if (fd >= 0) ::close(fd);
-      return vigil::Status::FromErrno(err, "reading " + dir.path() + "/" + name);
-    }
-    parsed.emplace(parse(file.get(), (*opened)->size));
+    parsed.emplace(parse((*opened)->fd.get(), (*opened)->size));
   } else {
     auto text = dir.Read(name);
     if (!text.ok()) return text.status();
@@ -353,8 +344,17 @@ int Run(const Config& cfg) {
     state.emplace(std::move(dir).value());
     auto b = LoadState<vigil::baseline::BaselineStore>(
         *state, daemon::kBaselinesFile, cfg.reset_state,
-        [&](std::FILE* file, uint64_t size) -> vigil::Result<vigil::baseline::BaselineStore> {
-          auto parsed = vigil::baseline::BaselineStore::ParseFile(file, size, bcfg);
+        [&](int fd, uint64_t size) -> vigil::Result<vigil::baseline::BaselineStore> {
+          // fclose closes a duplicate; the state directory closes its own.
+          const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+          std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(
+              dup < 0 ? nullptr : ::fdopen(dup, "r"), &std::fclose);
+          if (!file) {
+            const int err = errno;
+            if (dup >= 0) ::close(dup);
+            return vigil::Status::FromErrno(err, "reading " + std::string(daemon::kBaselinesFile));
+          }
+          auto parsed = vigil::baseline::BaselineStore::ParseFile(file.get(), size, bcfg);
           if (parsed.ok()) return std::move(parsed).value();
           return vigil::Status::Error(vigil::ErrorCode::kMalformed,
                                       parsed.status().ToString());
@@ -629,48 +629,26 @@ int Run(const Config& cfg) {
   std::string log_file;
   if (state && info) {
     log_file = daemon::LogFileName(std::span<const uint8_t>(info->instance_id));
-    const uint64_t expected =
-        saved && std::memcmp(saved->anchor.instance_id.data(), info->instance_id,
-                             VIGIL_ID_LEN) == 0
-            ? saved->log_saved_seq
-            : 0;
-    auto opened = state->OpenRead(log_file);
-    if (!opened.ok()) {
-      Say(opened.status().ToString());
+    // Zeroed above when the saved state belongs to another instance.
+    const uint64_t expected = saved ? saved->log_saved_seq : 0;
+    auto scan = LoadState<daemon::SavedLog>(
+        *state, log_file, cfg.reset_state, [&](int fd, uint64_t) {
+          return daemon::ScanSavedLogFile(fd, std::span<const uint8_t>(info->instance_id));
+        });
+    if (!scan.ok()) {
+      Say(scan.status().message());
       return kExitError;
     }
-    std::optional<daemon::SavedLog> scan;
-    if (opened->has_value()) {
-      auto scanned = daemon::ScanSavedLogFile((*opened)->fd.get(),
-                                              std::span<const uint8_t>(info->instance_id));
-      if (scanned.ok()) {
-        scan = *scanned;
-      } else if (!cfg.reset_state) {
-        Say("state file " + state->path() + "/" + log_file + " is unusable: " +
-            scanned.status().message() +
-            "; it was left as it is. Fix or remove it, or start with --reset-state to move it "
-            "aside");
-        return kExitError;
-      } else {
-        auto aside = state->MoveAside(log_file);
-        if (!aside.ok()) {
-          Say(aside.status().ToString());
-          return kExitError;
-        }
-        Say("--reset-state: " + state->path() + "/" + log_file + " was unusable (" +
-            scanned.status().message() + "); moved to " + *aside);
-      }
-    }
-    if (scan && scan->complete_bytes != (*opened)->size) {
+    if (*scan && (*scan)->complete_bytes != (*scan)->scanned_bytes) {
       Say(log_file + ": dropped a record cut short at the end (" +
-          std::to_string((*opened)->size - scan->complete_bytes) +
+          std::to_string((*scan)->scanned_bytes - (*scan)->complete_bytes) +
           " bytes, an interrupted append); it is read again from the module");
-      if (vigil::Status st = state->Truncate(log_file, scan->complete_bytes); !st.ok()) {
+      if (vigil::Status st = state->Truncate(log_file, (*scan)->complete_bytes); !st.ok()) {
         Say(st.ToString());
         return kExitError;
       }
     }
-    log_saved_seq = scan ? scan->last_seq : 0;
+    log_saved_seq = *scan ? (*scan)->last_seq : 0;
     if (log_saved_seq < expected) {
       Say(log_file + " ends at log seq " + std::to_string(log_saved_seq) +
           " but verifier.json says " + std::to_string(expected) +

@@ -235,6 +235,7 @@ Result<size_t> ScanMore(std::string_view bytes, std::span<const uint8_t> instanc
 Result<SavedLog> ScanSavedLog(std::string_view bytes, std::span<const uint8_t> instance_id) {
   SavedLog out;
   VIGIL_RETURN_IF_ERROR(ScanMore(bytes, instance_id, out).status());
+  out.scanned_bytes = bytes.size();
   return out;
 }
 
@@ -250,6 +251,7 @@ Result<SavedLog> ScanSavedLogFile(int fd, std::span<const uint8_t> instance_id,
       return Status::FromErrno(errno, "reading the saved log");
     }
     if (n == 0) break;
+    out.scanned_bytes += static_cast<size_t>(n);
     pending.append(piece.data(), static_cast<size_t>(n));
     VIGIL_ASSIGN_OR_RETURN(size_t used, ScanMore(pending, instance_id, out));
     pending.erase(0, used);

@@ -103,6 +103,7 @@ std::string LogFileName(std::span<const uint8_t> instance_id);
 // increase, or a checkpoint names another module instance than
 // `instance_id`.
 struct SavedLog {
+  size_t scanned_bytes = 0;  // all of them: more than complete_bytes after a cut-short record
   size_t complete_bytes = 0;
   uint64_t last_seq = 0;
   size_t records = 0;
