@@ -191,6 +191,13 @@ void Pipeline::SetAgentNames(const std::map<uint32_t, std::string>& names) {
   }
 }
 
+void Pipeline::NameFrom(const records::Record& rec, Agent& agent) {
+  if (auto a = rec.As<vigil_ev_agent>()) {
+    const std::string name = records::FieldString(a->name);
+    if (!name.empty()) Name(agent, name);
+  }
+}
+
 void Pipeline::Name(Agent& agent, const std::string& name) {
   agent.name = name;
   agent.role = RoleOf(name);
@@ -259,10 +266,7 @@ void Pipeline::OnEvent(records::Record&& rec, uint64_t real_ns) {
   const bool trusted = rec.committed() || !options_.committed_only;
   if (rec.hdr().agent_id != 0 && trusted) {
     if (Agent* agent = AgentFor(rec.hdr().agent_id)) {
-      if (auto a = rec.As<vigil_ev_agent>()) {
-        const std::string name = records::FieldString(a->name);
-        if (!name.empty()) Name(*agent, name);
-      }
+      NameFrom(rec, *agent);
       agent->records++;
       Baseline(rec, *agent, real_ns);
       if (rec.committed() && rec.seq() != 0) {
@@ -283,10 +287,10 @@ void Pipeline::OnRecoveredEvent(records::Record rec) {
   if (!verifier_) return;
   // Its records were counted before the restart, but the name it gave an
   // agent id may not have been saved yet: keep the name, count nothing.
-  if (auto a = rec.As<vigil_ev_agent>(); a && rec.committed() && rec.hdr().agent_id != 0) {
-    const std::string name = records::FieldString(a->name);
-    Agent* agent = name.empty() ? nullptr : AgentFor(rec.hdr().agent_id);
-    if (agent != nullptr && !agent->named) Name(*agent, name);
+  if (rec.type() == VIGIL_EV_AGENT && rec.committed() && rec.hdr().agent_id != 0) {
+    if (Agent* agent = AgentFor(rec.hdr().agent_id); agent != nullptr && !agent->named) {
+      NameFrom(rec, *agent);
+    }
   }
   verifier_->AddRecoveredEvent(std::move(rec));
   DrainVerifier();

@@ -121,6 +121,8 @@ class Pipeline {
   };
   Agent* AgentFor(uint32_t agent_id);  // nullptr past max_agents
   static void Name(Agent& agent, const std::string& name);
+  // The name an AGENT record gives (no-op for other records or an empty name).
+  static void NameFrom(const records::Record& rec, Agent& agent);
   Status RegisterMetrics(metrics::Registry& registry);
   void Emit(const std::string& line);
   // `from`: the record that raised it (none for pool comparisons).

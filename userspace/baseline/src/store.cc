@@ -161,10 +161,13 @@ BaselineStore::AgentState* BaselineStore::FindOrCreate(std::string_view agent,
     for (FeatureState& fs : a.features) fs = NewFeature();
     it = agents_.emplace(std::string(agent), std::move(a)).first;
   }
-  AgentState& a = it->second;
+  Touch(it->second, role, timestamp_ns);
+  return &it->second;
+}
+
+void BaselineStore::Touch(AgentState& a, std::string_view role, uint64_t timestamp_ns) {
   if (a.role != role) a.role = std::string(role);  // moved to another pool
   a.last_ns = std::max(a.last_ns, timestamp_ns);
-  return &a;
 }
 
 const BaselineStore::AgentState* BaselineStore::Find(std::string_view agent) const {
@@ -281,11 +284,8 @@ BaselineStore::AgentState* BaselineStore::Resolve(AgentRef& ref, std::string_vie
     ref.generation_ = generation_;
     return ref.state_;
   }
-  // What FindOrCreate does for an agent it finds.
-  AgentState& a = *ref.state_;
-  if (a.role != role) a.role = std::string(role);
-  a.last_ns = std::max(a.last_ns, timestamp_ns);
-  return &a;
+  Touch(*ref.state_, role, timestamp_ns);
+  return ref.state_;
 }
 
 void BaselineStore::ObserveMany(AgentRef& ref, std::string_view agent, std::string_view role,

@@ -328,6 +328,8 @@ class BaselineStore {
   explicit BaselineStore(const BaselineConfig& config) : config_(config) {}
 
   AgentState* FindOrCreate(std::string_view agent, std::string_view role, uint64_t timestamp_ns);
+  // An agent seen again: its role as given now, its last time.
+  static void Touch(AgentState& agent, std::string_view role, uint64_t timestamp_ns);
   // The agent `ref` points at, or FindOrCreate when the ref is new or stale.
   AgentState* Resolve(AgentRef& ref, std::string_view agent, std::string_view role,
                       uint64_t timestamp_ns);
