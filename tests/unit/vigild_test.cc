@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 
 #include "module_sim.h"
 #include "pipeline.h"
@@ -351,24 +352,35 @@ std::vector<json> Lines(const std::string& text) {
   return out;
 }
 
-TEST(PipelineTest, VerdictsFindingsAndMetricsFromAVerifiedStream) {
-  testing::ModuleSim sim;
+// One pipeline as the tests drive it: JSON lines in `out`, metrics in
+// `registry`.
+struct PipelineRig {
+  explicit PipelineRig(std::optional<verify::StreamVerifier> verifier,
+                       daemon::PipelineOptions options = {}, baseline::BaselineConfig config = {}) {
+    auto store = baseline::BaselineStore::Create(config);
+    if (!store.ok()) throw std::runtime_error(store.status().ToString());
+    auto made = daemon::Pipeline::Create(out, registry, std::move(store).value(),
+                                         std::move(verifier), options);
+    if (!made.ok()) throw std::runtime_error(made.status().ToString());
+    p = std::move(made).value();
+  }
   metrics::Registry registry;
   std::ostringstream out;
-  auto store = baseline::BaselineStore::Create({});
-  ASSERT_TRUE(store.ok());
+  std::unique_ptr<daemon::Pipeline> p;
+};
+
+TEST(PipelineTest, VerdictsFindingsAndMetricsFromAVerifiedStream) {
+  testing::ModuleSim sim;
   std::vector<std::string> sunk;
-  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(),
-                                    verify::StreamVerifier(sim.StartAnchor(), {}), {});
-  ASSERT_TRUE(p.ok()) << p.status().ToString();
-  (*p)->set_verdict_sink([&](const std::string& line) { sunk.push_back(line); });
+  PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}));
+  rig.p->set_verdict_sink([&](const std::string& line) { sunk.push_back(line); });
   std::vector<records::Record> events;
   for (int i = 0; i < 4; ++i) events.push_back(sim.Commit());
-  for (const auto& e : events) (*p)->OnEvent(e, 1);
-  (*p)->OnEvent(events[1], 2);  // a duplicate
+  for (const auto& e : events) rig.p->OnEvent(e, 1);
+  rig.p->OnEvent(events[1], 2);  // a duplicate
   sim.Checkpoint();
-  for (const auto& r : sim.log()) (*p)->OnLog(r);
-  auto lines = Lines(out.str());
+  for (const auto& r : sim.log()) rig.p->OnLog(r);
+  auto lines = Lines(rig.out.str());
   size_t records = 0, checkpoints = 0, findings = 0, tainted = 0;
   for (const json& j : lines) {
     const std::string type = j.at("type");
@@ -399,8 +411,8 @@ TEST(PipelineTest, VerdictsFindingsAndMetricsFromAVerifiedStream) {
   EXPECT_EQ(tainted, 1u);
   ASSERT_EQ(sunk.size(), 1u);
   EXPECT_EQ(json::parse(sunk[0]).at("verdict"), "tampered");
-  (*p)->FlushMetrics();
-  const std::string metrics = registry.Render();
+  rig.p->FlushMetrics();
+  const std::string metrics = rig.registry.Render();
   EXPECT_NE(metrics.find("vigil_checkpoints_total{verdict=\"tampered\"} 1"), std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("vigil_checkpoints_total{verdict=\"verified\"} 0"), std::string::npos);
@@ -410,62 +422,50 @@ TEST(PipelineTest, VerdictsFindingsAndMetricsFromAVerifiedStream) {
 
 TEST(PipelineTest, OnlyATamperedRangeTaintsTheBaselinesThatLearntFromIt) {
   testing::ModuleSim sim;
-  metrics::Registry registry;
-  std::ostringstream out;
-  auto store = baseline::BaselineStore::Create({});
-  ASSERT_TRUE(store.ok());
   daemon::PipelineOptions opt;
   opt.emit_records = false;
-  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(),
-                                    verify::StreamVerifier(sim.StartAnchor(), {}), opt);
-  ASSERT_TRUE(p.ok());
-  (*p)->SetAgentNames({{1, "web@1"}});
-  for (const auto& r : sim.log()) (*p)->OnLog(r);
-  for (int i = 0; i < 3; ++i) (*p)->OnEvent(sim.Commit(), 1);  // seqs 1..3
-  for (const auto& r : sim.Checkpoint()) (*p)->OnLog(r);       // verified
+  PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}), opt);
+  rig.p->SetAgentNames({{1, "web@1"}});
+  for (const auto& r : sim.log()) rig.p->OnLog(r);
+  for (int i = 0; i < 3; ++i) rig.p->OnEvent(sim.Commit(), 1);  // seqs 1..3
+  for (const auto& r : sim.Checkpoint()) rig.p->OnLog(r);       // verified
   std::vector<records::Record> next;
   for (int i = 0; i < 3; ++i) next.push_back(sim.Commit());  // seqs 4..6
-  for (const auto& e : next) (*p)->OnEvent(e, 2);
-  (*p)->OnEvent(next[1], 3);  // seq 5 replayed: learnt twice
-  for (const auto& r : sim.Checkpoint()) (*p)->OnLog(r);
+  for (const auto& e : next) rig.p->OnEvent(e, 2);
+  rig.p->OnEvent(next[1], 3);  // seq 5 replayed: learnt twice
+  for (const auto& r : sim.Checkpoint()) rig.p->OnLog(r);
   std::vector<std::string> verdicts;
   std::vector<json> tainted;
-  for (const json& j : Lines(out.str())) {
+  for (const json& j : Lines(rig.out.str())) {
     if (j.at("type") == "checkpoint") verdicts.push_back(j.at("verdict"));
     if (j.at("type") == "finding" && j.at("kind") == "baseline_tainted") tainted.push_back(j);
   }
-  ASSERT_EQ(verdicts, (std::vector<std::string>{"verified", "tampered"})) << out.str();
-  ASSERT_EQ(tainted.size(), 1u) << out.str();
+  ASSERT_EQ(verdicts, (std::vector<std::string>{"verified", "tampered"})) << rig.out.str();
+  ASSERT_EQ(tainted.size(), 1u) << rig.out.str();
   EXPECT_EQ(tainted[0].at("agent"), "web@1");
   EXPECT_EQ(tainted[0].at("seq"), 5);
   EXPECT_NE(tainted[0].at("reason").get<std::string>().find("seqs 5..6"), std::string::npos)
       << tainted[0].dump();
-  (*p)->FlushMetrics();
-  EXPECT_NE(registry.Render().find("vigil_findings_total{kind=\"baseline_tainted\"} 1\n"),
+  rig.p->FlushMetrics();
+  EXPECT_NE(rig.registry.Render().find("vigil_findings_total{kind=\"baseline_tainted\"} 1\n"),
             std::string::npos);
 }
 
 TEST(PipelineTest, AttestedDropsAreALossVerdictAndAMetric) {
   testing::ModuleSim sim;
-  metrics::Registry registry;
-  std::ostringstream out;
-  auto store = baseline::BaselineStore::Create({});
-  ASSERT_TRUE(store.ok());
   daemon::PipelineOptions opt;
   opt.emit_records = false;
-  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(),
-                                    verify::StreamVerifier(sim.StartAnchor(), {}), opt);
-  ASSERT_TRUE(p.ok());
-  for (const auto& r : sim.log()) (*p)->OnLog(r);
-  for (int i = 0; i < 3; ++i) (*p)->OnEvent(sim.Commit(), 1);
+  PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}), opt);
+  for (const auto& r : sim.log()) rig.p->OnLog(r);
+  for (int i = 0; i < 3; ++i) rig.p->OnEvent(sim.Commit(), 1);
   sim.AddDrops(7);  // records the BPF side could not deliver
-  for (const auto& r : sim.Checkpoint()) (*p)->OnLog(r);
-  auto lines = Lines(out.str());
-  ASSERT_EQ(lines.size(), 1u) << out.str();
+  for (const auto& r : sim.Checkpoint()) rig.p->OnLog(r);
+  auto lines = Lines(rig.out.str());
+  ASSERT_EQ(lines.size(), 1u) << rig.out.str();
   EXPECT_EQ(lines[0].at("verdict"), "loss") << lines[0].dump();
   EXPECT_EQ(lines[0].at("new_drops"), 7) << lines[0].dump();
-  (*p)->FlushMetrics();
-  const std::string metrics = registry.Render();
+  rig.p->FlushMetrics();
+  const std::string metrics = rig.registry.Render();
   EXPECT_NE(metrics.find("vigil_attested_loss_total{kind=\"drops\"} 7\n"), std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("vigil_checkpoints_total{verdict=\"loss\"} 1\n"), std::string::npos)
@@ -473,20 +473,15 @@ TEST(PipelineTest, AttestedDropsAreALossVerdictAndAMetric) {
 }
 
 TEST(PipelineTest, ShiftedAgentRaisesAnAlertOnTheRightFeature) {
-  metrics::Registry registry;
-  std::ostringstream out;
   baseline::BaselineConfig cfg;
   cfg.learn_samples = 50;
-  auto store = baseline::BaselineStore::Create(cfg);
-  ASSERT_TRUE(store.ok());
   daemon::PipelineOptions opt;
   opt.emit_records = false;
-  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(), std::nullopt, opt);
-  ASSERT_TRUE(p.ok());
+  PipelineRig rig(std::nullopt, opt, cfg);
   auto agent = testing::Blank<vigil_ev_agent>(VIGIL_EV_AGENT, 0);
   agent.hdr.agent_id = 3;
   std::strcpy(agent.name, "crawler@1");
-  (*p)->OnEvent(testing::ToRecord(agent), 1);
+  rig.p->OnEvent(testing::ToRecord(agent), 1);
   // Learning: lifetimes around 100 ms, everything else steady.
   uint64_t seq = 1;
   auto exit_with = [&](uint64_t lifetime_ns, uint64_t cpu_ns) {
@@ -499,13 +494,13 @@ TEST(PipelineTest, ShiftedAgentRaisesAnAlertOnTheRightFeature) {
     return testing::ToRecord(x);
   };
   for (int i = 0; i < 60; ++i) {
-    (*p)->OnEvent(exit_with(100'000'000 + (i % 7) * 1'000'000, 5'000'000 + (i % 5) * 100'000),
+    rig.p->OnEvent(exit_with(100'000'000 + (i % 7) * 1'000'000, 5'000'000 + (i % 5) * 100'000),
                   100 + i);
   }
-  EXPECT_EQ((*p)->alerts(), 0u) << out.str();
+  EXPECT_EQ(rig.p->alerts(), 0u) << rig.out.str();
   // CPU per exec jumps 20x; lifetime stays.
-  (*p)->OnEvent(exit_with(103'000'000, 100'000'000), 1000);
-  auto lines = Lines(out.str());
+  rig.p->OnEvent(exit_with(103'000'000, 100'000'000), 1000);
+  auto lines = Lines(rig.out.str());
   ASSERT_FALSE(lines.empty());
   bool cpu_alert = false;
   for (const json& j : lines) {
@@ -517,28 +512,23 @@ TEST(PipelineTest, ShiftedAgentRaisesAnAlertOnTheRightFeature) {
     if (j.at("feature") == "cpu_per_exec") cpu_alert = true;
     EXPECT_NE(j.at("feature"), "lifetime");
   }
-  EXPECT_TRUE(cpu_alert) << out.str();
-  (*p)->FlushMetrics();
-  EXPECT_NE(registry.Render().find("vigil_agent_alerts_total{agent=\"crawler@1\"}"),
+  EXPECT_TRUE(cpu_alert) << rig.out.str();
+  rig.p->FlushMetrics();
+  EXPECT_NE(rig.registry.Render().find("vigil_agent_alerts_total{agent=\"crawler@1\"}"),
             std::string::npos);
 }
 
 TEST(PipelineTest, AnAgentIsOneBaselineAcrossRestartsUnderNewIds) {
-  metrics::Registry registry;
-  std::ostringstream out;
   baseline::BaselineConfig cfg;
   cfg.learn_samples = 20;
-  auto store = baseline::BaselineStore::Create(cfg);
-  ASSERT_TRUE(store.ok());
   daemon::PipelineOptions opt;
   opt.emit_records = false;
-  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(), std::nullopt, opt);
-  ASSERT_TRUE(p.ok());
+  PipelineRig rig(std::nullopt, opt, cfg);
   auto run = [&](uint32_t agent_id, int exits) {
     auto agent = testing::Blank<vigil_ev_agent>(VIGIL_EV_AGENT, 0);
     agent.hdr.agent_id = agent_id;
     std::strcpy(agent.name, "crawler@1");
-    (*p)->OnEvent(testing::ToRecord(agent), 1);
+    rig.p->OnEvent(testing::ToRecord(agent), 1);
     for (int i = 0; i < exits; ++i) {
       auto x = testing::MakeExit(0, 50, 0, 0);
       x.hdr.flags = 0;
@@ -546,18 +536,18 @@ TEST(PipelineTest, AnAgentIsOneBaselineAcrossRestartsUnderNewIds) {
       x.lifetime_ns = 100'000'000 + (i % 7) * 1'000'000;
       x.utime_ns = 5'000'000;
       x.maxrss_kb = 4096;
-      (*p)->OnEvent(testing::ToRecord(x), 100 + i);
+      rig.p->OnEvent(testing::ToRecord(x), 100 + i);
     }
   };
   run(3, 15);  // the agent's first process tree
   run(9, 15);  // restarted: a new agent id, the same name
-  EXPECT_EQ((*p)->store().agent_count(), 1u);
-  auto cpu = (*p)->store().Summary("crawler@1", baseline::Feature::kCpuPerExec);
+  EXPECT_EQ(rig.p->store().agent_count(), 1u);
+  auto cpu = rig.p->store().Summary("crawler@1", baseline::Feature::kCpuPerExec);
   ASSERT_TRUE(cpu.has_value());
   EXPECT_EQ(cpu->samples, 30u);
   EXPECT_EQ(cpu->phase, baseline::Phase::kWatching);  // 20 samples needed: both runs counted
-  (*p)->Tick(1'000'000'000, 200);  // metrics flushed, per-agent gauges set
-  const std::string text = registry.Render();
+  rig.p->Tick(1'000'000'000, 200);  // metrics flushed, per-agent gauges set
+  const std::string text = rig.registry.Render();
   EXPECT_NE(text.find("vigil_agents 1\n"), std::string::npos) << text;
   EXPECT_NE(text.find("vigil_agent_records_total{agent=\"crawler@1\"} 32"), std::string::npos)
       << text;
@@ -569,13 +559,7 @@ TEST(PipelineTest, AnAgentIsOneBaselineAcrossRestartsUnderNewIds) {
 
 TEST(PipelineTest, ARecoveredAgentRecordNamesTheAgentWithoutCountingIt) {
   testing::ModuleSim sim;
-  metrics::Registry registry;
-  std::ostringstream out;
-  auto store = baseline::BaselineStore::Create({});
-  ASSERT_TRUE(store.ok());
-  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(),
-                                    verify::StreamVerifier(sim.StartAnchor(), {}), {});
-  ASSERT_TRUE(p.ok());
+  PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}));
   auto agent = testing::Blank<vigil_ev_agent>(VIGIL_EV_AGENT, 1);
   agent.hdr.agent_id = 7;
   agent.hdr.flags = VIGIL_REC_F_COMMITTED;
@@ -583,43 +567,33 @@ TEST(PipelineTest, ARecoveredAgentRecordNamesTheAgentWithoutCountingIt) {
   auto uncommitted = agent;
   uncommitted.hdr.agent_id = 8;
   uncommitted.hdr.flags = 0;
-  (*p)->OnRecoveredEvent(testing::ToRecord(agent));
-  (*p)->OnRecoveredEvent(testing::ToRecord(uncommitted));
-  const auto names = (*p)->AgentNames();
+  rig.p->OnRecoveredEvent(testing::ToRecord(agent));
+  rig.p->OnRecoveredEvent(testing::ToRecord(uncommitted));
+  const auto names = rig.p->AgentNames();
   ASSERT_EQ(names.size(), 1u);
   EXPECT_EQ(names.at(7), "bg@1");
-  EXPECT_EQ((*p)->store().agent_count(), 0u);  // counted before the restart, not again
+  EXPECT_EQ(rig.p->store().agent_count(), 0u);  // counted before the restart, not again
 }
 
 TEST(PipelineTest, WithoutTheModuleNothingIsVerified) {
-  metrics::Registry registry;
-  std::ostringstream out;
-  auto store = baseline::BaselineStore::Create({});
-  ASSERT_TRUE(store.ok());
-  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(), std::nullopt, {});
-  ASSERT_TRUE(p.ok());
+  PipelineRig rig(std::nullopt);
   auto ev = testing::MakeExec(0, 10, "x", "/bin/x");
   ev.hdr.flags = VIGIL_REC_F_NO_MODULE;
-  (*p)->OnEvent(testing::ToRecord(ev), 1);
-  (*p)->Finish();
-  for (const json& j : Lines(out.str())) EXPECT_NE(j.at("type"), "checkpoint");
-  EXPECT_NE(registry.Render().find("vigil_unattested_records_total 1"), std::string::npos);
-  EXPECT_EQ((*p)->verifier(), nullptr);
+  rig.p->OnEvent(testing::ToRecord(ev), 1);
+  rig.p->Finish();
+  for (const json& j : Lines(rig.out.str())) EXPECT_NE(j.at("type"), "checkpoint");
+  EXPECT_NE(rig.registry.Render().find("vigil_unattested_records_total 1"), std::string::npos);
+  EXPECT_EQ(rig.p->verifier(), nullptr);
 }
 
 TEST(PipelineTest, PoolOutlierIsReportedWhenItStartsNotEveryInterval) {
-  metrics::Registry registry;
-  std::ostringstream out;
   baseline::BaselineConfig cfg;
   cfg.learn_samples = 10;
-  auto store = baseline::BaselineStore::Create(cfg);
-  ASSERT_TRUE(store.ok());
   daemon::PipelineOptions opt;
   opt.emit_records = false;
   opt.pool_interval_ns = 1;
-  auto p = daemon::Pipeline::Create(out, registry, std::move(store).value(), std::nullopt, opt);
-  ASSERT_TRUE(p.ok());
-  (*p)->SetAgentNames({{1, "w@1"}, {2, "w@2"}, {3, "w@3"}, {4, "w@4"}, {5, "w@5"}, {6, "w@6"}});
+  PipelineRig rig(std::nullopt, opt, cfg);
+  rig.p->SetAgentNames({{1, "w@1"}, {2, "w@2"}, {3, "w@3"}, {4, "w@4"}, {5, "w@5"}, {6, "w@6"}});
   uint64_t t = 1;
   for (int i = 0; i < 20; ++i) {
     for (uint32_t id = 1; id <= 6; ++id) {
@@ -629,12 +603,12 @@ TEST(PipelineTest, PoolOutlierIsReportedWhenItStartsNotEveryInterval) {
       x.lifetime_ns = 100'000'000 + (i % 3) * 1'000'000;
       x.utime_ns = (id == 6 ? 80'000'000 : 5'000'000) + (i % 4) * 100'000;
       x.maxrss_kb = 4096;
-      (*p)->OnEvent(testing::ToRecord(x), t++);
+      rig.p->OnEvent(testing::ToRecord(x), t++);
     }
   }
   auto pool_alerts = [&]() {
     size_t n = 0;
-    for (const json& j : Lines(out.str())) {
+    for (const json& j : Lines(rig.out.str())) {
       if (j.at("type") == "alert" && j.at("alert_kind") == "pool_outlier") {
         EXPECT_EQ(j.at("agent"), "w@6") << j.dump();
         EXPECT_EQ(j.at("feature"), "cpu_per_exec") << j.dump();
@@ -643,11 +617,11 @@ TEST(PipelineTest, PoolOutlierIsReportedWhenItStartsNotEveryInterval) {
     }
     return n;
   };
-  (*p)->Tick(10, t);
-  EXPECT_EQ(pool_alerts(), 1u) << out.str();
-  (*p)->Tick(20, t + 1);
-  (*p)->Tick(30, t + 2);
-  EXPECT_EQ(pool_alerts(), 1u) << out.str();
+  rig.p->Tick(10, t);
+  EXPECT_EQ(pool_alerts(), 1u) << rig.out.str();
+  rig.p->Tick(20, t + 1);
+  rig.p->Tick(30, t + 2);
+  EXPECT_EQ(pool_alerts(), 1u) << rig.out.str();
 }
 
 }  // namespace
