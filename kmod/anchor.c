@@ -21,8 +21,6 @@
 
 #include "internal.h"
 
-#define VIGIL_KICK_PENDING	0
-
 /**
  * vigil_rec_init() - zero a record and fill its header
  * @hdr:  the record
@@ -102,8 +100,54 @@ static void vigil_extend_retry(u32 pcr)
 		vigil_extend_from(pcr, pending);
 }
 
+/**
+ * vigil_dev_anchor() - is the anchor a PCR that locality 0 can reset?
+ *
+ * Return: true for anchor=pcr with pcr_events 16 or 23 (development only).
+ */
+bool vigil_dev_anchor(void)
+{
+	return vigil.p.anchor == VIGIL_ANCHOR_PCR &&
+	       (vigil.p.pcr_events == 16 || vigil.p.pcr_events == 23);
+}
+
 /*
- * Append, then extend @pcr (if any) with it. Caller holds anchor_lock.
+ * Measure a record through IMA (anchor=ima): IMA appends it to its log and
+ * extends PCR 10, which cannot be reset. Failures are counted as TPM
+ * errors (IMA measures nothing without a CRITICAL_DATA policy rule).
+ */
+static void vigil_anchor_ima(const struct vigil_rec_hdr *rec)
+{
+	const char *kind;
+	char name[48];
+	int ret;
+
+	switch (rec->type) {
+	case VIGIL_LOG_MEASURE:
+		kind = "measure";
+		break;
+	case VIGIL_LOG_KEY:
+		kind = "key";
+		break;
+	default:
+		kind = "checkpoint";
+		break;
+	}
+	snprintf(name, sizeof(name), "vigil-%s-%llu", kind, rec->seq);
+	ret = ima_measure_critical_data("vigil", name, rec, rec->size, false,
+					NULL, 0);
+	if (ret) {
+		atomic64_inc(&vigil.tpm_errors);
+		pr_warn_ratelimited("IMA measurement of %s failed: %d\n", name,
+				    ret);
+	}
+}
+
+/*
+ * Append, then extend @pcr (if any) with it, and with anchor=ima measure
+ * it through IMA as well: the identity, parameters, producer set and key
+ * then sit in the same non-resettable anchor as the checkpoints. Caller
+ * holds anchor_lock.
  * Return: 0, -EIO when the record was logged but not extended (now or
  * still pending), or the append's -errno (nothing logged).
  */
@@ -113,8 +157,12 @@ static int vigil_append_extend(struct vigil_rec_hdr *rec, u32 pcr,
 	int ret;
 
 	ret = vigil_log_append(rec, pcr, reserve, 0);
-	if (ret || pcr == VIGIL_PCR_NONE)
+	if (ret)
 		return ret;
+	if (vigil.p.anchor == VIGIL_ANCHOR_IMA)
+		vigil_anchor_ima(rec);
+	if (pcr == VIGIL_PCR_NONE)
+		return 0;
 	return vigil_extend_new(pcr, rec->seq) ? -EIO : 0;
 }
 
@@ -208,6 +256,27 @@ static bool vigil_checkpoint_idle(void)
 	       (u64)atomic64_read(&vigil.log_refused) == vigil.cp_refused;
 }
 
+/* The timer's period: checkpoints, or heartbeats only. */
+static u32 vigil_timer_ms(void)
+{
+	if (vigil.p.checkpoint_ms)
+		return min(vigil.p.checkpoint_ms, vigil.p.heartbeat_ms);
+	return vigil.p.heartbeat_ms;
+}
+
+/*
+ * Is a heartbeat due? Half a timer period of slack: the work runs one
+ * period after the previous checkpoint was logged, never much earlier.
+ * Caller holds anchor_lock.
+ */
+static bool vigil_heartbeat_due(void)
+{
+	u64 since = ktime_get_boottime_ns() - vigil.last_cp_ns;
+	u64 slack = (u64)vigil_timer_ms() * NSEC_PER_MSEC / 2;
+
+	return since + slack >= (u64)vigil.p.heartbeat_ms * NSEC_PER_MSEC;
+}
+
 static void vigil_sign_checkpoint(struct vigil_log_signature *sig)
 {
 	u32 tpm_rc;
@@ -235,95 +304,97 @@ static void vigil_sign_checkpoint(struct vigil_log_signature *sig)
 	sig->status = VIGIL_SIG_OK;
 }
 
-static void vigil_anchor_ima(const struct vigil_log_checkpoint *cp)
+/* Fill a checkpoint record from the current state. Caller holds anchor_lock. */
+static void vigil_checkpoint_fill(struct vigil_log_checkpoint *cp, u32 reason)
 {
-	char name[40];
-	int ret;
+	u64 next_seq;
+	int i;
 
-	snprintf(name, sizeof(name), "vigil-checkpoint-%llu", cp->hdr.seq);
-	ret = ima_measure_critical_data("vigil", name, cp, sizeof(*cp), false,
-					NULL, 0);
-	if (ret) {
-		atomic64_inc(&vigil.tpm_errors);
-		pr_warn_ratelimited("IMA measurement of %s failed: %d\n", name,
-				    ret);
-	}
+	vigil_rec_init(&cp->hdr, VIGIL_LOG_CHECKPOINT, sizeof(*cp));
+	cp->hdr.version = VIGIL_CHECKPOINT_VERSION;
+	vigil_chain_peek(&next_seq, cp->chain_head);
+	cp->first_seq = vigil.cp_prev_last + 1;
+	cp->last_seq = next_seq - 1;
+	cp->drops_total = vigil_chain_drops_total();
+	cp->busy_total = atomic64_read(&vigil.busy);
+	cp->log_refused = atomic64_read(&vigil.log_refused);
+	cp->reason = reason;
+	cp->anchor = vigil.p.anchor;
+	memcpy(cp->prev_digest, vigil.prev_cp_digest, VIGIL_DIGEST_LEN);
+	memcpy(cp->instance_id, vigil.instance_id, VIGIL_ID_LEN);
+	cp->rejected_total = atomic64_read(&vigil.rejected) +
+			     atomic64_read(&vigil.foreign);
+	cp->tpm_errors = atomic64_read(&vigil.tpm_errors);
+	for (i = 0; i < VIGIL_EV_NR_TYPES; i++)
+		cp->committed[i] = atomic64_read(&vigil.committed_type[i]);
+	vigil_alive_sum(cp->alive);
+	memcpy(cp->producers_digest, vigil.producers_digest, VIGIL_DIGEST_LEN);
+	cp->producers_gen = vigil.producers_gen;
+	if (vigil_tpm_present() && vigil_dev_anchor())
+		cp->cp_flags |= VIGIL_CP_F_DEV_ANCHOR;
+	if (READ_ONCE(vigil.window_owner))
+		cp->cp_flags |= VIGIL_CP_F_WINDOW_OPEN;
+	if (reason == VIGIL_CP_UNLOAD)
+		cp->cp_flags |= VIGIL_CP_F_SEALED;
 }
 
-/**
- * vigil_checkpoint() - close the current batch, anchor and sign it
- * @reason:  enum vigil_cp_reason; VIGIL_CP_TIMER skips an idle batch
- * @cp_out:  out (may be NULL): the checkpoint record
- * @sig_out: out (may be NULL): its signature record
- *
- * Appends a CHECKPOINT (first/last seq, chain head, counters, previous
- * checkpoint's digest), extends pcr_events with it in every bank
- * (anchor=pcr) or measures it through IMA (anchor=ima), then appends a
- * SIGNATURE: the TPM's ECDSA signature over SHA-256(checkpoint), or why
- * there is none. A TPM failure never blocks: the checkpoint is logged
- * unsigned with the error and the next one tries again; extends left
- * pending (in pcr_config too) are retried first. Nothing changes unless
- * the CHECKPOINT is logged. Once it is, the call succeeds: a SIGNATURE
- * that cannot be logged is counted in log_refused and left with hdr.seq 0
- * in @sig_out.
- *
- * Return: 0, -EAGAIN for an idle timer batch (nothing logged), -ENOSPC
- * when the log is full (deferred, counted), -errno.
- */
-int vigil_checkpoint(u32 reason, struct vigil_log_checkpoint *cp_out,
-		     struct vigil_log_signature *sig_out)
+/* Retry every extend left pending. Caller holds anchor_lock. */
+static void vigil_extend_retry_all(void)
+{
+	if (!vigil_tpm_present())
+		return;
+	vigil_extend_retry(vigil.p.pcr_config);
+	if (vigil.p.anchor == VIGIL_ANCHOR_PCR)
+		vigil_extend_retry(vigil.p.pcr_events);
+}
+
+static int vigil_checkpoint_locked(u32 reason,
+				   struct vigil_log_checkpoint *cp_out,
+				   struct vigil_log_signature *sig_out)
 {
 	struct vigil_log_checkpoint cp;
 	struct vigil_log_signature sig;
 	u32 pcr = VIGIL_PCR_NONE;
-	u64 next_seq;
+	unsigned int flags = 0;
 	int ret;
 
-	mutex_lock(&vigil.anchor_lock);
-	clear_bit(VIGIL_KICK_PENDING, &vigil.kick);
+	/* First: a pending extend must never hold up what follows it. */
+	vigil_extend_retry_all();
 	if (reason == VIGIL_CP_TIMER && vigil_checkpoint_idle()) {
-		ret = -EAGAIN;
-		goto out_unlock;
+		if (!vigil_heartbeat_due())
+			return -EAGAIN;
+		reason = VIGIL_CP_HEARTBEAT;
 	}
 
-	vigil_rec_init(&cp.hdr, VIGIL_LOG_CHECKPOINT, sizeof(cp));
-	vigil_chain_peek(&next_seq, cp.chain_head);
-	cp.first_seq = vigil.cp_prev_last + 1;
-	cp.last_seq = next_seq - 1;
-	cp.drops_total = vigil_chain_drops_total();
-	cp.busy_total = atomic64_read(&vigil.busy);
-	cp.log_refused = atomic64_read(&vigil.log_refused);
-	cp.reason = reason;
-	cp.anchor = vigil.p.anchor;
-	memcpy(cp.prev_digest, vigil.prev_cp_digest, VIGIL_DIGEST_LEN);
-	memcpy(cp.instance_id, vigil.instance_id, VIGIL_ID_LEN);
-
+	vigil_checkpoint_fill(&cp, reason);
 	if (vigil_tpm_present() && vigil.p.anchor == VIGIL_ANCHOR_PCR)
 		pcr = vigil.p.pcr_events;
-	ret = vigil_log_append(&cp.hdr, pcr, sizeof(sig), 0);
+	/* The final checkpoint may use the headroom, like a SIGNATURE. */
+	if (reason == VIGIL_CP_UNLOAD)
+		flags = VIGIL_LOG_EXEMPT;
+	ret = vigil_log_append(&cp.hdr, pcr, sizeof(sig), flags);
 	if (ret) {
 		if (ret == -ENOSPC)
 			pr_warn_ratelimited("log full (%llu bytes): checkpoint deferred until TRIM\n",
 					    vigil.p.log_max_bytes);
-		goto out_unlock;
+		return ret;
 	}
 	vigil_chain_close(cp.last_seq);
 	vigil.cp_prev_last = cp.last_seq;
 	vigil.cp_drops = cp.drops_total;
 	vigil.cp_busy = cp.busy_total;
 	vigil.cp_refused = cp.log_refused;
+	vigil.last_cp_ns = ktime_get_boottime_ns();
 
 	vigil_rec_init(&sig.hdr, VIGIL_LOG_SIGNATURE, sizeof(sig));
 	sig.checkpoint_seq = cp.hdr.seq;
 	sha256((const u8 *)&cp, sizeof(cp), sig.digest);
 	memcpy(vigil.prev_cp_digest, sig.digest, VIGIL_DIGEST_LEN);
 
-	if (vigil_tpm_present())
-		vigil_extend_retry(vigil.p.pcr_config);
 	if (pcr != VIGIL_PCR_NONE)
 		vigil_extend_new(pcr, cp.hdr.seq);
 	else if (vigil.p.anchor == VIGIL_ANCHOR_IMA)
-		vigil_anchor_ima(&cp);
+		vigil_anchor_ima(&cp.hdr);
 	vigil_sign_checkpoint(&sig);
 	if (sig.status == VIGIL_SIG_OK)
 		atomic64_inc(&vigil.cp_signed);
@@ -343,6 +414,114 @@ int vigil_checkpoint(u32 reason, struct vigil_log_checkpoint *cp_out,
 		*cp_out = cp;
 	if (sig_out)
 		*sig_out = sig;
+	return 0;
+}
+
+/**
+ * vigil_checkpoint() - close the current batch, anchor and sign it
+ * @reason:  enum vigil_cp_reason; VIGIL_CP_TIMER skips an idle batch
+ *           unless a heartbeat is due (then the reason is HEARTBEAT)
+ * @cp_out:  out (may be NULL): the checkpoint record
+ * @sig_out: out (may be NULL): its signature record
+ *
+ * Appends a CHECKPOINT (first/last seq, chain head, counters, producer
+ * liveness, previous checkpoint's digest), extends pcr_events with it in
+ * every bank (anchor=pcr) or measures it through IMA (anchor=ima), then
+ * appends a SIGNATURE: the TPM's ECDSA signature over SHA-256(checkpoint),
+ * or why there is none. A TPM failure never blocks: the checkpoint is
+ * logged unsigned with the error and the next one tries again; extends
+ * left pending (in pcr_config too) are retried first. Nothing changes
+ * unless the CHECKPOINT is logged. Once it is, the call succeeds: a
+ * SIGNATURE that cannot be logged is counted in log_refused and left with
+ * hdr.seq 0 in @sig_out.
+ *
+ * Return: 0, -EAGAIN for an idle timer batch (nothing logged), -ENOSPC
+ * when the log is full (deferred, counted), -ESHUTDOWN after the seal,
+ * -errno.
+ */
+int vigil_checkpoint(u32 reason, struct vigil_log_checkpoint *cp_out,
+		     struct vigil_log_signature *sig_out)
+{
+	int ret;
+
+	mutex_lock(&vigil.anchor_lock);
+	if (READ_ONCE(vigil.sealed))
+		ret = -ESHUTDOWN;
+	else
+		ret = vigil_checkpoint_locked(reason, cp_out, sig_out);
+	mutex_unlock(&vigil.anchor_lock);
+	return ret;
+}
+
+/**
+ * vigil_measure_producers() - measure a sealed producer set
+ * @name:    the MEASURE record's name
+ * @digest:  SHA-256 of the set
+ * @nr:      programs in it
+ * @gen:     out: the set's generation (1, 2, ... per load)
+ * @log_seq: out: log seq of the MEASURE record
+ *
+ * From the next checkpoint on, checkpoints carry @digest and @gen.
+ *
+ * Return: 0, or the error of the measurement (-EIO: logged, extend
+ * pending; the set counts as sealed then too).
+ */
+int vigil_measure_producers(const char *name, const u8 *digest, u32 nr,
+			    u32 *gen, u64 *log_seq)
+{
+	int ret;
+
+	mutex_lock(&vigil.anchor_lock);
+	ret = vigil_measure_locked(VIGIL_MEASURE_PRODUCERS, name, digest,
+				   log_seq);
+	if (!ret || ret == -EIO) {
+		vigil.producers_gen++;
+		vigil.producers_sealed = nr;
+		memcpy(vigil.producers_digest, digest, VIGIL_DIGEST_LEN);
+	}
+	*gen = vigil.producers_gen;
+	mutex_unlock(&vigil.anchor_lock);
+	return ret;
+}
+
+/**
+ * vigil_seal() - the final checkpoint, while /dev/vigil still exists
+ * @cp_out:  out: the final checkpoint (reason UNLOAD, VIGIL_CP_F_SEALED)
+ * @sig_out: out: its signature record
+ * @log_end: out: log seq after the final records
+ *
+ * Refuses every commit from now on, then logs the final checkpoint (it may
+ * use the log's headroom), anchored and signed like any other. The module
+ * can be unloaded once a reader has read up to @log_end.
+ *
+ * Return: 0, -EALREADY when sealed before (outputs describe that seal's
+ * end only through @log_end), -errno (nothing sealed).
+ */
+int vigil_seal(struct vigil_log_checkpoint *cp_out,
+	       struct vigil_log_signature *sig_out, u64 *log_end)
+{
+	u64 first, next, records, bytes;
+	int ret;
+
+	mutex_lock(&vigil.anchor_lock);
+	if (vigil.sealed) {
+		*log_end = vigil.seal_log_end;
+		ret = -EALREADY;
+		goto out_unlock;
+	}
+	vigil_chain_seal();
+	ret = vigil_checkpoint_locked(VIGIL_CP_UNLOAD, cp_out, sig_out);
+	if (ret) {
+		/* Nothing logged: accept commits again, the caller may retry. */
+		WRITE_ONCE(vigil.sealed, false);
+		goto out_unlock;
+	}
+	vigil_log_stats(&first, &next, &records, &bytes);
+	/* pairs with vigil_note_drain(): sealed is visible before the end */
+	smp_store_release(&vigil.seal_log_end, next);
+	*log_end = next;
+	pr_info("sealed: final checkpoint at log seq %llu, unload allowed once the log is read up to %llu\n",
+		cp_out->hdr.seq, next);
 out_unlock:
 	mutex_unlock(&vigil.anchor_lock);
 	return ret;
@@ -391,6 +570,8 @@ int vigil_trim(u64 before_seq, u64 *trimmed)
 	if (!config)
 		return -ENOMEM;
 	mutex_lock(&vigil.anchor_lock);
+	/* A pending extend that can go through now must not block the cut. */
+	vigil_extend_retry_all();
 	memcpy(config, vigil.base_config, sizeof(vigil.base_config));
 	events = config + VIGIL_MAX_BANKS;
 	memcpy(events, vigil.base_events, sizeof(vigil.base_events));
@@ -459,9 +640,9 @@ static void vigil_cp_work_fn(struct work_struct *work)
 		     VIGIL_CP_EVENTS : VIGIL_CP_TIMER;
 
 	vigil_checkpoint(reason, NULL, NULL);
-	if (!READ_ONCE(vigil.stopping) && vigil.p.checkpoint_ms)
+	if (!READ_ONCE(vigil.stopping) && !READ_ONCE(vigil.sealed))
 		queue_delayed_work(vigil.wq, &vigil.cp_work,
-				   msecs_to_jiffies(vigil.p.checkpoint_ms));
+				   msecs_to_jiffies(vigil_timer_ms()));
 }
 
 static void vigil_kick_fn(struct irq_work *work)
@@ -473,18 +654,17 @@ static void vigil_kick_fn(struct irq_work *work)
 /**
  * vigil_checkpoint_kick() - ask for a checkpoint soon, from any context
  *
- * Safe in NMI: sets a bit and queues an irq_work, which queues the
- * checkpoint work from interrupt context.
+ * Safe in NMI: queues an irq_work, which queues the checkpoint work from
+ * interrupt context. The caller set VIGIL_KICK_PENDING.
  */
 void vigil_checkpoint_kick(void)
 {
-	if (!test_and_set_bit(VIGIL_KICK_PENDING, &vigil.kick))
-		irq_work_queue(&vigil.kick_work);
+	irq_work_queue(&vigil.kick_work);
 }
 
 static int vigil_measure_identity(void)
 {
-	char name[VIGIL_NAME_LEN];
+	char name[2 * VIGIL_NAME_LEN];	/* the digest covers it whole */
 	u8 digest[VIGIL_DIGEST_LEN];
 	const char *srcversion = THIS_MODULE->srcversion;
 	int ret;
@@ -496,11 +676,12 @@ static int vigil_measure_identity(void)
 	if (ret)
 		return ret;
 
-	snprintf(name, sizeof(name), "c=%u e=%u a=%s ms=%u n=%u r=%d cap=%llu",
+	snprintf(name, sizeof(name), "c=%u e=%u a=%s ms=%u n=%u hb=%u r=%d cap=%llu",
 		 vigil.p.pcr_config, vigil.p.pcr_events,
 		 vigil.p.anchor == VIGIL_ANCHOR_IMA ? "ima" : "pcr",
 		 vigil.p.checkpoint_ms, vigil.p.checkpoint_events,
-		 vigil.p.tpm_required, vigil.p.log_max_bytes);
+		 vigil.p.heartbeat_ms, vigil.p.tpm_required,
+		 vigil.p.log_max_bytes);
 	sha256(name, strlen(name), digest);
 	return vigil_measure_locked(VIGIL_MEASURE_PARAMS, name, digest, NULL);
 }
@@ -551,6 +732,12 @@ int vigil_anchor_init(void)
 	atomic64_set(&vigil.tpm_errors, 0);
 	vigil.pend_config = 0;
 	vigil.pend_events = 0;
+	vigil.producers_gen = 0;
+	vigil.producers_sealed = 0;
+	memset(vigil.producers_digest, 0, sizeof(vigil.producers_digest));
+	vigil.seal_log_end = 0;
+	atomic_set(&vigil.drained, 0);
+	vigil.last_cp_ns = ktime_get_boottime_ns();
 
 	for (i = 0; i < vigil.tpm.nr_banks; i++) {
 		ret = vigil_tpm_pcr_read(vigil.p.pcr_config, i,
@@ -581,9 +768,9 @@ int vigil_anchor_init(void)
 		goto out_destroy_wq;
 	}
 
-	if (vigil.p.checkpoint_ms)
-		queue_delayed_work(vigil.wq, &vigil.cp_work,
-				   msecs_to_jiffies(vigil.p.checkpoint_ms));
+	/* Always armed: idle or not, a heartbeat is due every heartbeat_ms. */
+	queue_delayed_work(vigil.wq, &vigil.cp_work,
+			   msecs_to_jiffies(vigil_timer_ms()));
 	return 0;
 
 out_destroy_wq:

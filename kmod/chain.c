@@ -11,6 +11,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/hardirq.h>
 #include <linux/irqflags.h>
 #include <linux/percpu.h>
 #include <linux/random.h>
@@ -40,11 +41,15 @@ void vigil_chain_init(void)
 	sha256_final(&sctx, vigil.head);
 	vigil.next_seq = 1;
 	vigil.cp_last_seq = 0;
+	vigil.sealed = false;
+	vigil.kick = 0;
 	atomic64_set(&vigil.committed, 0);
 	atomic64_set(&vigil.rejected, 0);
 	atomic64_set(&vigil.busy, 0);
-	for (i = 0; i < VIGIL_EV_NR_TYPES; i++)
+	for (i = 0; i < VIGIL_EV_NR_TYPES; i++) {
 		atomic64_set(&vigil.drops[i], 0);
+		atomic64_set(&vigil.committed_type[i], 0);
+	}
 }
 
 /*
@@ -95,14 +100,17 @@ static u32 vigil_ev_size(u16 type)
  * @rec:      the event record, starting with struct vigil_rec_hdr
  * @buf_size: bytes the caller may read and write at @rec
  *
- * Checks that hdr.type is a known event type, hdr.version is 1 and
- * hdr.size is that type's struct size and fits in @buf_size. Then, under
- * the chain lock, sets hdr.seq = n and VIGIL_REC_F_COMMITTED in hdr.flags
- * and computes chain_n = SHA-256(chain_{n-1} || rec[0 .. hdr.size)).
- * Safe in any context, NMI included.
+ * Checks that hdr.type is a known event type, hdr.version is 1, hdr.flags
+ * is 0 and hdr.size is that type's struct size and fits in @buf_size.
+ * Then, under the chain lock, sets hdr.seq = n and VIGIL_REC_F_COMMITTED
+ * in hdr.flags and computes chain_n = SHA-256(chain_{n-1} || rec[0 ..
+ * hdr.size)). Safe in any context, NMI included: there the lock is only
+ * tried, and a held lock is a -EBUSY like nesting.
  *
  * Return: 0, -EINVAL for a bad record (counted as rejected), -EBUSY when
- * called while this CPU is already inside a commit (counted as busy).
+ * called while this CPU is already inside a commit or from NMI while the
+ * lock is held (counted as busy), -ESHUTDOWN after the seal (counted as
+ * rejected).
  */
 int vigil_chain_commit(void *rec, u32 buf_size)
 {
@@ -110,24 +118,38 @@ int vigil_chain_commit(void *rec, u32 buf_size)
 	struct sha256_state sctx;
 	unsigned long irqflags;
 	bool kick = false;
+	u16 type;
 	u32 size;
 	u64 seq;
 
 	if (!rec || buf_size < sizeof(*hdr))
 		goto reject;
 	size = READ_ONCE(hdr->size);
-	if (READ_ONCE(hdr->version) != 1 ||
-	    size != vigil_ev_size(READ_ONCE(hdr->type)) || size > buf_size)
+	type = READ_ONCE(hdr->type);
+	if (READ_ONCE(hdr->version) != 1 || READ_ONCE(hdr->flags) != 0 ||
+	    size != vigil_ev_size(type) || size > buf_size)
 		goto reject;
 
 	local_irq_save(irqflags);
-	if (this_cpu_read(vigil_commit_busy)) {
-		local_irq_restore(irqflags);
-		atomic64_inc(&vigil.busy);
-		return -EBUSY;
-	}
+	if (this_cpu_read(vigil_commit_busy))
+		goto busy;
 	this_cpu_write(vigil_commit_busy, 1);
-	raw_spin_lock(&vigil.chain_lock);
+	if (in_nmi()) {
+		if (!raw_spin_trylock(&vigil.chain_lock)) {
+			this_cpu_write(vigil_commit_busy, 0);
+			goto busy;
+		}
+	} else {
+		raw_spin_lock(&vigil.chain_lock);
+	}
+	/* Under the lock: the seal's final checkpoint covers every commit. */
+	if (unlikely(vigil.sealed)) {
+		raw_spin_unlock(&vigil.chain_lock);
+		this_cpu_write(vigil_commit_busy, 0);
+		local_irq_restore(irqflags);
+		atomic64_inc(&vigil.rejected);
+		return -ESHUTDOWN;
+	}
 
 	seq = vigil.next_seq++;
 	hdr->seq = seq;
@@ -136,22 +158,47 @@ int vigil_chain_commit(void *rec, u32 buf_size)
 	sha256_update(&sctx, vigil.head, sizeof(vigil.head));
 	sha256_update(&sctx, rec, size);
 	sha256_final(&sctx, vigil.head);
+	/*
+	 * Once per batch: the bit is cleared only when the checkpoint moves
+	 * cp_last_seq (vigil_chain_close(), same lock), so commits racing
+	 * with a checkpoint do not queue another one for the same batch.
+	 */
 	if (vigil.p.checkpoint_events &&
 	    seq - vigil.cp_last_seq >= vigil.p.checkpoint_events)
-		kick = true;
+		kick = !test_and_set_bit(VIGIL_KICK_PENDING, &vigil.kick);
 
 	raw_spin_unlock(&vigil.chain_lock);
 	this_cpu_write(vigil_commit_busy, 0);
 	local_irq_restore(irqflags);
 
 	atomic64_inc(&vigil.committed);
+	atomic64_inc(&vigil.committed_type[type]);
 	if (kick)
 		vigil_checkpoint_kick();
 	return 0;
 
+busy:
+	local_irq_restore(irqflags);
+	atomic64_inc(&vigil.busy);
+	return -EBUSY;
 reject:
 	atomic64_inc(&vigil.rejected);
 	return -EINVAL;
+}
+
+/**
+ * vigil_chain_seal() - refuse every commit from now on
+ *
+ * After it returns, no commit is in flight and vigil_chain_peek() gives
+ * the chain's final state.
+ */
+void vigil_chain_seal(void)
+{
+	unsigned long irqflags;
+
+	vigil_chain_lock(&irqflags);
+	WRITE_ONCE(vigil.sealed, true);
+	vigil_chain_unlock(irqflags);
 }
 
 /**
@@ -197,6 +244,7 @@ void vigil_chain_close(u64 last_seq)
 
 	vigil_chain_lock(&irqflags);
 	vigil.cp_last_seq = last_seq;
+	clear_bit(VIGIL_KICK_PENDING, &vigil.kick);
 	vigil_chain_unlock(irqflags);
 }
 

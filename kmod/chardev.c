@@ -5,9 +5,9 @@
  * The file position is a log seq: the seq of the next record a read()
  * returns (0 = the oldest record held). lseek(SEEK_SET, n) resumes at
  * log seq n, SEEK_END skips to the records written from now on. Every
- * ioctl argument starts with size and flags; size must equal the struct
- * size, flags and reserved fields must be zero, and nothing changes when
- * a check fails.
+ * ioctl argument starts with size and flags; sizes follow the
+ * copy_struct_from_user() rules (see vigil_arg_in()), flags and reserved
+ * fields must be zero, and nothing changes when a check fails.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -26,64 +26,162 @@
 
 #include "internal.h"
 
-/*
- * The position is a log seq that read() and lseek() both move: with
- * FMODE_ATOMIC_POS the VFS serialises them (f_pos_lock) when several
- * threads share the open file, so two readers never get the same records.
+/**
+ * struct vigil_reader - one open /dev/vigil
+ * @lock: serialises read() and lseek() of this file, so two threads that
+ *        share it never get the same records; taken interruptibly, so a
+ *        second reader waiting behind a blocked one can be killed
+ * @pos:  the cursor: log seq of the next record read() returns
  */
+struct vigil_reader {
+	struct mutex lock;	/* the cursor: read() and lseek() */
+	loff_t pos;
+};
+
 static int vigil_open(struct inode *inode, struct file *file)
 {
-	file->f_mode |= FMODE_ATOMIC_POS;
+	struct vigil_reader *r;
+
+	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return -ENOMEM;
+	mutex_init(&r->lock);
+	file->private_data = r;
 	return 0;
 }
 
+static int vigil_release(struct inode *inode, struct file *file)
+{
+	vigil_producers_abandon(file);
+	kfree(file->private_data);
+	return 0;
+}
+
+/*
+ * After SEAL, the first read that reaches the end of the final records
+ * drops the reference the module holds on itself: from then on rmmod
+ * works. Before, it fails with EAGAIN.
+ */
+static void vigil_note_drain(loff_t pos)
+{
+	u64 end;
+
+	if (!READ_ONCE(vigil.sealed))
+		return;
+	/* pairs with vigil_seal() */
+	end = smp_load_acquire(&vigil.seal_log_end);
+	if (end && pos >= end && !atomic_cmpxchg(&vigil.drained, 0, 1)) {
+		pr_info("log drained after the seal: unload allowed\n");
+		module_put(THIS_MODULE);
+	}
+}
+
+/* The position lives in the reader, under its lock; *pos is not used. */
 static ssize_t vigil_read(struct file *file, char __user *buf, size_t count,
 			  loff_t *pos)
 {
-	return vigil_log_read(buf, count, pos, file->f_flags & O_NONBLOCK);
+	struct vigil_reader *r = file->private_data;
+	ssize_t ret;
+
+	if (mutex_lock_interruptible(&r->lock))
+		return -ERESTARTSYS;
+	ret = vigil_log_read(buf, count, &r->pos, file->f_flags & O_NONBLOCK);
+	if (ret > 0)
+		vigil_note_drain(r->pos);
+	mutex_unlock(&r->lock);
+	return ret;
 }
 
 static __poll_t vigil_poll(struct file *file, poll_table *wait)
 {
+	struct vigil_reader *r = file->private_data;
+
 	poll_wait(file, &vigil.log_wait, wait);
-	return vigil_log_readable(file->f_pos) ? EPOLLIN | EPOLLRDNORM : 0;
+	return vigil_log_readable(READ_ONCE(r->pos)) ? EPOLLIN | EPOLLRDNORM : 0;
 }
 
 static loff_t vigil_llseek(struct file *file, loff_t offset, int whence)
 {
+	struct vigil_reader *r = file->private_data;
 	u64 first, next, records, bytes;
+	loff_t ret;
 
+	if (mutex_lock_interruptible(&r->lock))
+		return -ERESTARTSYS;
 	switch (whence) {
 	case SEEK_SET:
 		break;
 	case SEEK_CUR:
-		if (check_add_overflow(offset, file->f_pos, &offset))
-			return -EINVAL;
+		if (check_add_overflow(offset, r->pos, &offset))
+			offset = -1;
 		break;
 	case SEEK_END:
 		vigil_log_stats(&first, &next, &records, &bytes);
 		if (check_add_overflow(offset, (loff_t)next, &offset))
-			return -EINVAL;
+			offset = -1;
 		break;
 	default:
-		return -EINVAL;
+		offset = -1;
+		break;
 	}
-	if (offset < 0)
-		return -EINVAL;
-	file->f_pos = offset;
-	return offset;
+	if (offset < 0) {
+		ret = -EINVAL;
+	} else {
+		r->pos = offset;
+		file->f_pos = offset;
+		ret = offset;
+	}
+	mutex_unlock(&r->lock);
+	return ret;
 }
 
-/* Copy an ioctl argument in and check its size and flags words. */
-static int vigil_arg_in(void *karg, size_t ksize, void __user *uarg)
+/* Larger arguments than this are refused before they are looked at. */
+#define VIGIL_ARG_MAX	PAGE_SIZE
+
+/*
+ * Copy an ioctl argument in, copy_struct_from_user() style: any size from
+ * the first published one (@ver0) on; bytes this module does not know must
+ * be zero (-E2BIG); the flags word must be zero. *@usize is what may be
+ * written back: the smaller of the two sizes.
+ */
+static int vigil_arg_in(void *karg, size_t ksize, size_t ver0,
+			void __user *uarg, size_t *usize)
 {
 	u32 *words = karg;
+	u32 size;
+	int ret;
 
-	if (copy_from_user(karg, uarg, ksize))
+	if (get_user(size, (u32 __user *)uarg))
 		return -EFAULT;
-	if (words[0] != ksize || words[1] != 0)
+	if (size < ver0)
 		return -EINVAL;
+	if (size > VIGIL_ARG_MAX)
+		return -E2BIG;
+	ret = copy_struct_from_user(karg, ksize, uarg, size);
+	if (ret)
+		return ret;
+	if (words[1] != 0)
+		return -EINVAL;
+	*usize = min_t(size_t, size, ksize);
 	return 0;
+}
+
+/*
+ * A call that fails changes nothing: before an ioctl acts, the argument is
+ * written back unchanged, so a read-only or unmapped page fails here and
+ * not after the action (a caller that retried would act twice). Only a
+ * concurrent munmap/mprotect between this and the final copy can still
+ * lose the result.
+ */
+static int vigil_arg_writable(void __user *uarg, const void *karg,
+			      size_t usize)
+{
+	return copy_to_user(uarg, karg, usize) ? -EFAULT : 0;
+}
+
+static int vigil_arg_out(void __user *uarg, const void *karg, size_t usize)
+{
+	return copy_to_user(uarg, karg, usize) ? -EFAULT : 0;
 }
 
 static bool vigil_zero(const void *p, size_t n)
@@ -94,9 +192,10 @@ static bool vigil_zero(const void *p, size_t n)
 static long vigil_ioc_version(void __user *uarg)
 {
 	struct vigil_version v;
+	size_t usize;
 	int ret;
 
-	ret = vigil_arg_in(&v, sizeof(v), uarg);
+	ret = vigil_arg_in(&v, sizeof(v), VIGIL_SIZE_VER0_VERSION, uarg, &usize);
 	if (ret)
 		return ret;
 	if (!vigil_zero(v.__reserved, sizeof(v.__reserved)))
@@ -105,19 +204,20 @@ static long vigil_ioc_version(void __user *uarg)
 	v.abi_minor = VIGIL_ABI_MINOR;
 	memset(v.module_version, 0, sizeof(v.module_version));
 	strscpy(v.module_version, VIGIL_VERSION, sizeof(v.module_version));
-	return copy_to_user(uarg, &v, sizeof(v)) ? -EFAULT : 0;
+	return vigil_arg_out(uarg, &v, usize);
 }
 
 static long vigil_ioc_info(void __user *uarg)
 {
 	struct vigil_info *in;
+	size_t usize;
 	u32 i;
 	int ret;
 
 	in = kmalloc(sizeof(*in), GFP_KERNEL);
 	if (!in)
 		return -ENOMEM;
-	ret = vigil_arg_in(in, sizeof(*in), uarg);
+	ret = vigil_arg_in(in, sizeof(*in), VIGIL_SIZE_VER0_INFO, uarg, &usize);
 	if (ret)
 		goto out_free;
 	if (!vigil_zero(in->__reserved, sizeof(in->__reserved))) {
@@ -125,13 +225,19 @@ static long vigil_ioc_info(void __user *uarg)
 		goto out_free;
 	}
 	memset(in, 0, sizeof(*in));
-	in->size = sizeof(*in);
+	in->size = usize;
 	if (vigil_tpm_present())
 		in->tpm_flags |= VIGIL_TPM_PRESENT;
 	if (vigil.tpm.have_key)
 		in->tpm_flags |= VIGIL_TPM_KEY;
 	if (vigil.p.tpm_required)
 		in->tpm_flags |= VIGIL_TPM_REQUIRED;
+	if (vigil_tpm_present() && vigil_dev_anchor())
+		in->tpm_flags |= VIGIL_TPM_DEV_ANCHOR;
+	if (READ_ONCE(vigil.sealed))
+		in->tpm_flags |= VIGIL_TPM_SEALED;
+	if (READ_ONCE(vigil.window_owner))
+		in->tpm_flags |= VIGIL_TPM_WINDOW_OPEN;
 	in->nr_banks = vigil.tpm.nr_banks;
 	for (i = 0; i < vigil.tpm.nr_banks; i++)
 		in->bank_alg[i] = vigil.tpm.bank[i].alg_id;
@@ -140,6 +246,7 @@ static long vigil_ioc_info(void __user *uarg)
 	in->anchor = vigil.p.anchor;
 	in->checkpoint_ms = vigil.p.checkpoint_ms;
 	in->checkpoint_events = vigil.p.checkpoint_events;
+	in->heartbeat_ms = vigil.p.heartbeat_ms;
 	memcpy(in->instance_id, vigil.instance_id, VIGIL_ID_LEN);
 	if (vigil.tpm.have_key) {
 		memcpy(in->key_x, vigil.tpm.key_x, VIGIL_ECC_COORD_LEN);
@@ -149,7 +256,8 @@ static long vigil_ioc_info(void __user *uarg)
 	in->committed = atomic64_read(&vigil.committed);
 	in->dropped = vigil_chain_drops_total();
 	in->busy = atomic64_read(&vigil.busy);
-	in->rejected = atomic64_read(&vigil.rejected);
+	in->rejected = atomic64_read(&vigil.rejected) +
+		       atomic64_read(&vigil.foreign);
 	in->checkpoints_signed = atomic64_read(&vigil.cp_signed);
 	in->checkpoints_unsigned = atomic64_read(&vigil.cp_unsigned);
 	vigil_log_stats(&in->log_first_seq, &in->log_next_seq,
@@ -157,7 +265,13 @@ static long vigil_ioc_info(void __user *uarg)
 	in->log_max_bytes = vigil.p.log_max_bytes;
 	in->log_refused = atomic64_read(&vigil.log_refused);
 	in->tpm_errors = atomic64_read(&vigil.tpm_errors);
-	ret = copy_to_user(uarg, in, sizeof(*in)) ? -EFAULT : 0;
+	mutex_lock(&vigil.anchor_lock);
+	in->producers_gen = vigil.producers_gen;
+	in->nr_producers = vigil.producers_sealed;
+	memcpy(in->producers_digest, vigil.producers_digest, VIGIL_DIGEST_LEN);
+	in->seal_log_end = vigil.seal_log_end;
+	mutex_unlock(&vigil.anchor_lock);
+	ret = vigil_arg_out(uarg, in, usize);
 out_free:
 	kfree(in);
 	return ret;
@@ -180,20 +294,24 @@ static bool vigil_name_ok(const char *name, size_t len)
 static long vigil_ioc_measure(void __user *uarg)
 {
 	struct vigil_measure m;
+	size_t usize;
 	int ret;
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-	ret = vigil_arg_in(&m, sizeof(m), uarg);
+	ret = vigil_arg_in(&m, sizeof(m), VIGIL_SIZE_VER0_MEASURE, uarg, &usize);
 	if (ret)
 		return ret;
 	if (!vigil_zero(m.__reserved, sizeof(m.__reserved)) ||
 	    !vigil_name_ok(m.name, sizeof(m.name)))
 		return -EINVAL;
+	ret = vigil_arg_writable(uarg, &m, usize);
+	if (ret)
+		return ret;
 	ret = vigil_measure(VIGIL_MEASURE_USER, m.name, m.digest, &m.log_seq);
 	if (ret && ret != -EIO)
 		return ret;
-	if (copy_to_user(uarg, &m, sizeof(m)))
+	if (vigil_arg_out(uarg, &m, usize))
 		return -EFAULT;
 	return ret;
 }
@@ -202,16 +320,20 @@ static long vigil_ioc_commit(void __user *uarg)
 {
 	struct vigil_log_event *le;
 	struct vigil_commit c;
+	size_t usize;
 	int ret;
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-	ret = vigil_arg_in(&c, sizeof(c), uarg);
+	ret = vigil_arg_in(&c, sizeof(c), VIGIL_SIZE_VER0_COMMIT, uarg, &usize);
 	if (ret)
 		return ret;
 	if (!vigil_zero(c.__reserved, sizeof(c.__reserved)) ||
 	    c.len > VIGIL_USER_PAYLOAD_MAX || (c.len && !c.payload))
 		return -EINVAL;
+	ret = vigil_arg_writable(uarg, &c, usize);
+	if (ret)
+		return ret;
 
 	le = kmalloc(sizeof(*le), GFP_KERNEL);
 	if (!le)
@@ -232,8 +354,7 @@ static long vigil_ioc_commit(void __user *uarg)
 	if (ret)
 		goto out_free;
 	c.seq = le->ev.hdr.seq;
-	if (copy_to_user(uarg, &c, sizeof(c)))
-		ret = -EFAULT;
+	ret = vigil_arg_out(uarg, &c, usize);
 out_free:
 	kfree(le);
 	return ret;
@@ -242,6 +363,7 @@ out_free:
 static long vigil_ioc_checkpoint(void __user *uarg)
 {
 	struct vigil_checkpoint_req *req;
+	size_t usize;
 	int ret;
 
 	if (!capable(CAP_SYS_ADMIN))
@@ -249,18 +371,21 @@ static long vigil_ioc_checkpoint(void __user *uarg)
 	req = kmalloc(sizeof(*req), GFP_KERNEL);
 	if (!req)
 		return -ENOMEM;
-	ret = vigil_arg_in(req, sizeof(*req), uarg);
+	ret = vigil_arg_in(req, sizeof(*req), VIGIL_SIZE_VER0_CHECKPOINT, uarg,
+			   &usize);
 	if (ret)
 		goto out_free;
 	if (!vigil_zero(req->__reserved, sizeof(req->__reserved))) {
 		ret = -EINVAL;
 		goto out_free;
 	}
+	ret = vigil_arg_writable(uarg, req, usize);
+	if (ret)
+		goto out_free;
 	ret = vigil_checkpoint(VIGIL_CP_IOCTL, &req->cp, &req->sig);
 	if (ret)
 		goto out_free;
-	if (copy_to_user(uarg, req, sizeof(*req)))
-		ret = -EFAULT;
+	ret = vigil_arg_out(uarg, req, usize);
 out_free:
 	kfree(req);
 	return ret;
@@ -269,19 +394,82 @@ out_free:
 static long vigil_ioc_trim(void __user *uarg)
 {
 	struct vigil_trim t;
+	size_t usize;
 	int ret;
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-	ret = vigil_arg_in(&t, sizeof(t), uarg);
+	ret = vigil_arg_in(&t, sizeof(t), VIGIL_SIZE_VER0_TRIM, uarg, &usize);
 	if (ret)
 		return ret;
 	if (!vigil_zero(t.__reserved, sizeof(t.__reserved)))
 		return -EINVAL;
+	ret = vigil_arg_writable(uarg, &t, usize);
+	if (ret)
+		return ret;
 	ret = vigil_trim(t.before_seq, &t.trimmed);
 	if (ret)
 		return ret;
-	return copy_to_user(uarg, &t, sizeof(t)) ? -EFAULT : 0;
+	return vigil_arg_out(uarg, &t, usize);
+}
+
+static long vigil_ioc_producers(struct file *file, void __user *uarg,
+				bool seal)
+{
+	struct vigil_producers p;
+	size_t usize;
+	int ret;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	ret = vigil_arg_in(&p, sizeof(p), VIGIL_SIZE_VER0_PRODUCERS, uarg,
+			   &usize);
+	if (ret)
+		return ret;
+	if (!vigil_zero(p.__reserved, sizeof(p.__reserved)))
+		return -EINVAL;
+	ret = vigil_arg_writable(uarg, &p, usize);
+	if (ret)
+		return ret;
+	if (!seal)
+		return vigil_producers_open(file);
+	ret = vigil_producers_seal(file, &p);
+	if (ret && ret != -EIO)
+		return ret;
+	if (vigil_arg_out(uarg, &p, usize))
+		return -EFAULT;
+	return ret;
+}
+
+static long vigil_ioc_seal(void __user *uarg)
+{
+	struct vigil_seal *s;
+	size_t usize;
+	int ret;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	s = kmalloc(sizeof(*s), GFP_KERNEL);
+	if (!s)
+		return -ENOMEM;
+	ret = vigil_arg_in(s, sizeof(*s), VIGIL_SIZE_VER0_SEAL, uarg, &usize);
+	if (ret)
+		goto out_free;
+	if (!vigil_zero(s->__reserved, sizeof(s->__reserved))) {
+		ret = -EINVAL;
+		goto out_free;
+	}
+	ret = vigil_arg_writable(uarg, s, usize);
+	if (ret)
+		goto out_free;
+	ret = vigil_seal(&s->cp, &s->sig, &s->log_end);
+	if (ret && ret != -EALREADY)
+		goto out_free;
+	if (vigil_arg_out(uarg, s, usize))
+		ret = -EFAULT;
+out_free:
+	kfree(s);
+	return ret;
 }
 
 static long vigil_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
@@ -301,6 +489,12 @@ static long vigil_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return vigil_ioc_checkpoint(uarg);
 	case VIGIL_IOC_TRIM:
 		return vigil_ioc_trim(uarg);
+	case VIGIL_IOC_PRODUCERS_OPEN:
+		return vigil_ioc_producers(file, uarg, false);
+	case VIGIL_IOC_PRODUCERS_SEAL:
+		return vigil_ioc_producers(file, uarg, true);
+	case VIGIL_IOC_SEAL:
+		return vigil_ioc_seal(uarg);
 	default:
 		return -ENOTTY;
 	}
@@ -309,6 +503,7 @@ static long vigil_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 static const struct file_operations vigil_fops = {
 	.owner = THIS_MODULE,
 	.open = vigil_open,
+	.release = vigil_release,
 	.read = vigil_read,
 	.poll = vigil_poll,
 	.llseek = vigil_llseek,

@@ -13,7 +13,11 @@
  * calls (they sleep). log_lock protects the writers' side of the log and
  * is never held across a TPM call, so COMMIT and readers do not wait for
  * the TPM. chain_lock protects the hash chain and is taken with interrupts
- * off, from any context a tracing BPF program runs in, including NMI.
+ * off, from any context a tracing BPF program runs in, including NMI
+ * (where it is only tried: a CPU interrupted by NMI while holding it would
+ * spin forever). producers_lock is a leaf spinlock taken by the kfunc
+ * filter while a program is verified and by the window ioctls; nothing is
+ * taken under it.
  */
 #ifndef VIGIL_INTERNAL_H
 #define VIGIL_INTERNAL_H
@@ -38,6 +42,8 @@
 struct tpm_chip;
 struct crypto_shash;
 struct dentry;
+struct file;
+struct pid;
 
 /**
  * struct vigil_params - validated module parameters
@@ -48,6 +54,7 @@ struct dentry;
  * @checkpoint_events: events per checkpoint, 0 = no count trigger
  * @tpm_required:      refuse to load without a TPM 2.0
  * @log_max_bytes:     cap on the bytes of records the log holds
+ * @heartbeat_ms:      longest time between two checkpoints, idle or not
  */
 struct vigil_params {
 	u32 pcr_config;
@@ -55,6 +62,7 @@ struct vigil_params {
 	u32 anchor;
 	u32 checkpoint_ms;
 	u32 checkpoint_events;
+	u32 heartbeat_ms;
 	bool tpm_required;
 	u64 log_max_bytes;
 };
@@ -115,6 +123,30 @@ struct vigil_log_entry {
 	u64 data[];
 };
 
+/**
+ * struct vigil_producer - a BPF program the filter allowed to call the kfuncs
+ * @aux:           the program's bpf_prog_aux while it is verified (identity
+ *                 within the window only; never dereferenced)
+ * @tag:           the program's tag (SHA-1 prefix of its instructions)
+ * @name:          its name
+ * @type:          enum bpf_prog_type
+ * @attach_type:   enum bpf_attach_type
+ * @attach_btf_id: the BTF id of its hook
+ * @len:           instructions when it was checked
+ */
+struct vigil_producer {
+	const void *aux;
+	u8 tag[VIGIL_TAG_LEN];
+	char name[16];
+	u32 type;
+	u32 attach_type;
+	u32 attach_btf_id;
+	u32 len;
+};
+
+/* vigil.kick: bit set while a count-triggered checkpoint is pending */
+#define VIGIL_KICK_PENDING	0
+
 /* Log append flags */
 #define VIGIL_LOG_EXEMPT	BIT(0)	/* may use the headroom below the cap */
 
@@ -123,12 +155,22 @@ struct vigil_log_entry {
  * @p:              parameters
  * @tpm:            TPM state
  * @instance_id:    random per load
- * @chain_lock:     protects @next_seq, @head, @cp_last_seq
+ * @chain_lock:     protects @next_seq, @head, @cp_last_seq, @kick
  * @next_seq:       seq the next committed event gets
  * @head:           chain value after @next_seq - 1
  * @cp_last_seq:    last seq covered by a closed checkpoint
  * @committed:      events committed
- * @rejected:       commits refused for bad type, size or pointer
+ * @committed_type: events committed by type
+ * @rejected:       commits refused for bad type, size, flags or pointer,
+ *                  or after the seal
+ * @foreign:        kfunc calls refused at load (not a registered producer)
+ * @sealed:         SEAL done: commits refused, windows refused
+ * @producers_lock: protects the window and the producer table below it
+ *                  (a spinlock: the filter must not sleep)
+ * @window_owner:   tgid of the process with an open window, NULL if none
+ * @window_file:    the /dev/vigil file that opened it
+ * @nr_producers:   entries in @producers
+ * @producers:      programs allowed in the current or last window
  * @busy:           commits refused on re-entry
  * @drops:          BPF delivery failures per event type (0 = unknown type)
  * @kick:           bit 0 set while a count-triggered checkpoint is pending
@@ -148,6 +190,13 @@ struct vigil_log_entry {
  * @records_trimmed: records dropped by TRIM since load
  * @bytes_trimmed:  bytes dropped by TRIM since load
  * @key_err:        why there is no key (-errno or TPM rc), 0 if there is
+ * @producers_gen:  producer sets sealed since load
+ * @producers_sealed: programs in the last sealed set
+ * @producers_digest: digest of the last sealed set
+ * @last_cp_ns:     boottime of the last logged checkpoint (heartbeat)
+ * @seal_log_end:   log seq after the final records, 0 before the seal
+ * @drained:        a reader read up to @seal_log_end; the module's
+ *                  reference to itself was dropped
  * @log_lock:       protects the writers' side of the log fields below
  * @log:            log seq -> struct vigil_log_entry, read under RCU
  * @log_first:      oldest seq held
@@ -176,7 +225,15 @@ struct vigil {
 	u8 head[VIGIL_DIGEST_LEN];
 	u64 cp_last_seq;
 	atomic64_t committed;
+	atomic64_t committed_type[VIGIL_EV_NR_TYPES];
 	atomic64_t rejected;
+	atomic64_t foreign;
+	bool sealed;
+	spinlock_t producers_lock;	/* window and producer table */
+	struct pid *window_owner;
+	struct file *window_file;
+	u32 nr_producers;
+	struct vigil_producer producers[VIGIL_MAX_PRODUCERS];
 	atomic64_t busy;
 	atomic64_t drops[VIGIL_EV_NR_TYPES];
 	unsigned long kick;
@@ -195,6 +252,12 @@ struct vigil {
 	u64 records_trimmed;
 	u64 bytes_trimmed;
 	s32 key_err;
+	u32 producers_gen;
+	u32 producers_sealed;
+	u8 producers_digest[VIGIL_DIGEST_LEN];
+	u64 last_cp_ns;
+	u64 seal_log_end;
+	atomic_t drained;
 
 	struct mutex log_lock;		/* writers of the log fields below */
 	struct xarray log;
@@ -223,6 +286,7 @@ extern struct vigil vigil;
 void vigil_chain_init(void);
 int vigil_chain_commit(void *rec, u32 buf_size);
 int vigil_chain_count_drop(u32 type);
+void vigil_chain_seal(void);
 u64 vigil_chain_drops_total(void);
 void vigil_chain_close(u64 last_seq);
 void vigil_chain_peek(u64 *next_seq, u8 *head);
@@ -260,6 +324,11 @@ int vigil_measure(u32 kind, const char *name, const u8 *digest, u64 *log_seq);
 int vigil_checkpoint(u32 reason, struct vigil_log_checkpoint *cp_out,
 		     struct vigil_log_signature *sig_out);
 int vigil_trim(u64 before_seq, u64 *trimmed);
+int vigil_measure_producers(const char *name, const u8 *digest, u32 nr,
+			    u32 *gen, u64 *log_seq);
+int vigil_seal(struct vigil_log_checkpoint *cp_out,
+	       struct vigil_log_signature *sig_out, u64 *log_end);
+bool vigil_dev_anchor(void);
 void vigil_checkpoint_kick(void);
 void vigil_rec_init(struct vigil_rec_hdr *hdr, u16 type, u32 size);
 
@@ -270,6 +339,12 @@ void vigil_chardev_exit(void);
 /* kfunc.c: the kfuncs (declared for sparse; BPF sees them through BTF) */
 int vigil_commit(void *rec, u32 rec__sz);
 int vigil_drop(u32 type);
+int vigil_alive(u32 role);
 int vigil_kfunc_init(void);
+void vigil_kfunc_exit(void);
+void vigil_alive_sum(u64 *out);
+int vigil_producers_open(struct file *file);
+int vigil_producers_seal(struct file *file, struct vigil_producers *out);
+void vigil_producers_abandon(struct file *file);
 
 #endif /* VIGIL_INTERNAL_H */

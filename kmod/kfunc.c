@@ -1,21 +1,38 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * kfunc.c - the functions BPF tracing programs call.
+ * kfunc.c - the functions BPF tracing programs call, and who may call them.
  *
  * Registered for BPF_PROG_TYPE_TRACING only (tp_btf, fentry/fexit, LSM,
  * and, through the kernel's mapping, perf_event and tracepoint programs).
  * Registering a second type after TRACING fails and frees the module's
  * whole kfunc table on 6.12, so exactly one registration is made and any
  * nonzero return fails the load.
+ *
+ * Only vigil's own producers may call the kfuncs. The set's .filter runs
+ * while the verifier checks a program (in the loading task, process
+ * context, after the program's tag was computed). It allows a program only
+ * while a producer window is open and only when the loading task belongs
+ * to the process that opened the window (PRODUCERS_OPEN on /dev/vigil),
+ * and records it. PRODUCERS_SEAL closes the window and measures every
+ * program it allowed into the anchor, so a verifier knows what could
+ * commit. Any other program that calls a vigil kfunc fails to load.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/bpf.h>
 #include <linux/btf.h>
 #include <linux/btf_ids.h>
+#include <linux/filter.h>
 #include <linux/module.h>
+#include <linux/percpu.h>
+#include <linux/pid.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
 
 #include "internal.h"
+
+/* vigil_alive() calls by role, per CPU: no atomics, summed at checkpoints. */
+static DEFINE_PER_CPU(u64 [VIGIL_PROD_SLOTS], vigil_alive_count);
 
 __bpf_kfunc_start_defs();
 
@@ -27,8 +44,9 @@ __bpf_kfunc_start_defs();
  * On success the module has written hdr.seq and set
  * VIGIL_REC_F_COMMITTED in hdr.flags of the record.
  *
- * Return: 0, -EINVAL for NULL or a bad type/version/size (counted as
- * rejected), -EBUSY on re-entry from the same CPU (counted as busy).
+ * Return: 0, -EINVAL for NULL or a bad type/version/size/flags (counted as
+ * rejected), -EBUSY on re-entry from the same CPU (counted as busy),
+ * -ESHUTDOWN once the module is sealed (counted as rejected).
  */
 __bpf_kfunc int vigil_commit(void *rec, u32 rec__sz)
 {
@@ -46,20 +64,235 @@ __bpf_kfunc int vigil_drop(u32 type)
 	return vigil_chain_count_drop(type);
 }
 
+/**
+ * vigil_alive() - a producer ran (after its own enable checks)
+ * @role: enum vigil_producer_role of the calling program
+ *
+ * Counted per role and carried in every checkpoint: a producer that was
+ * detached, replaced or switched off stops counting, and the signed
+ * checkpoints show it. Safe in any context (per-CPU add).
+ *
+ * Return: 0, or -EINVAL for an unknown role (counted in slot 0).
+ */
+__bpf_kfunc int vigil_alive(u32 role)
+{
+	if (role == 0 || role > VIGIL_PROD_ROLE_MAX) {
+		this_cpu_inc(vigil_alive_count[0]);
+		return -EINVAL;
+	}
+	this_cpu_inc(vigil_alive_count[role]);
+	return 0;
+}
+
 __bpf_kfunc_end_defs();
 
 BTF_KFUNCS_START(vigil_kfunc_ids)
 BTF_ID_FLAGS(func, vigil_commit)
 BTF_ID_FLAGS(func, vigil_drop)
+BTF_ID_FLAGS(func, vigil_alive)
 BTF_KFUNCS_END(vigil_kfunc_ids)
+
+/**
+ * vigil_alive_sum() - vigil_alive() calls since load, by role
+ * @out: VIGIL_PROD_SLOTS counters
+ */
+void vigil_alive_sum(u64 *out)
+{
+	int cpu, i;
+
+	memset(out, 0, VIGIL_PROD_SLOTS * sizeof(*out));
+	for_each_possible_cpu(cpu) {
+		const u64 *c = per_cpu(vigil_alive_count, cpu);
+
+		for (i = 0; i < VIGIL_PROD_SLOTS; i++)
+			out[i] += READ_ONCE(c[i]);
+	}
+}
+
+static struct vigil_producer *vigil_producer_find(const void *aux)
+{
+	u32 i;
+
+	for (i = 0; i < vigil.nr_producers; i++)
+		if (vigil.producers[i].aux == aux)
+			return &vigil.producers[i];
+	return NULL;
+}
+
+/*
+ * Called by the verifier for every call of one of our kfuncs in @prog.
+ * Returns nonzero to hide the kfunc from @prog: the load then fails with
+ * "calling kernel function ... is not allowed".
+ */
+static int vigil_kfunc_filter(const struct bpf_prog *prog, u32 kfunc_id)
+{
+	struct vigil_producer *p;
+	int ret = -EACCES;
+
+	if (!btf_id_set8_contains(&vigil_kfunc_ids, kfunc_id))
+		return 0;
+
+	spin_lock(&vigil.producers_lock);
+	if (!vigil.window_owner || task_tgid(current) != vigil.window_owner)
+		goto out_unlock;
+	if (vigil_producer_find(prog->aux)) {
+		ret = 0;
+		goto out_unlock;
+	}
+	if (vigil.nr_producers == VIGIL_MAX_PRODUCERS)
+		goto out_unlock;
+	p = &vigil.producers[vigil.nr_producers++];
+	memset(p, 0, sizeof(*p));
+	p->aux = prog->aux;
+	memcpy(p->tag, prog->tag, sizeof(p->tag));
+	strscpy(p->name, prog->aux->name, sizeof(p->name));
+	p->type = prog->type;
+	p->attach_type = prog->expected_attach_type;
+	p->attach_btf_id = prog->aux->attach_btf_id;
+	p->len = prog->len;
+	ret = 0;
+out_unlock:
+	spin_unlock(&vigil.producers_lock);
+	if (ret) {
+		atomic64_inc(&vigil.foreign);
+		pr_notice_ratelimited("refused BPF program '%s' (pid %d): not a registered vigil producer\n",
+				      prog->aux->name, task_tgid_nr(current));
+	}
+	return ret;
+}
 
 static const struct btf_kfunc_id_set vigil_kfunc_set = {
 	.owner = THIS_MODULE,
 	.set = &vigil_kfunc_ids,
+	.filter = vigil_kfunc_filter,
 };
 
 /**
- * vigil_kfunc_init() - make the kfuncs callable from tracing programs
+ * vigil_producers_open() - open a producer window for the calling process
+ * @file: the /dev/vigil file it was asked through
+ *
+ * Return: 0, -EBUSY when a window is open, -ESHUTDOWN once sealed.
+ */
+int vigil_producers_open(struct file *file)
+{
+	int ret = 0;
+
+	spin_lock(&vigil.producers_lock);
+	if (READ_ONCE(vigil.sealed)) {
+		ret = -ESHUTDOWN;
+	} else if (vigil.window_owner) {
+		ret = -EBUSY;
+	} else {
+		vigil.window_owner = get_pid(task_tgid(current));
+		vigil.window_file = file;
+		vigil.nr_producers = 0;
+	}
+	spin_unlock(&vigil.producers_lock);
+	return ret;
+}
+
+/* Close the window; the caller puts the returned pid outside the lock. */
+static struct pid *vigil_window_close_locked(void)
+{
+	struct pid *owner = vigil.window_owner;
+
+	vigil.window_owner = NULL;
+	vigil.window_file = NULL;
+	return owner;
+}
+
+/**
+ * vigil_producers_abandon() - close the window if @file opened it
+ * @file: a /dev/vigil file being released
+ *
+ * The programs it allowed stay recorded, unmeasured until the next seal;
+ * a window is never left open by a process that went away.
+ */
+void vigil_producers_abandon(struct file *file)
+{
+	struct pid *owner = NULL;
+
+	spin_lock(&vigil.producers_lock);
+	if (vigil.window_file == file)
+		owner = vigil_window_close_locked();
+	spin_unlock(&vigil.producers_lock);
+	if (owner) {
+		put_pid(owner);
+		pr_warn("producer window closed without a seal: its programs can commit but are not measured\n");
+	}
+}
+
+/**
+ * vigil_producers_seal() - close the window and measure the allowed set
+ * @file: the /dev/vigil file that opened it
+ * @out:  gen, nr, digest and log_seq are filled
+ *
+ * One PRODUCER measurement per program (name "bpf <prog> tag=<tag>",
+ * digest over tag, type, attach type, attach BTF id and length), then one
+ * PRODUCERS measurement of the set (SHA-256 over the per-program digests
+ * in load order). Both go to the anchor like every config record.
+ *
+ * Return: 0, -ENOENT when @file has no open window, -errno of the
+ * measurements (the window is closed either way).
+ */
+int vigil_producers_seal(struct file *file, struct vigil_producers *out)
+{
+	struct vigil_producer *set;
+	struct sha256_state sctx;
+	u8 digest[VIGIL_DIGEST_LEN];
+	char name[VIGIL_NAME_LEN];
+	struct pid *owner;
+	u32 nr, i;
+	int ret = 0;
+
+	set = kmalloc_array(VIGIL_MAX_PRODUCERS, sizeof(*set), GFP_KERNEL);
+	if (!set)
+		return -ENOMEM;
+	spin_lock(&vigil.producers_lock);
+	if (vigil.window_file != file) {
+		spin_unlock(&vigil.producers_lock);
+		kfree(set);
+		return -ENOENT;
+	}
+	owner = vigil_window_close_locked();
+	nr = vigil.nr_producers;
+	memcpy(set, vigil.producers, nr * sizeof(*set));
+	spin_unlock(&vigil.producers_lock);
+	put_pid(owner);
+
+	sha256_init(&sctx);
+	for (i = 0; i < nr; i++) {
+		struct {
+			u8 tag[VIGIL_TAG_LEN];
+			u32 type, attach_type, attach_btf_id, len;
+		} id = {};
+
+		memcpy(id.tag, set[i].tag, sizeof(id.tag));
+		id.type = set[i].type;
+		id.attach_type = set[i].attach_type;
+		id.attach_btf_id = set[i].attach_btf_id;
+		id.len = set[i].len;
+		sha256((const u8 *)&id, sizeof(id), digest);
+		sha256_update(&sctx, digest, sizeof(digest));
+		snprintf(name, sizeof(name), "bpf %s tag=%*phN", set[i].name,
+			 VIGIL_TAG_LEN, set[i].tag);
+		ret = vigil_measure(VIGIL_MEASURE_PRODUCER, name, digest, NULL);
+		if (ret)
+			goto out_free;
+	}
+	sha256_final(&sctx, digest);
+	snprintf(name, sizeof(name), "producers n=%u", nr);
+	ret = vigil_measure_producers(name, digest, nr, &out->gen,
+				      &out->log_seq);
+	out->nr = nr;
+	memcpy(out->digest, digest, sizeof(digest));
+out_free:
+	kfree(set);
+	return ret;
+}
+
+/**
+ * vigil_kfunc_init() - make the kfuncs callable from vigil's producers
  *
  * The registration cannot be undone; the kernel drops it with the
  * module's BTF at unload.
@@ -70,9 +303,27 @@ int vigil_kfunc_init(void)
 {
 	int ret;
 
+	spin_lock_init(&vigil.producers_lock);
+	vigil.window_owner = NULL;
+	vigil.window_file = NULL;
+	vigil.nr_producers = 0;
+	atomic64_set(&vigil.foreign, 0);
 	ret = register_btf_kfunc_id_set(BPF_PROG_TYPE_TRACING, &vigil_kfunc_set);
 	if (ret)
 		pr_err("registering the kfuncs for tracing programs failed: %d\n",
 		       ret);
 	return ret;
+}
+
+/**
+ * vigil_kfunc_exit() - drop an open window's reference at unload
+ */
+void vigil_kfunc_exit(void)
+{
+	struct pid *owner;
+
+	spin_lock(&vigil.producers_lock);
+	owner = vigil_window_close_locked();
+	spin_unlock(&vigil.producers_lock);
+	put_pid(owner);
 }

@@ -660,7 +660,7 @@ int vigil_securityfs_init(void)
 		ret = PTR_ERR(vigil.sfs_log);
 		goto out_remove_dir;
 	}
-	vigil.sfs_status = securityfs_create_file("status", 0444, vigil.sfs_dir,
+	vigil.sfs_status = securityfs_create_file("status", 0400, vigil.sfs_dir,
 						  NULL, &vigil_status_fops);
 	if (IS_ERR(vigil.sfs_status)) {
 		ret = PTR_ERR(vigil.sfs_status);

@@ -48,6 +48,10 @@ static char *anchor = "pcr";
 module_param(anchor, charp, 0444);
 MODULE_PARM_DESC(anchor, "where checkpoints are anchored: pcr (pcr_events) or ima (IMA critical data) (default pcr)");
 
+static uint heartbeat_ms = 10000;
+module_param(heartbeat_ms, uint, 0444);
+MODULE_PARM_DESC(heartbeat_ms, "longest time between two signed checkpoints, idle or not, 100..3600000 (default 10000)");
+
 static unsigned long long log_max_bytes = 16ULL << 20;
 module_param(log_max_bytes, ullong, 0444);
 MODULE_PARM_DESC(log_max_bytes, "cap on log record bytes held, 65536..1073741824 (default 16 MiB)");
@@ -55,6 +59,7 @@ MODULE_PARM_DESC(log_max_bytes, "cap on log record bytes held, 65536..1073741824
 #define VIGIL_CP_MS_MIN		10
 #define VIGIL_CP_MS_MAX		3600000
 #define VIGIL_CP_EVENTS_MAX	BIT(24)
+#define VIGIL_HB_MS_MIN		100
 #define VIGIL_LOG_MIN		(64ULL << 10)
 #define VIGIL_LOG_MAX		BIT_ULL(30)
 
@@ -110,8 +115,13 @@ static int vigil_params_init(void)
 		       VIGIL_CP_EVENTS_MAX);
 		return -EINVAL;
 	}
+	if (heartbeat_ms < VIGIL_HB_MS_MIN || heartbeat_ms > VIGIL_CP_MS_MAX) {
+		pr_err("heartbeat_ms=%u: use %u..%u\n", heartbeat_ms,
+		       VIGIL_HB_MS_MIN, VIGIL_CP_MS_MAX);
+		return -EINVAL;
+	}
 	if (!checkpoint_ms && !checkpoint_events)
-		pr_warn("checkpoint_ms=0 and checkpoint_events=0: checkpoints only on request\n");
+		pr_warn("checkpoint_ms=0 and checkpoint_events=0: heartbeat checkpoints only\n");
 	if (log_max_bytes < VIGIL_LOG_MIN || log_max_bytes > VIGIL_LOG_MAX) {
 		pr_err("log_max_bytes=%llu: use %llu..%llu\n", log_max_bytes,
 		       VIGIL_LOG_MIN, VIGIL_LOG_MAX);
@@ -129,6 +139,7 @@ static int vigil_params_init(void)
 	p->pcr_events = pcr_events;
 	p->checkpoint_ms = checkpoint_ms;
 	p->checkpoint_events = checkpoint_events;
+	p->heartbeat_ms = heartbeat_ms;
 	p->tpm_required = tpm_required;
 	p->log_max_bytes = log_max_bytes;
 	return 0;
@@ -157,7 +168,7 @@ static int __init vigil_init(void)
 	ret = vigil_securityfs_init();
 	if (ret) {
 		pr_err("creating securityfs files failed: %d\n", ret);
-		goto out_anchor_exit;
+		goto out_kfunc_exit;
 	}
 	/* Last: once /dev/vigil exists, user space may hold it open. */
 	ret = vigil_chardev_init();
@@ -165,6 +176,12 @@ static int __init vigil_init(void)
 		pr_err("registering /dev/%s failed: %d\n", VIGIL_DEVICE_NAME, ret);
 		goto out_securityfs_exit;
 	}
+	/*
+	 * Held until SEAL and a reader drained the log (chardev.c): rmmod
+	 * fails with EAGAIN before, so the final checkpoint and every record
+	 * are read while /dev/vigil still exists.
+	 */
+	__module_get(THIS_MODULE);
 	pr_info("loaded: %s, pcr_config=%u pcr_events=%u anchor=%s\n",
 		vigil_tpm_present() ? "TPM 2.0" : "no TPM (degraded)",
 		vigil.p.pcr_config, vigil.p.pcr_events,
@@ -173,6 +190,8 @@ static int __init vigil_init(void)
 
 out_securityfs_exit:
 	vigil_securityfs_exit();
+out_kfunc_exit:
+	vigil_kfunc_exit();
 out_anchor_exit:
 	vigil_anchor_exit();
 out_log_exit:
@@ -182,17 +201,20 @@ out_tpm_exit:
 	return ret;
 }
 
+/*
+ * Normally reached after SEAL and a drain. Only a forced unload (rmmod -f,
+ * CONFIG_MODULE_FORCE_UNLOAD, which taints the kernel) gets here unsealed:
+ * then no final checkpoint is written, because nobody could read it and
+ * no PCR may hold a record missing from every readable log.
+ */
 static void __exit vigil_exit(void)
 {
-	int ret;
-
 	vigil_chardev_exit();
 	vigil_securityfs_exit();
 	vigil_anchor_exit();
-	/* The final checkpoint: anchor and sign what came since the last one. */
-	ret = vigil_checkpoint(VIGIL_CP_UNLOAD, NULL, NULL);
-	if (ret)
-		pr_warn("final checkpoint not logged: %d\n", ret);
+	vigil_kfunc_exit();
+	if (!READ_ONCE(vigil.sealed))
+		pr_warn("unloaded without SEAL (forced): the records since the last checkpoint were never anchored\n");
 	vigil_log_exit();
 	vigil_tpm_exit();
 	pr_info("unloaded\n");

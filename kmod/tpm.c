@@ -52,6 +52,16 @@ struct vigil_rsp {
 	bool err;
 };
 
+/*
+ * Free a command buffer that carried a secret (key_auth, key_unique): the
+ * page goes back to the allocator wiped.
+ */
+static void vigil_buf_destroy_sensitive(struct tpm_buf *buf)
+{
+	memzero_explicit(buf->data, PAGE_SIZE);
+	tpm_buf_destroy(buf);
+}
+
 static const u8 *vigil_rsp_bytes(struct vigil_rsp *r, u32 n)
 {
 	const u8 *ret;
@@ -411,13 +421,13 @@ static int vigil_tpm_create_primary(u32 *handle, u8 *x, u8 *y, u8 *name,
 		goto out_flush;
 	}
 	memcpy(name, p, n);
-	tpm_buf_destroy(&buf);
+	vigil_buf_destroy_sensitive(&buf);
 	return 0;
 
 out_flush:
 	tpm2_flush_context(vigil.tpm.chip, *handle);
 out_destroy:
-	tpm_buf_destroy(&buf);
+	vigil_buf_destroy_sensitive(&buf);
 	return ret;
 }
 
@@ -597,6 +607,6 @@ out_flush:
 out_put_ops:
 	tpm_put_ops(vigil.tpm.chip);
 out_destroy:
-	tpm_buf_destroy(&buf);
+	vigil_buf_destroy_sensitive(&buf);
 	return ret;
 }

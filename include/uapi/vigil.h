@@ -36,7 +36,7 @@
 #define VIGIL_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 #endif
 
-#define VIGIL_ABI_MAJOR		1
+#define VIGIL_ABI_MAJOR		2
 #define VIGIL_ABI_MINOR		0
 
 #define VIGIL_DEVICE_NAME	"vigil"
@@ -51,6 +51,8 @@
 #define VIGIL_MAX_BANKS		8	/* PCR banks reported by GET_INFO */
 #define VIGIL_RECORD_MAX	2048	/* largest record, any type */
 #define VIGIL_ECC_COORD_LEN	32	/* P-256 */
+#define VIGIL_MAX_PRODUCERS	16	/* BPF programs in one sealed producer set */
+#define VIGIL_TAG_LEN		8	/* BPF program tag (BPF_TAG_SIZE) */
 
 /* TPM algorithm ids (TCG Algorithm Registry) as reported for PCR banks */
 #define VIGIL_ALG_SHA1		0x0004
@@ -92,7 +94,7 @@ enum vigil_rec_type {
 /**
  * struct vigil_rec_hdr - common header of every record (events and log)
  * @type:     enum vigil_rec_type
- * @version:  per-type body version (1 for every type in this ABI)
+ * @version:  per-type body version (1, and 2 for VIGIL_LOG_CHECKPOINT)
  * @size:     whole record in bytes, header included, multiple of 8
  * @seq:      events: chain sequence number (0 when not committed);
  *            log records: log sequence number
@@ -230,7 +232,26 @@ enum vigil_measure_kind {
 	VIGIL_MEASURE_MODULE	= 1,	/* the module's own identity at load */
 	VIGIL_MEASURE_PARAMS	= 2,	/* module parameters at load */
 	VIGIL_MEASURE_USER	= 3,	/* MEASURE ioctl */
+	VIGIL_MEASURE_PRODUCER	= 4,	/* one BPF program allowed to commit */
+	VIGIL_MEASURE_PRODUCERS	= 5,	/* a sealed producer set (digest of the set) */
+	VIGIL_MEASURE_SEAL	= 6,	/* the module was sealed for unload */
 };
+
+/*
+ * What each vigil BPF program is, for the liveness counters in every
+ * checkpoint (vigil_alive() kfunc). One role per program of bpf/.
+ */
+enum vigil_producer_role {
+	VIGIL_PROD_EXEC		= 1,	/* tp_btf/sched_process_exec */
+	VIGIL_PROD_EXIT		= 2,	/* tp_btf/sched_process_exit */
+	VIGIL_PROD_FORK		= 3,	/* tp_btf/sched_process_fork */
+	VIGIL_PROD_SWITCH	= 4,	/* tp_btf/sched_switch (samples) */
+	VIGIL_PROD_SYSCALL	= 5,	/* tp_btf/sys_enter (syscall counts) */
+};
+
+#define VIGIL_PROD_ROLE_MAX	5
+#define VIGIL_PROD_SLOTS	8	/* array size for roles, index 0 unused */
+#define VIGIL_CHECKPOINT_VERSION 2	/* hdr.version of VIGIL_LOG_CHECKPOINT */
 
 /*
  * A digest measured into pcr_config. Extended with H_bank(whole record) in
@@ -263,13 +284,20 @@ enum vigil_cp_reason {
 	VIGIL_CP_TIMER		= 1,
 	VIGIL_CP_EVENTS		= 2,
 	VIGIL_CP_IOCTL		= 3,
-	VIGIL_CP_UNLOAD		= 4,
+	VIGIL_CP_UNLOAD		= 4,	/* the final one (SEAL ioctl) */
+	VIGIL_CP_HEARTBEAT	= 5,	/* idle, taken because heartbeat_ms passed */
 };
+
+/* vigil_log_checkpoint.cp_flags */
+#define VIGIL_CP_F_DEV_ANCHOR	(1U << 0)	/* anchored in a resettable PCR (16/23) */
+#define VIGIL_CP_F_SEALED	(1U << 1)	/* final: no commit is accepted after it */
+#define VIGIL_CP_F_WINDOW_OPEN	(1U << 2)	/* a producer registration window is open */
 
 /*
  * A closed batch of the chain. Extended into pcr_events (anchor=pcr) or
  * measured through IMA (anchor=ima) as H_bank(whole record); signed as
- * SHA-256(whole record).
+ * SHA-256(whole record). Version 2 (ABI 2): the counters from rejected_total
+ * on show what the producers did, so that silence is signed too.
  */
 struct vigil_log_checkpoint {
 	struct vigil_rec_hdr hdr;
@@ -283,6 +311,13 @@ struct vigil_log_checkpoint {
 	__u8 chain_head[VIGIL_DIGEST_LEN];	/* chain value after last_seq */
 	__u8 prev_digest[VIGIL_DIGEST_LEN];	/* SHA-256 of the previous checkpoint */
 	__u8 instance_id[VIGIL_ID_LEN];		/* random per module load */
+	__u64 rejected_total;	/* commits refused (bad record, not a producer, sealed) */
+	__u64 tpm_errors;	/* failed TPM operations, since load */
+	__u64 committed[VIGIL_EV_NR_TYPES + 1];	/* commits by event type, since load */
+	__u64 alive[VIGIL_PROD_SLOTS];	/* vigil_alive() calls by producer role, since load */
+	__u8 producers_digest[VIGIL_DIGEST_LEN];	/* of the sealed set, zero if none */
+	__u32 producers_gen;	/* producer sets sealed since load, 0 = none */
+	__u32 cp_flags;		/* VIGIL_CP_F_* */
 };
 
 /* vigil_log_signature.status */
@@ -333,6 +368,22 @@ struct vigil_log_base {
 
 /* --- ioctls ------------------------------------------------------------- */
 
+/*
+ * Every ioctl argument starts with size and flags. Structs grow only at the
+ * end (copy_struct_from_user() rules): the module accepts any size from the
+ * first published one (VIGIL_SIZE_VER0_*) on, zero-fills what an older
+ * caller did not send, refuses (-E2BIG) non-zero bytes it does not know,
+ * and writes back at most the caller's size.
+ */
+#define VIGIL_SIZE_VER0_VERSION		64
+#define VIGIL_SIZE_VER0_INFO		352
+#define VIGIL_SIZE_VER0_MEASURE		128
+#define VIGIL_SIZE_VER0_COMMIT		48
+#define VIGIL_SIZE_VER0_CHECKPOINT	512
+#define VIGIL_SIZE_VER0_TRIM		40
+#define VIGIL_SIZE_VER0_PRODUCERS	72
+#define VIGIL_SIZE_VER0_SEAL		520
+
 #define VIGIL_IOC_MAGIC		0xBC
 
 enum vigil_anchor {
@@ -353,6 +404,9 @@ struct vigil_version {
 #define VIGIL_TPM_PRESENT	(1U << 0)	/* a TPM 2.0 chip was found */
 #define VIGIL_TPM_KEY		(1U << 1)	/* the checkpoint key exists */
 #define VIGIL_TPM_REQUIRED	(1U << 2)	/* loaded with tpm_required=1 */
+#define VIGIL_TPM_DEV_ANCHOR	(1U << 3)	/* resettable PCR 16/23: development only */
+#define VIGIL_TPM_SEALED	(1U << 4)	/* SEAL done: commits refused, unload once drained */
+#define VIGIL_TPM_WINDOW_OPEN	(1U << 5)	/* a producer registration window is open */
 
 struct vigil_info {
 	__u32 size;		/* in: sizeof(struct vigil_info) */
@@ -384,6 +438,12 @@ struct vigil_info {
 	__u64 log_max_bytes;	/* cap */
 	__u64 log_refused;	/* records refused at the cap (-ENOSPC, deferred) */
 	__u64 tpm_errors;	/* failed TPM operations (extend, sign) */
+	__u32 heartbeat_ms;	/* longest time between two checkpoints */
+	__u32 producers_gen;	/* producer sets sealed since load */
+	__u32 nr_producers;	/* programs in the current set */
+	__u32 __pad2;
+	__u8 producers_digest[VIGIL_DIGEST_LEN];	/* of the current set */
+	__u64 seal_log_end;	/* SEALED: log seq after the final records */
 	__u64 __reserved[2];
 };
 
@@ -422,12 +482,48 @@ struct vigil_trim {
 	__u64 __reserved[2];
 };
 
+/*
+ * Producer registration. PRODUCERS_OPEN opens a window for the calling
+ * process: every BPF program it loads until PRODUCERS_SEAL that calls a
+ * vigil kfunc is allowed and recorded; any other program is refused at
+ * load. PRODUCERS_SEAL closes the window and measures the set (a MEASURE
+ * record per program, then one for the set) into the anchor.
+ */
+struct vigil_producers {
+	__u32 size;
+	__u32 flags;		/* 0 */
+	__u32 gen;		/* out (SEAL): producer_gen of the sealed set */
+	__u32 nr;		/* out (SEAL): programs in it */
+	__u8 digest[VIGIL_DIGEST_LEN];	/* out (SEAL): SHA-256 of the set */
+	__u64 log_seq;		/* out (SEAL): log seq of the PRODUCERS record */
+	__u64 __reserved[2];
+};
+
+/*
+ * SEAL: write the final checkpoint (reason UNLOAD, VIGIL_CP_F_SEALED) while
+ * /dev/vigil still exists, refuse every commit from then on, and let the
+ * module be unloaded once a reader has read the log up to seal_log_end.
+ * Until then rmmod fails with EAGAIN (the module holds a reference to
+ * itself).
+ */
+struct vigil_seal {
+	__u32 size;
+	__u32 flags;		/* 0 */
+	struct vigil_log_checkpoint cp;	/* out: the final checkpoint */
+	struct vigil_log_signature sig;	/* out: its signature record */
+	__u64 log_end;		/* out: read up to here (exclusive) to allow unload */
+	__u64 __reserved[2];
+};
+
 #define VIGIL_IOC_GET_VERSION	_IOWR(VIGIL_IOC_MAGIC, 0x00, struct vigil_version)
 #define VIGIL_IOC_GET_INFO	_IOWR(VIGIL_IOC_MAGIC, 0x01, struct vigil_info)
 #define VIGIL_IOC_MEASURE	_IOWR(VIGIL_IOC_MAGIC, 0x02, struct vigil_measure)
 #define VIGIL_IOC_COMMIT	_IOWR(VIGIL_IOC_MAGIC, 0x03, struct vigil_commit)
 #define VIGIL_IOC_CHECKPOINT	_IOWR(VIGIL_IOC_MAGIC, 0x04, struct vigil_checkpoint_req)
 #define VIGIL_IOC_TRIM		_IOWR(VIGIL_IOC_MAGIC, 0x05, struct vigil_trim)
+#define VIGIL_IOC_PRODUCERS_OPEN _IOWR(VIGIL_IOC_MAGIC, 0x06, struct vigil_producers)
+#define VIGIL_IOC_PRODUCERS_SEAL _IOWR(VIGIL_IOC_MAGIC, 0x07, struct vigil_producers)
+#define VIGIL_IOC_SEAL		_IOWR(VIGIL_IOC_MAGIC, 0x08, struct vigil_seal)
 
 /* --- size asserts ------------------------------------------------------- */
 
@@ -440,15 +536,17 @@ VIGIL_STATIC_ASSERT(sizeof(struct vigil_ev_agent) == 120, "vigil_ev_agent");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_ev_sample) == 120, "vigil_ev_sample");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_measure) == 136, "vigil_log_measure");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_key) == 144, "vigil_log_key");
-VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_checkpoint) == 160, "vigil_log_checkpoint");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_checkpoint) == 344, "vigil_log_checkpoint");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_signature) == 144, "vigil_log_signature");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_event) == 592, "vigil_log_event");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_base) == 1152, "vigil_log_base");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_version) == 64, "vigil_version");
-VIGIL_STATIC_ASSERT(sizeof(struct vigil_info) == 296, "vigil_info");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_info) == 352, "vigil_info");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_measure) == 128, "vigil_measure");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_commit) == 48, "vigil_commit");
-VIGIL_STATIC_ASSERT(sizeof(struct vigil_checkpoint_req) == 328, "vigil_checkpoint_req");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_checkpoint_req) == 512, "vigil_checkpoint_req");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_trim) == 40, "vigil_trim");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_producers) == 72, "vigil_producers");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_seal) == 520, "vigil_seal");
 
 #endif /* _UAPI_VIGIL_H */
