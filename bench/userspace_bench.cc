@@ -77,7 +77,7 @@ void BM_ReplayCheckpoints(benchmark::State& state) {
   for (int64_t i = 0; i < state.range(0); ++i) {
     vigil_log_checkpoint cp;
     std::memset(&cp, 0, sizeof(cp));
-    cp.hdr = {VIGIL_LOG_CHECKPOINT, 1, sizeof(cp), static_cast<uint64_t>(i + 2), 0, 0, 0};
+    cp.hdr = {VIGIL_LOG_CHECKPOINT, VIGIL_CHECKPOINT_VERSION, sizeof(cp), static_cast<uint64_t>(i + 2), 0, 0, 0};
     cp.anchor = VIGIL_ANCHOR_PCR;
     log.push_back(*vigil::records::Record::FromStruct(cp));
   }

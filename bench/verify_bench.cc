@@ -136,7 +136,7 @@ class StreamBuilder {
     vigil_log_checkpoint cp;
     std::memset(&cp, 0, sizeof(cp));
     cp.hdr.type = VIGIL_LOG_CHECKPOINT;
-    cp.hdr.version = 1;
+    cp.hdr.version = VIGIL_CHECKPOINT_VERSION;
     cp.hdr.size = sizeof(cp);
     cp.hdr.seq = log_seq_++;
     cp.first_seq = cp_last_ + 1;

@@ -14,6 +14,7 @@
 /* Module kfuncs (kmod/kfunc.c). Weak: the object loads without the module. */
 extern int vigil_commit(void *rec, __u32 rec__sz) __ksym __weak;
 extern int vigil_drop(__u32 type) __ksym __weak;
+extern int vigil_alive(__u32 role) __ksym __weak;
 
 /*
  * Global (separately verified) functions: their pointer arguments may be
@@ -54,5 +55,18 @@ __noinline int vigil_note_drop(__u32 type)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+/*
+ * Every producer calls this once per run, after its own enable check: the
+ * module counts the calls per role and signs the counts into every
+ * checkpoint, so a producer that is detached, replaced or switched off
+ * (vigil_active_gen) shows up as a counter that stopped.
+ */
+__noinline int vigil_note_alive(__u32 role)
+{
+	if (have_module && have_alive_kfunc)
+		vigil_alive(role);
 	return 0;
 }

@@ -13,6 +13,7 @@ vigil_errors_map_t vigil_errors SEC(".maps");
 
 const volatile bool have_module = false;
 const volatile bool have_drop_kfunc = false;
+const volatile bool have_alive_kfunc = false;
 const volatile bool all_processes = false;
 const volatile bool count_syscalls = false;
 const volatile __u32 wakeup_bytes = 0;

@@ -21,6 +21,7 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid,
 
 	if (vigil_inactive())
 		return 0;
+	vigil_note_alive(VIGIL_PROD_EXEC);
 	agent = vigil_agent_of_current(tgid);
 	if (!agent && !all_processes)
 		return 0; /* untracked */

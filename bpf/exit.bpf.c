@@ -80,6 +80,7 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 
 	if (vigil_inactive())
 		return 0;
+	vigil_note_alive(VIGIL_PROD_EXIT);
 	if (BPF_CORE_READ(sig, live.counter) != 0)
 		return 0; /* other threads of the process still run */
 

@@ -20,6 +20,7 @@ int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
 
 	if (vigil_inactive())
 		return 0;
+	vigil_note_alive(VIGIL_PROD_FORK);
 	agent = vigil_agent_of_pid(ptgid);
 	/* A new process of a pid-tracked one is tracked itself (a cgroup-
 	 * tracked child is covered by its cgroup). Threads share the tgid. */

@@ -156,6 +156,7 @@ int BPF_PROG(vigil_sched_switch, bool preempt, struct task_struct *prev,
 
 	if (vigil_inactive())
 		return 0; /* the active instance owns the shared slots */
+	vigil_note_alive(VIGIL_PROD_SWITCH);
 	slot = bpf_map_lookup_elem(&vigil_cpu_slot, &zero);
 	if (!slot)
 		return 0;

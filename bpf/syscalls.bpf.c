@@ -20,6 +20,7 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 
 	if (vigil_inactive())
 		return 0;
+	vigil_note_alive(VIGIL_PROD_SYSCALL);
 	slot = bpf_map_lookup_elem(&vigil_cpu_slot, &zero);
 	if (slot && slot->agent)
 		slot->syscalls++; /* per-CPU, and the task cannot migrate here */

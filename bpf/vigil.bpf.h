@@ -88,6 +88,7 @@ extern vigil_errors_map_t vigil_errors SEC(".maps");
  */
 extern const volatile bool have_module;
 extern const volatile bool have_drop_kfunc;
+extern const volatile bool have_alive_kfunc;
 /* Set by the loader: record every process, tracked or not (agent id 0). */
 extern const volatile bool all_processes;
 /*
@@ -159,6 +160,7 @@ extern int vigil_commit_fork(struct vigil_ev_fork *ev);
 extern int vigil_commit_agent(struct vigil_ev_agent *ev);
 extern int vigil_commit_sample(struct vigil_ev_sample *ev);
 extern int vigil_note_drop(__u32 type);
+extern int vigil_note_alive(__u32 role);
 
 /*
  * Agents (agents.bpf.c). An agent id of 0 means "not tracked".

@@ -32,6 +32,13 @@ const std::map<std::string, unsigned long>& CxxLayout() {
       CXX_ENTRY("sizeof(vigil_commit)", sizeof(vigil_commit)),
       CXX_ENTRY("sizeof(vigil_checkpoint_req)", sizeof(vigil_checkpoint_req)),
       CXX_ENTRY("sizeof(vigil_trim)", sizeof(vigil_trim)),
+      CXX_ENTRY("sizeof(vigil_producers)", sizeof(vigil_producers)),
+      CXX_ENTRY("sizeof(vigil_seal)", sizeof(vigil_seal)),
+      CXX_ENTRY("vigil_log_checkpoint.rejected_total", offsetof(vigil_log_checkpoint, rejected_total)),
+      CXX_ENTRY("vigil_log_checkpoint.alive", offsetof(vigil_log_checkpoint, alive)),
+      CXX_ENTRY("vigil_log_checkpoint.cp_flags", offsetof(vigil_log_checkpoint, cp_flags)),
+      CXX_ENTRY("vigil_info.heartbeat_ms", offsetof(vigil_info, heartbeat_ms)),
+      CXX_ENTRY("vigil_seal.log_end", offsetof(vigil_seal, log_end)),
       CXX_ENTRY("vigil_rec_hdr.size", offsetof(vigil_rec_hdr, size)),
       CXX_ENTRY("vigil_rec_hdr.seq", offsetof(vigil_rec_hdr, seq)),
       CXX_ENTRY("vigil_rec_hdr.ts_ns", offsetof(vigil_rec_hdr, ts_ns)),
@@ -86,11 +93,12 @@ TEST(AbiLayout, SizesAreTheAbi) {
       {"sizeof(vigil_rec_hdr)", 32},         {"sizeof(vigil_ev_exec)", 328},
       {"sizeof(vigil_ev_exit)", 160},        {"sizeof(vigil_ev_user)", 560},
       {"sizeof(vigil_log_measure)", 136},    {"sizeof(vigil_log_key)", 144},
-      {"sizeof(vigil_log_checkpoint)", 160}, {"sizeof(vigil_log_signature)", 144},
+      {"sizeof(vigil_log_checkpoint)", 344}, {"sizeof(vigil_log_signature)", 144},
       {"sizeof(vigil_log_event)", 592},      {"sizeof(vigil_log_base)", 1152},
-      {"sizeof(vigil_version)", 64},         {"sizeof(vigil_info)", 296},
+      {"sizeof(vigil_version)", 64},         {"sizeof(vigil_info)", 352},
       {"sizeof(vigil_measure)", 128},        {"sizeof(vigil_commit)", 48},
-      {"sizeof(vigil_checkpoint_req)", 328}, {"sizeof(vigil_trim)", 40},
+      {"sizeof(vigil_checkpoint_req)", 512}, {"sizeof(vigil_trim)", 40},
+      {"sizeof(vigil_producers)", 72},       {"sizeof(vigil_seal)", 520},
   };
   const auto& cxx = CxxLayout();
   for (const auto& [name, size] : expected) {
@@ -115,6 +123,9 @@ TEST(AbiLayout, KeyOffsets) {
   EXPECT_EQ(offsetof(vigil_ev_exit, comm), 144u);
   EXPECT_EQ(offsetof(vigil_log_base, bank), 64u);
   EXPECT_EQ(offsetof(vigil_log_checkpoint, chain_head), 80u);
+  // ABI 2: the liveness fields follow the version 1 body.
+  EXPECT_EQ(offsetof(vigil_log_checkpoint, rejected_total), 160u);
+  EXPECT_EQ(offsetof(vigil_log_checkpoint, cp_flags), 340u);
   EXPECT_EQ(offsetof(vigil_version, size), 0u);
   EXPECT_EQ(offsetof(vigil_info, size), 0u);
   EXPECT_EQ(offsetof(vigil_info, flags), 4u);
@@ -129,6 +140,13 @@ TEST(AbiLayout, IoctlNumbersEncodeDirectionAndSize) {
   EXPECT_EQ(_IOC_SIZE(VIGIL_IOC_GET_VERSION), sizeof(vigil_version));
   EXPECT_EQ(_IOC_SIZE(VIGIL_IOC_GET_INFO), sizeof(vigil_info));
   EXPECT_EQ(_IOC_NR(VIGIL_IOC_GET_INFO), 1u);
+  EXPECT_EQ(_IOC_SIZE(VIGIL_IOC_SEAL), sizeof(vigil_seal));
+  EXPECT_EQ(_IOC_DIR(VIGIL_IOC_PRODUCERS_OPEN), static_cast<unsigned>(_IOC_READ | _IOC_WRITE));
+  // The first published sizes are the sizes of this ABI.
+  EXPECT_EQ(VIGIL_SIZE_VER0_INFO, sizeof(vigil_info));
+  EXPECT_EQ(VIGIL_SIZE_VER0_SEAL, sizeof(vigil_seal));
+  EXPECT_EQ(VIGIL_SIZE_VER0_CHECKPOINT, sizeof(vigil_checkpoint_req));
+  EXPECT_EQ(VIGIL_SIZE_VER0_PRODUCERS, sizeof(vigil_producers));
 }
 
 }  // namespace

@@ -145,7 +145,7 @@ class ModuleSim {
   };
   static void Header(vigil_rec_hdr& h, uint16_t type, uint32_t size, uint64_t seq) {
     h.type = type;
-    h.version = 1;
+    h.version = type == VIGIL_LOG_CHECKPOINT ? VIGIL_CHECKPOINT_VERSION : 1;
     h.size = size;
     h.seq = seq;
     h.ts_ns = 1000 + seq;

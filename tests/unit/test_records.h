@@ -18,7 +18,7 @@ T Blank(uint16_t type, uint64_t seq) {
   T rec;
   std::memset(&rec, 0, sizeof(rec));
   rec.hdr.type = type;
-  rec.hdr.version = 1;
+  rec.hdr.version = type == VIGIL_LOG_CHECKPOINT ? VIGIL_CHECKPOINT_VERSION : 1;
   rec.hdr.size = sizeof(T);
   rec.hdr.seq = seq;
   rec.hdr.ts_ns = 1000 + seq;

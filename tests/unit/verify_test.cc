@@ -399,7 +399,7 @@ records::Record ForgedCheckpoint(testing::ModuleSim& honest, testing::ModuleSim&
   vigil_log_checkpoint cp;
   std::memset(&cp, 0, sizeof(cp));
   cp.hdr.type = VIGIL_LOG_CHECKPOINT;
-  cp.hdr.version = 1;
+  cp.hdr.version = VIGIL_CHECKPOINT_VERSION;
   cp.hdr.size = sizeof(cp);
   cp.hdr.seq = log_seq;
   cp.first_seq = first;

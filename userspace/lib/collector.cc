@@ -17,11 +17,13 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <set>
 #include <span>
 #include <vector>
 
 #include "vigil/agents.h"
+#include "vigil/device.h"
 #include "vigil_bpf.skel.h"
 
 namespace vigil::bpf {
@@ -181,6 +183,7 @@ Result<ModuleKfuncs> DetectModuleKfuncs(const std::string& module_btf) {
   if (!module) return Status::FromLibbpf(-errno, "parsing " + module_btf);
   found.commit = btf__find_by_name_kind(module.get(), "vigil_commit", BTF_KIND_FUNC) > 0;
   found.drop = btf__find_by_name_kind(module.get(), "vigil_drop", BTF_KIND_FUNC) > 0;
+  found.alive = btf__find_by_name_kind(module.get(), "vigil_alive", BTF_KIND_FUNC) > 0;
   return found;
 }
 
@@ -210,6 +213,7 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
   if (!c->skel_) return Status::FromLibbpf(-errno, "opening the BPF skeleton");
   c->skel_->rodata->have_module = module.commit;
   c->skel_->rodata->have_drop_kfunc = module.commit && module.drop;
+  c->skel_->rodata->have_alive_kfunc = module.commit && module.alive;
   c->skel_->rodata->all_processes = options.all_processes;
   {
     const uint32_t ring = options.ringbuf_bytes != 0 ? options.ringbuf_bytes
@@ -255,10 +259,23 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
   // skeleton's (bpf_map__reuse_fd), so nothing of it is touched yet.
   PinPlan plan;
   if (!options.pin_dir.empty()) VIGIL_RETURN_IF_ERROR(c->PrepareAdoption(options.pin_dir, plan));
+  // The module lets only the programs loaded inside a producer window of
+  // ours call its kfuncs, and measures them when the window is sealed.
+  std::optional<device::VigilDevice> dev;
+  if (module.commit) {
+    auto opened = device::VigilDevice::Open(options.device_path);
+    if (!opened.ok()) return opened.status();
+    dev.emplace(std::move(opened).value());
+    VIGIL_RETURN_IF_ERROR(dev->OpenProducers());
+  }
   if (int err = vigil_bpf__load(c->skel_.get()); err) {
     return Status::FromLibbpf(err, module.commit
                                        ? "loading the BPF programs (with the vigil module kfuncs)"
                                        : "loading the BPF programs (no vigil module)");
+  }
+  if (dev) {
+    VIGIL_ASSIGN_OR_RETURN(c->producers_, dev->SealProducers());
+    c->have_producers_ = true;
   }
   // A fresh .bss: these programs are the active ones from their attach on.
   // A reused one still names the old programs until SwitchOver flips it.

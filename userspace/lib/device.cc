@@ -48,6 +48,36 @@ Result<vigil_info> VigilDevice::GetInfo() {
   return info;
 }
 
+Status VigilDevice::OpenProducers() {
+  vigil_producers p;
+  std::memset(&p, 0, sizeof(p));
+  p.size = sizeof(p);
+  if (::ioctl(fd_.get(), VIGIL_IOC_PRODUCERS_OPEN, &p) != 0) {
+    return Status::FromErrno(errno, "VIGIL_IOC_PRODUCERS_OPEN");
+  }
+  return Status::Ok();
+}
+
+Result<vigil_producers> VigilDevice::SealProducers() {
+  vigil_producers p;
+  std::memset(&p, 0, sizeof(p));
+  p.size = sizeof(p);
+  if (::ioctl(fd_.get(), VIGIL_IOC_PRODUCERS_SEAL, &p) != 0) {
+    return Status::FromErrno(errno, "VIGIL_IOC_PRODUCERS_SEAL");
+  }
+  return p;
+}
+
+Result<vigil_seal> VigilDevice::Seal() {
+  vigil_seal seal;
+  std::memset(&seal, 0, sizeof(seal));
+  seal.size = sizeof(seal);
+  if (::ioctl(fd_.get(), VIGIL_IOC_SEAL, &seal) != 0 && errno != EALREADY) {
+    return Status::FromErrno(errno, "VIGIL_IOC_SEAL");
+  }
+  return seal;
+}
+
 Result<uint64_t> VigilDevice::Measure(const std::string& name, std::span<const uint8_t> digest) {
   vigil_measure m;
   std::memset(&m, 0, sizeof(m));

@@ -51,7 +51,8 @@ Result<Record> Record::Decode(std::span<const uint8_t> buf) {
     return Status::Error(ErrorCode::kUnsupported,
                          "unknown record type " + std::to_string(hdr.type));
   }
-  if (hdr.version != 1) {
+  const uint16_t want_version = hdr.type == VIGIL_LOG_CHECKPOINT ? VIGIL_CHECKPOINT_VERSION : 1;
+  if (hdr.version != want_version) {
     return Status::Error(ErrorCode::kUnsupported,
                          std::string(TypeName(hdr.type)) + " record version " +
                              std::to_string(hdr.version) + " is not supported");

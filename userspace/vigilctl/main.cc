@@ -178,6 +178,32 @@ int CmdStatus(bool as_json) {
   return kExitOk;
 }
 
+// ---- seal -----------------------------------------------------------------
+
+// The module's final checkpoint, then the whole log read (and saved): until
+// a reader has read past the final records the module refuses rmmod.
+int CmdSeal(const std::string& save) {
+  auto dev = OpenChecked(nullptr);
+  if (!dev.ok()) return Fail(dev.status());
+  auto seal = dev->Seal();
+  if (!seal.ok()) return Fail(seal.status());
+  auto bytes = dev->ReadAvailable();
+  if (!bytes.ok()) return Fail(bytes.status());
+  if (!save.empty()) {
+    if (Status st = WriteFile(save, *bytes); !st.ok()) return Fail(st);
+  }
+  auto info = dev->GetInfo();
+  if (!info.ok()) return Fail(info.status());
+  std::cout << "sealed: final checkpoint at log seq " << seal->cp.hdr.seq << " (chain seq "
+            << seal->cp.last_seq << "), log read up to " << info->log_next_seq << " of "
+            << seal->log_end << (save.empty() ? "" : ", saved to " + save) << "\n";
+  if (info->log_next_seq < seal->log_end) {
+    return Fail(Status::Error(vigil::ErrorCode::kInternal, "the log was not read to its end"));
+  }
+  std::cout << "the module can be unloaded now (rmmod vigil)\n";
+  return kExitOk;
+}
+
 // ---- log ------------------------------------------------------------------
 
 Result<std::vector<uint8_t>> ReadLogBytes(const std::string& file) {
@@ -729,6 +755,12 @@ int main(int argc, char** argv) {
   log->add_option("--file", log_file, "Read a saved binary log instead of /dev/vigil");
   log->add_option("--save", log_save, "Also write the raw binary log to this file");
 
+  std::string seal_save;
+  auto* seal = app.add_subcommand(
+      "seal", "Write the module's final checkpoint and read the log to its end, so the module "
+              "can be unloaded (commits are refused afterwards)");
+  seal->add_option("--save", seal_save, "Write the whole binary log, final records included");
+
   std::string tcti = vigil::tpm::kDefaultTcti;
   std::string which = "all";
   std::string replay_file;
@@ -818,6 +850,7 @@ int main(int argc, char** argv) {
   try {
     if (*status) return CmdStatus(json_out);
     if (*log) return CmdLog(json_out, log_file, log_save);
+    if (*seal) return CmdSeal(seal_save);
     if (*replay) return CmdReplay(json_out, tcti, which, replay_file, pcr_config, pcr_events);
     if (*agent_run) return CmdAgentRun(pin_dir, agent_name, agent_cmd);
     if (*agent_track) return CmdAgentTrack(pin_dir, agent_name, agent_pid, agent_cgroup);

@@ -27,6 +27,7 @@ inline constexpr char kVmlinuxBtfPath[] = "/sys/kernel/btf/vmlinux";
 struct ModuleKfuncs {
   bool commit = false;  // vigil_commit
   bool drop = false;    // vigil_drop
+  bool alive = false;   // vigil_alive
 };
 
 // Looks for the kfuncs as BTF_KIND_FUNC in the module's split BTF. A missing
@@ -41,6 +42,9 @@ struct CollectorOptions {
   uint32_t wakeup_bytes = 0;
   bool allow_module = true;    // false: never call the kfuncs
   std::string module_btf_path = kModuleBtfPath;
+  // With the module: the device through which the programs are registered
+  // as its producers (a window around the load, then sealed).
+  std::string device_path = VIGIL_DEVICE_PATH;
   bool all_processes = false;  // record every process, not only agents
   // Where the collector pins its state for vigilctl and for a restart
   // (bpffs; empty: nothing pinned, nothing survives the process). Pinned:
@@ -153,6 +157,8 @@ class Collector {
   // What Start() did with a previous instance's pins (all false/0 without
   // pin_dir or when there were none).
   const AdoptStatus& adopted() const { return adopt_; }
+  // The producer set the module sealed for these programs (with the module).
+  const vigil_producers* producers() const { return have_producers_ ? &producers_ : nullptr; }
 
  private:
   Collector(Handler handler, ModuleKfuncs module);
@@ -176,6 +182,8 @@ class Collector {
   std::vector<std::string> pinned_links_;  // paths to unpin
   std::vector<std::string> pinned_;        // map paths to unpin
   AdoptStatus adopt_;
+  vigil_producers producers_{};
+  bool have_producers_ = false;
   uint64_t samples_ = 0;  // records passed to the handler
   UniqueFd pin_lock_;                // flock on the pin directory while pinned
   HwStatus hw_;

@@ -25,6 +25,16 @@ class VigilDevice {
   // VIGIL_IOC_MEASURE: logs `digest` under `name` and extends pcr_config
   // (needs CAP_SYS_ADMIN). Returns the log seq of the MEASURE record.
   Result<uint64_t> Measure(const std::string& name, std::span<const uint8_t> digest);
+  // VIGIL_IOC_PRODUCERS_OPEN: until SealProducers(), BPF programs this
+  // process loads may call the module's kfuncs (CAP_SYS_ADMIN).
+  Status OpenProducers();
+  // VIGIL_IOC_PRODUCERS_SEAL: closes the window; the module measures the
+  // programs it allowed. Returns the set's generation, size and digest.
+  Result<vigil_producers> SealProducers();
+  // VIGIL_IOC_SEAL: the final checkpoint; commits are refused afterwards and
+  // the module may be unloaded once the log is read up to seal.log_end.
+  // A module sealed before answers with the earlier log_end.
+  Result<vigil_seal> Seal();
   // Reads every log record available now (non-blocking), from the position
   // of this open file (the oldest held record for a fresh open).
   Result<std::vector<uint8_t>> ReadAvailable();

@@ -20,7 +20,7 @@ else
 	vt_fail vigilctl-status-banks "$(grep '^PCR banks:' "$out")"
 fi
 vigilctl status --json >/tmp/vigilctl.json 2>&1
-if grep -q '"tpm_present": true' /tmp/vigilctl.json && grep -q '"abi_major": 1' /tmp/vigilctl.json; then
+if grep -q '"tpm_present": true' /tmp/vigilctl.json && grep -q '"abi_major": 2' /tmp/vigilctl.json; then
 	vt_pass vigilctl-status-json
 else
 	vt_fail vigilctl-status-json "$(tr '\n' ' ' </tmp/vigilctl.json | cut -c1-300)"
