@@ -4,6 +4,8 @@
  * check that the kfuncs are callable from BPF and keep their contract.
  *
  *   vigil-kmod-bench --check      kfunc contract from a tp_btf program
+ *   vigil-kmod-bench --foreign    load WITHOUT registering as a producer:
+ *                                 exit 0 only if the module refuses it
  *   vigil-kmod-bench --hold SECS  load and attach, print "attached", sleep
  *   vigil-kmod-bench [-n ITERS] [-r RUNS] [-c CHECKPOINTS]
  *       per-record cost of reserve+fill+submit (ring buffer only) against
@@ -113,13 +115,15 @@ static double run_mode(struct kmod_bench *skel, struct ring_buffer *ring, int mo
 int main(int argc, char **argv)
 {
 	int iters = 2000, runs = 20, ncp = 30, rounds = 5, hold = -1, opt, fd;
-	bool check = false;
+	bool check = false, foreign = false;
+	struct vigil_producers prod = { .size = sizeof(prod) };
 	struct kmod_bench *skel;
 	struct ring_buffer *ring;
 	uint64_t consumed = 0;
 	static const struct option opts[] = {
 		{ "check", no_argument, NULL, 'k' },
 		{ "hold", required_argument, NULL, 'H' },
+		{ "foreign", no_argument, NULL, 'F' },
 		{}
 	};
 
@@ -128,6 +132,7 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'k': check = true; break;
 		case 'H': hold = atoi(optarg); break;
+		case 'F': foreign = true; break;
 		case 'n': iters = atoi(optarg); break;
 		case 'r': runs = atoi(optarg); break;
 		case 'c': ncp = atoi(optarg); break;
@@ -143,7 +148,35 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	skel->rodata->target_pid = getpid();
-	if (kmod_bench__load(skel) || kmod_bench__attach(skel)) {
+	if (foreign) {
+		/* An attacker's program: root, but not loaded in a producer window. */
+		struct vigil_info a, b;
+
+		vt_info(fd, &a);
+		if (!kmod_bench__load(skel)) {
+			printf("ATTACK SUCCEEDED: a program outside the producer window loaded with the vigil kfuncs\n");
+			kmod_bench__destroy(skel);
+			return 1;
+		}
+		vt_info(fd, &b);
+		printf("refused at load; rejected %llu -> %llu\n",
+		       (unsigned long long)a.rejected, (unsigned long long)b.rejected);
+		kmod_bench__destroy(skel);
+		return b.rejected > a.rejected ? 0 : 1;
+	}
+	if (ioctl(fd, VIGIL_IOC_PRODUCERS_OPEN, &prod)) {
+		perror("VIGIL_IOC_PRODUCERS_OPEN");
+		return 1;
+	}
+	if (kmod_bench__load(skel)) {
+		fprintf(stderr, "load failed (module BTF? kfunc registration?)\n");
+		return 1;
+	}
+	if (ioctl(fd, VIGIL_IOC_PRODUCERS_SEAL, &prod)) {
+		perror("VIGIL_IOC_PRODUCERS_SEAL");
+		return 1;
+	}
+	if (kmod_bench__attach(skel)) {
 		fprintf(stderr, "load/attach failed (module BTF? kfunc registration?)\n");
 		return 1;
 	}

@@ -78,6 +78,10 @@ class ModuleSim {
   }
 
   void AddDrops(uint64_t n) { drops_ += n; }
+  // The module's liveness counters as the next checkpoint carries them.
+  void Alive(unsigned role, uint64_t calls) { alive_[role] += calls; }
+  void SealProducers() { producers_gen_++; }
+  void Refuse(uint64_t n) { rejected_ += n; }
   const crypto::EcPoint& key() const { return point_; }
   crypto::Sha256Digest head() const { return head_; }
   // Builds, signs and logs a checkpoint record as given (for forgeries).
@@ -98,6 +102,9 @@ class ModuleSim {
     cp.drops_total = drops_;
     cp.reason = VIGIL_CP_TIMER;
     cp.anchor = VIGIL_ANCHOR_PCR;
+    std::memcpy(cp.alive, alive_, sizeof(cp.alive));
+    cp.producers_gen = producers_gen_;
+    cp.rejected_total = rejected_;
     std::memcpy(cp.chain_head, head_.data(), 32);
     std::memcpy(cp.prev_digest, prev_digest_.data(), 32);
     std::memcpy(cp.instance_id, instance_.data(), VIGIL_ID_LEN);
@@ -151,6 +158,9 @@ class ModuleSim {
     h.ts_ns = 1000 + seq;
   }
 
+  uint64_t alive_[VIGIL_PROD_SLOTS] = {};
+  uint32_t producers_gen_ = 0;
+  uint64_t rejected_ = 0;
   std::unique_ptr<EVP_PKEY, PkeyFree> key_;
   crypto::EcPoint point_{};
   chain::InstanceId instance_{};

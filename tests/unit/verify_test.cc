@@ -706,5 +706,67 @@ TEST(VerifyTest, RecoveredEventRedeliveredOnceIsNotADuplicate) {
   EXPECT_EQ(v[0].bad_seq, 4u);
 }
 
+
+// Signed silence: the module's producer counters in trusted checkpoints.
+std::vector<Finding> FindingsOf(StreamVerifier& v, Finding::Kind kind) {
+  std::vector<Finding> out;
+  for (Finding& f : v.TakeFindings()) {
+    if (f.kind == kind) out.push_back(std::move(f));
+  }
+  return out;
+}
+
+TEST(VerifyLivenessTest, RunningProducersRaiseNothing) {
+  Harness h;
+  h.sim.SealProducers();
+  h.Start();
+  for (int round = 0; round < 3; ++round) {
+    h.sim.Alive(VIGIL_PROD_SWITCH, 50);
+    h.Feed(h.Commit(2));
+    h.sim.Checkpoint();
+    h.FeedLog();
+  }
+  h.verifier->Finish();
+  auto verdicts = h.Verdicts();
+  ASSERT_EQ(verdicts.size(), 3u);
+  EXPECT_TRUE(FindingsOf(*h.verifier, Finding::Kind::kProducerSilent).empty());
+}
+
+TEST(VerifyLivenessTest, AStoppedSchedSwitchProducerIsAFinding) {
+  Harness h;
+  h.sim.SealProducers();
+  h.Start();
+  h.sim.Alive(VIGIL_PROD_SWITCH, 50);
+  h.sim.Checkpoint();  // running
+  h.sim.Checkpoint();  // no sched_switch since: detached or switched off
+  h.FeedLog();
+  h.verifier->Finish();
+  auto silent = FindingsOf(*h.verifier, Finding::Kind::kProducerSilent);
+  ASSERT_EQ(silent.size(), 1u);
+  EXPECT_NE(silent[0].reason.find("sched_switch"), std::string::npos) << silent[0].reason;
+}
+
+TEST(VerifyLivenessTest, ANewProducerSetAndRefusalsAreFindings) {
+  Harness h;
+  h.sim.SealProducers();
+  h.Start();
+  h.sim.Alive(VIGIL_PROD_SWITCH, 5);
+  h.sim.Checkpoint();
+  h.sim.Alive(VIGIL_PROD_SWITCH, 5);
+  h.sim.SealProducers();  // programs replaced
+  h.sim.Refuse(3);        // a foreign program was refused
+  h.sim.Checkpoint();
+  h.FeedLog();
+  h.verifier->Finish();
+  auto findings = h.verifier->TakeFindings();
+  int changed = 0, refused = 0;
+  for (const Finding& f : findings) {
+    changed += f.kind == Finding::Kind::kProducersChanged;
+    refused += f.kind == Finding::Kind::kRefused;
+  }
+  EXPECT_EQ(changed, 1);
+  EXPECT_EQ(refused, 1);
+}
+
 }  // namespace
 }  // namespace vigil

@@ -75,8 +75,17 @@ vt_wait_ready() {
 	[ -f "$1" ]
 }
 
-# vt_rmmod NAME: rmmod with retries (BPF drops module refs asynchronously).
+# vt_seal: vigil.ko refuses rmmod (EAGAIN) until SEAL wrote its final
+# checkpoint and a reader drained the log; `vigilctl seal` does both.
+vt_seal() {
+	[ -e /dev/vigil ] || return 0
+	vigilctl seal >/tmp/vt_seal.out 2>&1 || { cat /tmp/vt_seal.out; return 1; }
+}
+
+# vt_rmmod NAME: seal (vigil), then rmmod with retries (BPF drops module
+# refs asynchronously).
 vt_rmmod() {
+	if [ "$1" = vigil ]; then vt_seal || return 1; fi
 	_i=0
 	while [ $_i -lt 50 ]; do
 		rmmod "$1" 2>/dev/null && return 0

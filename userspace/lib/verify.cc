@@ -79,6 +79,12 @@ std::string_view FindingKindName(Finding::Kind k) {
       return "log";
     case Finding::Kind::kUnanchored:
       return "unanchored";
+    case Finding::Kind::kProducerSilent:
+      return "producer_silent";
+    case Finding::Kind::kProducersChanged:
+      return "producers_changed";
+    case Finding::Kind::kRefused:
+      return "refused";
   }
   return "unknown";
 }
@@ -550,6 +556,7 @@ void StreamVerifier::TryDecide(bool force) {
           if (!force && !expired && chained_seq_ < p.cp.last_seq) break;  // events to come
           ConsumeUpTo(p.cp.last_seq);
           v = Decide(p);
+          CheckLiveness(p.cp);
         }
       }
     }
@@ -557,6 +564,61 @@ void StreamVerifier::TryDecide(bool force) {
     verdicts_.push_back(std::move(v));
     checkpoints_.pop_front();
   }
+}
+
+namespace {
+std::string_view RoleName(unsigned role) {
+  switch (role) {
+    case VIGIL_PROD_EXEC:
+      return "exec";
+    case VIGIL_PROD_EXIT:
+      return "exit";
+    case VIGIL_PROD_FORK:
+      return "fork";
+    case VIGIL_PROD_SWITCH:
+      return "sched_switch";
+    case VIGIL_PROD_SYSCALL:
+      return "sys_enter";
+    default:
+      return "unknown";
+  }
+}
+}  // namespace
+
+// Signed silence: the counters come from the module, inside a checkpoint
+// whose chain and link were just checked, so user space cannot fake them.
+void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
+  const uint64_t at = cp.hdr.seq;
+  if (cp.cp_flags & VIGIL_CP_F_WINDOW_OPEN) {
+    AddFinding(Finding::Kind::kProducersChanged, at,
+               "a producer registration window is open: programs loaded now may commit");
+  }
+  if (last_live_ &&
+      std::memcmp(last_live_->instance_id, cp.instance_id, sizeof(cp.instance_id)) == 0) {
+    const vigil_log_checkpoint& prev = *last_live_;
+    if (cp.producers_gen != prev.producers_gen) {
+      AddFinding(Finding::Kind::kProducersChanged, at,
+                 "producer set replaced: generation " + Str(prev.producers_gen) + " -> " +
+                     Str(cp.producers_gen));
+    } else if (cp.producers_gen != 0) {
+      // Hooks that fire all the time on a live system; exec/exit/fork may
+      // legitimately be quiet for a while.
+      for (unsigned role : {VIGIL_PROD_SWITCH, VIGIL_PROD_SYSCALL}) {
+        if (prev.alive[role] != 0 && cp.alive[role] == prev.alive[role]) {
+          AddFinding(Finding::Kind::kProducerSilent, at,
+                     "producer " + std::string(RoleName(role)) +
+                         " did not run since checkpoint " + Str(prev.hdr.seq) +
+                         ": detached, replaced or switched off");
+        }
+      }
+    }
+    if (cp.rejected_total > prev.rejected_total) {
+      AddFinding(Finding::Kind::kRefused, at,
+                 "the module refused " + Str(cp.rejected_total - prev.rejected_total) +
+                     " commits or foreign programs since checkpoint " + Str(prev.hdr.seq));
+    }
+  }
+  last_live_ = cp;
 }
 
 CheckpointVerdict StreamVerifier::Reject(const PendingCheckpoint& p, std::string why) {

@@ -115,28 +115,125 @@ static void t_bad_size(void)
 	struct vigil_checkpoint_req cp = {};
 	struct vigil_version v = {};
 	struct vigil_measure m = {};
-	struct vigil_commit c = {};
-	struct vigil_info in = {};
 	struct vigil_trim t = {};
 	struct snap s;
+	/* room for a caller from a later ABI: a larger struct */
+	union {
+		struct vigil_info in;
+		struct vigil_commit c;
+		uint8_t bytes[4096];
+	} big;
 
 	snap(&s);
-	v.size = sizeof(v) - 8;
+	v.size = sizeof(v) - 8;		/* below the first published size */
 	EXPECT_ERR(VIGIL_IOC_GET_VERSION, &v, EINVAL);
 	v.size = 0;
 	EXPECT_ERR(VIGIL_IOC_GET_VERSION, &v, EINVAL);
-	in.size = sizeof(in) + 8;
-	EXPECT_ERR(VIGIL_IOC_GET_INFO, &in, EINVAL);
+	memset(&big, 0, sizeof(big));
+	big.in.size = sizeof(big.in) + 8;	/* unknown tail not zero */
+	big.bytes[sizeof(big.in) + 3] = 1;
+	EXPECT_ERR(VIGIL_IOC_GET_INFO, &big, E2BIG);
 	m.size = 1;
 	strcpy(m.name, "x");
 	EXPECT_ERR(VIGIL_IOC_MEASURE, &m, EINVAL);
-	c.size = sizeof(c) * 2;
-	EXPECT_ERR(VIGIL_IOC_COMMIT, &c, EINVAL);
+	memset(&big, 0, sizeof(big));
+	big.c.size = sizeof(big.c) * 2;
+	big.bytes[sizeof(big.c) + 1] = 0xff;
+	EXPECT_ERR(VIGIL_IOC_COMMIT, &big, E2BIG);
 	cp.size = sizeof(cp) - 1;
 	EXPECT_ERR(VIGIL_IOC_CHECKPOINT, &cp, EINVAL);
 	t.size = 0xffffffff;
-	EXPECT_ERR(VIGIL_IOC_TRIM, &t, EINVAL);
+	EXPECT_ERR(VIGIL_IOC_TRIM, &t, E2BIG);
 	unchanged(&s, "bad sizes");
+}
+
+/* A later ABI's larger struct with a zero tail works, and nothing past
+ * this ABI's size is written back.
+ */
+static void t_extensible(void)
+{
+	union {
+		struct vigil_info in;
+		uint8_t bytes[sizeof(struct vigil_info) + 64];
+	} big;
+
+	memset(&big, 0, sizeof(big));
+	big.in.size = sizeof(big);
+	memset(big.bytes + sizeof(big.in), 0, 64);
+	CHECK(ioctl(fd, VIGIL_IOC_GET_INFO, &big) == 0, "GET_INFO with a larger zero-tailed struct: %s",
+	      strerror(errno));
+	CHECK(big.in.next_seq >= 1, "GET_INFO filled nothing");
+	for (unsigned int i = sizeof(big.in); i < sizeof(big); i++)
+		CHECK(big.bytes[i] == 0, "byte %u past the struct was written", i);
+}
+
+/* A call that fails changes nothing: a result page that cannot be written
+ * fails with EFAULT before the module acts.
+ */
+static void t_readonly_arg(void)
+{
+	struct vigil_commit *c;
+	struct snap s;
+	uint8_t *page;
+
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(page != MAP_FAILED, "mmap");
+	if (page == MAP_FAILED)
+		return;
+	c = (struct vigil_commit *)page;
+	c->size = sizeof(*c);
+	c->kind = 7;
+	mprotect(page, 4096, PROT_READ);
+	snap(&s);
+	EXPECT_ERR(VIGIL_IOC_COMMIT, c, EFAULT);
+	EXPECT_ERR(VIGIL_IOC_CHECKPOINT, page, EFAULT);
+	unchanged(&s, "read-only argument");
+	munmap(page, 4096);
+}
+
+/* Producer windows: one at a time, sealed only by the file that opened it. */
+static void t_window(void)
+{
+	struct vigil_producers p = { .size = sizeof(p) };
+	int fd2 = vt_open(O_RDWR);
+
+	EXPECT_ERR(VIGIL_IOC_PRODUCERS_SEAL, &p, ENOENT);
+	CHECK(ioctl(fd, VIGIL_IOC_PRODUCERS_OPEN, &p) == 0, "PRODUCERS_OPEN: %s", strerror(errno));
+	EXPECT_ERR(VIGIL_IOC_PRODUCERS_OPEN, &p, EBUSY);
+	if (fd2 >= 0) {
+		errno = 0;
+		CHECK(ioctl(fd2, VIGIL_IOC_PRODUCERS_SEAL, &p) == -1 && errno == ENOENT,
+		      "another file sealed the window");
+		close(fd2);
+	}
+	CHECK(ioctl(fd, VIGIL_IOC_PRODUCERS_SEAL, &p) == 0, "PRODUCERS_SEAL: %s", strerror(errno));
+	CHECK(p.gen >= 1 && p.nr == 0, "empty set: gen %u nr %u", p.gen, p.nr);
+	p.flags = 1;
+	EXPECT_ERR(VIGIL_IOC_PRODUCERS_OPEN, &p, EINVAL);
+}
+
+/* After SEAL: commits, checkpoints and windows are refused. */
+static void t_sealed(void)
+{
+	struct vigil_commit c = { .size = sizeof(c), .kind = 1 };
+	struct vigil_producers p = { .size = sizeof(p) };
+	struct vigil_seal *seal = calloc(1, sizeof(*seal));
+	struct vigil_info in;
+
+	seal->size = sizeof(*seal);
+	CHECK(ioctl(fd, VIGIL_IOC_SEAL, seal) == 0, "SEAL: %s", strerror(errno));
+	CHECK(seal->cp.reason == VIGIL_CP_UNLOAD && (seal->cp.cp_flags & VIGIL_CP_F_SEALED),
+	      "final checkpoint reason %u flags %#x", seal->cp.reason, seal->cp.cp_flags);
+	EXPECT_ERR(VIGIL_IOC_COMMIT, &c, ESHUTDOWN);
+	EXPECT_ERR(VIGIL_IOC_PRODUCERS_OPEN, &p, ESHUTDOWN);
+	errno = 0;
+	CHECK(ioctl(fd, VIGIL_IOC_SEAL, seal) == -1 && errno == EALREADY, "second SEAL: %s",
+	      strerror(errno));
+	vt_info(fd, &in);
+	CHECK(in.tpm_flags & VIGIL_TPM_SEALED, "GET_INFO not SEALED");
+	CHECK(in.seal_log_end == seal->log_end, "seal_log_end %llu vs %llu",
+	      (unsigned long long)in.seal_log_end, (unsigned long long)seal->log_end);
+	free(seal);
 }
 
 static void t_bad_flags(void)
@@ -787,6 +884,10 @@ static const struct {
 	{ "logcap", t_logcap },
 	{ "checkpoint-tpm-error", t_checkpoint_tpm_error },
 	{ "extend-pending", t_extend_pending },
+	{ "extensible", t_extensible },
+	{ "readonly-arg", t_readonly_arg },
+	{ "window", t_window },
+	{ "sealed", t_sealed },
 };
 
 int main(int argc, char **argv)
@@ -804,7 +905,8 @@ int main(int argc, char **argv)
 		for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 			if (strcmp(cases[i].name, "logcap") &&
 			    strcmp(cases[i].name, "checkpoint-tpm-error") &&
-			    strcmp(cases[i].name, "extend-pending"))
+			    strcmp(cases[i].name, "extend-pending") &&
+			    strcmp(cases[i].name, "sealed"))
 				printf("%s\n", cases[i].name);
 		return 0;
 	}

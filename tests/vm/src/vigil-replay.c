@@ -242,7 +242,8 @@ int main(int argc, char **argv)
 		if (i && h->seq != log.rec[i - 1]->seq + 1)
 			FAIL("log seq %llu follows %llu", (unsigned long long)h->seq,
 			     (unsigned long long)log.rec[i - 1]->seq);
-		if (h->version != 1)
+		if (h->version != (h->type == VIGIL_LOG_CHECKPOINT ?
+				   VIGIL_CHECKPOINT_VERSION : 1))
 			FAIL("record %llu has version %u", (unsigned long long)h->seq,
 			     h->version);
 		if (h->type == VIGIL_LOG_BASE && h->size == sizeof(*base))

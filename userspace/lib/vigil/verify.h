@@ -85,7 +85,21 @@ struct CheckpointVerdict {
 // Something wrong that is not tied to one checkpoint's verdict (e.g. a
 // record arriving after its checkpoint was decided, a log decode error).
 struct Finding {
-  enum class Kind { kLateRecord, kDuplicate, kConflict, kLog, kUnanchored };
+  // kProducerSilent: a continuously running producer (sched_switch,
+  // sys_enter) did not run between two trusted checkpoints: detached,
+  // replaced or switched off. kProducersChanged: the module sealed another
+  // producer set, or a registration window is open. kRefused: the module
+  // refused commits or programs (foreign producers, bad records, sealed).
+  enum class Kind {
+    kLateRecord,
+    kDuplicate,
+    kConflict,
+    kLog,
+    kUnanchored,
+    kProducerSilent,
+    kProducersChanged,
+    kRefused,
+  };
   Kind kind = Kind::kLog;
   uint64_t seq = 0;  // event seq or log seq, depending on kind
   std::string reason;
@@ -234,6 +248,7 @@ class StreamVerifier {
   void AddFinding(Finding::Kind kind, uint64_t seq, std::string reason);
   Status RunPcrCheck(size_t prefix_end);
   void PullFarAhead();
+  void CheckLiveness(const vigil_log_checkpoint& cp);
 
   struct MdCtxFree {
     void operator()(evp_md_ctx_st* ctx) const;
@@ -279,6 +294,7 @@ class StreamVerifier {
 
   std::vector<CheckpointVerdict> verdicts_;
   std::vector<Finding> findings_;
+  std::optional<vigil_log_checkpoint> last_live_;  // last decided, not rejected
 };
 
 }  // namespace vigil::verify

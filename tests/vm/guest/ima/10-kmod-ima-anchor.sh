@@ -24,4 +24,4 @@ vt_check kmod-ima-ascii grep -q 'checkpoint anchor=ima' /sys/kernel/security/vig
 vt_check kmod-ima-replay vigil-replay --chain-complete --expect-signed --min-checkpoints 1
 n=$(grep -c 'vigil-checkpoint-' $IMALOG)
 vt_log "IMA log holds $n vigil checkpoints"
-vt_check kmod-ima-rmmod rmmod vigil
+vt_check kmod-ima-rmmod vt_rmmod vigil

@@ -4,7 +4,7 @@
 # chaining and logging, and marks checkpoints unsigned (NO_TPM).
 if insmod /vigil.ko tpm_required=1 2>/tmp/insmod.err; then
 	vt_fail kmod-tpm-required "loaded without a TPM"
-	rmmod vigil
+	vt_rmmod vigil
 else
 	vt_pass kmod-tpm-required "refused: $(cat /tmp/insmod.err | tr '\n' ' ')"
 fi
@@ -20,8 +20,8 @@ done
 vt_check kmod-notpm-sig-status grep -q 'signature checkpoint=[0-9]* status=no-tpm' /sys/kernel/security/vigil/ascii_log
 vt_check kmod-notpm-stress vigil-stress -t 4 -n 200 -c 5 -r 1
 vt_check kmod-notpm-replay vigil-replay --no-tpm --expect-sig-status 1 --min-checkpoints 5
-vt_check kmod-notpm-rmmod rmmod vigil
-vt_check kmod-notpm-reload sh -c 'insmod /vigil.ko && vigil-ioctl-test commit checkpoint && vigil-replay --no-tpm --chain-complete --expect-sig-status 1 && rmmod vigil'
+vt_check kmod-notpm-rmmod vt_rmmod vigil
+vt_check kmod-notpm-reload sh -c 'insmod /vigil.ko && vigil-ioctl-test commit checkpoint && vigil-replay --no-tpm --chain-complete --expect-sig-status 1 && vigilctl seal >/dev/null && rmmod vigil'
 # the kfuncs work the same without a TPM
 if command -v vigil-kmod-bench >/dev/null; then
 	insmod /vigil.ko

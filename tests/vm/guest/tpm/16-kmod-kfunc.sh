@@ -8,6 +8,13 @@ if command -v vigil-kmod-bench >/dev/null; then
 else
 	vt_skip kmod-kfunc-bpf "vigil-kmod-bench not built (clang/bpftool/libbpf)"
 fi
+# Only vigil's registered producers commit: a root tp_btf program that calls
+# vigil_commit without the producer window is refused at load (the kfunc
+# set's filter), and the refusal is counted.
+if command -v vigil-kmod-bench >/dev/null; then
+	vt_check kmod-kfunc-foreign-refused vigil-kmod-bench --foreign
+	vt_check kmod-kfunc-foreign-dmesg sh -c 'dmesg | grep -q "not a registered vigil producer"'
+fi
 # A loaded BPF program that calls the kfuncs holds a module reference:
 # rmmod is refused while it is attached and succeeds after it is gone.
 if command -v vigil-kmod-bench >/dev/null; then

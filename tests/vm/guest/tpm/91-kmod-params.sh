@@ -5,7 +5,7 @@
 bad() { # bad NAME "PARAMS" "dmesg text"
 	if insmod /vigil.ko $2 2>/dev/null; then
 		vt_fail "kmod-param-$1" "loaded with $2"
-		rmmod vigil
+		vt_rmmod vigil
 	elif dmesg | tail -n 5 | grep -q "$3"; then
 		vt_pass "kmod-param-$1" "$2 refused"
 	else
@@ -21,5 +21,5 @@ bad cp-ms "checkpoint_ms=5" "checkpoint_ms=5: use 0 or 10"
 bad cp-events "checkpoint_events=99999999" "checkpoint_events=99999999: at most"
 bad log-cap "log_max_bytes=100" "log_max_bytes=100: use"
 bad anchor "anchor=nv" "anchor=nv: use pcr or ima"
-vt_check kmod-param-claimed-allowed sh -c 'insmod /vigil.ko allow_claimed_pcrs=1 pcr_events=14 checkpoint_ms=0 && vigil-ioctl-test commit checkpoint >/dev/null && vigil-replay --chain-complete --expect-signed && rmmod vigil'
-vt_check kmod-param-swapped sh -c 'insmod /vigil.ko pcr_config=23 pcr_events=16 && grep -q "^pcr_config: 23" /sys/kernel/security/vigil/status && rmmod vigil'
+vt_check kmod-param-claimed-allowed sh -c 'insmod /vigil.ko allow_claimed_pcrs=1 pcr_events=14 checkpoint_ms=0 && vigil-ioctl-test commit checkpoint >/dev/null && vigil-replay --chain-complete --expect-signed && vigilctl seal >/dev/null && rmmod vigil'
+vt_check kmod-param-swapped sh -c 'insmod /vigil.ko pcr_config=23 pcr_events=16 && grep -q "^pcr_config: 23" /sys/kernel/security/vigil/status && vigilctl seal >/dev/null && rmmod vigil'

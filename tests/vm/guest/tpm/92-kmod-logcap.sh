@@ -5,4 +5,4 @@
 vt_check kmod-logcap-insmod insmod /vigil.ko log_max_bytes=65536 checkpoint_ms=0 checkpoint_events=0
 vt_check kmod-logcap vigil-ioctl-test logcap
 vt_check kmod-logcap-replay vigil-replay --expect-signed --min-checkpoints 1
-vt_check kmod-logcap-rmmod rmmod vigil
+vt_check kmod-logcap-rmmod vt_rmmod vigil

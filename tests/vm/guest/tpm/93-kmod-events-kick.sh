@@ -12,4 +12,4 @@ n=$(grep -c 'reason=events' /sys/kernel/security/vigil/ascii_log)
 t=$(grep -c 'reason=timer' /sys/kernel/security/vigil/ascii_log)
 if [ "$n" -ge 3 ] && [ "$t" -eq 0 ]; then vt_pass kmod-kick-checkpoints "$n event-triggered checkpoints for 450 events"; else vt_fail kmod-kick-checkpoints "$n event / $t timer checkpoints"; fi
 vt_check kmod-kick-replay vigil-replay --chain-complete --expect-signed --min-checkpoints 3
-vt_check kmod-kick-rmmod rmmod vigil
+vt_check kmod-kick-rmmod vt_rmmod vigil

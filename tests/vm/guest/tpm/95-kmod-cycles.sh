@@ -10,4 +10,4 @@ if [ -e /sys/kernel/debug/kmemleak ]; then
 else
 	vt_log "no kmemleak in this kernel"
 fi
-vt_check kmod-cycles-tpm-clean sh -c "insmod /vigil.ko && vigil-tpm-coexist && rmmod vigil"
+vt_check kmod-cycles-tpm-clean sh -c "insmod /vigil.ko && vigil-tpm-coexist && vigilctl seal >/dev/null && rmmod vigil"

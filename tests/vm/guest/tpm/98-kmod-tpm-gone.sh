@@ -52,4 +52,4 @@ elif [ -n "$cut" ] && [ "$cut" = "$pcrs" ]; then
 else
 	vt_fail kmod-gone-trim-folds-extended "BASE '$cut' vs PCRs at the kill '$pcrs'"
 fi
-vt_check kmod-gone-rmmod rmmod vigil
+vt_check kmod-gone-rmmod vt_rmmod vigil
