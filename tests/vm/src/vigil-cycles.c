@@ -74,6 +74,22 @@ static int cycle(int kofd, const char *params, int *signed_ok)
 	}
 	if (ret)
 		fprintf(stderr, "cycle ioctls: %s\n", strerror(errno));
+	/* Unload needs SEAL and a drain: the final checkpoint is read first. */
+	if (fd >= 0 && !ret) {
+		struct vigil_seal *s = calloc(1, sizeof(*s));
+		char buf[VIGIL_RECORD_MAX];
+
+		s->size = sizeof(*s);
+		if (ioctl(fd, VIGIL_IOC_SEAL, s)) {
+			fprintf(stderr, "SEAL: %s\n", strerror(errno));
+			ret = -1;
+		}
+		lseek(fd, 0, SEEK_SET);
+		while (lseek(fd, 0, SEEK_CUR) < (off_t)s->log_end &&
+		       read(fd, buf, sizeof(buf)) > 0)
+			;
+		free(s);
+	}
 	free(r);
 	if (fd >= 0)
 		close(fd);

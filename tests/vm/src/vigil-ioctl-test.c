@@ -186,8 +186,14 @@ static void t_readonly_arg(void)
 	mprotect(page, 4096, PROT_READ);
 	snap(&s);
 	EXPECT_ERR(VIGIL_IOC_COMMIT, c, EFAULT);
+	unchanged(&s, "read-only COMMIT argument");
+	mprotect(page, 4096, PROT_READ | PROT_WRITE);
+	memset(page, 0, 4096);
+	((struct vigil_checkpoint_req *)page)->size = sizeof(struct vigil_checkpoint_req);
+	mprotect(page, 4096, PROT_READ);
+	snap(&s);
 	EXPECT_ERR(VIGIL_IOC_CHECKPOINT, page, EFAULT);
-	unchanged(&s, "read-only argument");
+	unchanged(&s, "read-only CHECKPOINT argument");
 	munmap(page, 4096);
 }
 

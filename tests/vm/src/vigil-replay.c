@@ -349,11 +349,11 @@ int main(int argc, char **argv)
 		if (m->kind == VIGIL_MEASURE_PARAMS) {
 			char want[VIGIL_NAME_LEN];
 
-			snprintf(want, sizeof(want), "c=%u e=%u a=%s ms=%u n=%u r=%d cap=%llu",
+			snprintf(want, sizeof(want), "c=%u e=%u a=%s ms=%u n=%u hb=%u r=%d cap=%llu",
 				 info.pcr_config, info.pcr_events,
 				 info.anchor == VIGIL_ANCHOR_IMA ? "ima" : "pcr",
 				 info.checkpoint_ms, info.checkpoint_events,
-				 !!(info.tpm_flags & VIGIL_TPM_REQUIRED),
+				 info.heartbeat_ms, !!(info.tpm_flags & VIGIL_TPM_REQUIRED),
 				 (unsigned long long)info.log_max_bytes);
 			if (strcmp(want, m->name))
 				FAIL("PARAMS measurement '%s', GET_INFO says '%s'", m->name, want);
