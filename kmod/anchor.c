@@ -243,14 +243,34 @@ int vigil_measure(u32 kind, const char *name, const u8 *digest, u64 *log_seq)
 	return ret;
 }
 
-/* Nothing new since the last checkpoint? Caller holds anchor_lock. */
+/*
+ * Have the producers that run all the time (sched_switch, sys_enter) stopped
+ * since the last call? Caller holds anchor_lock.
+ */
+static bool vigil_producers_stalled(void)
+{
+	u64 alive[VIGIL_PROD_SLOTS], sum;
+	bool stalled;
+
+	vigil_alive_sum(alive);
+	sum = alive[VIGIL_PROD_SWITCH] + alive[VIGIL_PROD_SYSCALL];
+	stalled = sum != 0 && sum == vigil.tick_alive;
+	vigil.tick_alive = sum;
+	return stalled;
+}
+
+/*
+ * Nothing new since the last checkpoint? Producers that stopped running are
+ * news: that checkpoint is what shows the silence. Caller holds anchor_lock.
+ */
 static bool vigil_checkpoint_idle(void)
 {
+	bool stalled = vigil_producers_stalled();
 	u64 next_seq;
 	u8 head[VIGIL_DIGEST_LEN];
 
 	vigil_chain_peek(&next_seq, head);
-	return next_seq - 1 == vigil.cp_prev_last &&
+	return !stalled && next_seq - 1 == vigil.cp_prev_last &&
 	       vigil_chain_drops_total() == vigil.cp_drops &&
 	       (u64)atomic64_read(&vigil.busy) == vigil.cp_busy &&
 	       (u64)atomic64_read(&vigil.log_refused) == vigil.cp_refused;
@@ -737,6 +757,7 @@ int vigil_anchor_init(void)
 	memset(vigil.producers_digest, 0, sizeof(vigil.producers_digest));
 	vigil.seal_log_end = 0;
 	atomic_set(&vigil.drained, 0);
+	vigil.tick_alive = 0;
 	vigil.last_cp_ns = ktime_get_boottime_ns();
 
 	for (i = 0; i < vigil.tpm.nr_banks; i++) {

@@ -194,6 +194,7 @@ struct vigil_producer {
  * @producers_sealed: programs in the last sealed set
  * @producers_digest: digest of the last sealed set
  * @last_cp_ns:     boottime of the last logged checkpoint (heartbeat)
+ * @tick_alive:     sched_switch + sys_enter runs at the last timer tick
  * @seal_log_end:   log seq after the final records, 0 before the seal
  * @drained:        a reader read up to @seal_log_end; the module's
  *                  reference to itself was dropped
@@ -256,6 +257,7 @@ struct vigil {
 	u32 producers_sealed;
 	u8 producers_digest[VIGIL_DIGEST_LEN];
 	u64 last_cp_ns;
+	u64 tick_alive;
 	u64 seal_log_end;
 	atomic_t drained;
 
