@@ -358,11 +358,15 @@ static void vigil_checkpoint_fill(struct vigil_log_checkpoint *cp, u32 reason)
 		cp->cp_flags |= VIGIL_CP_F_SEALED;
 }
 
-/* Retry every extend left pending. Caller holds anchor_lock. */
+/*
+ * Retry every extend left pending, on the chip's successor if the driver
+ * was rebound. Caller holds anchor_lock.
+ */
 static void vigil_extend_retry_all(void)
 {
 	if (!vigil_tpm_present())
 		return;
+	vigil_tpm_revive();
 	vigil_extend_retry(vigil.p.pcr_config);
 	if (vigil.p.anchor == VIGIL_ANCHOR_PCR)
 		vigil_extend_retry(vigil.p.pcr_events);

@@ -93,7 +93,8 @@ struct vigil_bank {
  * @key_y:    public point, y
  * @key_name: TPM name of the key (nameAlg || SHA-256(public))
  *
- * Everything but @chip, @nr_banks and @bank is protected by anchor_lock.
+ * Everything but @nr_banks and @bank is protected by anchor_lock; @chip
+ * is replaced under it when the driver is rebound (vigil_tpm_revive()).
  */
 struct vigil_tpm {
 	struct tpm_chip *chip;
@@ -313,6 +314,7 @@ void vigil_securityfs_exit(void);
 int vigil_tpm_init(void);
 void vigil_tpm_exit(void);
 bool vigil_tpm_present(void);
+bool vigil_tpm_revive(void);
 int vigil_tpm_pcr_read(u32 pcr, unsigned int bank, u8 *out);
 int vigil_tpm_hash(unsigned int bank, const void *data, u32 len, u8 *out);
 int vigil_tpm_extend(u32 pcr, const void *rec, u32 len);

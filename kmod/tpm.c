@@ -238,6 +238,55 @@ void vigil_tpm_exit(void)
 	vigil.tpm.nr_banks = 0;
 }
 
+/* Same banks, same order: the PCR values and replay bases still apply. */
+static bool vigil_tpm_same_banks(const struct tpm_chip *chip)
+{
+	u32 i;
+
+	if (chip->nr_allocated_banks != vigil.tpm.nr_banks)
+		return false;
+	for (i = 0; i < vigil.tpm.nr_banks; i++)
+		if (chip->allocated_banks[i].alg_id != vigil.tpm.bank[i].alg_id)
+			return false;
+	return true;
+}
+
+/**
+ * vigil_tpm_revive() - follow the TPM to its new chip after a rebind
+ *
+ * When the TPM driver is unbound, the chip the module holds loses its ops
+ * for good; a bind creates a new chip. Called before TPM work (checkpoint,
+ * TRIM) with anchor_lock held, like every TPM user, so the chip is swapped
+ * while nobody uses it. A module loaded without a TPM stays degraded.
+ *
+ * Return: true when the module moved to a new chip.
+ */
+bool vigil_tpm_revive(void)
+{
+	struct tpm_chip *old = vigil.tpm.chip, *chip;
+
+	lockdep_assert_held(&vigil.anchor_lock);
+	if (!old)
+		return false;
+	if (!tpm_try_get_ops(old)) {
+		tpm_put_ops(old);
+		return false;
+	}
+	chip = tpm_default_chip();
+	if (!chip)
+		return false;
+	if (chip == old || tpm_is_tpm2(chip) <= 0 || !vigil_tpm_same_banks(chip)) {
+		if (chip != old)
+			pr_warn_ratelimited("a new TPM chip appeared with other banks: not used\n");
+		put_device(&chip->dev);
+		return false;
+	}
+	vigil.tpm.chip = chip;
+	put_device(&old->dev);
+	pr_info("the TPM came back as a new chip: extending and signing resume\n");
+	return true;
+}
+
 /**
  * vigil_tpm_present() - is there a TPM 2.0?
  *

@@ -1,6 +1,8 @@
 #include "vigil/format.h"
 
 #include <cstdio>
+#include <iterator>
+#include <vector>
 #include <span>
 #include <string>
 
@@ -134,7 +136,17 @@ json RecordToJson(const records::Record& rec) {
                   {"anchor", AnchorName(c->anchor)},
                   {"chain_head", Hex(c->chain_head)},
                   {"prev_digest", Hex(c->prev_digest)},
-                  {"instance_id", Hex(c->instance_id)}});
+                  {"instance_id", Hex(c->instance_id)},
+                  {"rejected_total", c->rejected_total},
+                  {"tpm_errors", c->tpm_errors},
+                  {"committed", std::vector<uint64_t>(std::begin(c->committed),
+                                                      std::end(c->committed))},
+                  {"alive", std::vector<uint64_t>(std::begin(c->alive), std::end(c->alive))},
+                  {"producers_gen", c->producers_gen},
+                  {"producers_digest", Hex(c->producers_digest)},
+                  {"dev_anchor", (c->cp_flags & VIGIL_CP_F_DEV_ANCHOR) != 0},
+                  {"sealed", (c->cp_flags & VIGIL_CP_F_SEALED) != 0},
+                  {"window_open", (c->cp_flags & VIGIL_CP_F_WINDOW_OPEN) != 0}});
   } else if (auto s = rec.As<vigil_log_signature>()) {
     j.update(json{{"checkpoint_seq", s->checkpoint_seq},
                   {"status", s->status},
@@ -220,7 +232,17 @@ json InfoToJson(const vigil_info& info) {
               {"log_next_seq", info.log_next_seq},
               {"log_max_bytes", info.log_max_bytes},
               {"log_refused", info.log_refused},
-              {"tpm_errors", info.tpm_errors}};
+              {"tpm_errors", info.tpm_errors},
+              {"dev_anchor", (info.tpm_flags & VIGIL_TPM_DEV_ANCHOR) != 0},
+              {"sealed", (info.tpm_flags & VIGIL_TPM_SEALED) != 0},
+              {"window_open", (info.tpm_flags & VIGIL_TPM_WINDOW_OPEN) != 0},
+              {"heartbeat_ms", info.heartbeat_ms},
+              {"producers_gen", info.producers_gen},
+              {"nr_producers", info.nr_producers},
+              {"producers_digest", Hex(info.producers_digest)},
+              {"seal_log_end", info.seal_log_end},
+              {"key_x", (info.tpm_flags & VIGIL_TPM_KEY) ? Hex(info.key_x) : std::string()},
+              {"key_y", (info.tpm_flags & VIGIL_TPM_KEY) ? Hex(info.key_y) : std::string()}};
 }
 
 }  // namespace vigil::format

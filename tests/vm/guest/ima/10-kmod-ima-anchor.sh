@@ -24,4 +24,41 @@ vt_check kmod-ima-ascii grep -q 'checkpoint anchor=ima' /sys/kernel/security/vig
 vt_check kmod-ima-replay vigil-replay --chain-complete --expect-signed --min-checkpoints 1
 n=$(grep -c 'vigil-checkpoint-' $IMALOG)
 vt_log "IMA log holds $n vigil checkpoints"
+# The key binding and the identity are anchored in IMA too (PCR 10), not only
+# in the resettable pcr_config (16): IMA's copy of the KEY record decodes and
+# carries the live module's key.
+key_line=$(grep ' vigil-key-[0-9]* ' $IMALOG | tail -n 1)
+if [ -n "$key_line" ]; then
+	echo "$key_line" | awk '{print $NF}' | xxd -r -p >/tmp/ima-key.bin
+	ima_x=$(vigilctl log --json --file /tmp/ima-key.bin | sed -n 's/.*"x":"\([0-9a-f]*\)".*/\1/p')
+	live_x=$(vigilctl status --json | sed -n 's/.*"key_x": "\([0-9a-f]*\)".*/\1/p')
+	if [ -n "$ima_x" ] && [ "$ima_x" = "$live_x" ]; then
+		vt_pass kmod-ima-key-anchored "IMA's KEY record carries the live key ${live_x%????????????????????????????????????????????????}..."
+	else
+		vt_fail kmod-ima-key-anchored "IMA key x '$ima_x', live '$live_x'"
+	fi
+else
+	vt_fail kmod-ima-key-anchored "no vigil-key entry in IMA's log"
+fi
+vt_check kmod-ima-identity-anchored sh -c "grep -c ' vigil-measure-[0-9]* ' $IMALOG | grep -qv '^[01]\$'"
+vt_check kmod-ima-dev-anchor-flag-off sh -c 'vigilctl status --json | grep -q "\"dev_anchor\": false"'
+# The attack on the development anchor: PCR 16 (pcr_config) resets from
+# locality 0, PCR 10 does not. After the reset, the PCR 16 replay breaks,
+# while IMA's copies (checked above) still name the genuine key.
+tpm() { TPM2TOOLS_TCTI=device:/dev/tpmrm0 tpm2 "$@"; }
+if tpm pcrreset 16 >/dev/null 2>&1; then
+	vt_pass kmod-ima-pcr16-resettable "PCR 16 reset by root"
+	if vigil-replay --quiet >/tmp/ima-replay.txt 2>&1; then
+		vt_fail kmod-ima-reset-detected "replay still matches after PCR 16 was reset"
+	else
+		vt_pass kmod-ima-reset-detected "$(grep -m1 FAIL /tmp/ima-replay.txt | cut -c1-160)"
+	fi
+else
+	vt_fail kmod-ima-pcr16-resettable "tpm2 pcrreset 16 failed"
+fi
+if tpm pcrreset 10 >/dev/null 2>&1; then
+	vt_fail kmod-ima-pcr10-fixed "PCR 10 was reset from locality 0"
+else
+	vt_pass kmod-ima-pcr10-fixed "PCR 10 refuses the reset (locality)"
+fi
 vt_check kmod-ima-rmmod vt_rmmod vigil

@@ -2,7 +2,7 @@
 # The TPM disappears mid-run (the host kills swtpm): no hang; checkpoints
 # keep coming, logged unsigned with the TPM error; unload still works.
 # Runs last: the TPM does not come back.
-vt_check kmod-gone-insmod insmod /vigil.ko
+vt_check kmod-gone-insmod insmod /vigil.ko heartbeat_ms=3600000
 vt_check kmod-gone-signed-before vigil-ioctl-test commit checkpoint
 # TPM2_Clear changes the owner seed: the saved key context no longer loads,
 # the re-derived key differs from the logged one, and the module refuses to
