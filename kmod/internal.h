@@ -92,6 +92,8 @@ struct vigil_bank {
  * @key_x:    public point, x
  * @key_y:    public point, y
  * @key_name: TPM name of the key (nameAlg || SHA-256(public))
+ * @sweep:    a command timed out: flush stale transient objects first
+ * @swept:    transient objects flushed that way since load
  *
  * Everything but @nr_banks and @bank is protected by anchor_lock; @chip
  * is replaced under it when the driver is rebound (vigil_tpm_revive()).
@@ -108,6 +110,8 @@ struct vigil_tpm {
 	u8 key_x[VIGIL_ECC_COORD_LEN];
 	u8 key_y[VIGIL_ECC_COORD_LEN];
 	u8 key_name[34];
+	bool sweep;
+	u64 swept;
 };
 
 /**

@@ -621,6 +621,7 @@ static int vigil_status_show(struct seq_file *m, void *v)
 		   atomic64_read(&vigil.cp_signed),
 		   atomic64_read(&vigil.cp_unsigned),
 		   atomic64_read(&vigil.tpm_errors));
+	seq_printf(m, "tpm_stale_objects_flushed: %llu\n", READ_ONCE(vigil.tpm.swept));
 	seq_printf(m, "extend_pending_config: %llu\nextend_pending_events: %llu\n",
 		   READ_ONCE(vigil.pend_config), READ_ONCE(vigil.pend_events));
 	seq_printf(m, "log_records: %llu\nlog_bytes: %llu\nlog_max_bytes: %llu\nlog_first_seq: %llu\nlog_next_seq: %llu\nlog_refused: %lld\n",

@@ -143,8 +143,14 @@ static int vigil_tpm_transmit(struct tpm_buf *buf, u32 *tpm_rc)
 	if (buf->flags & TPM_BUF_OVERFLOW)
 		return -E2BIG;
 	ret = tpm_transmit_cmd(vigil.tpm.chip, buf, 0, NULL);
-	if (ret < 0)
+	if (ret < 0) {
+		/*
+		 * Timed out or cancelled: the TPM may still have run it and
+		 * hold an object we never learnt the handle of.
+		 */
+		vigil.tpm.sweep = true;
 		return ret;
+	}
 	if (ret > 0) {
 		*tpm_rc = ret;
 		return -EIO;
@@ -581,6 +587,51 @@ static int vigil_tpm_rederive(u32 *handle, u32 *tpm_rc)
 	return 0;
 }
 
+#define VIGIL_TPM2_CAP_HANDLES		0x00000001
+#define VIGIL_TPM2_TRANSIENT_FIRST	0x80000000
+#define VIGIL_SWEEP_MAX			16
+
+/*
+ * After a command of ours timed out, flush every transient object the TPM
+ * holds. With the chip's ops held no other command is in flight, and both
+ * the resource manager (/dev/tpmrm0) and kernel users save or flush their
+ * transient objects before they release the chip, so what is loaded now
+ * was left by a command that never completed: ours, typically the key a
+ * timed-out Sign had loaded. Without it such a leak would take one of the
+ * TPM's few object slots (3 in libtpms) from every /dev/tpmrm0 user.
+ * The chip's ops are held; caller holds anchor_lock.
+ */
+static void vigil_tpm_sweep(struct tpm_buf *buf)
+{
+	u32 handles[VIGIL_SWEEP_MAX], tpm_rc, n, i;
+	struct vigil_rsp r;
+
+	tpm_buf_reset(buf, TPM2_ST_NO_SESSIONS, TPM2_CC_GET_CAPABILITY);
+	tpm_buf_append_u32(buf, VIGIL_TPM2_CAP_HANDLES);
+	tpm_buf_append_u32(buf, VIGIL_TPM2_TRANSIENT_FIRST);
+	tpm_buf_append_u32(buf, VIGIL_SWEEP_MAX);
+	if (vigil_tpm_transmit(buf, &tpm_rc))
+		return;
+	vigil_rsp_init(&r, buf);
+	vigil_rsp_bytes(&r, 1);				/* moreData */
+	if (vigil_rsp_u32(&r) != VIGIL_TPM2_CAP_HANDLES)
+		return;
+	n = vigil_rsp_u32(&r);
+	if (r.err || n > VIGIL_SWEEP_MAX)
+		return;
+	for (i = 0; i < n; i++)
+		handles[i] = vigil_rsp_u32(&r);
+	if (r.err)
+		return;
+	for (i = 0; i < n; i++)
+		tpm2_flush_context(vigil.tpm.chip, handles[i]);
+	vigil.tpm.swept += n;
+	vigil.tpm.sweep = false;
+	if (n)
+		pr_info_ratelimited("flushed %u transient object(s) left by a timed-out TPM command\n",
+				    n);
+}
+
 /**
  * vigil_tpm_sign() - sign a SHA-256 digest with the checkpoint key
  * @digest: 32 bytes
@@ -612,6 +663,10 @@ int vigil_tpm_sign(const u8 *digest, u8 *r, u8 *s, u32 *tpm_rc)
 	if (ret)
 		goto out_destroy;
 
+	if (vigil.tpm.sweep) {
+		vigil_tpm_sweep(&buf);
+		tpm_buf_reset(&buf, TPM2_ST_NO_SESSIONS, TPM2_CC_CONTEXT_LOAD);
+	}
 	tpm_buf_append(&buf, vigil.tpm.key_ctx, vigil.tpm.key_ctx_len);
 	ret = vigil_tpm_transmit(&buf, tpm_rc);
 	if (ret == -EIO) {

@@ -93,7 +93,9 @@ static int read_tpm(const struct vigil_info *info, struct tpm_pcrs *t)
 	TSS2_RC rc;
 	int ret = -1;
 
-	rc = Tss2_TctiLdr_Initialize("device:/dev/tpmrm0", &tcti);
+	/* VIGIL_TCTI: another device after a driver rebind (/dev/tpmrm1) */
+	rc = Tss2_TctiLdr_Initialize(getenv("VIGIL_TCTI") ? getenv("VIGIL_TCTI") :
+				     "device:/dev/tpmrm0", &tcti);
 	if (rc != TSS2_RC_SUCCESS) {
 		fprintf(stderr, "Tss2_TctiLdr_Initialize: 0x%x\n", rc);
 		return -1;
