@@ -52,12 +52,81 @@ static u64 *vigil_pending(u32 pcr)
 					   &vigil.pend_events;
 }
 
+static int vigil_fold(unsigned int bank, u8 *value, const void *rec, u32 len);
+
+/*
+ * The value @pcr holds in @bank once every record for it before log seq
+ * @upto was extended: the replay base folded with those records. Caller
+ * holds anchor_lock.
+ */
+static int vigil_expected(u32 pcr, unsigned int bank, u64 upto, u8 *value)
+{
+	u64 first, next, records, bytes, seq;
+	const struct vigil_log_entry *e;
+	int ret;
+
+	memcpy(value, pcr == vigil.p.pcr_config ? vigil.base_config[bank] :
+						  vigil.base_events[bank],
+	       vigil.tpm.bank[bank].size);
+	vigil_log_stats(&first, &next, &records, &bytes);
+	for (seq = first; seq < upto; seq++) {
+		e = vigil_log_peek(seq);
+		if (!e || e->pcr != pcr)
+			continue;
+		ret = vigil_fold(bank, value, e->data, e->size);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * A failed extend is ambiguous: a command that timed out may still have
+ * run in the TPM (it did, in the SIGSTOPped-swtpm test). Extending again
+ * would then fold the record twice. So before a retry, read the PCR: the
+ * value after @e means it landed, the value before means it did not.
+ * Return: 1 landed, 0 not, -EUCLEAN for neither (someone else extended or
+ * reset the PCR), -errno when the TPM cannot tell. Caller holds anchor_lock.
+ */
+static int vigil_extend_landed(u32 pcr, u64 seq,
+			       const struct vigil_log_entry *e)
+{
+	u8 want[VIGIL_BANK_DIGEST_MAX], cur[VIGIL_BANK_DIGEST_MAX];
+	int landed = -EUCLEAN, ret;
+	u32 i;
+
+	for (i = 0; i < vigil.tpm.nr_banks; i++) {
+		u16 n = vigil.tpm.bank[i].size;
+		int this;
+
+		ret = vigil_tpm_pcr_read(pcr, i, cur);
+		if (!ret)
+			ret = vigil_expected(pcr, i, seq, want);
+		if (ret)
+			return ret;
+		if (!memcmp(cur, want, n)) {
+			this = 0;
+		} else {
+			ret = vigil_fold(i, want, e->data, e->size);
+			if (ret)
+				return ret;
+			this = memcmp(cur, want, n) ? -EUCLEAN : 1;
+		}
+		if (i == 0)
+			landed = this;
+		else if (this != landed)
+			landed = -EUCLEAN;
+	}
+	return landed;
+}
+
 /*
  * Extend @pcr with every record for it from log seq @from on, in log
  * order. On a failure the record that failed and every later one for @pcr
  * stay pending (PCR order is log order) and are retried before the next
- * extend into @pcr or at the next checkpoint. Pending records are never
- * trimmed, so they are all still in the log. Caller holds anchor_lock.
+ * extend into @pcr or at the next checkpoint, after checking whether the
+ * failed one landed anyway. Pending records are never trimmed, so they are
+ * all still in the log. Caller holds anchor_lock.
  */
 static int vigil_extend_from(u32 pcr, u64 from)
 {
@@ -72,6 +141,22 @@ static int vigil_extend_from(u32 pcr, u64 from)
 		e = vigil_log_peek(seq);
 		if (!e || e->pcr != pcr)
 			continue;
+		if (seq == *pending) {
+			ret = vigil_extend_landed(pcr, seq, e);
+			if (ret == 1) {
+				pr_info("PCR %u: the extend of log seq %llu that failed had landed\n",
+					pcr, seq);
+				continue;
+			}
+			if (ret == -EUCLEAN) {
+				atomic64_inc(&vigil.tpm_errors);
+				pr_warn("PCR %u holds neither the value before nor after log seq %llu: extended or reset by someone else\n",
+					pcr, seq);
+			} else if (ret < 0) {
+				vigil_tpm_error("PCR read before a retried extend", ret, 0);
+				return ret;
+			}
+		}
 		ret = vigil_tpm_extend(pcr, e->data, e->size);
 		if (ret) {
 			vigil_tpm_error("PCR extend", ret, 0);

@@ -58,6 +58,12 @@ vt_records() {
 	grep -v '"type":"\(checkpoint\|finding\|alert\|measure\)"' "$1"
 }
 
+# vt_tpmrm: the TPM resource manager device now (a driver rebind moves the
+# TPM to tpm1 while IMA still holds tpm0).
+vt_tpmrm() {
+	ls /dev/tpmrm* 2>/dev/null | tail -n 1
+}
+
 # vt_host ACTION: ask the host runner to act (e.g. kill-tpm), best effort.
 vt_host() {
 	_vt_emit "HOST $*"

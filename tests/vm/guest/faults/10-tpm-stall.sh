@@ -1,17 +1,21 @@
 # SPDX-License-Identifier: GPL-2.0
-# swtpm stalls (SIGSTOP from the host) past the driver's timeouts while the
-# module signs: the checkpoint comes back unsigned with the error, nothing
-# hangs; after swtpm resumes signing goes on, the pending extends are
-# retried (the replay matches), and no transient object stays loaded in the
-# TPM (the module flushes what a timed-out command left), so /dev/tpmrm0
-# users keep their object slots.
+# swtpm stalls (SIGSTOP from the host) while the module extends and signs.
+# Under QEMU the guest's TPM commands either time out in the driver or wait
+# until swtpm resumes (QEMU's TPM backend blocks); a command that timed out
+# may still run once swtpm resumes. Whatever happened: nothing hangs past
+# the stall, signing goes on afterwards, a timed-out extend is not folded
+# twice (the module checks the PCR before it retries: the replay matches),
+# and no transient object stays loaded in the TPM (the module flushes what a
+# timed-out command left), so /dev/tpmrm0 users keep their object slots.
 vt_check stall-insmod insmod /vigil.ko checkpoint_ms=0 checkpoint_events=0 heartbeat_ms=3600000
 vt_check stall-signed-before vigil-ioctl-test commit checkpoint
 vt_host stop-tpm 12
 sleep 1
 t0=$(date +%s)
-vt_check stall-checkpoint-unsigned vigil-ioctl-test commit checkpoint-tpm-error
-vt_log "checkpoint during the stall returned after $(($(date +%s) - t0)) s"
+vigil-ioctl-test commit checkpoint-tpm-error >/tmp/stall-cp.out 2>&1
+took=$(($(date +%s) - t0))
+vt_log "checkpoint during the stall: $(grep -m1 '^checkpoint' /tmp/stall-cp.out) after $took s"
+vt_check stall-no-hang test "$took" -le 40
 # wait for swtpm to resume
 while [ $(($(date +%s) - t0)) -lt 13 ]; do sleep 1; done
 i=0

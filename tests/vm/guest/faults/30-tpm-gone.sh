@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0
 # The TPM disappears mid-run (the host kills swtpm): no hang; checkpoints
 # keep coming, logged unsigned with the TPM error; unload still works.
-# Runs last: the TPM does not come back.
+# Runs last: the TPM does not come back. After the rebind test the TPM may be
+# tpm1 (IMA keeps the old tpm0 number): the device is looked up.
+export VIGIL_TCTI=device:$(vt_tpmrm)
 vt_check kmod-gone-insmod insmod /vigil.ko heartbeat_ms=3600000
 vt_check kmod-gone-signed-before vigil-ioctl-test commit checkpoint
 # TPM2_Clear changes the owner seed: the saved key context no longer loads,
 # the re-derived key differs from the logged one, and the module refuses to
 # sign with it (-EKEYREJECTED) rather than switch keys silently.
-if command -v tpm2 >/dev/null && TPM2TOOLS_TCTI=device:/dev/tpmrm0 tpm2 clear >/tmp/clear.out 2>&1; then
+if command -v tpm2 >/dev/null && TPM2TOOLS_TCTI=device:$(vt_tpmrm) tpm2 clear >/tmp/clear.out 2>&1; then
 	out=$(vigil-ioctl-test checkpoint-tpm-error 2>&1)
 	if echo "$out" | grep -q 'status 2 error -129 '; then
 		vt_pass kmod-owner-clear-key-rejected "$(echo "$out" | grep '^checkpoint')"
@@ -21,7 +23,7 @@ fi
 # this read and the kill: no event, so timer checkpoints are idle).
 pcrs=
 if command -v tpm2 >/dev/null; then
-	pcrs=$(TPM2TOOLS_TCTI=device:/dev/tpmrm0 tpm2 pcrread sha256:16,23 2>/dev/null |
+	pcrs=$(TPM2TOOLS_TCTI=device:$(vt_tpmrm) tpm2 pcrread sha256:16,23 2>/dev/null |
 		awk '$1 == "16:" || $1 == "23:" { sub(/^0x/, "", $2); print tolower($2) }' | tr '\n' ' ')
 fi
 vt_host kill-tpm

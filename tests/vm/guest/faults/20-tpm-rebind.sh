@@ -14,7 +14,7 @@ if ! echo "$name" >"$drv/unbind" 2>/tmp/unbind.err; then
 	vt_rmmod vigil
 	return 0 2>/dev/null || exit 0
 fi
-vt_check rebind-unbound test ! -e /dev/tpmrm0
+vt_check rebind-unbound sh -c '! ls /dev/tpmrm* >/dev/null 2>&1'
 vt_check rebind-unsigned-while-gone vigil-ioctl-test commit checkpoint-tpm-error
 # The old chip keeps its number while the module still holds it, so the new
 # one may be tpm1 until the module lets go of the old one.
@@ -24,8 +24,4 @@ rm_dev=$(ls /dev/tpmrm* | tail -n 1)
 vt_check rebind-replay env VIGIL_TCTI=device:$rm_dev vigil-replay --quiet
 vt_check rebind-dmesg sh -c 'dmesg | grep -q "the TPM came back as a new chip"'
 vt_check rebind-rmmod vt_rmmod vigil
-# Once more without the module: the chip is tpm0 again for the next tests.
-echo "$name" >"$drv/unbind" 2>/dev/null
-echo "$name" >"$drv/bind" 2>/dev/null
-sleep 1
-vt_check rebind-tpm0-again test -e /dev/tpmrm0
+
