@@ -7,6 +7,12 @@
  * the path given to execve. tp_btf needs no tracefs and, unlike raw_tp, may
  * call the module's tracing kfuncs. Same prototype on 6.1, 6.12 and 6.18.
  * Only tracked processes (agents.bpf.c) unless all_processes is set.
+ *
+ * No bpf_probe_read_kernel (refused under lockdown=confidentiality): the
+ * arguments are trusted BTF pointers read directly, p->real_parent is
+ * RCU-trusted in a non-sleepable program, and the path is read from the new
+ * image's stack, where exec copied bprm->filename (bprm->exec, AT_EXECFN):
+ * current already runs on the new mm here, and the page is present.
  */
 #include "vigil.bpf.h"
 
@@ -14,9 +20,8 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid,
 	     struct linux_binprm *bprm)
 {
-	__u32 tgid = BPF_CORE_READ(p, tgid);
+	__u32 tgid = p->tgid;
 	struct vigil_ev_exec *ev;
-	const char *filename;
 	__u32 agent;
 
 	if (vigil_inactive())
@@ -36,15 +41,14 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid,
 	vigil_hdr_init(&ev->hdr, VIGIL_EV_EXEC, sizeof(*ev), agent);
 
 	ev->pid = tgid;
-	ev->tid = BPF_CORE_READ(p, pid);
-	ev->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	ev->tid = p->pid;
+	ev->ppid = p->real_parent->tgid;
 	ev->uid = (__u32)bpf_get_current_uid_gid();
 	ev->old_pid = (__u32)old_pid;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 
-	filename = BPF_CORE_READ(bprm, filename);
-	if (bpf_probe_read_kernel_str(ev->filename, sizeof(ev->filename),
-				      filename) < 0)
+	if (bpf_probe_read_user_str(ev->filename, sizeof(ev->filename),
+				    (const void *)bprm->exec) < 0)
 		vigil_count_error(VIGIL_BPF_ERR_READ);
 
 	vigil_commit_exec(ev);
