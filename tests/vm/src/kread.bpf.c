@@ -4,13 +4,16 @@
  * kernel memory at an address user space chose, as a root attacker after
  * the module's key would.
  *
- * Two programs, loaded one at a time by the loader:
+ * Three programs, loaded one at a time by the loader:
  *  - kread_helper: bpf_probe_read_kernel(), which the verifier refuses
  *    under lockdown=confidentiality (LOCKDOWN_BPF_READ_KERNEL);
  *  - kread_cast: bpf_rdonly_cast() of the address to a kernel struct, then
  *    plain loads (fault-handled BPF_PROBE_MEM). Neither the kfunc nor the
  *    loads are checked against lockdown in 6.12: this shows what
- *    confidentiality does not stop.
+ *    confidentiality does not stop;
+ *  - kread_printf: bpf_snprintf("%s") of the address, which copies a kernel
+ *    string with strncpy_from_kernel_nofault() (kernel/bpf/helpers.c,
+ *    bpf_trace_copy_string()), again without a lockdown check.
  *
  * Hook: SEC("syscall"), run once with BPF_PROG_TEST_RUN: no attachment, no
  * tracefs. Both the helper and the kfunc are available to it on 6.12.
@@ -31,7 +34,7 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 __u64 addr;			/* set by user space */
 __u8 buf[KREAD_MAX];		/* what was read */
-__s64 ret;			/* bpf_probe_read_kernel() result */
+__s64 ret;			/* the helper's result */
 
 SEC("syscall")
 int kread_helper(void *ctx)
@@ -55,6 +58,17 @@ int kread_cast(void *ctx)
 		out[2 * i + 1] = t->tv_nsec;
 	}
 	ret = 0;
+	return 0;
+}
+
+SEC("syscall")
+int kread_printf(void *ctx)
+{
+	static const char fmt[] = "%s";
+	__u64 arg = addr;
+
+	ret = bpf_snprintf((char *)buf, sizeof(buf), fmt, &arg, sizeof(arg));
+	ret = ret < 0 ? ret : 0;
 	return 0;
 }
 

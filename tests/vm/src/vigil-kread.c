@@ -5,9 +5,10 @@
  * stops. Reads up to 64 bytes at ADDR (hex, e.g. from /proc/kallsyms) with
  * one of kread.bpf.c's programs and prints them.
  *
- * usage: vigil-kread helper|cast ADDR [LEN]
+ * usage: vigil-kread helper|cast|printf ADDR [LEN]
  *   helper  bpf_probe_read_kernel()   (refused by lockdown=confidentiality)
  *   cast    bpf_rdonly_cast() + loads (not checked against lockdown)
+ *   printf  bpf_snprintf("%s")        (not checked either; stops at a NUL)
  *
  * Output: "text: <bytes, non-printable as \xNN>" and "hex: <bytes>".
  * Exit codes: 0 read, 1 error (the read itself failed), 2 usage,
@@ -27,16 +28,16 @@
 int main(int argc, char **argv)
 {
 	LIBBPF_OPTS(bpf_test_run_opts, run);
-	struct bpf_program *prog, *other;
+	struct bpf_program *prog;
 	unsigned long long addr;
 	struct kread *skel;
 	size_t len = 64, i;
 	char *end;
 	int err, rc = 1;
 
-	if (argc < 3 || argc > 4 ||
-	    (strcmp(argv[1], "helper") && strcmp(argv[1], "cast"))) {
-		fprintf(stderr, "usage: vigil-kread helper|cast ADDR [LEN<=64]\n");
+	if (argc < 3 || argc > 4 || (strcmp(argv[1], "helper") &&
+				     strcmp(argv[1], "cast") && strcmp(argv[1], "printf"))) {
+		fprintf(stderr, "usage: vigil-kread helper|cast|printf ADDR [LEN<=64]\n");
 		return 2;
 	}
 	errno = 0;
@@ -58,9 +59,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vigil-kread: open: %s\n", strerror(errno));
 		return 1;
 	}
-	prog = strcmp(argv[1], "helper") ? skel->progs.kread_cast : skel->progs.kread_helper;
-	other = prog == skel->progs.kread_cast ? skel->progs.kread_helper : skel->progs.kread_cast;
-	bpf_program__set_autoload(other, false);
+	/* Only the chosen program: a refusal of another must not stop it. */
+	bpf_object__for_each_program(prog, skel->obj)
+		bpf_program__set_autoload(prog, false);
+	if (!strcmp(argv[1], "helper"))
+		prog = skel->progs.kread_helper;
+	else if (!strcmp(argv[1], "cast"))
+		prog = skel->progs.kread_cast;
+	else
+		prog = skel->progs.kread_printf;
+	bpf_program__set_autoload(prog, true);
 	err = kread__load(skel);
 	if (err) {
 		fprintf(stderr, "vigil-kread: the kernel refused the %s program: %s\n",
@@ -76,7 +84,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (skel->bss->ret) {
-		fprintf(stderr, "vigil-kread: bpf_probe_read_kernel: %lld\n",
+		fprintf(stderr, "vigil-kread: the %s read failed: %lld\n", argv[1],
 			(long long)skel->bss->ret);
 		goto out;
 	}

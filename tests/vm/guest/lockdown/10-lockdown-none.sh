@@ -29,9 +29,9 @@ if [ -s $LD_DIR/banner.addr ] && [ "$(wc -c <$LD_DIR/banner.txt)" = 48 ]; then
 else
 	vt_fail lockdown-banner-found "no linux_banner in /proc/kallsyms"
 fi
-# Control: without lockdown both ways of reading kernel memory work, so a
+# Control: without lockdown all three ways of reading kernel memory work, so a
 # refusal later is the lockdown's doing and not a broken tool.
-for mode in helper cast; do
+for mode in helper cast printf; do
 	if ld_kread $mode $LD_DIR/none-$mode.txt && ld_banner_read $LD_DIR/none-$mode.txt; then
 		vt_pass lockdown-none-kread-$mode "$(head -n 1 $LD_DIR/none-$mode.txt)"
 	else

@@ -5,12 +5,12 @@
 # scripts/check-bpf-helpers) load, and vigild records and verifies signed
 # checkpoints.
 #
-# What this level does not stop in 6.12 is checked too, as a documented
-# gap: bpf_rdonly_cast() plus plain loads (fault-handled BPF_PROBE_MEM) still
-# read any kernel address. Neither the kfunc nor those loads consult
-# lockdown, so a root that can load tracing BPF programs can still read the
-# key; see docs/kernel-module.md, "Lockdown". If a kernel closes the gap,
-# this check fails and the docs must change with it.
+# What this level does not stop in 6.12 is checked too, as documented
+# gaps: bpf_rdonly_cast() plus plain loads (fault-handled BPF_PROBE_MEM), and
+# bpf_snprintf("%s"), still read any kernel address. None of them consults
+# lockdown, so a root that can load BPF programs can still read the key;
+# see docs/kernel-module.md, "Lockdown". If a kernel closes a gap, its
+# check fails and the docs must change with it.
 . /tests/guest/lockdown/lockdown.lib
 
 ld_raise confidentiality
@@ -42,6 +42,12 @@ if ld_kread cast $LD_DIR/conf-cast.txt && ld_banner_read $LD_DIR/conf-cast.txt; 
 	vt_pass lockdown-conf-rdonly-cast-gap "still reads kernel memory (documented gap): $(head -n 1 $LD_DIR/conf-cast.txt)"
 else
 	vt_fail lockdown-conf-rdonly-cast-gap "the gap is closed or the read failed, update the docs: $(cat $LD_DIR/conf-cast.txt $LD_DIR/conf-cast.txt.err | tail -n 3 | tr '\n' '|' | cut -c1-300)"
+fi
+
+if ld_kread printf $LD_DIR/conf-printf.txt && ld_banner_read $LD_DIR/conf-printf.txt; then
+	vt_pass lockdown-conf-snprintf-gap "still reads kernel memory (documented gap): $(head -n 1 $LD_DIR/conf-printf.txt)"
+else
+	vt_fail lockdown-conf-snprintf-gap "the gap is closed or the read failed, update the docs: $(cat $LD_DIR/conf-printf.txt $LD_DIR/conf-printf.txt.err | tail -n 3 | tr '\n' '|' | cut -c1-300)"
 fi
 
 ld_vigild confidentiality
