@@ -434,6 +434,38 @@ TEST_F(HostBpfTest, SamplesAttributeInjectedCountersAndSyscalls) {
                        U(t, "children_stime_ns") + 50'000'000u);
 }
 
+// A CPU-bound agent that is never switched out still gets samples: the
+// agent spins 400 ms under SCHED_FIFO (chrt), so no CFS task preempts it,
+// with 20 ms samples. A sample emitted at sched_switch always counts the
+// switch that emitted it, so samples with no switch at all come from the
+// cpu-clock timer (vigil_sample_tick); without it this agent gets at most a
+// few samples, at its rare switch-outs.
+TEST_F(HostBpfTest, SpinningAgentIsSampledByTheTimer) {
+  ASSERT_EQ(access("/usr/bin/chrt", X_OK), 0) << "needs chrt (util-linux)";
+  StartVigild({"--sample-ms", "20"});
+  const int st = Ctl({"run", "--name", "spinner", "--", "/usr/bin/chrt", "-f", "1", WORKLOAD_PATH,
+                      "--burn-ms", "400"});
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll((dir_ / "ctl.err").string());
+  const auto samples = OfType(StopVigild(), "sample");
+  size_t switchless = 0;
+  uint64_t oncpu = 0;
+  for (const auto& smp : samples) {
+    const json& m = smp["metrics"];
+    EXPECT_GE(U(smp, "interval_ns"), 20'000'000u) << smp.dump();
+    if (U(m, "nvcsw") + U(m, "nivcsw") == 0) {
+      ++switchless;
+      // The timer fires every 10 ms: an interval with no switch closes by
+      // 1.5 sample periods, plus timer latency on a loaded host.
+      EXPECT_LE(U(smp, "interval_ns"), 45'000'000u) << smp.dump();
+    }
+    oncpu += U(m, "oncpu_ns");
+  }
+  // 400 ms of spinning at one sample per 20-30 ms is 13-20 samples; allow
+  // for RT throttling and a loaded host.
+  EXPECT_GE(switchless, 8u) << samples.size() << " samples";
+  EXPECT_GE(oncpu, 300'000'000u) << "the spin's CPU time reaches the samples";
+}
+
 // No PMU (this host): samples say so; a 0 is never reported as cycles.
 TEST_F(HostBpfTest, SamplesWithoutPmuCarryNoHardwareCounters) {
   StartVigild({"--sample-ms", "10"});
