@@ -30,10 +30,9 @@
  * at the same instant, so nothing is counted twice; it also starts the
  * slice of an agent whose switch-in came before it was tracked (or before
  * vigild attached), which sched_switch would only notice at its next
- * switch. It runs in hard IRQ
- * context, so it never interleaves with sched_switch on its CPU (that runs
- * with IRQs off); a spinning agent gets a sample every sample_ns to
- * 1.5 * sample_ns.
+ * switch. It runs in hard IRQ context, so it never interleaves with
+ * sched_switch on its CPU (that runs with IRQs off); a spinning agent gets
+ * a sample every sample_ns to 1.5 * sample_ns.
  */
 #include "vigil.bpf.h"
 
