@@ -632,12 +632,12 @@ Status Collector::StartSampleTicks(uint32_t sample_ms) {
     // Half the interval: a spinning agent's samples are sample_ms to
     // 1.5 * sample_ms apart whatever the phase of the timer.
     attr.sample_period = uint64_t{sample_ms} * 1'000'000 / 2;
-    const int fd = static_cast<int>(
-        ::syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
+    const int fd =
+        static_cast<int>(::syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
     if (fd < 0) {
       if (errno == ENODEV) continue;  // possible but offline CPU
-      return Status::FromErrno(errno, "perf_event_open (cpu-clock sample timer) on CPU " +
-                                          std::to_string(cpu));
+      return Status::FromErrno(
+          errno, "perf_event_open (cpu-clock sample timer) on CPU " + std::to_string(cpu));
     }
     // The link owns the event's fd from here on (closed when it is destroyed).
     bpf_link* link = bpf_program__attach_perf_event(skel_->progs.vigil_sample_tick, fd);
