@@ -2,8 +2,9 @@
 # Lockdown scenario, step 2: lockdown=integrity (what Secure Boot gives on
 # Debian). It stops unsigned modules, but not reads of kernel memory by
 # root: LOCKDOWN_KCORE and LOCKDOWN_BPF_READ_KERNEL come after
-# LOCKDOWN_INTEGRITY_MAX in include/linux/security.h. So root can read the
-# module's key secrets here: the documented weakness, checked as such.
+# LOCKDOWN_INTEGRITY_MAX in include/linux/security.h. So root reads the
+# module's key secrets here and recreates the key: the documented weakness,
+# checked as such.
 # vigil itself runs fully at this level.
 . /tests/guest/lockdown/lockdown.lib
 
@@ -29,6 +30,13 @@ if ld_kread helper $LD_DIR/integrity-helper.txt && ld_banner_read $LD_DIR/integr
 	vt_pass lockdown-integrity-bpf-read-kernel "bpf_probe_read_kernel read $(head -n 1 $LD_DIR/integrity-helper.txt)"
 else
 	vt_fail lockdown-integrity-bpf-read-kernel "$(cat $LD_DIR/integrity-helper.txt $LD_DIR/integrity-helper.txt.err | tr '\n' '|' | cut -c1-300)"
+fi
+
+# ... and so the key: read its two secrets, recreate it in the TPM, sign.
+if ld_steal_key helper $LD_DIR/integrity-steal.txt; then
+	vt_pass lockdown-integrity-key-recreated "root read key_auth/key_unique with bpf_probe_read_kernel, recreated the key ($(head -n 1 $LD_DIR/integrity-steal.txt | cut -c1-20)...) and signed with it"
+else
+	vt_fail lockdown-integrity-key-recreated "$(cat $LD_DIR/integrity-steal.txt $LD_DIR/integrity-steal.txt.err 2>/dev/null | tail -n 4 | tr '\n' '|' | cut -c1-300)"
 fi
 
 ld_vigild integrity

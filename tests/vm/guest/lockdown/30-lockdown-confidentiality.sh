@@ -50,5 +50,21 @@ else
 	vt_fail lockdown-conf-snprintf-gap "the gap is closed or the read failed, update the docs: $(cat $LD_DIR/conf-printf.txt $LD_DIR/conf-printf.txt.err | tail -n 3 | tr '\n' '|' | cut -c1-300)"
 fi
 
+# What the gaps mean: the key's secrets are read all the same, through
+# bpf_rdonly_cast, and the key recreated (the helper path is refused).
+if ld_steal_key helper $LD_DIR/conf-steal-helper.txt; then
+	vt_fail lockdown-conf-key-via-helper-refused "recreated with bpf_probe_read_kernel under confidentiality"
+elif grep -q 'refused the helper program' $LD_DIR/conf-steal-helper.txt.err &&
+	grep -q '^key_auth ' $LD_DIR/conf-steal-helper.txt.addrs; then
+	vt_pass lockdown-conf-key-via-helper-refused "addresses found, bpf_probe_read_kernel refused: $(grep -m1 'refused' $LD_DIR/conf-steal-helper.txt.err | cut -c1-120)"
+else
+	vt_fail lockdown-conf-key-via-helper-refused "failed for another reason: $(tail -n 3 $LD_DIR/conf-steal-helper.txt.err | tr '\n' '|' | cut -c1-300)"
+fi
+if ld_steal_key cast $LD_DIR/conf-steal.txt; then
+	vt_pass lockdown-conf-key-recreated-gap "root read the secrets with bpf_rdonly_cast, recreated the key and signed (documented gap)"
+else
+	vt_fail lockdown-conf-key-recreated-gap "the gap is closed or the attack failed, update the docs: $(cat $LD_DIR/conf-steal.txt $LD_DIR/conf-steal.txt.err 2>/dev/null | tail -n 4 | tr '\n' '|' | cut -c1-300)"
+fi
+
 ld_vigild confidentiality
 vt_check lockdown-conf-rmmod vt_rmmod vigil
