@@ -1,11 +1,13 @@
 // vigil-bench-bpf: what tracing costs an agent (host or VM, root).
 //
-// Runs vigild (agents only, samples every 100 ms) and, in alternating
-// rounds, the same loops as an untracked process and as a tracked agent
-// (vigilctl agent track/untrack on itself), side by side in one run:
+// Runs vigild (agents only, samples every 100 ms) and, in rotating order
+// within every round, the same loops as an untracked process, as a tracked
+// agent (vigilctl agent track/untrack on itself), as a tracked agent with
+// vigild stopped, and with no BPF loaded at all (vigild exited), side by
+// side in one run:
 //   exec      fork + exec /bin/true + wait, N times
 //   pingpong  Y round trips over two pipes with a child (2 switches each)
-// and prints the median traced/untraced ratio. Then the loss accounting
+// and prints the median ratios. Then the loss accounting
 // under overload: a stopped vigild with a 64 KiB ring, a burst of K
 // fork+exit children (2 records each): received + counted drops must equal
 // the records generated, exactly. Then the records/s a free-running vigild
@@ -194,31 +196,40 @@ int main(int argc, char** argv) {
   const std::string self = std::to_string(getpid());
   int rc = 0;
 
-  // 1. Overhead, traced vs untraced, alternating.
-  Vigild vd;
-  // No programs loaded at all: half the rounds before vigild starts, half
-  // after it stops, so drift cancels. Compared with "untracked" this is the
-  // cost every process pays while vigild runs (hooks that find no agent).
-  std::vector<double> ex_none, pp_none;
-  const auto baseline = [&](int n) {
-    for (int r = 0; r < n; ++r) {
-      ex_none.push_back(ExecLoop(execs));
-      pp_none.push_back(PingPong(pingpong));
-    }
-  };
-  baseline((rounds + 1) / 2);
+  // 1. Overhead, traced vs untraced vs nothing loaded, side by side: in
+  // every round each mode runs once, in rotating order. [0] untracked,
+  // [1] tracked, [2] tracked with vigild stopped (the BPF programs' own
+  // cost, without the consumer competing for the CPUs), [3] no BPF loaded
+  // at all (vigild exited; started again for the next mode). [0]/[3] is
+  // what every process pays while vigild runs (hooks that find no agent).
   // A 16 MiB ring holds every record of a round even with vigild stopped.
-  if (!vd.Start({"--sample-ms", "100", "--ringbuf-bytes", "16777216"})) return 1;
-  // [0] untraced, [1] traced, [2] traced with vigild stopped: the BPF
-  // programs' own cost, without the consumer competing for the CPUs.
-  std::vector<double> ex[3], pp[3];
+  const std::vector<std::string> vigild_args = {"--sample-ms", "100", "--ringbuf-bytes",
+                                                "16777216"};
+  Vigild vd;
+  uint64_t vd_events = 0, vd_samples = 0, vd_drops = 0;
+  const auto stop = [&] {
+    const std::string s = vd.Stop();
+    const auto add = [&](uint64_t& sum, const char* key) {
+      const uint64_t v = Summary(s, key);
+      if (v != UINT64_MAX) sum += v;
+    };
+    add(vd_events, "events");
+    add(vd_samples, "sample");
+    add(vd_drops, "drops");
+  };
+  std::vector<double> ex[4], pp[4];
   for (int r = 0; r < rounds; ++r) {
-    for (int j = 0; j < 3; ++j) {
-      const int mode = (r + j) % 3;  // rotate which goes first
-      if (mode != 0) {
-        if (!Ctl({"track", "--pid", self, "--name", "bench"})) return 1;
+    for (int j = 0; j < 4; ++j) {
+      const int mode = (r + j) % 4;  // rotate which goes first
+      if (mode == 3) {
+        if (vd.pid > 0) stop();
       } else {
-        Ctl({"untrack", "--name", "bench"});
+        if (vd.pid < 0 && !vd.Start(vigild_args)) return 1;
+        if (mode != 0) {
+          if (!Ctl({"track", "--pid", self, "--name", "bench"})) return 1;
+        } else {
+          Ctl({"untrack", "--name", "bench"});
+        }
       }
       if (mode == 2) kill(vd.pid, SIGSTOP);
       ex[mode].push_back(ExecLoop(execs));
@@ -226,12 +237,12 @@ int main(int argc, char** argv) {
       if (mode == 2) kill(vd.pid, SIGCONT);
     }
   }
-  Ctl({"untrack", "--name", "bench"});
-  const std::string s1 = vd.Stop();
-  baseline(rounds / 2 > 0 ? rounds / 2 : 1);
-  const double exn = Median(ex_none), ppn = Median(pp_none);
-  const double ex0 = Median(ex[0]), ex1 = Median(ex[1]), ex2 = Median(ex[2]);
-  const double pp0 = Median(pp[0]), pp1 = Median(pp[1]), pp2 = Median(pp[2]);
+  if (vd.pid > 0) {
+    Ctl({"untrack", "--name", "bench"});
+    stop();
+  }
+  const double ex0 = Median(ex[0]), ex1 = Median(ex[1]), ex2 = Median(ex[2]), exn = Median(ex[3]);
+  const double pp0 = Median(pp[0]), pp1 = Median(pp[1]), pp2 = Median(pp[2]), ppn = Median(pp[3]);
   std::printf("overhead (median of %d rotating rounds; vigild --sample-ms 100)\n", rounds);
   std::printf(
       "  exec loop, %d x fork+exec+wait: untraced %.1f us/iter; traced %.1f (ratio %.3f); "
@@ -246,10 +257,12 @@ int main(int argc, char** argv) {
               "%.1f us/iter), ping-pong ratio %.3f (%.2f vs %.2f us/trip)\n",
               ex0 / exn, ex0 / execs * 1e6, exn / execs * 1e6, pp0 / ppn,
               pp0 / pingpong * 1e6, ppn / pingpong * 1e6);
-  std::printf("  vigild: events=%llu samples=%llu drops=%llu\n",
-              static_cast<unsigned long long>(Summary(s1, "events")),
-              static_cast<unsigned long long>(Summary(s1, "sample")),
-              static_cast<unsigned long long>(Summary(s1, "drops")));
+  std::printf("  tracked agent vs no BPF loaded: exec ratio %.3f, ping-pong ratio %.3f\n",
+              ex1 / exn, pp1 / ppn);
+  std::printf("  vigild (all instances): events=%llu samples=%llu drops=%llu\n",
+              static_cast<unsigned long long>(vd_events),
+              static_cast<unsigned long long>(vd_samples),
+              static_cast<unsigned long long>(vd_drops));
 
   // 2. Exact loss under overload: a stopped consumer and a 64 KiB ring.
   if (!vd.Start({"--ringbuf-bytes", "65536"})) return 1;

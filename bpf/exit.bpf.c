@@ -11,6 +11,12 @@
  * both. Threads that exit at the same time can all see live == 0 (each
  * decremented before any reached the tracepoint), so an LRU map keyed by the
  * process identity lets exactly one of them emit the record.
+ *
+ * Reads are plain dereferences, not bpf_probe_read_kernel (refused under
+ * lockdown=confidentiality): p is a trusted BTF pointer and
+ * p->group_leader and p->real_parent are RCU-trusted here; p->signal is an
+ * untrusted BTF pointer, whose loads the JIT turns into fault-handled
+ * loads (BPF_PROBE_MEM) that read 0 where bpf_probe_read_kernel failed.
  */
 #include "vigil.bpf.h"
 
@@ -68,8 +74,8 @@ static __always_inline void split_runtime(__u64 rtime, __u64 utime, __u64 stime,
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(vigil_exit, struct task_struct *p)
 {
-	struct signal_struct *sig = BPF_CORE_READ(p, signal);
-	struct task_struct *leader = BPF_CORE_READ(p, group_leader);
+	struct signal_struct *sig = p->signal;
+	struct task_struct *leader = p->group_leader;
 	struct exit_key key = {};
 	struct vigil_ev_exit *ev;
 	__u8 one = 1;
@@ -81,14 +87,14 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 	if (vigil_inactive())
 		return 0;
 	vigil_note_alive(VIGIL_PROD_EXIT);
-	if (BPF_CORE_READ(sig, live.counter) != 0)
+	if (sig->live.counter != 0)
 		return 0; /* other threads of the process still run */
 
-	key.tgid = BPF_CORE_READ(p, tgid);
+	key.tgid = p->tgid;
 	agent = vigil_agent_of_current(key.tgid);
 	if (!agent && !all_processes)
 		return 0; /* untracked */
-	key.start_boottime = BPF_CORE_READ(leader, start_boottime);
+	key.start_boottime = leader->start_boottime;
 	err = bpf_map_update_elem(&vigil_exit_seen, &key, &one, BPF_NOEXIST);
 	if (err == -VIGIL_EEXIST)
 		return 0; /* a sibling thread already reported this exit */
@@ -107,18 +113,18 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 	vigil_hdr_init(&ev->hdr, VIGIL_EV_EXIT, sizeof(*ev), agent);
 
 	ev->pid = key.tgid;
-	ev->tid = BPF_CORE_READ(p, pid);
-	ev->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	ev->tid = p->pid;
+	ev->ppid = p->real_parent->tgid;
 	ev->uid = (__u32)bpf_get_current_uid_gid();
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 
 	/* What wait() will report: the group code after exit_group() or a
 	 * fatal signal, else the leader's own exit code. */
-	sig_flags = BPF_CORE_READ(sig, flags);
+	sig_flags = sig->flags;
 	if (sig_flags & VIGIL_SIGNAL_GROUP_EXIT)
-		status = BPF_CORE_READ(sig, group_exit_code);
+		status = sig->group_exit_code;
 	else
-		status = BPF_CORE_READ(leader, exit_code);
+		status = leader->exit_code;
 	if ((status & 0x7f) == 0) {
 		ev->exit_code = (status >> 8) & 0xff;
 	} else {
@@ -128,21 +134,17 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 
 	ev->lifetime_ns = ev->hdr.ts_ns - key.start_boottime;
 	/* Threads reaped earlier were folded into signal_struct; add ours. */
-	split_runtime(BPF_CORE_READ(p, se.sum_exec_runtime) +
-			      BPF_CORE_READ(sig, sum_sched_runtime),
-		      BPF_CORE_READ(p, utime) + BPF_CORE_READ(sig, utime),
-		      BPF_CORE_READ(p, stime) + BPF_CORE_READ(sig, stime),
+	split_runtime(p->se.sum_exec_runtime + sig->sum_sched_runtime,
+		      p->utime + sig->utime, p->stime + sig->stime,
 		      &ev->utime_ns, &ev->stime_ns);
-	ev->maxrss_kb = BPF_CORE_READ(sig, maxrss) * VIGIL_PAGE_KB;
-	ev->min_flt = BPF_CORE_READ(p, min_flt) + BPF_CORE_READ(sig, min_flt);
-	ev->maj_flt = BPF_CORE_READ(p, maj_flt) + BPF_CORE_READ(sig, maj_flt);
-	ev->nvcsw = BPF_CORE_READ(p, nvcsw) + BPF_CORE_READ(sig, nvcsw);
-	ev->nivcsw = BPF_CORE_READ(p, nivcsw) + BPF_CORE_READ(sig, nivcsw);
+	ev->maxrss_kb = sig->maxrss * VIGIL_PAGE_KB;
+	ev->min_flt = p->min_flt + sig->min_flt;
+	ev->maj_flt = p->maj_flt + sig->maj_flt;
+	ev->nvcsw = p->nvcsw + sig->nvcsw;
+	ev->nivcsw = p->nivcsw + sig->nivcsw;
 	if (bpf_core_field_exists(p->ioac)) { /* CONFIG_TASK_XACCT */
-		ev->read_bytes = BPF_CORE_READ(p, ioac.rchar) +
-				 BPF_CORE_READ(sig, ioac.rchar);
-		ev->write_bytes = BPF_CORE_READ(p, ioac.wchar) +
-				  BPF_CORE_READ(sig, ioac.wchar);
+		ev->read_bytes = p->ioac.rchar + sig->ioac.rchar;
+		ev->write_bytes = p->ioac.wchar + sig->ioac.wchar;
 	}
 
 	vigil_commit_exit(ev);

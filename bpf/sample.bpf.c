@@ -17,6 +17,22 @@
  * (time, its agent, its fault counts, counter readings); switch-out adds
  * the differences to the agent's totals, atomically because one agent runs
  * on several CPUs. Needs -mcpu=v3 atomics (xchg/cmpxchg, kernels 5.12+).
+ *
+ * prev and next are trusted BTF pointers and next->cgroups->dfl_cgrp->kn
+ * RCU-trusted, all read directly: no bpf_probe_read_kernel, which
+ * lockdown=confidentiality refuses.
+ *
+ * Second hook, for a CPU-bound agent that is never switched out (and so
+ * would never reach sched_switch): perf_event vigil_sample_tick, attached
+ * by vigild to a cpu-clock software event on every CPU (no PMU needed)
+ * firing every sample_ns / 2. It closes the running agent's slice so far
+ * as a switch-out would (without counting a switch) and starts a new one
+ * at the same instant, so nothing is counted twice; it also starts the
+ * slice of an agent whose switch-in came before it was tracked (or before
+ * vigild attached), which sched_switch would only notice at its next
+ * switch. It runs in hard IRQ context, so it never interleaves with
+ * sched_switch on its CPU (that runs with IRQs off); a spinning agent gets
+ * a sample every sample_ns to 1.5 * sample_ns.
  */
 #include "vigil.bpf.h"
 
@@ -143,6 +159,42 @@ static __always_inline void maybe_sample(struct vigil_agent_stats *st,
 	vigil_submit(ev);
 }
 
+/*
+ * Adds the slice the slot describes, up to now, to the agent's totals:
+ * on-CPU time, faults of @t (the slot's task), counter and syscall deltas.
+ * The caller counts the switch itself, if any.
+ */
+static __always_inline void account_slice(struct vigil_agent_stats *st,
+					  struct vigil_cpu_slot *slot,
+					  struct task_struct *t, __u64 now,
+					  __u64 cycles, __u64 instr, bool hw_ok)
+{
+	__sync_fetch_and_add(&st->oncpu_ns, now - slot->since_ns);
+	__sync_fetch_and_add(&st->min_flt, t->min_flt - slot->min_flt);
+	__sync_fetch_and_add(&st->maj_flt, t->maj_flt - slot->maj_flt);
+	if (hw_ok && slot->hw_valid) {
+		__sync_fetch_and_add(&st->cycles, cycles - slot->cycles);
+		__sync_fetch_and_add(&st->instructions, instr - slot->instructions);
+	}
+	/* Exchanged: sys_enter may run (and add) on this CPU at any time. */
+	if (count_syscalls)
+		__sync_fetch_and_add(&st->syscalls,
+				     __sync_lock_test_and_set(&slot->syscalls, 0));
+}
+
+/* Starts the slot's slice of agent task @t at now. */
+static __always_inline void start_slice(struct vigil_cpu_slot *slot,
+					struct task_struct *t, __u64 now,
+					__u64 cycles, __u64 instr, bool hw_ok)
+{
+	slot->since_ns = now;
+	slot->min_flt = t->min_flt;
+	slot->maj_flt = t->maj_flt;
+	slot->cycles = cycles;
+	slot->instructions = instr;
+	slot->hw_valid = hw_ok;
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(vigil_sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next)
@@ -165,43 +217,77 @@ int BPF_PROG(vigil_sched_switch, bool preempt, struct task_struct *prev,
 
 	/* Switch-out: the slot describes prev when it was switched in. */
 	agent = slot->agent;
-	if (agent && slot->tid == BPF_CORE_READ(prev, pid)) {
+	if (agent && slot->tid == prev->pid) {
 		st = stats_of(agent, slot->since_ns);
 		if (st) {
-			__sync_fetch_and_add(&st->oncpu_ns, now - slot->since_ns);
-			if (!preempt && BPF_CORE_READ(prev, __state) != 0)
+			account_slice(st, slot, prev, now, cycles, instr, hw_ok);
+			if (!preempt && prev->__state != 0)
 				__sync_fetch_and_add(&st->nvcsw, 1);
 			else
 				__sync_fetch_and_add(&st->nivcsw, 1);
-			__sync_fetch_and_add(&st->min_flt,
-					     BPF_CORE_READ(prev, min_flt) - slot->min_flt);
-			__sync_fetch_and_add(&st->maj_flt,
-					     BPF_CORE_READ(prev, maj_flt) - slot->maj_flt);
-			if (hw_ok && slot->hw_valid) {
-				__sync_fetch_and_add(&st->cycles, cycles - slot->cycles);
-				__sync_fetch_and_add(&st->instructions,
-						     instr - slot->instructions);
-			}
-			if (count_syscalls)
-				__sync_fetch_and_add(&st->syscalls, slot->syscalls);
-			maybe_sample(st, agent, BPF_CORE_READ(prev, tgid), now);
+			maybe_sample(st, agent, prev->tgid, now);
 		}
 	}
 
 	/* Switch-in: remember next's starting point. */
-	agent = vigil_agent_of_pid(BPF_CORE_READ(next, tgid));
+	agent = vigil_agent_of_pid(next->tgid);
 	if (!agent)
-		agent = vigil_agent_of_cgroup(BPF_CORE_READ(next, cgroups, dfl_cgrp, kn, id));
+		agent = vigil_agent_of_cgroup(next->cgroups->dfl_cgrp->kn->id);
 	slot->agent = agent;
-	slot->tid = BPF_CORE_READ(next, pid);
+	slot->tid = next->pid;
 	slot->since_ns = now;
 	slot->syscalls = 0;
-	if (agent) {
-		slot->min_flt = BPF_CORE_READ(next, min_flt);
-		slot->maj_flt = BPF_CORE_READ(next, maj_flt);
-		slot->cycles = cycles;
-		slot->instructions = instr;
-		slot->hw_valid = hw_ok;
+	if (agent)
+		start_slice(slot, next, now, cycles, instr, hw_ok);
+	return 0;
+}
+
+SEC("perf_event")
+int vigil_sample_tick(struct bpf_perf_event_data *ctx)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct vigil_agent_stats *st;
+	struct vigil_cpu_slot *slot;
+	__u64 cycles = 0, instr = 0, now;
+	__u32 zero = 0, agent;
+	bool hw_ok = false;
+
+	if (vigil_inactive())
+		return 0;
+	slot = bpf_map_lookup_elem(&vigil_cpu_slot, &zero);
+	if (!slot)
+		return 0;
+	if (t->pid == 0)
+		return 0; /* idle */
+	now = bpf_ktime_get_ns();
+	agent = slot->agent;
+	if (!agent || slot->tid != t->pid) {
+		/*
+		 * The slot was filled before the running task became an agent
+		 * (tracked after its switch-in), or before vigild attached.
+		 * Start its slice now, as a switch-in would: a task that is
+		 * never switched out would otherwise never be sampled.
+		 */
+		agent = vigil_agent_of_pid(t->tgid);
+		if (!agent)
+			agent = vigil_agent_of_current_cgroup();
+		if (!agent)
+			return 0;
+		if (have_hw || hw_inject)
+			hw_ok = read_hw(now, &cycles, &instr);
+		slot->agent = agent;
+		slot->tid = t->pid;
+		slot->syscalls = 0;
+		start_slice(slot, t, now, cycles, instr, hw_ok);
+		return 0;
 	}
+	if (have_hw || hw_inject)
+		hw_ok = read_hw(now, &cycles, &instr);
+	st = stats_of(agent, slot->since_ns);
+	if (!st)
+		return 0;
+	account_slice(st, slot, t, now, cycles, instr, hw_ok);
+	start_slice(slot, t, now, cycles, instr, hw_ok);
+	maybe_sample(st, agent, t->tgid, now);
 	return 0;
 }

@@ -22,7 +22,9 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 		return 0;
 	vigil_note_alive(VIGIL_PROD_SYSCALL);
 	slot = bpf_map_lookup_elem(&vigil_cpu_slot, &zero);
+	/* Per-CPU, and the task cannot migrate here; atomic because
+	 * sample.bpf.c's tick takes the count from hard IRQ context. */
 	if (slot && slot->agent)
-		slot->syscalls++; /* per-CPU, and the task cannot migrate here */
+		__sync_fetch_and_add(&slot->syscalls, 1);
 	return 0;
 }

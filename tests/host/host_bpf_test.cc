@@ -407,13 +407,16 @@ TEST_F(HostBpfTest, SamplesAttributeInjectedCountersAndSyscalls) {
   const std::vector<json> events = StopVigild();
   const auto samples = OfType(events, "sample");
   ASSERT_GE(samples.size(), 2u) << "20 ms samples over a >200 ms agent";
-  uint64_t oncpu = 0, syscalls = 0, switches = 0;
+  uint64_t oncpu = 0, syscalls = 0, switches_total = 0;
   for (const auto& smp : samples) {
     const json& m = smp["metrics"];
     EXPECT_EQ(smp["sample_flags"].get<uint32_t>(), 3u) << "HW (injected) and SYSCALLS flags";
     EXPECT_EQ(smp["hw_counters"], true);
     EXPECT_GE(U(smp, "interval_ns"), 20'000'000u) << smp.dump();
-    const uint64_t slices = U(m, "nvcsw") + U(m, "nivcsw");
+    const uint64_t switches = U(m, "nvcsw") + U(m, "nivcsw");
+    // One piece of a slice more when the sample timer (vigil_sample_tick)
+    // closed the interval rather than a switch.
+    const uint64_t slices = switches + 1;
     const uint64_t cyc = U(m, "cycles");
     // cycles = (floor(t_out/1us) - floor(t_in/1us)) * 1000 per slice.
     EXPECT_LE(cyc, U(m, "oncpu_ns") + 1000 * slices) << smp.dump();
@@ -421,17 +424,49 @@ TEST_F(HostBpfTest, SamplesAttributeInjectedCountersAndSyscalls) {
     EXPECT_EQ(U(m, "instructions"), 2 * cyc) << smp.dump();
     oncpu += U(m, "oncpu_ns");
     syscalls += U(m, "syscalls");
-    switches += slices;
+    switches_total += switches;
   }
   const json t = ReadJson(truth);
   // Both processes of the ping-pong did >= 3000 reads and 3000 writes.
   EXPECT_GE(syscalls, 12000u);
-  EXPECT_GE(switches, 1000u);
+  EXPECT_GE(switches_total, 1000u);
   // Samples cover completed intervals only: at least the 200 ms burn minus
   // the last open interval (< 20 ms + one slice), at most all CPU time used.
   EXPECT_GE(oncpu, 150'000'000u);
   EXPECT_LE(oncpu, U(t, "utime_ns") + U(t, "stime_ns") + U(t, "children_utime_ns") +
                        U(t, "children_stime_ns") + 50'000'000u);
+}
+
+// A CPU-bound agent that is never switched out still gets samples: the
+// agent spins 400 ms under SCHED_FIFO (chrt), so no CFS task preempts it,
+// with 20 ms samples. A sample emitted at sched_switch always counts the
+// switch that emitted it, so samples with no switch at all come from the
+// cpu-clock timer (vigil_sample_tick); without it this agent gets at most a
+// few samples, at its rare switch-outs.
+TEST_F(HostBpfTest, SpinningAgentIsSampledByTheTimer) {
+  ASSERT_EQ(access("/usr/bin/chrt", X_OK), 0) << "needs chrt (util-linux)";
+  StartVigild({"--sample-ms", "20"});
+  const int st = Ctl({"run", "--name", "spinner", "--", "/usr/bin/chrt", "-f", "1", WORKLOAD_PATH,
+                      "--burn-ms", "400"});
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll((dir_ / "ctl.err").string());
+  const auto samples = OfType(StopVigild(), "sample");
+  size_t switchless = 0;
+  uint64_t oncpu = 0;
+  for (const auto& smp : samples) {
+    const json& m = smp["metrics"];
+    EXPECT_GE(U(smp, "interval_ns"), 20'000'000u) << smp.dump();
+    if (U(m, "nvcsw") + U(m, "nivcsw") == 0) {
+      ++switchless;
+      // The timer fires every 10 ms: an interval with no switch closes by
+      // 1.5 sample periods, plus timer latency on a loaded host.
+      EXPECT_LE(U(smp, "interval_ns"), 45'000'000u) << smp.dump();
+    }
+    oncpu += U(m, "oncpu_ns");
+  }
+  // 400 ms of spinning at one sample per 20-30 ms is 13-20 samples; allow
+  // for RT throttling and a loaded host.
+  EXPECT_GE(switchless, 8u) << samples.size() << " samples";
+  EXPECT_GE(oncpu, 300'000'000u) << "the spin's CPU time reaches the samples";
 }
 
 // No PMU (this host): samples say so; a 0 is never reported as cycles.

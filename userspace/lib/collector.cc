@@ -197,6 +197,7 @@ Collector::~Collector() {
   // A clean stop: nothing stays attached or pinned (links first, so no
   // program outlives the process through its pin).
   UnpinAll();
+  tick_links_.clear();
   ring_.reset();  // before the maps it reads go away
   skel_.reset();
 }
@@ -226,6 +227,10 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
   bpf_program__set_autoload(c->skel_->progs.vigil_sched_switch, options.sample_ms != 0);
   bpf_program__set_autoload(c->skel_->progs.vigil_sys_enter,
                             options.syscalls && options.sample_ms != 0);
+  // Attached to per-CPU cpu-clock events by StartSampleTicks(), not by the
+  // skeleton (a perf_event program has no attach point of its own).
+  bpf_program__set_autoload(c->skel_->progs.vigil_sample_tick, options.sample_ms != 0);
+  bpf_program__set_autoattach(c->skel_->progs.vigil_sample_tick, false);
   if (options.sample_ms != 0 && options.hw == CollectorOptions::Hw::kInject) {
     c->skel_->rodata->hw_inject = true;
     c->skel_->rodata->hw_inject_cycles_per_us = options.inject_cycles_per_us;
@@ -295,6 +300,7 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
     // once vigild is ready; then the old programs are replaced.
     VIGIL_RETURN_IF_ERROR(c->SwitchOver(plan));
   }
+  if (options.sample_ms != 0) VIGIL_RETURN_IF_ERROR(c->StartSampleTicks(options.sample_ms));
   return c;
 }
 
@@ -632,6 +638,38 @@ Status Collector::OpenHwCounters() {
   return Status::Ok();
 }
 
+Status Collector::StartSampleTicks(uint32_t sample_ms) {
+  const int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0) return Status::FromLibbpf(ncpus, "libbpf_num_possible_cpus");
+  for (int cpu = 0; cpu < ncpus; ++cpu) {
+    perf_event_attr attr{};
+    attr.size = sizeof(attr);
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_CPU_CLOCK;
+    // Half the interval: a spinning agent's samples are sample_ms to
+    // 1.5 * sample_ms apart whatever the phase of the timer.
+    attr.sample_period = uint64_t{sample_ms} * 1'000'000 / 2;
+    const int fd =
+        static_cast<int>(::syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
+    if (fd < 0) {
+      if (errno == ENODEV) continue;  // possible but offline CPU
+      return Status::FromErrno(
+          errno, "perf_event_open (cpu-clock sample timer) on CPU " + std::to_string(cpu));
+    }
+    // The link owns the event's fd from here on (closed when it is destroyed).
+    bpf_link* link = bpf_program__attach_perf_event(skel_->progs.vigil_sample_tick, fd);
+    if (link == nullptr) {
+      const int err = -errno;
+      ::close(fd);
+      return Status::FromLibbpf(err, "attaching the sample timer on CPU " + std::to_string(cpu));
+    }
+    tick_links_.emplace_back(link);
+  }
+  return Status::Ok();
+}
+
+void Collector::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
+
 void Collector::UnpinLinks() {
   for (const std::string& path : pinned_links_) ::unlink(path.c_str());
   pinned_links_.clear();
@@ -687,6 +725,7 @@ Status Collector::Poll(int timeout_ms) {
 void Collector::Detach() {
   // A pinned link would keep its program attached after the close.
   UnpinLinks();
+  tick_links_.clear();
   if (skel_) vigil_bpf__detach(skel_.get());
 }
 

@@ -17,6 +17,7 @@
 
 struct vigil_bpf;    // generated skeleton
 struct ring_buffer;  // libbpf
+struct bpf_link;     // libbpf
 
 namespace vigil::bpf {
 
@@ -173,6 +174,9 @@ class Collector {
   Status SwitchOver(PinPlan& plan);
   // Opens cycles and instructions on every CPU into the perf event arrays.
   Status OpenHwCounters();
+  // Attaches vigil_sample_tick to a cpu-clock event on every CPU, so an
+  // agent that is never switched out still gets its samples.
+  Status StartSampleTicks(uint32_t sample_ms);
   void UnpinLinks();
   void UnpinAll();
 
@@ -195,8 +199,14 @@ class Collector {
   struct RingDeleter {
     void operator()(ring_buffer* rb) const;
   };
+  struct LinkDeleter {
+    void operator()(bpf_link* link) const;
+  };
   std::unique_ptr<vigil_bpf, SkelDeleter> skel_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;  // freed before skel_
+  // The sample timer's links, one per CPU (freed before skel_); not pinned:
+  // they end with the process, sched_switch samples go on through the pins.
+  std::vector<std::unique_ptr<bpf_link, LinkDeleter>> tick_links_;
 };
 
 // Routes libbpf's messages to stderr: warnings always, debug when verbose.
