@@ -56,10 +56,10 @@ static int vigil_fold(unsigned int bank, u8 *value, const void *rec, u32 len);
 
 /*
  * The value @pcr holds in @bank once every record for it before log seq
- * @upto was extended: the replay base folded with those records. Caller
+ * @end_seq was extended: the replay base folded with those records. Caller
  * holds anchor_lock.
  */
-static int vigil_expected(u32 pcr, unsigned int bank, u64 upto, u8 *value)
+static int vigil_expected(u32 pcr, unsigned int bank, u64 end_seq, u8 *value)
 {
 	u64 first, next, records, bytes, seq;
 	const struct vigil_log_entry *e;
@@ -69,7 +69,7 @@ static int vigil_expected(u32 pcr, unsigned int bank, u64 upto, u8 *value)
 						  vigil.base_events[bank],
 	       vigil.tpm.bank[bank].size);
 	vigil_log_stats(&first, &next, &records, &bytes);
-	for (seq = first; seq < upto; seq++) {
+	for (seq = first; seq < end_seq; seq++) {
 		e = vigil_log_peek(seq);
 		if (!e || e->pcr != pcr)
 			continue;
@@ -218,7 +218,9 @@ static void vigil_anchor_ima(const struct vigil_rec_hdr *rec)
 		kind = "checkpoint";
 		break;
 	}
-	snprintf(name, sizeof(name), "vigil-%s-%llu", kind, rec->seq);
+	/* The instance: names stay unique across loads. */
+	snprintf(name, sizeof(name), "vigil-%*phN-%s-%llu", 4, vigil.instance_id,
+		 kind, rec->seq);
 	ret = ima_measure_critical_data("vigil", name, rec, rec->size, false,
 					NULL, 0);
 	if (ret) {
@@ -323,7 +325,11 @@ int vigil_measure(u32 kind, const char *name, const u8 *digest, u64 *log_seq)
 	int ret;
 
 	mutex_lock(&vigil.anchor_lock);
-	ret = vigil_measure_locked(kind, name, digest, log_seq);
+	/* After the seal the log ends with the final checkpoint. */
+	if (READ_ONCE(vigil.sealed))
+		ret = -ESHUTDOWN;
+	else
+		ret = vigil_measure_locked(kind, name, digest, log_seq);
 	mutex_unlock(&vigil.anchor_lock);
 	return ret;
 }
@@ -433,12 +439,15 @@ static void vigil_checkpoint_fill(struct vigil_log_checkpoint *cp, u32 reason)
 	for (i = 0; i < VIGIL_EV_NR_TYPES; i++)
 		cp->committed[i] = atomic64_read(&vigil.committed_type[i]);
 	vigil_alive_sum(cp->alive);
+	vigil_hits_sum(cp->hits);
 	memcpy(cp->producers_digest, vigil.producers_digest, VIGIL_DIGEST_LEN);
 	cp->producers_gen = vigil.producers_gen;
 	if (vigil_tpm_present() && vigil_dev_anchor())
 		cp->cp_flags |= VIGIL_CP_F_DEV_ANCHOR;
 	if (READ_ONCE(vigil.window_owner))
 		cp->cp_flags |= VIGIL_CP_F_WINDOW_OPEN;
+	if (READ_ONCE(vigil.unmeasured))
+		cp->cp_flags |= VIGIL_CP_F_UNMEASURED;
 	if (reason == VIGIL_CP_UNLOAD)
 		cp->cp_flags |= VIGIL_CP_F_SEALED;
 }
@@ -594,6 +603,31 @@ int vigil_measure_producers(const char *name, const u8 *digest, u32 nr,
 }
 
 /**
+ * vigil_measure_window() - measure that a producer window was opened
+ * @name: who opened it ("window pid=<tgid> comm=<comm>")
+ *
+ * Before any program can be allowed: a window, even one that closes between
+ * two checkpoints or is never sealed, is in the anchor and moves
+ * producers_gen.
+ *
+ * Return: 0, or the error of the measurement (-EIO: logged, extend
+ * pending; that counts as measured).
+ */
+int vigil_measure_window(const char *name)
+{
+	u8 digest[VIGIL_DIGEST_LEN];
+	int ret;
+
+	sha256(name, strlen(name), digest);
+	mutex_lock(&vigil.anchor_lock);
+	ret = vigil_measure_locked(VIGIL_MEASURE_WINDOW, name, digest, NULL);
+	if (!ret || ret == -EIO)
+		vigil.producers_gen++;
+	mutex_unlock(&vigil.anchor_lock);
+	return ret;
+}
+
+/**
  * vigil_seal() - the final checkpoint, while /dev/vigil still exists
  * @cp_out:  out: the final checkpoint (reason UNLOAD, VIGIL_CP_F_SEALED)
  * @sig_out: out: its signature record
@@ -621,8 +655,14 @@ int vigil_seal(struct vigil_log_checkpoint *cp_out,
 	vigil_chain_seal();
 	ret = vigil_checkpoint_locked(VIGIL_CP_UNLOAD, cp_out, sig_out);
 	if (ret) {
-		/* Nothing logged: accept commits again, the caller may retry. */
+		/*
+		 * Nothing logged: accept commits again, the caller may retry.
+		 * The timer work may have seen the seal and not re-armed.
+		 */
 		WRITE_ONCE(vigil.sealed, false);
+		if (!READ_ONCE(vigil.stopping))
+			mod_delayed_work(vigil.wq, &vigil.cp_work,
+					 msecs_to_jiffies(vigil_timer_ms()));
 		goto out_unlock;
 	}
 	vigil_log_stats(&first, &next, &records, &bytes);
@@ -679,6 +719,11 @@ int vigil_trim(u64 before_seq, u64 *trimmed)
 	if (!config)
 		return -ENOMEM;
 	mutex_lock(&vigil.anchor_lock);
+	/* After the seal nothing unread may go: the drain reads it all. */
+	if (READ_ONCE(vigil.sealed)) {
+		ret = -ESHUTDOWN;
+		goto out_unlock;
+	}
 	/* A pending extend that can go through now must not block the cut. */
 	vigil_extend_retry_all();
 	memcpy(config, vigil.base_config, sizeof(vigil.base_config));

@@ -32,10 +32,13 @@
  *        share it never get the same records; taken interruptibly, so a
  *        second reader waiting behind a blocked one can be killed
  * @pos:  the cursor: log seq of the next record read() returns
+ * @run_start: where the reads since the last lseek (or the open) began:
+ *        only a run from the oldest record counts as a drain
  */
 struct vigil_reader {
 	struct mutex lock;	/* the cursor: read() and lseek() */
 	loff_t pos;
+	loff_t run_start;
 };
 
 static int vigil_open(struct inode *inode, struct file *file)
@@ -58,19 +61,22 @@ static int vigil_release(struct inode *inode, struct file *file)
 }
 
 /*
- * After SEAL, the first read that reaches the end of the final records
+ * After SEAL, the first read that completes a run of reads from the oldest
+ * record held (no lseek past anything) to the end of the final records
  * drops the reference the module holds on itself: from then on rmmod
- * works. Before, it fails with EAGAIN.
+ * works. Before, it fails with EAGAIN. Seeking to the end and reading the
+ * last record does not count: every record must have been read.
  */
-static void vigil_note_drain(loff_t pos)
+static void vigil_note_drain(const struct vigil_reader *r)
 {
 	u64 end;
 
 	if (!READ_ONCE(vigil.sealed))
 		return;
-	/* pairs with vigil_seal() */
+	/* pairs with vigil_seal(): seal_log_first is set before the end */
 	end = smp_load_acquire(&vigil.seal_log_end);
-	if (end && pos >= end && !atomic_cmpxchg(&vigil.drained, 0, 1)) {
+	if (end && r->run_start <= vigil.seal_log_first && r->pos >= end &&
+	    !atomic_cmpxchg(&vigil.drained, 0, 1)) {
 		pr_info("log drained after the seal: unload allowed\n");
 		module_put(THIS_MODULE);
 	}
@@ -87,7 +93,7 @@ static ssize_t vigil_read(struct file *file, char __user *buf, size_t count,
 		return -ERESTARTSYS;
 	ret = vigil_log_read(buf, count, &r->pos, file->f_flags & O_NONBLOCK);
 	if (ret > 0)
-		vigil_note_drain(r->pos);
+		vigil_note_drain(r);
 	mutex_unlock(&r->lock);
 	return ret;
 }
@@ -128,6 +134,7 @@ static loff_t vigil_llseek(struct file *file, loff_t offset, int whence)
 		ret = -EINVAL;
 	} else {
 		r->pos = offset;
+		r->run_start = offset;
 		file->f_pos = offset;
 		ret = offset;
 	}

@@ -170,6 +170,7 @@ struct vigil_producer {
  *                  or after the seal
  * @foreign:        kfunc calls refused at load (not a registered producer)
  * @sealed:         SEAL done: commits refused, windows refused
+ * @unmeasured:     programs were allowed whose measurement failed
  * @producers_lock: protects the window and the producer table below it
  *                  (a spinlock: the filter must not sleep)
  * @window_owner:   tgid of the process with an open window, NULL if none
@@ -201,6 +202,7 @@ struct vigil_producer {
  * @last_cp_ns:     boottime of the last logged checkpoint (heartbeat)
  * @tick_alive:     sched_switch + sys_enter runs at the last timer tick
  * @seal_log_end:   log seq after the final records, 0 before the seal
+ * @seal_log_first: oldest log seq held at the seal (TRIM is refused after)
  * @drained:        a reader read up to @seal_log_end; the module's
  *                  reference to itself was dropped
  * @log_lock:       protects the writers' side of the log fields below
@@ -235,6 +237,7 @@ struct vigil {
 	atomic64_t rejected;
 	atomic64_t foreign;
 	bool sealed;
+	bool unmeasured;
 	spinlock_t producers_lock;	/* window and producer table */
 	struct pid *window_owner;
 	struct file *window_file;
@@ -264,6 +267,7 @@ struct vigil {
 	u64 last_cp_ns;
 	u64 tick_alive;
 	u64 seal_log_end;
+	u64 seal_log_first;
 	atomic_t drained;
 
 	struct mutex log_lock;		/* writers of the log fields below */
@@ -334,11 +338,17 @@ int vigil_checkpoint(u32 reason, struct vigil_log_checkpoint *cp_out,
 int vigil_trim(u64 before_seq, u64 *trimmed);
 int vigil_measure_producers(const char *name, const u8 *digest, u32 nr,
 			    u32 *gen, u64 *log_seq);
+int vigil_measure_window(const char *name);
 int vigil_seal(struct vigil_log_checkpoint *cp_out,
 	       struct vigil_log_signature *sig_out, u64 *log_end);
 bool vigil_dev_anchor(void);
 void vigil_checkpoint_kick(void);
 void vigil_rec_init(struct vigil_rec_hdr *hdr, u16 type, u32 size);
+
+/* watch.c */
+int vigil_watch_init(void);
+void vigil_watch_exit(void);
+void vigil_hits_sum(u64 *out);
 
 /* chardev.c */
 int vigil_chardev_init(void);

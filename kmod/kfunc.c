@@ -167,30 +167,6 @@ static const struct btf_kfunc_id_set vigil_kfunc_set = {
 	.filter = vigil_kfunc_filter,
 };
 
-/**
- * vigil_producers_open() - open a producer window for the calling process
- * @file: the /dev/vigil file it was asked through
- *
- * Return: 0, -EBUSY when a window is open, -ESHUTDOWN once sealed.
- */
-int vigil_producers_open(struct file *file)
-{
-	int ret = 0;
-
-	spin_lock(&vigil.producers_lock);
-	if (READ_ONCE(vigil.sealed)) {
-		ret = -ESHUTDOWN;
-	} else if (vigil.window_owner) {
-		ret = -EBUSY;
-	} else {
-		vigil.window_owner = get_pid(task_tgid(current));
-		vigil.window_file = file;
-		vigil.nr_producers = 0;
-	}
-	spin_unlock(&vigil.producers_lock);
-	return ret;
-}
-
 /* Close the window; the caller puts the returned pid outside the lock. */
 static struct pid *vigil_window_close_locked(void)
 {
@@ -202,63 +178,60 @@ static struct pid *vigil_window_close_locked(void)
 }
 
 /**
- * vigil_producers_abandon() - close the window if @file opened it
- * @file: a /dev/vigil file being released
+ * vigil_producers_open() - open a producer window for the calling process
+ * @file: the /dev/vigil file it was asked through
  *
- * The programs it allowed stay recorded, unmeasured until the next seal;
- * a window is never left open by a process that went away.
+ * The opening is measured (who opened it) before any program can be
+ * allowed, so even a window that never gets sealed is in the anchor.
+ *
+ * Return: 0, -EBUSY when a window is open, -ESHUTDOWN once sealed, or the
+ * error of the measurement (the window is not opened then).
  */
-void vigil_producers_abandon(struct file *file)
+int vigil_producers_open(struct file *file)
 {
-	struct pid *owner = NULL;
+	char name[VIGIL_NAME_LEN];
+	int ret = 0;
 
 	spin_lock(&vigil.producers_lock);
-	if (vigil.window_file == file)
-		owner = vigil_window_close_locked();
+	if (READ_ONCE(vigil.sealed))
+		ret = -ESHUTDOWN;
+	else if (vigil.window_owner || vigil.window_file)
+		ret = -EBUSY;
+	else
+		vigil.window_file = file;	/* reserved, not open yet */
 	spin_unlock(&vigil.producers_lock);
-	if (owner) {
-		put_pid(owner);
-		pr_warn("producer window closed without a seal: its programs can commit but are not measured\n");
+	if (ret)
+		return ret;
+
+	snprintf(name, sizeof(name), "window pid=%d comm=%s",
+		 task_tgid_nr(current), current->comm);
+	ret = vigil_measure_window(name);
+	spin_lock(&vigil.producers_lock);
+	if (ret && ret != -EIO) {
+		vigil.window_file = NULL;
+	} else {
+		vigil.window_owner = get_pid(task_tgid(current));
+		vigil.nr_producers = 0;
+		ret = 0;
 	}
+	spin_unlock(&vigil.producers_lock);
+	return ret;
 }
 
-/**
- * vigil_producers_seal() - close the window and measure the allowed set
- * @file: the /dev/vigil file that opened it
- * @out:  gen, nr, digest and log_seq are filled
- *
- * One PRODUCER measurement per program (name "bpf <prog> tag=<tag>",
- * digest over tag, type, attach type, attach BTF id and length), then one
- * PRODUCERS measurement of the set (SHA-256 over the per-program digests
- * in load order). Both go to the anchor like every config record.
- *
- * Return: 0, -ENOENT when @file has no open window, -errno of the
- * measurements (the window is closed either way).
+/*
+ * Measure @nr programs of @set: one PRODUCER record each, then PRODUCERS.
+ * A measurement logged with its extend pending (-EIO) counts; any other
+ * failure marks the module as running unmeasured programs (a flag in every
+ * checkpoint from then on) and is returned.
  */
-int vigil_producers_seal(struct file *file, struct vigil_producers *out)
+static int vigil_producers_measure(const struct vigil_producer *set, u32 nr,
+				   struct vigil_producers *out)
 {
-	struct vigil_producer *set;
 	struct sha256_state sctx;
 	u8 digest[VIGIL_DIGEST_LEN];
 	char name[VIGIL_NAME_LEN];
-	struct pid *owner;
-	u32 nr, i;
-	int ret = 0;
-
-	set = kmalloc_array(VIGIL_MAX_PRODUCERS, sizeof(*set), GFP_KERNEL);
-	if (!set)
-		return -ENOMEM;
-	spin_lock(&vigil.producers_lock);
-	if (vigil.window_file != file) {
-		spin_unlock(&vigil.producers_lock);
-		kfree(set);
-		return -ENOENT;
-	}
-	owner = vigil_window_close_locked();
-	nr = vigil.nr_producers;
-	memcpy(set, vigil.producers, nr * sizeof(*set));
-	spin_unlock(&vigil.producers_lock);
-	put_pid(owner);
+	int ret = 0, err = 0;
+	u32 i;
 
 	sha256_init(&sctx);
 	for (i = 0; i < nr; i++) {
@@ -277,18 +250,83 @@ int vigil_producers_seal(struct file *file, struct vigil_producers *out)
 		snprintf(name, sizeof(name), "bpf %s tag=%*phN", set[i].name,
 			 VIGIL_TAG_LEN, set[i].tag);
 		ret = vigil_measure(VIGIL_MEASURE_PRODUCER, name, digest, NULL);
-		if (ret)
-			goto out_free;
+		if (ret && ret != -EIO && !err)
+			err = ret;
 	}
 	sha256_final(&sctx, digest);
 	snprintf(name, sizeof(name), "producers n=%u", nr);
 	ret = vigil_measure_producers(name, digest, nr, &out->gen,
 				      &out->log_seq);
+	if (ret && ret != -EIO && !err)
+		err = ret;
 	out->nr = nr;
 	memcpy(out->digest, digest, sizeof(digest));
-out_free:
+	if (err) {
+		WRITE_ONCE(vigil.unmeasured, true);
+		pr_err("producer set of %u programs not fully measured: %d\n",
+		       nr, err);
+		return err;
+	}
+	return ret;
+}
+
+/**
+ * vigil_producers_seal() - close the window and measure the allowed set
+ * @file: the /dev/vigil file that opened it
+ * @out:  gen, nr, digest and log_seq are filled
+ *
+ * One PRODUCER measurement per program (name "bpf <prog> tag=<tag>",
+ * digest over tag, type, attach type, attach BTF id and length), then one
+ * PRODUCERS measurement of the set (SHA-256 over the per-program digests
+ * in load order). Both go to the anchor like every config record.
+ *
+ * Return: 0, -EIO when logged with extends pending, -ENOENT when @file has
+ * no open window, -errno of the measurements (the window is closed either
+ * way; the programs stay allowed and checkpoints say they are unmeasured).
+ */
+int vigil_producers_seal(struct file *file, struct vigil_producers *out)
+{
+	struct vigil_producer *set;
+	struct pid *owner;
+	u32 nr;
+	int ret;
+
+	set = kmalloc_array(VIGIL_MAX_PRODUCERS, sizeof(*set), GFP_KERNEL);
+	if (!set)
+		return -ENOMEM;
+	spin_lock(&vigil.producers_lock);
+	if (vigil.window_file != file || !vigil.window_owner) {
+		spin_unlock(&vigil.producers_lock);
+		kfree(set);
+		return -ENOENT;
+	}
+	owner = vigil_window_close_locked();
+	nr = vigil.nr_producers;
+	memcpy(set, vigil.producers, nr * sizeof(*set));
+	spin_unlock(&vigil.producers_lock);
+	put_pid(owner);
+
+	ret = vigil_producers_measure(set, nr, out);
 	kfree(set);
 	return ret;
+}
+
+/**
+ * vigil_producers_abandon() - seal the window if @file opened it
+ * @file: a /dev/vigil file being released
+ *
+ * A process that closes its window without sealing it (or dies) gets it
+ * sealed here: its programs are measured like any others.
+ */
+void vigil_producers_abandon(struct file *file)
+{
+	struct vigil_producers out = {};
+
+	if (READ_ONCE(vigil.window_file) != file)
+		return;
+	if (!vigil_producers_seal(file, &out))
+		pr_warn("producer window closed without a seal: sealed it (%u programs)\n",
+			out.nr);
 }
 
 /**

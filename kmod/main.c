@@ -14,6 +14,7 @@
 #include <linux/kernel.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/sched.h>
 #include <linux/string.h>
 
 #include "internal.h"
@@ -156,9 +157,12 @@ static int __init vigil_init(void)
 	if (ret)
 		return ret;
 	vigil_chain_init();
-	ret = vigil_log_init();
+	ret = vigil_watch_init();
 	if (ret)
 		goto out_tpm_exit;
+	ret = vigil_log_init();
+	if (ret)
+		goto out_watch_exit;
 	ret = vigil_anchor_init();
 	if (ret)
 		goto out_log_exit;
@@ -196,25 +200,41 @@ out_anchor_exit:
 	vigil_anchor_exit();
 out_log_exit:
 	vigil_log_exit();
+out_watch_exit:
+	vigil_watch_exit();
 out_tpm_exit:
 	vigil_tpm_exit();
 	return ret;
 }
 
 /*
- * Normally reached after SEAL and a drain. Only a forced unload (rmmod -f,
- * CONFIG_MODULE_FORCE_UNLOAD, which taints the kernel) gets here unsealed:
- * then no final checkpoint is written, because nobody could read it and
- * no PCR may hold a record missing from every readable log.
+ * A forced unload (rmmod -f; Debian has CONFIG_MODULE_FORCE_UNLOAD=y) runs
+ * the exit with references held: by the module itself (not sealed and
+ * drained), by open files, or by BPF programs whose JITed code calls the
+ * kfuncs. Freeing anything then would lose the unread tail and let those
+ * programs call freed code. The module stays instead: the exit never
+ * returns (TASK_IDLE, so no hung-task report), rmmod blocks forever.
  */
+static void vigil_refuse_forced_unload(void)
+{
+	if (!module_refcount(THIS_MODULE))
+		return;
+	pr_emerg("forced unload while in use (not sealed and drained, or files or BPF programs hold it): the module stays\n");
+	for (;;) {
+		set_current_state(TASK_IDLE);
+		schedule();
+	}
+}
+
+/* Reached after SEAL and a drain, with nothing holding the module. */
 static void __exit vigil_exit(void)
 {
+	vigil_refuse_forced_unload();
 	vigil_chardev_exit();
 	vigil_securityfs_exit();
 	vigil_anchor_exit();
 	vigil_kfunc_exit();
-	if (!READ_ONCE(vigil.sealed))
-		pr_warn("unloaded without SEAL (forced): the records since the last checkpoint were never anchored\n");
+	vigil_watch_exit();
 	vigil_log_exit();
 	vigil_tpm_exit();
 	pr_info("unloaded\n");

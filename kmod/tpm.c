@@ -281,9 +281,17 @@ bool vigil_tpm_revive(void)
 	chip = tpm_default_chip();
 	if (!chip)
 		return false;
-	if (chip == old || tpm_is_tpm2(chip) <= 0 || !vigil_tpm_same_banks(chip)) {
+	/*
+	 * Only the same TPM, bound again: the same parent device, not a
+	 * virtual chip (tpm_vtpm_proxy), same banks. Another chip would be
+	 * handed the key's context and its auth value.
+	 */
+	if (chip == old || tpm_is_tpm2(chip) <= 0 ||
+	    (chip->flags & TPM_CHIP_FLAG_VIRTUAL) ||
+	    chip->dev.parent != old->dev.parent ||
+	    !vigil_tpm_same_banks(chip)) {
 		if (chip != old)
-			pr_warn_ratelimited("a new TPM chip appeared with other banks: not used\n");
+			pr_warn_ratelimited("another TPM chip appeared (virtual, other device or other banks): not used\n");
 		put_device(&chip->dev);
 		return false;
 	}

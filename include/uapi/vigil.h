@@ -234,7 +234,8 @@ enum vigil_measure_kind {
 	VIGIL_MEASURE_USER	= 3,	/* MEASURE ioctl */
 	VIGIL_MEASURE_PRODUCER	= 4,	/* one BPF program allowed to commit */
 	VIGIL_MEASURE_PRODUCERS	= 5,	/* a sealed producer set (digest of the set) */
-	VIGIL_MEASURE_SEAL	= 6,	/* the module was sealed for unload */
+	VIGIL_MEASURE_SEAL	= 6,	/* reserved */
+	VIGIL_MEASURE_WINDOW	= 7,	/* a producer window was opened (by whom) */
 };
 
 /*
@@ -292,6 +293,7 @@ enum vigil_cp_reason {
 #define VIGIL_CP_F_DEV_ANCHOR	(1U << 0)	/* anchored in a resettable PCR (16/23) */
 #define VIGIL_CP_F_SEALED	(1U << 1)	/* final: no commit is accepted after it */
 #define VIGIL_CP_F_WINDOW_OPEN	(1U << 2)	/* a producer registration window is open */
+#define VIGIL_CP_F_UNMEASURED	(1U << 3)	/* programs were allowed that are not measured */
 
 /*
  * A closed batch of the chain. Extended into pcr_events (anchor=pcr) or
@@ -315,6 +317,7 @@ struct vigil_log_checkpoint {
 	__u64 tpm_errors;	/* failed TPM operations, since load */
 	__u64 committed[VIGIL_EV_NR_TYPES + 1];	/* commits by event type, since load */
 	__u64 alive[VIGIL_PROD_SLOTS];	/* vigil_alive() calls by producer role, since load */
+	__u64 hits[VIGIL_PROD_SLOTS];	/* tracepoint firings per role (module probes) */
 	__u8 producers_digest[VIGIL_DIGEST_LEN];	/* of the sealed set, zero if none */
 	__u32 producers_gen;	/* producer sets sealed since load, 0 = none */
 	__u32 cp_flags;		/* VIGIL_CP_F_* */
@@ -379,10 +382,10 @@ struct vigil_log_base {
 #define VIGIL_SIZE_VER0_INFO		352
 #define VIGIL_SIZE_VER0_MEASURE		128
 #define VIGIL_SIZE_VER0_COMMIT		48
-#define VIGIL_SIZE_VER0_CHECKPOINT	512
+#define VIGIL_SIZE_VER0_CHECKPOINT	576
 #define VIGIL_SIZE_VER0_TRIM		40
 #define VIGIL_SIZE_VER0_PRODUCERS	72
-#define VIGIL_SIZE_VER0_SEAL		520
+#define VIGIL_SIZE_VER0_SEAL		584
 
 #define VIGIL_IOC_MAGIC		0xBC
 
@@ -405,7 +408,7 @@ struct vigil_version {
 #define VIGIL_TPM_KEY		(1U << 1)	/* the checkpoint key exists */
 #define VIGIL_TPM_REQUIRED	(1U << 2)	/* loaded with tpm_required=1 */
 #define VIGIL_TPM_DEV_ANCHOR	(1U << 3)	/* resettable PCR 16/23: development only */
-#define VIGIL_TPM_SEALED	(1U << 4)	/* SEAL done: commits refused, unload once drained */
+#define VIGIL_TPM_SEALED	(1U << 4)	/* sealed: no commits; unload once drained */
 #define VIGIL_TPM_WINDOW_OPEN	(1U << 5)	/* a producer registration window is open */
 
 struct vigil_info {
@@ -536,7 +539,7 @@ VIGIL_STATIC_ASSERT(sizeof(struct vigil_ev_agent) == 120, "vigil_ev_agent");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_ev_sample) == 120, "vigil_ev_sample");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_measure) == 136, "vigil_log_measure");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_key) == 144, "vigil_log_key");
-VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_checkpoint) == 344, "vigil_log_checkpoint");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_checkpoint) == 408, "vigil_log_checkpoint");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_signature) == 144, "vigil_log_signature");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_event) == 592, "vigil_log_event");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_log_base) == 1152, "vigil_log_base");
@@ -544,9 +547,9 @@ VIGIL_STATIC_ASSERT(sizeof(struct vigil_version) == 64, "vigil_version");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_info) == 352, "vigil_info");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_measure) == 128, "vigil_measure");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_commit) == 48, "vigil_commit");
-VIGIL_STATIC_ASSERT(sizeof(struct vigil_checkpoint_req) == 512, "vigil_checkpoint_req");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_checkpoint_req) == 576, "vigil_checkpoint_req");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_trim) == 40, "vigil_trim");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_producers) == 72, "vigil_producers");
-VIGIL_STATIC_ASSERT(sizeof(struct vigil_seal) == 520, "vigil_seal");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_seal) == 584, "vigil_seal");
 
 #endif /* _UAPI_VIGIL_H */

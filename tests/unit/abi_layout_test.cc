@@ -93,12 +93,12 @@ TEST(AbiLayout, SizesAreTheAbi) {
       {"sizeof(vigil_rec_hdr)", 32},         {"sizeof(vigil_ev_exec)", 328},
       {"sizeof(vigil_ev_exit)", 160},        {"sizeof(vigil_ev_user)", 560},
       {"sizeof(vigil_log_measure)", 136},    {"sizeof(vigil_log_key)", 144},
-      {"sizeof(vigil_log_checkpoint)", 344}, {"sizeof(vigil_log_signature)", 144},
+      {"sizeof(vigil_log_checkpoint)", 408}, {"sizeof(vigil_log_signature)", 144},
       {"sizeof(vigil_log_event)", 592},      {"sizeof(vigil_log_base)", 1152},
       {"sizeof(vigil_version)", 64},         {"sizeof(vigil_info)", 352},
       {"sizeof(vigil_measure)", 128},        {"sizeof(vigil_commit)", 48},
-      {"sizeof(vigil_checkpoint_req)", 512}, {"sizeof(vigil_trim)", 40},
-      {"sizeof(vigil_producers)", 72},       {"sizeof(vigil_seal)", 520},
+      {"sizeof(vigil_checkpoint_req)", 576}, {"sizeof(vigil_trim)", 40},
+      {"sizeof(vigil_producers)", 72},       {"sizeof(vigil_seal)", 584},
   };
   const auto& cxx = CxxLayout();
   for (const auto& [name, size] : expected) {
@@ -125,7 +125,7 @@ TEST(AbiLayout, KeyOffsets) {
   EXPECT_EQ(offsetof(vigil_log_checkpoint, chain_head), 80u);
   // ABI 2: the liveness fields follow the version 1 body.
   EXPECT_EQ(offsetof(vigil_log_checkpoint, rejected_total), 160u);
-  EXPECT_EQ(offsetof(vigil_log_checkpoint, cp_flags), 340u);
+  EXPECT_EQ(offsetof(vigil_log_checkpoint, cp_flags), 404u);
   EXPECT_EQ(offsetof(vigil_version, size), 0u);
   EXPECT_EQ(offsetof(vigil_info, size), 0u);
   EXPECT_EQ(offsetof(vigil_info, flags), 4u);

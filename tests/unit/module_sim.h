@@ -79,7 +79,16 @@ class ModuleSim {
 
   void AddDrops(uint64_t n) { drops_ += n; }
   // The module's liveness counters as the next checkpoint carries them.
-  void Alive(unsigned role, uint64_t calls) { alive_[role] += calls; }
+  // `calls` runs of the producer of `role`, each on a firing of its
+  // tracepoint (the module counts those as hits).
+  void Alive(unsigned role, uint64_t calls) {
+    alive_[role] += calls;
+    hits_[role] += calls;
+  }
+  // Firings of the tracepoint that no producer saw (detached).
+  void Fire(unsigned role, uint64_t n) { hits_[role] += n; }
+  // Runs beyond the firings (the program attached a second time).
+  void RunExtra(unsigned role, uint64_t n) { alive_[role] += n; }
   void SealProducers() { producers_gen_++; }
   void Refuse(uint64_t n) { rejected_ += n; }
   const crypto::EcPoint& key() const { return point_; }
@@ -103,6 +112,7 @@ class ModuleSim {
     cp.reason = VIGIL_CP_TIMER;
     cp.anchor = VIGIL_ANCHOR_PCR;
     std::memcpy(cp.alive, alive_, sizeof(cp.alive));
+    std::memcpy(cp.hits, hits_, sizeof(cp.hits));
     cp.producers_gen = producers_gen_;
     cp.rejected_total = rejected_;
     std::memcpy(cp.chain_head, head_.data(), 32);
@@ -159,6 +169,7 @@ class ModuleSim {
   }
 
   uint64_t alive_[VIGIL_PROD_SLOTS] = {};
+  uint64_t hits_[VIGIL_PROD_SLOTS] = {};
   uint32_t producers_gen_ = 0;
   uint64_t rejected_ = 0;
   std::unique_ptr<EVP_PKEY, PkeyFree> key_;

@@ -738,12 +738,61 @@ TEST(VerifyLivenessTest, AStoppedSchedSwitchProducerIsAFinding) {
   h.Start();
   h.sim.Alive(VIGIL_PROD_SWITCH, 50);
   h.sim.Checkpoint();  // running
-  h.sim.Checkpoint();  // no sched_switch since: detached or switched off
+  h.sim.Fire(VIGIL_PROD_SWITCH, 40);
+  h.sim.Checkpoint();  // the scheduler ran, the producer did not
   h.FeedLog();
   h.verifier->Finish();
   auto silent = FindingsOf(*h.verifier, Finding::Kind::kProducerSilent);
   ASSERT_EQ(silent.size(), 1u);
   EXPECT_NE(silent[0].reason.find("sched_switch"), std::string::npos) << silent[0].reason;
+}
+
+TEST(VerifyLivenessTest, AnExecProducerDetachedAloneIsAFinding) {
+  Harness h;
+  h.sim.SealProducers();
+  h.Start();
+  h.sim.Alive(VIGIL_PROD_SWITCH, 50);
+  h.sim.Alive(VIGIL_PROD_EXEC, 3);
+  h.sim.Checkpoint();
+  h.sim.Alive(VIGIL_PROD_SWITCH, 50);
+  h.sim.Fire(VIGIL_PROD_EXEC, 30);  // 30 execs, none seen by vigil
+  h.sim.Checkpoint();
+  h.FeedLog();
+  h.verifier->Finish();
+  auto silent = FindingsOf(*h.verifier, Finding::Kind::kProducerSilent);
+  ASSERT_EQ(silent.size(), 1u);
+  EXPECT_NE(silent[0].reason.find("exec"), std::string::npos) << silent[0].reason;
+}
+
+TEST(VerifyLivenessTest, AProducerAttachedTwiceIsAFinding) {
+  Harness h;
+  h.sim.SealProducers();
+  h.Start();
+  h.sim.Alive(VIGIL_PROD_FORK, 10);
+  h.sim.Checkpoint();
+  // A second link on the same program: each of 100 forks runs it twice.
+  h.sim.Alive(VIGIL_PROD_FORK, 100);
+  h.sim.RunExtra(VIGIL_PROD_FORK, 100);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  h.verifier->Finish();
+  auto dup = FindingsOf(*h.verifier, Finding::Kind::kProducerDuplicated);
+  ASSERT_EQ(dup.size(), 1u);
+  EXPECT_NE(dup[0].reason.find("fork"), std::string::npos) << dup[0].reason;
+}
+
+TEST(VerifyLivenessTest, InFlightFiringsAreNotSilence) {
+  Harness h;
+  h.sim.SealProducers();
+  h.Start();
+  h.sim.Alive(VIGIL_PROD_SWITCH, 1000);
+  h.sim.Checkpoint();
+  h.sim.Alive(VIGIL_PROD_SWITCH, 1000);
+  h.sim.Fire(VIGIL_PROD_SWITCH, 2);  // read between the two probes on 2 CPUs
+  h.sim.Checkpoint();
+  h.FeedLog();
+  h.verifier->Finish();
+  EXPECT_TRUE(FindingsOf(*h.verifier, Finding::Kind::kProducerSilent).empty());
 }
 
 TEST(VerifyLivenessTest, ANewProducerSetAndRefusalsAreFindings) {

@@ -85,6 +85,12 @@ std::string_view FindingKindName(Finding::Kind k) {
       return "producers_changed";
     case Finding::Kind::kRefused:
       return "refused";
+    case Finding::Kind::kProducerDuplicated:
+      return "producer_duplicated";
+    case Finding::Kind::kTpm:
+      return "tpm";
+    case Finding::Kind::kDevAnchor:
+      return "dev_anchor";
   }
   return "unknown";
 }
@@ -587,28 +593,59 @@ std::string_view RoleName(unsigned role) {
 
 // Signed silence: the counters come from the module, inside a checkpoint
 // whose chain and link were just checked, so user space cannot fake them.
+// alive[] says how often each vigil program ran, hits[] how often its
+// tracepoint fired (the module's own probes; sys_enter is not watched).
 void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
   const uint64_t at = cp.hdr.seq;
   if (cp.cp_flags & VIGIL_CP_F_WINDOW_OPEN) {
     AddFinding(Finding::Kind::kProducersChanged, at,
                "a producer registration window is open: programs loaded now may commit");
   }
-  if (last_live_ &&
-      std::memcmp(last_live_->instance_id, cp.instance_id, sizeof(cp.instance_id)) == 0) {
+  if (cp.cp_flags & VIGIL_CP_F_UNMEASURED) {
+    AddFinding(Finding::Kind::kProducersChanged, at,
+               "programs that may commit were allowed without being measured");
+  }
+  const bool same_instance =
+      last_live_ &&
+      std::memcmp(last_live_->instance_id, cp.instance_id, sizeof(cp.instance_id)) == 0;
+  if (!same_instance && (cp.cp_flags & VIGIL_CP_F_DEV_ANCHOR)) {
+    AddFinding(Finding::Kind::kDevAnchor, at,
+               "checkpoints are anchored in a resettable PCR (16/23): root can reset and "
+               "replay it; development only");
+  }
+  if (same_instance) {
     const vigil_log_checkpoint& prev = *last_live_;
     if (cp.producers_gen != prev.producers_gen) {
       AddFinding(Finding::Kind::kProducersChanged, at,
-                 "producer set replaced: generation " + Str(prev.producers_gen) + " -> " +
-                     Str(cp.producers_gen));
+                 "producer set changed (window opened or sealed): generation " +
+                     Str(prev.producers_gen) + " -> " + Str(cp.producers_gen));
     } else if (cp.producers_gen != 0) {
-      // Hooks that fire all the time on a live system; exec/exit/fork may
-      // legitimately be quiet for a while.
-      for (unsigned role : {VIGIL_PROD_SWITCH, VIGIL_PROD_SYSCALL}) {
-        if (prev.alive[role] != 0 && cp.alive[role] == prev.alive[role]) {
+      for (unsigned role = 1; role <= VIGIL_PROD_ROLE_MAX; ++role) {
+        if (prev.alive[role] == 0) continue;  // not one of the loaded producers
+        const uint64_t ran = cp.alive[role] - prev.alive[role];
+        const uint64_t fired = cp.hits[role] - prev.hits[role];
+        const std::string who = "producer " + std::string(RoleName(role));
+        if (fired == 0 && cp.hits[role] == 0) {
+          // Not watched by the module (sys_enter): it runs all the time.
+          if (role == VIGIL_PROD_SYSCALL && ran == 0) {
+            AddFinding(Finding::Kind::kProducerSilent, at,
+                       who + " did not run since checkpoint " + Str(prev.hdr.seq) +
+                           ": detached, replaced or switched off");
+          }
+          continue;
+        }
+        // Firings in flight while the counters were read: one per CPU at most.
+        const uint64_t slack = 8 + fired / 32;
+        if (ran + slack < fired) {
           AddFinding(Finding::Kind::kProducerSilent, at,
-                     "producer " + std::string(RoleName(role)) +
-                         " did not run since checkpoint " + Str(prev.hdr.seq) +
+                     who + " ran " + Str(ran) + " times while its tracepoint fired " +
+                         Str(fired) + " times since checkpoint " + Str(prev.hdr.seq) +
                          ": detached, replaced or switched off");
+        } else if (ran > fired + slack) {
+          AddFinding(Finding::Kind::kProducerDuplicated, at,
+                     who + " ran " + Str(ran) + " times while its tracepoint fired " +
+                         Str(fired) + " times since checkpoint " + Str(prev.hdr.seq) +
+                         ": attached more than once");
         }
       }
     }
@@ -616,6 +653,11 @@ void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
       AddFinding(Finding::Kind::kRefused, at,
                  "the module refused " + Str(cp.rejected_total - prev.rejected_total) +
                      " commits or foreign programs since checkpoint " + Str(prev.hdr.seq));
+    }
+    if (cp.tpm_errors > prev.tpm_errors) {
+      AddFinding(Finding::Kind::kTpm, at,
+                 Str(cp.tpm_errors - prev.tpm_errors) +
+                     " failed TPM operations since checkpoint " + Str(prev.hdr.seq));
     }
   }
   last_live_ = cp;

@@ -218,6 +218,18 @@ static void t_window(void)
 	EXPECT_ERR(VIGIL_IOC_PRODUCERS_OPEN, &p, EINVAL);
 }
 
+/* After SEAL: read only the last record, after a seek (not a drain). */
+static void t_skip_to_end(void)
+{
+	char buf[VIGIL_RECORD_MAX];
+	struct vigil_info in;
+
+	vt_info(fd, &in);
+	CHECK(in.seal_log_end > 1, "not sealed");
+	CHECK(lseek(fd, in.seal_log_end - 1, SEEK_SET) == (off_t)in.seal_log_end - 1, "lseek");
+	CHECK(read(fd, buf, sizeof(buf)) > 0, "read of the last record: %s", strerror(errno));
+}
+
 /* After SEAL: commits, checkpoints and windows are refused. */
 static void t_sealed(void)
 {
@@ -232,6 +244,14 @@ static void t_sealed(void)
 	      "final checkpoint reason %u flags %#x", seal->cp.reason, seal->cp.cp_flags);
 	EXPECT_ERR(VIGIL_IOC_COMMIT, &c, ESHUTDOWN);
 	EXPECT_ERR(VIGIL_IOC_PRODUCERS_OPEN, &p, ESHUTDOWN);
+	{
+		struct vigil_measure m = { .size = sizeof(m) };
+		struct vigil_trim t = { .size = sizeof(t), .before_seq = seal->log_end };
+
+		strcpy(m.name, "after-seal");
+		EXPECT_ERR(VIGIL_IOC_MEASURE, &m, ESHUTDOWN);
+		EXPECT_ERR(VIGIL_IOC_TRIM, &t, ESHUTDOWN);
+	}
 	errno = 0;
 	CHECK(ioctl(fd, VIGIL_IOC_SEAL, seal) == -1 && errno == EALREADY, "second SEAL: %s",
 	      strerror(errno));
@@ -894,6 +914,7 @@ static const struct {
 	{ "readonly-arg", t_readonly_arg },
 	{ "window", t_window },
 	{ "sealed", t_sealed },
+	{ "skip-to-end", t_skip_to_end },
 };
 
 int main(int argc, char **argv)
@@ -912,7 +933,8 @@ int main(int argc, char **argv)
 			if (strcmp(cases[i].name, "logcap") &&
 			    strcmp(cases[i].name, "checkpoint-tpm-error") &&
 			    strcmp(cases[i].name, "extend-pending") &&
-			    strcmp(cases[i].name, "sealed"))
+			    strcmp(cases[i].name, "sealed") &&
+			    strcmp(cases[i].name, "skip-to-end"))
 				printf("%s\n", cases[i].name);
 		return 0;
 	}

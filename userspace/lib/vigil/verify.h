@@ -85,11 +85,15 @@ struct CheckpointVerdict {
 // Something wrong that is not tied to one checkpoint's verdict (e.g. a
 // record arriving after its checkpoint was decided, a log decode error).
 struct Finding {
-  // kProducerSilent: a continuously running producer (sched_switch,
-  // sys_enter) did not run between two trusted checkpoints: detached,
-  // replaced or switched off. kProducersChanged: the module sealed another
-  // producer set, or a registration window is open. kRefused: the module
+  // kProducerSilent: a producer ran less often than its tracepoint fired
+  // (the module's own count) between two trusted checkpoints, or a
+  // continuously running one did not run at all: detached, replaced or
+  // switched off. kProducerDuplicated: it ran more often than its
+  // tracepoint fired (attached twice). kProducersChanged: a producer window
+  // was opened or sealed, or programs run unmeasured. kRefused: the module
   // refused commits or programs (foreign producers, bad records, sealed).
+  // kTpm: the module counted failed TPM operations. kDevAnchor: the
+  // checkpoints are anchored in a resettable PCR (development only).
   enum class Kind {
     kLateRecord,
     kDuplicate,
@@ -99,6 +103,9 @@ struct Finding {
     kProducerSilent,
     kProducersChanged,
     kRefused,
+    kProducerDuplicated,
+    kTpm,
+    kDevAnchor,
   };
   Kind kind = Kind::kLog;
   uint64_t seq = 0;  // event seq or log seq, depending on kind
