@@ -26,10 +26,6 @@ bool SameBytes(const records::Record& a, const records::Record& b) {
   return std::ranges::equal(a.bytes(), b.bytes());
 }
 
-bool SamePoint(const crypto::EcPoint& a, const crypto::EcPoint& b) {
-  return std::memcmp(a.x, b.x, sizeof(a.x)) == 0 && std::memcmp(a.y, b.y, sizeof(a.y)) == 0;
-}
-
 // Ranges of `missing` that fall in [first, last], clipped.
 std::vector<SeqRange> Clip(const std::vector<SeqRange>& missing, uint64_t first, uint64_t last) {
   std::vector<SeqRange> out;
@@ -79,6 +75,8 @@ std::string_view FindingKindName(Finding::Kind k) {
       return "log";
     case Finding::Kind::kUnanchored:
       return "unanchored";
+    case Finding::Kind::kKeyMismatch:
+      return "key_mismatch";
   }
   return "unknown";
 }
@@ -392,21 +390,22 @@ void StreamVerifier::AddLog(records::Record rec) {
 
   switch (rec.type()) {
     case VIGIL_LOG_KEY: {
+      // The key is never learnt from the log (it is the data being
+      // verified): it comes with the anchor from a trusted source. A KEY
+      // record naming another key, or any key when the trusted source says
+      // the module has none, is not the module's: the log is tampered.
       auto k = rec.As<vigil_log_key>();
       if (!k || regressed || k->pcr == VIGIL_PCR_NONE) break;
       crypto::EcPoint point;
       std::memcpy(point.x, k->x, sizeof(point.x));
       std::memcpy(point.y, k->y, sizeof(point.y));
-      if (!key_) {
-        key_ = point;
-        anchor_.key = point;
-      } else if (!SamePoint(*key_, point)) {
-        // The module's key is fixed per instance (re-derived identically):
-        // another one is an attacker's, and signs nothing here.
-        AddFinding(Finding::Kind::kLog, log_seq,
-                   "KEY record at log seq " + Str(log_seq) +
-                       " names a different key than the module's: ignored");
-      }
+      if (key_ && crypto::SamePoint(*key_, point)) break;
+      counters_.key_mismatches++;
+      key_conflict_ = "the log's KEY record at log seq " + Str(log_seq) +
+                      (key_ ? " names another key than the trusted one"
+                            : " names a key, but the trusted source says the module has none");
+      AddFinding(Finding::Kind::kKeyMismatch, log_seq,
+                 key_conflict_ + ": it signs nothing here (forged log)");
       break;
     }
     case VIGIL_LOG_EVENT: {
@@ -437,6 +436,10 @@ void StreamVerifier::AddLog(records::Record rec) {
       } else if (cp->last_seq + 1 < cp->first_seq) {
         err = "checkpoint range " + Str(cp->first_seq) + ".." + Str(cp->last_seq) +
               " runs backwards";
+      } else if (!key_conflict_.empty()) {
+        // The first checkpoint after a foreign KEY record carries the
+        // verdict on it (a finding alone could go unnoticed).
+        err = std::exchange(key_conflict_, {});
       }
       checkpoints_.push_back(std::move(p));
       break;
@@ -508,7 +511,9 @@ void StreamVerifier::CheckSignature(PendingCheckpoint& p) {
   }
   if (!key_) {
     p.sig_state = Sig::kUnsigned;
-    p.sig_why = "signed, but the module's key is not known (no KEY record, no GET_INFO key)";
+    p.sig_why =
+        "signed, but no trusted key was given (GET_INFO, --key or enrolment; the log's own KEY "
+        "record is never used)";
     return;
   }
   Status st = crypto::VerifyCheckpointSignature(*key_, p.rec, *p.sig);

@@ -37,6 +37,7 @@
 #include "vigil/metrics.h"
 #include "vigil/records.h"
 #include "vigil/replay.h"
+#include "vigil/signature.h"
 #include "vigil/status.h"
 #include "vigil/tpm.h"
 #include "vigil/unique_fd.h"
@@ -549,18 +550,23 @@ int Run(const Config& cfg) {
       Say("verification starts after seq " + std::to_string(anchor.last_seq) +
           (anchor.checkpoint_log_seq ? " (the last checkpoint in the log)" : " (no checkpoint yet)"));
     }
-    // The key the module reports is the one that signs: a KEY record in the
-    // log stream that disagrees is somebody else's.
+    // The key the module reports (GET_INFO) is the only trusted one: not
+    // the saved state's (a file root can edit) and never a KEY record in
+    // the log being verified. A module without a key signs nothing.
+    std::optional<vigil::crypto::EcPoint> module_key;
     if ((info->tpm_flags & VIGIL_TPM_KEY) != 0) {
       vigil::crypto::EcPoint key;
       std::memcpy(key.x, info->key_x, sizeof(key.x));
       std::memcpy(key.y, info->key_y, sizeof(key.y));
-      if (anchor.key && (std::memcmp(anchor.key->x, key.x, sizeof(key.x)) != 0 ||
-                         std::memcmp(anchor.key->y, key.y, sizeof(key.y)) != 0)) {
+      module_key = key;
+    }
+    if (anchor.key.has_value() != module_key.has_value() ||
+        (anchor.key && !vigil::crypto::SamePoint(*anchor.key, *module_key))) {
+      if (same_instance) {
         Say("the module's key differs from the saved one for this instance: using the module's");
       }
-      anchor.key = key;
     }
+    anchor.key = module_key;
     vigil::verify::VerifierOptions vopt;
     vopt.started_after_seq = started_after_seq;
     vopt.reorder_window = cfg.reorder_window;

@@ -2,7 +2,7 @@
 // order, bounded reordering) and the module's log (in order) in; one verdict
 // per checkpoint out. It never calls a checkpoint verified unless it has
 // recomputed the chain over every event of the checkpoint's range, checked
-// the checkpoint's links and its TPM signature against the logged key, and
+// the checkpoint's links and its TPM signature against the trusted key, and
 // (when a PCR check is configured) placed the checkpoint on the TPM's PCR
 // replay path.
 //
@@ -85,7 +85,9 @@ struct CheckpointVerdict {
 // Something wrong that is not tied to one checkpoint's verdict (e.g. a
 // record arriving after its checkpoint was decided, a log decode error).
 struct Finding {
-  enum class Kind { kLateRecord, kDuplicate, kConflict, kLog, kUnanchored };
+  // kKeyMismatch: a KEY record in the log names another key than the
+  // trusted one (the next checkpoint is tampered too).
+  enum class Kind { kLateRecord, kDuplicate, kConflict, kLog, kUnanchored, kKeyMismatch };
   Kind kind = Kind::kLog;
   uint64_t seq = 0;  // event seq or log seq, depending on kind
   std::string reason;
@@ -94,9 +96,12 @@ std::string_view FindingKindName(Finding::Kind k);
 
 // Where verification starts: the chain value after `last_seq`, the digest of
 // the checkpoint that ended there (zeros at seq 0) and that checkpoint's log
-// seq (0 when none), and the module's checkpoint key when known (GET_INFO or
-// a saved state): a KEY record in the log that disagrees with it is ignored
-// and reported, so a forged key cannot sign forged checkpoints.
+// seq (0 when none), and the module's checkpoint key from a trusted source
+// (GET_INFO on the node, `--key`, an enrolment): never from the log being
+// verified. No key means the trusted source says the module has none
+// (degraded mode: every checkpoint is at best unsigned). A KEY record in the
+// log that differs from it is a `key_mismatch` finding and makes the next
+// checkpoint tampered, so a forged key cannot sign forged checkpoints.
 struct Anchor {
   chain::InstanceId instance_id{};
   uint64_t last_seq = 0;
@@ -148,6 +153,7 @@ struct VerifierCounters {
   uint64_t far_ahead = 0;    // seqs implausibly far ahead of the chain, dropped
   uint64_t recovered = 0;    // events re-fed after a restart
   uint64_t redelivered = 0;  // identical copies of recovered events, dropped
+  uint64_t key_mismatches = 0;  // KEY records naming another key than the trusted one
   std::array<uint64_t, kVerdictCount> verdicts{};
 };
 
@@ -165,9 +171,9 @@ class StreamVerifier {
   // then dropped silently; a different one is still a conflict, and a second
   // recovered copy is still a duplicate.
   void AddRecoveredEvent(records::Record event);
-  // The next log record, in log order. KEY records set the key (once),
-  // CHECKPOINT and SIGNATURE records make verdicts, LOG_EVENT copies feed
-  // AddEvent.
+  // The next log record, in log order. KEY records are compared with the
+  // trusted key (never adopted), CHECKPOINT and SIGNATURE records make
+  // verdicts, LOG_EVENT copies feed AddEvent.
   void AddLog(records::Record log_record);
   // The log stream could not be decoded at this point (e.g. it ends inside
   // a record): every checkpoint still waiting is tampered, with `why`.
@@ -244,6 +250,8 @@ class StreamVerifier {
   VerifierCounters counters_;
   std::optional<crypto::EcPoint> key_;
   std::optional<uint64_t> next_log_seq_;
+  // Set by a foreign KEY record: the reason the next checkpoint is tampered.
+  std::string key_conflict_;
 
   // Event side.
   uint64_t decided_last_;             // last seq of the last decided checkpoint
