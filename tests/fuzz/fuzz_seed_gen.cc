@@ -362,8 +362,8 @@ Session BuildSession() {
 void CheckSession(const Session& s) {
   const std::vector<Record> log = Decode(s.log, "log");
   Require(vigil::replay::ReplayLog(log), "replay of the log");
-  Require(vigil::replay::ReplayLog(Decode(s.log_tail, "trimmed log")), "replay of the trimmed log");
-  Require(vigil::chain::VerifyCheckpointLinks(s.instance_id, log), "checkpoint links");
+  Require(vigil::replay::ReplayLog(Decode(s.log_tail, "trimmed log")),
+          "replay of the trimmed log");
 
   std::vector<Record> events = Decode(s.ring_events, "ring events");
   for (const Record& rec : log) {
@@ -372,12 +372,22 @@ void CheckSession(const Session& s) {
     Require(ev, "LOG_EVENT copy");
     events.push_back(std::move(ev).value());
   }
-  Require(vigil::chain::VerifyCheckpoints(s.instance_id, log, events), "checkpoints");
-  auto chain_0 = vigil::chain::InitialChain(s.instance_id);
-  Require(chain_0, "chain_0");
-  auto range = vigil::chain::VerifyEventRange(*chain_0, 0, events, log);
-  Require(range, "event range");
-  if (range->checkpoints_checked != 2) Fail("event range checked too few checkpoints");
+  // The chain the two checkpoints claim (their signatures are made up: the
+  // seeds exercise parsing, not the key).
+  auto chain = vigil::chain::RecomputeChain(s.instance_id, events);
+  Require(chain, "chain");
+  if (chain->last_seq != 8)
+    Fail("the session's chain does not reach seq 8");
+  const Record *last_cp = nullptr;
+  for (const Record &rec : log) {
+    if (rec.type() == VIGIL_LOG_CHECKPOINT)
+      last_cp = &rec;
+  }
+  if (last_cp == nullptr ||
+      std::memcmp(last_cp->As<vigil_log_checkpoint>()->chain_head,
+                  chain->head.data(), 32) != 0) {
+    Fail("the last checkpoint does not carry the recomputed chain head");
+  }
 }
 
 void WriteRecordSeeds(const fs::path& dir, const Session& s) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "module_sim.h"
@@ -143,6 +144,24 @@ TEST(Vigild, HelpAndUsage) {
     EXPECT_NE(help.output.find(word), std::string::npos) << word;
   }
   EXPECT_EQ(Exec(kD + " --hw sometimes").code, 2);
+}
+
+// --version: the release, the ABI this build speaks (include/uapi/vigil.h)
+// and how it was built, exit 0, on both programs.
+TEST(Version, BothProgramsPrintVersionAbiAndBuild) {
+  const std::string abi =
+      "ABI " + std::to_string(VIGIL_ABI_MAJOR) + "." + std::to_string(VIGIL_ABI_MINOR);
+  for (const auto& [program, path] :
+       {std::pair<std::string, std::string>{"vigilctl", kCtl}, {"vigild", kD}}) {
+    CmdResult r = Exec(path + " --version");
+    EXPECT_EQ(r.code, 0) << program << "\n" << r.output;
+    EXPECT_EQ(r.output.rfind(program + " " VIGIL_TEST_VERSION "\n", 0), 0u) << r.output;
+    EXPECT_NE(r.output.find(abi + " (include/uapi/vigil.h)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("build: "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("OpenSSL"), std::string::npos) << r.output;
+    CmdResult help = Exec(path + " --help");
+    EXPECT_NE(help.output.find("--version"), std::string::npos) << program;
+  }
 }
 
 TEST(Vigilctl, AgentUsageErrors) {

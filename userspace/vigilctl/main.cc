@@ -73,6 +73,7 @@
 #include "vigil/signature.h"
 #include "vigil/status.h"
 #include "vigil/tpm.h"
+#include "vigil/version.h"
 
 namespace {
 
@@ -677,6 +678,8 @@ int main(int argc, char** argv) {
       "7 vigild not running (agent commands); verify-chain: 8 unsigned, 9 loss, 10 tampered, "
       "11 incomplete (see verify-chain --help)."};
   app.require_subcommand(1);
+  app.set_version_flag("--version", vigil::version::VersionText("vigilctl"),
+                       "Print the version, the ABI version and build information, then exit");
   app.add_option("--device", g_device, "The vigil device")->capture_default_str();
 
   bool json_out = false;

@@ -42,6 +42,7 @@
 #include "vigil/tpm.h"
 #include "vigil/unique_fd.h"
 #include "vigil/verify.h"
+#include "vigil/version.h"
 
 namespace {
 
@@ -314,6 +315,12 @@ int Run(const Config& cfg) {
     }
   }
   std::ostream& out = cfg.output == "-" ? std::cout : out_file;
+  // Every JSON line names the host, the boot and the time it was written.
+  const daemon::HostIdentity identity = daemon::ReadHostIdentity();
+  for (const std::string& problem : identity.problems) {
+    Say(problem + ": the JSON lines carry null there");
+  }
+  daemon::LineStamper stamper(identity);
   vigil::UniqueFd raw_fd;
   if (!cfg.raw_out.empty()) {
     raw_fd.Reset(::open(cfg.raw_out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
@@ -608,11 +615,12 @@ int Run(const Config& cfg) {
         Say("MEASURE " + name + ": " + log_seq.status().ToString());
         return kExitError;
       }
-      out << vigil::format::Dump(json{{"type", "measure"},
-                                      {"name", name},
-                                      {"digest", vigil::crypto::ToHex(digest)},
-                                      {"log_seq", *log_seq}})
-          << '\n';
+      std::string line = vigil::format::Dump(json{{"type", "measure"},
+                                                  {"name", name},
+                                                  {"digest", vigil::crypto::ToHex(digest)},
+                                                  {"log_seq", *log_seq}});
+      stamper.Stamp(line);
+      out << line << '\n';
     }
     Say("measured the binary and configuration " + canonical + " into pcr_config");
   }
@@ -621,6 +629,7 @@ int Run(const Config& cfg) {
   daemon::PipelineOptions popt;
   popt.emit_records = !cfg.no_records;
   popt.committed_only = module.commit;
+  popt.stamper = stamper;
   auto made = daemon::Pipeline::Create(out, registry, std::move(*store), std::move(verifier), popt);
   if (!made.ok()) {
     Say(made.status().ToString());
@@ -919,6 +928,8 @@ int main(int argc, char** argv) {
       "module's TPM-signed checkpoints, learn per-agent baselines, and print one JSON object "
       "per line (\"type\": a record type, \"checkpoint\", \"finding\", \"alert\" or "
       "\"measure\").\n\nExit codes: 0 clean stop, 1 runtime error, 2 usage error."};
+  app.set_version_flag("--version", vigil::version::VersionText("vigild"),
+                       "Print the version, the ABI version and build information, then exit");
   app.set_config("--config", "", "Read options from an INI/TOML file (same names as the flags)");
   Config cfg;
   app.add_option("--duration", cfg.duration_s,

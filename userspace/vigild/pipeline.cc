@@ -135,7 +135,10 @@ Status Pipeline::RegisterMetrics(metrics::Registry& r) {
   return Status::Ok();
 }
 
-void Pipeline::Emit(const std::string& line) { out_ << line << '\n'; }
+void Pipeline::Emit(std::string& line) {
+  if (options_.stamper) options_.stamper->Stamp(line);
+  out_ << line << '\n';
+}
 
 Pipeline::Agent* Pipeline::AgentFor(uint32_t agent_id) {
   if (agent_id == last_agent_id_ && last_agent_ != nullptr) return last_agent_;
@@ -318,7 +321,7 @@ void Pipeline::OnLogError(const std::string& why) {
 void Pipeline::DrainVerifier() {
   if (!verifier_->has_output()) return;
   for (const verify::CheckpointVerdict& v : verifier_->TakeVerdicts()) {
-    const std::string line = format::Dump(format::VerdictToJson(v));
+    std::string line = format::Dump(format::VerdictToJson(v));
     Emit(line);
     if (verdict_sink_) verdict_sink_(line);
     m_.checkpoints->Inc({std::string(verify::VerdictName(v.verdict))});
