@@ -129,8 +129,9 @@ Result<OfflineReport> VerifyOffline(const OfflineOptions& options,
   VIGIL_ASSIGN_OR_RETURN(a.chain_head, chain::InitialChain(a.instance_id));
 
   std::string start_problem;
+  bool open_start = false;
+  const records::Record* start = nullptr;
   if (options.start_seq != 0) {
-    const records::Record* start = nullptr;
     for (const records::Record& r : log) {
       auto cp = r.As<vigil_log_checkpoint>();
       if (cp && cp->last_seq == options.start_seq &&
@@ -139,12 +140,27 @@ Result<OfflineReport> VerifyOffline(const OfflineOptions& options,
         break;
       }
     }
-    if (start == nullptr) {
+    if (start == nullptr && !options.start_head) {
       return Status::Error(ErrorCode::kNotFound,
                            "no checkpoint of this instance in the log ends at seq " +
                                Str(options.start_seq) +
-                               ": the start must be a checkpoint's last_seq");
+                               ": give the chain value there (--start-head) or start at a "
+                               "checkpoint's last_seq");
     }
+    open_start = start == nullptr;
+    rep.start_inside_interval = open_start;
+  }
+  if (open_start) {
+    // A chain value the caller trusts inside an interval (the module's head
+    // read before a collector attached). Checkpoints that end before it are
+    // history; the one that covers the next seq is checked without its link.
+    a.last_seq = options.start_seq;
+    a.chain_head = *options.start_head;
+    for (const records::Record& r : log) {
+      auto cp = r.As<vigil_log_checkpoint>();
+      if (cp && cp->last_seq < options.start_seq) a.checkpoint_log_seq = r.seq();
+    }
+  } else if (start != nullptr) {
     const vigil_log_checkpoint cp = *start->As<vigil_log_checkpoint>();
     auto [verdict, why] = JudgeStart(a.key, *start, log);
     if (options.start_head &&
@@ -166,6 +182,7 @@ Result<OfflineReport> VerifyOffline(const OfflineOptions& options,
   VerifierOptions vopt;
   vopt.started_after_seq = a.last_seq;  // events the start already covers
   vopt.checkpoint_wait_ns = 0;          // no clock offline: decided by the input
+  vopt.open_first_link = open_start;
   StreamVerifier verifier(a, std::move(vopt));
 
   // Events in seq order, handed over just before the checkpoint that covers
@@ -201,6 +218,10 @@ Result<OfflineReport> VerifyOffline(const OfflineOptions& options,
   feed_up_to(UINT64_MAX);
   verifier.Finish();
 
+  if (auto tip = verifier.tip()) {
+    rep.tip_seq = tip->seq;
+    rep.tip_head = tip->head;
+  }
   rep.verdicts = verifier.TakeVerdicts();
   rep.findings = verifier.TakeFindings();
   rep.counters = verifier.counters();

@@ -95,6 +95,7 @@ StreamVerifier::StreamVerifier(const Anchor& anchor, VerifierOptions options)
       link_drops_(anchor.drops_total),
       link_busy_(anchor.busy_total),
       link_refused_(anchor.log_refused) {
+  link_open_ = options_.open_first_link;
   if (options_.reorder_window == 0) options_.reorder_window = 1;
   if (options_.max_claims_per_seq < 2) options_.max_claims_per_seq = 2;
   // Fetched once: an implicit fetch per record takes OpenSSL's provider
@@ -541,7 +542,8 @@ void StreamVerifier::TryDecide(bool force) {
       // checkpoint cannot move the bookkeeping.
       if (p.sig_state == Sig::kBad) {
         v = Reject(p, p.sig_why);
-      } else if (p.cp.first_seq <= link_last_seq_) {
+      } else if (p.cp.first_seq <= link_last_seq_ &&
+                 !(link_open_ && p.cp.last_seq >= link_last_seq_)) {
         v = Reject(p, "checkpoint starts at seq " + Str(p.cp.first_seq) + ", already covered up to " +
                           Str(link_last_seq_) + ": replayed or reordered");
       } else {
@@ -646,7 +648,13 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
   // missing from the log (trimmed before this collector read them, or
   // removed): their events can never be judged.
   const bool gap = first > link_last_seq_ + 1;
-  if (gap) {
+  // Started inside this checkpoint's interval: what came before the anchor
+  // (its link, the counters at its start) is not known, only checked from
+  // the next checkpoint on.
+  const bool open_link = std::exchange(link_open_, false);
+  if (open_link) {
+    // Nothing to compare the link and the counters with.
+  } else if (gap) {
     loss.push_back("checkpoints covering seqs " + Str(link_last_seq_ + 1) + ".." +
                    Str(first - 1) + " are missing from the log: those events were not judged");
     if (first - 1 > decided_last_) CloseInterval(first - 1);  // their events belong to no verdict
@@ -656,8 +664,10 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
         "prev_digest does not link to the previous checkpoint: a checkpoint was forged, "
         "replaced or removed");
   }
-  if (cp.drops_total < link_drops_ || cp.busy_total < link_busy_ ||
-      cp.log_refused < link_refused_) {
+  if (open_link) {
+    // The counters at the anchor are unknown: deltas from the next one on.
+  } else if (cp.drops_total < link_drops_ || cp.busy_total < link_busy_ ||
+             cp.log_refused < link_refused_) {
     tamper.push_back("loss counters went down since the previous checkpoint");
   } else if (!gap) {
     v.new_drops = cp.drops_total - link_drops_;
@@ -795,6 +805,10 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
     v.reason += v.pcr_checked ? ", on the TPM's PCR path" : pcr_why.empty() ? "" : "; " + pcr_why;
   }
 
+  if (open_link) {
+    v.reason += " (verification started inside this interval, after seq " + Str(anchor_.last_seq) +
+                ": its link and loss counters were not checked)";
+  }
   CloseInterval(last);
 
   // The checkpoint becomes the link for the next one: its signature held, or

@@ -455,11 +455,13 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
   } else if (args.no_key) {
     key_source = "none (--no-key: the module has no TPM key; checkpoints are at best unsigned)";
   }
+  std::optional<vigil_info> live_info;
   if (args.live) {
     auto dev = OpenChecked(nullptr);
     if (!dev.ok()) return Fail(dev.status());
     auto info = dev->GetInfo();
     if (!info.ok()) return Fail(info.status());
+    live_info = *info;
     vigil::chain::InstanceId id;
     std::copy(std::begin(info->instance_id), std::end(info->instance_id), id.begin());
     opt.instance_id = id;
@@ -488,6 +490,35 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
   auto report =
       vigil::verify::VerifyOffline(opt, std::move(events).value(), log.records, log.stopped);
   if (!report.ok()) return Fail(report.status());
+
+  // On the node, the module's current chain head (GET_INFO, read before the
+  // log) is one more comparison point when nothing was committed since the
+  // last saved event: a mismatch is tampering, a match vouches for the
+  // events after the last checkpoint (the kernel's own chain, unsigned).
+  std::string module_head = "not compared (--live not given)";
+  if (live_info) {
+    const uint64_t module_seq = live_info->next_seq == 0 ? 0 : live_info->next_seq - 1;
+    if (!report->tip_seq) {
+      module_head = "not compared (the recomputed chain has a gap)";
+    } else if (module_seq != *report->tip_seq) {
+      module_head = "not compared (module at seq " + std::to_string(module_seq) +
+                    ", events end at seq " + std::to_string(*report->tip_seq) + ")";
+    } else if (std::equal(report->tip_head->begin(), report->tip_head->end(),
+                          std::begin(live_info->chain_head))) {
+      module_head = "match";
+      if (report->outcome == vigil::verify::Outcome::kIncomplete && !report->verdicts.empty()) {
+        report->outcome = vigil::verify::Outcome::kVerified;
+        report->summary += "; the module's current chain head matches the events after it";
+      }
+    } else {
+      module_head = "MISMATCH";
+      report->outcome = vigil::verify::Outcome::kTampered;
+      report->summary =
+          "the module's current chain head differs from the chain recomputed up "
+          "to seq " +
+          std::to_string(module_seq);
+    }
+  }
   int rc = ExitFor(report->outcome);
   const std::string outcome(vigil::verify::OutcomeName(report->outcome));
 
@@ -516,6 +547,7 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
                                           {"log_event_copies", report->log_event_copies},
                                           {"last_event_seq", report->last_event_seq},
                                           {"covered_seq", report->covered_seq},
+                                          {"module_head", module_head},
                                           {"checkpoints", verdicts},
                                           {"findings", findings}},
                                      2)
@@ -528,6 +560,10 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
     std::cout << "start: checkpoint at log seq " << report->start.checkpoint_log_seq
               << " ending at seq " << report->start.last_seq << " ("
               << vigil::verify::VerdictName(*report->start_verdict) << ")\n";
+  } else if (report->start_inside_interval) {
+    std::cout << "start: seq " << report->start.last_seq
+              << " with the given chain head (inside a checkpoint interval: the next "
+                 "checkpoint's link is not checked)\n";
   } else {
     std::cout << "start: seq 0 of instance " << vigil::crypto::ToHex(report->start.instance_id)
               << "\n";
@@ -549,12 +585,17 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
     std::cout << "finding " << vigil::verify::FindingKindName(f.kind) << " at seq " << f.seq << ": "
               << EscapeText(f.reason) << "\n";
   }
-  std::cout << "checkpoints: " << report->verdicts.size();
+  size_t signatures = 0;
+  for (const auto& v : report->verdicts) signatures += v.signature_checked ? 1 : 0;
+  std::cout << "checkpoints compared: " << report->verdicts.size();
   for (size_t i = 0; i < counts.size(); ++i) {
     std::cout << (i == 0 ? " (" : ", ") << counts[i] << " "
               << vigil::verify::VerdictName(static_cast<vigil::verify::Verdict>(i));
   }
   std::cout << ")\n";
+  std::cout << "checkpoint signatures: " << signatures << " verified, "
+            << report->verdicts.size() - signatures << " not verified\n";
+  std::cout << "module head: " << module_head << "\n";
   std::cout << "result: " << outcome << ": " << EscapeText(report->summary) << "\n";
   if (rc != kExitOk) {
     std::cerr << "vigilctl: NOT verified (" << outcome << ", exit " << rc << ")"
@@ -746,11 +787,13 @@ int main(int argc, char** argv) {
   verify_chain->add_flag("--allow-unsigned", chain_args.allow_unsigned,
                          "Accept unsigned checkpoints (exit 0 instead of 8)");
   verify_chain->add_option("--start-seq", chain_args.start_seq,
-                           "Start at the log's checkpoint that ends at this event seq (its "
-                           "signature is checked); the events file starts after it");
+                           "Start after this event seq (the events file starts after it): at "
+                           "the log's checkpoint that ends there (its signature is checked), or "
+                           "inside an interval from --start-head");
   verify_chain->add_option("--start-head", chain_args.start_head,
-                           "With --start-seq: the chain value expected there, 64 hex digits "
-                           "(e.g. from a previous verification)");
+                           "With --start-seq: the chain value there, 64 hex digits (e.g. "
+                           "chain_head from `vigilctl status --json` before vigild started); "
+                           "trusted like the key, and checked by the next checkpoint");
 
   std::string pin_dir = vigil::agents::kDefaultPinDir;
   std::string agent_name;

@@ -49,7 +49,11 @@ struct OfflineOptions {
   // 0: from the start of the chain. Otherwise verification starts at the
   // log's checkpoint that ends at this event seq (its signature is checked
   // with the trusted key, and its chain head must equal `start_head` when
-  // given): events up to it are not judged.
+  // given): events up to it are not judged. When no checkpoint ends there,
+  // `start_head` is required and trusted as the chain value at start_seq
+  // (e.g. the module's chain head read before a collector attached): the
+  // checkpoint covering start_seq + 1 is then checked without its link
+  // (VerifierOptions::open_first_link).
   uint64_t start_seq = 0;
   std::optional<crypto::Sha256Digest> start_head;
   // The user accepts unsigned checkpoints (degraded mode, TPM errors): they
@@ -69,6 +73,11 @@ struct OfflineReport {
   uint64_t last_event_seq = 0;           // highest committed event seq seen (0: none)
   uint64_t covered_seq = 0;              // last seq of the last decided checkpoint
   std::optional<Verdict> start_verdict;  // the start checkpoint's signature (start_seq > 0)
+  bool start_inside_interval = false;    // started from start_head, not a checkpoint
+  // The recomputed chain after the last event, when it has no gap (to
+  // compare with a live module's head).
+  std::optional<uint64_t> tip_seq;
+  std::optional<crypto::Sha256Digest> tip_head;
 };
 
 // `events`: committed events as vigild --raw-out saved them (any order).

@@ -139,6 +139,15 @@ struct VerifierOptions {
   // not reported as late.
   uint64_t started_after_seq = 0;
   PcrCheck pcr_check;  // empty: no PCR check (verdicts say pcr_checked=false)
+  // The anchor is a chain value the caller trusts inside a checkpoint
+  // interval, not a checkpoint (an offline check from the module's chain
+  // head read before a collector attached): the first checkpoint that covers
+  // anchor.last_seq + 1 is accepted without its prev_digest link and its
+  // loss-counter deltas, which the anchor cannot know; its chain head is
+  // still recomputed over the events after the anchor, and its signature
+  // checked. Checkpoints ending before the anchor must be skipped by the
+  // anchor's checkpoint_log_seq.
+  bool open_first_link = false;
 };
 
 struct VerifierCounters {
@@ -197,6 +206,16 @@ class StreamVerifier {
   // claimants and duplicate copies (so the evidence survives a restart).
   std::vector<records::Record> OpenEvents() const;
   bool has_key() const { return key_.has_value(); }
+  // The recomputed chain's tip: every seq up to `seq` chained without a gap
+  // from the anchor (nullopt after a gap or an untrusted value).
+  struct Tip {
+    uint64_t seq;
+    crypto::Sha256Digest head;
+  };
+  std::optional<Tip> tip() const {
+    if (!chain_valid_) return std::nullopt;
+    return Tip{chained_seq_, head_};
+  }
 
  private:
   struct Chained {
@@ -280,6 +299,7 @@ class StreamVerifier {
   crypto::Sha256Digest link_digest_;  // digest of the last accepted checkpoint
   uint64_t link_last_seq_;
   uint64_t link_drops_, link_busy_, link_refused_;
+  bool link_open_ = false;  // options_.open_first_link until a checkpoint is accepted
 
   uint64_t now_ns_ = 0;
   size_t pcr_checked_prefix_ = 0;     // prefix length pcr_status_ was made for
