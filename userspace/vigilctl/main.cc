@@ -594,7 +594,7 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
   }
   std::cout << ")\n";
   std::cout << "checkpoint signatures: " << signatures << " verified, "
-            << report->verdicts.size() - signatures << " not verified\n";
+            << report->verdicts.size() - signatures << " unsigned or bad\n";
   std::cout << "module head: " << module_head << "\n";
   std::cout << "result: " << outcome << ": " << EscapeText(report->summary) << "\n";
   if (rc != kExitOk) {
