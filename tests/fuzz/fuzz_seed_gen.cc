@@ -362,8 +362,8 @@ Session BuildSession() {
 void CheckSession(const Session& s) {
   const std::vector<Record> log = Decode(s.log, "log");
   Require(vigil::replay::ReplayLog(log), "replay of the log");
-  Require(vigil::replay::ReplayLog(Decode(s.log_tail, "trimmed log")), "replay of the trimmed log");
-  Require(vigil::chain::VerifyCheckpointLinks(s.instance_id, log), "checkpoint links");
+  Require(vigil::replay::ReplayLog(Decode(s.log_tail, "trimmed log")),
+          "replay of the trimmed log");
 
   std::vector<Record> events = Decode(s.ring_events, "ring events");
   for (const Record& rec : log) {
@@ -372,12 +372,22 @@ void CheckSession(const Session& s) {
     Require(ev, "LOG_EVENT copy");
     events.push_back(std::move(ev).value());
   }
-  Require(vigil::chain::VerifyCheckpoints(s.instance_id, log, events), "checkpoints");
-  auto chain_0 = vigil::chain::InitialChain(s.instance_id);
-  Require(chain_0, "chain_0");
-  auto range = vigil::chain::VerifyEventRange(*chain_0, 0, events, log);
-  Require(range, "event range");
-  if (range->checkpoints_checked != 2) Fail("event range checked too few checkpoints");
+  // The chain the two checkpoints claim (their signatures are made up: the
+  // seeds exercise parsing, not the key).
+  auto chain = vigil::chain::RecomputeChain(s.instance_id, events);
+  Require(chain, "chain");
+  if (chain->last_seq != 8)
+    Fail("the session's chain does not reach seq 8");
+  const Record *last_cp = nullptr;
+  for (const Record &rec : log) {
+    if (rec.type() == VIGIL_LOG_CHECKPOINT)
+      last_cp = &rec;
+  }
+  if (last_cp == nullptr ||
+      std::memcmp(last_cp->As<vigil_log_checkpoint>()->chain_head,
+                  chain->head.data(), 32) != 0) {
+    Fail("the last checkpoint does not carry the recomputed chain head");
+  }
 }
 
 void WriteRecordSeeds(const fs::path& dir, const Session& s) {
@@ -554,7 +564,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
   with_pcr.pcr = PcrResult::kOk;
   {
     Stream s;
-    ProgramWriter w(with_pcr, kSimInstance);
+    ProgramWriter w(with_pcr, s.sim.StartAnchor());
     for (int round = 0; round < 3; ++round) s.Round(w, 10);
     w.Finish().Take();
     WriteProgram(dir, "honest", w, 3, Expect::kAllVerified);
@@ -565,7 +575,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
     o.reorder_window = 8;
     o.wait_ticks = 50;
     Stream s;
-    ProgramWriter w(o, kSimInstance);
+    ProgramWriter w(o, s.sim.StartAnchor());
     for (int round = 0; round < 4; ++round) {
       std::vector<Record> ev = s.Commit(12);
       for (size_t i = 0; i + 1 < 9; i += 2) w.Event(ev[i + 1]).Event(ev[i]);
@@ -578,7 +588,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
   }
   {
     Stream s;
-    ProgramWriter w(with_pcr, kSimInstance);
+    ProgramWriter w(with_pcr, s.sim.StartAnchor());
     s.Round(w, 5);
     std::vector<Record> ev = s.Commit(8);
     w.Events(std::vector<Record>(ev.begin(), ev.begin() + 4)).Repeat(0, false);
@@ -591,7 +601,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
   {
     // A modified event in place of the real one: the chain head differs.
     Stream s;
-    ProgramWriter w(with_pcr, kSimInstance);
+    ProgramWriter w(with_pcr, s.sim.StartAnchor());
     std::vector<Record> ev = s.Commit(8);
     ev[6] = FlipByte(ev[6], offsetof(vigil_ev_exec, pid), 0x01);
     w.Events(ev);
@@ -604,7 +614,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
     // Two claims of one seq: the genuine one first (flip op), then a forged
     // one first; the checkpoint tells them apart.
     Stream s;
-    ProgramWriter w(with_pcr, kSimInstance);
+    ProgramWriter w(with_pcr, s.sim.StartAnchor());
     std::vector<Record> ev = s.Commit(8);
     w.Events(std::vector<Record>(ev.begin(), ev.begin() + 7));
     w.Flip(0, offsetof(vigil_ev_exec, uid), 0x04, false).Event(ev[7]);
@@ -626,7 +636,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
     o.wait_ticks = 10;
     o.pcr = PcrResult::kOk;
     Stream s;
-    ProgramWriter w(o, kSimInstance);
+    ProgramWriter w(o, s.sim.StartAnchor());
     std::vector<Record> ev = s.Commit(9);
     w.Events(std::vector<Record>(ev.begin(), ev.begin() + 3));
     w.Events(std::vector<Record>(ev.begin() + 4, ev.end()));
@@ -638,7 +648,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
   }
   {
     Stream s;
-    ProgramWriter w(ProgramOptions{}, kSimInstance);
+    ProgramWriter w(ProgramOptions{}, s.sim.StartAnchor());
     s.Round(w, 4, VIGIL_SIG_TPM_ERROR);
     s.Round(w, 4);
     s.Round(w, 4, VIGIL_SIG_TPM_ERROR);
@@ -647,7 +657,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
   {
     // Degraded mode: no TPM, no KEY record, nothing signed.
     Stream s(false);
-    ProgramWriter w(with_pcr, kSimInstance);
+    ProgramWriter w(with_pcr, s.sim.StartAnchor());
     s.Round(w, 4, VIGIL_SIG_NO_TPM);
     s.Round(w, 4, VIGIL_SIG_NO_TPM);
     WriteProgram(dir, "no-tpm", w, 2, Expect::kNotAllVerified);
@@ -656,7 +666,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
     ProgramOptions o;
     o.pcr = PcrResult::kMismatch;
     Stream s;
-    ProgramWriter w(o, kSimInstance);
+    ProgramWriter w(o, s.sim.StartAnchor());
     s.Round(w, 3);
     w.SetPcr(PcrResult::kUnavailable);
     s.Round(w, 3);
@@ -667,7 +677,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
   {
     // The module attests drops; then a busy-free honest round.
     Stream s;
-    ProgramWriter w(with_pcr, kSimInstance);
+    ProgramWriter w(with_pcr, s.sim.StartAnchor());
     s.Round(w, 4);
     s.sim.AddDrops(2);
     s.Round(w, 4);
@@ -679,7 +689,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
     ProgramOptions o;
     o.reorder_window = 1;
     Stream s;
-    ProgramWriter w(o, kSimInstance);
+    ProgramWriter w(o, s.sim.StartAnchor());
     std::vector<Record> ev = s.Commit(6);
     w.Event(ev[0]).Event(ev[2]).Event(ev[3]).Event(ev[1]).Event(ev[4]).Event(ev[5]);
     s.sim.Checkpoint();
@@ -690,7 +700,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
   {
     // The log breaks between a checkpoint and its signature.
     Stream s;
-    ProgramWriter w(with_pcr, kSimInstance);
+    ProgramWriter w(with_pcr, s.sim.StartAnchor());
     s.Round(w, 4);
     w.Events(s.Commit(4));
     s.sim.Checkpoint();
@@ -702,7 +712,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
   {
     // A checkpoint record replayed into the log.
     Stream s;
-    ProgramWriter w(with_pcr, kSimInstance);
+    ProgramWriter w(with_pcr, s.sim.StartAnchor());
     s.Round(w, 4);
     w.Events(s.Commit(4));
     s.sim.Checkpoint();
@@ -723,7 +733,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
     o.max_interval_records = 3;
     o.pcr = PcrResult::kOk;
     Stream s;
-    ProgramWriter w(o, kSimInstance);
+    ProgramWriter w(o, s.sim.StartAnchor());
     std::vector<Record> ev = s.Commit(8);
     w.Events(std::vector<Record>(ev.begin(), ev.begin() + 5));
     w.Event(FlipByte(ev[5], offsetof(vigil_ev_exec, pid), 0x02)).Event(ev[5]);
@@ -740,7 +750,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
     ProgramOptions o;
     o.wait_ticks = 3;
     Stream s;
-    ProgramWriter w(o, kSimInstance);
+    ProgramWriter w(o, s.sim.StartAnchor());
     std::vector<Record> ev = s.Commit(5);
     s.sim.Checkpoint();
     s.FeedLog(w);
@@ -755,7 +765,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
     // again (one of them also redelivered by the ring buffer) and the whole
     // log from the start.
     Stream s;
-    ProgramWriter first(with_pcr, kSimInstance);
+    ProgramWriter first(with_pcr, s.sim.StartAnchor());
     s.Round(first, 6);
     s.Round(first, 6);
     std::vector<Record> open = s.Commit(5);
@@ -781,7 +791,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
     // A fresh start anchored on the log's first checkpoint: the ring buffer
     // still delivers events from before it.
     Stream s;
-    ProgramWriter first(with_pcr, kSimInstance);
+    ProgramWriter first(with_pcr, s.sim.StartAnchor());
     std::vector<Record> before = s.Commit(6);
     first.Events(before);
     s.sim.Checkpoint();
@@ -814,7 +824,7 @@ void WriteVerifierSeeds(const fs::path& dir, RestartPoint& restart) {
     ProgramOptions o = with_pcr;
     o.max_claims_per_seq = 2;
     Stream s;
-    ProgramWriter w(o, kSimInstance);
+    ProgramWriter w(o, s.sim.StartAnchor());
     std::vector<Record> ev = s.Commit(6);
     w.Events(std::vector<Record>(ev.begin(), ev.begin() + 2));
     for (uint8_t m = 1; m <= 3; ++m) w.Event(FlipByte(ev[2], offsetof(vigil_ev_exec, pid), m));

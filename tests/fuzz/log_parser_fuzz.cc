@@ -15,6 +15,7 @@
 
 #include "vigil.h"
 #include "vigil/chain.h"
+#include "vigil/offline.h"
 #include "vigil/records.h"
 #include "vigil/replay.h"
 
@@ -25,6 +26,22 @@ using vigil::records::Record;
 template <typename T>
 void CheckRefusal(const vigil::Result<T>& result) {
   if (!result.ok() && result.status().ok()) std::abort();
+}
+
+// An outcome agrees with its verdicts: "verified" never stands next to a
+// tampered, loss or unsigned verdict the caller did not accept.
+void CheckOffline(const vigil::Result<vigil::verify::OfflineReport> &report) {
+  CheckRefusal(report);
+  if (!report.ok())
+    return;
+  if (report->outcome != vigil::verify::Outcome::kVerified)
+    return;
+  for (const vigil::verify::CheckpointVerdict &v : report->verdicts) {
+    if (v.verdict == vigil::verify::Verdict::kTampered ||
+        v.verdict == vigil::verify::Verdict::kLoss) {
+      std::abort();
+    }
+  }
 }
 
 void CheckReplay(const std::vector<Record>& log) {
@@ -75,24 +92,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (first_checkpoint) std::memcpy(id.data(), first_checkpoint->instance_id, id.size());
 
   CheckReplay(log);
-  CheckRefusal(vigil::chain::VerifyCheckpointLinks(id, log));
-  CheckRefusal(vigil::chain::VerifyCheckpoints(id, log, events));
   CheckRefusal(vigil::chain::RecomputeChain(id, events));
 
-  // From chain_0, as a verifier that saw the whole run; then from the first
-  // checkpoint's head, as one that attached later (vigild after a restart).
-  const vigil::Result<vigil::chain::Sha256Digest> chain_0 = vigil::chain::InitialChain(id);
-  if (!chain_0.ok()) std::abort();  // SHA-256 cannot fail
-  CheckRefusal(vigil::chain::VerifyEventRange(*chain_0, 0, events, log));
+  // The verification engine offline, from chain_0 (a verifier that saw the
+  // whole run) and from the first checkpoint (one that attached later, as
+  // vigild after a restart). No key: the degraded statement, so KEY records
+  // are findings and every signature path that needs no key runs.
+  vigil::verify::OfflineOptions opt;
+  if (first_checkpoint)
+    opt.instance_id = id;
+  opt.accept_unsigned = true;
+  CheckOffline(vigil::verify::VerifyOffline(opt, events, log));
   if (first_checkpoint) {
-    vigil::chain::Sha256Digest head;
-    std::memcpy(head.data(), first_checkpoint->chain_head, head.size());
-    const auto pcr_anchored = [](const Record& rec) {
-      const auto cp = rec.As<vigil_log_checkpoint>();
-      return cp && cp->anchor == VIGIL_ANCHOR_PCR;
-    };
-    CheckRefusal(
-        vigil::chain::VerifyEventRange(head, first_checkpoint->last_seq, events, log, pcr_anchored));
+    opt.start_seq = first_checkpoint->last_seq;
+    if (opt.start_seq != 0)
+      CheckOffline(vigil::verify::VerifyOffline(opt, events, log));
   }
   return 0;
 }

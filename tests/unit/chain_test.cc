@@ -9,12 +9,15 @@
 
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <vector>
 
 #include "test_records.h"
 #include "vigil/digest.h"
+#include "vigil/offline.h"
 
 namespace vigil {
 namespace {
@@ -243,46 +246,75 @@ records::Record WithCheckpoint(const records::Record& rec, void (*edit)(vigil_lo
   return testing::ToRecord(cp);
 }
 
+// The checkpoint rules run through the one engine (vigil::verify, reached
+// offline through VerifyOffline). ModuleModel's checkpoints carry no
+// signature record, so the key source says "no key" and unsigned
+// checkpoints are accepted: these tests are about the chain and the links.
+Result<verify::OfflineReport> Verify(const std::vector<records::Record>& log,
+                                     std::vector<records::Record> events,
+                                     const InstanceId& id = TestId(), uint64_t start_seq = 0,
+                                     std::optional<Sha256Digest> start_head = std::nullopt) {
+  verify::OfflineOptions opt;
+  opt.instance_id = id;
+  opt.accept_unsigned = true;
+  opt.start_seq = start_seq;
+  opt.start_head = start_head;
+  return verify::VerifyOffline(opt, std::move(events), log);
+}
+
 TEST(Checkpoints, ValidLogVerifies) {
   auto l = MakeCheckpointedLog();
-  auto summary = chain::VerifyCheckpoints(TestId(), l.log, l.events);
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
-  EXPECT_EQ(summary->checkpoints, 2u);
-  EXPECT_EQ(summary->last_seq, 9u);
+  auto r = Verify(l.log, l.events);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->outcome, verify::Outcome::kVerified) << r->summary;
+  ASSERT_EQ(r->verdicts.size(), 2u);
+  EXPECT_TRUE(r->verdicts[1].chain_checked);
+  EXPECT_EQ(r->covered_seq, 9u);
+  // Without accepting unsigned checkpoints the same log is unsigned.
+  verify::OfflineOptions strict;
+  strict.instance_id = TestId();
+  auto u = verify::VerifyOffline(strict, l.events, l.log);
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->outcome, verify::Outcome::kUnsigned) << u->summary;
 }
 
 TEST(Checkpoints, EmptyCheckpointVerifies) {
   ModuleModel m(TestId());
   auto events = MakeEvents(m, 2);
   std::vector<records::Record> log = {m.Checkpoint(1), m.Checkpoint(2)};  // second: no events
-  auto summary = chain::VerifyCheckpoints(TestId(), log, events);
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
-  EXPECT_EQ(summary->checkpoints, 2u);
+  auto r = Verify(log, events);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->outcome, verify::Outcome::kVerified) << r->summary;
+  EXPECT_EQ(r->verdicts.size(), 2u);
 }
 
 TEST(Checkpoints, TamperedEventFails) {
   auto l = MakeCheckpointedLog();
   l.events[6] = Tampered(l.events[6], 40, 0x80);
-  auto summary = chain::VerifyCheckpoints(TestId(), l.log, l.events);
-  ASSERT_FALSE(summary.ok());
-  EXPECT_EQ(summary.status().code(), ErrorCode::kMismatch);
+  auto r = Verify(l.log, l.events);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, verify::Outcome::kTampered) << r->summary;
+  EXPECT_TRUE(r->verdicts[0].chain_checked);  // unsigned (no key), chain intact
+  EXPECT_EQ(r->verdicts[1].verdict, verify::Verdict::kTampered);
 }
 
-TEST(Checkpoints, DroppedEventFails) {
+TEST(Checkpoints, DroppedEventIsLoss) {
   auto l = MakeCheckpointedLog();
   l.events.erase(l.events.begin() + 8);  // seq 9, inside the second batch
-  auto summary = chain::VerifyCheckpoints(TestId(), l.log, l.events);
-  ASSERT_FALSE(summary.ok());
-  EXPECT_EQ(summary.status().code(), ErrorCode::kNotFound);
+  auto r = Verify(l.log, l.events);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, verify::Outcome::kLoss) << r->summary;
+  ASSERT_EQ(r->verdicts.size(), 2u);
+  EXPECT_EQ(r->verdicts[1].missing, (std::vector<verify::SeqRange>{{9, 9}}));
 }
 
 TEST(Checkpoints, TamperedChainHeadFails) {
   auto l = MakeCheckpointedLog();
   l.log[l.cp2] =
       WithCheckpoint(l.log[l.cp2], [](vigil_log_checkpoint& cp) { cp.chain_head[0] ^= 1; });
-  auto summary = chain::VerifyCheckpoints(TestId(), l.log, l.events);
-  ASSERT_FALSE(summary.ok());
-  EXPECT_EQ(summary.status().code(), ErrorCode::kMismatch);
+  auto r = Verify(l.log, l.events);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, verify::Outcome::kTampered) << r->summary;
 }
 
 TEST(Checkpoints, EditedEarlierCheckpointBreaksTheLink) {
@@ -292,33 +324,42 @@ TEST(Checkpoints, EditedEarlierCheckpointBreaksTheLink) {
     cp.drops_total = 0;
     cp.busy_total = 1;
   });
-  auto summary = chain::VerifyCheckpoints(TestId(), l.log, l.events);
-  ASSERT_FALSE(summary.ok());
-  EXPECT_NE(summary.status().message().find("prev_digest"), std::string::npos)
-      << summary.status().message();
+  auto r = Verify(l.log, l.events);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, verify::Outcome::kTampered) << r->summary;
+  EXPECT_NE(r->summary.find("prev_digest"), std::string::npos) << r->summary;
 }
 
-TEST(Checkpoints, RemovedCheckpointBreaksTheLink) {
+TEST(Checkpoints, RemovedCheckpointIsTampered) {
+  // Its events can never be judged (the next checkpoint says loss), and a
+  // record missing from the middle of the log is tampering.
   auto l = MakeCheckpointedLog();
   l.log.erase(l.log.begin() + static_cast<long>(l.cp1));
-  EXPECT_FALSE(chain::VerifyCheckpoints(TestId(), l.log, l.events).ok());
+  auto r = Verify(l.log, l.events);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, verify::Outcome::kTampered) << r->summary;
+  EXPECT_NE(r->summary.find("missing from the log stream"), std::string::npos) << r->summary;
+  ASSERT_EQ(r->verdicts.size(), 1u);
+  EXPECT_EQ(r->verdicts[0].verdict, verify::Verdict::kLoss) << r->verdicts[0].reason;
 }
 
 TEST(Checkpoints, WrongInstanceFails) {
   auto l = MakeCheckpointedLog();
   InstanceId other = TestId();
   other[15] ^= 0xff;
-  auto summary = chain::VerifyCheckpoints(other, l.log, l.events);
-  ASSERT_FALSE(summary.ok());
-  EXPECT_NE(summary.status().message().find("instance id"), std::string::npos);
+  auto r = Verify(l.log, l.events, other);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, verify::Outcome::kTampered) << r->summary;
+  EXPECT_NE(r->summary.find("another module instance"), std::string::npos) << r->summary;
 }
 
 TEST(Checkpoints, SeqRangeMustContinue) {
   auto l = MakeCheckpointedLog();
   l.log[l.cp1] = WithCheckpoint(l.log[l.cp1], [](vigil_log_checkpoint& cp) { cp.first_seq = 2; });
-  auto summary = chain::VerifyCheckpoints(TestId(), l.log, l.events);
-  ASSERT_FALSE(summary.ok());
-  EXPECT_NE(summary.status().message().find("first_seq"), std::string::npos);
+  auto r = Verify(l.log, l.events);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, verify::Outcome::kTampered) << r->summary;
+  EXPECT_NE(r->verdicts.at(0).verdict, verify::Verdict::kVerified);
 }
 
 }  // namespace
@@ -327,7 +368,7 @@ TEST(Checkpoints, SeqRangeMustContinue) {
 namespace vigil {
 namespace {
 
-TEST(EventRange, WindowAfterKnownStateChecksCheckpointsInside) {
+TEST(EventRange, WindowAfterACheckpointChecksCheckpointsInside) {
   ModuleModel m(TestId());
   auto before = MakeEvents(m, 3);  // committed before the collector attached
   const Sha256Digest start = m.head();
@@ -338,46 +379,52 @@ TEST(EventRange, WindowAfterKnownStateChecksCheckpointsInside) {
   auto tail = MakeEvents(m, 2);
   window.insert(window.end(), tail.begin(), tail.end());
   std::reverse(window.begin(), window.end());
-  auto r = chain::VerifyEventRange(start, 3, window, log);
+  auto r = Verify(log, window, TestId(), 3, start);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->first_seq, 4u);
-  EXPECT_EQ(r->last_seq, 9u);
-  EXPECT_EQ(r->head, m.head());
-  // The checkpoint at the start state confirms it but is not counted.
-  EXPECT_EQ(r->checkpoints_checked, 1u);
-  EXPECT_EQ(r->anchored_last_seq, 7u);
+  // The start checkpoint is not judged again; the one inside is; the tail
+  // has no checkpoint yet.
+  ASSERT_EQ(r->verdicts.size(), 1u);
+  EXPECT_EQ(r->verdicts[0].verdict, verify::Verdict::kUnsigned);
+  EXPECT_TRUE(r->verdicts[0].chain_checked);
+  EXPECT_EQ(r->covered_seq, 7u);
+  EXPECT_EQ(r->last_event_seq, 9u);
+  EXPECT_EQ(r->outcome, verify::Outcome::kIncomplete) << r->summary;
 }
 
 TEST(EventRange, ForgedEventInWindowContradictsCheckpoint) {
   ModuleModel m(TestId());
   MakeEvents(m, 2);
-  const Sha256Digest start = m.head();
-  auto window = MakeEvents(m, 3);
   std::vector<records::Record> log = {m.Checkpoint(1)};
+  auto window = MakeEvents(m, 3);
+  log.push_back(m.Checkpoint(2));
   window[1] = Tampered(window[1], offsetof(vigil_ev_exit, exit_code), 0x10);
-  auto r = chain::VerifyEventRange(start, 2, window, log);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), ErrorCode::kMismatch);
+  auto r = Verify(log, window, TestId(), 2);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->outcome, verify::Outcome::kTampered) << r->summary;
 }
 
-TEST(EventRange, WrongStartStateFailsAtTheBoundaryCheckpoint) {
+TEST(EventRange, WrongStartStateIsTampered) {
   ModuleModel m(TestId());
   MakeEvents(m, 2);
   std::vector<records::Record> log = {m.Checkpoint(1)};
   auto window = MakeEvents(m, 1);
   Sha256Digest wrong = m.head();
   wrong[0] ^= 1;
-  EXPECT_FALSE(chain::VerifyEventRange(wrong, 2, window, log).ok());
+  auto r = Verify(log, window, TestId(), 2, wrong);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, verify::Outcome::kTampered) << r->summary;
+  // A start that names no checkpoint is an error, not a verdict.
+  EXPECT_FALSE(Verify(log, window, TestId(), 1).ok());
 }
 
-TEST(EventRange, GapInWindowFails) {
+TEST(EventRange, GapInWindowIsLoss) {
   ModuleModel m(TestId());
-  const Sha256Digest start = m.head();
   auto window = MakeEvents(m, 3);
+  std::vector<records::Record> log = {m.Checkpoint(1)};
   window.erase(window.begin() + 1);
-  auto r = chain::VerifyEventRange(start, 0, window, {});
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), ErrorCode::kMismatch);
+  auto r = Verify(log, window);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcome, verify::Outcome::kLoss) << r->summary;
 }
 
 }  // namespace
@@ -403,15 +450,19 @@ TEST(Checkpoints, LossCountersNeverDecrease) {
       RefSha256(std::vector<uint8_t>(log[0].bytes().begin(), log[0].bytes().end()));
   std::memcpy(second.prev_digest, link.data(), 32);
   log.push_back(testing::ToRecord(second));
-  auto summary = chain::VerifyCheckpoints(TestId(), log, events);
-  ASSERT_FALSE(summary.ok());
-  EXPECT_NE(summary.status().message().find("loss counter"), std::string::npos)
-      << summary.status().message();
+  auto r = Verify(log, events);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->verdicts.size(), 2u);
+  EXPECT_EQ(r->verdicts[1].verdict, verify::Verdict::kTampered);
+  EXPECT_NE(r->verdicts[1].reason.find("loss counters went down"), std::string::npos)
+      << r->verdicts[1].reason;
 
-  second.drops_total = 6;  // the same log with a growing counter verifies
+  second.drops_total = 6;  // a growing counter: one more attested drop
   log[1] = testing::ToRecord(second);
-  auto ok = chain::VerifyCheckpoints(TestId(), log, events);
-  EXPECT_TRUE(ok.ok()) << ok.status().ToString();
+  auto ok = Verify(log, events);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->verdicts.at(1).verdict, verify::Verdict::kLoss);
+  EXPECT_EQ(ok->verdicts.at(1).new_drops, 1u);
 }
 
 TEST(Records, LogEventCopyYieldsTheChainedUserEvent) {

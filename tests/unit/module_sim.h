@@ -9,10 +9,12 @@
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "vigil.h"
@@ -40,6 +42,7 @@ class ModuleSim {
     BN_free(y);
     instance_.fill(instance_byte);
     head_ = *chain::InitialChain(instance_);
+    tpm_ = tpm;
     if (!tpm) return;
     vigil_log_key key;
     std::memset(&key, 0, sizeof(key));
@@ -54,11 +57,13 @@ class ModuleSim {
 
   const chain::InstanceId& instance() const { return instance_; }
 
-  // The verifier's start before any event.
+  // The verifier's start before any event, with the key a trusted source
+  // (GET_INFO) gives: none in degraded mode.
   verify::Anchor StartAnchor() const {
     verify::Anchor a;
     a.instance_id = instance_;
     a.chain_head = *chain::InitialChain(instance_);
+    if (tpm_) a.key = point_;
     return a;
   }
 
@@ -91,6 +96,16 @@ class ModuleSim {
   void RunExtra(unsigned role, uint64_t n) { alive_[role] += n; }
   void SealProducers() { producers_gen_++; }
   void Refuse(uint64_t n) { rejected_ += n; }
+  // The public key as a PEM SubjectPublicKeyInfo (what `--key FILE` reads).
+  std::string PublicPem() const {
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_PUBKEY(bio, key_.get());
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(bio, &data);
+    std::string pem(data, static_cast<size_t>(len));
+    BIO_free(bio);
+    return pem;
+  }
   const crypto::EcPoint& key() const { return point_; }
   crypto::Sha256Digest head() const { return head_; }
   // Builds, signs and logs a checkpoint record as given (for forgeries).
@@ -181,6 +196,7 @@ class ModuleSim {
   uint64_t cp_last_ = 0;
   uint64_t log_seq_ = 1;
   uint64_t drops_ = 0;
+  bool tpm_ = true;
   std::vector<records::Record> log_;
 };
 

@@ -268,5 +268,27 @@ TEST(Format, NonUtf8CommAndFilenameNeverThrow) {
   EXPECT_NO_THROW(format::RecordToText(*rec));
 }
 
+// One escaping function for every text output: printable ASCII only, so a
+// kernel or file string cannot drive the terminal, and \ is doubled so the
+// escapes stay unambiguous.
+TEST(Format, EscapeTextKeepsOnlyPrintableAscii) {
+  EXPECT_EQ(format::EscapeText("plain /usr/bin/agent-1 @x"), "plain /usr/bin/agent-1 @x");
+  EXPECT_EQ(format::EscapeText("\x1b[2J\x1b]0;title\x07"), "\\x1b[2J\\x1b]0;title\\x07");
+  EXPECT_EQ(format::EscapeText("a\r\nb\tc\x7f"), "a\\x0d\\x0ab\\x09c\\x7f");
+  EXPECT_EQ(format::EscapeText("\xc3\xa9\xff\x9b"), "\\xc3\\xa9\\xff\\x9b");  // C1 CSI too
+  EXPECT_EQ(format::EscapeText(std::string("nul\0x", 5)), "nul\\x00x");
+  EXPECT_EQ(format::EscapeText("back\\slash"), "back\\\\slash");
+  // Distinct inputs stay distinct: a literal "\x1b" is not an escaped ESC.
+  EXPECT_NE(format::EscapeText("\\x1b"), format::EscapeText("\x1b"));
+}
+
+TEST(Format, RecordTextEscapesKernelStrings) {
+  auto exec = testing::MakeExec(3, 9, "\x1b[31mred", "/tmp/\x1b]0;x\x07");
+  const std::string text = format::RecordToText(testing::ToRecord(exec));
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  EXPECT_NE(text.find("comm=\\x1b[31mred"), std::string::npos) << text;
+  EXPECT_NE(text.find("filename=/tmp/\\x1b]0;x\\x07"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace vigil

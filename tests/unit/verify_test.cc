@@ -429,7 +429,8 @@ TEST(VerifyTest, ASecondKeyRecordCannotSignForgeries) {
   h.verifier->AddLog(*records::Record::FromStruct(key));
   auto findings = h.verifier->TakeFindings();
   ASSERT_EQ(findings.size(), 1u);
-  EXPECT_NE(findings[0].reason.find("different key"), std::string::npos);
+  EXPECT_EQ(findings[0].kind, Finding::Kind::kKeyMismatch);
+  EXPECT_NE(findings[0].reason.find("another key than the trusted one"), std::string::npos);
   std::optional<records::Record> sig;
   auto forged = ForgedCheckpoint(h.sim, attacker, cp1[0], 4, 3, h.sim.NextLogSeq(), &sig);
   h.sim.NextLogSeq();
@@ -438,7 +439,59 @@ TEST(VerifyTest, ASecondKeyRecordCannotSignForgeries) {
   auto v = h.Verdicts();
   ASSERT_EQ(v.size(), 1u);
   EXPECT_EQ(v[0].verdict, Verdict::kTampered);
+  EXPECT_NE(v[0].reason.find("KEY record"), std::string::npos) << v[0].reason;
+  // A second forgery after it fails on its signature: the foreign key
+  // never signs anything.
+  auto forged2 = ForgedCheckpoint(h.sim, attacker, cp1[0], 4, 3, h.sim.NextLogSeq(), &sig);
+  h.sim.NextLogSeq();
+  h.verifier->AddLog(forged2);
+  h.verifier->AddLog(*sig);
+  v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered);
   EXPECT_NE(v[0].reason.find("signature"), std::string::npos) << v[0].reason;
+}
+
+// Trust rule 6: the key comes from a trusted source, never from the log.
+// A whole log made with a software key (its own KEY record first) verified
+// against the module's real key is tampered, checkpoint by checkpoint.
+TEST(VerifyTest, LogSignedWithItsOwnKeyRecordIsTamperedAgainstTheTrustedKey) {
+  testing::ModuleSim honest;
+  testing::ModuleSim forger(honest.instance()[0]);  // same instance id, another key
+  StreamVerifier verifier(honest.StartAnchor(), {});
+  for (int k = 0; k < 3; ++k) verifier.AddEvent(forger.Commit());
+  forger.Checkpoint();
+  for (const auto& r : forger.log()) verifier.AddLog(r);
+  verifier.Finish();
+  auto v = verifier.TakeVerdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered) << v[0].reason;
+  EXPECT_FALSE(v[0].signature_checked);
+  EXPECT_EQ(verifier.counters().key_mismatches, 1u);
+}
+
+// With a trusted source saying "no key" (a degraded module's GET_INFO), a
+// KEY record in the log is not adopted: its signed checkpoints are
+// tampered, not verified.
+TEST(VerifyTest, KeyRecordIsNeverAdoptedWhenTheTrustedSourceHasNone) {
+  testing::ModuleSim forger;
+  verify::Anchor anchor = forger.StartAnchor();
+  anchor.key.reset();
+  StreamVerifier verifier(anchor, {});
+  for (int k = 0; k < 3; ++k) verifier.AddEvent(forger.Commit());
+  forger.Checkpoint();
+  for (int k = 0; k < 3; ++k) verifier.AddEvent(forger.Commit());
+  forger.Checkpoint();
+  for (const auto& r : forger.log()) verifier.AddLog(r);
+  verifier.Finish();
+  auto v = verifier.TakeVerdicts();
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered) << v[0].reason;
+  EXPECT_NE(v[0].reason.find("trusted source says the module has none"), std::string::npos)
+      << v[0].reason;
+  EXPECT_NE(v[1].verdict, Verdict::kVerified) << v[1].reason;
+  EXPECT_FALSE(v[1].signature_checked);
+  EXPECT_FALSE(verifier.has_key());
 }
 
 TEST(VerifyTest, MissingCheckpointIsLossAndTheNextVerifies) {

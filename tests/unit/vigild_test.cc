@@ -7,10 +7,12 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 
+#include "line_stamp.h"
 #include "module_sim.h"
 #include "pipeline.h"
 #include "state.h"
@@ -622,6 +624,91 @@ TEST(PipelineTest, PoolOutlierIsReportedWhenItStartsNotEveryInterval) {
   rig.p->Tick(20, t + 1);
   rig.p->Tick(30, t + 2);
   EXPECT_EQ(pool_alerts(), 1u) << rig.out.str();
+}
+
+// ---- time, host and boot identity on every JSON line ----------------------
+
+void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::trunc) << text;
+}
+
+TEST(LineStampTest, Rfc3339IsUtcWithNanoseconds) {
+  EXPECT_EQ(daemon::Rfc3339Utc(0), "1970-01-01T00:00:00.000000000Z");
+  EXPECT_EQ(daemon::Rfc3339Utc(1700000000000000001ull), "2023-11-14T22:13:20.000000001Z");
+  EXPECT_EQ(daemon::Rfc3339Utc(1709251199999999999ull), "2024-02-29T23:59:59.999999999Z");
+}
+
+TEST(LineStampTest, IdentityIsReadAndValidated) {
+  TempDir dir;
+  const std::string machine = dir.path() + "/machine-id";
+  const std::string boot = dir.path() + "/boot_id";
+  WriteText(machine, "0123456789ABCDEF0123456789abcdef\n");
+  WriteText(boot, "d3b07384-d113-4ec6-a7a9-0a9fa8f7ab9e\n");
+  daemon::HostIdentity id = daemon::ReadHostIdentity(machine, boot);
+  EXPECT_EQ(id.host_id, "0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(id.boot_id, "d3b07384-d113-4ec6-a7a9-0a9fa8f7ab9e");
+  EXPECT_TRUE(id.problems.empty());
+
+  // Missing files and wrong content: absent, with a reason, never a crash.
+  daemon::HostIdentity missing =
+      daemon::ReadHostIdentity(dir.path() + "/nope", dir.path() + "/nope2");
+  EXPECT_FALSE(missing.host_id);
+  EXPECT_FALSE(missing.boot_id);
+  EXPECT_EQ(missing.problems.size(), 2u);
+  WriteText(machine, "uninitialized\n");
+  WriteText(boot, "\x1b[2Jd3b07384-d113-4ec6-a7a9-0a9fa8f7ab\n");
+  daemon::HostIdentity bad = daemon::ReadHostIdentity(machine, boot);
+  EXPECT_FALSE(bad.host_id);
+  EXPECT_FALSE(bad.boot_id);
+  EXPECT_EQ(bad.problems.size(), 2u);
+  WriteText(machine, "");
+  EXPECT_FALSE(daemon::ReadHostIdentity(machine, boot).host_id);
+}
+
+TEST(LineStampTest, StampSplicesValidJson) {
+  daemon::HostIdentity id;
+  id.host_id = "0123456789abcdef0123456789abcdef";
+  uint64_t now = 1700000000123456789ull;
+  daemon::LineStamper stamper(id, [&] { return now; });
+  std::string line = R"({"type":"exec","seq":1})";
+  stamper.Stamp(line);
+  const json j = json::parse(line);
+  EXPECT_EQ(j.at("type"), "exec");
+  EXPECT_EQ(j.at("time"), "2023-11-14T22:13:20.123456789Z");
+  EXPECT_EQ(j.at("host_id"), "0123456789abcdef0123456789abcdef");
+  EXPECT_TRUE(j.at("boot_id").is_null());
+  std::string empty = "{}";
+  now += 2'000'000'000;  // a later second: the cached prefix moves on
+  stamper.Stamp(empty);
+  EXPECT_EQ(json::parse(empty).at("time"), "2023-11-14T22:13:22.123456789Z");
+  std::string not_object = "[1,2]";
+  stamper.Stamp(not_object);
+  EXPECT_EQ(not_object, "[1,2]");
+}
+
+TEST(PipelineTest, EveryLineCarriesTimeHostAndBoot) {
+  testing::ModuleSim sim;
+  daemon::HostIdentity id;
+  id.host_id = "00000000000000000000000000000001";
+  id.boot_id = "d3b07384-d113-4ec6-a7a9-0a9fa8f7ab9e";
+  daemon::PipelineOptions opt;
+  opt.stamper.emplace(id, [] { return uint64_t{1700000000000000000ull}; });
+  PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}), opt);
+  std::vector<std::string> sunk;
+  rig.p->set_verdict_sink([&](const std::string& line) { sunk.push_back(line); });
+  for (int i = 0; i < 3; ++i) rig.p->OnEvent(sim.Commit(), 1);
+  sim.Checkpoint();
+  for (const auto& r : sim.log()) rig.p->OnLog(r);
+  rig.p->OnDecodeError("bad record");
+  const auto lines = Lines(rig.out.str());
+  ASSERT_GE(lines.size(), 5u);  // 3 records, a verdict, a finding
+  for (const json& j : lines) {
+    EXPECT_EQ(j.at("time"), "2023-11-14T22:13:20.000000000Z") << j.dump();
+    EXPECT_EQ(j.at("host_id"), "00000000000000000000000000000001") << j.dump();
+    EXPECT_EQ(j.at("boot_id"), "d3b07384-d113-4ec6-a7a9-0a9fa8f7ab9e") << j.dump();
+  }
+  ASSERT_EQ(sunk.size(), 1u);
+  EXPECT_EQ(json::parse(sunk[0]).at("host_id"), "00000000000000000000000000000001");
 }
 
 }  // namespace

@@ -179,6 +179,25 @@ std::string Dump(const json& j, int indent) {
   return j.dump(indent, ' ', false, json::error_handler_t::replace);
 }
 
+std::string EscapeText(std::string_view raw) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(raw.size());
+  for (const char ch : raw) {
+    const auto b = static_cast<unsigned char>(ch);
+    if (b == '\\') {
+      out += "\\\\";
+    } else if (b >= 0x20 && b < 0x7f) {
+      out += ch;
+    } else {
+      out += "\\x";
+      out += kHex[b >> 4];
+      out += kHex[b & 0xf];
+    }
+  }
+  return out;
+}
+
 std::string RecordToText(const records::Record& rec) {
   char head[96];
   std::snprintf(head, sizeof(head), "%-10s seq=%-6llu ",
@@ -190,11 +209,41 @@ std::string RecordToText(const records::Record& rec) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     out += it.key();
     out += '=';
-    out += it->is_string() ? it->get<std::string>() : Dump(*it);
+    // Strings come from the kernel or a file: escaped. Other values are
+    // numbers, booleans or JSON (whose strings are escaped by Dump, but its
+    // UTF-8 passes through): escaped as well.
+    out += EscapeText(it->is_string() ? it->get<std::string>() : Dump(*it));
     out += ' ';
   }
   if (!out.empty() && out.back() == ' ') out.pop_back();
   return out;
+}
+
+json VerdictToJson(const verify::CheckpointVerdict& v) {
+  json missing = json::array();
+  for (const verify::SeqRange& r : v.missing) missing.push_back({r.first, r.last});
+  return json{{"type", "checkpoint"},
+              {"verdict", std::string(verify::VerdictName(v.verdict))},
+              {"reason", v.reason},
+              {"log_seq", v.log_seq},
+              {"first_seq", v.first_seq},
+              {"last_seq", v.last_seq},
+              {"events", v.events},
+              {"bad_seq", v.bad_seq ? json(*v.bad_seq) : json(nullptr)},
+              {"missing", missing},
+              {"new_drops", v.new_drops},
+              {"new_busy", v.new_busy},
+              {"new_log_refused", v.new_log_refused},
+              {"chain_checked", v.chain_checked},
+              {"signature_checked", v.signature_checked},
+              {"pcr_checked", v.pcr_checked}};
+}
+
+json FindingToJson(const verify::Finding& f) {
+  return json{{"type", "finding"},
+              {"kind", std::string(verify::FindingKindName(f.kind))},
+              {"seq", f.seq},
+              {"reason", f.reason}};
 }
 
 json VersionToJson(const vigil_version& v) {

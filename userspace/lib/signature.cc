@@ -6,10 +6,13 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vigil/digest.h"
@@ -30,6 +33,7 @@ using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
 using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Deleter<ECDSA_SIG_free>>;
 using BignumPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
+using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free>>;
 
 Result<PkeyPtr> P256PublicKey(const EcPoint& key) {
   uint8_t point[1 + 2 * VIGIL_ECC_COORD_LEN];
@@ -116,6 +120,59 @@ Status VerifyCheckpointSignature(const EcPoint& key, const records::Record& chec
     return Status::Error(ErrorCode::kMismatch, where + ": ECDSA verification failed");
   }
   return Status::Ok();
+}
+
+bool SamePoint(const EcPoint& a, const EcPoint& b) {
+  return std::memcmp(a.x, b.x, sizeof(a.x)) == 0 && std::memcmp(a.y, b.y, sizeof(a.y)) == 0;
+}
+
+Result<EcPoint> ParsePublicKey(std::span<const uint8_t> bytes) {
+  EcPoint point{};
+  constexpr std::string_view kPem = "-----BEGIN PUBLIC KEY-----";
+  const auto pem_at = std::search(bytes.begin(), bytes.end(), kPem.begin(), kPem.end());
+  if (pem_at == bytes.end()) {
+    if (bytes.size() != 2 * VIGIL_ECC_COORD_LEN) {
+      return Status::Error(ErrorCode::kInvalidArgument,
+                           "a key file holds a PEM public key or exactly 64 raw bytes (x || y), "
+                           "not " +
+                               std::to_string(bytes.size()) + " bytes");
+    }
+    std::memcpy(point.x, bytes.data(), VIGIL_ECC_COORD_LEN);
+    std::memcpy(point.y, bytes.data() + VIGIL_ECC_COORD_LEN, VIGIL_ECC_COORD_LEN);
+  } else {
+    BioPtr bio(BIO_new_mem_buf(bytes.data(), static_cast<int>(bytes.size())));
+    if (!bio) return Status::FromOpenSsl("BIO_new_mem_buf");
+    PkeyPtr pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+    if (!pkey) {
+      Status st = Status::FromOpenSsl("reading the PEM public key");
+      return Status::Error(ErrorCode::kInvalidArgument, st.message());
+    }
+    char group[64] = {};
+    size_t group_len = 0;
+    if (EVP_PKEY_get_base_id(pkey.get()) != EVP_PKEY_EC ||
+        EVP_PKEY_get_utf8_string_param(pkey.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                       &group_len) != 1 ||
+        std::string_view(group, group_len) != "prime256v1") {
+      while (ERR_get_error() != 0) {
+      }
+      return Status::Error(ErrorCode::kInvalidArgument,
+                           "the PEM public key is not an EC P-256 key (the checkpoint key is)");
+    }
+    BIGNUM* x_raw = nullptr;
+    BIGNUM* y_raw = nullptr;
+    const bool got = EVP_PKEY_get_bn_param(pkey.get(), OSSL_PKEY_PARAM_EC_PUB_X, &x_raw) == 1 &&
+                     EVP_PKEY_get_bn_param(pkey.get(), OSSL_PKEY_PARAM_EC_PUB_Y, &y_raw) == 1;
+    BignumPtr x(x_raw);
+    BignumPtr y(y_raw);
+    if (!got || BN_bn2binpad(x.get(), point.x, VIGIL_ECC_COORD_LEN) != VIGIL_ECC_COORD_LEN ||
+        BN_bn2binpad(y.get(), point.y, VIGIL_ECC_COORD_LEN) != VIGIL_ECC_COORD_LEN) {
+      return Status::FromOpenSsl("reading the public point");
+    }
+  }
+  // The same check a signature verification makes: a point on P-256.
+  VIGIL_ASSIGN_OR_RETURN(PkeyPtr checked, P256PublicKey(point));
+  (void)checked;
+  return point;
 }
 
 }  // namespace vigil::crypto

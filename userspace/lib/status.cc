@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -39,6 +40,17 @@ std::string_view ErrorCodeName(ErrorCode code) {
   }
   return "unknown";
 }
+
+namespace internal {
+
+void DieOnErrorValue(const Status& status) {
+  std::fprintf(stderr, "vigil: Result::value() called on an error: %s\n",
+               status.ToString().c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+}  // namespace internal
 
 Status Status::Error(ErrorCode code, std::string message) {
   return Status(code, ErrorOrigin::kNone, 0, std::move(message));

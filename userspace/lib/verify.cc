@@ -26,10 +26,6 @@ bool SameBytes(const records::Record& a, const records::Record& b) {
   return std::ranges::equal(a.bytes(), b.bytes());
 }
 
-bool SamePoint(const crypto::EcPoint& a, const crypto::EcPoint& b) {
-  return std::memcmp(a.x, b.x, sizeof(a.x)) == 0 && std::memcmp(a.y, b.y, sizeof(a.y)) == 0;
-}
-
 // Ranges of `missing` that fall in [first, last], clipped.
 std::vector<SeqRange> Clip(const std::vector<SeqRange>& missing, uint64_t first, uint64_t last) {
   std::vector<SeqRange> out;
@@ -91,6 +87,8 @@ std::string_view FindingKindName(Finding::Kind k) {
       return "tpm";
     case Finding::Kind::kDevAnchor:
       return "dev_anchor";
+    case Finding::Kind::kKeyMismatch:
+      return "key_mismatch";
   }
   return "unknown";
 }
@@ -109,6 +107,7 @@ StreamVerifier::StreamVerifier(const Anchor& anchor, VerifierOptions options)
       link_drops_(anchor.drops_total),
       link_busy_(anchor.busy_total),
       link_refused_(anchor.log_refused) {
+  link_open_ = options_.open_first_link;
   if (options_.reorder_window == 0) options_.reorder_window = 1;
   if (options_.max_claims_per_seq < 2) options_.max_claims_per_seq = 2;
   // Fetched once: an implicit fetch per record takes OpenSSL's provider
@@ -404,21 +403,22 @@ void StreamVerifier::AddLog(records::Record rec) {
 
   switch (rec.type()) {
     case VIGIL_LOG_KEY: {
+      // The key is never learnt from the log (it is the data being
+      // verified): it comes with the anchor from a trusted source. A KEY
+      // record naming another key, or any key when the trusted source says
+      // the module has none, is not the module's: the log is tampered.
       auto k = rec.As<vigil_log_key>();
       if (!k || regressed || k->pcr == VIGIL_PCR_NONE) break;
       crypto::EcPoint point;
       std::memcpy(point.x, k->x, sizeof(point.x));
       std::memcpy(point.y, k->y, sizeof(point.y));
-      if (!key_) {
-        key_ = point;
-        anchor_.key = point;
-      } else if (!SamePoint(*key_, point)) {
-        // The module's key is fixed per instance (re-derived identically):
-        // another one is an attacker's, and signs nothing here.
-        AddFinding(Finding::Kind::kLog, log_seq,
-                   "KEY record at log seq " + Str(log_seq) +
-                       " names a different key than the module's: ignored");
-      }
+      if (key_ && crypto::SamePoint(*key_, point)) break;
+      counters_.key_mismatches++;
+      key_conflict_ = "the log's KEY record at log seq " + Str(log_seq) +
+                      (key_ ? " names another key than the trusted one"
+                            : " names a key, but the trusted source says the module has none");
+      AddFinding(Finding::Kind::kKeyMismatch, log_seq,
+                 key_conflict_ + ": it signs nothing here (forged log)");
       break;
     }
     case VIGIL_LOG_EVENT: {
@@ -449,6 +449,10 @@ void StreamVerifier::AddLog(records::Record rec) {
       } else if (cp->last_seq + 1 < cp->first_seq) {
         err = "checkpoint range " + Str(cp->first_seq) + ".." + Str(cp->last_seq) +
               " runs backwards";
+      } else if (!key_conflict_.empty()) {
+        // The first checkpoint after a foreign KEY record carries the
+        // verdict on it (a finding alone could go unnoticed).
+        err = std::exchange(key_conflict_, {});
       }
       checkpoints_.push_back(std::move(p));
       break;
@@ -520,7 +524,9 @@ void StreamVerifier::CheckSignature(PendingCheckpoint& p) {
   }
   if (!key_) {
     p.sig_state = Sig::kUnsigned;
-    p.sig_why = "signed, but the module's key is not known (no KEY record, no GET_INFO key)";
+    p.sig_why =
+        "signed, but no trusted key was given (GET_INFO, --key or enrolment; the log's own KEY "
+        "record is never used)";
     return;
   }
   Status st = crypto::VerifyCheckpointSignature(*key_, p.rec, *p.sig);
@@ -548,7 +554,8 @@ void StreamVerifier::TryDecide(bool force) {
       // checkpoint cannot move the bookkeeping.
       if (p.sig_state == Sig::kBad) {
         v = Reject(p, p.sig_why);
-      } else if (p.cp.first_seq <= link_last_seq_) {
+      } else if (p.cp.first_seq <= link_last_seq_ &&
+                 !(link_open_ && p.cp.last_seq >= link_last_seq_)) {
         v = Reject(p, "checkpoint starts at seq " + Str(p.cp.first_seq) + ", already covered up to " +
                           Str(link_last_seq_) + ": replayed or reordered");
       } else {
@@ -745,7 +752,13 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
   // missing from the log (trimmed before this collector read them, or
   // removed): their events can never be judged.
   const bool gap = first > link_last_seq_ + 1;
-  if (gap) {
+  // Started inside this checkpoint's interval: what came before the anchor
+  // (its link, the counters at its start) is not known, only checked from
+  // the next checkpoint on.
+  const bool open_link = std::exchange(link_open_, false);
+  if (open_link) {
+    // Nothing to compare the link and the counters with.
+  } else if (gap) {
     loss.push_back("checkpoints covering seqs " + Str(link_last_seq_ + 1) + ".." +
                    Str(first - 1) + " are missing from the log: those events were not judged");
     if (first - 1 > decided_last_) CloseInterval(first - 1);  // their events belong to no verdict
@@ -755,8 +768,10 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
         "prev_digest does not link to the previous checkpoint: a checkpoint was forged, "
         "replaced or removed");
   }
-  if (cp.drops_total < link_drops_ || cp.busy_total < link_busy_ ||
-      cp.log_refused < link_refused_) {
+  if (open_link) {
+    // The counters at the anchor are unknown: deltas from the next one on.
+  } else if (cp.drops_total < link_drops_ || cp.busy_total < link_busy_ ||
+             cp.log_refused < link_refused_) {
     tamper.push_back("loss counters went down since the previous checkpoint");
   } else if (!gap) {
     v.new_drops = cp.drops_total - link_drops_;
@@ -894,6 +909,10 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
     v.reason += v.pcr_checked ? ", on the TPM's PCR path" : pcr_why.empty() ? "" : "; " + pcr_why;
   }
 
+  if (open_link) {
+    v.reason += " (verification started inside this interval, after seq " + Str(anchor_.last_seq) +
+                ": its link and loss counters were not checked)";
+  }
   CloseInterval(last);
 
   // The checkpoint becomes the link for the next one: its signature held, or

@@ -61,7 +61,8 @@ struct Loaded {
 };
 
 int ErrorLine(int code, const std::string& message) {
-  std::cerr << "vigilctl: " << message << "\n";
+  // Messages quote the state file (names, JSON pointers): escaped.
+  std::cerr << "vigilctl: " << vigil::format::EscapeText(message) << "\n";
   return code;
 }
 
@@ -346,9 +347,10 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows, size_t left_c
 }
 
 void PrintAgent(const AgentView& v) {
-  std::cout << "agent " << v.name << "  role " << v.role << "  " << bl::PhaseName(v.phase)
-            << "  anomalies " << v.activity.anomalies << "  executables " << v.executables
-            << " (" << bl::PhaseName(v.exe_phase) << ", " << v.activity.observations
+  std::cout << "agent " << vigil::format::EscapeText(v.name) << "  role "
+            << vigil::format::EscapeText(v.role) << "  " << bl::PhaseName(v.phase) << "  anomalies "
+            << v.activity.anomalies << "  executables " << v.executables << " ("
+            << bl::PhaseName(v.exe_phase) << ", " << v.activity.observations
             << " execs)  last update " << TimeString(v.activity.last_ns) << "\n";
   if (v.features.empty()) {
     std::cout << "  no feature samples yet\n";
@@ -371,7 +373,8 @@ void PrintAgent(const AgentView& v) {
 
 void PrintPools(const std::string& role, const std::vector<bl::PoolSummary>& pools,
                 size_t agents) {
-  std::cout << "pool " << role << "  " << agents << (agents == 1 ? " agent" : " agents")
+  std::cout << "pool " << vigil::format::EscapeText(role) << "  " << agents
+            << (agents == 1 ? " agent" : " agents")
             << " (all samples merged; medians of the agents' medians)\n";
   if (pools.empty()) {
     std::cout << "  no feature samples yet\n";
@@ -458,13 +461,13 @@ int CmdBaselineShow(const BaselineShowOptions& options) {
              {"pools", std::move(pools)}};
     std::cout << vigil::format::Dump(doc, 2) << "\n";
   } else {
-    std::cout << "baselines in " << loaded.path << ": " << store.agent_count()
-              << (store.agent_count() == 1 ? " agent" : " agents") << " in " << role_count
-              << (role_count == 1 ? " role" : " roles") << "; rejected " << store.rejected_values()
-              << " values, " << store.rejected_agents() << " agents\n";
+    std::cout << "baselines in " << vigil::format::EscapeText(loaded.path) << ": "
+              << store.agent_count() << (store.agent_count() == 1 ? " agent" : " agents") << " in "
+              << role_count << (role_count == 1 ? " role" : " roles") << "; rejected "
+              << store.rejected_values() << " values, " << store.rejected_agents() << " agents\n";
     if (roles.empty()) std::cout << "no agents yet\n";
     for (const auto& [role, names] : roles) {
-      std::cout << "\n== role " << role << " ==\n";
+      std::cout << "\n== role " << vigil::format::EscapeText(role) << " ==\n";
       for (const std::string& name : names) {
         PrintAgent(Gather(store, name));
         std::cout << "\n";

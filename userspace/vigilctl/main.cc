@@ -5,15 +5,14 @@
 //   vigilctl replay [--json] [--tcti T] [--pcr config|events|all]
 //                   replay the log into pcr_config / pcr_events per bank and
 //                   compare with the TPM
-//   vigilctl verify-chain --events F [--start-seq N --start-head HEX] [--file LOG]
-//                   recompute the hash chain over events saved by
-//                   `vigild --raw-out` (plus the log's LOG_EVENT copies) and
-//                   compare with the log's checkpoints and the module's chain
-//                   head; verify every checkpoint's ECDSA signature. Exit 0
-//                   only when the last event is covered by a checkpoint
-//                   whose signature verifies (any checkpoint without a key:
-//                   degraded mode, reported as UNSIGNED) or by the module's
-//                   current chain head
+//   vigilctl verify-chain --events F (--key FILE | --live | --no-key)
+//                   [--file LOG] [--start-seq N [--start-head HEX]]
+//                   [--allow-unsigned]
+//                   verify events saved by `vigild --raw-out` (plus the log's
+//                   LOG_EVENT copies) and the log's checkpoints with the
+//                   engine vigild runs (vigil::verify::VerifyOffline), against
+//                   a trusted key: never the log's own KEY record (one that
+//                   differs from the trusted key is tampered)
 //
 // Exit codes (all subcommands):
 //   0 success (replay: every compared PCR matches)
@@ -25,6 +24,9 @@
 //   6 malformed log (a record failed validation) or baseline state (wrong
 //     format or version, corrupt or truncated; the JSON pointer is named)
 //   7 vigild not running (agent commands: its pinned maps are missing)
+//   verify-chain, the worst outcome found:
+//   8 unsigned (0 with --allow-unsigned), 9 loss, 10 tampered, 11 incomplete
+//     (events after the last checkpoint, or no checkpoint at all)
 //
 //   vigilctl agent run --name N -- CMD...   run CMD as agent N (this process
 //                   is tracked, then execs CMD: the exec is recorded)
@@ -46,6 +48,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -64,11 +67,13 @@
 #include "vigil/device.h"
 #include "vigil/digest.h"
 #include "vigil/format.h"
+#include "vigil/offline.h"
 #include "vigil/records.h"
 #include "vigil/replay.h"
 #include "vigil/signature.h"
 #include "vigil/status.h"
 #include "vigil/tpm.h"
+#include "vigil/version.h"
 
 namespace {
 
@@ -85,6 +90,12 @@ constexpr int kExitAbi = 4;
 constexpr int kExitMismatch = 5;
 constexpr int kExitMalformed = 6;
 constexpr int kExitNoDaemon = 7;
+// verify-chain outcomes (the worst applies: tampered, then loss, then
+// unsigned, then incomplete).
+constexpr int kExitUnsigned = 8;
+constexpr int kExitLoss = 9;
+constexpr int kExitTampered = 10;
+constexpr int kExitIncomplete = 11;
 constexpr uint32_t kMaxPcrIndex = 23;  // PCRs 0..23 of a PC client TPM
 
 // The device path (--device), /dev/vigil unless a test says otherwise.
@@ -94,10 +105,12 @@ std::string g_device = VIGIL_DEVICE_PATH;
 int Fail(const Status& st) {
   if (st.code() == ErrorCode::kNotFound && st.origin() == vigil::ErrorOrigin::kErrno &&
       st.origin_code() == ENOENT && st.message().rfind("open " + g_device, 0) == 0) {
-    std::cerr << "vigilctl: vigil module not loaded (" << g_device << " missing)\n";
+    std::cerr << "vigilctl: vigil module not loaded (" << vigil::format::EscapeText(g_device)
+              << " missing)\n";
     return kExitNoModule;
   }
-  std::cerr << "vigilctl: " << st.ToString() << "\n";
+  // Messages can quote file or kernel data (a path, a record field).
+  std::cerr << "vigilctl: " << vigil::format::EscapeText(st.ToString()) << "\n";
   switch (st.code()) {
     case ErrorCode::kIncompatible:
       return kExitAbi;
@@ -152,8 +165,9 @@ int CmdStatus(bool as_json) {
     return kExitOk;
   }
   const json i = vigil::format::InfoToJson(*info);
-  std::cout << "vigil module " << vigil::records::FieldString(version.module_version) << " (ABI "
-            << version.abi_major << "." << version.abi_minor << ")\n";
+  std::cout << "vigil module "
+            << vigil::format::EscapeText(vigil::records::FieldString(version.module_version))
+            << " (ABI " << version.abi_major << "." << version.abi_minor << ")\n";
   std::cout << "TPM: " << (i["tpm_present"].get<bool>() ? "present" : "absent (degraded mode)")
             << ", checkpoint key: " << (i["tpm_key"].get<bool>() ? "yes" : "no")
             << ", tpm_required: " << (i["tpm_required"].get<bool>() ? "yes" : "no") << "\n";
@@ -393,251 +407,236 @@ int CmdReplay(bool as_json, const std::string& tcti, const std::string& which,
 
 // ---- verify-chain ---------------------------------------------------------
 
-int CmdVerifyChain(bool as_json, const std::string& events_file, const std::string& log_file,
-                   std::optional<uint64_t> start_seq, const std::string& start_head_hex) {
-  auto event_bytes = ReadFile(events_file);
-  if (!event_bytes.ok()) return Fail(event_bytes.status());
-  auto events = vigil::records::DecodeStream(*event_bytes);
-  if (!events.ok()) return Fail(events.status());
-  auto log_bytes = ReadLogBytes(log_file);
-  if (!log_bytes.ok()) return Fail(log_bytes.status());
-  auto log = vigil::records::DecodeStream(*log_bytes);
-  if (!log.ok()) return Fail(log.status());
+struct VerifyChainArgs {
+  bool json = false;
+  std::string events_file;
+  std::string log_file;  // empty: the module's log from the device
+  std::string key_file;  // trusted key: PEM public key or 64 raw bytes x || y
+  bool live = false;     // trusted key and instance id: the module's GET_INFO
+  bool no_key = false;   // the user states the module has no key (degraded)
+  std::optional<uint64_t> start_seq;
+  std::string start_head;  // hex
+  bool allow_unsigned = false;
+};
 
-  std::optional<vigil_info> info;
-  if (log_file.empty()) {
-    auto dev = OpenChecked(nullptr);
-    if (!dev.ok()) return Fail(dev.status());
-    auto i = dev->GetInfo();
-    if (!i.ok()) return Fail(i.status());
-    info = *i;
+int ExitFor(vigil::verify::Outcome o) {
+  switch (o) {
+    case vigil::verify::Outcome::kVerified:
+      return kExitOk;
+    case vigil::verify::Outcome::kIncomplete:
+      return kExitIncomplete;
+    case vigil::verify::Outcome::kUnsigned:
+      return kExitUnsigned;
+    case vigil::verify::Outcome::kLoss:
+      return kExitLoss;
+    case vigil::verify::Outcome::kTampered:
+      return kExitTampered;
   }
+  return kExitTampered;
+}
 
-  vigil::crypto::Sha256Digest start_head{};
-  uint64_t seq0 = start_seq.value_or(0);
-  if (!start_head_hex.empty()) {
-    auto bytes = vigil::crypto::FromHex(start_head_hex);
-    if (!bytes.ok() || bytes->size() != start_head.size()) {
+// Offline verification through the same engine vigild runs
+// (vigil::verify::VerifyOffline over the StreamVerifier). The key comes from
+// the user (--key), the live module (--live) or the user's statement that
+// there is none (--no-key); never from the log being verified.
+int CmdVerifyChain(const VerifyChainArgs& args) {
+  const int sources = (args.key_file.empty() ? 0 : 1) + (args.live ? 1 : 0) + (args.no_key ? 1 : 0);
+  if (sources != 1) {
+    std::cerr << "vigilctl: verify-chain needs exactly one trusted key source: --key FILE (a PEM "
+                 "public key or the 64 raw bytes x||y of the module's checkpoint key), --live "
+                 "(the loaded module's GET_INFO) or --no-key (the module has no TPM key); the "
+                 "log's own KEY record is never trusted\n";
+    return kExitUsage;
+  }
+  vigil::verify::OfflineOptions opt;
+  opt.accept_unsigned = args.allow_unsigned;
+  std::string key_source;
+  if (!args.start_head.empty()) {
+    auto bytes = vigil::crypto::FromHex(args.start_head);
+    vigil::crypto::Sha256Digest head{};
+    if (!bytes.ok() || bytes->size() != head.size()) {
       std::cerr << "vigilctl: --start-head needs 64 hex digits\n";
       return kExitUsage;
     }
-    std::copy(bytes->begin(), bytes->end(), start_head.begin());
-  } else if (seq0 == 0) {
-    // From the beginning: chain_0 of the instance (GET_INFO or a checkpoint).
-    vigil::chain::InstanceId id{};
-    bool have_id = false;
-    if (info) {
-      std::copy(std::begin(info->instance_id), std::end(info->instance_id), id.begin());
-      have_id = true;
-    }
-    for (const auto& rec : *log) {
-      if (auto cp = rec.As<vigil_log_checkpoint>(); cp && !have_id) {
-        std::copy(std::begin(cp->instance_id), std::end(cp->instance_id), id.begin());
-        have_id = true;
-      }
-    }
-    if (!have_id) {
-      std::cerr << "vigilctl: no instance id (no module and no checkpoint in the log)\n";
-      return kExitError;
-    }
-    auto c0 = vigil::chain::InitialChain(id);
-    if (!c0.ok()) return Fail(c0.status());
-    start_head = *c0;
-  } else {
-    std::cerr << "vigilctl: --start-seq needs --start-head\n";
+    std::copy(bytes->begin(), bytes->end(), head.begin());
+    opt.start_head = head;
+  }
+  if (opt.start_head && !args.start_seq) {
+    std::cerr << "vigilctl: --start-head needs --start-seq\n";
     return kExitUsage;
   }
+  opt.start_seq = args.start_seq.value_or(0);
 
-  // User events committed through the ioctl reach readers as LOG_EVENT
-  // copies; they belong to the same chain as the ring buffer's events.
-  std::vector<vigil::records::Record> all_events = std::move(events).value();
-  size_t log_copies = 0;
-  for (const auto& rec : *log) {
-    if (rec.type() != VIGIL_LOG_EVENT) continue;
-    auto ev = vigil::records::EventFromLogCopy(rec);
-    if (!ev.ok()) return Fail(ev.status());
-    if (ev->seq() <= seq0) continue;
-    all_events.push_back(std::move(ev).value());
-    log_copies++;
+  if (!args.key_file.empty()) {
+    auto bytes = ReadFile(args.key_file);
+    if (!bytes.ok()) return Fail(bytes.status());
+    auto key = vigil::crypto::ParsePublicKey(*bytes);
+    if (!key.ok()) {
+      std::cerr << "vigilctl: --key " << vigil::format::EscapeText(args.key_file) << ": "
+                << vigil::format::EscapeText(key.status().message()) << "\n";
+      return kExitUsage;
+    }
+    opt.key = *key;
+    key_source = "--key " + args.key_file;
+  } else if (args.no_key) {
+    key_source = "none (--no-key: the module has no TPM key; checkpoints are at best unsigned)";
   }
-
-  // The checkpoint key: the log's KEY record and GET_INFO's must agree.
-  auto is_zero = [](const uint8_t* p, size_t n) {
-    return std::all_of(p, p + n, [](uint8_t b) { return b == 0; });
-  };
-  std::optional<vigil::crypto::EcPoint> log_key;
-  for (const auto& rec : *log) {
-    if (auto k = rec.As<vigil_log_key>();
-        k && !(is_zero(k->x, sizeof(k->x)) && is_zero(k->y, sizeof(k->y)))) {
-      vigil::crypto::EcPoint p;
-      std::copy(std::begin(k->x), std::end(k->x), p.x);
-      std::copy(std::begin(k->y), std::end(k->y), p.y);
-      if (log_key && (std::memcmp(log_key->x, p.x, sizeof(p.x)) != 0 ||
-                      std::memcmp(log_key->y, p.y, sizeof(p.y)) != 0)) {
-        return Fail(Status::Error(ErrorCode::kMismatch, "the log holds two different KEY records"));
-      }
-      log_key = p;
-    }
-  }
-  std::optional<vigil::crypto::EcPoint> info_key;
-  if (info && (info->tpm_flags & VIGIL_TPM_KEY) != 0) {
-    vigil::crypto::EcPoint p;
-    std::copy(std::begin(info->key_x), std::end(info->key_x), p.x);
-    std::copy(std::begin(info->key_y), std::end(info->key_y), p.y);
-    info_key = p;
-  }
-  if (log_key && info_key &&
-      (std::memcmp(log_key->x, info_key->x, sizeof(info_key->x)) != 0 ||
-       std::memcmp(log_key->y, info_key->y, sizeof(info_key->y)) != 0)) {
-    return Fail(Status::Error(ErrorCode::kMismatch,
-                              "the log's KEY record differs from the module's key (GET_INFO)"));
-  }
-  const std::optional<vigil::crypto::EcPoint> key = info_key ? info_key : log_key;
-
-  // Checkpoint structure (instance id, prev_digest links, first_seq
-  // continuity, monotonic loss counters). From seq 0 the full check
-  // (chain heads too) runs when the events reach the last checkpoint.
-  {
-    vigil::chain::InstanceId id{};
-    bool have_id = false;
-    if (info) {
-      std::copy(std::begin(info->instance_id), std::end(info->instance_id), id.begin());
-      have_id = true;
-    }
-    uint64_t last_cp_seq = 0;
-    for (const auto& rec : *log) {
-      if (auto cp = rec.As<vigil_log_checkpoint>()) {
-        if (!have_id) {
-          std::copy(std::begin(cp->instance_id), std::end(cp->instance_id), id.begin());
-          have_id = true;
-        }
-        last_cp_seq = std::max<uint64_t>(last_cp_seq, cp->last_seq);
-      }
-    }
-    if (have_id) {
-      auto links = vigil::chain::VerifyCheckpointLinks(id, *log);
-      if (!links.ok()) return Fail(links.status());
-      uint64_t max_event_seq = 0;
-      for (const auto& ev : all_events) max_event_seq = std::max(max_event_seq, ev.seq());
-      if (seq0 == 0 && last_cp_seq <= max_event_seq) {
-        auto full = vigil::chain::VerifyCheckpoints(id, *log, all_events);
-        if (!full.ok()) return Fail(full.status());
-      }
-    }
-  }
-
-  // Signatures. With a key, only checkpoints whose VIGIL_SIG_OK signature
-  // verifies are anchors; without one (degraded mode) checkpoints are
-  // unsigned and only show the chain is consistent.
-  size_t sig_verified = 0;
-  size_t sig_unsigned = 0;
-  size_t sig_pending = 0;
-  std::vector<uint64_t> signed_cps;  // log seqs of checkpoints with a verified signature
-  for (const auto& rec : *log) {
-    if (rec.type() != VIGIL_LOG_CHECKPOINT) continue;
-    std::optional<vigil_log_signature> sig;
-    for (const auto& other : *log) {
-      auto s = other.As<vigil_log_signature>();
-      if (s && s->checkpoint_seq == rec.seq()) sig = s;
-    }
-    if (!sig) {
-      sig_pending++;  // the signature follows its checkpoint in the log
-      continue;
-    }
-    if (sig->status != VIGIL_SIG_OK || !key) {
-      sig_unsigned++;
-      continue;
-    }
-    Status st = vigil::crypto::VerifyCheckpointSignature(*key, rec, *sig);
-    if (!st.ok()) return Fail(st);
-    sig_verified++;
-    signed_cps.push_back(rec.seq());
-  }
-  auto is_anchor = [&](const vigil::records::Record& cp) {
-    if (!key) return true;  // degraded: consistency only, reported as unsigned
-    return std::find(signed_cps.begin(), signed_cps.end(), cp.seq()) != signed_cps.end();
-  };
-
-  auto range = vigil::chain::VerifyEventRange(start_head, seq0, all_events, *log, is_anchor);
-  if (!range.ok()) return Fail(range.status());
-
-  const std::string signatures =
-      key ? std::to_string(sig_verified) + " verified, " + std::to_string(sig_unsigned) +
-                " unsigned, " + std::to_string(sig_pending) + " pending"
-          : std::to_string(sig_verified + sig_unsigned + sig_pending) +
-                " unsigned (no checkpoint key: degraded mode, nothing is signed)";
-
-  // The module's live head is a further comparison point when it has not
-  // committed anything since the last saved event.
-  std::string module_head = "not compared";
-  bool module_match = false;
-  if (info) {
-    if (info->next_seq == range->last_seq + 1) {
-      module_match =
-          std::equal(range->head.begin(), range->head.end(), std::begin(info->chain_head));
-      module_head = module_match ? "match" : "MISMATCH";
+  std::optional<vigil_info> live_info;
+  if (args.live) {
+    auto dev = OpenChecked(nullptr);
+    if (!dev.ok()) return Fail(dev.status());
+    auto info = dev->GetInfo();
+    if (!info.ok()) return Fail(info.status());
+    live_info = *info;
+    vigil::chain::InstanceId id;
+    std::copy(std::begin(info->instance_id), std::end(info->instance_id), id.begin());
+    opt.instance_id = id;
+    if ((info->tpm_flags & VIGIL_TPM_KEY) != 0) {
+      vigil::crypto::EcPoint key;
+      std::copy(std::begin(info->key_x), std::end(info->key_x), key.x);
+      std::copy(std::begin(info->key_y), std::end(info->key_y), key.y);
+      opt.key = key;
+      key_source = "the module's GET_INFO";
     } else {
-      module_head = "not compared (module at seq " + std::to_string(info->next_seq - 1) + ")";
+      key_source =
+          "the module's GET_INFO: no key (degraded mode; checkpoints are at best unsigned)";
     }
   }
-  const bool mismatch = module_head == "MISMATCH";
-  // Every event must be covered: the last one by an anchor checkpoint
-  // (signed when there is a key) or by the module's current head.
-  const bool covered =
-      module_match || (range->events > 0 && range->anchored_last_seq == range->last_seq);
-  const bool ok = !mismatch && covered;
-  const std::string anchors_desc =
-      std::to_string(range->anchors_checked) + (key ? " signed" : " unsigned");
-  if (as_json) {
-    std::cout << vigil::format::Dump(json{{"ok", ok},
-                                          {"first_seq", range->first_seq},
-                                          {"last_seq", range->last_seq},
-                                          {"events", range->events},
-                                          {"log_event_copies", log_copies},
-                                          {"head", vigil::crypto::ToHex(range->head)},
-                                          {"checkpoints_checked", range->checkpoints_checked},
-                                          {"anchors_checked", range->anchors_checked},
-                                          {"anchored_last_seq", range->anchored_last_seq},
-                                          {"signed", key.has_value()},
+
+  auto event_bytes = ReadFile(args.events_file);
+  if (!event_bytes.ok()) return Fail(event_bytes.status());
+  auto events = vigil::records::DecodeStream(*event_bytes);
+  if (!events.ok()) return Fail(events.status());
+  auto log_bytes = ReadLogBytes(args.log_file);
+  if (!log_bytes.ok()) return Fail(log_bytes.status());
+  // A log that stops decoding part way is judged up to there and tampered
+  // from there, as vigild judges its stream.
+  vigil::records::StreamPrefix log = vigil::records::DecodeStreamPrefix(*log_bytes);
+
+  auto report =
+      vigil::verify::VerifyOffline(opt, std::move(events).value(), log.records, log.stopped);
+  if (!report.ok()) return Fail(report.status());
+
+  // On the node, the module's current chain head (GET_INFO, read before the
+  // log) is one more comparison point when nothing was committed since the
+  // last saved event: a mismatch is tampering, a match vouches for the
+  // events after the last checkpoint (the kernel's own chain, unsigned).
+  std::string module_head = "not compared (--live not given)";
+  if (live_info) {
+    const uint64_t module_seq = live_info->next_seq == 0 ? 0 : live_info->next_seq - 1;
+    if (!report->tip_seq) {
+      module_head = "not compared (the recomputed chain has a gap)";
+    } else if (module_seq != *report->tip_seq) {
+      module_head = "not compared (module at seq " + std::to_string(module_seq) +
+                    ", events end at seq " + std::to_string(*report->tip_seq) + ")";
+    } else if (std::equal(report->tip_head->begin(), report->tip_head->end(),
+                          std::begin(live_info->chain_head))) {
+      module_head = "match";
+      if (report->outcome == vigil::verify::Outcome::kIncomplete && !report->verdicts.empty()) {
+        report->outcome = vigil::verify::Outcome::kVerified;
+        report->summary += "; the module's current chain head matches the events after it";
+      }
+    } else {
+      module_head = "MISMATCH";
+      report->outcome = vigil::verify::Outcome::kTampered;
+      report->summary =
+          "the module's current chain head differs from the chain recomputed up "
+          "to seq " +
+          std::to_string(module_seq);
+    }
+  }
+  int rc = ExitFor(report->outcome);
+  const std::string outcome(vigil::verify::OutcomeName(report->outcome));
+
+  if (args.json) {
+    json verdicts = json::array();
+    for (const auto& v : report->verdicts) verdicts.push_back(vigil::format::VerdictToJson(v));
+    json findings = json::array();
+    for (const auto& f : report->findings) findings.push_back(vigil::format::FindingToJson(f));
+    const vigil::verify::Anchor& a = report->start;
+    json start{
+        {"seq", a.last_seq},
+        {"chain_head", vigil::crypto::ToHex(a.chain_head)},
+        {"checkpoint_log_seq", a.checkpoint_log_seq},
+        {"instance_id", vigil::crypto::ToHex(a.instance_id)},
+        {"verdict", report->start_verdict
+                        ? json(std::string(vigil::verify::VerdictName(*report->start_verdict)))
+                        : json(nullptr)}};
+    std::cout << vigil::format::Dump(json{{"ok", rc == kExitOk},
+                                          {"outcome", outcome},
+                                          {"exit_code", rc},
+                                          {"summary", report->summary},
+                                          {"key_source", key_source},
+                                          {"allow_unsigned", args.allow_unsigned},
+                                          {"start", start},
+                                          {"events", report->events},
+                                          {"log_event_copies", report->log_event_copies},
+                                          {"last_event_seq", report->last_event_seq},
+                                          {"covered_seq", report->covered_seq},
                                           {"module_head", module_head},
-                                          {"signatures_verified", sig_verified},
-                                          {"signatures_unsigned", sig_unsigned},
-                                          {"signatures_pending", sig_pending}},
+                                          {"checkpoints", verdicts},
+                                          {"findings", findings}},
                                      2)
               << "\n";
+    return rc;
+  }
+  using vigil::format::EscapeText;
+  std::cout << "trusted key: " << EscapeText(key_source) << "\n";
+  if (report->start_verdict) {
+    std::cout << "start: checkpoint at log seq " << report->start.checkpoint_log_seq
+              << " ending at seq " << report->start.last_seq << " ("
+              << vigil::verify::VerdictName(*report->start_verdict) << ")\n";
+  } else if (report->start_inside_interval) {
+    std::cout << "start: seq " << report->start.last_seq
+              << " with the given chain head (inside a checkpoint interval: the next "
+                 "checkpoint's link is not checked)\n";
   } else {
-    std::cout << "events seq " << range->first_seq << ".." << range->last_seq << " ("
-              << range->events << " events, " << log_copies
-              << " from LOG_EVENT copies) continue the chain from seq " << seq0 << "\n"
-              << "chain head " << vigil::crypto::ToHex(range->head) << "\n"
-              << "checkpoints compared: " << range->checkpoints_checked << " (" << anchors_desc
-              << " anchors, last at seq " << range->anchored_last_seq << ")\n"
-              << "module head: " << module_head << "\n"
-              << "checkpoint signatures: " << signatures << "\n";
+    std::cout << "start: seq 0 of instance " << vigil::crypto::ToHex(report->start.instance_id)
+              << "\n";
   }
-  if (mismatch) {
-    std::cerr << "vigilctl: the module's chain head differs from the recomputed chain\n";
-    return kExitMismatch;
+  std::cout << "events: " << report->events << " after the start (" << report->log_event_copies
+            << " from LOG_EVENT copies), up to seq " << report->last_event_seq << "\n";
+  std::array<size_t, vigil::verify::kVerdictCount> counts{};
+  for (const auto& v : report->verdicts) {
+    counts[static_cast<size_t>(v.verdict)]++;
+    // A rejected checkpoint covers no events (its claimed range is in the reason).
+    std::cout << "checkpoint log seq " << v.log_seq
+              << (v.last_seq < v.first_seq
+                      ? " covers no seqs"
+                      : " seqs " + std::to_string(v.first_seq) + ".." + std::to_string(v.last_seq))
+              << ": " << vigil::verify::VerdictName(v.verdict) << ": " << EscapeText(v.reason)
+              << "\n";
   }
-  if (!covered) {
-    std::cerr << "vigilctl: NOT verified: events after seq " << range->anchored_last_seq
-              << " (up to " << range->last_seq << ") are covered by no "
-              << (key ? "signed " : "") << "checkpoint and the module head "
-              << (info ? "moved on" : "was not read (--file)")
-              << "; wait for a checkpoint or force one, then verify again\n";
-    return kExitError;
+  for (const auto& f : report->findings) {
+    std::cout << "finding " << vigil::verify::FindingKindName(f.kind) << " at seq " << f.seq << ": "
+              << EscapeText(f.reason) << "\n";
   }
-  if (!key) {
-    std::cerr << "vigilctl: the chain is consistent, but UNSIGNED: no checkpoint key (degraded "
-                 "mode), so nothing here is verified against a TPM\n";
+  size_t signatures = 0;
+  for (const auto& v : report->verdicts) signatures += v.signature_checked ? 1 : 0;
+  std::cout << "checkpoints compared: " << report->verdicts.size();
+  for (size_t i = 0; i < counts.size(); ++i) {
+    std::cout << (i == 0 ? " (" : ", ") << counts[i] << " "
+              << vigil::verify::VerdictName(static_cast<vigil::verify::Verdict>(i));
   }
-  return kExitOk;
+  std::cout << ")\n";
+  std::cout << "checkpoint signatures: " << signatures << " verified, "
+            << report->verdicts.size() - signatures << " unsigned or bad\n";
+  std::cout << "module head: " << module_head << "\n";
+  std::cout << "result: " << outcome << ": " << EscapeText(report->summary) << "\n";
+  if (rc != kExitOk) {
+    std::cerr << "vigilctl: NOT verified (" << outcome << ", exit " << rc << ")"
+              << (report->outcome == vigil::verify::Outcome::kUnsigned
+                      ? ": pass --allow-unsigned to accept unsigned checkpoints"
+                      : "")
+              << "\n";
+  }
+  return rc;
 }
 
 // Agent commands: they edit the maps vigild pinned.
 int FailAgent(const Status& st) {
   if (st.code() == ErrorCode::kNotFound && st.message().rfind("vigild is not running", 0) == 0) {
-    std::cerr << "vigilctl: " << st.message() << "\n";
+    std::cerr << "vigilctl: " << vigil::format::EscapeText(st.message()) << "\n";
     return kExitNoDaemon;
   }
   return Fail(st);
@@ -660,7 +659,8 @@ int CmdAgentRun(const std::string& pin_dir, const std::string& name,
   argv.push_back(nullptr);
   ::execvp(argv[0], argv.data());
   const int err = errno;
-  std::cerr << "vigilctl: cannot run " << cmd[0] << ": " << std::strerror(err) << "\n";
+  std::cerr << "vigilctl: cannot run " << vigil::format::EscapeText(cmd[0]) << ": "
+            << std::strerror(err) << "\n";
   return err == ENOENT ? 127 : 126;  // like a shell
 }
 
@@ -690,7 +690,8 @@ int CmdAgentTrack(const std::string& pin_dir, const std::string& name, std::opti
     auto id = reg->Register(name, VIGIL_AGENT_BY_PID, *pid, 0);
     if (!id.ok()) return FailAgent(id.status());
     if (Status st = reg->TrackPid(*id, *pid); !st.ok()) return FailAgent(st);
-    std::cout << "agent " << name << " (id " << *id << ") tracks pid " << *pid << "\n";
+    std::cout << "agent " << vigil::format::EscapeText(name) << " (id " << *id << ") tracks pid "
+              << *pid << "\n";
     return kExitOk;
   }
   auto cg = vigil::agents::CgroupId(cgroup);
@@ -698,8 +699,8 @@ int CmdAgentTrack(const std::string& pin_dir, const std::string& name, std::opti
   auto id = reg->Register(name, VIGIL_AGENT_BY_CGROUP, 0, *cg);
   if (!id.ok()) return FailAgent(id.status());
   if (Status st = reg->TrackCgroup(*id, *cg); !st.ok()) return FailAgent(st);
-  std::cout << "agent " << name << " (id " << *id << ") tracks cgroup " << cgroup << " (id " << *cg
-            << ")\n";
+  std::cout << "agent " << vigil::format::EscapeText(name) << " (id " << *id << ") tracks cgroup "
+            << vigil::format::EscapeText(cgroup) << " (id " << *cg << ")\n";
   return kExitOk;
 }
 
@@ -716,7 +717,8 @@ int CmdAgentList(const std::string& pin_dir, bool json_out) {
                         {"pids", a.pids},     {"cgroup_ids", a.cgroup_ids}})
                 << "\n";
     } else {
-      std::cout << a.id << "\t" << a.name << "\t" << how << "\tprocesses=" << a.pids.size();
+      std::cout << a.id << "\t" << vigil::format::EscapeText(a.name) << "\t" << how
+                << "\tprocesses=" << a.pids.size();
       for (uint32_t p : a.pids) std::cout << " " << p;
       for (uint64_t c : a.cgroup_ids) std::cout << " cgroup:" << c;
       std::cout << "\n";
@@ -740,8 +742,11 @@ int main(int argc, char** argv) {
       "Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 vigil module not loaded "
       "(/dev/vigil missing), 4 incompatible module ABI, 5 replay mismatch, 6 malformed log or "
       "baseline state, "
-      "7 vigild not running (agent commands)."};
+      "7 vigild not running (agent commands); verify-chain: 8 unsigned, 9 loss, 10 tampered, "
+      "11 incomplete (see verify-chain --help)."};
   app.require_subcommand(1);
+  app.set_version_flag("--version", vigil::version::VersionText("vigilctl"),
+                       "Print the version, the ABI version and build information, then exit");
   app.add_option("--device", g_device, "The vigil device")->capture_default_str();
 
   bool json_out = false;
@@ -781,23 +786,46 @@ int main(int argc, char** argv) {
                      "pcr_events index (default: from the module, or 23)")
       ->check(CLI::Range(0u, kMaxPcrIndex));
 
-  std::string chain_events;
-  std::string chain_log;
-  std::optional<uint64_t> chain_start_seq;
-  std::string chain_start_head;
+  VerifyChainArgs chain_args;
   auto* verify_chain = app.add_subcommand(
       "verify-chain",
-      "Recompute the hash chain over events saved by `vigild --raw-out` and compare it with "
-      "the log's checkpoints and the module's chain head");
-  verify_chain->add_flag("--json", json_out, "Machine-readable output");
-  verify_chain->add_option("--events", chain_events, "Raw events file from vigild --raw-out")
+      "Verify saved events (`vigild --raw-out`) and the module's log with vigild's verification "
+      "engine, against a trusted checkpoint key (--key, --live or --no-key; never the log's own "
+      "KEY record).\n\nExit codes: 0 every checkpoint verified and every event covered, 8 "
+      "unsigned (a checkpoint is not signed; 0 with --allow-unsigned), 9 loss (events or "
+      "checkpoints missing, or drops attested), 10 tampered (a chain, link or signature does not "
+      "verify, a KEY record differs from the trusted key, a record is forged or replayed, or the "
+      "log is damaged), 11 incomplete (events after the last checkpoint, or no checkpoint), 2 "
+      "usage error (also: no trusted key source). The worst applies: 10, then 9, then 8, then 11");
+  verify_chain->add_flag("--json", chain_args.json, "Machine-readable output");
+  verify_chain
+      ->add_option("--events", chain_args.events_file, "Raw events file from vigild --raw-out")
       ->required();
-  verify_chain->add_option("--file", chain_log, "Read a saved binary log instead of /dev/vigil");
-  verify_chain->add_option("--start-seq", chain_start_seq,
-                           "Seq of the last event before the file's first (default 0)");
-  verify_chain->add_option("--start-head", chain_start_head,
-                           "Chain value after --start-seq, 64 hex digits (e.g. chain_head "
-                           "from `vigilctl status --json` before vigild started)");
+  verify_chain->add_option("--file", chain_args.log_file,
+                           "Read a saved binary log instead of /dev/vigil");
+  auto* key_opt = verify_chain->add_option(
+      "--key", chain_args.key_file,
+      "Trusted checkpoint key: a PEM public key (-----BEGIN PUBLIC KEY-----) or exactly 64 raw "
+      "bytes x||y (e.g. key_x and key_y of GET_INFO, or from enrolment)");
+  auto* live_opt = verify_chain->add_flag(
+      "--live", chain_args.live,
+      "Take the trusted key and instance id from the loaded module (GET_INFO on /dev/vigil)");
+  auto* no_key_opt = verify_chain->add_flag(
+      "--no-key", chain_args.no_key,
+      "The module has no TPM key (degraded mode): checkpoints are at best unsigned and a KEY "
+      "record in the log is tampered");
+  key_opt->excludes(live_opt)->excludes(no_key_opt);
+  live_opt->excludes(no_key_opt);
+  verify_chain->add_flag("--allow-unsigned", chain_args.allow_unsigned,
+                         "Accept unsigned checkpoints (exit 0 instead of 8)");
+  verify_chain->add_option("--start-seq", chain_args.start_seq,
+                           "Start after this event seq (the events file starts after it): at "
+                           "the log's checkpoint that ends there (its signature is checked), or "
+                           "inside an interval from --start-head");
+  verify_chain->add_option("--start-head", chain_args.start_head,
+                           "With --start-seq: the chain value there, 64 hex digits (e.g. "
+                           "chain_head from `vigilctl status --json` before vigild started); "
+                           "trusted like the key, and checked by the next checkpoint");
 
   std::string pin_dir = vigil::agents::kDefaultPinDir;
   std::string agent_name;
@@ -860,11 +888,9 @@ int main(int argc, char** argv) {
     if (*baseline_export) {
       return vigilctl::CmdBaselineExport(baseline_show.state_dir, baseline_out);
     }
-    if (*verify_chain) {
-      return CmdVerifyChain(json_out, chain_events, chain_log, chain_start_seq, chain_start_head);
-    }
+    if (*verify_chain) return CmdVerifyChain(chain_args);
   } catch (const std::exception& e) {
-    std::cerr << "vigilctl: " << e.what() << "\n";
+    std::cerr << "vigilctl: " << vigil::format::EscapeText(e.what()) << "\n";
     return kExitError;
   }
   return kExitUsage;

@@ -37,10 +37,12 @@
 #include "vigil/metrics.h"
 #include "vigil/records.h"
 #include "vigil/replay.h"
+#include "vigil/signature.h"
 #include "vigil/status.h"
 #include "vigil/tpm.h"
 #include "vigil/unique_fd.h"
 #include "vigil/verify.h"
+#include "vigil/version.h"
 
 namespace {
 
@@ -313,6 +315,12 @@ int Run(const Config& cfg) {
     }
   }
   std::ostream& out = cfg.output == "-" ? std::cout : out_file;
+  // Every JSON line names the host, the boot and the time it was written.
+  const daemon::HostIdentity identity = daemon::ReadHostIdentity();
+  for (const std::string& problem : identity.problems) {
+    Say(problem + ": the JSON lines carry null there");
+  }
+  daemon::LineStamper stamper(identity);
   vigil::UniqueFd raw_fd;
   if (!cfg.raw_out.empty()) {
     raw_fd.Reset(::open(cfg.raw_out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
@@ -549,18 +557,23 @@ int Run(const Config& cfg) {
       Say("verification starts after seq " + std::to_string(anchor.last_seq) +
           (anchor.checkpoint_log_seq ? " (the last checkpoint in the log)" : " (no checkpoint yet)"));
     }
-    // The key the module reports is the one that signs: a KEY record in the
-    // log stream that disagrees is somebody else's.
+    // The key the module reports (GET_INFO) is the only trusted one: not
+    // the saved state's (a file root can edit) and never a KEY record in
+    // the log being verified. A module without a key signs nothing.
+    std::optional<vigil::crypto::EcPoint> module_key;
     if ((info->tpm_flags & VIGIL_TPM_KEY) != 0) {
       vigil::crypto::EcPoint key;
       std::memcpy(key.x, info->key_x, sizeof(key.x));
       std::memcpy(key.y, info->key_y, sizeof(key.y));
-      if (anchor.key && (std::memcmp(anchor.key->x, key.x, sizeof(key.x)) != 0 ||
-                         std::memcmp(anchor.key->y, key.y, sizeof(key.y)) != 0)) {
+      module_key = key;
+    }
+    if (anchor.key.has_value() != module_key.has_value() ||
+        (anchor.key && !vigil::crypto::SamePoint(*anchor.key, *module_key))) {
+      if (same_instance) {
         Say("the module's key differs from the saved one for this instance: using the module's");
       }
-      anchor.key = key;
     }
+    anchor.key = module_key;
     vigil::verify::VerifierOptions vopt;
     vopt.started_after_seq = started_after_seq;
     vopt.reorder_window = cfg.reorder_window;
@@ -602,11 +615,12 @@ int Run(const Config& cfg) {
         Say("MEASURE " + name + ": " + log_seq.status().ToString());
         return kExitError;
       }
-      out << vigil::format::Dump(json{{"type", "measure"},
-                                      {"name", name},
-                                      {"digest", vigil::crypto::ToHex(digest)},
-                                      {"log_seq", *log_seq}})
-          << '\n';
+      std::string line = vigil::format::Dump(json{{"type", "measure"},
+                                                  {"name", name},
+                                                  {"digest", vigil::crypto::ToHex(digest)},
+                                                  {"log_seq", *log_seq}});
+      stamper.Stamp(line);
+      out << line << '\n';
     }
     Say("measured the binary and configuration " + canonical + " into pcr_config");
   }
@@ -615,6 +629,7 @@ int Run(const Config& cfg) {
   daemon::PipelineOptions popt;
   popt.emit_records = !cfg.no_records;
   popt.committed_only = module.commit;
+  popt.stamper = stamper;
   auto made = daemon::Pipeline::Create(out, registry, std::move(*store), std::move(verifier), popt);
   if (!made.ok()) {
     Say(made.status().ToString());
@@ -913,6 +928,8 @@ int main(int argc, char** argv) {
       "module's TPM-signed checkpoints, learn per-agent baselines, and print one JSON object "
       "per line (\"type\": a record type, \"checkpoint\", \"finding\", \"alert\" or "
       "\"measure\").\n\nExit codes: 0 clean stop, 1 runtime error, 2 usage error."};
+  app.set_version_flag("--version", vigil::version::VersionText("vigild"),
+                       "Print the version, the ABI version and build information, then exit");
   app.set_config("--config", "", "Read options from an INI/TOML file (same names as the flags)");
   Config cfg;
   app.add_option("--duration", cfg.duration_s,

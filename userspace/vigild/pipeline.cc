@@ -16,26 +16,6 @@ using baseline::Feature;
 
 constexpr double kNsPerS = 1e9;
 
-json VerdictToJson(const verify::CheckpointVerdict& v) {
-  json missing = json::array();
-  for (const verify::SeqRange& r : v.missing) missing.push_back({r.first, r.last});
-  return json{{"type", "checkpoint"},
-              {"verdict", std::string(verify::VerdictName(v.verdict))},
-              {"reason", v.reason},
-              {"log_seq", v.log_seq},
-              {"first_seq", v.first_seq},
-              {"last_seq", v.last_seq},
-              {"events", v.events},
-              {"bad_seq", v.bad_seq ? json(*v.bad_seq) : json(nullptr)},
-              {"missing", missing},
-              {"new_drops", v.new_drops},
-              {"new_busy", v.new_busy},
-              {"new_log_refused", v.new_log_refused},
-              {"chain_checked", v.chain_checked},
-              {"signature_checked", v.signature_checked},
-              {"pcr_checked", v.pcr_checked}};
-}
-
 }  // namespace
 
 std::string RoleOf(std::string_view agent_name) {
@@ -155,7 +135,10 @@ Status Pipeline::RegisterMetrics(metrics::Registry& r) {
   return Status::Ok();
 }
 
-void Pipeline::Emit(const std::string& line) { out_ << line << '\n'; }
+void Pipeline::Emit(std::string& line) {
+  if (options_.stamper) options_.stamper->Stamp(line);
+  out_ << line << '\n';
+}
 
 Pipeline::Agent* Pipeline::AgentFor(uint32_t agent_id) {
   if (agent_id == last_agent_id_ && last_agent_ != nullptr) return last_agent_;
@@ -338,17 +321,14 @@ void Pipeline::OnLogError(const std::string& why) {
 void Pipeline::DrainVerifier() {
   if (!verifier_->has_output()) return;
   for (const verify::CheckpointVerdict& v : verifier_->TakeVerdicts()) {
-    const std::string line = format::Dump(VerdictToJson(v));
+    std::string line = format::Dump(format::VerdictToJson(v));
     Emit(line);
     if (verdict_sink_) verdict_sink_(line);
     m_.checkpoints->Inc({std::string(verify::VerdictName(v.verdict))});
     TrackLearnt(v);
   }
   for (const verify::Finding& f : verifier_->TakeFindings()) {
-    Emit(format::Dump(json{{"type", "finding"},
-                           {"kind", std::string(verify::FindingKindName(f.kind))},
-                           {"seq", f.seq},
-                           {"reason", f.reason}}));
+    Emit(format::Dump(format::FindingToJson(f)));
     m_.findings->Inc({std::string(verify::FindingKindName(f.kind))});
   }
 }

@@ -6,19 +6,20 @@
 #ifndef VIGIL_USERSPACE_VIGILD_PIPELINE_H_
 #define VIGIL_USERSPACE_VIGILD_PIPELINE_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
-#include <array>
 #include <map>
-#include <set>
-#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "line_stamp.h"
 #include "vigil/baseline/store.h"
 #include "vigil/metrics.h"
 #include "vigil/records.h"
@@ -62,6 +63,9 @@ struct PipelineOptions {
   // (an uncommitted one may be anybody's).
   bool committed_only = false;
   size_t max_agents = 100000;  // agent ids tracked; more are counted, not kept
+  // Adds time, host_id and boot_id to every line (vigild always sets it;
+  // empty: the lines are printed as built).
+  std::optional<LineStamper> stamper;
 };
 
 // Called with each line that must also be kept (verdicts.jsonl).
@@ -124,7 +128,9 @@ class Pipeline {
   // The name an AGENT record gives (no-op for other records or an empty name).
   static void NameFrom(const records::Record& rec, Agent& agent);
   Status RegisterMetrics(metrics::Registry& registry);
-  void Emit(const std::string& line);
+  // Stamps `line` in place (so a sink gets the same text) and prints it.
+  void Emit(std::string& line);
+  void Emit(std::string&& line) { Emit(line); }
   // `from`: the record that raised it (none for pool comparisons).
   void EmitAlert(const baseline::Anomaly& a, const records::Record* from = nullptr);
   void Baseline(const records::Record& rec, Agent& agent, uint64_t real_ns);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 namespace vigil::baseline {
@@ -48,6 +50,13 @@ std::string StateStatus::ToString() const {
   out += ": ";
   out += message_;
   return out;
+}
+
+void DieOnErrorValue(const StateStatus& status) {
+  std::fprintf(stderr, "vigil: StateResult::value() called on an error: %s\n",
+               status.ToString().c_str());
+  std::fflush(stderr);
+  std::abort();
 }
 
 void RunningStats::Add(double x) {

@@ -7,6 +7,8 @@
 #include <random>
 #include <vector>
 
+#include "vigil/baseline/state_status.h"
+
 namespace vigil::baseline {
 namespace {
 
@@ -158,6 +160,17 @@ TEST(EwmaTest, FromPartsRejectsBadParts) {
           .code(),
       StateCode::kNonFinite);
   EXPECT_TRUE(Ewma::FromParts(params, {2.0, 1.0, 0.5, 7}, 4.0, "/e").ok());
+}
+
+// value() on an error aborts with the message in every build type (it was
+// an assert, compiled out in the shipped RelWithDebInfo build: UB).
+TEST(StateResultDeathTest, ValueOnAnErrorAbortsWithTheMessage) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  StateResult<int> r(StateStatus(StateCode::kOutOfRange, "/agents/0", "must be >= 0"));
+  EXPECT_DEATH((void)r.value(), "value\\(\\) called on an error: out of range at /agents/0: must be >= 0");
+  const StateResult<std::string> c(StateStatus(StateCode::kSyntax, "", "not JSON"));
+  EXPECT_DEATH((void)c->size(), "not JSON");
+  EXPECT_DEATH((void)std::move(r).value(), "must be >= 0");
 }
 
 }  // namespace

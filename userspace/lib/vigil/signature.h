@@ -27,6 +27,15 @@ struct EcPoint {
 Status VerifyCheckpointSignature(const EcPoint& key, const records::Record& checkpoint,
                                  const vigil_log_signature& sig);
 
+// A trusted checkpoint key as given to an offline verifier (`--key FILE`):
+// either a PEM public key ("-----BEGIN PUBLIC KEY-----", SubjectPublicKeyInfo,
+// as `openssl pkey -pubout` or `tpm2_readpublic -f pem` write it), or exactly
+// 64 raw bytes x || y (big-endian coordinates, as in the KEY record and
+// GET_INFO). The key must be a point on P-256. kInvalidArgument otherwise.
+Result<EcPoint> ParsePublicKey(std::span<const uint8_t> bytes);
+
+bool SamePoint(const EcPoint& a, const EcPoint& b);
+
 }  // namespace vigil::crypto
 
 #endif  // VIGIL_USERSPACE_LIB_VIGIL_SIGNATURE_H_

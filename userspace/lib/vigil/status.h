@@ -3,7 +3,6 @@
 #ifndef VIGIL_USERSPACE_LIB_VIGIL_STATUS_H_
 #define VIGIL_USERSPACE_LIB_VIGIL_STATUS_H_
 
-#include <cassert>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -66,7 +65,16 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-// A value or the Status saying why there is none.
+namespace internal {
+// Prints the status and aborts. Reading the value of an error Result is a
+// programming error; in a verifier, continuing with garbage could turn into
+// a wrong verdict, so it stops in every build type (abseil StatusOr does the
+// same), not only where assert() is compiled in.
+[[noreturn]] void DieOnErrorValue(const Status& status);
+}  // namespace internal
+
+// A value or the Status saying why there is none. value() (and * and ->) on
+// an error aborts with the status message.
 // Thread-safety: like the T it holds.
 template <typename T>
 class [[nodiscard]] Result {
@@ -87,15 +95,15 @@ class [[nodiscard]] Result {
   const Status& status() const { return status_; }
 
   T& value() & {
-    assert(ok());
+    CheckOk();
     return *value_;
   }
   const T& value() const& {
-    assert(ok());
+    CheckOk();
     return *value_;
   }
   T&& value() && {
-    assert(ok());
+    CheckOk();
     return std::move(*value_);
   }
   T* operator->() { return &value(); }
@@ -104,6 +112,10 @@ class [[nodiscard]] Result {
   const T& operator*() const& { return value(); }
 
  private:
+  void CheckOk() const {
+    if (!ok()) [[unlikely]] internal::DieOnErrorValue(status_);
+  }
+
   std::optional<T> value_;
   Status status_;
 };

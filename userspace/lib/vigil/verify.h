@@ -2,7 +2,7 @@
 // order, bounded reordering) and the module's log (in order) in; one verdict
 // per checkpoint out. It never calls a checkpoint verified unless it has
 // recomputed the chain over every event of the checkpoint's range, checked
-// the checkpoint's links and its TPM signature against the logged key, and
+// the checkpoint's links and its TPM signature against the trusted key, and
 // (when a PCR check is configured) placed the checkpoint on the TPM's PCR
 // replay path.
 //
@@ -94,6 +94,8 @@ struct Finding {
   // refused commits or programs (foreign producers, bad records, sealed).
   // kTpm: the module counted failed TPM operations. kDevAnchor: the
   // checkpoints are anchored in a resettable PCR (development only).
+  // kKeyMismatch: a KEY record in the log names another key than the
+  // trusted one (the next checkpoint is tampered too).
   enum class Kind {
     kLateRecord,
     kDuplicate,
@@ -106,6 +108,7 @@ struct Finding {
     kProducerDuplicated,
     kTpm,
     kDevAnchor,
+    kKeyMismatch,
   };
   Kind kind = Kind::kLog;
   uint64_t seq = 0;  // event seq or log seq, depending on kind
@@ -115,9 +118,12 @@ std::string_view FindingKindName(Finding::Kind k);
 
 // Where verification starts: the chain value after `last_seq`, the digest of
 // the checkpoint that ended there (zeros at seq 0) and that checkpoint's log
-// seq (0 when none), and the module's checkpoint key when known (GET_INFO or
-// a saved state): a KEY record in the log that disagrees with it is ignored
-// and reported, so a forged key cannot sign forged checkpoints.
+// seq (0 when none), and the module's checkpoint key from a trusted source
+// (GET_INFO on the node, `--key`, an enrolment): never from the log being
+// verified. No key means the trusted source says the module has none
+// (degraded mode: every checkpoint is at best unsigned). A KEY record in the
+// log that differs from it is a `key_mismatch` finding and makes the next
+// checkpoint tampered, so a forged key cannot sign forged checkpoints.
 struct Anchor {
   chain::InstanceId instance_id{};
   uint64_t last_seq = 0;
@@ -155,6 +161,15 @@ struct VerifierOptions {
   // not reported as late.
   uint64_t started_after_seq = 0;
   PcrCheck pcr_check;  // empty: no PCR check (verdicts say pcr_checked=false)
+  // The anchor is a chain value the caller trusts inside a checkpoint
+  // interval, not a checkpoint (an offline check from the module's chain
+  // head read before a collector attached): the first checkpoint that covers
+  // anchor.last_seq + 1 is accepted without its prev_digest link and its
+  // loss-counter deltas, which the anchor cannot know; its chain head is
+  // still recomputed over the events after the anchor, and its signature
+  // checked. Checkpoints ending before the anchor must be skipped by the
+  // anchor's checkpoint_log_seq.
+  bool open_first_link = false;
 };
 
 struct VerifierCounters {
@@ -169,6 +184,7 @@ struct VerifierCounters {
   uint64_t far_ahead = 0;    // seqs implausibly far ahead of the chain, dropped
   uint64_t recovered = 0;    // events re-fed after a restart
   uint64_t redelivered = 0;  // identical copies of recovered events, dropped
+  uint64_t key_mismatches = 0;  // KEY records naming another key than the trusted one
   std::array<uint64_t, kVerdictCount> verdicts{};
 };
 
@@ -186,9 +202,9 @@ class StreamVerifier {
   // then dropped silently; a different one is still a conflict, and a second
   // recovered copy is still a duplicate.
   void AddRecoveredEvent(records::Record event);
-  // The next log record, in log order. KEY records set the key (once),
-  // CHECKPOINT and SIGNATURE records make verdicts, LOG_EVENT copies feed
-  // AddEvent.
+  // The next log record, in log order. KEY records are compared with the
+  // trusted key (never adopted), CHECKPOINT and SIGNATURE records make
+  // verdicts, LOG_EVENT copies feed AddEvent.
   void AddLog(records::Record log_record);
   // The log stream could not be decoded at this point (e.g. it ends inside
   // a record): every checkpoint still waiting is tampered, with `why`.
@@ -212,6 +228,16 @@ class StreamVerifier {
   // claimants and duplicate copies (so the evidence survives a restart).
   std::vector<records::Record> OpenEvents() const;
   bool has_key() const { return key_.has_value(); }
+  // The recomputed chain's tip: every seq up to `seq` chained without a gap
+  // from the anchor (nullopt after a gap or an untrusted value).
+  struct Tip {
+    uint64_t seq;
+    crypto::Sha256Digest head;
+  };
+  std::optional<Tip> tip() const {
+    if (!chain_valid_) return std::nullopt;
+    return Tip{chained_seq_, head_};
+  }
 
  private:
   struct Chained {
@@ -266,6 +292,8 @@ class StreamVerifier {
   VerifierCounters counters_;
   std::optional<crypto::EcPoint> key_;
   std::optional<uint64_t> next_log_seq_;
+  // Set by a foreign KEY record: the reason the next checkpoint is tampered.
+  std::string key_conflict_;
 
   // Event side.
   uint64_t decided_last_;             // last seq of the last decided checkpoint
@@ -294,6 +322,7 @@ class StreamVerifier {
   crypto::Sha256Digest link_digest_;  // digest of the last accepted checkpoint
   uint64_t link_last_seq_;
   uint64_t link_drops_, link_busy_, link_refused_;
+  bool link_open_ = false;  // options_.open_first_link until a checkpoint is accepted
 
   uint64_t now_ns_ = 0;
   size_t pcr_checked_prefix_ = 0;     // prefix length pcr_status_ was made for

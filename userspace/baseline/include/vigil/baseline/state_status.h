@@ -6,7 +6,6 @@
 #ifndef VIGIL_USERSPACE_BASELINE_INCLUDE_VIGIL_BASELINE_STATE_STATUS_H_
 #define VIGIL_USERSPACE_BASELINE_INCLUDE_VIGIL_BASELINE_STATE_STATUS_H_
 
-#include <cassert>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,7 +55,13 @@ class [[nodiscard]] StateStatus {
   std::string message_;
 };
 
-// A value or the StateStatus saying why there is none.
+// Prints the status and aborts: value() on an error is a programming error,
+// and stops in every build type rather than read an empty optional (UB
+// where assert() is compiled out, as in RelWithDebInfo).
+[[noreturn]] void DieOnErrorValue(const StateStatus& status);
+
+// A value or the StateStatus saying why there is none. value() (and ->) on
+// an error aborts with the status message.
 // Thread-safety: like the T it holds.
 template <typename T>
 class [[nodiscard]] StateResult {
@@ -72,21 +77,25 @@ class [[nodiscard]] StateResult {
   bool ok() const { return value_.has_value(); }
   const StateStatus& status() const { return status_; }
   T& value() & {
-    assert(ok());
+    CheckOk();
     return *value_;
   }
   const T& value() const& {
-    assert(ok());
+    CheckOk();
     return *value_;
   }
   T&& value() && {
-    assert(ok());
+    CheckOk();
     return std::move(*value_);
   }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
  private:
+  void CheckOk() const {
+    if (!ok()) [[unlikely]] DieOnErrorValue(status_);
+  }
+
   std::optional<T> value_;
   StateStatus status_;
 };
