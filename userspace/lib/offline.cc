@@ -26,12 +26,23 @@ Outcome FromVerdict(Verdict v) {
 }
 
 // Findings that only a forged, replayed or damaged input produces count as
-// tampered; a record that came too late for its checkpoint as loss.
+// tampered (a producer attached twice commits duplicates); a record that came
+// too late for its checkpoint, or a producer that stopped seeing events, as
+// loss. The rest are reported without changing the outcome: a new producer
+// set, refusals, TPM errors and a development anchor are facts to show, not
+// evidence against the records.
 Outcome FromFinding(Finding::Kind k) {
   switch (k) {
+    case Finding::Kind::kProducersChanged:
+    case Finding::Kind::kRefused:
+    case Finding::Kind::kTpm:
+    case Finding::Kind::kDevAnchor:
+      return Outcome::kVerified;
     case Finding::Kind::kLateRecord:
     case Finding::Kind::kUnanchored:
+    case Finding::Kind::kProducerSilent:
       return Outcome::kLoss;
+    case Finding::Kind::kProducerDuplicated:
     case Finding::Kind::kDuplicate:
     case Finding::Kind::kConflict:
     case Finding::Kind::kLog:

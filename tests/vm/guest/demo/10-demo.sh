@@ -66,7 +66,7 @@ say ""
 say "== chain recomputed in user space from the records vigild received"
 start_head=$(echo "$start_json" | sed -n 's/.*"chain_head": *"\([0-9a-f]*\)".*/\1/p')
 next_seq=$(echo "$start_json" | sed -n 's/.*"next_seq": *\([0-9]*\).*/\1/p')
-vigilctl verify-chain --events $dir/events.bin --start-seq $((next_seq - 1)) \
+vigilctl verify-chain --live --events $dir/events.bin --start-seq $((next_seq - 1)) \
 	--start-head "$start_head" >$dir/verify.txt 2>&1
 rc=$?
 indent <$dir/verify.txt

@@ -88,7 +88,7 @@ fi
 # timer checkpoint (checkpoint_ms) so one ends inside the window.
 sleep 1.5
 if [ -n "$start_head" ] && [ -n "$next_seq" ]; then
-	vigilctl verify-chain --events $dir/events.bin --start-seq $((next_seq - 1)) \
+	vigilctl verify-chain --live --events $dir/events.bin --start-seq $((next_seq - 1)) \
 		--start-head "$start_head" >$dir/verify.txt 2>&1
 	rc=$?
 	cat $dir/verify.txt >/dev/console

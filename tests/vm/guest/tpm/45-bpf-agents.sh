@@ -95,7 +95,7 @@ else
 fi
 
 sleep 1.5
-vigilctl verify-chain --events $dir/events.bin --start-seq $((next_seq - 1)) \
+vigilctl verify-chain --live --events $dir/events.bin --start-seq $((next_seq - 1)) \
 	--start-head "$start_head" >$dir/verify.txt 2>&1
 rc=$?
 if [ $rc -eq 0 ] && grep -q '^module head: match' $dir/verify.txt; then
