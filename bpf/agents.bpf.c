@@ -47,14 +47,14 @@ struct {
 	__type(value, __u8);
 } vigil_agent_announced SEC(".maps");
 
-__noinline __u32 vigil_agent_of_pid(__u32 tgid)
+static __noinline __u32 vigil_agent_of_pid(__u32 tgid)
 {
 	__u32 *id = bpf_map_lookup_elem(&vigil_agents, &tgid);
 
 	return id ? *id : 0;
 }
 
-__noinline __u32 vigil_agent_of_cgroup(__u64 cgroup_id)
+static __noinline __u32 vigil_agent_of_cgroup(__u64 cgroup_id)
 {
 	__u32 *id = bpf_map_lookup_elem(&vigil_agent_cgroups, &cgroup_id);
 
@@ -62,19 +62,19 @@ __noinline __u32 vigil_agent_of_cgroup(__u64 cgroup_id)
 }
 
 /* Only for the current task: the helper reads current's cgroup. */
-__noinline __u32 vigil_agent_of_current_cgroup(void)
+static __noinline __u32 vigil_agent_of_current_cgroup(void)
 {
 	return vigil_agent_of_cgroup(bpf_get_current_cgroup_id());
 }
 
-__noinline __u32 vigil_agent_of_current(__u32 tgid)
+static __noinline __u32 vigil_agent_of_current(__u32 tgid)
 {
 	__u32 id = vigil_agent_of_pid(tgid);
 
 	return id ? id : vigil_agent_of_current_cgroup();
 }
 
-__noinline int vigil_agent_inherit(__u32 tgid, __u32 agent_id)
+static __noinline int vigil_agent_inherit(__u32 tgid, __u32 agent_id)
 {
 	if (bpf_map_update_elem(&vigil_agents, &tgid, &agent_id, BPF_ANY)) {
 		vigil_count_error(VIGIL_BPF_ERR_AGENT_MAP);
@@ -83,13 +83,13 @@ __noinline int vigil_agent_inherit(__u32 tgid, __u32 agent_id)
 	return 0;
 }
 
-__noinline int vigil_agent_forget(__u32 tgid)
+static __noinline int vigil_agent_forget(__u32 tgid)
 {
 	bpf_map_delete_elem(&vigil_agents, &tgid); /* absent is fine */
 	return 0;
 }
 
-__noinline int vigil_agent_announce(__u32 agent_id)
+static __noinline int vigil_agent_announce(__u32 agent_id)
 {
 	struct vigil_bpf_agent_info *info;
 	struct vigil_ev_agent *ev;

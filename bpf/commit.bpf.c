@@ -21,7 +21,7 @@ extern int vigil_alive(__u32 role) __ksym __weak;
  * NULL as far as the verifier knows, hence the checks.
  */
 #define VIGIL_DEFINE_COMMIT(name, rec_type)					\
-	__noinline int name(rec_type *rec)					\
+	static __noinline int name(rec_type *rec)				\
 	{									\
 		if (!rec)							\
 			return -1;						\
@@ -42,7 +42,7 @@ VIGIL_DEFINE_COMMIT(vigil_commit_fork, struct vigil_ev_fork)
 VIGIL_DEFINE_COMMIT(vigil_commit_agent, struct vigil_ev_agent)
 VIGIL_DEFINE_COMMIT(vigil_commit_sample, struct vigil_ev_sample)
 
-__noinline int vigil_note_drop(__u32 type)
+static __noinline int vigil_note_drop(__u32 type)
 {
 	__u64 *v = bpf_map_lookup_elem(&vigil_drops, &type);
 
@@ -64,7 +64,7 @@ __noinline int vigil_note_drop(__u32 type)
  * checkpoint, so a producer that is detached, replaced or switched off
  * (vigil_active_gen) shows up as a counter that stopped.
  */
-__noinline int vigil_note_alive(__u32 role)
+static __noinline int vigil_note_alive(__u32 role)
 {
 	if (have_module && have_alive_kfunc)
 		vigil_alive(role);

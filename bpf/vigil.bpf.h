@@ -142,25 +142,28 @@ static __always_inline void vigil_hdr_init(struct vigil_rec_hdr *hdr,
 }
 
 /*
- * Global functions in commit.bpf.c, the only object that declares the
- * module kfuncs: libbpf 1.1's static linker fails ("failed to resolve size
- * of underlying type") when two objects declare the same extern kfunc (fixed
- * upstream in libbpf 1.5, commit 4b146e95da87).
+ * Helpers, all static: the programs are built as one compilation unit
+ * (vigil.bpf.c includes every concern's file), because a BPF_PROG_TYPE_EXT
+ * (freplace) program can replace a *global* function of a loaded program
+ * but not a static one ("Cannot replace static functions"). A root user
+ * could otherwise swap the agent lookup or the commit helper of vigil's
+ * running programs without loading anything that calls the kfuncs.
  *
- * vigil_commit_<type>() commits a reserved record through the module (which
- * sets seq and VIGIL_REC_F_COMMITTED and chains the bytes) or marks it
- * VIGIL_REC_F_NO_MODULE. The caller submits right after: nothing may write
- * to the record between commit and submit, the chain covers those bytes.
- * vigil_note_drop() counts a record that could not be reserved, here and in
- * the module.
+ * Commit helpers (commit.bpf.c, the only file that declares the module
+ * kfuncs): vigil_commit_<type>() commits a reserved record through the
+ * module (which sets seq and VIGIL_REC_F_COMMITTED and chains the bytes) or
+ * marks it VIGIL_REC_F_NO_MODULE. The caller submits right after: nothing
+ * may write to the record between commit and submit, the chain covers
+ * those bytes. vigil_note_drop() counts a record that could not be
+ * reserved, here and in the module.
  */
-extern int vigil_commit_exec(struct vigil_ev_exec *ev);
-extern int vigil_commit_exit(struct vigil_ev_exit *ev);
-extern int vigil_commit_fork(struct vigil_ev_fork *ev);
-extern int vigil_commit_agent(struct vigil_ev_agent *ev);
-extern int vigil_commit_sample(struct vigil_ev_sample *ev);
-extern int vigil_note_drop(__u32 type);
-extern int vigil_note_alive(__u32 role);
+static int vigil_commit_exec(struct vigil_ev_exec *ev);
+static int vigil_commit_exit(struct vigil_ev_exit *ev);
+static int vigil_commit_fork(struct vigil_ev_fork *ev);
+static int vigil_commit_agent(struct vigil_ev_agent *ev);
+static int vigil_commit_sample(struct vigil_ev_sample *ev);
+static int vigil_note_drop(__u32 type);
+static int vigil_note_alive(__u32 role);
 
 /*
  * Agents (agents.bpf.c). An agent id of 0 means "not tracked".
@@ -169,12 +172,12 @@ extern int vigil_note_alive(__u32 role);
  * vigil_agent_announce() emits the agent's registration record the first
  * time it is called for that agent; call it before the agent's record.
  */
-extern __u32 vigil_agent_of_pid(__u32 tgid);
-extern __u32 vigil_agent_of_current_cgroup(void);
-extern __u32 vigil_agent_of_cgroup(__u64 cgroup_id);
-extern __u32 vigil_agent_of_current(__u32 tgid);
-extern int vigil_agent_inherit(__u32 tgid, __u32 agent_id);
-extern int vigil_agent_forget(__u32 tgid);
-extern int vigil_agent_announce(__u32 agent_id);
+static __u32 vigil_agent_of_pid(__u32 tgid);
+static __u32 vigil_agent_of_current_cgroup(void);
+static __u32 vigil_agent_of_cgroup(__u64 cgroup_id);
+static __u32 vigil_agent_of_current(__u32 tgid);
+static int vigil_agent_inherit(__u32 tgid, __u32 agent_id);
+static int vigil_agent_forget(__u32 tgid);
+static int vigil_agent_announce(__u32 agent_id);
 
 #endif /* VIGIL_BPF_H */

@@ -217,7 +217,8 @@ out_tpm_exit:
  */
 static void vigil_refuse_forced_unload(void)
 {
-	if (!module_refcount(THIS_MODULE))
+	/* -1 in a normal unload (the base reference is gone); > 0 forced */
+	if (module_refcount(THIS_MODULE) <= 0)
 		return;
 	pr_emerg("forced unload while in use (not sealed and drained, or files or BPF programs hold it): the module stays\n");
 	for (;;) {

@@ -9,25 +9,25 @@ out=$(vigil-ioctl-test commit checkpoint 2>&1)
 line=$(echo "$out" | grep '^checkpoint ')
 seq=$(echo "$line" | awk '{print $2}')
 digest=$(echo "$line" | awk '{print $4}')
-if [ -n "$seq" ] && grep -q "vigil-checkpoint-$seq " $IMALOG; then
-	if grep "vigil-checkpoint-$seq " $IMALOG | grep -q "$digest"; then
+if [ -n "$seq" ] && grep -q "vigil-[0-9a-f]*-checkpoint-$seq " $IMALOG; then
+	if grep "vigil-[0-9a-f]*-checkpoint-$seq " $IMALOG | grep -q "$digest"; then
 		vt_pass kmod-ima-checkpoint-in-log "IMA entry for checkpoint $seq has its SHA-256"
 	else
-		vt_fail kmod-ima-checkpoint-in-log "entry: $(grep "vigil-checkpoint-$seq " $IMALOG), want $digest"
+		vt_fail kmod-ima-checkpoint-in-log "entry: $(grep "vigil-[0-9a-f]*-checkpoint-$seq " $IMALOG), want $digest"
 	fi
 else
-	vt_fail kmod-ima-checkpoint-in-log "no vigil-checkpoint-$seq in IMA's log ($out)"
+	vt_fail kmod-ima-checkpoint-in-log "no vigil-[0-9a-f]*-checkpoint-$seq in IMA's log ($out)"
 	grep vigil $IMALOG | tail -n 3 >/dev/console
 fi
-vt_check kmod-ima-pcr10 sh -c "grep \"vigil-checkpoint-$seq \" $IMALOG | grep -q '^10 '"
+vt_check kmod-ima-pcr10 sh -c "grep \"vigil-[0-9a-f]*-checkpoint-$seq \" $IMALOG | grep -q '^10 '"
 vt_check kmod-ima-ascii grep -q 'checkpoint anchor=ima' /sys/kernel/security/vigil/ascii_log
 vt_check kmod-ima-replay vigil-replay --chain-complete --expect-signed --min-checkpoints 1
-n=$(grep -c 'vigil-checkpoint-' $IMALOG)
+n=$(grep -c "vigil-[0-9a-f]*-checkpoint-" $IMALOG)
 vt_log "IMA log holds $n vigil checkpoints"
 # The key binding and the identity are anchored in IMA too (PCR 10), not only
 # in the resettable pcr_config (16): IMA's copy of the KEY record decodes and
 # carries the live module's key.
-key_line=$(grep ' vigil-key-[0-9]* ' $IMALOG | tail -n 1)
+key_line=$(grep ' vigil-[0-9a-f]*-key-[0-9]* ' $IMALOG | tail -n 1)
 if [ -n "$key_line" ]; then
 	echo "$key_line" | awk '{print $NF}' | xxd -r -p >/tmp/ima-key.bin
 	ima_x=$(vigilctl log --json --file /tmp/ima-key.bin | sed -n 's/.*"x":"\([0-9a-f]*\)".*/\1/p')
@@ -40,7 +40,7 @@ if [ -n "$key_line" ]; then
 else
 	vt_fail kmod-ima-key-anchored "no vigil-key entry in IMA's log"
 fi
-vt_check kmod-ima-identity-anchored sh -c "grep -c ' vigil-measure-[0-9]* ' $IMALOG | grep -qv '^[01]\$'"
+vt_check kmod-ima-identity-anchored sh -c "grep -c ' vigil-[0-9a-f]*-measure-[0-9]* ' $IMALOG | grep -qv '^[01]\$'"
 vt_check kmod-ima-dev-anchor-flag-off sh -c 'vigilctl status --json | grep -q "\"dev_anchor\": false"'
 # The attack on the development anchor: PCR 16 (pcr_config) resets from
 # locality 0, PCR 10 does not. After the reset, the PCR 16 replay breaks,
