@@ -345,7 +345,8 @@ static bool vigil_producers_stalled(void)
 
 	vigil_alive_sum(alive);
 	sum = alive[VIGIL_PROD_SWITCH] + alive[VIGIL_PROD_SYSCALL];
-	stalled = sum != 0 && sum == vigil.tick_alive;
+	/* An empty set was sealed (vigild stopped cleanly): nothing to run. */
+	stalled = vigil.producers_sealed && sum != 0 && sum == vigil.tick_alive;
 	vigil.tick_alive = sum;
 	return stalled;
 }

@@ -133,8 +133,10 @@ static loff_t vigil_llseek(struct file *file, loff_t offset, int whence)
 	if (offset < 0) {
 		ret = -EINVAL;
 	} else {
+		/* A seek that moves the cursor starts a new run of reads. */
+		if (offset != r->pos)
+			r->run_start = offset;
 		r->pos = offset;
-		r->run_start = offset;
 		file->f_pos = offset;
 		ret = offset;
 	}

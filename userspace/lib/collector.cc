@@ -200,6 +200,12 @@ Collector::~Collector() {
   tick_links_.clear();
   ring_.reset();  // before the maps it reads go away
   skel_.reset();
+  // No producer runs any more: say so in the anchor with an empty producer
+  // set, so that verifiers expect silence rather than report it.
+  if (have_producers_) {
+    auto dev = device::VigilDevice::Open(device_path_);
+    if (dev.ok() && dev->OpenProducers().ok()) (void)dev->SealProducers();
+  }
 }
 
 Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& options,
@@ -281,6 +287,7 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
   if (dev) {
     VIGIL_ASSIGN_OR_RETURN(c->producers_, dev->SealProducers());
     c->have_producers_ = true;
+    c->device_path_ = options.device_path;
   }
   // A fresh .bss: these programs are the active ones from their attach on.
   // A reused one still names the old programs until SwitchOver flips it.

@@ -615,6 +615,13 @@ void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
   const bool same_instance =
       last_live_ &&
       std::memcmp(last_live_->instance_id, cp.instance_id, sizeof(cp.instance_id)) == 0;
+  if (!same_instance) {
+    // The first checkpoint seen: what has run so far is what runs.
+    active_roles_ = 0;
+    for (unsigned role = 1; role <= VIGIL_PROD_ROLE_MAX; ++role) {
+      if (cp.alive[role] != 0) active_roles_ |= 1u << role;
+    }
+  }
   if (!same_instance && (cp.cp_flags & VIGIL_CP_F_DEV_ANCHOR)) {
     AddFinding(Finding::Kind::kDevAnchor, at,
                "checkpoints are anchored in a resettable PCR (16/23): root can reset and "
@@ -626,10 +633,14 @@ void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
       AddFinding(Finding::Kind::kProducersChanged, at,
                  "producer set changed (window opened or sealed): generation " +
                      Str(prev.producers_gen) + " -> " + Str(cp.producers_gen));
+      active_roles_ = 0;  // the new set shows what it runs
     } else if (cp.producers_gen != 0) {
       for (unsigned role = 1; role <= VIGIL_PROD_ROLE_MAX; ++role) {
-        if (prev.alive[role] == 0) continue;  // not one of the loaded producers
         const uint64_t ran = cp.alive[role] - prev.alive[role];
+        // Only roles the current set has been seen running are expected.
+        const bool active = (active_roles_ >> role) & 1;
+        if (ran != 0) active_roles_ |= 1u << role;
+        if (!active) continue;
         const uint64_t fired = cp.hits[role] - prev.hits[role];
         const std::string who = "producer " + std::string(RoleName(role));
         if (fired == 0 && cp.hits[role] == 0) {

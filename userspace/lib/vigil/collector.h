@@ -188,6 +188,7 @@ class Collector {
   AdoptStatus adopt_;
   vigil_producers producers_{};
   bool have_producers_ = false;
+  std::string device_path_;  // where the producer set was sealed
   uint64_t samples_ = 0;  // records passed to the handler
   UniqueFd pin_lock_;                // flock on the pin directory while pinned
   HwStatus hw_;

@@ -331,6 +331,7 @@ class StreamVerifier {
   std::vector<CheckpointVerdict> verdicts_;
   std::vector<Finding> findings_;
   std::optional<vigil_log_checkpoint> last_live_;  // last decided, not rejected
+  uint32_t active_roles_ = 0;  // bit per role seen running in this producer set
 };
 
 }  // namespace vigil::verify

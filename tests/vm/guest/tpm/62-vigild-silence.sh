@@ -81,7 +81,7 @@ else
 	if command -v vigil-kmod-bench >/dev/null; then
 		vigil-kmod-bench --hold 2 >$dir/bench.out 2>&1
 		_i=0
-		while [ $_i -lt 35 ] && ! grep -q '"kind":"producers_changed"' $dir/detach2.json; do
+		while [ $_i -lt 100 ] && ! grep -q '"kind":"producers_changed"' $dir/detach2.json; do
 			sleep 0.1
 			_i=$((_i + 1))
 		done

@@ -15,6 +15,6 @@ if ! vt_wait_ready $dir/ready $vpid; then
 	return 0 2>/dev/null || exit 0
 fi
 vt_check freplace-agent-lookup vigil-freplace vigil_exec vigil_agent_of_current
-vt_check freplace-commit-helper vigil-freplace vigil_exec vigil_commit_exec
+vt_check freplace-fork-lookup vigil-freplace vigil_fork vigil_agent_of_pid
 kill -TERM $vpid
 wait $vpid 2>/dev/null
