@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <optional>
 #include <set>
 #include <span>
@@ -185,6 +186,135 @@ Result<ModuleKfuncs> DetectModuleKfuncs(const std::string& module_btf) {
   found.drop = btf__find_by_name_kind(module.get(), "vigil_drop", BTF_KIND_FUNC) > 0;
   found.alive = btf__find_by_name_kind(module.get(), "vigil_alive", BTF_KIND_FUNC) > 0;
   return found;
+}
+
+std::string_view AuditKindName(AuditFinding::Kind k) {
+  switch (k) {
+    case AuditFinding::Kind::kForeignProgram:
+      return "foreign_program";
+    case AuditFinding::Kind::kExtraLink:
+      return "extra_link";
+    case AuditFinding::Kind::kGeneration:
+      return "producers_off";
+    case AuditFinding::Kind::kLinkPin:
+      return "link_pin";
+  }
+  return "unknown";
+}
+
+namespace {
+
+struct ProgInfo {
+  uint32_t id = 0;
+  std::string name;
+  std::vector<uint32_t> map_ids;
+};
+
+// Every loaded BPF program with the maps it uses (two calls: the kernel
+// says how many map ids there are, then fills them).
+std::vector<ProgInfo> LoadedPrograms() {
+  std::vector<ProgInfo> out;
+  uint32_t id = 0;
+  while (bpf_prog_get_next_id(id, &id) == 0) {
+    UniqueFd fd(bpf_prog_get_fd_by_id(id));
+    if (!fd.valid()) continue;  // gone meanwhile
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
+    ProgInfo p;
+    p.id = info.id;
+    p.name = info.name;
+    const uint32_t nr_maps = info.nr_map_ids;
+    if (nr_maps != 0) {
+      p.map_ids.resize(nr_maps);
+      bpf_prog_info again{};
+      again.nr_map_ids = nr_maps;
+      again.map_ids = reinterpret_cast<uint64_t>(p.map_ids.data());
+      len = sizeof(again);
+      if (bpf_obj_get_info_by_fd(fd.get(), &again, &len) != 0) p.map_ids.clear();
+      p.map_ids.resize(std::min(nr_maps, again.nr_map_ids));
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+uint32_t ObjId(int fd) {
+  bpf_prog_info info{};  // large enough for a map's or a link's info too
+  uint32_t len = sizeof(info);
+  return fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
+}  // namespace
+
+std::vector<AuditFinding> Collector::Audit() const {
+  std::vector<AuditFinding> out;
+  if (!skel_) return out;
+  std::set<uint32_t> our_maps;
+  bpf_map* map = nullptr;
+  bpf_object__for_each_map(map, skel_->obj) {
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_map__fd(map) >= 0 && bpf_obj_get_info_by_fd(bpf_map__fd(map), &info, &len) == 0) {
+      our_maps.insert(info.id);
+    }
+  }
+  std::map<uint32_t, std::string> our_progs;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    if (bpf_program__fd(prog) < 0) continue;
+    const uint32_t id = ObjId(bpf_program__fd(prog));
+    if (id != 0) our_progs[id] = bpf_program__name(prog);
+  }
+  for (const ProgInfo& p : LoadedPrograms()) {
+    if (our_progs.count(p.id) != 0) continue;
+    for (uint32_t m : p.map_ids) {
+      if (our_maps.count(m) == 0) continue;
+      out.push_back({AuditFinding::Kind::kForeignProgram,
+                     "BPF program " + std::to_string(p.id) + " '" + p.name +
+                         "' uses vigil's map " + std::to_string(m)});
+      break;
+    }
+  }
+  // Links per program of ours: one each (perf_event attachments of the
+  // sample timer are one per CPU and not links of this kind).
+  std::map<uint32_t, int> links;
+  uint32_t id = 0;
+  while (bpf_link_get_next_id(id, &id) == 0) {
+    UniqueFd fd(bpf_link_get_fd_by_id(id));
+    if (!fd.valid()) continue;
+    bpf_link_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
+    if (our_progs.count(info.prog_id) == 0 || info.type == BPF_LINK_TYPE_PERF_EVENT) continue;
+    links[info.prog_id]++;
+  }
+  for (const auto& [prog_id, n] : links) {
+    if (n > 1) {
+      out.push_back({AuditFinding::Kind::kExtraLink,
+                     "vigil program '" + our_progs[prog_id] + "' is attached " +
+                         std::to_string(n) + " times: each event is recorded " +
+                         std::to_string(n) + " times"});
+    }
+  }
+  const uint64_t active = __atomic_load_n(&skel_->bss->vigil_active_gen, __ATOMIC_RELAXED);
+  if (active != skel_->rodata->vigil_my_gen) {
+    out.push_back({AuditFinding::Kind::kGeneration,
+                   "vigil_active_gen is " + std::to_string(active) + ", the programs are " +
+                       std::to_string(skel_->rodata->vigil_my_gen) +
+                       ": every vigil program returns at once"});
+  }
+  for (const std::string& path : pinned_links_) {
+    UniqueFd fd(bpf_obj_get(path.c_str()));
+    bpf_link_info info{};
+    uint32_t len = sizeof(info);
+    if (!fd.valid() || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 ||
+        our_progs.count(info.prog_id) == 0) {
+      out.push_back({AuditFinding::Kind::kLinkPin,
+                     "the pinned link " + path + " is gone or points at another program"});
+    }
+  }
+  return out;
 }
 
 void Collector::SkelDeleter::operator()(vigil_bpf* skel) const { vigil_bpf__destroy(skel); }

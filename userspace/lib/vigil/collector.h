@@ -121,6 +121,20 @@ struct AdoptStatus {
   std::string detail;       // one line for the log; empty when nothing was found
 };
 
+// What Collector::Audit() found that should not be: each one a finding.
+struct AuditFinding {
+  // kForeignProgram: a BPF program that is not one of ours uses one of our
+  // maps (it can write into the ring buffer or edit agents). kExtraLink: a
+  // program of ours is attached more than once (each event recorded twice).
+  // kGeneration: vigil_active_gen no longer names our programs (they are
+  // switched off). kLinkPin: a pinned link of ours is gone or points at
+  // another program.
+  enum class Kind { kForeignProgram, kExtraLink, kGeneration, kLinkPin };
+  Kind kind;
+  std::string detail;
+};
+std::string_view AuditKindName(AuditFinding::Kind k);
+
 // Owns the loaded and attached BPF programs and the ring buffer consumer.
 // Not movable (libbpf holds a pointer to it). Thread-safety: not
 // thread-safe; one thread polls.
@@ -158,6 +172,12 @@ class Collector {
   // What Start() did with a previous instance's pins (all false/0 without
   // pin_dir or when there were none).
   const AdoptStatus& adopted() const { return adopt_; }
+  // Looks at the kernel's BPF objects for what root could have done to
+  // ours: foreign programs using our maps, our programs attached twice, the
+  // activation flag flipped, pinned links removed or replaced. Each finding
+  // is reported every time it still holds (the caller deduplicates).
+  // Complements the module's signed counters; it does not replace them.
+  std::vector<AuditFinding> Audit() const;
   // The producer set the module sealed for these programs (with the module).
   const vigil_producers* producers() const { return have_producers_ ? &producers_ : nullptr; }
 
