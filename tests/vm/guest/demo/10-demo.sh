@@ -90,4 +90,39 @@ awk '/^[a-z0-9_]+ pcr_/ { name = $1 " " $2 }
 tail -n 1 $dir/replay.txt | indent
 [ $rc -eq 0 ] && vt_pass demo-replay || vt_fail demo-replay "exit $rc: $(tail -n 3 $dir/replay.txt)"
 
-vt_rmmod vigil && say "" && say "== vigil.ko unloaded"
+say ""
+say "== attacks a root user tries, and what vigil shows"
+if command -v vigil-kmod-bench >/dev/null; then
+	out=$(vigil-kmod-bench --foreign 2>&1 | tail -n 1)
+	say "  a BPF program of root's own calls vigil_commit to forge a record:"
+	say "    $out"
+	echo "$out" | grep -q '^refused' && vt_pass demo-attack-foreign || vt_fail demo-attack-foreign "$out"
+fi
+rm -f $dir/ready
+vigild --state-dir $dir/state2 --sample-ms 50 --ready-file $dir/ready -o $dir/attack.json 2>$dir/attack.err &
+vpid=$!
+if vt_wait_ready $dir/ready $vpid; then
+	sleep 2.5
+	bpftool map update pinned /sys/fs/bpf/vigil/maps/bss key hex 00 00 00 00 \
+		value hex ff ff ff 7f 00 00 00 00 2>/dev/null
+	say "  root switches every vigil program off with one write to vigil_active_gen (pinned .bss):"
+	i=0
+	while [ $i -lt 50 ] && ! grep -q '"kind":"producer_silent"' $dir/attack.json; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	finding=$(grep -m1 '"kind":"producer_silent"' $dir/attack.json | sed -n 's/.*"reason":"\([^"]*\)".*/\1/p')
+	say "    vigild: producer_silent: $finding"
+	[ -n "$finding" ] && vt_pass demo-attack-silence || vt_fail demo-attack-silence "no finding"
+	kill -TERM $vpid
+	wait $vpid 2>/dev/null
+fi
+if rmmod vigil 2>$dir/rmmod.err; then
+	vt_fail demo-attack-rmmod "rmmod succeeded before the seal"
+else
+	say "  root unloads the module to drop the records since the last checkpoint:"
+	say "    $(cat $dir/rmmod.err) (until 'vigilctl seal' wrote the final checkpoint and the log was read)"
+	vt_pass demo-attack-rmmod
+fi
+
+vt_rmmod vigil && say "" && say "== vigil.ko sealed (final checkpoint read) and unloaded"
