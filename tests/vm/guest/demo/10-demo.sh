@@ -78,7 +78,7 @@ vigilctl log >$dir/log.txt 2>&1
 say "  $(awk '{print $1}' $dir/log.txt | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $2; sep=", "}')"
 grep '^checkpoint' $dir/log.txt | tail -n 1 |
 	sed -n 's/.*seq=\([0-9]*\) .*first_seq=\([0-9]*\) .*last_seq=\([0-9]*\) .*/last checkpoint: log seq \1 covers events \2..\3/p' | indent
-grep -q '^signature.*status=0' $dir/log.txt && say "  checkpoints signed by the TPM (ECDSA P-256, key usable only by the module)"
+grep -q '^signature.*status=0' $dir/log.txt && say "  checkpoints signed by the TPM (ECDSA P-256, the module's key; root can read its secret from kernel memory, so proof against root rests on the anchor)"
 
 say ""
 say "== PCRs replayed from the log vs. read from the TPM (tpm2-tss, /dev/tpmrm0)"
