@@ -151,6 +151,13 @@ struct vigil_ev_exit {
 
 /* A user-space event committed through VIGIL_IOC_COMMIT. */
 #define VIGIL_USER_PAYLOAD_MAX	512
+/*
+ * vigil_ev_user.kind values vigil's own tools use (others are free):
+ * UNTRACK is committed by `vigilctl agent untrack` before it removes the
+ * agent from the maps (payload: "untrack <name> id <agent id>").
+ */
+#define VIGIL_USER_KIND_VIGIL	0x76670000U	/* "vg": vigil's own kinds */
+#define VIGIL_USER_KIND_UNTRACK	(VIGIL_USER_KIND_VIGIL | 1)
 struct vigil_ev_user {
 	struct vigil_rec_hdr hdr;
 	__u32 pid;		/* committer, filled by the module */

@@ -48,6 +48,24 @@ Result<vigil_info> VigilDevice::GetInfo() {
   return info;
 }
 
+Result<uint64_t> VigilDevice::Commit(uint32_t kind, std::span<const uint8_t> payload) {
+  if (payload.size() > VIGIL_USER_PAYLOAD_MAX) {
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "a committed payload holds at most " +
+                             std::to_string(VIGIL_USER_PAYLOAD_MAX) + " bytes");
+  }
+  vigil_commit c;
+  std::memset(&c, 0, sizeof(c));
+  c.size = sizeof(c);
+  c.kind = kind;
+  c.len = static_cast<uint32_t>(payload.size());
+  c.payload = reinterpret_cast<uint64_t>(payload.data());
+  if (::ioctl(fd_.get(), VIGIL_IOC_COMMIT, &c) != 0) {
+    return Status::FromErrno(errno, "VIGIL_IOC_COMMIT");
+  }
+  return c.seq;
+}
+
 Status VigilDevice::OpenProducers() {
   vigil_producers p;
   std::memset(&p, 0, sizeof(p));

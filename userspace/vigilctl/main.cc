@@ -727,9 +727,24 @@ int CmdAgentList(const std::string& pin_dir, bool json_out) {
   return kExitOk;
 }
 
+// Untracking is itself behaviour: with the module loaded it is committed
+// into the chain first (a user event of kind VIGIL_USER_KIND_UNTRACK), and
+// nothing is untracked when that fails.
 int CmdAgentUntrack(const std::string& pin_dir, const std::string& name) {
   auto reg = vigil::agents::Registry::Open(pin_dir);
   if (!reg.ok()) return FailAgent(reg.status());
+  auto dev = vigil::device::VigilDevice::Open(g_device);
+  if (dev.ok()) {
+    const std::string what = "untrack " + name;
+    auto seq = dev->Commit(VIGIL_USER_KIND_UNTRACK,
+                           std::span<const uint8_t>(
+                               reinterpret_cast<const uint8_t*>(what.data()),
+                               std::min<size_t>(what.size(), VIGIL_USER_PAYLOAD_MAX)));
+    if (!seq.ok()) return Fail(seq.status());
+    std::cout << "untracking committed at seq " << *seq << "\n";
+  } else if (dev.status().code() != vigil::ErrorCode::kNotFound) {
+    return Fail(dev.status());
+  }
   if (Status st = reg->Untrack(name); !st.ok()) return FailAgent(st);
   return kExitOk;
 }

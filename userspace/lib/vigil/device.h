@@ -25,6 +25,9 @@ class VigilDevice {
   // VIGIL_IOC_MEASURE: logs `digest` under `name` and extends pcr_config
   // (needs CAP_SYS_ADMIN). Returns the log seq of the MEASURE record.
   Result<uint64_t> Measure(const std::string& name, std::span<const uint8_t> digest);
+  // VIGIL_IOC_COMMIT: chains a user event (kind, payload <= 512 bytes) and
+  // returns its seq (CAP_SYS_ADMIN).
+  Result<uint64_t> Commit(uint32_t kind, std::span<const uint8_t> payload);
   // VIGIL_IOC_PRODUCERS_OPEN: until SealProducers(), BPF programs this
   // process loads may call the module's kfuncs (CAP_SYS_ADMIN).
   Status OpenProducers();

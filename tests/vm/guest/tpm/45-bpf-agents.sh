@@ -38,6 +38,19 @@ burn_rc=$?
 vigilctl agent run --name vm-kill -- vigil-workload --touch-mib 16 --signal 9
 kill_rc=$?
 vigilctl agent list >$dir/list.txt 2>&1
+# Untracking is itself committed into the chain before the maps change.
+sleep 1000 &
+sleeper=$!
+vigilctl agent track --name vm-gone --pid $sleeper >/dev/null 2>&1
+if vigilctl agent untrack --name vm-gone >$dir/untrack.txt 2>&1 &&
+	seq=$(sed -n 's/^untracking committed at seq \([0-9]*\)$/\1/p' $dir/untrack.txt) && [ -n "$seq" ] &&
+	vigilctl log --json | grep '"kind":1986461697' | grep -q "\"seq\":$seq,"; then
+	vt_pass agents-untrack-committed "$(cat $dir/untrack.txt)"
+else
+	vt_fail agents-untrack-committed "$(tr '\n' '|' <$dir/untrack.txt | cut -c1-200)"
+fi
+kill $sleeper
+wait $sleeper 2>/dev/null
 sleep 0.5
 kill -TERM $vpid
 wait $vpid
