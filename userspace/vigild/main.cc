@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -26,8 +27,8 @@
 #include <string>
 #include <type_traits>
 
-#include "pipeline.h"
 #include "liveness.h"
+#include "pipeline.h"
 #include "state.h"
 #include "vigil/agents.h"
 #include "vigil/baseline/store.h"
@@ -615,7 +616,14 @@ int Run(const Config& cfg) {
       anchor = saved->anchor;
       Say("resuming verification after seq " + std::to_string(anchor.last_seq) +
           " (checkpoint at log seq " + std::to_string(anchor.checkpoint_log_seq) +
-          ", checked against the " + (saved_anchor_record ? "saved" : "module's") + " log)");
+          ", checked against the " +
+          (std::any_of(initial_log.begin(), initial_log.end(),
+                       [&](const vigil::records::Record& r) {
+                         return r.seq() == anchor.checkpoint_log_seq;
+                       })
+               ? "module's"
+               : "saved") +
+          " log)");
     } else {
       if (saved) {
         instance_change.emplace();
