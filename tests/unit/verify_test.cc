@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "module_sim.h"
-#include "vigil/replay.h"
 #include "test_records.h"
+#include "vigil/replay.h"
 
 namespace vigil {
 namespace {
@@ -871,7 +871,6 @@ TEST(VerifyLivenessTest, ANewProducerSetAndRefusalsAreFindings) {
   EXPECT_EQ(refused, 1);
 }
 
-
 // The PCR check as vigild makes it: the verifier's prefix against the
 // module's log as it holds it now, on a TPM holding what that log replays to.
 verify::PcrCheck PcrCheckOn(const testing::ModuleSim& sim) {
@@ -879,11 +878,10 @@ verify::PcrCheck PcrCheckOn(const testing::ModuleSim& sim) {
     const crypto::Digest config = sim.Pcr(true);
     const crypto::Digest events = sim.Pcr(false);
     constexpr uint32_t kEventsPcr = 23;
-    return replay::CheckPcrPath(
-        verified, sim.log(), testing::ModuleSim::kPcrConfig, kEventsPcr,
-        [&](uint16_t, uint32_t pcr) -> Result<crypto::Digest> {
-          return pcr == testing::ModuleSim::kPcrConfig ? config : events;
-        });
+    return replay::CheckPcrPath(verified, sim.log(), testing::ModuleSim::kPcrConfig, kEventsPcr,
+                                [&](uint16_t, uint32_t pcr) -> Result<crypto::Digest> {
+                                  return pcr == testing::ModuleSim::kPcrConfig ? config : events;
+                                });
   };
 }
 

@@ -714,7 +714,6 @@ TEST(PipelineTest, EveryLineCarriesTimeHostAndBoot) {
   EXPECT_EQ(json::parse(sunk[0]).at("host_id"), "00000000000000000000000000000001");
 }
 
-
 // --- Liveness: TRIM, stalls, instance changes, the saved anchor ----------
 
 vigil_info Info(uint64_t log_bytes, uint64_t log_max_bytes = 65536) {
@@ -878,8 +877,7 @@ TEST(PipelineTest, AFullLogStallsVerificationVisibly) {
   ASSERT_EQ(stalls.size(), 2u) << rig.out.str();
   EXPECT_EQ(stalls[0].at("stall"), "no_verdict");
   EXPECT_EQ(stalls[1].at("stall"), "no_checkpoint");
-  EXPECT_NE(stalls[0].at("reason").get<std::string>().find("4 records refused"),
-            std::string::npos);
+  EXPECT_NE(stalls[0].at("reason").get<std::string>().find("4 records refused"), std::string::npos);
   const std::string metrics = rig.registry.Render();
   EXPECT_NE(metrics.find("vigil_stalled 1\n"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("vigil_findings_total{kind=\"stalled\"} 2\n"), std::string::npos);
@@ -893,8 +891,7 @@ TEST(PipelineTest, LogFillLastVerdictTimeAndBuildInfoAreMetrics) {
   opt.real_clock = [] { return uint64_t{1'765'000'000'123'456'789}; };
   PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}), opt);
   std::string metrics = rig.registry.Render();
-  EXPECT_NE(metrics.find("vigil_last_verdict_timestamp_seconds 0\n"), std::string::npos)
-      << metrics;
+  EXPECT_NE(metrics.find("vigil_last_verdict_timestamp_seconds 0\n"), std::string::npos) << metrics;
   const std::string build = "vigil_build_info{version=\"" + std::string(version::Release()) +
                             "\",abi=\"" + std::to_string(VIGIL_ABI_MAJOR) + "." +
                             std::to_string(VIGIL_ABI_MINOR) + "\"} 1\n";
@@ -929,8 +926,7 @@ TEST(PipelineTest, AnInstanceChangeIsAFindingAndACounter) {
             std::string::npos);
   const std::string metrics = rig.registry.Render();
   EXPECT_NE(metrics.find("vigil_instance_changes_total 1\n"), std::string::npos) << metrics;
-  EXPECT_NE(metrics.find("vigil_findings_total{kind=\"instance_changed\"} 1\n"),
-            std::string::npos);
+  EXPECT_NE(metrics.find("vigil_findings_total{kind=\"instance_changed\"} 1\n"), std::string::npos);
 }
 
 // The saved anchor a verifier resumes from, and the module's info and log.
@@ -954,9 +950,8 @@ struct AnchorCase {
   Status Check(const verify::Anchor& a, const std::vector<records::Record>& log,
                std::optional<records::Record> saved = std::nullopt) {
     return daemon::CheckSavedAnchor(
-        a, info, log, [saved](uint64_t) -> Result<std::optional<records::Record>> {
-          return saved;
-        });
+        a, info, log,
+        [saved](uint64_t) -> Result<std::optional<records::Record>> { return saved; });
   }
 };
 
@@ -991,10 +986,12 @@ TEST(SavedAnchorTest, AnEditedAnchorIsRefusedByName) {
       {"head", [](verify::Anchor& a) { a.chain_head[0] ^= 1; }, "another chain head"},
       {"counters", [](verify::Anchor& a) { a.drops_total = 9; }, "other loss counters"},
       {"instance", [](verify::Anchor& a) { a.instance_id[0] ^= 1; }, "another module instance"},
-      {"zeroed", [](verify::Anchor& a) {
+      {"zeroed",
+       [](verify::Anchor& a) {
          a.checkpoint_log_seq = 0;
          a.last_seq = 0;
-       }, "names no checkpoint"},
+       },
+       "names no checkpoint"},
   };
   for (const Edit& e : edits) {
     verify::Anchor a = c.anchor;

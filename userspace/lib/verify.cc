@@ -438,8 +438,14 @@ void StreamVerifier::AddLog(records::Record rec) {
       auto cp = rec.As<vigil_log_checkpoint>();
       if (!cp) break;  // Decode validated the size; unreachable
       auto digest = crypto::Sha256({rec.bytes()});
-      PendingCheckpoint p{rec,     *cp,         digest.ok() ? *digest : crypto::Sha256Digest{},
-                          std::nullopt, 0,      {},          Sig::kPending, {}};
+      PendingCheckpoint p{.rec = rec,
+                          .cp = *cp,
+                          .digest = digest.ok() ? *digest : crypto::Sha256Digest{},
+                          .sig = std::nullopt,
+                          .logged_at_ns = 0,
+                          .structural_error = {},
+                          .sig_state = Sig::kPending,
+                          .sig_why = {}};
       std::string& err = p.structural_error;
       if (std::memcmp(cp->instance_id, anchor_.instance_id.data(), VIGIL_ID_LEN) != 0) {
         err = "checkpoint of another module instance (another boot or load): instance " +

@@ -83,7 +83,7 @@ void LivenessMonitor::OnModuleInfo(const vigil_info& info) {
   have_info_ = true;
   heartbeat_ns_ = static_cast<uint64_t>(info.heartbeat_ms) * kNsPerMs;
   const uint64_t timer_ns = static_cast<uint64_t>(info.checkpoint_ms) * kNsPerMs;
-  period_ns_ = timer_ns == 0 ? heartbeat_ns_
+  period_ns_ = timer_ns == 0        ? heartbeat_ns_
                : heartbeat_ns_ == 0 ? timer_ns
                                     : std::min(timer_ns, heartbeat_ns_);
   sealed_ = (info.tpm_flags & VIGIL_TPM_SEALED) != 0;
@@ -121,16 +121,15 @@ std::vector<Stall> LivenessMonitor::Tick(uint64_t now) {
   }
   if (!have_info_ || period_ns_ == 0) return out;
 
-  const bool no_verdict =
-      behind_since_ns_ && now - *behind_since_ns_ >= verdict_window_ns();
+  const bool no_verdict = behind_since_ns_ && now - *behind_since_ns_ >= verdict_window_ns();
   if (no_verdict && !stalled_verdict_) {
-    out.push_back(Stall{
-        Stall::Kind::kNoVerdict, max_seq_,
-        "the module's seq reached " + Str(max_seq_) + " but no verdict came for " +
-            Seconds(now - *behind_since_ns_) + " (" + Str(options_.stall_periods) +
-            " checkpoint periods of " + Str(period_ns_ / kNsPerMs) +
-            " ms, at least --checkpoint-wait plus one): verdicts cover seqs up to " +
-            Str(covered_seq_) + "; " + LogFill(log_bytes_, log_max_bytes_, log_refused_)});
+    out.push_back(
+        Stall{Stall::Kind::kNoVerdict, max_seq_,
+              "the module's seq reached " + Str(max_seq_) + " but no verdict came for " +
+                  Seconds(now - *behind_since_ns_) + " (" + Str(options_.stall_periods) +
+                  " checkpoint periods of " + Str(period_ns_ / kNsPerMs) +
+                  " ms, at least --checkpoint-wait plus one): verdicts cover seqs up to " +
+                  Str(covered_seq_) + "; " + LogFill(log_bytes_, log_max_bytes_, log_refused_)});
   }
   stalled_verdict_ = no_verdict;
 
@@ -142,7 +141,8 @@ std::vector<Stall> LivenessMonitor::Tick(uint64_t now) {
                         "no checkpoint was read from the module's log for " +
                             Seconds(now - last_checkpoint_ns_) +
                             ", while the module takes one at least every heartbeat_ms (" +
-                            Str(heartbeat_ns_ / kNsPerMs) + " ms): checkpoints are deferred or "
+                            Str(heartbeat_ns_ / kNsPerMs) +
+                            " ms): checkpoints are deferred or "
                             "the log is not read; " +
                             LogFill(log_bytes_, log_max_bytes_, log_refused_)});
   }
@@ -173,8 +173,7 @@ Status CheckSavedAnchor(const verify::Anchor& saved, const vigil_info& info,
     return Status::Ok();
   }
   if (saved.checkpoint_log_seq >= info.log_next_seq) {
-    return mismatch("is beyond the module's log, whose next log seq is " +
-                    Str(info.log_next_seq));
+    return mismatch("is beyond the module's log, whose next log seq is " + Str(info.log_next_seq));
   }
   std::optional<records::Record> rec;
   for (const records::Record& r : module_log) {

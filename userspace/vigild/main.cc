@@ -156,16 +156,25 @@ struct Config {
   // What MEASURE records as the configuration: every option that changes
   // what vigild verifies, learns, reports or keeps (not the output files).
   std::string Canonical() const {
-    return json{{"all_processes", all_processes},   {"checkpoint_wait_s", checkpoint_wait_s},
-                {"hw", hw},                         {"learn_samples", learn_samples},
-                {"metrics", metrics},               {"no_module", no_module},
-                {"no_pcr_check", no_pcr_check},     {"no_state", no_state},
-                {"reorder_window", reorder_window}, {"ringbuf_bytes", ringbuf_bytes},
-                {"sample_ms", sample_ms},           {"state_dir", state_dir},
-                {"syscalls", syscalls},             {"tcti", tcti},
-                {"threshold", threshold},           {"state_interval_s", state_interval_s},
+    return json{{"all_processes", all_processes},
+                {"checkpoint_wait_s", checkpoint_wait_s},
+                {"hw", hw},
+                {"learn_samples", learn_samples},
+                {"metrics", metrics},
+                {"no_module", no_module},
+                {"no_pcr_check", no_pcr_check},
+                {"no_state", no_state},
+                {"reorder_window", reorder_window},
+                {"ringbuf_bytes", ringbuf_bytes},
+                {"sample_ms", sample_ms},
+                {"state_dir", state_dir},
+                {"syscalls", syscalls},
+                {"tcti", tcti},
+                {"threshold", threshold},
+                {"state_interval_s", state_interval_s},
                 {"baseline_interval_s", baseline_interval_s},
-                {"no_records", no_records},         {"stall_periods", stall_periods},
+                {"no_records", no_records},
+                {"stall_periods", stall_periods},
                 {"trim_fill", trim_fill}}
         .dump();
   }
@@ -282,7 +291,8 @@ class PcrChecker {
     if (!more.ok()) return Unavailable(more.status());
     // The replay starts at the newest BASE's cut (TRIM writes its BASE
     // after the records it keeps).
-    for (vigil::records::Record& r : *more) vigil::replay::AppendToReplayView(current_, std::move(r));
+    for (vigil::records::Record& r : *more)
+      vigil::replay::AppendToReplayView(current_, std::move(r));
     return vigil::Status::Ok();
   }
   static vigil::Status Unavailable(const vigil::Status& why) {
@@ -542,9 +552,8 @@ int Run(const Config& cfg) {
     }
     initial_log = std::move(log).value();
     vigil::verify::Anchor anchor;
-    bool same_instance =
-        saved && std::memcmp(saved->anchor.instance_id.data(), info->instance_id,
-                             VIGIL_ID_LEN) == 0;
+    bool same_instance = saved && std::memcmp(saved->anchor.instance_id.data(), info->instance_id,
+                                              VIGIL_ID_LEN) == 0;
     // The module's log as read, one file per module instance. The file, not
     // verifier.json, says how far it goes: it may be ahead (appended, then
     // killed before the save), end in a record cut short, or be gone. The
@@ -555,8 +564,8 @@ int Run(const Config& cfg) {
       log_file = daemon::LogFileName(std::span<const uint8_t>(info->instance_id));
       const uint64_t expected = same_instance ? saved->log_saved_seq : 0;
       const uint64_t keep = same_instance ? saved->anchor.checkpoint_log_seq : 0;
-      auto scan = LoadState<daemon::SavedLog>(
-          *state, log_file, cfg.reset_state, [&](int fd, uint64_t) {
+      auto scan =
+          LoadState<daemon::SavedLog>(*state, log_file, cfg.reset_state, [&](int fd, uint64_t) {
             return daemon::ScanSavedLogFile(fd, std::span<const uint8_t>(info->instance_id),
                                             1 << 20, keep);
           });
@@ -871,8 +880,7 @@ int Run(const Config& cfg) {
   // Without state nothing is saved, so nothing may be trimmed.
   daemon::TrimOptions topt;
   topt.fill_fraction = cfg.trim_fill;
-  daemon::LogTrimmer trimmer(
-      [&](uint64_t before) { return device->Trim(before); }, topt);
+  daemon::LogTrimmer trimmer([&](uint64_t before) { return device->Trim(before); }, topt);
   uint64_t next_trim_try_ns = 0;
   bool info_error_said = false;
   auto poll_module = [&](uint64_t now) {
@@ -888,9 +896,8 @@ int Run(const Config& cfg) {
     // Save first when that lets the cut move: the cut never passes what is
     // on disk (the log records and the anchor in verifier.json).
     if (daemon::TrimBefore(v->anchor().checkpoint_log_seq, log_saved_seq, got->log_first_seq)
-            .value_or(0) > daemon::TrimBefore(saved_anchor_log_seq, durable_log_seq,
-                                               got->log_first_seq)
-                               .value_or(0)) {
+            .value_or(0) >
+        daemon::TrimBefore(saved_anchor_log_seq, durable_log_seq, got->log_first_seq).value_or(0)) {
       if (vigil::Status st = save_state(); !st.ok()) {
         Say("saving state before TRIM: " + st.ToString());
         next_trim_try_ns = now + 1'000'000'000;
@@ -904,8 +911,8 @@ int Run(const Config& cfg) {
       case Kind::kTrimmed:
         pipe->CountTrimmed(o.trimmed);
         if (cfg.verbose) {
-          Say("trimmed " + std::to_string(o.trimmed) + " records of the module's log before log seq " +
-              std::to_string(o.before_seq));
+          Say("trimmed " + std::to_string(o.trimmed) +
+              " records of the module's log before log seq " + std::to_string(o.before_seq));
         }
         break;
       case Kind::kRetryLater:

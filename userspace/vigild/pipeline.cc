@@ -160,12 +160,12 @@ Status Pipeline::RegisterMetrics(metrics::Registry& r) {
       r.AddGauge("vigil_last_verdict_timestamp_seconds",
                  "Unix time of the last checkpoint verdict (0: none yet); a value that stops "
                  "moving while records come means verification stalled"));
-  VIGIL_ASSIGN_OR_RETURN(m_.log_bytes,
-                         r.AddGauge("vigil_module_log_bytes",
-                                    "Bytes of records the module's log holds (GET_INFO)"));
-  VIGIL_ASSIGN_OR_RETURN(m_.log_max_bytes,
-                         r.AddGauge("vigil_module_log_max_bytes",
-                                    "The module's log cap, log_max_bytes (GET_INFO)"));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.log_bytes,
+      r.AddGauge("vigil_module_log_bytes", "Bytes of records the module's log holds (GET_INFO)"));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.log_max_bytes,
+      r.AddGauge("vigil_module_log_max_bytes", "The module's log cap, log_max_bytes (GET_INFO)"));
   VIGIL_ASSIGN_OR_RETURN(
       m_.log_fill,
       r.AddGauge("vigil_module_log_fill_ratio",
@@ -183,8 +183,8 @@ Status Pipeline::RegisterMetrics(metrics::Registry& r) {
       r.AddCounter("vigil_instance_changes_total",
                    "Starts on another module instance than the saved state's (reboot, reload)"));
   VIGIL_ASSIGN_OR_RETURN(
-      m_.stalled, r.AddGauge("vigil_stalled",
-                             "1 while verification is stalled (see the `stalled` finding)"));
+      m_.stalled,
+      r.AddGauge("vigil_stalled", "1 while verification is stalled (see the `stalled` finding)"));
   return Status::Ok();
 }
 
@@ -432,8 +432,8 @@ void Pipeline::OnModuleInfo(const vigil_info& info) {
   m_.log_bytes->Set({}, static_cast<double>(info.log_bytes));
   m_.log_max_bytes->Set({}, static_cast<double>(info.log_max_bytes));
   if (info.log_max_bytes != 0) {
-    m_.log_fill->Set({}, static_cast<double>(info.log_bytes) /
-                             static_cast<double>(info.log_max_bytes));
+    m_.log_fill->Set({},
+                     static_cast<double>(info.log_bytes) / static_cast<double>(info.log_max_bytes));
   }
   m_.log_refused->Set({}, static_cast<double>(info.log_refused));
   if (liveness_) liveness_->OnModuleInfo(info);
@@ -465,9 +465,9 @@ void Pipeline::Tick(uint64_t mono_ns, uint64_t real_ns) {
   }
   if (liveness_) {
     for (const Stall& s : liveness_->Tick(mono_ns)) {
-      EmitFinding("stalled", s.seq, s.reason,
-                  json{{"stall", s.kind == Stall::Kind::kNoVerdict ? "no_verdict"
-                                                                   : "no_checkpoint"}});
+      EmitFinding(
+          "stalled", s.seq, s.reason,
+          json{{"stall", s.kind == Stall::Kind::kNoVerdict ? "no_verdict" : "no_checkpoint"}});
     }
     m_.stalled->Set({}, liveness_->stalled() ? 1 : 0);
   }

@@ -241,8 +241,8 @@ Result<SavedLog> ScanSavedLog(std::string_view bytes, std::span<const uint8_t> i
   return out;
 }
 
-Result<SavedLog> ScanSavedLogFile(int fd, std::span<const uint8_t> instance_id,
-                                  size_t piece_bytes, uint64_t keep_log_seq) {
+Result<SavedLog> ScanSavedLogFile(int fd, std::span<const uint8_t> instance_id, size_t piece_bytes,
+                                  uint64_t keep_log_seq) {
   SavedLog out;
   std::string pending;  // a record split across two reads
   std::string piece(std::max<size_t>(piece_bytes, 1), '\0');
