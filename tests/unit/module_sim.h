@@ -21,6 +21,7 @@
 #include "vigil/chain.h"
 #include "vigil/digest.h"
 #include "vigil/records.h"
+#include "vigil/replay.h"
 #include "vigil/signature.h"
 #include "vigil/verify.h"
 
@@ -29,7 +30,10 @@ namespace vigil::testing {
 class ModuleSim {
  public:
   // `tpm` false: degraded mode, no KEY record (checkpoints say NO_TPM).
-  explicit ModuleSim(uint8_t instance_byte = 0x5a, bool tpm = true) {
+  // `base`: the log starts with a BASE record (one SHA-256 bank, PCRs at
+  // zero) as the module's does, so it replays and Trim() works.
+  explicit ModuleSim(uint8_t instance_byte = 0x5a, bool tpm = true, bool base = false) {
+    if (base) log_.push_back(BaseRecord(1, 0, 0, crypto::Digest(32, 0), crypto::Digest(32, 0)));
     key_.reset(EVP_EC_gen("P-256"));
     if (!key_) throw std::runtime_error("EVP_EC_gen");
     BIGNUM* x = nullptr;
@@ -168,8 +172,37 @@ class ModuleSim {
     return sig;
   }
 
-  // Every log record so far (KEY first).
+  // Every log record the module holds (KEY first, or BASE then KEY).
   const std::vector<records::Record>& log() const { return log_; }
+
+  // VIGIL_IOC_TRIM as the module does it: drops the records with log seq <
+  // `before_seq` and appends a BASE with the PCR values at the cut (the
+  // replay of what it drops), first_kept_seq = before_seq. Needs `base`.
+  // Returns the BASE record.
+  records::Record Trim(uint64_t before_seq) {
+    std::vector<records::Record> dropped;
+    for (const records::Record& r : log_) {
+      if (r.seq() < before_seq) dropped.push_back(r);
+    }
+    auto at_cut = replay::ReplayLog(dropped);
+    if (!at_cut.ok()) throw std::runtime_error("Trim: " + at_cut.status().ToString());
+    for (const records::Record& r : dropped) {
+      trimmed_records_++;
+      trimmed_bytes_ += r.bytes().size();
+    }
+    std::erase_if(log_, [before_seq](const records::Record& r) { return r.seq() < before_seq; });
+    records::Record base = BaseRecord(log_seq_++, before_seq, trimmed_records_,
+                                      at_cut->banks[0].config(), at_cut->banks[0].events());
+    log_.push_back(base);
+    return base;
+  }
+  // The TPM's pcr_config (`config`) or pcr_events as the held log replays.
+  crypto::Digest Pcr(bool config) const {
+    auto r = replay::ReplayLog(log_);
+    if (!r.ok()) throw std::runtime_error("Pcr: " + r.status().ToString());
+    return config ? r->banks[0].config() : r->banks[0].events();
+  }
+  static constexpr uint32_t kPcrConfig = 11;  // the KEY record's pcr
 
  private:
   struct PkeyFree {
@@ -183,6 +216,24 @@ class ModuleSim {
     h.ts_ns = 1000 + seq;
   }
 
+  records::Record BaseRecord(uint64_t log_seq, uint64_t first_kept, uint64_t trimmed,
+                             const crypto::Digest& config, const crypto::Digest& events) {
+    vigil_log_base b;
+    std::memset(&b, 0, sizeof(b));
+    Header(b.hdr, VIGIL_LOG_BASE, sizeof(b), log_seq);
+    b.first_kept_seq = first_kept == 0 ? log_seq : first_kept;
+    b.records_trimmed = trimmed;
+    b.bytes_trimmed = trimmed_bytes_;
+    b.nr_banks = 1;
+    b.bank[0].alg = VIGIL_ALG_SHA256;
+    std::memcpy(b.bank[0].config, config.data(), 32);
+    std::memcpy(b.bank[0].events, events.data(), 32);
+    if (log_seq >= log_seq_) log_seq_ = log_seq + 1;
+    return *records::Record::FromStruct(b);
+  }
+
+  uint64_t trimmed_records_ = 0;
+  uint64_t trimmed_bytes_ = 0;
   uint64_t alive_[VIGIL_PROD_SLOTS] = {};
   uint64_t hits_[VIGIL_PROD_SLOTS] = {};
   uint32_t producers_gen_ = 0;

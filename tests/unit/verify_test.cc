@@ -10,6 +10,7 @@
 
 #include "module_sim.h"
 #include "test_records.h"
+#include "vigil/replay.h"
 
 namespace vigil {
 namespace {
@@ -868,6 +869,124 @@ TEST(VerifyLivenessTest, ANewProducerSetAndRefusalsAreFindings) {
   }
   EXPECT_EQ(changed, 1);
   EXPECT_EQ(refused, 1);
+}
+
+// The PCR check as vigild makes it: the verifier's prefix against the
+// module's log as it holds it now, on a TPM holding what that log replays to.
+verify::PcrCheck PcrCheckOn(const testing::ModuleSim& sim) {
+  return [&sim](const std::vector<records::Record>& verified) {
+    const crypto::Digest config = sim.Pcr(true);
+    const crypto::Digest events = sim.Pcr(false);
+    constexpr uint32_t kEventsPcr = 23;
+    return replay::CheckPcrPath(verified, sim.log(), testing::ModuleSim::kPcrConfig, kEventsPcr,
+                                [&](uint16_t, uint32_t pcr) -> Result<crypto::Digest> {
+                                  return pcr == testing::ModuleSim::kPcrConfig ? config : events;
+                                });
+  };
+}
+
+// Feeds `v` the records of the module's log after log seq `*fed`.
+void FeedNewLog(const testing::ModuleSim& sim, StreamVerifier& v, uint64_t* fed) {
+  for (const records::Record& r : sim.log()) {
+    if (r.seq() <= *fed) continue;
+    v.AddLog(r);
+    *fed = r.seq();
+  }
+}
+
+// A TRIM writes its BASE last, after the records it keeps: the replay
+// starts at the BASE's cut, not at the BASE. Before, the verifier dropped
+// everything before the BASE and every PCR-checked verdict after the first
+// TRIM was "tampered" (the log no longer replayed).
+TEST(VerifyTrimTest, VerdictsStayOnThePcrPathAcrossTrims) {
+  testing::ModuleSim sim(0x5a, /*tpm=*/true, /*base=*/true);
+  verify::VerifierOptions opt;
+  opt.pcr_check = PcrCheckOn(sim);
+  StreamVerifier v(sim.StartAnchor(), opt);
+  uint64_t fed = 0;
+  std::vector<uint64_t> cp_log_seqs;
+  for (int round = 0; round < 6; ++round) {
+    for (int i = 0; i < 3; ++i) v.AddEvent(sim.Commit());
+    cp_log_seqs.push_back(sim.Checkpoint().front().seq());
+    FeedNewLog(sim, v, &fed);
+    if (round == 1 || round == 3) {
+      // vigild's cut: the last decided (and saved) checkpoint stays.
+      sim.Trim(cp_log_seqs.back());
+      FeedNewLog(sim, v, &fed);
+    }
+  }
+  const auto verdicts = v.TakeVerdicts();
+  ASSERT_EQ(verdicts.size(), 6u);
+  for (const auto& verdict : verdicts) {
+    EXPECT_EQ(verdict.verdict, Verdict::kVerified) << verdict.reason;
+    EXPECT_TRUE(verdict.pcr_checked) << verdict.reason;
+  }
+  EXPECT_GT(sim.log().front().seq(), 1u);  // the module's log was trimmed
+}
+
+// After a restart on a trimmed log the verifier reads the module's log from
+// its oldest record (the saved anchor's checkpoint) on: a checkpoint logged
+// before the BASE is decided from a prefix without any BASE.
+TEST(VerifyTrimTest, ARestartOnATrimmedLogStillChecksThePcrPath) {
+  testing::ModuleSim sim(0x5a, /*tpm=*/true, /*base=*/true);
+  verify::Anchor anchor;
+  {
+    StreamVerifier first(sim.StartAnchor(), {});
+    uint64_t fed = 0;
+    for (int i = 0; i < 2; ++i) first.AddEvent(sim.Commit());
+    sim.Checkpoint();
+    FeedNewLog(sim, first, &fed);
+    ASSERT_EQ(first.TakeVerdicts().size(), 1u);
+    anchor = first.anchor();
+  }
+  // Logged while the collector was down: a checkpoint, then the TRIM's BASE.
+  std::vector<records::Record> down;
+  for (int i = 0; i < 2; ++i) down.push_back(sim.Commit());
+  sim.Checkpoint();
+  sim.Trim(anchor.checkpoint_log_seq);
+  ASSERT_EQ(sim.log().front().seq(), anchor.checkpoint_log_seq);
+  verify::VerifierOptions opt;
+  opt.pcr_check = PcrCheckOn(sim);
+  StreamVerifier second(anchor, opt);
+  for (const auto& e : down) second.AddRecoveredEvent(e);
+  uint64_t fed = 0;
+  FeedNewLog(sim, second, &fed);
+  for (int i = 0; i < 2; ++i) second.AddEvent(sim.Commit());
+  sim.Checkpoint();
+  FeedNewLog(sim, second, &fed);
+  const auto verdicts = second.TakeVerdicts();
+  ASSERT_EQ(verdicts.size(), 2u);
+  for (const auto& verdict : verdicts) {
+    EXPECT_EQ(verdict.verdict, Verdict::kVerified) << verdict.reason;
+    EXPECT_TRUE(verdict.pcr_checked) << verdict.reason;
+  }
+}
+
+// The PCR check still catches a TPM that moved without a log record after
+// a trim (the relaxed prefix does not weaken it).
+TEST(VerifyTrimTest, AJunkExtendAfterATrimIsStillCaught) {
+  testing::ModuleSim sim(0x5a, /*tpm=*/true, /*base=*/true);
+  verify::VerifierOptions opt;
+  opt.pcr_check = [&](const std::vector<records::Record>& verified) {
+    constexpr uint32_t kEventsPcr = 23;
+    const crypto::Digest config = sim.Pcr(true);
+    return replay::CheckPcrPath(
+        verified, sim.log(), testing::ModuleSim::kPcrConfig, kEventsPcr,
+        [&](uint16_t, uint32_t pcr) -> Result<crypto::Digest> {
+          return pcr == testing::ModuleSim::kPcrConfig ? config : crypto::Digest(32, 0x66);
+        });
+  };
+  StreamVerifier v(sim.StartAnchor(), opt);
+  uint64_t fed = 0;
+  v.AddEvent(sim.Commit());
+  const uint64_t cp = sim.Checkpoint().front().seq();
+  sim.Trim(cp);
+  FeedNewLog(sim, v, &fed);
+  const auto verdicts = v.TakeVerdicts();
+  ASSERT_EQ(verdicts.size(), 1u);
+  EXPECT_EQ(verdicts[0].verdict, Verdict::kTampered) << verdicts[0].reason;
+  EXPECT_NE(verdicts[0].reason.find("not on the log's replay path"), std::string::npos)
+      << verdicts[0].reason;
 }
 
 }  // namespace

@@ -13,10 +13,13 @@
 #include <stdexcept>
 
 #include "line_stamp.h"
+#include "liveness.h"
 #include "module_sim.h"
 #include "pipeline.h"
 #include "state.h"
 #include "test_records.h"
+#include "vigil/digest.h"
+#include "vigil/version.h"
 
 namespace vigil {
 namespace {
@@ -709,6 +712,320 @@ TEST(PipelineTest, EveryLineCarriesTimeHostAndBoot) {
   }
   ASSERT_EQ(sunk.size(), 1u);
   EXPECT_EQ(json::parse(sunk[0]).at("host_id"), "00000000000000000000000000000001");
+}
+
+// --- Liveness: TRIM, stalls, instance changes, the saved anchor ----------
+
+vigil_info Info(uint64_t log_bytes, uint64_t log_max_bytes = 65536) {
+  vigil_info info;
+  std::memset(&info, 0, sizeof(info));
+  info.checkpoint_ms = 1000;
+  info.heartbeat_ms = 10000;
+  info.log_bytes = log_bytes;
+  info.log_max_bytes = log_max_bytes;
+  info.log_first_seq = 1;
+  info.log_next_seq = 500;
+  return info;
+}
+
+TEST(LogTrimmerTest, CutsAtTheSavedAnchorNeverPastTheSavedLog) {
+  // Nothing decided and saved: nothing may go.
+  EXPECT_EQ(daemon::TrimBefore(0, 100, 1), std::nullopt);
+  // The anchor's checkpoint stays (the cut is its log seq).
+  EXPECT_EQ(daemon::TrimBefore(40, 100, 1), std::optional<uint64_t>(40));
+  // Never a record not yet fsynced to the saved log.
+  EXPECT_EQ(daemon::TrimBefore(40, 20, 1), std::optional<uint64_t>(21));
+  // Nothing older than what the module holds: no TRIM (it would write a BASE).
+  EXPECT_EQ(daemon::TrimBefore(40, 100, 40), std::nullopt);
+}
+
+TEST(LogTrimmerTest, TrimsWhenFullEnoughAndHandlesEagainAndSeal) {
+  std::vector<uint64_t> calls;
+  Result<uint64_t> answer = uint64_t{7};
+  daemon::LogTrimmer trimmer(
+      [&](uint64_t before) {
+        calls.push_back(before);
+        return answer;
+      },
+      daemon::TrimOptions{0.5});
+  using Kind = daemon::LogTrimmer::Outcome::Kind;
+  // Below half full: not due, no ioctl.
+  EXPECT_FALSE(trimmer.Due(Info(30000)));
+  EXPECT_EQ(trimmer.MaybeTrim(Info(30000), 40, 100).kind, Kind::kNothing);
+  EXPECT_TRUE(calls.empty());
+  // Half full: trimmed up to the saved anchor's checkpoint.
+  auto o = trimmer.MaybeTrim(Info(40000), 40, 100);
+  EXPECT_EQ(o.kind, Kind::kTrimmed);
+  EXPECT_EQ(o.before_seq, 40u);
+  EXPECT_EQ(o.trimmed, 7u);
+  EXPECT_EQ(calls, std::vector<uint64_t>{40});
+  // A refusal at the cap makes it due even when the log looks emptier.
+  vigil_info refused = Info(1000);
+  refused.log_refused = 3;
+  EXPECT_TRUE(trimmer.Due(refused));
+  // EAGAIN (an extend pending): retry later, not an error.
+  answer = Status::Error(ErrorCode::kUnavailable, "pending");
+  EXPECT_EQ(trimmer.MaybeTrim(Info(60000), 41, 100).kind, Kind::kRetryLater);
+  // ESHUTDOWN: sealed, never again.
+  answer = Status::Error(ErrorCode::kFailedPrecondition, "sealed");
+  EXPECT_EQ(trimmer.MaybeTrim(Info(60000), 42, 100).kind, Kind::kSealed);
+  EXPECT_TRUE(trimmer.sealed());
+  EXPECT_FALSE(trimmer.Due(Info(60000)));
+  EXPECT_EQ(calls.size(), 3u);
+  EXPECT_EQ(trimmer.trims(), 1u);
+  EXPECT_EQ(trimmer.records_trimmed(), 7u);
+}
+
+TEST(LivenessTest, SeqMovingWithoutVerdictsIsOneStalledFinding) {
+  daemon::LivenessMonitor m(daemon::LivenessOptions{5, 3'000'000'000});
+  vigil_info info = Info(100);
+  info.next_seq = 11;  // seqs 1..10 committed
+  m.OnModuleInfo(info);
+  m.SetCovered(10);
+  constexpr uint64_t kS = 1'000'000'000;
+  EXPECT_TRUE(m.Tick(1 * kS).empty());
+  // The window: max(5 periods of 1 s, --checkpoint-wait 3 s + 1 period).
+  EXPECT_EQ(m.verdict_window_ns(), 5 * kS);
+  info.next_seq = 20;  // the module moves on ...
+  m.OnModuleInfo(info);
+  for (uint64_t t = 2; t <= 6; ++t) {
+    m.OnCheckpointLogged();  // ... and checkpoints come, but no verdict
+    EXPECT_TRUE(m.Tick(t * kS).empty()) << t;
+  }
+  m.OnCheckpointLogged();
+  auto stalls = m.Tick(7 * kS);
+  ASSERT_EQ(stalls.size(), 1u);
+  EXPECT_EQ(stalls[0].kind, daemon::Stall::Kind::kNoVerdict);
+  EXPECT_EQ(stalls[0].seq, 19u);
+  EXPECT_NE(stalls[0].reason.find("no verdict came for 5.0 s"), std::string::npos)
+      << stalls[0].reason;
+  EXPECT_TRUE(m.stalled());
+  m.OnCheckpointLogged();
+  EXPECT_TRUE(m.Tick(8 * kS).empty());  // once per stall
+  m.OnVerdict(19);
+  m.OnCheckpointLogged();
+  EXPECT_TRUE(m.Tick(9 * kS).empty());
+  EXPECT_FALSE(m.stalled());
+}
+
+TEST(LivenessTest, VerdictsEveryPeriodAndIdleHeartbeatsAreNotStalls) {
+  daemon::LivenessMonitor m(daemon::LivenessOptions{});
+  constexpr uint64_t kS = 1'000'000'000;
+  vigil_info info = Info(100);
+  for (uint64_t t = 1; t <= 60; ++t) {
+    info.next_seq = 10 * t;  // busy: the seq moves every second
+    m.OnModuleInfo(info);
+    m.OnCheckpointLogged();
+    m.OnVerdict(10 * t - 5);  // each verdict a little behind the module
+    EXPECT_TRUE(m.Tick(t * kS).empty()) << t;
+  }
+  // Idle: nothing committed; the timer checkpoint after the last commits,
+  // then a heartbeat checkpoint every 10 s.
+  for (uint64_t t = 61; t <= 120; ++t) {
+    if (t == 61 || t % 10 == 0) {
+      m.OnCheckpointLogged();
+      m.OnVerdict(599);
+    }
+    EXPECT_TRUE(m.Tick(t * kS).empty()) << t;
+  }
+}
+
+TEST(LivenessTest, NoCheckpointForThreeHeartbeatsIsAStall) {
+  daemon::LivenessMonitor m(daemon::LivenessOptions{});
+  constexpr uint64_t kS = 1'000'000'000;
+  vigil_info info = Info(65000);
+  info.log_refused = 12;
+  m.OnModuleInfo(info);
+  m.OnCheckpointLogged();
+  EXPECT_TRUE(m.Tick(1 * kS).empty());
+  EXPECT_TRUE(m.Tick(30 * kS).empty());
+  auto stalls = m.Tick(31 * kS);
+  ASSERT_EQ(stalls.size(), 1u);
+  EXPECT_EQ(stalls[0].kind, daemon::Stall::Kind::kNoCheckpoint);
+  EXPECT_NE(stalls[0].reason.find("65000 of 65536 bytes, 12 records refused"), std::string::npos)
+      << stalls[0].reason;
+  // A sealed module takes no more checkpoints: not a stall.
+  daemon::LivenessMonitor sealed(daemon::LivenessOptions{});
+  info.tpm_flags = VIGIL_TPM_SEALED;
+  sealed.OnModuleInfo(info);
+  EXPECT_TRUE(sealed.Tick(1 * kS).empty());
+  EXPECT_TRUE(sealed.Tick(100 * kS).empty());
+}
+
+// A module whose log is full defers every checkpoint: records keep coming,
+// verdicts stop. The pipeline says so (a finding line, a gauge) instead of
+// going silent.
+TEST(PipelineTest, AFullLogStallsVerificationVisibly) {
+  testing::ModuleSim sim;
+  daemon::PipelineOptions opt;
+  opt.emit_records = false;
+  PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}), opt);
+  for (const auto& r : sim.log()) rig.p->OnLog(r);
+  constexpr uint64_t kS = 1'000'000'000;
+  vigil_info info = Info(65536 - 1296);
+  info.log_refused = 4;
+  for (uint64_t t = 1; t <= 40; ++t) {
+    rig.p->OnEvent(sim.Commit(), t * kS);  // no checkpoint fits any more
+    info.next_seq = t + 1;
+    rig.p->OnModuleInfo(info);
+    rig.p->Tick(t * kS, t * kS);
+  }
+  std::vector<json> stalls;
+  for (const json& j : Lines(rig.out.str())) {
+    if (j.at("type") == "finding" && j.at("kind") == "stalled") stalls.push_back(j);
+  }
+  ASSERT_EQ(stalls.size(), 2u) << rig.out.str();
+  EXPECT_EQ(stalls[0].at("stall"), "no_verdict");
+  EXPECT_EQ(stalls[1].at("stall"), "no_checkpoint");
+  EXPECT_NE(stalls[0].at("reason").get<std::string>().find("4 records refused"), std::string::npos);
+  const std::string metrics = rig.registry.Render();
+  EXPECT_NE(metrics.find("vigil_stalled 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("vigil_findings_total{kind=\"stalled\"} 2\n"), std::string::npos);
+  EXPECT_NE(metrics.find("vigil_module_log_refused_total 4\n"), std::string::npos);
+}
+
+TEST(PipelineTest, LogFillLastVerdictTimeAndBuildInfoAreMetrics) {
+  testing::ModuleSim sim;
+  daemon::PipelineOptions opt;
+  opt.emit_records = false;
+  opt.real_clock = [] { return uint64_t{1'765'000'000'123'456'789}; };
+  PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}), opt);
+  std::string metrics = rig.registry.Render();
+  EXPECT_NE(metrics.find("vigil_last_verdict_timestamp_seconds 0\n"), std::string::npos) << metrics;
+  const std::string build = "vigil_build_info{version=\"" + std::string(version::Release()) +
+                            "\",abi=\"" + std::to_string(VIGIL_ABI_MAJOR) + "." +
+                            std::to_string(VIGIL_ABI_MINOR) + "\"} 1\n";
+  EXPECT_NE(metrics.find(build), std::string::npos) << metrics;
+  rig.p->OnModuleInfo(Info(16384, 65536));
+  for (const auto& r : sim.log()) rig.p->OnLog(r);
+  rig.p->OnEvent(sim.Commit(), 1);
+  for (const auto& r : sim.Checkpoint()) rig.p->OnLog(r);
+  rig.p->CountTrimmed(12);
+  metrics = rig.registry.Render();
+  EXPECT_NE(metrics.find("vigil_last_verdict_timestamp_seconds 1765000000\n"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("vigil_module_log_bytes 16384\n"), std::string::npos);
+  EXPECT_NE(metrics.find("vigil_module_log_max_bytes 65536\n"), std::string::npos);
+  EXPECT_NE(metrics.find("vigil_module_log_fill_ratio 0.25\n"), std::string::npos);
+  EXPECT_NE(metrics.find("vigil_module_log_trimmed_records_total 12\n"), std::string::npos);
+}
+
+TEST(PipelineTest, AnInstanceChangeIsAFindingAndACounter) {
+  testing::ModuleSim sim;
+  PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}));
+  chain::InstanceId old_id;
+  old_id.fill(0x11);
+  rig.p->ReportInstanceChange(old_id, sim.instance(), "3 events were never decided");
+  auto lines = Lines(rig.out.str());
+  ASSERT_EQ(lines.size(), 1u) << rig.out.str();
+  EXPECT_EQ(lines[0].at("type"), "finding");
+  EXPECT_EQ(lines[0].at("kind"), "instance_changed");
+  EXPECT_EQ(lines[0].at("saved_instance"), std::string(32, '1'));
+  EXPECT_EQ(lines[0].at("module_instance"), crypto::ToHex(sim.instance()));
+  EXPECT_NE(lines[0].at("reason").get<std::string>().find("3 events were never decided"),
+            std::string::npos);
+  const std::string metrics = rig.registry.Render();
+  EXPECT_NE(metrics.find("vigil_instance_changes_total 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("vigil_findings_total{kind=\"instance_changed\"} 1\n"), std::string::npos);
+}
+
+// The saved anchor a verifier resumes from, and the module's info and log.
+struct AnchorCase {
+  testing::ModuleSim sim;
+  verify::Anchor anchor;
+  vigil_info info;
+  AnchorCase() {
+    verify::StreamVerifier v(sim.StartAnchor(), {});
+    for (const auto& r : sim.log()) v.AddLog(r);
+    for (int round = 0; round < 3; ++round) {
+      v.AddEvent(sim.Commit());
+      for (const auto& r : sim.Checkpoint()) v.AddLog(r);
+    }
+    anchor = v.anchor();
+    std::memset(&info, 0, sizeof(info));
+    std::memcpy(info.instance_id, sim.instance().data(), VIGIL_ID_LEN);
+    info.log_first_seq = 1;
+    info.log_next_seq = sim.log().back().seq() + 1;
+  }
+  Status Check(const verify::Anchor& a, const std::vector<records::Record>& log,
+               std::optional<records::Record> saved = std::nullopt) {
+    return daemon::CheckSavedAnchor(
+        a, info, log,
+        [saved](uint64_t) -> Result<std::optional<records::Record>> { return saved; });
+  }
+};
+
+TEST(SavedAnchorTest, TheModulesCheckpointConfirmsIt) {
+  AnchorCase c;
+  ASSERT_EQ(c.anchor.last_seq, 3u);
+  EXPECT_TRUE(c.Check(c.anchor, c.sim.log()).ok());
+  // Trimmed from the module's log: the saved log has it.
+  const records::Record cp = c.sim.log()[c.sim.log().size() - 2];
+  ASSERT_EQ(cp.seq(), c.anchor.checkpoint_log_seq);
+  EXPECT_TRUE(c.Check(c.anchor, {}, cp).ok());
+  // The start of an instance (no checkpoint yet) is its chain_0.
+  EXPECT_TRUE(c.Check(c.sim.StartAnchor(), c.sim.log()).ok());
+}
+
+// The attack of issue 10: a raised checkpoint_log_seq made every later
+// checkpoint "historic" (no verdict, no finding). Each edit is refused by name.
+TEST(SavedAnchorTest, AnEditedAnchorIsRefusedByName) {
+  AnchorCase c;
+  struct Edit {
+    std::string what;
+    std::function<void(verify::Anchor&)> edit;
+    std::string expect;
+  };
+  const std::vector<Edit> edits = {
+      {"raised log seq", [](verify::Anchor& a) { a.checkpoint_log_seq += 1; }, "not a checkpoint"},
+      {"other checkpoint", [](verify::Anchor& a) { a.checkpoint_log_seq -= 2; },
+       "another checkpoint digest"},
+      {"far ahead", [](verify::Anchor& a) { a.checkpoint_log_seq += 1000; },
+       "beyond the module's log"},
+      {"seq", [](verify::Anchor& a) { a.last_seq += 5; }, "ends at seq 3"},
+      {"head", [](verify::Anchor& a) { a.chain_head[0] ^= 1; }, "another chain head"},
+      {"counters", [](verify::Anchor& a) { a.drops_total = 9; }, "other loss counters"},
+      {"instance", [](verify::Anchor& a) { a.instance_id[0] ^= 1; }, "another module instance"},
+      {"zeroed",
+       [](verify::Anchor& a) {
+         a.checkpoint_log_seq = 0;
+         a.last_seq = 0;
+       },
+       "names no checkpoint"},
+  };
+  for (const Edit& e : edits) {
+    verify::Anchor a = c.anchor;
+    e.edit(a);
+    Status st = c.Check(a, c.sim.log());
+    ASSERT_FALSE(st.ok()) << e.what;
+    EXPECT_EQ(st.code(), ErrorCode::kMismatch) << e.what;
+    EXPECT_EQ(st.message().rfind("anchor_mismatch: ", 0), 0u) << st.message();
+    EXPECT_NE(st.message().find(e.expect), std::string::npos) << e.what << ": " << st.message();
+  }
+  // In neither log: unverifiable, also refused.
+  Status gone = c.Check(c.anchor, {});
+  EXPECT_EQ(gone.code(), ErrorCode::kNotFound);
+  EXPECT_EQ(gone.message().rfind("anchor_unverifiable: ", 0), 0u) << gone.message();
+}
+
+TEST(SavedLogTest, TheScanKeepsTheRecordAskedFor) {
+  testing::ModuleSim sim;
+  for (int i = 0; i < 3; ++i) {
+    sim.Commit();
+    sim.Checkpoint();
+  }
+  std::string bytes;
+  for (const auto& r : sim.log()) {
+    bytes.append(reinterpret_cast<const char*>(r.bytes().data()), r.bytes().size());
+  }
+  auto scan = daemon::ScanSavedLog(bytes, std::span<const uint8_t>(sim.instance()), 4);
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  ASSERT_TRUE(scan->kept.has_value());
+  EXPECT_EQ(scan->kept->seq(), 4u);
+  EXPECT_TRUE(std::ranges::equal(scan->kept->bytes(), sim.log()[3].bytes()));
+  auto none = daemon::ScanSavedLog(bytes, std::span<const uint8_t>(sim.instance()), 99);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->kept.has_value());
 }
 
 }  // namespace

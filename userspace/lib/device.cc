@@ -96,6 +96,29 @@ Result<vigil_seal> VigilDevice::Seal() {
   return seal;
 }
 
+Result<uint64_t> VigilDevice::Trim(uint64_t before_seq) {
+  vigil_trim t;
+  std::memset(&t, 0, sizeof(t));
+  t.size = sizeof(t);
+  t.before_seq = before_seq;
+  if (::ioctl(fd_.get(), VIGIL_IOC_TRIM, &t) != 0) {
+    const int err = errno;
+    const std::string what = "VIGIL_IOC_TRIM before log seq " + std::to_string(before_seq);
+    // The two answers callers act on get codes of their own: EAGAIN means
+    // "later", ESHUTDOWN "never again".
+    if (err == EAGAIN) {
+      return Status::Error(ErrorCode::kUnavailable,
+                           what + ": a record it would drop has a PCR extend pending (EAGAIN)");
+    }
+    if (err == ESHUTDOWN) {
+      return Status::Error(ErrorCode::kFailedPrecondition,
+                           what + ": the module is sealed (ESHUTDOWN)");
+    }
+    return Status::FromErrno(err, what);
+  }
+  return t.trimmed;
+}
+
 Result<uint64_t> VigilDevice::Measure(const std::string& name, std::span<const uint8_t> digest) {
   vigil_measure m;
   std::memset(&m, 0, sizeof(m));

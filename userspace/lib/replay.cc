@@ -79,7 +79,11 @@ Result<LogReplay> ReplayLog(const std::vector<records::Record>& log) {
       out.config_pcr = pcr;
       out.config_extends++;
     }
-    if (to_events) out.events_extends++;
+    if (to_config) out.config_seqs.push_back(rec.seq());
+    if (to_events) {
+      out.events_extends++;
+      out.events_seqs.push_back(rec.seq());
+    }
     if (!to_config && !to_events) continue;
     for (BankReplay& bank : out.banks) {
       VIGIL_ASSIGN_OR_RETURN(crypto::Digest measurement, crypto::Hash(bank.alg, rec.bytes()));
@@ -90,6 +94,14 @@ Result<LogReplay> ReplayLog(const std::vector<records::Record>& log) {
     }
   }
   return out;
+}
+
+void AppendToReplayView(std::vector<records::Record>& view, records::Record rec) {
+  if (auto base = rec.As<vigil_log_base>()) {
+    const uint64_t cut = base->first_kept_seq;
+    std::erase_if(view, [cut](const records::Record& r) { return r.seq() < cut; });
+  }
+  view.push_back(std::move(rec));
 }
 
 PcrComparison ComparePcr(const std::vector<crypto::Digest>& history, const crypto::Digest& actual) {
@@ -131,22 +143,22 @@ Status CheckPcrPath(const std::vector<records::Record>& verified,
                                " differs from the record the module holds now");
     }
   }
-  auto prefix = ReplayLog(verified);
-  if (!prefix.ok()) {
-    return Status::Error(ErrorCode::kMalformed, "replaying the verified log: " +
-                                                    prefix.status().message());
-  }
   auto now = ReplayLog(current);
   if (!now.ok()) {
     return Status::Error(ErrorCode::kMalformed, "replaying the module's log: " +
                                                     now.status().message());
   }
-  const bool same_base = prefix->base_seq == now->base_seq;
+  // How far the TPM must have come: every extend `current` holds at or
+  // before the last verified record (by log seq, so `verified` needs no BASE
+  // of its own). Extends trimmed since were confirmed by an earlier check.
+  const uint64_t verified_end = verified.empty() ? 0 : verified.back().seq();
+  auto extends_upto = [verified_end](const std::vector<uint64_t>& seqs) {
+    return static_cast<size_t>(std::upper_bound(seqs.begin(), seqs.end(), verified_end) -
+                               seqs.begin());
+  };
+  const size_t config_needed = extends_upto(now->config_seqs);
+  const size_t events_needed = extends_upto(now->events_seqs);
   for (const BankReplay& bank : now->banks) {
-    const BankReplay* old = nullptr;
-    for (const BankReplay& b : prefix->banks) {
-      if (b.alg == bank.alg) old = &b;
-    }
     struct Which {
       const char* name;
       uint32_t pcr;
@@ -154,10 +166,8 @@ Status CheckPcrPath(const std::vector<records::Record>& verified,
       size_t needed;  // index on `history` the TPM must have reached
     };
     const Which checks[] = {
-        {"pcr_config", pcr_config, bank.config_history,
-         same_base && old ? old->config_history.size() - 1 : 0},
-        {"pcr_events", pcr_events, bank.events_history,
-         same_base && old ? old->events_history.size() - 1 : 0},
+        {"pcr_config", pcr_config, bank.config_history, config_needed},
+        {"pcr_events", pcr_events, bank.events_history, events_needed},
     };
     for (const Which& w : checks) {
       auto actual = read_pcr(bank.alg, w.pcr);

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "vigil/digest.h"
+#include "vigil/replay.h"
 
 namespace vigil::verify {
 namespace {
@@ -393,9 +394,10 @@ void StreamVerifier::AddLog(records::Record rec) {
     }
     next_log_seq_ = log_seq + 1;
     if (options_.pcr_check) {
-      // The replay starts at the newest BASE: nothing before it is needed.
-      if (rec.type() == VIGIL_LOG_BASE) log_.clear();
-      log_.push_back(rec);
+      // The replay starts at the newest BASE's cut: nothing before it is
+      // needed. (Not the BASE itself: after a TRIM the records between the
+      // cut and the BASE still replay.)
+      replay::AppendToReplayView(log_, rec);
     }
   }
   const bool historic =
@@ -436,9 +438,14 @@ void StreamVerifier::AddLog(records::Record rec) {
       auto cp = rec.As<vigil_log_checkpoint>();
       if (!cp) break;  // Decode validated the size; unreachable
       auto digest = crypto::Sha256({rec.bytes()});
-      PendingCheckpoint p{rec,     *cp,         digest.ok() ? *digest : crypto::Sha256Digest{},
-                          std::nullopt, 0,      log_.size(), {}, Sig::kPending, {}};
-      // log_.size() counts this checkpoint: the PCR check's prefix ends here.
+      PendingCheckpoint p{.rec = rec,
+                          .cp = *cp,
+                          .digest = digest.ok() ? *digest : crypto::Sha256Digest{},
+                          .sig = std::nullopt,
+                          .logged_at_ns = 0,
+                          .structural_error = {},
+                          .sig_state = Sig::kPending,
+                          .sig_why = {}};
       std::string& err = p.structural_error;
       if (std::memcmp(cp->instance_id, anchor_.instance_id.data(), VIGIL_ID_LEN) != 0) {
         err = "checkpoint of another module instance (another boot or load): instance " +
@@ -712,12 +719,16 @@ void StreamVerifier::Resync(const crypto::Sha256Digest& head, uint64_t at_seq) {
   head_ = h;
 }
 
-Status StreamVerifier::RunPcrCheck(size_t prefix_end) {
-  if (pcr_checked_prefix_ != prefix_end || prefix_end == 0) {
-    std::vector<records::Record> prefix(log_.begin(),
-                                        log_.begin() + static_cast<ptrdiff_t>(prefix_end));
+Status StreamVerifier::RunPcrCheck(uint64_t upto_log_seq) {
+  if (!pcr_checked_upto_ || *pcr_checked_upto_ != upto_log_seq) {
+    // By log seq, not position: a BASE read since may have pruned the front.
+    std::vector<records::Record> prefix;
+    for (const records::Record& r : log_) {
+      if (r.seq() > upto_log_seq) break;
+      prefix.push_back(r);
+    }
     pcr_status_ = options_.pcr_check(prefix);
-    pcr_checked_prefix_ = prefix_end;
+    pcr_checked_upto_ = upto_log_seq;
   }
   return pcr_status_;
 }
@@ -878,7 +889,7 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
     if (cp.anchor != VIGIL_ANCHOR_PCR) {
       pcr_why = "anchored through IMA: the PCR replay belongs to IMA's log";
     } else {
-      const Status st = RunPcrCheck(std::min(p.log_index, log_.size()));
+      const Status st = RunPcrCheck(p.rec.seq());
       if (st.ok()) {
         v.pcr_checked = true;
       } else if (st.code() == ErrorCode::kMismatch || st.code() == ErrorCode::kMalformed) {

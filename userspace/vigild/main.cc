@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -26,6 +27,7 @@
 #include <string>
 #include <type_traits>
 
+#include "liveness.h"
 #include "pipeline.h"
 #include "state.h"
 #include "vigil/agents.h"
@@ -148,20 +150,32 @@ struct Config {
   uint64_t learn_samples = 100;
   double threshold = 6.0;
   bool no_measure = false;
+  uint32_t stall_periods = 5;
+  double trim_fill = 0.5;
 
   // What MEASURE records as the configuration: every option that changes
   // what vigild verifies, learns, reports or keeps (not the output files).
   std::string Canonical() const {
-    return json{{"all_processes", all_processes},   {"checkpoint_wait_s", checkpoint_wait_s},
-                {"hw", hw},                         {"learn_samples", learn_samples},
-                {"metrics", metrics},               {"no_module", no_module},
-                {"no_pcr_check", no_pcr_check},     {"no_state", no_state},
-                {"reorder_window", reorder_window}, {"ringbuf_bytes", ringbuf_bytes},
-                {"sample_ms", sample_ms},           {"state_dir", state_dir},
-                {"syscalls", syscalls},             {"tcti", tcti},
-                {"threshold", threshold},           {"state_interval_s", state_interval_s},
+    return json{{"all_processes", all_processes},
+                {"checkpoint_wait_s", checkpoint_wait_s},
+                {"hw", hw},
+                {"learn_samples", learn_samples},
+                {"metrics", metrics},
+                {"no_module", no_module},
+                {"no_pcr_check", no_pcr_check},
+                {"no_state", no_state},
+                {"reorder_window", reorder_window},
+                {"ringbuf_bytes", ringbuf_bytes},
+                {"sample_ms", sample_ms},
+                {"state_dir", state_dir},
+                {"syscalls", syscalls},
+                {"tcti", tcti},
+                {"threshold", threshold},
+                {"state_interval_s", state_interval_s},
                 {"baseline_interval_s", baseline_interval_s},
-                {"no_records", no_records}}
+                {"no_records", no_records},
+                {"stall_periods", stall_periods},
+                {"trim_fill", trim_fill}}
         .dump();
   }
 };
@@ -275,10 +289,10 @@ class PcrChecker {
     if (!bytes.ok()) return Unavailable(bytes.status());
     auto more = vigil::records::DecodeStream(*bytes);
     if (!more.ok()) return Unavailable(more.status());
-    for (vigil::records::Record& r : *more) {
-      if (r.type() == VIGIL_LOG_BASE) current_.clear();  // the replay starts there
-      current_.push_back(std::move(r));
-    }
+    // The replay starts at the newest BASE's cut (TRIM writes its BASE
+    // after the records it keeps).
+    for (vigil::records::Record& r : *more)
+      vigil::replay::AppendToReplayView(current_, std::move(r));
     return vigil::Status::Ok();
   }
   static vigil::Status Unavailable(const vigil::Status& why) {
@@ -493,6 +507,14 @@ int Run(const Config& cfg) {
   }
 
   // The module side: anchor, verifier, self-measurement.
+  uint64_t log_saved_seq = 0;    // last log seq queued for log_file
+  uint64_t durable_log_seq = 0;  // last log seq fsynced to log_file
+  std::string log_file;
+  struct InstanceChange {
+    vigil::chain::InstanceId saved{};
+    std::string detail;
+  };
+  std::optional<InstanceChange> instance_change;
   std::optional<vigil::device::VigilDevice> device;
   std::optional<vigil::verify::StreamVerifier> verifier;
   std::vector<vigil::records::Record> initial_log;
@@ -530,23 +552,100 @@ int Run(const Config& cfg) {
     }
     initial_log = std::move(log).value();
     vigil::verify::Anchor anchor;
-    const bool same_instance =
-        saved && std::memcmp(saved->anchor.instance_id.data(), info->instance_id,
-                             VIGIL_ID_LEN) == 0;
+    bool same_instance = saved && std::memcmp(saved->anchor.instance_id.data(), info->instance_id,
+                                              VIGIL_ID_LEN) == 0;
+    // The module's log as read, one file per module instance. The file, not
+    // verifier.json, says how far it goes: it may be ahead (appended, then
+    // killed before the save), end in a record cut short, or be gone. The
+    // scan also keeps the saved anchor's checkpoint, which the module's log
+    // may no longer hold.
+    std::optional<vigil::records::Record> saved_anchor_record;
+    if (state) {
+      log_file = daemon::LogFileName(std::span<const uint8_t>(info->instance_id));
+      const uint64_t expected = same_instance ? saved->log_saved_seq : 0;
+      const uint64_t keep = same_instance ? saved->anchor.checkpoint_log_seq : 0;
+      auto scan =
+          LoadState<daemon::SavedLog>(*state, log_file, cfg.reset_state, [&](int fd, uint64_t) {
+            return daemon::ScanSavedLogFile(fd, std::span<const uint8_t>(info->instance_id),
+                                            1 << 20, keep);
+          });
+      if (!scan.ok()) {
+        Say(scan.status().message());
+        return kExitError;
+      }
+      if (*scan && (*scan)->complete_bytes != (*scan)->scanned_bytes) {
+        Say(log_file + ": dropped a record cut short at the end (" +
+            std::to_string((*scan)->scanned_bytes - (*scan)->complete_bytes) +
+            " bytes, an interrupted append); it is read again from the module");
+        if (vigil::Status st = state->Truncate(log_file, (*scan)->complete_bytes); !st.ok()) {
+          Say(st.ToString());
+          return kExitError;
+        }
+      }
+      log_saved_seq = *scan ? (*scan)->last_seq : 0;
+      if (*scan) saved_anchor_record = (*scan)->kept;
+      if (log_saved_seq < expected) {
+        Say(log_file + " ends at log seq " + std::to_string(log_saved_seq) +
+            " but verifier.json says " + std::to_string(expected) +
+            " was saved: the rest is written again from the module's log (records the module "
+            "trimmed since are not in it)");
+      }
+    }
+    durable_log_seq = log_saved_seq;
+    // The saved anchor must be a checkpoint the module wrote (in its log, or
+    // in the saved log when trimmed): an edited verifier.json could
+    // otherwise skip checkpoints silently.
+    if (same_instance) {
+      vigil::Status st = daemon::CheckSavedAnchor(
+          saved->anchor, *info, initial_log,
+          [&](uint64_t) -> vigil::Result<std::optional<vigil::records::Record>> {
+            return saved_anchor_record;
+          });
+      if (!st.ok() && !cfg.reset_state) {
+        Say(st.message() + ". Refusing to verify from it: fix or remove " + cfg.state_dir + "/" +
+            daemon::kVerifierFile + ", or start with --reset-state to move it aside");
+        return kExitError;
+      }
+      if (!st.ok()) {
+        std::string moved;
+        for (const char* name : {daemon::kVerifierFile, daemon::kOpenEventsFile}) {
+          auto aside = state->MoveAside(name);
+          if (aside.ok()) moved += std::string(moved.empty() ? "" : ", ") + name + " to " + *aside;
+        }
+        Say("--reset-state: " + st.message() + "; moved " + (moved.empty() ? "nothing" : moved) +
+            " in " + cfg.state_dir + ", dropped " + std::to_string(saved_open.size()) +
+            " saved open events; verification starts from the module's log");
+        saved.reset();
+        saved_open.clear();
+        same_instance = false;
+      }
+    }
     uint64_t started_after_seq = 0;
     if (same_instance) {
       anchor = saved->anchor;
       Say("resuming verification after seq " + std::to_string(anchor.last_seq) +
-          " (checkpoint at log seq " + std::to_string(anchor.checkpoint_log_seq) + ")");
+          " (checkpoint at log seq " + std::to_string(anchor.checkpoint_log_seq) +
+          ", checked against the " +
+          (std::any_of(initial_log.begin(), initial_log.end(),
+                       [&](const vigil::records::Record& r) {
+                         return r.seq() == anchor.checkpoint_log_seq;
+                       })
+               ? "module's"
+               : "saved") +
+          " log)");
     } else {
       if (saved) {
+        instance_change.emplace();
+        instance_change->saved = saved->anchor.instance_id;
         Say("the saved verifier state belongs to another module instance (reboot or reload): "
             "verification starts again from the module's log; baselines are kept");
         if (!saved_open.empty()) {
           // Their checkpoints, if the old instance made any, are gone with it.
-          Say(std::to_string(saved_open.size()) + " events of the old instance after its seq " +
+          instance_change->detail =
+              std::to_string(saved_open.size()) + " events of the old instance after its seq " +
               std::to_string(saved->anchor.last_seq) +
-              " were never decided and cannot be now (no verdict covers them)");
+              " were never decided and cannot be now (no verdict covers them)";
+          Say(instance_change->detail);
         }
         saved_open.clear();
         saved->log_saved_seq = 0;
@@ -630,6 +729,8 @@ int Run(const Config& cfg) {
   popt.emit_records = !cfg.no_records;
   popt.committed_only = module.commit;
   popt.stamper = stamper;
+  popt.liveness.stall_periods = cfg.stall_periods;
+  popt.liveness.checkpoint_wait_ns = static_cast<uint64_t>(cfg.checkpoint_wait_s * 1e9);
   auto made = daemon::Pipeline::Create(out, registry, std::move(*store), std::move(verifier), popt);
   if (!made.ok()) {
     Say(made.status().ToString());
@@ -637,40 +738,12 @@ int Run(const Config& cfg) {
   }
   std::unique_ptr<daemon::Pipeline> pipe = std::move(made).value();
   if (saved) pipe->SetAgentNames(saved->agent_names);
-  // The module's log as read, one file per module instance. The file, not
-  // verifier.json, says how far it goes: it may be ahead (appended, then
-  // killed before the save), end in a record cut short, or be gone.
-  uint64_t log_saved_seq = 0;
-  std::string log_file;
-  if (state && info) {
-    log_file = daemon::LogFileName(std::span<const uint8_t>(info->instance_id));
-    // Zeroed above when the saved state belongs to another instance.
-    const uint64_t expected = saved ? saved->log_saved_seq : 0;
-    auto scan = LoadState<daemon::SavedLog>(
-        *state, log_file, cfg.reset_state, [&](int fd, uint64_t) {
-          return daemon::ScanSavedLogFile(fd, std::span<const uint8_t>(info->instance_id));
-        });
-    if (!scan.ok()) {
-      Say(scan.status().message());
-      return kExitError;
-    }
-    if (*scan && (*scan)->complete_bytes != (*scan)->scanned_bytes) {
-      Say(log_file + ": dropped a record cut short at the end (" +
-          std::to_string((*scan)->scanned_bytes - (*scan)->complete_bytes) +
-          " bytes, an interrupted append); it is read again from the module");
-      if (vigil::Status st = state->Truncate(log_file, (*scan)->complete_bytes); !st.ok()) {
-        Say(st.ToString());
-        return kExitError;
-      }
-    }
-    log_saved_seq = *scan ? (*scan)->last_seq : 0;
-    if (log_saved_seq < expected) {
-      Say(log_file + " ends at log seq " + std::to_string(log_saved_seq) +
-          " but verifier.json says " + std::to_string(expected) +
-          " was saved: the rest is written again from the module's log (records the module "
-          "trimmed since are not in it)");
-    }
+  if (instance_change && info) {
+    pipe->ReportInstanceChange(instance_change->saved,
+                               std::span<const uint8_t>(info->instance_id, VIGIL_ID_LEN),
+                               instance_change->detail);
   }
+  if (info) pipe->OnModuleInfo(*info);
   std::string pending_log_bytes;  // for log_file, written at the next save
   if (state) {
     pipe->set_verdict_sink([&](const std::string& line) {
@@ -731,14 +804,16 @@ int Run(const Config& cfg) {
         std::to_string(metrics_server->port()) + "/metrics");
   }
 
+  uint64_t saved_anchor_log_seq = 0;  // the anchor verifier.json holds on disk
   bool baselines_due = true;  // at the first save, then every --baseline-interval
   uint64_t last_baselines_save_ns = 0;  // how long the last one took
   auto save_state = [&]() -> vigil::Status {
     if (!state) return vigil::Status::Ok();
     if (!pending_log_bytes.empty()) {
-      VIGIL_RETURN_IF_ERROR(state->Append(log_file, pending_log_bytes));
+      VIGIL_RETURN_IF_ERROR(state->Append(log_file, pending_log_bytes));  // fdatasync
       pending_log_bytes.clear();
     }
+    durable_log_seq = log_saved_seq;
     // A failure here does not keep the verifier's state from being saved.
     vigil::Status baselines_saved = vigil::Status::Ok();
     if (baselines_due) {
@@ -762,6 +837,8 @@ int Run(const Config& cfg) {
           state->WriteAtomic(daemon::kVerifierFile, daemon::SerializeVerifierState(vs)));
       VIGIL_RETURN_IF_ERROR(state->WriteAtomic(daemon::kOpenEventsFile,
                                                daemon::SerializeOpenEvents(v->OpenEvents())));
+      // Only now may TRIM drop what comes before this anchor's checkpoint.
+      saved_anchor_log_seq = vs.anchor.checkpoint_log_seq;
     }
     return baselines_saved;
   };
@@ -798,6 +875,63 @@ int Run(const Config& cfg) {
       pipe->OnLogError("the module's log stream does not decode " + prefix.stopped.message());
     }
   };
+  // GET_INFO after every poll: the module's seq and log fill for the stall
+  // check and the metrics, and the TRIM that keeps its log from filling up.
+  // Without state nothing is saved, so nothing may be trimmed.
+  daemon::TrimOptions topt;
+  topt.fill_fraction = cfg.trim_fill;
+  daemon::LogTrimmer trimmer([&](uint64_t before) { return device->Trim(before); }, topt);
+  uint64_t next_trim_try_ns = 0;
+  bool info_error_said = false;
+  auto poll_module = [&](uint64_t now) {
+    auto got = device->GetInfo();
+    if (!got.ok()) {
+      if (!std::exchange(info_error_said, true)) Say(got.status().ToString());
+      return;
+    }
+    pipe->OnModuleInfo(*got);
+    if (!state || cfg.trim_fill >= 1.0 || now < next_trim_try_ns || !trimmer.Due(*got)) return;
+    vigil::verify::StreamVerifier* v = pipe->verifier();
+    if (v == nullptr) return;
+    // Save first when that lets the cut move: the cut never passes what is
+    // on disk (the log records and the anchor in verifier.json).
+    if (daemon::TrimBefore(v->anchor().checkpoint_log_seq, log_saved_seq, got->log_first_seq)
+            .value_or(0) >
+        daemon::TrimBefore(saved_anchor_log_seq, durable_log_seq, got->log_first_seq).value_or(0)) {
+      if (vigil::Status st = save_state(); !st.ok()) {
+        Say("saving state before TRIM: " + st.ToString());
+        next_trim_try_ns = now + 1'000'000'000;
+        return;
+      }
+    }
+    const daemon::LogTrimmer::Outcome o =
+        trimmer.MaybeTrim(*got, saved_anchor_log_seq, durable_log_seq);
+    using Kind = daemon::LogTrimmer::Outcome::Kind;
+    switch (o.kind) {
+      case Kind::kTrimmed:
+        pipe->CountTrimmed(o.trimmed);
+        if (cfg.verbose) {
+          Say("trimmed " + std::to_string(o.trimmed) +
+              " records of the module's log before log seq " + std::to_string(o.before_seq));
+        }
+        break;
+      case Kind::kRetryLater:
+        next_trim_try_ns = now + 200'000'000;
+        break;
+      case Kind::kSealed:
+        Say("the module is sealed: no more TRIMs (" + o.why + ")");
+        break;
+      case Kind::kError:
+        Say("TRIM: " + o.why);
+        next_trim_try_ns = now + 5'000'000'000ull;
+        break;
+      case Kind::kNothing:
+        // Due but nothing saved and decided to drop yet: the stall check
+        // reports it if verification cannot go on.
+        next_trim_try_ns = now + 1'000'000'000;
+        break;
+    }
+  };
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                             std::chrono::duration<double>(cfg.duration_s));
@@ -822,6 +956,7 @@ int Run(const Config& cfg) {
     }
     read_log();
     const uint64_t now = ClockNs(CLOCK_MONOTONIC);
+    if (device) poll_module(now);
     pipe->Tick(now, ClockNs(CLOCK_REALTIME));
     mirror_counters();
     out.flush();
@@ -1021,6 +1156,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threshold", cfg.threshold, "Robust z score that raises an alert")
       ->check(CLI::Range(0.5, 1000.0))
+      ->capture_default_str();
+  app.add_option("--stall-periods", cfg.stall_periods,
+                 "Report a `stalled` finding when the module's seq moved on but no verdict came "
+                 "for this many checkpoint periods (at least --checkpoint-wait plus one period)")
+      ->check(CLI::Range(1u, 100000u))
+      ->capture_default_str();
+  app.add_option("--trim-fill", cfg.trim_fill,
+                 "TRIM the module's log once it is this full (fraction of log_max_bytes), up to "
+                 "the last decided checkpoint that is saved; 1 turns trimming off")
+      ->check(CLI::Range(0.05, 1.0))
       ->capture_default_str();
   app.add_flag("--no-measure", cfg.no_measure,
                "Do not MEASURE vigild's binary and configuration into pcr_config");

@@ -2,11 +2,14 @@
 
 #include <cstddef>
 #include <cstring>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
 
+#include "vigil/digest.h"
 #include "vigil/format.h"
+#include "vigil/version.h"
 
 namespace vigil::daemon {
 namespace {
@@ -80,8 +83,20 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Create(std::ostream& out, metrics::R
                                                    std::optional<verify::StreamVerifier> verifier,
                                                    PipelineOptions options) {
   std::unique_ptr<Pipeline> p(
-      new Pipeline(out, std::move(store), std::move(verifier), options));
+      new Pipeline(out, std::move(store), std::move(verifier), std::move(options)));
   VIGIL_RETURN_IF_ERROR(p->RegisterMetrics(registry));
+  if (p->verifier_) {
+    p->liveness_.emplace(p->options_.liveness);
+    p->liveness_->SetCovered(p->verifier_->anchor().last_seq);
+  }
+  if (!p->options_.real_clock) {
+    p->options_.real_clock = [] {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull +
+             static_cast<uint64_t>(ts.tv_nsec);
+    };
+  }
   return p;
 }
 
@@ -132,6 +147,44 @@ Status Pipeline::RegisterMetrics(metrics::Registry& r) {
                    "records the BPF side could not deliver (drops), commits refused on re-entry "
                    "(busy), log records refused at the cap (log_refused)",
                    {"kind"}));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.build_info, r.AddGauge("vigil_build_info",
+                                "Always 1: the vigild release and the ABI of include/uapi/vigil.h "
+                                "it speaks",
+                                {"version", "abi"}));
+  m_.build_info->Set({std::string(version::Release()),
+                      std::to_string(VIGIL_ABI_MAJOR) + "." + std::to_string(VIGIL_ABI_MINOR)},
+                     1);
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.last_verdict,
+      r.AddGauge("vigil_last_verdict_timestamp_seconds",
+                 "Unix time of the last checkpoint verdict (0: none yet); a value that stops "
+                 "moving while records come means verification stalled"));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.log_bytes,
+      r.AddGauge("vigil_module_log_bytes", "Bytes of records the module's log holds (GET_INFO)"));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.log_max_bytes,
+      r.AddGauge("vigil_module_log_max_bytes", "The module's log cap, log_max_bytes (GET_INFO)"));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.log_fill,
+      r.AddGauge("vigil_module_log_fill_ratio",
+                 "log_bytes / log_max_bytes: at 1 the module defers checkpoints; vigild trims "
+                 "what it saved and decided"));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.log_refused,
+      r.AddCounter("vigil_module_log_refused_total",
+                   "Records the module refused at its log cap since it was loaded (GET_INFO)"));
+  VIGIL_ASSIGN_OR_RETURN(m_.log_trimmed,
+                         r.AddCounter("vigil_module_log_trimmed_records_total",
+                                      "Records of the module's log vigild trimmed (TRIM)"));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.instance_changes,
+      r.AddCounter("vigil_instance_changes_total",
+                   "Starts on another module instance than the saved state's (reboot, reload)"));
+  VIGIL_ASSIGN_OR_RETURN(
+      m_.stalled,
+      r.AddGauge("vigil_stalled", "1 while verification is stalled (see the `stalled` finding)"));
   return Status::Ok();
 }
 
@@ -308,6 +361,7 @@ void Pipeline::Baseline(const records::Record& rec, Agent& agent, uint64_t real_
 
 void Pipeline::OnLog(records::Record rec) {
   if (!verifier_) return;
+  if (liveness_ && rec.type() == VIGIL_LOG_CHECKPOINT) liveness_->OnCheckpointLogged();
   verifier_->AddLog(std::move(rec));
   DrainVerifier();
 }
@@ -321,6 +375,8 @@ void Pipeline::OnLogError(const std::string& why) {
 void Pipeline::DrainVerifier() {
   if (!verifier_->has_output()) return;
   for (const verify::CheckpointVerdict& v : verifier_->TakeVerdicts()) {
+    if (liveness_) liveness_->OnVerdict(v.last_seq);
+    m_.last_verdict->Set({}, static_cast<double>(options_.real_clock() / 1'000'000'000ull));
     std::string line = format::Dump(format::VerdictToJson(v));
     Emit(line);
     if (verdict_sink_) verdict_sink_(line);
@@ -362,11 +418,58 @@ void Pipeline::TrackLearnt(const verify::CheckpointVerdict& v) {
   }
 }
 
+void Pipeline::EmitFinding(std::string_view kind, uint64_t seq, const std::string& reason,
+                           json extra) {
+  extra["type"] = "finding";
+  extra["kind"] = kind;
+  extra["seq"] = seq;
+  extra["reason"] = reason;
+  Emit(format::Dump(extra));
+  m_.findings->Inc({std::string(kind)});
+}
+
+void Pipeline::OnModuleInfo(const vigil_info& info) {
+  m_.log_bytes->Set({}, static_cast<double>(info.log_bytes));
+  m_.log_max_bytes->Set({}, static_cast<double>(info.log_max_bytes));
+  if (info.log_max_bytes != 0) {
+    m_.log_fill->Set({},
+                     static_cast<double>(info.log_bytes) / static_cast<double>(info.log_max_bytes));
+  }
+  m_.log_refused->Set({}, static_cast<double>(info.log_refused));
+  if (liveness_) liveness_->OnModuleInfo(info);
+}
+
+void Pipeline::ReportInstanceChange(std::span<const uint8_t> saved_instance,
+                                    std::span<const uint8_t> module_instance,
+                                    const std::string& detail) {
+  const std::string saved = crypto::ToHex(saved_instance);
+  const std::string now = crypto::ToHex(module_instance);
+  EmitFinding("instance_changed", 0,
+              "the saved verifier state belongs to module instance " + saved +
+                  ", the loaded module is instance " + now +
+                  " (a reboot or reload): verification starts again from the module's log" +
+                  (detail.empty() ? "" : "; " + detail),
+              json{{"saved_instance", saved}, {"module_instance", now}});
+  m_.instance_changes->Inc({});
+}
+
+void Pipeline::CountTrimmed(uint64_t records) {
+  m_.log_trimmed->Inc({}, static_cast<double>(records));
+}
+
 void Pipeline::Tick(uint64_t mono_ns, uint64_t real_ns) {
   FlushMetrics();
   if (verifier_) {
     verifier_->Tick(mono_ns);
     DrainVerifier();
+  }
+  if (liveness_) {
+    for (const Stall& s : liveness_->Tick(mono_ns)) {
+      EmitFinding(
+          "stalled", s.seq, s.reason,
+          json{{"stall", s.kind == Stall::Kind::kNoVerdict ? "no_verdict" : "no_checkpoint"}});
+    }
+    m_.stalled->Set({}, liveness_->stalled() ? 1 : 0);
   }
   if (mono_ns < next_pool_ns_) return;
   next_pool_ns_ = mono_ns + options_.pool_interval_ns;

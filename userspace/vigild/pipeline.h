@@ -11,15 +11,18 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "line_stamp.h"
+#include "liveness.h"
 #include "vigil/baseline/store.h"
 #include "vigil/metrics.h"
 #include "vigil/records.h"
@@ -66,6 +69,11 @@ struct PipelineOptions {
   // Adds time, host_id and boot_id to every line (vigild always sets it;
   // empty: the lines are printed as built).
   std::optional<LineStamper> stamper;
+  // CLOCK_REALTIME in ns for the last-verdict gauge (empty: the system's).
+  std::function<uint64_t()> real_clock;
+  // With the verifier: `stalled` findings (see LivenessMonitor), judged once
+  // OnModuleInfo gave the module's periods.
+  LivenessOptions liveness;
 };
 
 // Called with each line that must also be kept (verdicts.jsonl).
@@ -94,6 +102,18 @@ class Pipeline {
   void OnLogError(const std::string& why);
   void Tick(uint64_t mono_ns, uint64_t real_ns);
   void Finish();
+  // GET_INFO, read again every poll: the module's seq and periods for the
+  // stall check, its log fill for the metrics.
+  void OnModuleInfo(const vigil_info& info);
+  // The saved verifier state named another module instance than the
+  // loaded one (a reboot or reload; or a state file from elsewhere): an
+  // `instance_changed` finding and vigil_instance_changes_total. `detail`
+  // says what was dropped.
+  void ReportInstanceChange(std::span<const uint8_t> saved_instance,
+                            std::span<const uint8_t> module_instance, const std::string& detail);
+  // vigild TRIMmed `records` records of the module's log.
+  void CountTrimmed(uint64_t records);
+  const LivenessMonitor* liveness() const { return liveness_ ? &*liveness_ : nullptr; }
 
   void set_verdict_sink(LineSink sink) { verdict_sink_ = std::move(sink); }
   baseline::BaselineStore& store() { return store_; }
@@ -111,7 +131,10 @@ class Pipeline {
  private:
   Pipeline(std::ostream& out, baseline::BaselineStore store,
            std::optional<verify::StreamVerifier> verifier, PipelineOptions options)
-      : out_(out), store_(std::move(store)), verifier_(std::move(verifier)), options_(options) {}
+      : out_(out),
+        store_(std::move(store)),
+        verifier_(std::move(verifier)),
+        options_(std::move(options)) {}
   struct Agent {
     std::string name;
     std::string role;
@@ -135,6 +158,9 @@ class Pipeline {
   void EmitAlert(const baseline::Anomaly& a, const records::Record* from = nullptr);
   void Baseline(const records::Record& rec, Agent& agent, uint64_t real_ns);
   void DrainVerifier();
+  // A finding vigild makes itself (not the verifier): a line and a count.
+  void EmitFinding(std::string_view kind, uint64_t seq, const std::string& reason,
+                   nlohmann::json extra = nlohmann::json::object());
   // After a verdict: reports the agents whose baselines learnt from records
   // a tampered checkpoint condemns, and forgets the decided seqs.
   void TrackLearnt(const verify::CheckpointVerdict& v);
@@ -157,6 +183,7 @@ class Pipeline {
   uint64_t format_errors_ = 0;
   uint64_t agents_dropped_ = 0;
   verify::VerifierCounters last_counters_;
+  std::optional<LivenessMonitor> liveness_;  // with the verifier
 
   struct Metrics {
     metrics::Counter* records = nullptr;      // {type}
@@ -172,6 +199,15 @@ class Pipeline {
     metrics::Gauge* agents = nullptr;
     metrics::Gauge* anchored_seq = nullptr;
     metrics::Counter* attested_loss = nullptr;  // {kind}
+    metrics::Gauge* build_info = nullptr;       // {version, abi}
+    metrics::Gauge* last_verdict = nullptr;
+    metrics::Gauge* log_bytes = nullptr;
+    metrics::Gauge* log_max_bytes = nullptr;
+    metrics::Gauge* log_fill = nullptr;
+    metrics::Counter* log_refused = nullptr;
+    metrics::Counter* log_trimmed = nullptr;
+    metrics::Counter* instance_changes = nullptr;
+    metrics::Gauge* stalled = nullptr;
   } m_;
 };
 

@@ -194,7 +194,7 @@ namespace {
 // `so_far` counted) to `so_far`; returns how many bytes they took. A record
 // cut short at the end is left for the caller.
 Result<size_t> ScanMore(std::string_view bytes, std::span<const uint8_t> instance_id,
-                        SavedLog& so_far) {
+                        uint64_t keep_log_seq, SavedLog& so_far) {
   std::span<const uint8_t> rest(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   size_t used = 0;
   auto bad = [&](ErrorCode code, const std::string& why) {
@@ -221,6 +221,7 @@ Result<size_t> ScanMore(std::string_view bytes, std::span<const uint8_t> instanc
                        crypto::ToHex(std::span<const uint8_t>(cp->instance_id)) + ")");
       }
     }
+    if (keep_log_seq != 0 && rec->seq() == keep_log_seq) so_far.kept = *rec;
     so_far.last_seq = rec->seq();
     so_far.records++;
     so_far.complete_bytes += rec->bytes().size();
@@ -232,15 +233,16 @@ Result<size_t> ScanMore(std::string_view bytes, std::span<const uint8_t> instanc
 
 }  // namespace
 
-Result<SavedLog> ScanSavedLog(std::string_view bytes, std::span<const uint8_t> instance_id) {
+Result<SavedLog> ScanSavedLog(std::string_view bytes, std::span<const uint8_t> instance_id,
+                              uint64_t keep_log_seq) {
   SavedLog out;
-  VIGIL_RETURN_IF_ERROR(ScanMore(bytes, instance_id, out).status());
+  VIGIL_RETURN_IF_ERROR(ScanMore(bytes, instance_id, keep_log_seq, out).status());
   out.scanned_bytes = bytes.size();
   return out;
 }
 
-Result<SavedLog> ScanSavedLogFile(int fd, std::span<const uint8_t> instance_id,
-                                  size_t piece_bytes) {
+Result<SavedLog> ScanSavedLogFile(int fd, std::span<const uint8_t> instance_id, size_t piece_bytes,
+                                  uint64_t keep_log_seq) {
   SavedLog out;
   std::string pending;  // a record split across two reads
   std::string piece(std::max<size_t>(piece_bytes, 1), '\0');
@@ -253,7 +255,7 @@ Result<SavedLog> ScanSavedLogFile(int fd, std::span<const uint8_t> instance_id,
     if (n == 0) break;
     out.scanned_bytes += static_cast<size_t>(n);
     pending.append(piece.data(), static_cast<size_t>(n));
-    VIGIL_ASSIGN_OR_RETURN(size_t used, ScanMore(pending, instance_id, out));
+    VIGIL_ASSIGN_OR_RETURN(size_t used, ScanMore(pending, instance_id, keep_log_seq, out));
     pending.erase(0, used);
   }
   return out;

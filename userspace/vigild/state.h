@@ -102,17 +102,21 @@ std::string LogFileName(std::span<const uint8_t> instance_id);
 // naming the byte offset, when a record does not decode, log seqs do not
 // increase, or a checkpoint names another module instance than
 // `instance_id`.
+// With `keep_log_seq` (non-zero) the record with that log seq is kept
+// (the saved anchor's checkpoint, which the module may have trimmed).
 struct SavedLog {
   size_t scanned_bytes = 0;  // all of them: more than complete_bytes after a cut-short record
   size_t complete_bytes = 0;
   uint64_t last_seq = 0;
   size_t records = 0;
+  std::optional<records::Record> kept;  // the record at keep_log_seq, if the file has it
 };
-Result<SavedLog> ScanSavedLog(std::string_view bytes, std::span<const uint8_t> instance_id);
+Result<SavedLog> ScanSavedLog(std::string_view bytes, std::span<const uint8_t> instance_id,
+                              uint64_t keep_log_seq = 0);
 // The same over an open file read in pieces of `piece_bytes`: the file
 // grows with every checkpoint of the instance and is never held whole.
 Result<SavedLog> ScanSavedLogFile(int fd, std::span<const uint8_t> instance_id,
-                                  size_t piece_bytes = 1 << 20);
+                                  size_t piece_bytes = 1 << 20, uint64_t keep_log_seq = 0);
 
 // A record cut short at the very end (the journal is appended without fsync,
 // so a crash can leave one) is dropped and counted; anything else that does

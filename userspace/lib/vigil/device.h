@@ -38,6 +38,14 @@ class VigilDevice {
   // the module may be unloaded once the log is read up to seal.log_end.
   // A module sealed before answers with the earlier log_end.
   Result<vigil_seal> Seal();
+  // VIGIL_IOC_TRIM: drops the module's log records with log seq < before_seq
+  // (CAP_SYS_ADMIN); the module then appends a BASE record with the PCR
+  // values at the cut. Returns the number of records dropped (0: nothing
+  // was older). kUnavailable (errno EAGAIN) while a record it would drop
+  // has a PCR extend pending: retry later, it is not an error.
+  // kFailedPrecondition (errno ESHUTDOWN) after SEAL; kInvalidArgument
+  // beyond the next log seq.
+  Result<uint64_t> Trim(uint64_t before_seq);
   // Reads every log record available now (non-blocking), from the position
   // of this open file (the oldest held record for a fresh open).
   Result<std::vector<uint8_t>> ReadAvailable();

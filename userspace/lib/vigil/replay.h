@@ -38,6 +38,10 @@ struct LogReplay {
   size_t events_extends = 0;           // records folded into pcr_events
   std::optional<uint32_t> config_pcr;  // PCR index the MEASURE/KEY records name
   std::vector<BankReplay> banks;
+  // The log seq of each extend, in order: history[i + 1] of every bank
+  // follows the record with log seq *_seqs[i].
+  std::vector<uint64_t> config_seqs;
+  std::vector<uint64_t> events_seqs;
 };
 
 // Fails with kNotFound when there is no BASE record or the log starts after
@@ -65,16 +69,25 @@ std::string PcrMatchName(PcrMatch m);
 // Reads one PCR of one bank (e.g. through tpm::EsysContext::PcrRead).
 using PcrReader = std::function<Result<crypto::Digest>(uint16_t alg, uint32_t pcr)>;
 
-// Whether the TPM confirms `verified`, a prefix of the log a verifier has
-// consumed: `current` is the log as the module holds it now (read after
+// Adds `rec`, the next record of the module's log, to `view`, the records a
+// replay needs: a BASE record makes every record before its cut
+// (first_kept_seq) unnecessary, so those are dropped; the records between the
+// cut and the BASE itself (a TRIM writes its BASE last) are kept.
+void AppendToReplayView(std::vector<records::Record>& view, records::Record rec);
+
+// Whether the TPM confirms `verified`, the log records a verifier has
+// consumed up to the one it decides (its last; earlier ones may be missing,
+// and no BASE is needed: after a restart a verifier may hold only records
+// past a cut): `current` is the log as the module holds it now (read after
 // `verified`, so it may be longer), and in every bank pcr_events and
 // pcr_config must hold a value on current's replay path at or beyond the
-// last extend of `verified`. kMismatch when a PCR holds another value or when
-// `current` disagrees with `verified`; kFailedPrecondition when the TPM has
-// not caught up with `verified` yet (an extend pending or failed);
-// kMalformed when the log does not replay; read errors as the reader gives
-// them. A TPM ahead of `current` is kMismatch too: read the log again and
-// retry.
+// last extend at or before verified's last log seq (any value on the path
+// when current no longer holds that record). kMismatch when a PCR holds
+// another value or when `current` disagrees with `verified`;
+// kFailedPrecondition when the TPM has not caught up with `verified` yet (an
+// extend pending or failed); kMalformed when `current` does not replay; read
+// errors as the reader gives them. A TPM ahead of `current` is kMismatch
+// too: read the log again and retry.
 Status CheckPcrPath(const std::vector<records::Record>& verified,
                     const std::vector<records::Record>& current, uint32_t pcr_config,
                     uint32_t pcr_events, const PcrReader& read_pcr);

@@ -137,8 +137,9 @@ struct Anchor {
   std::optional<crypto::EcPoint> key;
 };
 
-// Confirms that `log` (every log record fed since the newest BASE, up to and
-// including the checkpoint being decided) is on the TPM's PCR path. OK:
+// Confirms that `log` (the log records fed from the newest BASE's cut on,
+// up to and including the checkpoint being decided; no BASE among them after
+// a restart on a trimmed log) is on the TPM's PCR path. OK:
 // confirmed; kMismatch / kMalformed: the TPM holds another value or the log
 // does not replay (tampered); anything else (kFailedPrecondition: the TPM has
 // not caught up; kUnavailable: it cannot be read): not checked.
@@ -255,7 +256,6 @@ class StreamVerifier {
     crypto::Sha256Digest digest;
     std::optional<vigil_log_signature> sig;
     uint64_t logged_at_ns;               // 0 until the first Tick after it
-    size_t log_index;                    // position in log_ (PCR prefix)
     std::string structural_error;        // instance, replay: tampered at once
     Sig sig_state = Sig::kPending;
     std::string sig_why;
@@ -279,7 +279,9 @@ class StreamVerifier {
   void CloseInterval(uint64_t last);
   void Resync(const crypto::Sha256Digest& head, uint64_t at_seq);
   void AddFinding(Finding::Kind kind, uint64_t seq, std::string reason);
-  Status RunPcrCheck(size_t prefix_end);
+  // The PCR check over the log records fed up to `upto_log_seq` (the
+  // checkpoint being decided).
+  Status RunPcrCheck(uint64_t upto_log_seq);
   void PullFarAhead();
   void CheckLiveness(const vigil_log_checkpoint& cp);
 
@@ -317,7 +319,8 @@ class StreamVerifier {
   bool interval_overflow_ = false;
 
   // Log side. Links are checked against the last accepted checkpoint.
-  std::vector<records::Record> log_;  // since the newest BASE, for the PCR check
+  // From the newest BASE's cut on, for the PCR check (replay::AppendToReplayView).
+  std::vector<records::Record> log_;
   std::deque<PendingCheckpoint> checkpoints_;
   crypto::Sha256Digest link_digest_;  // digest of the last accepted checkpoint
   uint64_t link_last_seq_;
@@ -325,7 +328,7 @@ class StreamVerifier {
   bool link_open_ = false;  // options_.open_first_link until a checkpoint is accepted
 
   uint64_t now_ns_ = 0;
-  size_t pcr_checked_prefix_ = 0;     // prefix length pcr_status_ was made for
+  std::optional<uint64_t> pcr_checked_upto_;  // log seq pcr_status_ was made for
   Status pcr_status_;
 
   std::vector<CheckpointVerdict> verdicts_;
