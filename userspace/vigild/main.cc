@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
+#include <set>
 #include <string>
 #include <type_traits>
 
@@ -939,6 +940,23 @@ int Run(const Config& cfg) {
   uint64_t next_save_ns = ClockNs(CLOCK_MONOTONIC) + save_every_ns;
   const uint64_t baselines_every_ns = static_cast<uint64_t>(cfg.baseline_interval_s * 1e9);
   uint64_t next_baselines_ns = ClockNs(CLOCK_MONOTONIC) + baselines_every_ns;
+  // Once a second: what root did to our BPF objects (foreign programs on
+  // our maps, a second link, the activation flag, removed pins), reported
+  // once each while it holds.
+  uint64_t next_audit_ns = 0;
+  std::set<std::string> audit_open;
+  auto audit = [&](uint64_t now) {
+    if (now < next_audit_ns) return;
+    next_audit_ns = now + 1'000'000'000;
+    std::set<std::string> still;
+    for (const vigil::bpf::AuditFinding& f : (*collector)->Audit()) {
+      const std::string kind(vigil::bpf::AuditKindName(f.kind));
+      const std::string key = kind + "\n" + f.detail;
+      still.insert(key);
+      if (audit_open.count(key) == 0) pipe->OnAudit(kind, f.detail);
+    }
+    audit_open = std::move(still);
+  };
   while (!g_stop) {
     if (cfg.duration_s > 0 && std::chrono::steady_clock::now() >= deadline) break;
     if (vigil::Status st = (*collector)->Poll(100); !st.ok()) {
@@ -957,6 +975,7 @@ int Run(const Config& cfg) {
     read_log();
     const uint64_t now = ClockNs(CLOCK_MONOTONIC);
     if (device) poll_module(now);
+    audit(now);
     pipe->Tick(now, ClockNs(CLOCK_REALTIME));
     mirror_counters();
     out.flush();

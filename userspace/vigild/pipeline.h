@@ -105,6 +105,9 @@ class Pipeline {
   // GET_INFO, read again every poll: the module's seq and periods for the
   // stall check, its log fill for the metrics.
   void OnModuleInfo(const vigil_info& info);
+  // What Collector::Audit() found done to the BPF objects (kind is its
+  // AuditKindName): a finding line and a count.
+  void OnAudit(std::string_view kind, const std::string& detail) { EmitFinding(kind, 0, detail); }
   // The saved verifier state named another module instance than the
   // loaded one (a reboot or reload; or a state file from elsewhere): an
   // `instance_changed` finding and vigil_instance_changes_total. `detail`

@@ -72,6 +72,7 @@ static const char usage_text[] =
 "  --flip-byte OFF   xor byte OFF of the record with 0xff (after all else;\n"
 "                    the length written stays the record's)\n"
 "\n"
+"  --hold SECS       keep the foreign program loaded this long after writing\n"
 "  -v, --verbose     libbpf debug output\n"
 "  -h, --help        this text\n"
 "\n"
@@ -101,6 +102,7 @@ struct opts {
 	uint32_t map_id;
 	const char *pin;
 	bool list;
+	unsigned int hold;
 	bool verbose;
 };
 
@@ -482,6 +484,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "map-id", required_argument, NULL, 'm' },
 		{ "pin", required_argument, NULL, 'P' },
 		{ "list", no_argument, NULL, 'l' },
+		{ "hold", required_argument, NULL, 'H' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -545,6 +548,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'P': o->pin = optarg; break;
 		case 'l': o->list = true; break;
+		case 'H':
+			if (parse_u64(optarg, "--hold", 3600, &v))
+				return -1;
+			o->hold = (unsigned int)v;
+			break;
 		case 'v': o->verbose = true; break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		default: return -1;
@@ -668,6 +676,9 @@ int main(int argc, char **argv)
 	if (o.flip_set)
 		printf(" flipped_byte=%llu", (unsigned long long)o.flip);
 	printf("\n");
+	fflush(stdout);
+	if (o.hold)
+		sleep(o.hold);	/* the program stays loaded on vigil's map */
 	ret = 0;
 out:
 	forge__destroy(skel);

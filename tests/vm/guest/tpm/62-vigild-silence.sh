@@ -77,6 +77,21 @@ else
 	else
 		vt_fail silence-detach "no producer_silent finding for the checkpoints logged while the programs were detached"
 	fi
+	# A foreign program on vigil's ring buffer (it could write records into
+	# it): vigild's audit of the BPF objects names it.
+	vigil-forge --type exec --hold 3 >$dir/forge.out 2>&1 &
+	fpid=$!
+	_i=0
+	while [ $_i -lt 40 ] && ! grep -q '"kind":"foreign_program"' $dir/detach2.json; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	if grep -q '"kind":"foreign_program"' $dir/detach2.json; then
+		vt_pass silence-foreign-program "$(grep -m1 foreign_program $dir/detach2.json | cut -c1-200)"
+	else
+		vt_fail silence-foreign-program "no foreign_program finding: $(tr '\n' '|' <$dir/forge.out | cut -c1-200)"
+	fi
+	wait $fpid
 	# (3) another producer set: a root process registers programs of its own.
 	if command -v vigil-kmod-bench >/dev/null; then
 		vigil-kmod-bench --hold 2 >$dir/bench.out 2>&1
