@@ -667,7 +667,11 @@ int vigil_seal(struct vigil_log_checkpoint *cp_out,
 		goto out_unlock;
 	}
 	vigil_log_stats(&first, &next, &records, &bytes);
-	/* pairs with vigil_note_drain(): sealed is visible before the end */
+	vigil.seal_log_first = first;
+	/*
+	 * pairs with vigil_note_drain(): sealed and seal_log_first are
+	 * visible before the end
+	 */
 	smp_store_release(&vigil.seal_log_end, next);
 	*log_end = next;
 	pr_info("sealed: final checkpoint at log seq %llu, unload allowed once the log is read up to %llu\n",

@@ -109,13 +109,28 @@ void vigil_alive_sum(u64 *out)
 	}
 }
 
-static struct vigil_producer *vigil_producer_find(const void *aux)
+/*
+ * The entry of @prog, if the filter saw it before (it runs for every call
+ * site). The aux pointer alone is not an identity: a program that passed
+ * the filter and then failed to load frees its aux, and the next program
+ * may get the same address. Every measured field must match too, or the
+ * program gets its own entry (and is measured).
+ */
+static struct vigil_producer *vigil_producer_find(const struct bpf_prog *prog)
 {
+	struct vigil_producer *p;
 	u32 i;
 
-	for (i = 0; i < vigil.nr_producers; i++)
-		if (vigil.producers[i].aux == aux)
-			return &vigil.producers[i];
+	for (i = 0; i < vigil.nr_producers; i++) {
+		p = &vigil.producers[i];
+		if (p->aux == prog->aux && !memcmp(p->tag, prog->tag, sizeof(p->tag)) &&
+		    p->type == prog->type &&
+		    p->attach_type == prog->expected_attach_type &&
+		    p->attach_btf_id == prog->aux->attach_btf_id &&
+		    p->len == prog->len &&
+		    !strncmp(p->name, prog->aux->name, sizeof(p->name)))
+			return p;
+	}
 	return NULL;
 }
 
@@ -135,7 +150,7 @@ static int vigil_kfunc_filter(const struct bpf_prog *prog, u32 kfunc_id)
 	spin_lock(&vigil.producers_lock);
 	if (!vigil.window_owner || task_tgid(current) != vigil.window_owner)
 		goto out_unlock;
-	if (vigil_producer_find(prog->aux)) {
+	if (vigil_producer_find(prog)) {
 		ret = 0;
 		goto out_unlock;
 	}

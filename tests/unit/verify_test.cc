@@ -835,6 +835,25 @@ TEST(VerifyLivenessTest, AProducerAttachedTwiceIsAFinding) {
   EXPECT_NE(dup[0].reason.find("fork"), std::string::npos) << dup[0].reason;
 }
 
+TEST(VerifyLivenessTest, MissesSpreadOverCheckpointsAddUp) {
+  Harness h;
+  h.sim.SealProducers();
+  h.Start();
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();
+  // Switched off for one exec at a time, well inside any per-checkpoint slack.
+  for (int i = 0; i < 5; ++i) {
+    h.sim.Alive(VIGIL_PROD_EXEC, 20);
+    h.sim.Fire(VIGIL_PROD_EXEC, 3);
+    h.sim.Checkpoint();
+  }
+  h.FeedLog();
+  h.verifier->Finish();
+  auto silent = FindingsOf(*h.verifier, Finding::Kind::kProducerSilent);
+  ASSERT_EQ(silent.size(), 1u);
+  EXPECT_NE(silent[0].reason.find("missed"), std::string::npos) << silent[0].reason;
+}
+
 TEST(VerifyLivenessTest, InFlightFiringsAreNotSilence) {
   Harness h;
   h.sim.SealProducers();
@@ -844,6 +863,12 @@ TEST(VerifyLivenessTest, InFlightFiringsAreNotSilence) {
   h.sim.Alive(VIGIL_PROD_SWITCH, 1000);
   h.sim.Fire(VIGIL_PROD_SWITCH, 2);  // read between the two probes on 2 CPUs
   h.sim.Checkpoint();
+  for (int i = 0; i < 20; ++i) {  // and each time again: the runs catch up
+    h.sim.RunExtra(VIGIL_PROD_SWITCH, 2);
+    h.sim.Alive(VIGIL_PROD_SWITCH, 1000);
+    h.sim.Fire(VIGIL_PROD_SWITCH, 2);
+    h.sim.Checkpoint();
+  }
   h.FeedLog();
   h.verifier->Finish();
   EXPECT_TRUE(FindingsOf(*h.verifier, Finding::Kind::kProducerSilent).empty());
@@ -984,9 +1009,62 @@ TEST(VerifyTrimTest, AJunkExtendAfterATrimIsStillCaught) {
   FeedNewLog(sim, v, &fed);
   const auto verdicts = v.TakeVerdicts();
   ASSERT_EQ(verdicts.size(), 1u);
-  EXPECT_EQ(verdicts[0].verdict, Verdict::kTampered) << verdicts[0].reason;
+  // The anchor is broken, not the events: its own verdict and finding.
+  EXPECT_EQ(verdicts[0].verdict, Verdict::kUnanchored) << verdicts[0].reason;
   EXPECT_NE(verdicts[0].reason.find("not on the log's replay path"), std::string::npos)
       << verdicts[0].reason;
+  int broken = 0;
+  for (const auto& f : v.TakeFindings()) broken += f.kind == Finding::Kind::kAnchorBroken;
+  EXPECT_EQ(broken, 1);
+}
+
+// One junk extend into the events PCR: an anchor_broken finding once, the
+// checkpoints after it unanchored (not tampered: the chain and signatures
+// hold), and event tampering after it is still tampered.
+TEST(VerifyTrimTest, AJunkExtendIsAnchorBrokenAndChainVerdictsGoOn) {
+  testing::ModuleSim sim(0x5a, /*tpm=*/true, /*base=*/true);
+  verify::VerifierOptions opt;
+  bool junk = false;
+  opt.pcr_check = [&](const std::vector<records::Record>& verified) {
+    constexpr uint32_t kEventsPcr = 23;
+    const crypto::Digest config = sim.Pcr(true);
+    const crypto::Digest events = sim.Pcr(false);
+    return replay::CheckPcrPath(
+        verified, sim.log(), testing::ModuleSim::kPcrConfig, kEventsPcr,
+        [&](uint16_t, uint32_t pcr) -> Result<crypto::Digest> {
+          if (pcr == testing::ModuleSim::kPcrConfig) return config;
+          return junk ? crypto::Digest(32, 0x66) : events;
+        });
+  };
+  StreamVerifier v(sim.StartAnchor(), opt);
+  uint64_t fed = 0;
+  v.AddEvent(sim.Commit());
+  sim.Checkpoint();
+  FeedNewLog(sim, v, &fed);
+  auto verdicts = v.TakeVerdicts();
+  ASSERT_EQ(verdicts.size(), 1u);
+  EXPECT_EQ(verdicts[0].verdict, Verdict::kVerified) << verdicts[0].reason;
+  junk = true;  // tpm2_pcrextend 23:sha256=...
+  for (int i = 0; i < 3; ++i) {
+    v.AddEvent(sim.Commit());
+    sim.Checkpoint();
+  }
+  FeedNewLog(sim, v, &fed);
+  verdicts = v.TakeVerdicts();
+  ASSERT_EQ(verdicts.size(), 3u);
+  for (const auto& vd : verdicts) EXPECT_EQ(vd.verdict, Verdict::kUnanchored) << vd.reason;
+  int broken = 0;
+  for (const auto& f : v.TakeFindings()) broken += f.kind == Finding::Kind::kAnchorBroken;
+  EXPECT_EQ(broken, 1);
+  // A forged event after the junk extend is still tampered.
+  records::Record ev = sim.Commit();
+  v.AddEvent(FlipByte(ev, 40));
+  sim.Checkpoint();
+  FeedNewLog(sim, v, &fed);
+  v.Finish();
+  verdicts = v.TakeVerdicts();
+  ASSERT_EQ(verdicts.size(), 1u);
+  EXPECT_EQ(verdicts[0].verdict, Verdict::kTampered) << verdicts[0].reason;
 }
 
 }  // namespace

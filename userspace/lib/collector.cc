@@ -330,12 +330,7 @@ Collector::~Collector() {
   tick_links_.clear();
   ring_.reset();  // before the maps it reads go away
   skel_.reset();
-  // No producer runs any more: say so in the anchor with an empty producer
-  // set, so that verifiers expect silence rather than report it.
-  if (have_producers_) {
-    auto dev = device::VigilDevice::Open(device_path_);
-    if (dev.ok() && dev->OpenProducers().ok()) (void)dev->SealProducers();
-  }
+  SealEmptyProducerSet();
 }
 
 Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& options,
@@ -864,6 +859,16 @@ void Collector::Detach() {
   UnpinLinks();
   tick_links_.clear();
   if (skel_) vigil_bpf__detach(skel_.get());
+  SealEmptyProducerSet();
+}
+
+// No producer runs any more: say so in the anchor with an empty producer
+// set, so that verifiers expect silence rather than report it. Before the
+// caller's last read of the log, which then holds these records too.
+void Collector::SealEmptyProducerSet() {
+  if (!std::exchange(have_producers_, false)) return;
+  auto dev = device::VigilDevice::Open(device_path_);
+  if (dev.ok() && dev->OpenProducers().ok()) (void)dev->SealProducers();
 }
 
 Status Collector::Drain() {

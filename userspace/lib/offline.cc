@@ -21,6 +21,8 @@ Outcome FromVerdict(Verdict v) {
       return Outcome::kLoss;
     case Verdict::kTampered:
       return Outcome::kTampered;
+    case Verdict::kUnanchored:
+      return Outcome::kUnanchored;
   }
   return Outcome::kTampered;
 }
@@ -42,6 +44,8 @@ Outcome FromFinding(Finding::Kind k) {
     case Finding::Kind::kUnanchored:
     case Finding::Kind::kProducerSilent:
       return Outcome::kLoss;
+    case Finding::Kind::kAnchorBroken:
+      return Outcome::kUnanchored;
     case Finding::Kind::kProducerDuplicated:
     case Finding::Kind::kDuplicate:
     case Finding::Kind::kConflict:
@@ -62,10 +66,12 @@ int Rank(Outcome o) {
       return 2;
     case Outcome::kLoss:
       return 3;
-    case Outcome::kTampered:
+    case Outcome::kUnanchored:
       return 4;
+    case Outcome::kTampered:
+      return 5;
   }
-  return 4;
+  return 5;
 }
 
 // The start checkpoint is judged like the verifier judges a signature (it
@@ -107,6 +113,8 @@ std::string_view OutcomeName(Outcome o) {
       return "unsigned";
     case Outcome::kLoss:
       return "loss";
+    case Outcome::kUnanchored:
+      return "unanchored";
     case Outcome::kTampered:
       return "tampered";
   }

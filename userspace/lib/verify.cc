@@ -60,6 +60,8 @@ std::string_view VerdictName(Verdict v) {
       return "loss";
     case Verdict::kTampered:
       return "tampered";
+    case Verdict::kUnanchored:
+      return "unanchored";
   }
   return "unknown";
 }
@@ -90,6 +92,8 @@ std::string_view FindingKindName(Finding::Kind k) {
       return "dev_anchor";
     case Finding::Kind::kKeyMismatch:
       return "key_mismatch";
+    case Finding::Kind::kAnchorBroken:
+      return "anchor_broken";
   }
   return "unknown";
 }
@@ -625,6 +629,7 @@ void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
   if (!same_instance) {
     // The first checkpoint seen: what has run so far is what runs.
     active_roles_ = 0;
+    deficit_.fill(0);
     for (unsigned role = 1; role <= VIGIL_PROD_ROLE_MAX; ++role) {
       if (cp.alive[role] != 0) active_roles_ |= 1u << role;
     }
@@ -641,6 +646,7 @@ void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
                  "producer set changed (window opened or sealed): generation " +
                      Str(prev.producers_gen) + " -> " + Str(cp.producers_gen));
       active_roles_ = 0;  // the new set shows what it runs
+      deficit_.fill(0);
     } else if (cp.producers_gen != 0) {
       for (unsigned role = 1; role <= VIGIL_PROD_ROLE_MAX; ++role) {
         const uint64_t ran = cp.alive[role] - prev.alive[role];
@@ -651,26 +657,36 @@ void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
         const uint64_t fired = cp.hits[role] - prev.hits[role];
         const std::string who = "producer " + std::string(RoleName(role));
         if (fired == 0 && cp.hits[role] == 0) {
-          // Not watched by the module (sys_enter): it runs all the time.
-          if (role == VIGIL_PROD_SYSCALL && ran == 0) {
+          // Not watched by the module (sched_switch, sys_enter): they run
+          // all the time on a live system, so a counter that stands still
+          // is the silence.
+          if ((role == VIGIL_PROD_SWITCH || role == VIGIL_PROD_SYSCALL) && ran == 0) {
             AddFinding(Finding::Kind::kProducerSilent, at,
                        who + " did not run since checkpoint " + Str(prev.hdr.seq) +
                            ": detached, replaced or switched off");
           }
           continue;
         }
-        // Firings in flight while the counters were read: one per CPU at most.
-        const uint64_t slack = 8 + fired / 32;
-        if (ran + slack < fired) {
+        // Firings in flight while the counters were read (one per CPU at
+        // most) are runs at the next checkpoint: the running difference
+        // stays within the CPU count. Misses spread over many checkpoints
+        // add up; each batch beyond the slack is reported once.
+        constexpr int64_t kSlack = 8;
+        deficit_[role] += static_cast<int64_t>(fired) - static_cast<int64_t>(ran);
+        if (deficit_[role] > kSlack) {
           AddFinding(Finding::Kind::kProducerSilent, at,
-                     who + " ran " + Str(ran) + " times while its tracepoint fired " +
-                         Str(fired) + " times since checkpoint " + Str(prev.hdr.seq) +
-                         ": detached, replaced or switched off");
-        } else if (ran > fired + slack) {
+                     who + " missed " + std::to_string(deficit_[role]) +
+                         " firings of its tracepoint (ran " + Str(ran) + " times, fired " +
+                         Str(fired) + " since checkpoint " + Str(prev.hdr.seq) +
+                         "): detached, replaced or switched off");
+          deficit_[role] = 0;
+        } else if (deficit_[role] < -kSlack) {
           AddFinding(Finding::Kind::kProducerDuplicated, at,
-                     who + " ran " + Str(ran) + " times while its tracepoint fired " +
-                         Str(fired) + " times since checkpoint " + Str(prev.hdr.seq) +
-                         ": attached more than once");
+                     who + " ran " + std::to_string(-deficit_[role]) +
+                         " times more than its tracepoint fired (ran " + Str(ran) +
+                         ", fired " + Str(fired) + " since checkpoint " + Str(prev.hdr.seq) +
+                         "): attached more than once");
+          deficit_[role] = 0;
         }
       }
     }
@@ -892,9 +908,19 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
       const Status st = RunPcrCheck(p.rec.seq());
       if (st.ok()) {
         v.pcr_checked = true;
+        anchor_broken_ = false;
       } else if (st.code() == ErrorCode::kMismatch || st.code() == ErrorCode::kMalformed) {
+        // The anchor, not the events: a finding once per episode, and the
+        // chain goes on over the signed checkpoints.
         pcr_mismatch = true;
-        tamper.push_back("PCR replay: " + st.message());
+        pcr_why = "anchor broken: PCR replay: " + st.message();
+        if (!std::exchange(anchor_broken_, true)) {
+          AddFinding(Finding::Kind::kAnchorBroken, p.rec.seq(),
+                     "the PCR replay of the log no longer reaches the TPM's value (" +
+                         st.message() +
+                         "): someone extended or reset the anchor PCR; checkpoints are "
+                         "unanchored until it matches again");
+        }
       } else {
         pcr_unavailable = true;
         pcr_why = "PCR path not checked: " + st.message();
@@ -925,6 +951,9 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
   } else if (!signed_ok || pcr_unavailable) {
     v.verdict = Verdict::kUnsigned;
     v.reason = !signed_ok ? p.sig_why : pcr_why;
+  } else if (pcr_mismatch) {
+    v.verdict = Verdict::kUnanchored;
+    v.reason = "chain recomputed over " + Str(v.events) + " events, signature verified; " + pcr_why;
   } else {
     v.verdict = Verdict::kVerified;
     v.reason = "chain recomputed over " + Str(v.events) + " events, signature verified";
@@ -952,7 +981,7 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
     std::memcpy(interval_head_.data(), cp.chain_head, VIGIL_DIGEST_LEN);
     interval_head_valid_ = true;
     if (conflict) Resync(interval_head_, last);  // the chained claimant may have been forged
-  } else if ((signed_ok && !pcr_mismatch) || degraded) {
+  } else if (signed_ok || degraded) {
     std::memcpy(interval_head_.data(), cp.chain_head, VIGIL_DIGEST_LEN);
     interval_head_valid_ = true;
     Resync(interval_head_, last);

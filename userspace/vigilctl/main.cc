@@ -25,7 +25,8 @@
 //     format or version, corrupt or truncated; the JSON pointer is named)
 //   7 vigild not running (agent commands: its pinned maps are missing)
 //   verify-chain, the worst outcome found:
-//   8 unsigned (0 with --allow-unsigned), 9 loss, 10 tampered, 11 incomplete
+//   8 unsigned (0 with --allow-unsigned), 9 loss, 10 tampered, 11 incomplete,
+//   12 unanchored (chain and signatures hold, the PCR anchor does not)
 //     (events after the last checkpoint, or no checkpoint at all)
 //
 //   vigilctl agent run --name N -- CMD...   run CMD as agent N (this process
@@ -96,6 +97,7 @@ constexpr int kExitUnsigned = 8;
 constexpr int kExitLoss = 9;
 constexpr int kExitTampered = 10;
 constexpr int kExitIncomplete = 11;
+constexpr int kExitUnanchored = 12;
 constexpr uint32_t kMaxPcrIndex = 23;  // PCRs 0..23 of a PC client TPM
 
 // The device path (--device), /dev/vigil unless a test says otherwise.
@@ -429,6 +431,8 @@ int ExitFor(vigil::verify::Outcome o) {
       return kExitUnsigned;
     case vigil::verify::Outcome::kLoss:
       return kExitLoss;
+    case vigil::verify::Outcome::kUnanchored:
+      return kExitUnanchored;
     case vigil::verify::Outcome::kTampered:
       return kExitTampered;
   }
@@ -758,7 +762,7 @@ int main(int argc, char** argv) {
       "(/dev/vigil missing), 4 incompatible module ABI, 5 replay mismatch, 6 malformed log or "
       "baseline state, "
       "7 vigild not running (agent commands); verify-chain: 8 unsigned, 9 loss, 10 tampered, "
-      "11 incomplete (see verify-chain --help)."};
+      "11 incomplete, 12 unanchored (see verify-chain --help)."};
   app.require_subcommand(1);
   app.set_version_flag("--version", vigil::version::VersionText("vigilctl"),
                        "Print the version, the ABI version and build information, then exit");
@@ -810,8 +814,10 @@ int main(int argc, char** argv) {
       "unsigned (a checkpoint is not signed; 0 with --allow-unsigned), 9 loss (events or "
       "checkpoints missing, or drops attested), 10 tampered (a chain, link or signature does not "
       "verify, a KEY record differs from the trusted key, a record is forged or replayed, or the "
-      "log is damaged), 11 incomplete (events after the last checkpoint, or no checkpoint), 2 "
-      "usage error (also: no trusted key source). The worst applies: 10, then 9, then 8, then 11");
+      "log is damaged), 12 unanchored (chain and signatures hold, the PCR replay does not reach "
+      "the TPM), 11 incomplete (events after the last checkpoint, or no checkpoint), 2 "
+      "usage error (also: no trusted key source). The worst applies: 10, then 12, then 9, then 8, "
+      "then 11");
   verify_chain->add_flag("--json", chain_args.json, "Machine-readable output");
   verify_chain
       ->add_option("--events", chain_args.events_file, "Raw events file from vigild --raw-out")

@@ -199,6 +199,7 @@ class Collector {
   Status StartSampleTicks(uint32_t sample_ms);
   void UnpinLinks();
   void UnpinAll();
+  void SealEmptyProducerSet();
 
   Handler handler_;
   ModuleKfuncs module_;

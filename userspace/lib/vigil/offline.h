@@ -33,6 +33,7 @@ enum class Outcome {
                 // checkpoint at all): nothing vouches for them yet
   kUnsigned,    // at least one checkpoint (or the start) is unsigned
   kLoss,        // at least one checkpoint is loss
+  kUnanchored,  // chain and signatures hold, the PCR anchor does not
   kTampered,    // at least one checkpoint is tampered, a KEY record differs
                 // from the trusted key, or a record was forged or replayed
 };

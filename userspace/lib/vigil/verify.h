@@ -33,6 +33,7 @@
 #ifndef VIGIL_USERSPACE_LIB_VIGIL_VERIFY_H_
 #define VIGIL_USERSPACE_LIB_VIGIL_VERIFY_H_
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -55,9 +56,14 @@ struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
 
 namespace vigil::verify {
 
-enum class Verdict { kVerified, kUnsigned, kLoss, kTampered };
+// kUnanchored: the chain and the TPM signature hold, but the anchor does
+// not: the PCR replay of the log does not reach the TPM's value (a junk
+// extend, a reset). The events are as the module committed them; what the
+// anchor should prove (against root) is gone. Its own word, so that event
+// tampering and an attack on the anchor never look the same.
+enum class Verdict { kVerified, kUnsigned, kLoss, kTampered, kUnanchored };
 std::string_view VerdictName(Verdict v);
-inline constexpr size_t kVerdictCount = 4;
+inline constexpr size_t kVerdictCount = 5;
 
 struct SeqRange {
   uint64_t first = 0;
@@ -94,6 +100,8 @@ struct Finding {
   // refused commits or programs (foreign producers, bad records, sealed).
   // kTpm: the module counted failed TPM operations. kDevAnchor: the
   // checkpoints are anchored in a resettable PCR (development only).
+  // kAnchorBroken: the PCR replay stopped matching the TPM (once per
+  // episode); the verdicts go on over the chain and the signatures.
   // kKeyMismatch: a KEY record in the log names another key than the
   // trusted one (the next checkpoint is tampered too).
   enum class Kind {
@@ -109,6 +117,7 @@ struct Finding {
     kTpm,
     kDevAnchor,
     kKeyMismatch,
+    kAnchorBroken,
   };
   Kind kind = Kind::kLog;
   uint64_t seq = 0;  // event seq or log seq, depending on kind
@@ -335,6 +344,12 @@ class StreamVerifier {
   std::vector<Finding> findings_;
   std::optional<vigil_log_checkpoint> last_live_;  // last decided, not rejected
   uint32_t active_roles_ = 0;  // bit per role seen running in this producer set
+  bool anchor_broken_ = false;  // an anchor_broken finding is out for this episode
+  // Per role, firings minus runs since the producer set became active: a
+  // firing in flight at one checkpoint is a run at the next, so this stays
+  // near 0 for an attached producer, and real misses add up however they
+  // are spread over checkpoints.
+  std::array<int64_t, VIGIL_PROD_SLOTS> deficit_{};
 };
 
 }  // namespace vigil::verify
