@@ -649,7 +649,7 @@ TEST(VerifyTest, EventsFromBeforeAFreshStartAreNotFindings) {
   EXPECT_EQ(verifier.counters().before_start, 4u);
 }
 
-TEST(VerifyTest, PcrMismatchIsTamperedAndUnreadableTpmIsNotVerified) {
+TEST(VerifyTest, PcrMismatchIsUnanchoredAndUnreadableTpmIsNotVerified) {
   for (ErrorCode code : {ErrorCode::kMismatch, ErrorCode::kUnavailable}) {
     Harness h;
     h.options.pcr_check = [code](const std::vector<records::Record>&) {
@@ -662,7 +662,7 @@ TEST(VerifyTest, PcrMismatchIsTamperedAndUnreadableTpmIsNotVerified) {
     auto v = h.Verdicts();
     ASSERT_EQ(v.size(), 1u);
     EXPECT_EQ(v[0].verdict,
-              code == ErrorCode::kMismatch ? Verdict::kTampered : Verdict::kUnsigned)
+              code == ErrorCode::kMismatch ? Verdict::kUnanchored : Verdict::kUnsigned)
         << v[0].reason;
     EXPECT_FALSE(v[0].pcr_checked);
   }

@@ -619,8 +619,11 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
   for (const auto& v : report->verdicts) signatures += v.signature_checked ? 1 : 0;
   std::cout << "checkpoints compared: " << report->verdicts.size();
   for (size_t i = 0; i < counts.size(); ++i) {
+    // unanchored (the last) only when there is one: the line keeps its shape.
+    const auto verdict = static_cast<vigil::verify::Verdict>(i);
+    if (verdict == vigil::verify::Verdict::kUnanchored && counts[i] == 0) continue;
     std::cout << (i == 0 ? " (" : ", ") << counts[i] << " "
-              << vigil::verify::VerdictName(static_cast<vigil::verify::Verdict>(i));
+              << vigil::verify::VerdictName(verdict);
   }
   std::cout << ")\n";
   std::cout << "checkpoint signatures: " << signatures << " verified, "
