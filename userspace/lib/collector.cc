@@ -198,6 +198,8 @@ std::string_view AuditKindName(AuditFinding::Kind k) {
       return "producers_off";
     case AuditFinding::Kind::kLinkPin:
       return "link_pin";
+    case AuditFinding::Kind::kReplaced:
+      return "program_replaced";
   }
   return "unknown";
 }
@@ -286,6 +288,19 @@ std::vector<AuditFinding> Collector::Audit() const {
     bpf_link_info info{};
     uint32_t len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
+    if (info.type == BPF_LINK_TYPE_TRACING && our_progs.count(info.tracing.target_obj_id) != 0) {
+      // target_obj_id is a program id only for an extension (else a BTF id).
+      UniqueFd ext(bpf_prog_get_fd_by_id(info.prog_id));
+      bpf_prog_info pinfo{};
+      uint32_t plen = sizeof(pinfo);
+      if (ext.valid() && bpf_obj_get_info_by_fd(ext.get(), &pinfo, &plen) == 0 &&
+          pinfo.type == BPF_PROG_TYPE_EXT) {
+        out.push_back({AuditFinding::Kind::kReplaced,
+                       "freplace program " + std::to_string(info.prog_id) + " '" + pinfo.name +
+                           "' replaces a function of vigil program '" +
+                           our_progs[info.tracing.target_obj_id] + "'"});
+      }
+    }
     if (our_progs.count(info.prog_id) == 0 || info.type == BPF_LINK_TYPE_PERF_EVENT) continue;
     links[info.prog_id]++;
   }

@@ -128,8 +128,10 @@ struct AuditFinding {
   // program of ours is attached more than once (each event recorded twice).
   // kGeneration: vigil_active_gen no longer names our programs (they are
   // switched off). kLinkPin: a pinned link of ours is gone or points at
-  // another program.
-  enum class Kind { kForeignProgram, kExtraLink, kGeneration, kLinkPin };
+  // another program. kReplaced: a freplace (BPF_PROG_TYPE_EXT) program is
+  // attached to one of our programs (the kernel refuses it for vigil's
+  // static helpers; this reports an attempt that got through).
+  enum class Kind { kForeignProgram, kExtraLink, kGeneration, kLinkPin, kReplaced };
   Kind kind;
   std::string detail;
 };
