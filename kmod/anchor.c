@@ -420,7 +420,6 @@ static void vigil_sign_checkpoint(struct vigil_log_signature *sig)
 static void vigil_checkpoint_fill(struct vigil_log_checkpoint *cp, u32 reason)
 {
 	u64 next_seq;
-	int i;
 
 	vigil_rec_init(&cp->hdr, VIGIL_LOG_CHECKPOINT, sizeof(*cp));
 	cp->hdr.version = VIGIL_CHECKPOINT_VERSION;
@@ -434,11 +433,9 @@ static void vigil_checkpoint_fill(struct vigil_log_checkpoint *cp, u32 reason)
 	cp->anchor = vigil.p.anchor;
 	memcpy(cp->prev_digest, vigil.prev_cp_digest, VIGIL_DIGEST_LEN);
 	memcpy(cp->instance_id, vigil.instance_id, VIGIL_ID_LEN);
-	cp->rejected_total = atomic64_read(&vigil.rejected) +
-			     atomic64_read(&vigil.foreign);
+	cp->rejected_total = atomic64_read(&vigil.rejected);
 	cp->tpm_errors = atomic64_read(&vigil.tpm_errors);
-	for (i = 0; i < VIGIL_EV_NR_TYPES; i++)
-		cp->committed[i] = atomic64_read(&vigil.committed_type[i]);
+	vigil_chain_committed(cp->committed);
 	vigil_alive_sum(cp->alive);
 	vigil_hits_sum(cp->hits);
 	memcpy(cp->producers_digest, vigil.producers_digest, VIGIL_DIGEST_LEN);
@@ -459,9 +456,19 @@ static void vigil_checkpoint_fill(struct vigil_log_checkpoint *cp, u32 reason)
  */
 static void vigil_extend_retry_all(void)
 {
+	u64 errors;
+
 	if (!vigil_tpm_present())
 		return;
-	vigil_tpm_revive();
+	/*
+	 * A lost chip shows as failed TPM operations; looking for its
+	 * successor takes the chip and a locality, so only after one.
+	 */
+	errors = atomic64_read(&vigil.tpm_errors);
+	if (errors != vigil.revive_errors) {
+		vigil_tpm_revive();
+		vigil.revive_errors = errors;
+	}
 	vigil_extend_retry(vigil.p.pcr_config);
 	if (vigil.p.anchor == VIGIL_ANCHOR_PCR)
 		vigil_extend_retry(vigil.p.pcr_events);
@@ -594,9 +601,12 @@ int vigil_measure_producers(const char *name, const u8 *digest, u32 nr,
 	ret = vigil_measure_locked(VIGIL_MEASURE_PRODUCERS, name, digest,
 				   log_seq);
 	if (!ret || ret == -EIO) {
+		/* producers_lock too: GET_INFO reads them without anchor_lock */
+		spin_lock(&vigil.producers_lock);
 		vigil.producers_gen++;
 		vigil.producers_sealed = nr;
 		memcpy(vigil.producers_digest, digest, VIGIL_DIGEST_LEN);
+		spin_unlock(&vigil.producers_lock);
 	}
 	*gen = vigil.producers_gen;
 	mutex_unlock(&vigil.anchor_lock);
@@ -622,8 +632,11 @@ int vigil_measure_window(const char *name)
 	sha256(name, strlen(name), digest);
 	mutex_lock(&vigil.anchor_lock);
 	ret = vigil_measure_locked(VIGIL_MEASURE_WINDOW, name, digest, NULL);
-	if (!ret || ret == -EIO)
+	if (!ret || ret == -EIO) {
+		spin_lock(&vigil.producers_lock);
 		vigil.producers_gen++;
+		spin_unlock(&vigil.producers_lock);
+	}
 	mutex_unlock(&vigil.anchor_lock);
 	return ret;
 }
@@ -898,6 +911,7 @@ int vigil_anchor_init(void)
 	atomic_set(&vigil.drained, 0);
 	vigil.tick_alive = 0;
 	vigil.last_cp_ns = ktime_get_boottime_ns();
+	vigil.revive_errors = 0;
 
 	for (i = 0; i < vigil.tpm.nr_banks; i++) {
 		ret = vigil_tpm_pcr_read(vigil.p.pcr_config, i,

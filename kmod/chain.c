@@ -43,12 +43,11 @@ void vigil_chain_init(void)
 	vigil.cp_last_seq = 0;
 	vigil.sealed = false;
 	vigil.kick = 0;
-	atomic64_set(&vigil.committed, 0);
 	atomic64_set(&vigil.rejected, 0);
 	atomic64_set(&vigil.busy, 0);
 	for (i = 0; i < VIGIL_EV_NR_TYPES; i++) {
 		atomic64_set(&vigil.drops[i], 0);
-		atomic64_set(&vigil.committed_type[i], 0);
+		vigil.committed[i] = 0;
 	}
 }
 
@@ -158,6 +157,7 @@ int vigil_chain_commit(void *rec, u32 buf_size)
 	sha256_update(&sctx, vigil.head, sizeof(vigil.head));
 	sha256_update(&sctx, rec, size);
 	sha256_final(&sctx, vigil.head);
+	vigil.committed[type]++;
 	/*
 	 * Once per batch: the bit is cleared only when the checkpoint moves
 	 * cp_last_seq (vigil_chain_close(), same lock), so commits racing
@@ -171,8 +171,6 @@ int vigil_chain_commit(void *rec, u32 buf_size)
 	this_cpu_write(vigil_commit_busy, 0);
 	local_irq_restore(irqflags);
 
-	atomic64_inc(&vigil.committed);
-	atomic64_inc(&vigil.committed_type[type]);
 	if (kick)
 		vigil_checkpoint_kick();
 	return 0;
@@ -246,6 +244,28 @@ void vigil_chain_close(u64 last_seq)
 	vigil.cp_last_seq = last_seq;
 	clear_bit(VIGIL_KICK_PENDING, &vigil.kick);
 	vigil_chain_unlock(irqflags);
+}
+
+/**
+ * vigil_chain_committed() - events committed since load
+ * @by_type: out (may be NULL): VIGIL_EV_NR_TYPES counts, by event type
+ *
+ * Return: the total.
+ */
+u64 vigil_chain_committed(u64 *by_type)
+{
+	unsigned long irqflags;
+	u64 total = 0;
+	int i;
+
+	vigil_chain_lock(&irqflags);
+	for (i = 0; i < VIGIL_EV_NR_TYPES; i++) {
+		total += vigil.committed[i];
+		if (by_type)
+			by_type[i] = vigil.committed[i];
+	}
+	vigil_chain_unlock(irqflags);
+	return total;
 }
 
 /**

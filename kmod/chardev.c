@@ -147,13 +147,25 @@ static loff_t vigil_llseek(struct file *file, loff_t offset, int whence)
 /* Larger arguments than this are refused before they are looked at. */
 #define VIGIL_ARG_MAX	PAGE_SIZE
 
+static bool vigil_zero(const void *p, size_t n)
+{
+	return !memchr_inv(p, 0, n);
+}
+
+static int vigil_arg_out(void __user *uarg, const void *karg, size_t usize)
+{
+	return copy_to_user(uarg, karg, usize) ? -EFAULT : 0;
+}
+
 /*
  * Copy an ioctl argument in, copy_struct_from_user() style: any size from
  * the first published one (@ver0) on; bytes this module does not know must
- * be zero (-E2BIG); the flags word must be zero. *@usize is what may be
+ * be zero (-E2BIG); the flags word and the @rsize reserved bytes at
+ * @reserved (inside @karg) must be zero (-EINVAL). *@usize is what may be
  * written back: the smaller of the two sizes.
  */
 static int vigil_arg_in(void *karg, size_t ksize, size_t ver0,
+			const void *reserved, size_t rsize,
 			void __user *uarg, size_t *usize)
 {
 	u32 *words = karg;
@@ -169,33 +181,29 @@ static int vigil_arg_in(void *karg, size_t ksize, size_t ver0,
 	ret = copy_struct_from_user(karg, ksize, uarg, size);
 	if (ret)
 		return ret;
-	if (words[1] != 0)
+	if (words[1] != 0 || !vigil_zero(reserved, rsize))
 		return -EINVAL;
 	*usize = min_t(size_t, size, ksize);
 	return 0;
 }
 
 /*
- * A call that fails changes nothing: before an ioctl acts, the argument is
- * written back unchanged, so a read-only or unmapped page fails here and
- * not after the action (a caller that retried would act twice). Only a
- * concurrent munmap/mprotect between this and the final copy can still
- * lose the result.
+ * vigil_arg_in() for an ioctl that acts: a call that fails changes nothing,
+ * so the argument is also written back unchanged before the action, and a
+ * read-only or unmapped page fails here, not after it (a caller that
+ * retried would act twice). Only a concurrent munmap/mprotect between this
+ * and the final copy can still lose the result.
  */
-static int vigil_arg_writable(void __user *uarg, const void *karg,
-			      size_t usize)
+static int vigil_arg_in_rw(void *karg, size_t ksize, size_t ver0,
+			   const void *reserved, size_t rsize,
+			   void __user *uarg, size_t *usize)
 {
-	return copy_to_user(uarg, karg, usize) ? -EFAULT : 0;
-}
+	int ret;
 
-static int vigil_arg_out(void __user *uarg, const void *karg, size_t usize)
-{
-	return copy_to_user(uarg, karg, usize) ? -EFAULT : 0;
-}
-
-static bool vigil_zero(const void *p, size_t n)
-{
-	return !memchr_inv(p, 0, n);
+	ret = vigil_arg_in(karg, ksize, ver0, reserved, rsize, uarg, usize);
+	if (ret)
+		return ret;
+	return vigil_arg_out(uarg, karg, *usize);
 }
 
 static long vigil_ioc_version(void __user *uarg)
@@ -204,11 +212,10 @@ static long vigil_ioc_version(void __user *uarg)
 	size_t usize;
 	int ret;
 
-	ret = vigil_arg_in(&v, sizeof(v), VIGIL_SIZE_VER0_VERSION, uarg, &usize);
+	ret = vigil_arg_in(&v, sizeof(v), VIGIL_SIZE_VER0_VERSION, v.__reserved,
+			   sizeof(v.__reserved), uarg, &usize);
 	if (ret)
 		return ret;
-	if (!vigil_zero(v.__reserved, sizeof(v.__reserved)))
-		return -EINVAL;
 	v.abi_major = VIGIL_ABI_MAJOR;
 	v.abi_minor = VIGIL_ABI_MINOR;
 	memset(v.module_version, 0, sizeof(v.module_version));
@@ -226,13 +233,10 @@ static long vigil_ioc_info(void __user *uarg)
 	in = kmalloc(sizeof(*in), GFP_KERNEL);
 	if (!in)
 		return -ENOMEM;
-	ret = vigil_arg_in(in, sizeof(*in), VIGIL_SIZE_VER0_INFO, uarg, &usize);
+	ret = vigil_arg_in(in, sizeof(*in), VIGIL_SIZE_VER0_INFO, in->__reserved,
+			   sizeof(in->__reserved), uarg, &usize);
 	if (ret)
 		goto out_free;
-	if (!vigil_zero(in->__reserved, sizeof(in->__reserved))) {
-		ret = -EINVAL;
-		goto out_free;
-	}
 	memset(in, 0, sizeof(*in));
 	in->size = usize;
 	if (vigil_tpm_present())
@@ -262,11 +266,10 @@ static long vigil_ioc_info(void __user *uarg)
 		memcpy(in->key_y, vigil.tpm.key_y, VIGIL_ECC_COORD_LEN);
 	}
 	vigil_chain_peek(&in->next_seq, in->chain_head);
-	in->committed = atomic64_read(&vigil.committed);
+	in->committed = vigil_chain_committed(NULL);
 	in->dropped = vigil_chain_drops_total();
 	in->busy = atomic64_read(&vigil.busy);
-	in->rejected = atomic64_read(&vigil.rejected) +
-		       atomic64_read(&vigil.foreign);
+	in->rejected = atomic64_read(&vigil.rejected);
 	in->checkpoints_signed = atomic64_read(&vigil.cp_signed);
 	in->checkpoints_unsigned = atomic64_read(&vigil.cp_unsigned);
 	vigil_log_stats(&in->log_first_seq, &in->log_next_seq,
@@ -274,12 +277,14 @@ static long vigil_ioc_info(void __user *uarg)
 	in->log_max_bytes = vigil.p.log_max_bytes;
 	in->log_refused = atomic64_read(&vigil.log_refused);
 	in->tpm_errors = atomic64_read(&vigil.tpm_errors);
-	mutex_lock(&vigil.anchor_lock);
+	/* not anchor_lock: that one is held across TPM commands */
+	spin_lock(&vigil.producers_lock);
 	in->producers_gen = vigil.producers_gen;
 	in->nr_producers = vigil.producers_sealed;
 	memcpy(in->producers_digest, vigil.producers_digest, VIGIL_DIGEST_LEN);
-	in->seal_log_end = vigil.seal_log_end;
-	mutex_unlock(&vigil.anchor_lock);
+	spin_unlock(&vigil.producers_lock);
+	/* pairs with vigil_seal() */
+	in->seal_log_end = smp_load_acquire(&vigil.seal_log_end);
 	ret = vigil_arg_out(uarg, in, usize);
 out_free:
 	kfree(in);
@@ -308,15 +313,12 @@ static long vigil_ioc_measure(void __user *uarg)
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-	ret = vigil_arg_in(&m, sizeof(m), VIGIL_SIZE_VER0_MEASURE, uarg, &usize);
+	ret = vigil_arg_in_rw(&m, sizeof(m), VIGIL_SIZE_VER0_MEASURE,
+			      m.__reserved, sizeof(m.__reserved), uarg, &usize);
 	if (ret)
 		return ret;
-	if (!vigil_zero(m.__reserved, sizeof(m.__reserved)) ||
-	    !vigil_name_ok(m.name, sizeof(m.name)))
+	if (!vigil_name_ok(m.name, sizeof(m.name)))
 		return -EINVAL;
-	ret = vigil_arg_writable(uarg, &m, usize);
-	if (ret)
-		return ret;
 	ret = vigil_measure(VIGIL_MEASURE_USER, m.name, m.digest, &m.log_seq);
 	if (ret && ret != -EIO)
 		return ret;
@@ -334,15 +336,12 @@ static long vigil_ioc_commit(void __user *uarg)
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-	ret = vigil_arg_in(&c, sizeof(c), VIGIL_SIZE_VER0_COMMIT, uarg, &usize);
+	ret = vigil_arg_in_rw(&c, sizeof(c), VIGIL_SIZE_VER0_COMMIT,
+			      c.__reserved, sizeof(c.__reserved), uarg, &usize);
 	if (ret)
 		return ret;
-	if (!vigil_zero(c.__reserved, sizeof(c.__reserved)) ||
-	    c.len > VIGIL_USER_PAYLOAD_MAX || (c.len && !c.payload))
+	if (c.len > VIGIL_USER_PAYLOAD_MAX || (c.len && !c.payload))
 		return -EINVAL;
-	ret = vigil_arg_writable(uarg, &c, usize);
-	if (ret)
-		return ret;
 
 	le = kmalloc(sizeof(*le), GFP_KERNEL);
 	if (!le)
@@ -380,15 +379,9 @@ static long vigil_ioc_checkpoint(void __user *uarg)
 	req = kmalloc(sizeof(*req), GFP_KERNEL);
 	if (!req)
 		return -ENOMEM;
-	ret = vigil_arg_in(req, sizeof(*req), VIGIL_SIZE_VER0_CHECKPOINT, uarg,
-			   &usize);
-	if (ret)
-		goto out_free;
-	if (!vigil_zero(req->__reserved, sizeof(req->__reserved))) {
-		ret = -EINVAL;
-		goto out_free;
-	}
-	ret = vigil_arg_writable(uarg, req, usize);
+	ret = vigil_arg_in_rw(req, sizeof(*req), VIGIL_SIZE_VER0_CHECKPOINT,
+			      req->__reserved, sizeof(req->__reserved), uarg,
+			      &usize);
 	if (ret)
 		goto out_free;
 	ret = vigil_checkpoint(VIGIL_CP_IOCTL, &req->cp, &req->sig);
@@ -408,12 +401,8 @@ static long vigil_ioc_trim(void __user *uarg)
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-	ret = vigil_arg_in(&t, sizeof(t), VIGIL_SIZE_VER0_TRIM, uarg, &usize);
-	if (ret)
-		return ret;
-	if (!vigil_zero(t.__reserved, sizeof(t.__reserved)))
-		return -EINVAL;
-	ret = vigil_arg_writable(uarg, &t, usize);
+	ret = vigil_arg_in_rw(&t, sizeof(t), VIGIL_SIZE_VER0_TRIM, t.__reserved,
+			      sizeof(t.__reserved), uarg, &usize);
 	if (ret)
 		return ret;
 	ret = vigil_trim(t.before_seq, &t.trimmed);
@@ -431,13 +420,8 @@ static long vigil_ioc_producers(struct file *file, void __user *uarg,
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
-	ret = vigil_arg_in(&p, sizeof(p), VIGIL_SIZE_VER0_PRODUCERS, uarg,
-			   &usize);
-	if (ret)
-		return ret;
-	if (!vigil_zero(p.__reserved, sizeof(p.__reserved)))
-		return -EINVAL;
-	ret = vigil_arg_writable(uarg, &p, usize);
+	ret = vigil_arg_in_rw(&p, sizeof(p), VIGIL_SIZE_VER0_PRODUCERS,
+			      p.__reserved, sizeof(p.__reserved), uarg, &usize);
 	if (ret)
 		return ret;
 	if (!seal)
@@ -461,14 +445,8 @@ static long vigil_ioc_seal(void __user *uarg)
 	s = kmalloc(sizeof(*s), GFP_KERNEL);
 	if (!s)
 		return -ENOMEM;
-	ret = vigil_arg_in(s, sizeof(*s), VIGIL_SIZE_VER0_SEAL, uarg, &usize);
-	if (ret)
-		goto out_free;
-	if (!vigil_zero(s->__reserved, sizeof(s->__reserved))) {
-		ret = -EINVAL;
-		goto out_free;
-	}
-	ret = vigil_arg_writable(uarg, s, usize);
+	ret = vigil_arg_in_rw(s, sizeof(*s), VIGIL_SIZE_VER0_SEAL, s->__reserved,
+			      sizeof(s->__reserved), uarg, &usize);
 	if (ret)
 		goto out_free;
 	ret = vigil_seal(&s->cp, &s->sig, &s->log_end);

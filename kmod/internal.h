@@ -160,19 +160,22 @@ struct vigil_producer {
  * @p:              parameters
  * @tpm:            TPM state
  * @instance_id:    random per load
- * @chain_lock:     protects @next_seq, @head, @cp_last_seq, @kick
+ * @chain_lock:     protects @next_seq, @head, @cp_last_seq, @kick,
+ *                  @committed
  * @next_seq:       seq the next committed event gets
  * @head:           chain value after @next_seq - 1
  * @cp_last_seq:    last seq covered by a closed checkpoint
- * @committed:      events committed
- * @committed_type: events committed by type
+ * @committed:      events committed, by type (the sum is the total)
  * @rejected:       commits refused for bad type, size, flags or pointer,
- *                  or after the seal
- * @foreign:        kfunc calls refused at load (not a registered producer)
+ *                  or after the seal, and kfunc calls refused at load (not
+ *                  a registered producer)
  * @sealed:         SEAL done: commits refused, windows refused
  * @unmeasured:     programs were allowed whose measurement failed
  * @producers_lock: protects the window and the producer table below it
- *                  (a spinlock: the filter must not sleep)
+ *                  (a spinlock: the filter must not sleep); also taken,
+ *                  under anchor_lock, to change producers_gen,
+ *                  producers_sealed and producers_digest, so GET_INFO
+ *                  reads them without waiting for the TPM
  * @window_owner:   tgid of the process with an open window, NULL if none
  * @window_file:    the /dev/vigil file that opened it
  * @nr_producers:   entries in @producers
@@ -196,10 +199,12 @@ struct vigil_producer {
  * @records_trimmed: records dropped by TRIM since load
  * @bytes_trimmed:  bytes dropped by TRIM since load
  * @key_err:        why there is no key (-errno or TPM rc), 0 if there is
- * @producers_gen:  producer sets sealed since load
+ * @producers_gen:  producer windows opened and sealed since load (changed
+ *                  under producers_lock too)
  * @producers_sealed: programs in the last sealed set
  * @producers_digest: digest of the last sealed set
  * @last_cp_ns:     boottime of the last logged checkpoint (heartbeat)
+ * @revive_errors:  tpm_errors when the chip was last checked for a rebind
  * @tick_alive:     sched_switch + sys_enter runs at the last timer tick
  * @seal_log_end:   log seq after the final records, 0 before the seal
  * @seal_log_first: oldest log seq held at the seal (TRIM is refused after)
@@ -232,10 +237,8 @@ struct vigil {
 	u64 next_seq;
 	u8 head[VIGIL_DIGEST_LEN];
 	u64 cp_last_seq;
-	atomic64_t committed;
-	atomic64_t committed_type[VIGIL_EV_NR_TYPES];
+	u64 committed[VIGIL_EV_NR_TYPES];
 	atomic64_t rejected;
-	atomic64_t foreign;
 	bool sealed;
 	bool unmeasured;
 	spinlock_t producers_lock;	/* window and producer table */
@@ -265,6 +268,7 @@ struct vigil {
 	u32 producers_sealed;
 	u8 producers_digest[VIGIL_DIGEST_LEN];
 	u64 last_cp_ns;
+	u64 revive_errors;
 	u64 tick_alive;
 	u64 seal_log_end;
 	u64 seal_log_first;
@@ -301,6 +305,7 @@ void vigil_chain_seal(void);
 u64 vigil_chain_drops_total(void);
 void vigil_chain_close(u64 last_seq);
 void vigil_chain_peek(u64 *next_seq, u8 *head);
+u64 vigil_chain_committed(u64 *by_type);
 
 /* log.c */
 int vigil_log_init(void);
@@ -361,6 +366,7 @@ int vigil_alive(u32 role);
 int vigil_kfunc_init(void);
 void vigil_kfunc_exit(void);
 void vigil_alive_sum(u64 *out);
+void vigil_slots_sum(const u64 __percpu *counts, u64 *out);
 int vigil_producers_open(struct file *file);
 int vigil_producers_seal(struct file *file, struct vigil_producers *out);
 void vigil_producers_abandon(struct file *file);

@@ -93,20 +93,30 @@ BTF_ID_FLAGS(func, vigil_alive)
 BTF_KFUNCS_END(vigil_kfunc_ids)
 
 /**
- * vigil_alive_sum() - vigil_alive() calls since load, by role
- * @out: VIGIL_PROD_SLOTS counters
+ * vigil_slots_sum() - sum per-CPU counters, one per producer role
+ * @counts: slot 0 of a DEFINE_PER_CPU(u64 [VIGIL_PROD_SLOTS], ...) array
+ * @out:    VIGIL_PROD_SLOTS sums
  */
-void vigil_alive_sum(u64 *out)
+void vigil_slots_sum(const u64 __percpu *counts, u64 *out)
 {
 	int cpu, i;
 
 	memset(out, 0, VIGIL_PROD_SLOTS * sizeof(*out));
 	for_each_possible_cpu(cpu) {
-		const u64 *c = per_cpu(vigil_alive_count, cpu);
+		const u64 *c = per_cpu_ptr(counts, cpu);
 
 		for (i = 0; i < VIGIL_PROD_SLOTS; i++)
 			out[i] += READ_ONCE(c[i]);
 	}
+}
+
+/**
+ * vigil_alive_sum() - vigil_alive() calls since load, by role
+ * @out: VIGIL_PROD_SLOTS counters
+ */
+void vigil_alive_sum(u64 *out)
+{
+	vigil_slots_sum(&vigil_alive_count[0], out);
 }
 
 /*
@@ -169,7 +179,7 @@ static int vigil_kfunc_filter(const struct bpf_prog *prog, u32 kfunc_id)
 out_unlock:
 	spin_unlock(&vigil.producers_lock);
 	if (ret) {
-		atomic64_inc(&vigil.foreign);
+		atomic64_inc(&vigil.rejected);
 		pr_notice_ratelimited("refused BPF program '%s' (pid %d): not a registered vigil producer\n",
 				      prog->aux->name, task_tgid_nr(current));
 	}
@@ -360,7 +370,6 @@ int vigil_kfunc_init(void)
 	vigil.window_owner = NULL;
 	vigil.window_file = NULL;
 	vigil.nr_producers = 0;
-	atomic64_set(&vigil.foreign, 0);
 	ret = register_btf_kfunc_id_set(BPF_PROG_TYPE_TRACING, &vigil_kfunc_set);
 	if (ret)
 		pr_err("registering the kfuncs for tracing programs failed: %d\n",

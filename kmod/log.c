@@ -613,8 +613,8 @@ static int vigil_status_show(struct seq_file *m, void *v)
 	seq_printf(m, "instance_id: %*phN\nchain_head: %*phN\nnext_seq: %llu\n",
 		   VIGIL_ID_LEN, vigil.instance_id, VIGIL_DIGEST_LEN, head,
 		   next_seq);
-	seq_printf(m, "committed: %lld\nrejected: %lld\nbusy: %lld\ndropped: %llu\n",
-		   atomic64_read(&vigil.committed),
+	seq_printf(m, "committed: %llu\nrejected: %lld\nbusy: %lld\ndropped: %llu\n",
+		   vigil_chain_committed(NULL),
 		   atomic64_read(&vigil.rejected), atomic64_read(&vigil.busy),
 		   vigil_chain_drops_total());
 	seq_printf(m, "checkpoints_signed: %lld\ncheckpoints_unsigned: %lld\ntpm_errors: %lld\n",

@@ -262,8 +262,9 @@ static bool vigil_tpm_same_banks(const struct tpm_chip *chip)
  *
  * When the TPM driver is unbound, the chip the module holds loses its ops
  * for good; a bind creates a new chip. Called before TPM work (checkpoint,
- * TRIM) with anchor_lock held, like every TPM user, so the chip is swapped
- * while nobody uses it. A module loaded without a TPM stays degraded.
+ * TRIM) after a TPM operation failed, with anchor_lock held like every TPM
+ * user, so the chip is swapped while nobody uses it. A module loaded
+ * without a TPM stays degraded.
  *
  * Return: true when the module moved to a new chip.
  */

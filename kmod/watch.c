@@ -71,15 +71,7 @@ static void vigil_watch_find(struct tracepoint *tp, void *priv)
  */
 void vigil_hits_sum(u64 *out)
 {
-	int cpu, i;
-
-	memset(out, 0, VIGIL_PROD_SLOTS * sizeof(*out));
-	for_each_possible_cpu(cpu) {
-		const u64 *c = per_cpu(vigil_hit_count, cpu);
-
-		for (i = 0; i < VIGIL_PROD_SLOTS; i++)
-			out[i] += READ_ONCE(c[i]);
-	}
+	vigil_slots_sum(&vigil_hit_count[0], out);
 }
 
 static void vigil_watch_unregister(int n)
