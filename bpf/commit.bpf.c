@@ -62,9 +62,10 @@ static __noinline int vigil_note_drop(__u32 type)
  * Every producer calls this once per run, after its own enable check: the
  * module counts the calls per role and signs the counts into every
  * checkpoint, so a producer that is detached, replaced or switched off
- * (vigil_active_gen) shows up as a counter that stopped.
+ * (vigil_active_gen) shows up as a counter that stopped. Inlined: it runs
+ * on every context switch, and without the module it is no code at all.
  */
-static __noinline int vigil_note_alive(__u32 role)
+static __always_inline int vigil_note_alive(__u32 role)
 {
 	if (have_module && have_alive_kfunc)
 		vigil_alive(role);

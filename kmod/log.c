@@ -438,6 +438,8 @@ static const char *vigil_reason_name(u32 reason)
 		return "ioctl";
 	case VIGIL_CP_UNLOAD:
 		return "unload";
+	case VIGIL_CP_HEARTBEAT:
+		return "heartbeat";
 	default:
 		return "unknown";
 	}

@@ -241,8 +241,8 @@ std::vector<ProgInfo> LoadedPrograms() {
   return out;
 }
 
-uint32_t ObjId(int fd) {
-  bpf_prog_info info{};  // large enough for a map's or a link's info too
+uint32_t ProgId(int fd) {
+  bpf_prog_info info{};
   uint32_t len = sizeof(info);
   return fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
 }
@@ -265,7 +265,7 @@ std::vector<AuditFinding> Collector::Audit() const {
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, skel_->obj) {
     if (bpf_program__fd(prog) < 0) continue;
-    const uint32_t id = ObjId(bpf_program__fd(prog));
+    const uint32_t id = ProgId(bpf_program__fd(prog));
     if (id != 0) our_progs[id] = bpf_program__name(prog);
   }
   for (const ProgInfo& p : LoadedPrograms()) {

@@ -11,6 +11,23 @@
 
 namespace vigil::device {
 
+namespace {
+
+// An ioctl argument: zeroed (flags and reserved words must be 0), its size
+// word set.
+template <typename T>
+T Arg() {
+  T arg;
+  std::memset(&arg, 0, sizeof(arg));
+  arg.size = sizeof(arg);
+  return arg;
+}
+
+// 0 when the ioctl succeeded, else its errno.
+int Ioctl(int fd, unsigned long cmd, void* arg) { return ::ioctl(fd, cmd, arg) == 0 ? 0 : errno; }
+
+}  // namespace
+
 Result<VigilDevice> VigilDevice::Open(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
   if (!fd.valid()) return Status::FromErrno(errno, "open " + path);
@@ -24,26 +41,22 @@ Result<VigilDevice> VigilDevice::Open(const std::string& path) {
 }
 
 Result<vigil_version> VigilDevice::GetVersion() {
-  vigil_version v;
-  std::memset(&v, 0, sizeof(v));
-  v.size = sizeof(v);
-  if (::ioctl(fd_.get(), VIGIL_IOC_GET_VERSION, &v) != 0) {
-    if (errno == ENOTTY) {
+  auto v = Arg<vigil_version>();
+  if (const int err = Ioctl(fd_.get(), VIGIL_IOC_GET_VERSION, &v); err != 0) {
+    if (err == ENOTTY) {
       return Status::Error(ErrorCode::kFailedPrecondition,
                            "VIGIL_IOC_GET_VERSION: the device does not answer vigil's ioctls");
     }
-    return Status::FromErrno(errno, "VIGIL_IOC_GET_VERSION");
+    return Status::FromErrno(err, "VIGIL_IOC_GET_VERSION");
   }
   v.module_version[sizeof(v.module_version) - 1] = '\0';
   return v;
 }
 
 Result<vigil_info> VigilDevice::GetInfo() {
-  vigil_info info;
-  std::memset(&info, 0, sizeof(info));
-  info.size = sizeof(info);
-  if (::ioctl(fd_.get(), VIGIL_IOC_GET_INFO, &info) != 0) {
-    return Status::FromErrno(errno, "VIGIL_IOC_GET_INFO");
+  auto info = Arg<vigil_info>();
+  if (const int err = Ioctl(fd_.get(), VIGIL_IOC_GET_INFO, &info); err != 0) {
+    return Status::FromErrno(err, "VIGIL_IOC_GET_INFO");
   }
   return info;
 }
@@ -54,55 +67,44 @@ Result<uint64_t> VigilDevice::Commit(uint32_t kind, std::span<const uint8_t> pay
                          "a committed payload holds at most " +
                              std::to_string(VIGIL_USER_PAYLOAD_MAX) + " bytes");
   }
-  vigil_commit c;
-  std::memset(&c, 0, sizeof(c));
-  c.size = sizeof(c);
+  auto c = Arg<vigil_commit>();
   c.kind = kind;
   c.len = static_cast<uint32_t>(payload.size());
   c.payload = reinterpret_cast<uint64_t>(payload.data());
-  if (::ioctl(fd_.get(), VIGIL_IOC_COMMIT, &c) != 0) {
-    return Status::FromErrno(errno, "VIGIL_IOC_COMMIT");
+  if (const int err = Ioctl(fd_.get(), VIGIL_IOC_COMMIT, &c); err != 0) {
+    return Status::FromErrno(err, "VIGIL_IOC_COMMIT");
   }
   return c.seq;
 }
 
 Status VigilDevice::OpenProducers() {
-  vigil_producers p;
-  std::memset(&p, 0, sizeof(p));
-  p.size = sizeof(p);
-  if (::ioctl(fd_.get(), VIGIL_IOC_PRODUCERS_OPEN, &p) != 0) {
-    return Status::FromErrno(errno, "VIGIL_IOC_PRODUCERS_OPEN");
+  auto p = Arg<vigil_producers>();
+  if (const int err = Ioctl(fd_.get(), VIGIL_IOC_PRODUCERS_OPEN, &p); err != 0) {
+    return Status::FromErrno(err, "VIGIL_IOC_PRODUCERS_OPEN");
   }
   return Status::Ok();
 }
 
 Result<vigil_producers> VigilDevice::SealProducers() {
-  vigil_producers p;
-  std::memset(&p, 0, sizeof(p));
-  p.size = sizeof(p);
-  if (::ioctl(fd_.get(), VIGIL_IOC_PRODUCERS_SEAL, &p) != 0) {
-    return Status::FromErrno(errno, "VIGIL_IOC_PRODUCERS_SEAL");
+  auto p = Arg<vigil_producers>();
+  if (const int err = Ioctl(fd_.get(), VIGIL_IOC_PRODUCERS_SEAL, &p); err != 0) {
+    return Status::FromErrno(err, "VIGIL_IOC_PRODUCERS_SEAL");
   }
   return p;
 }
 
 Result<vigil_seal> VigilDevice::Seal() {
-  vigil_seal seal;
-  std::memset(&seal, 0, sizeof(seal));
-  seal.size = sizeof(seal);
-  if (::ioctl(fd_.get(), VIGIL_IOC_SEAL, &seal) != 0 && errno != EALREADY) {
-    return Status::FromErrno(errno, "VIGIL_IOC_SEAL");
+  auto seal = Arg<vigil_seal>();
+  if (const int err = Ioctl(fd_.get(), VIGIL_IOC_SEAL, &seal); err != 0 && err != EALREADY) {
+    return Status::FromErrno(err, "VIGIL_IOC_SEAL");
   }
   return seal;
 }
 
 Result<uint64_t> VigilDevice::Trim(uint64_t before_seq) {
-  vigil_trim t;
-  std::memset(&t, 0, sizeof(t));
-  t.size = sizeof(t);
+  auto t = Arg<vigil_trim>();
   t.before_seq = before_seq;
-  if (::ioctl(fd_.get(), VIGIL_IOC_TRIM, &t) != 0) {
-    const int err = errno;
+  if (const int err = Ioctl(fd_.get(), VIGIL_IOC_TRIM, &t); err != 0) {
     const std::string what = "VIGIL_IOC_TRIM before log seq " + std::to_string(before_seq);
     // The two answers callers act on get codes of their own: EAGAIN means
     // "later", ESHUTDOWN "never again".
@@ -120,9 +122,7 @@ Result<uint64_t> VigilDevice::Trim(uint64_t before_seq) {
 }
 
 Result<uint64_t> VigilDevice::Measure(const std::string& name, std::span<const uint8_t> digest) {
-  vigil_measure m;
-  std::memset(&m, 0, sizeof(m));
-  m.size = sizeof(m);
+  auto m = Arg<vigil_measure>();
   if (name.empty() || name.size() >= sizeof(m.name)) {
     return Status::Error(ErrorCode::kInvalidArgument,
                          "measurement name must be 1.." + std::to_string(sizeof(m.name) - 1) +
@@ -133,8 +133,8 @@ Result<uint64_t> VigilDevice::Measure(const std::string& name, std::span<const u
   }
   std::memcpy(m.name, name.data(), name.size());
   std::memcpy(m.digest, digest.data(), digest.size());
-  if (::ioctl(fd_.get(), VIGIL_IOC_MEASURE, &m) != 0) {
-    return Status::FromErrno(errno, "VIGIL_IOC_MEASURE " + name);
+  if (const int err = Ioctl(fd_.get(), VIGIL_IOC_MEASURE, &m); err != 0) {
+    return Status::FromErrno(err, "VIGIL_IOC_MEASURE " + name);
   }
   return m.log_seq;
 }

@@ -106,11 +106,7 @@ if vt_wait_ready $dir/ready $vpid; then
 	bpftool map update pinned /sys/fs/bpf/vigil/maps/bss key hex 00 00 00 00 \
 		value hex ff ff ff 7f 00 00 00 00 2>/dev/null
 	say "  root switches every vigil program off with one write to vigil_active_gen (pinned .bss):"
-	i=0
-	while [ $i -lt 50 ] && ! grep -q '"kind":"producer_silent"' $dir/attack.json; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	vt_wait_finding $dir/attack.json producer_silent 50
 	finding=$(grep -m1 '"kind":"producer_silent"' $dir/attack.json | sed -n 's/.*"reason":"\([^"]*\)".*/\1/p')
 	say "    vigild: producer_silent: $finding"
 	[ -n "$finding" ] && vt_pass demo-attack-silence || vt_fail demo-attack-silence "no finding"

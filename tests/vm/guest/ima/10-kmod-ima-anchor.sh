@@ -40,6 +40,12 @@ if [ -n "$key_line" ]; then
 else
 	vt_fail kmod-ima-key-anchored "no vigil-key entry in IMA's log"
 fi
+# The producer set too: a window opened and sealed is two more measurements
+# in IMA's log (who opened it, then the set).
+before=$(grep -c ' vigil-[0-9a-f]*-measure-[0-9]* ' $IMALOG)
+vigil-ioctl-test window >/dev/null 2>&1
+after=$(grep -c ' vigil-[0-9a-f]*-measure-[0-9]* ' $IMALOG)
+vt_check kmod-ima-producers-anchored test "$after" -eq $((before + 2))
 vt_check kmod-ima-identity-anchored sh -c "grep -c ' vigil-[0-9a-f]*-measure-[0-9]* ' $IMALOG | grep -qv '^[01]\$'"
 vt_check kmod-ima-dev-anchor-flag-off sh -c 'vigilctl status --json | grep -q "\"dev_anchor\": false"'
 # The attack on the development anchor: PCR 16 (pcr_config) resets from

@@ -27,13 +27,7 @@ run_vigild() { # run_vigild NAME
 }
 
 silent_after() { # silent_after NAME: a producer_silent finding within 3.5 s
-	_i=0
-	while [ $_i -lt 35 ]; do
-		grep -q '"kind":"producer_silent"' $dir/$1.json && return 0
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-	return 1
+	vt_wait_finding $dir/$1.json producer_silent 35
 }
 
 # (1) the .bss write
@@ -54,6 +48,23 @@ else
 		vt_pass silence-bss "$(grep -m1 producer_silent $dir/bss.json | cut -c1-220)"
 	else
 		vt_fail silence-bss "no producer_silent finding 3.5 s after the .bss write: $(tr '\n' '|' <$dir/bss-attack.err | cut -c1-200)"
+	fi
+	# (4) an attack on the anchor, not on the events: one junk extend into
+	# PCR 23. vigild says the anchor broke, once, and the verdicts after it
+	# are unanchored, not tampered: the chain and signatures still hold.
+	zeros=0000000000000000000000000000000000000000000000000000000000000000
+	if TPM2TOOLS_TCTI=device:/dev/tpmrm0 tpm2 pcrextend 23:sha256=$zeros 2>$dir/extend.err; then
+		vigil-ioctl-test commit >/dev/null 2>&1
+		# The finding and the verdict come from the same decision.
+		if vt_wait_finding $dir/detach2.json anchor_broken 80 && sleep 0.5 &&
+			grep -q '"verdict":"unanchored"' $dir/detach2.json; then
+			vt_pass silence-anchor-broken "$(grep -m1 anchor_broken $dir/detach2.json | cut -c1-200)"
+		else
+			vt_fail silence-anchor-broken "no anchor_broken finding and unanchored verdict: $(grep '"verdict"' $dir/detach2.json | tail -n 1 | cut -c1-200)"
+		fi
+		vt_check silence-anchor-not-tampered sh -c "! grep -q '\"verdict\":\"tampered\"' $dir/detach2.json"
+	else
+		vt_fail silence-anchor-broken "tpm2 pcrextend: $(cat $dir/extend.err)"
 	fi
 	kill -TERM $vpid
 	wait $vpid 2>/dev/null
@@ -81,12 +92,7 @@ else
 	# it): vigild's audit of the BPF objects names it.
 	vigil-forge --type exec --hold 3 >$dir/forge.out 2>&1 &
 	fpid=$!
-	_i=0
-	while [ $_i -lt 40 ] && ! grep -q '"kind":"foreign_program"' $dir/detach2.json; do
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-	if grep -q '"kind":"foreign_program"' $dir/detach2.json; then
+	if vt_wait_finding $dir/detach2.json foreign_program 40; then
 		vt_pass silence-foreign-program "$(grep -m1 foreign_program $dir/detach2.json | cut -c1-200)"
 	else
 		vt_fail silence-foreign-program "no foreign_program finding: $(tr '\n' '|' <$dir/forge.out | cut -c1-200)"
@@ -95,12 +101,7 @@ else
 	# (3) another producer set: a root process registers programs of its own.
 	if command -v vigil-kmod-bench >/dev/null; then
 		vigil-kmod-bench --hold 2 >$dir/bench.out 2>&1
-		_i=0
-		while [ $_i -lt 100 ] && ! grep -q '"kind":"producers_changed"' $dir/detach2.json; do
-			sleep 0.1
-			_i=$((_i + 1))
-		done
-		if grep -q '"kind":"producers_changed"' $dir/detach2.json; then
+		if vt_wait_finding $dir/detach2.json producers_changed 100; then
 			vt_pass silence-new-producers "$(grep -m1 producers_changed $dir/detach2.json | cut -c1-220)"
 		else
 			vt_fail silence-new-producers "no producers_changed finding: $(tr '\n' '|' <$dir/bench.out | cut -c1-200)"
