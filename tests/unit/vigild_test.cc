@@ -115,6 +115,17 @@ TEST(StateDirTest, NonRegularFileIsAnError) {
   EXPECT_NE(r.status().message().find("not a regular file"), std::string::npos);
 }
 
+// A module that committed nothing yet still checkpoints (heartbeats): an
+// anchor on such a checkpoint has last_seq 0 and must load again.
+TEST(VerifierStateTest, AnAnchorOnACheckpointWithoutEventsLoads) {
+  daemon::VerifierState s = SampleState();
+  s.anchor.last_seq = 0;
+  auto back = daemon::ParseVerifierState(daemon::SerializeVerifierState(s));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->anchor.last_seq, 0u);
+  EXPECT_EQ(back->anchor.checkpoint_log_seq, 9u);
+}
+
 TEST(VerifierStateTest, RoundTrips) {
   const daemon::VerifierState s = SampleState();
   auto back = daemon::ParseVerifierState(daemon::SerializeVerifierState(s));
