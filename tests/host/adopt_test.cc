@@ -369,6 +369,20 @@ TEST_F(AdoptTest, SecondLiveCollectorIsRefused) {
 TEST_F(AdoptTest, NoRecordLostWhileSwitchingUnderLoad) {
   ASSERT_NO_FATAL_FAILURE(StartChildCollector(Options()));
   KillChild();
+  // The load is generated from this process, so its children's SIGCHLD
+  // comes here: glibc's posix_spawn blocks every signal in the spawning
+  // thread, so the kernel queues SIGCHLD (default: ignored) and wakes the
+  // loading thread instead, and the verifier gives up with EAGAIN whenever
+  // a signal is pending (kernel/bpf/verifier.c, do_check). vigild's load
+  // comes from other processes; block SIGCHLD here for the same footing.
+  sigset_t chld, old;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &chld, &old), 0);
+  struct RestoreMask {
+    sigset_t mask;
+    ~RestoreMask() { pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
+  } restore{old};
   const std::string path = (dir_ / ("vigil-marker-load-" + tag_)).string();
   fs::copy_file("/bin/true", path);
   ::chmod(path.c_str(), 0755);
