@@ -38,7 +38,9 @@ void CheckOffline(const vigil::Result<vigil::verify::OfflineReport> &report) {
     return;
   for (const vigil::verify::CheckpointVerdict &v : report->verdicts) {
     if (v.verdict == vigil::verify::Verdict::kTampered ||
-        v.verdict == vigil::verify::Verdict::kLoss) {
+        v.verdict == vigil::verify::Verdict::kLoss ||
+        v.verdict == vigil::verify::Verdict::kUnanchored ||
+        v.verdict == vigil::verify::Verdict::kSigned) {
       std::abort();
     }
   }

@@ -462,6 +462,13 @@ class ProgramRunner {
         Violation("verified with missing events, a bad seq or attested loss: " + v.reason);
       }
     }
+    if (v.verdict == Verdict::kVerified && !v.pcr_checked) {
+      Violation("verified without the anchor checked: " + v.reason);
+    }
+    if (v.verdict == Verdict::kSigned &&
+        (!v.chain_checked || !v.signature_checked || v.pcr_checked)) {
+      Violation("signed needs chain and signature checked, and the anchor not: " + v.reason);
+    }
     if (v.pcr_checked && (!v.signature_checked || !pcr_configured)) {
       Violation("pcr_checked without a verified signature and a PCR check");
     }

@@ -226,24 +226,38 @@ struct SimRun {
   std::vector<records::Record> events;
 };
 
+// Offline there is no TPM to check the anchor against: chain and signature
+// verified is "signed" (exit 13), and --allow-signed accepts it.
 TEST(VerifyChain, HonestLogVerifiesAgainstTheTrustedKeyRawOrPem) {
   SimRun run;
   TempFile raw(RawKey(run.sim.key())), pem(PemKey(run.sim));
   for (const TempFile* key : {&raw, &pem}) {
     CmdResult r = run.Verify("--key " + key->path());
-    EXPECT_EQ(r.code, 0) << r.output;
-    EXPECT_NE(r.output.find("result: verified: 2 checkpoints verified"), std::string::npos)
+    EXPECT_EQ(r.code, 13) << r.output;
+    EXPECT_NE(r.output.find(", 2 signed)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("result: signed: checkpoint at log seq"), std::string::npos)
         << r.output;
+    EXPECT_NE(r.output.find("anchor not checked"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("--allow-signed"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find(": verified:"), std::string::npos) << r.output;
+    CmdResult ok = run.Verify("--allow-signed --key " + key->path());
+    EXPECT_EQ(ok.code, 0) << ok.output;
+    EXPECT_NE(ok.output.find("result: verified: 2 checkpoints hold"), std::string::npos)
+        << ok.output;
+    EXPECT_NE(ok.output.find("2 signed: chain and signature verified, the anchor not checked"),
+              std::string::npos)
+        << ok.output;
   }
   TempFile js_key(RawKey(run.sim.key()));
   CmdResult js = run.Verify("--json --key " + js_key.path());
-  ASSERT_EQ(js.code, 0) << js.output;
+  ASSERT_EQ(js.code, 13) << js.output;
   auto j = nlohmann::json::parse(js.output);
-  EXPECT_EQ(j["outcome"], "verified");
-  EXPECT_EQ(j["exit_code"], 0);
+  EXPECT_EQ(j["outcome"], "signed");
+  EXPECT_EQ(j["exit_code"], 13);
   ASSERT_EQ(j["checkpoints"].size(), 2u);
-  EXPECT_EQ(j["checkpoints"][0]["verdict"], "verified");
+  EXPECT_EQ(j["checkpoints"][0]["verdict"], "signed");
   EXPECT_EQ(j["checkpoints"][1]["signature_checked"], true);
+  EXPECT_EQ(j["checkpoints"][1]["pcr_checked"], false);
 }
 
 // The forgery: a software key, a made-up instance id, the forger's
@@ -382,12 +396,12 @@ TEST(VerifyChain, StartSeqStartsAtASignedCheckpoint) {
   TempFile ev(Bytes(window)), lg(Bytes(run.sim.log()));
   const std::string base = kCtl + " verify-chain --events " + ev.path() + " --file " + lg.path() +
                            " --key " + key.path();
-  CmdResult r = Exec(base + " --start-seq 3");
+  CmdResult r = Exec(base + " --start-seq 3 --allow-signed");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("start: checkpoint at log seq 2 ending at seq 3 (verified)"),
             std::string::npos)
       << r.output;
-  EXPECT_NE(r.output.find("1 checkpoints verified"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 checkpoints hold"), std::string::npos) << r.output;
   // A start head that is not the checkpoint's: tampered.
   CmdResult head = Exec(base + " --start-seq 3 --start-head " + std::string(64, '0'));
   EXPECT_EQ(head.code, 10) << head.output;
@@ -414,8 +428,9 @@ TEST(VerifyChain, StartInsideAnIntervalFromATrustedChainHead) {
   for (int i = 0; i < 2; ++i) window.push_back(sim.Commit());
   sim.Checkpoint();  // covers 6..7
   TempFile key(RawKey(sim.key()));
-  CmdResult r = SimRun::VerifyWith("--key " + key.path() + " --start-seq 2 --start-head " + head,
-                                   window, sim.log());
+  CmdResult r = SimRun::VerifyWith(
+      "--allow-signed --key " + key.path() + " --start-seq 2 --start-head " + head, window,
+      sim.log());
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("start: seq 2 with the given chain head"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("checkpoint signatures: 2 verified, 0 unsigned or bad"), std::string::npos)

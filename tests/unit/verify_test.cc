@@ -25,7 +25,13 @@ struct Harness {
   std::unique_ptr<StreamVerifier> verifier;
   size_t log_fed = 0;
 
-  explicit Harness(size_t window = 64) { options.reorder_window = window; }
+  // The anchor check passes by default: these tests are about the chain,
+  // the links and the signatures. The anchor's own tests set or clear it
+  // (PcrCheckOn below replays the simulated module's PCRs for real).
+  explicit Harness(size_t window = 64) {
+    options.reorder_window = window;
+    options.pcr_check = [](const std::vector<records::Record>&) { return Status::Ok(); };
+  }
   void Start() { verifier = std::make_unique<StreamVerifier>(sim.StartAnchor(), options); }
   // Feeds the log records not fed yet.
   void FeedLog() {
@@ -649,6 +655,26 @@ TEST(VerifyTest, EventsFromBeforeAFreshStartAreNotFindings) {
   EXPECT_EQ(verifier.counters().before_start, 4u);
 }
 
+// Without an anchor check (offline, --no-pcr-check) chain and signature
+// are all that holds: "signed", never "verified"; the same under anchor=ima
+// when only a PCR check is configured.
+TEST(VerifyTest, UncheckedAnchorIsSignedNotVerified) {
+  Harness h;
+  h.options.pcr_check = nullptr;
+  h.Start();
+  h.Feed(h.Commit(3));
+  h.sim.Checkpoint();
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kSigned) << v[0].reason;
+  EXPECT_EQ(VerdictName(v[0].verdict), "signed");
+  EXPECT_TRUE(v[0].chain_checked);
+  EXPECT_TRUE(v[0].signature_checked);
+  EXPECT_FALSE(v[0].pcr_checked);
+  EXPECT_NE(v[0].reason.find("anchor not checked"), std::string::npos) << v[0].reason;
+}
+
 TEST(VerifyTest, PcrMismatchIsUnanchoredAndUnreadableTpmIsNotVerified) {
   for (ErrorCode code : {ErrorCode::kMismatch, ErrorCode::kUnavailable}) {
     Harness h;
@@ -662,7 +688,7 @@ TEST(VerifyTest, PcrMismatchIsUnanchoredAndUnreadableTpmIsNotVerified) {
     auto v = h.Verdicts();
     ASSERT_EQ(v.size(), 1u);
     EXPECT_EQ(v[0].verdict,
-              code == ErrorCode::kMismatch ? Verdict::kUnanchored : Verdict::kUnsigned)
+              code == ErrorCode::kMismatch ? Verdict::kUnanchored : Verdict::kSigned)
         << v[0].reason;
     EXPECT_FALSE(v[0].pcr_checked);
   }

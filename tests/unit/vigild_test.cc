@@ -444,7 +444,7 @@ TEST(PipelineTest, OnlyATamperedRangeTaintsTheBaselinesThatLearntFromIt) {
   rig.p->SetAgentNames({{1, "web@1"}});
   for (const auto& r : sim.log()) rig.p->OnLog(r);
   for (int i = 0; i < 3; ++i) rig.p->OnEvent(sim.Commit(), 1);  // seqs 1..3
-  for (const auto& r : sim.Checkpoint()) rig.p->OnLog(r);       // verified
+  for (const auto& r : sim.Checkpoint()) rig.p->OnLog(r);  // signed (no anchor check here)
   std::vector<records::Record> next;
   for (int i = 0; i < 3; ++i) next.push_back(sim.Commit());  // seqs 4..6
   for (const auto& e : next) rig.p->OnEvent(e, 2);
@@ -456,7 +456,7 @@ TEST(PipelineTest, OnlyATamperedRangeTaintsTheBaselinesThatLearntFromIt) {
     if (j.at("type") == "checkpoint") verdicts.push_back(j.at("verdict"));
     if (j.at("type") == "finding" && j.at("kind") == "baseline_tainted") tainted.push_back(j);
   }
-  ASSERT_EQ(verdicts, (std::vector<std::string>{"verified", "tampered"})) << rig.out.str();
+  ASSERT_EQ(verdicts, (std::vector<std::string>{"signed", "tampered"})) << rig.out.str();
   ASSERT_EQ(tainted.size(), 1u) << rig.out.str();
   EXPECT_EQ(tainted[0].at("agent"), "web@1");
   EXPECT_EQ(tainted[0].at("seq"), 5);

@@ -23,6 +23,8 @@ Outcome FromVerdict(Verdict v) {
       return Outcome::kTampered;
     case Verdict::kUnanchored:
       return Outcome::kUnanchored;
+    case Verdict::kSigned:
+      return Outcome::kSigned;
   }
   return Outcome::kTampered;
 }
@@ -60,18 +62,20 @@ int Rank(Outcome o) {
   switch (o) {
     case Outcome::kVerified:
       return 0;
-    case Outcome::kIncomplete:
+    case Outcome::kSigned:
       return 1;
-    case Outcome::kUnsigned:
+    case Outcome::kIncomplete:
       return 2;
-    case Outcome::kLoss:
+    case Outcome::kUnsigned:
       return 3;
-    case Outcome::kUnanchored:
+    case Outcome::kLoss:
       return 4;
-    case Outcome::kTampered:
+    case Outcome::kUnanchored:
       return 5;
+    case Outcome::kTampered:
+      return 6;
   }
-  return 5;
+  return 6;
 }
 
 // The start checkpoint is judged like the verifier judges a signature (it
@@ -107,6 +111,8 @@ std::string_view OutcomeName(Outcome o) {
   switch (o) {
     case Outcome::kVerified:
       return "verified";
+    case Outcome::kSigned:
+      return "signed";
     case Outcome::kIncomplete:
       return "incomplete";
     case Outcome::kUnsigned:
@@ -202,6 +208,8 @@ Result<OfflineReport> VerifyOffline(const OfflineOptions& options,
   vopt.started_after_seq = a.last_seq;  // events the start already covers
   vopt.checkpoint_wait_ns = 0;          // no clock offline: decided by the input
   vopt.open_first_link = open_start;
+  vopt.pcr_check = options.pcr_check;
+  vopt.ima_check = options.ima_check;
   StreamVerifier verifier(a, std::move(vopt));
 
   // Events in seq order, handed over just before the checkpoint that covers
@@ -250,6 +258,7 @@ Result<OfflineReport> VerifyOffline(const OfflineOptions& options,
   std::string why;
   auto raise = [&](Outcome o, const std::string& reason) {
     if (o == Outcome::kUnsigned && options.accept_unsigned) return;
+    if (o == Outcome::kSigned && options.accept_signed) return;
     if (Rank(o) > Rank(worst)) {
       worst = o;
       why = reason;
@@ -271,10 +280,16 @@ Result<OfflineReport> VerifyOffline(const OfflineOptions& options,
                                     Str(rep.last_event_seq) + ") are covered by no checkpoint yet");
   }
   rep.outcome = worst;
-  rep.summary = worst == Outcome::kVerified
-                    ? Str(rep.verdicts.size()) + " checkpoints verified, covering seqs up to " +
-                          Str(rep.covered_seq)
-                    : why;
+  const auto signed_only = std::count_if(rep.verdicts.begin(), rep.verdicts.end(),
+                                         [](const auto& v) { return v.verdict == Verdict::kSigned; });
+  rep.summary =
+      worst != Outcome::kVerified ? why
+      : signed_only == 0
+          ? Str(rep.verdicts.size()) + " checkpoints verified, covering seqs up to " +
+                Str(rep.covered_seq)
+          : Str(rep.verdicts.size()) + " checkpoints hold, covering seqs up to " +
+                Str(rep.covered_seq) + " (" + Str(static_cast<uint64_t>(signed_only)) +
+                " signed: chain and signature verified, the anchor not checked; accepted)";
   return rep;
 }
 

@@ -62,6 +62,8 @@ std::string_view VerdictName(Verdict v) {
       return "tampered";
     case Verdict::kUnanchored:
       return "unanchored";
+    case Verdict::kSigned:
+      return "signed";
   }
   return "unknown";
 }
@@ -397,7 +399,7 @@ void StreamVerifier::AddLog(records::Record rec) {
                      " are missing from the log stream");
     }
     next_log_seq_ = log_seq + 1;
-    if (options_.pcr_check) {
+    if (options_.pcr_check || options_.ima_check) {
       // The replay starts at the newest BASE's cut: nothing before it is
       // needed. (Not the BASE itself: after a TRIM the records between the
       // cut and the BASE still replay.)
@@ -735,7 +737,7 @@ void StreamVerifier::Resync(const crypto::Sha256Digest& head, uint64_t at_seq) {
   head_ = h;
 }
 
-Status StreamVerifier::RunPcrCheck(uint64_t upto_log_seq) {
+Status StreamVerifier::RunAnchorCheck(const PcrCheck& check, uint64_t upto_log_seq) {
   if (!pcr_checked_upto_ || *pcr_checked_upto_ != upto_log_seq) {
     // By log seq, not position: a BASE read since may have pruned the front.
     std::vector<records::Record> prefix;
@@ -743,7 +745,7 @@ Status StreamVerifier::RunPcrCheck(uint64_t upto_log_seq) {
       if (r.seq() > upto_log_seq) break;
       prefix.push_back(r);
     }
-    pcr_status_ = options_.pcr_check(prefix);
+    pcr_status_ = check(prefix);
     pcr_checked_upto_ = upto_log_seq;
   }
   return pcr_status_;
@@ -897,15 +899,23 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
   const bool signed_ok = p.sig_state == Sig::kOk;
   v.signature_checked = signed_ok;
 
-  // The PCR path, once the signature holds.
+  // The anchor, once the signature holds.
+  const PcrCheck* anchor_check = cp.anchor == VIGIL_ANCHOR_PCR   ? &options_.pcr_check
+                                 : cp.anchor == VIGIL_ANCHOR_IMA ? &options_.ima_check
+                                                                 : nullptr;
+  const char* anchor_name = cp.anchor == VIGIL_ANCHOR_IMA ? "IMA's log and PCR 10" : "PCR path";
   std::string pcr_why;
-  bool pcr_unavailable = false;
+  bool anchor_unchecked = false;
   bool pcr_mismatch = false;
-  if (signed_ok && options_.pcr_check) {
-    if (cp.anchor != VIGIL_ANCHOR_PCR) {
-      pcr_why = "anchored through IMA: the PCR replay belongs to IMA's log";
+  if (signed_ok) {
+    if (!anchor_check || !*anchor_check) {
+      anchor_unchecked = true;
+      pcr_why = cp.anchor == VIGIL_ANCHOR_IMA ? "anchor not checked (anchor=ima, no IMA check)"
+                : cp.anchor == VIGIL_ANCHOR_PCR
+                    ? "anchor not checked (anchor=pcr, no PCR check)"
+                    : "anchor not checked (unknown anchor " + Str(cp.anchor) + ")";
     } else {
-      const Status st = RunPcrCheck(p.rec.seq());
+      const Status st = RunAnchorCheck(*anchor_check, p.rec.seq());
       if (st.ok()) {
         v.pcr_checked = true;
         anchor_broken_ = false;
@@ -913,17 +923,17 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
         // The anchor, not the events: a finding once per episode, and the
         // chain goes on over the signed checkpoints.
         pcr_mismatch = true;
-        pcr_why = "anchor broken: PCR replay: " + st.message();
+        pcr_why = std::string("anchor broken: ") + anchor_name + ": " + st.message();
         if (!std::exchange(anchor_broken_, true)) {
           AddFinding(Finding::Kind::kAnchorBroken, p.rec.seq(),
-                     "the PCR replay of the log no longer reaches the TPM's value (" +
-                         st.message() +
+                     std::string("the replay of the log no longer reaches the TPM (") +
+                         anchor_name + ": " + st.message() +
                          "): someone extended or reset the anchor PCR; checkpoints are "
                          "unanchored until it matches again");
         }
       } else {
-        pcr_unavailable = true;
-        pcr_why = "PCR path not checked: " + st.message();
+        anchor_unchecked = true;
+        pcr_why = std::string("anchor not checked: ") + anchor_name + ": " + st.message();
       }
     }
   }
@@ -948,16 +958,20 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
   } else if (!loss.empty()) {
     v.verdict = Verdict::kLoss;
     v.reason = Join(loss);
-  } else if (!signed_ok || pcr_unavailable) {
+  } else if (!signed_ok) {
     v.verdict = Verdict::kUnsigned;
-    v.reason = !signed_ok ? p.sig_why : pcr_why;
+    v.reason = p.sig_why;
   } else if (pcr_mismatch) {
     v.verdict = Verdict::kUnanchored;
     v.reason = "chain recomputed over " + Str(v.events) + " events, signature verified; " + pcr_why;
+  } else if (anchor_unchecked) {
+    v.verdict = Verdict::kSigned;
+    v.reason = "chain recomputed over " + Str(v.events) + " events, signature verified; " + pcr_why;
   } else {
     v.verdict = Verdict::kVerified;
-    v.reason = "chain recomputed over " + Str(v.events) + " events, signature verified";
-    v.reason += v.pcr_checked ? ", on the TPM's PCR path" : pcr_why.empty() ? "" : "; " + pcr_why;
+    v.reason = "chain recomputed over " + Str(v.events) + " events, signature verified, " +
+               (cp.anchor == VIGIL_ANCHOR_IMA ? "in IMA's log replayed to PCR 10"
+                                              : "on the TPM's PCR path");
   }
 
   if (open_link) {

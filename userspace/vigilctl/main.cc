@@ -7,7 +7,7 @@
 //                   compare with the TPM
 //   vigilctl verify-chain --events F (--key FILE | --live | --no-key)
 //                   [--file LOG] [--start-seq N [--start-head HEX]]
-//                   [--allow-unsigned]
+//                   [--allow-unsigned] [--allow-signed] [--no-anchor-check]
 //                   verify events saved by `vigild --raw-out` (plus the log's
 //                   LOG_EVENT copies) and the log's checkpoints with the
 //                   engine vigild runs (vigil::verify::VerifyOffline), against
@@ -25,9 +25,11 @@
 //     format or version, corrupt or truncated; the JSON pointer is named)
 //   7 vigild not running (agent commands: its pinned maps are missing)
 //   verify-chain, the worst outcome found:
-//   8 unsigned (0 with --allow-unsigned), 9 loss, 10 tampered, 11 incomplete,
-//   12 unanchored (chain and signatures hold, the PCR anchor does not)
-//     (events after the last checkpoint, or no checkpoint at all)
+//   8 unsigned (0 with --allow-unsigned), 9 loss, 10 tampered, 11 incomplete
+//     (events after the last checkpoint, or no checkpoint at all),
+//   12 unanchored (chain and signatures hold, the anchor does not),
+//   13 signed (chain and signatures hold, the anchor was not checked;
+//     0 with --allow-signed)
 //
 //   vigilctl agent run --name N -- CMD...   run CMD as agent N (this process
 //                   is tracked, then execs CMD: the exec is recorded)
@@ -64,6 +66,7 @@
 
 #include "baseline_cmd.h"
 #include "vigil/agents.h"
+#include "vigil/anchor_check.h"
 #include "vigil/chain.h"
 #include "vigil/device.h"
 #include "vigil/digest.h"
@@ -91,13 +94,14 @@ constexpr int kExitAbi = 4;
 constexpr int kExitMismatch = 5;
 constexpr int kExitMalformed = 6;
 constexpr int kExitNoDaemon = 7;
-// verify-chain outcomes (the worst applies: tampered, then loss, then
-// unsigned, then incomplete).
+// verify-chain outcomes (the worst applies: tampered, unanchored, loss,
+// unsigned, incomplete, signed).
 constexpr int kExitUnsigned = 8;
 constexpr int kExitLoss = 9;
 constexpr int kExitTampered = 10;
 constexpr int kExitIncomplete = 11;
 constexpr int kExitUnanchored = 12;
+constexpr int kExitSigned = 13;
 constexpr uint32_t kMaxPcrIndex = 23;  // PCRs 0..23 of a PC client TPM
 
 // The device path (--device), /dev/vigil unless a test says otherwise.
@@ -419,12 +423,17 @@ struct VerifyChainArgs {
   std::optional<uint64_t> start_seq;
   std::string start_head;  // hex
   bool allow_unsigned = false;
+  bool allow_signed = false;
+  bool no_anchor_check = false;
+  std::string tcti = vigil::tpm::kDefaultTcti;
 };
 
 int ExitFor(vigil::verify::Outcome o) {
   switch (o) {
     case vigil::verify::Outcome::kVerified:
       return kExitOk;
+    case vigil::verify::Outcome::kSigned:
+      return kExitSigned;
     case vigil::verify::Outcome::kIncomplete:
       return kExitIncomplete;
     case vigil::verify::Outcome::kUnsigned:
@@ -454,6 +463,7 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
   }
   vigil::verify::OfflineOptions opt;
   opt.accept_unsigned = args.allow_unsigned;
+  opt.accept_signed = args.allow_signed;
   std::string key_source;
   if (!args.start_head.empty()) {
     auto bytes = vigil::crypto::FromHex(args.start_head);
@@ -495,6 +505,16 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
     vigil::chain::InstanceId id;
     std::copy(std::begin(info->instance_id), std::end(info->instance_id), id.begin());
     opt.instance_id = id;
+    // On the node the anchor can be checked too, as vigild does it.
+    if ((info->tpm_flags & VIGIL_TPM_PRESENT) != 0 && !args.no_anchor_check) {
+      if (info->anchor == VIGIL_ANCHOR_IMA) {
+        opt.ima_check = vigil::anchor::Shared(
+            std::make_shared<vigil::anchor::ImaAnchorCheck>(args.tcti, *info));
+      } else {
+        opt.pcr_check = vigil::anchor::Shared(
+            std::make_shared<vigil::anchor::PcrAnchorCheck>(args.tcti, *info));
+      }
+    }
     if ((info->tpm_flags & VIGIL_TPM_KEY) != 0) {
       vigil::crypto::EcPoint key;
       std::copy(std::begin(info->key_x), std::end(info->key_x), key.x);
@@ -537,7 +557,11 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
                           std::begin(live_info->chain_head))) {
       module_head = "match";
       if (report->outcome == vigil::verify::Outcome::kIncomplete && !report->verdicts.empty()) {
-        report->outcome = vigil::verify::Outcome::kVerified;
+        const bool signed_only = std::any_of(
+            report->verdicts.begin(), report->verdicts.end(),
+            [](const auto& v) { return v.verdict == vigil::verify::Verdict::kSigned; });
+        report->outcome = signed_only && !args.allow_signed ? vigil::verify::Outcome::kSigned
+                                                            : vigil::verify::Outcome::kVerified;
         report->summary += "; the module's current chain head matches the events after it";
       }
     } else {
@@ -621,7 +645,11 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
   for (size_t i = 0; i < counts.size(); ++i) {
     // unanchored (the last) only when there is one: the line keeps its shape.
     const auto verdict = static_cast<vigil::verify::Verdict>(i);
-    if (verdict == vigil::verify::Verdict::kUnanchored && counts[i] == 0) continue;
+    if ((verdict == vigil::verify::Verdict::kUnanchored ||
+         verdict == vigil::verify::Verdict::kSigned) &&
+        counts[i] == 0) {
+      continue;
+    }
     std::cout << (i == 0 ? " (" : ", ") << counts[i] << " "
               << vigil::verify::VerdictName(verdict);
   }
@@ -634,6 +662,10 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
     std::cerr << "vigilctl: NOT verified (" << outcome << ", exit " << rc << ")"
               << (report->outcome == vigil::verify::Outcome::kUnsigned
                       ? ": pass --allow-unsigned to accept unsigned checkpoints"
+                  : report->outcome == vigil::verify::Outcome::kSigned
+                      ? ": the anchor was not checked (it needs the node's TPM: --live on the "
+                        "node, or a quote); pass --allow-signed to accept chain and signature "
+                        "alone"
                       : "")
               << "\n";
   }
@@ -817,10 +849,12 @@ int main(int argc, char** argv) {
       "unsigned (a checkpoint is not signed; 0 with --allow-unsigned), 9 loss (events or "
       "checkpoints missing, or drops attested), 10 tampered (a chain, link or signature does not "
       "verify, a KEY record differs from the trusted key, a record is forged or replayed, or the "
-      "log is damaged), 12 unanchored (chain and signatures hold, the PCR replay does not reach "
-      "the TPM), 11 incomplete (events after the last checkpoint, or no checkpoint), 2 "
+      "log is damaged), 12 unanchored (chain and signatures hold, the anchor's replay does not "
+      "reach the TPM), 11 incomplete (events after the last checkpoint, or no checkpoint), 13 "
+      "signed (chain and signatures hold, the anchor was not checked: always without --live, "
+      "which checks the PCR path or IMA's log and PCR 10 on the node; 0 with --allow-signed), 2 "
       "usage error (also: no trusted key source). The worst applies: 10, then 12, then 9, then 8, "
-      "then 11");
+      "then 11, then 13");
   verify_chain->add_flag("--json", chain_args.json, "Machine-readable output");
   verify_chain
       ->add_option("--events", chain_args.events_file, "Raw events file from vigild --raw-out")
@@ -842,6 +876,12 @@ int main(int argc, char** argv) {
   live_opt->excludes(no_key_opt);
   verify_chain->add_flag("--allow-unsigned", chain_args.allow_unsigned,
                          "Accept unsigned checkpoints (exit 0 instead of 8)");
+  verify_chain->add_flag("--allow-signed", chain_args.allow_signed,
+                         "Accept checkpoints whose anchor was not checked (exit 0 instead of 13)");
+  verify_chain->add_flag("--no-anchor-check", chain_args.no_anchor_check,
+                         "With --live: do not check the anchor (PCRs, IMA's log) on the TPM");
+  verify_chain->add_option("--tcti", chain_args.tcti, "With --live: TPM access (tpm2-tss TCTI)")
+      ->capture_default_str();
   verify_chain->add_option("--start-seq", chain_args.start_seq,
                            "Start after this event seq (the events file starts after it): at "
                            "the log's checkpoint that ends there (its signature is checked), or "

@@ -32,6 +32,7 @@
 #include "pipeline.h"
 #include "state.h"
 #include "vigil/agents.h"
+#include "vigil/anchor_check.h"
 #include "vigil/baseline/store.h"
 #include "vigil/collector.h"
 #include "vigil/device.h"
@@ -254,60 +255,6 @@ vigil::verify::Anchor AnchorFromLog(const vigil_info& info,
 // module's log (its own file position, records since the newest BASE),
 // replays it and places every bank's PCRs; read again and retried when a
 // checkpoint lands between the log read and the PCR read.
-class PcrChecker {
- public:
-  PcrChecker(std::string tcti, const vigil_info& info) : tcti_(std::move(tcti)), info_(info) {}
-
-  vigil::Status operator()(const std::vector<vigil::records::Record>& verified) {
-    if (!esys_) {
-      auto ctx = vigil::tpm::EsysContext::Open(tcti_);
-      if (!ctx.ok()) {
-        return vigil::Status::Error(vigil::ErrorCode::kUnavailable,
-                                    "TPM " + tcti_ + ": " + ctx.status().message());
-      }
-      esys_.emplace(std::move(ctx).value());
-    }
-    auto reader = [this](uint16_t alg, uint32_t pcr) { return esys_->PcrRead(alg, pcr); };
-    vigil::Status last;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      if (vigil::Status st = ReadMore(); !st.ok()) return st;
-      last = vigil::replay::CheckPcrPath(verified, current_, info_.pcr_config, info_.pcr_events,
-                                         reader);
-      if (last.code() != vigil::ErrorCode::kMismatch) return last;
-    }
-    return last;
-  }
-
- private:
-  // Errors here say nothing about the TPM's values: "not checked".
-  vigil::Status ReadMore() {
-    if (!device_) {
-      auto dev = vigil::device::VigilDevice::Open();
-      if (!dev.ok()) return Unavailable(dev.status());
-      device_.emplace(std::move(dev).value());
-    }
-    auto bytes = device_->ReadAvailable();
-    if (!bytes.ok()) return Unavailable(bytes.status());
-    auto more = vigil::records::DecodeStream(*bytes);
-    if (!more.ok()) return Unavailable(more.status());
-    // The replay starts at the newest BASE's cut (TRIM writes its BASE
-    // after the records it keeps).
-    for (vigil::records::Record& r : *more)
-      vigil::replay::AppendToReplayView(current_, std::move(r));
-    return vigil::Status::Ok();
-  }
-  static vigil::Status Unavailable(const vigil::Status& why) {
-    return vigil::Status::Error(vigil::ErrorCode::kUnavailable,
-                                "reading the module's log for the PCR check: " + why.message());
-  }
-
-  std::string tcti_;
-  vigil_info info_;
-  std::optional<vigil::tpm::EsysContext> esys_;
-  std::optional<vigil::device::VigilDevice> device_;
-  std::vector<vigil::records::Record> current_;
-};
-
 int Run(const Config& cfg) {
   if (::geteuid() != 0) {
     Say("must run as root (loading BPF programs needs CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)");
@@ -680,15 +627,20 @@ int Run(const Config& cfg) {
     vopt.checkpoint_wait_ns = static_cast<uint64_t>(cfg.checkpoint_wait_s * 1e9);
     const bool tpm = (info->tpm_flags & VIGIL_TPM_PRESENT) != 0;
     if (tpm && !cfg.no_pcr_check) {
-      // std::function needs a copyable target; the ESYS context is not.
-      auto checker = std::make_shared<PcrChecker>(cfg.tcti, *info);
-      vopt.pcr_check = [checker](const std::vector<vigil::records::Record>& log) {
-        return (*checker)(log);
-      };
+      if (info->anchor == VIGIL_ANCHOR_IMA) {
+        vopt.ima_check =
+            vigil::anchor::Shared(std::make_shared<vigil::anchor::ImaAnchorCheck>(cfg.tcti, *info));
+      } else {
+        vopt.pcr_check =
+            vigil::anchor::Shared(std::make_shared<vigil::anchor::PcrAnchorCheck>(cfg.tcti, *info));
+      }
     }
-    Say(std::string("PCR replay check: ") +
-        (cfg.no_pcr_check ? "off (--no-pcr-check): verdicts say pcr_checked=false"
-         : tpm            ? "against the TPM at " + cfg.tcti
+    const std::string checked = info->anchor == VIGIL_ANCHOR_IMA
+                                    ? "IMA's log replayed to PCR 10 of the TPM at " + cfg.tcti
+                                    : "PCR replay against the TPM at " + cfg.tcti;
+    Say(std::string("anchor check: ") +
+        (cfg.no_pcr_check ? "off (--no-pcr-check): verdicts are at best \"signed\""
+         : tpm            ? checked
                           : "none (the module runs without a TPM)"));
     verifier.emplace(anchor, std::move(vopt));
     device.emplace(std::move(dev).value());

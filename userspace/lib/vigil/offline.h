@@ -29,6 +29,8 @@ namespace vigil::verify {
 // it to exit codes; Worse() orders it.
 enum class Outcome {
   kVerified,    // every checkpoint verified and every event covered by one
+  kSigned,      // as verified, but the anchor of some checkpoint was not
+                // checked (offline without the TPM, or it was unreadable)
   kIncomplete,  // nothing wrong, but events after the last checkpoint (or no
                 // checkpoint at all): nothing vouches for them yet
   kUnsigned,    // at least one checkpoint (or the start) is unsigned
@@ -60,6 +62,12 @@ struct OfflineOptions {
   // The user accepts unsigned checkpoints (degraded mode, TPM errors): they
   // no longer make the outcome unsigned (their verdicts still say so).
   bool accept_unsigned = false;
+  // The user accepts checkpoints whose anchor was not checked ("signed").
+  bool accept_signed = false;
+  // Anchor checks (VerifierOptions): set on the node (vigilctl --live) to
+  // check the PCR path or IMA's log; empty offline.
+  PcrCheck pcr_check;
+  PcrCheck ima_check;
 };
 
 struct OfflineReport {

@@ -3,24 +3,31 @@
 // per checkpoint out. It never calls a checkpoint verified unless it has
 // recomputed the chain over every event of the checkpoint's range, checked
 // the checkpoint's links and its TPM signature against the trusted key, and
-// (when a PCR check is configured) placed the checkpoint on the TPM's PCR
-// replay path.
+// checked the anchor: the checkpoint on the TPM's PCR replay path
+// (anchor=pcr), or in IMA's log replayed to PCR 10 (anchor=ima).
 //
 // Verdicts, most severe first (a checkpoint gets the first that applies):
-//   tampered  a record or the checkpoint itself is not what the module wrote:
-//             chain head differs, two different records claim one seq, a
-//             record arrived twice, the checkpoint does not link to the one
-//             before it (replayed or reordered), comes from another module
-//             instance (another boot or load), its signature does not verify,
-//             the log is truncated, or the TPM's PCR holds another value.
-//             `bad_seq` names the first bad event seq when one is known.
-//   loss      events of the range never arrived (`missing` ranges), or the
-//             module attests drops, busy refusals or refused log records
-//             since the previous checkpoint. The chain cannot be recomputed
-//             across a gap, so a loss verdict never claims the chain.
-//   unsigned  the chain and links verify but the TPM did not sign (degraded
-//             mode, TPM error) or the signature record is missing.
-//   verified  everything above checks out.
+//   tampered    a record or the checkpoint itself is not what the module
+//               wrote: chain head differs, two different records claim one
+//               seq, a record arrived twice, the checkpoint does not link to
+//               the one before it (replayed or reordered), comes from another
+//               module instance (another boot or load), its signature does
+//               not verify, or the log is truncated. `bad_seq` names the
+//               first bad event seq when one is known.
+//   loss        events of the range never arrived (`missing` ranges), or the
+//               module attests drops, busy refusals or refused log records
+//               since the previous checkpoint. The chain cannot be recomputed
+//               across a gap, so a loss verdict never claims the chain.
+//   unsigned    the chain and links verify but the TPM did not sign
+//               (degraded mode, TPM error) or the signature record is
+//               missing.
+//   unanchored  chain and signature verify, but the anchor was checked and
+//               does not hold (PCR or IMA replay mismatch): someone extended
+//               or reset the anchor; an anchor_broken finding says so once.
+//   signed      chain and signature verify; the anchor was not checked (no
+//               check configured, e.g. offline, or the TPM or IMA's log
+//               could not be read); the reason says why.
+//   verified    everything above checks out, the anchor included.
 // Events that are not committed (no module, or a refused commit) are counted
 // as unattested and never enter a verdict.
 //
@@ -61,9 +68,11 @@ namespace vigil::verify {
 // extend, a reset). The events are as the module committed them; what the
 // anchor should prove (against root) is gone. Its own word, so that event
 // tampering and an attack on the anchor never look the same.
-enum class Verdict { kVerified, kUnsigned, kLoss, kTampered, kUnanchored };
+// Declared in counter order (metrics, saved counts); severity is the order
+// in the file comment.
+enum class Verdict { kVerified, kUnsigned, kLoss, kTampered, kUnanchored, kSigned };
 std::string_view VerdictName(Verdict v);
-inline constexpr size_t kVerdictCount = 5;
+inline constexpr size_t kVerdictCount = 6;
 
 struct SeqRange {
   uint64_t first = 0;
@@ -85,7 +94,8 @@ struct CheckpointVerdict {
   uint64_t new_log_refused = 0;
   bool chain_checked = false;    // the chain head was recomputed and matched
   bool signature_checked = false;  // an ECDSA signature verified
-  bool pcr_checked = false;        // placed on the TPM's PCR replay path
+  bool pcr_checked = false;        // anchor checked: placed on the TPM's PCR replay
+                                   // path (pcr_events, or PCR 10 through IMA's log)
 };
 
 // Something wrong that is not tied to one checkpoint's verdict (e.g. a
@@ -170,7 +180,12 @@ struct VerifierOptions {
   // started (a fresh start anchored on the log's last checkpoint): counted,
   // not reported as late.
   uint64_t started_after_seq = 0;
-  PcrCheck pcr_check;  // empty: no PCR check (verdicts say pcr_checked=false)
+  // The anchor checks, by the checkpoint's anchor: pcr_check for
+  // anchor=pcr, ima_check for anchor=ima (same contract: the log prefix
+  // replays into IMA's log and PCR 10). Empty: that anchor is not checked,
+  // and a checkpoint that verifies otherwise is "signed", not "verified".
+  PcrCheck pcr_check;
+  PcrCheck ima_check;
   // The anchor is a chain value the caller trusts inside a checkpoint
   // interval, not a checkpoint (an offline check from the module's chain
   // head read before a collector attached): the first checkpoint that covers
@@ -290,7 +305,7 @@ class StreamVerifier {
   void AddFinding(Finding::Kind kind, uint64_t seq, std::string reason);
   // The PCR check over the log records fed up to `upto_log_seq` (the
   // checkpoint being decided).
-  Status RunPcrCheck(uint64_t upto_log_seq);
+  Status RunAnchorCheck(const PcrCheck& check, uint64_t upto_log_seq);
   void PullFarAhead();
   void CheckLiveness(const vigil_log_checkpoint& cp);
 

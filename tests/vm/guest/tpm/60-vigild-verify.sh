@@ -29,7 +29,7 @@ if ! start_vigild $dir/out1.json $dir/err1.txt; then
 	kill $vpid 2>/dev/null
 	return 0 2>/dev/null || exit 0
 fi
-vt_pass verify-vigild-start "$(grep -E 'PCR replay|verification starts' $dir/err1.txt | tr '\n' ' ' | cut -c1-300)"
+vt_pass verify-vigild-start "$(grep -E 'anchor check|verification starts' $dir/err1.txt | tr '\n' ' ' | cut -c1-300)"
 
 # Honest workloads of two roles, then a timer checkpoint (checkpoint_ms=1000).
 for i in 1 2 3; do

@@ -1,0 +1,324 @@
+#include "vigil/ima.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <string_view>
+
+namespace vigil::ima {
+namespace {
+
+constexpr size_t kSha1Len = 20;
+// Bounds no real entry comes near; past them the input is not IMA's log.
+constexpr uint32_t kMaxNameLen = 255;
+constexpr uint32_t kMaxDataLen = 64u << 20;
+
+Status Malformed(size_t index, const std::string& why) {
+  return Status::Error(ErrorCode::kMalformed,
+                       "IMA log entry " + std::to_string(index) + ": " + why);
+}
+
+uint32_t LoadU32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// The template data's fields (u32 len + bytes each).
+Result<std::vector<std::span<const uint8_t>>> SplitFields(std::span<const uint8_t> data,
+                                                          size_t index) {
+  std::vector<std::span<const uint8_t>> fields;
+  size_t at = 0;
+  while (at < data.size()) {
+    if (data.size() - at < 4) return Malformed(index, "a template field is cut short");
+    const uint32_t len = LoadU32(data.data() + at);
+    at += 4;
+    if (len > data.size() - at) return Malformed(index, "a template field overruns the entry");
+    fields.push_back(data.subspan(at, len));
+    at += len;
+  }
+  return fields;
+}
+
+// "vigil-<8 hex>-<kind>-<seq>" as the module names its measurements.
+bool ParseVigilName(std::string_view name, VigilEntry* out) {
+  constexpr std::string_view kPrefix = "vigil-";
+  if (name.substr(0, kPrefix.size()) != kPrefix) return false;
+  name.remove_prefix(kPrefix.size());
+  if (name.size() < 9 || name[8] != '-') return false;
+  const std::string_view inst = name.substr(0, 8);
+  if (inst.find_first_not_of("0123456789abcdef") != std::string_view::npos) return false;
+  name.remove_prefix(9);
+  const size_t dash = name.rfind('-');
+  if (dash == std::string_view::npos || dash == 0) return false;
+  const std::string_view kind = name.substr(0, dash);
+  const std::string_view seq = name.substr(dash + 1);
+  if (seq.empty() || seq.size() > 20 ||
+      seq.find_first_not_of("0123456789") != std::string_view::npos) {
+    return false;
+  }
+  out->instance = std::string(inst);
+  out->kind = std::string(kind);
+  out->seq = std::stoull(std::string(seq));
+  return true;
+}
+
+std::string_view KindOf(uint16_t record_type) {
+  switch (record_type) {
+    case VIGIL_LOG_MEASURE:
+      return "measure";
+    case VIGIL_LOG_KEY:
+      return "key";
+    default:
+      return "checkpoint";
+  }
+}
+
+// The records the module measures through IMA with anchor=ima.
+bool Anchored(uint16_t type) {
+  return type == VIGIL_LOG_MEASURE || type == VIGIL_LOG_KEY || type == VIGIL_LOG_CHECKPOINT;
+}
+
+uint16_t AlgByName(std::string_view name) {
+  if (name == "sha1") return 0x0004;
+  if (name == "sha256") return 0x000B;
+  if (name == "sha384") return 0x000C;
+  if (name == "sha512") return 0x000D;
+  return 0;
+}
+
+}  // namespace
+
+std::string EntryName(std::span<const uint8_t> instance_id, uint16_t record_type, uint64_t seq) {
+  std::string name = "vigil-";
+  if (instance_id.size() >= 4) name += crypto::ToHex(instance_id.first(4));
+  name += "-";
+  name += KindOf(record_type);
+  name += "-" + std::to_string(seq);
+  return name;
+}
+
+Result<ImaLog> ImaLog::Create(std::vector<uint16_t> banks) {
+  if (banks.empty()) return Status::Error(ErrorCode::kInvalidArgument, "no PCR bank to replay");
+  std::vector<Bank> out;
+  for (uint16_t alg : banks) {
+    auto size = crypto::DigestSize(alg);
+    if (!size.ok()) return size.status();
+    Bank b;
+    b.alg = alg;
+    b.value.assign(*size, 0);
+    b.history.push_back(b.value);
+    out.push_back(std::move(b));
+  }
+  return ImaLog(std::move(out));
+}
+
+Status ImaLog::AddEntry(std::span<const uint8_t> e, size_t* used) {
+  *used = 0;
+  // u32 pcr, sha1[20], u32 name_len: 28 bytes before the name.
+  if (e.size() < 28) return Status::Ok();
+  const uint32_t pcr = LoadU32(e.data());
+  const uint8_t* sha1 = e.data() + 4;
+  const uint32_t name_len = LoadU32(e.data() + 24);
+  if (pcr >= 24) return Malformed(entries_, "PCR " + std::to_string(pcr));
+  if (name_len == 0 || name_len > kMaxNameLen) {
+    return Malformed(entries_, "template name length " + std::to_string(name_len));
+  }
+  if (e.size() < 28 + name_len + 4) return Status::Ok();
+  const std::string_view tname(reinterpret_cast<const char*>(e.data() + 28), name_len);
+  if (tname == "ima") {
+    return Status::Error(ErrorCode::kUnsupported,
+                         "IMA log entry " + std::to_string(entries_) +
+                             ": the legacy \"ima\" template (boot with ima_template=ima-ng)");
+  }
+  const uint32_t data_len = LoadU32(e.data() + 28 + name_len);
+  if (data_len > kMaxDataLen) {
+    return Malformed(entries_, "template data length " + std::to_string(data_len));
+  }
+  const size_t total = 28 + name_len + 4 + size_t{data_len};
+  if (e.size() < total) return Status::Ok();
+  const std::span<const uint8_t> data = e.subspan(28 + name_len + 4, data_len);
+  auto fields = SplitFields(data, entries_);
+  if (!fields.ok()) return fields.status();
+
+  const bool violation =
+      std::all_of(sha1, sha1 + kSha1Len, [](uint8_t b) { return b == 0; });
+  if (pcr == kImaPcr) {
+    for (Bank& b : banks_) {
+      crypto::Digest measurement;
+      if (violation) {
+        measurement.assign(b.value.size(), 0xff);
+      } else if (b.alg == 0x0004) {
+        measurement.assign(sha1, sha1 + kSha1Len);
+      } else {
+        auto h = crypto::Hash(b.alg, data);
+        if (!h.ok()) return h.status();
+        measurement = std::move(*h);
+      }
+      auto next = crypto::Extend(b.alg, b.value, measurement);
+      if (!next.ok()) return next.status();
+      b.value = std::move(*next);
+    }
+  }
+  for (Bank& b : banks_) b.history.push_back(b.value);
+
+  // ima-ng style fields: d-ng ("<alg>:\0" + digest), n-ng (name + NUL), and
+  // buf for ima-buf.
+  VigilEntry v;
+  if (fields->size() >= 2) {
+    std::span<const uint8_t> n = (*fields)[1];
+    std::string_view name(reinterpret_cast<const char*>(n.data()), n.size());
+    if (!name.empty() && name.back() == '\0') name.remove_suffix(1);
+    if (ParseVigilName(name, &v)) {
+      v.pcr = pcr;
+      if (tname == "ima-buf" && fields->size() >= 3) {
+        v.record.assign((*fields)[2].begin(), (*fields)[2].end());
+      } else {
+        // Another template: only the digest of the record is logged.
+        // Keep "<alg>:<digest>" so the check can recompute it.
+        const std::span<const uint8_t> d = (*fields)[0];
+        std::string_view dv(reinterpret_cast<const char*>(d.data()), d.size());
+        const size_t colon = dv.find(':');
+        if (colon != std::string_view::npos && colon + 2 <= dv.size() && dv[colon + 1] == '\0') {
+          v.kind += "#digest:" + std::string(dv.substr(0, colon));
+          v.record.assign(d.begin() + static_cast<ptrdiff_t>(colon + 2), d.end());
+        }
+      }
+      vigil_.push_back(std::move(v));
+      vigil_index_.push_back(entries_);
+    }
+  }
+  ++entries_;
+  *used = total;
+  return Status::Ok();
+}
+
+Status ImaLog::Append(std::span<const uint8_t> bytes) {
+  pending_.insert(pending_.end(), bytes.begin(), bytes.end());
+  size_t at = 0;
+  for (;;) {
+    size_t used = 0;
+    if (Status st = AddEntry(std::span<const uint8_t>(pending_).subspan(at), &used); !st.ok()) {
+      pending_.clear();
+      return st;
+    }
+    if (used == 0) break;
+    at += used;
+  }
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(at));
+  return Status::Ok();
+}
+
+Result<size_t> ImaLog::MatchPcr10(const std::map<uint16_t, crypto::Digest>& pcr10) {
+  // The newest prefix at which every bank matches.
+  const size_t n = banks_.front().history.size();
+  for (size_t i = n; i-- > 0;) {
+    bool all = true;
+    for (const Bank& b : banks_) {
+      auto it = pcr10.find(b.alg);
+      if (it == pcr10.end()) {
+        return Status::Error(ErrorCode::kInvalidArgument,
+                             "no PCR 10 value for bank " + crypto::AlgName(b.alg));
+      }
+      if (b.history[i] != it->second) {
+        all = false;
+        break;
+      }
+    }
+    if (!all) continue;
+    for (Bank& b : banks_) b.history.erase(b.history.begin(), b.history.begin() + i);
+    floor_ += i;
+    return floor_;
+  }
+  std::string got;
+  for (const Bank& b : banks_) {
+    got += (got.empty() ? "" : ", ") + crypto::AlgName(b.alg) + " TPM " +
+           crypto::ToHex(pcr10.count(b.alg) ? pcr10.at(b.alg) : crypto::Digest{}).substr(0, 16) +
+           "..., replay " + crypto::ToHex(b.value).substr(0, 16) + "...";
+  }
+  return Status::Error(ErrorCode::kMismatch,
+                       "IMA's log (" + std::to_string(entries_) +
+                           " entries) does not replay to PCR 10 at any point since entry " +
+                           std::to_string(floor_) + " (" + got +
+                           "): PCR 10 was extended outside IMA");
+}
+
+Status ImaLog::CheckModuleRecords(const std::vector<records::Record>& verified,
+                                  std::span<const uint8_t> instance_id, size_t prefix) const {
+  if (instance_id.size() < 4) {
+    return Status::Error(ErrorCode::kInvalidArgument, "instance id shorter than 4 bytes");
+  }
+  const std::string inst = crypto::ToHex(instance_id.first(4));
+  std::map<uint64_t, const VigilEntry*> by_seq;
+  bool any = false;
+  for (size_t i = 0; i < vigil_.size(); ++i) {
+    const VigilEntry& v = vigil_[i];
+    if (v.instance != inst) continue;
+    any = true;
+    if (vigil_index_[i] >= prefix) continue;  // measured after the PCR read
+    auto [it, fresh] = by_seq.emplace(v.seq, &v);
+    if (!fresh) {
+      return Status::Error(ErrorCode::kMismatch, "IMA holds two entries for this instance's seq " +
+                                                     std::to_string(v.seq));
+    }
+  }
+  if (!any) {
+    return Status::Error(ErrorCode::kUnavailable,
+                         "IMA's log holds no entry of this module instance (vigil-" + inst +
+                             "-...): no CRITICAL_DATA policy rule for label vigil "
+                             "(ima_policy=critical_data)?");
+  }
+  if (verified.empty()) return Status::Ok();
+  const uint64_t first = verified.front().seq();
+  const uint64_t last = verified.back().seq();
+  std::map<uint64_t, const records::Record*> log;
+  for (const records::Record& r : verified) log.emplace(r.seq(), &r);
+
+  auto same = [](const VigilEntry& v, const records::Record& r) -> bool {
+    const auto bytes = r.bytes();
+    const size_t hash_at = v.kind.find("#digest:");
+    if (hash_at == std::string::npos) {
+      return v.record.size() == bytes.size() && std::equal(bytes.begin(), bytes.end(), v.record.begin());
+    }
+    const uint16_t alg = AlgByName(std::string_view(v.kind).substr(hash_at + 8));
+    if (alg == 0) return false;
+    auto h = crypto::Hash(alg, bytes);
+    return h.ok() && *h == v.record;
+  };
+  for (const auto& [seq, r] : log) {
+    if (!Anchored(r->type())) continue;
+    auto it = by_seq.find(seq);
+    if (it == by_seq.end()) {
+      return Status::Error(ErrorCode::kMismatch,
+                           "log record seq " + std::to_string(seq) + " (" +
+                               std::string(records::TypeName(r->type())) +
+                               ") is not in IMA's log as " +
+                               EntryName(instance_id, r->type(), seq));
+    }
+    const std::string_view kind = std::string_view(it->second->kind).substr(0, it->second->kind.find('#'));
+    if (kind != KindOf(r->type()) || !same(*it->second, *r)) {
+      return Status::Error(ErrorCode::kMismatch,
+                           "IMA's entry " + EntryName(instance_id, r->type(), seq) +
+                               " holds another record than the log's seq " + std::to_string(seq));
+    }
+    if (it->second->pcr != kImaPcr) {
+      return Status::Error(ErrorCode::kUnsupported,
+                           "IMA measured the module's records into PCR " +
+                               std::to_string(it->second->pcr) + "; only PCR 10 is replayed");
+    }
+  }
+  // An entry inside the log's range that the log does not hold.
+  for (const auto& [seq, v] : by_seq) {
+    if (seq < first || seq > last) continue;  // trimmed, or after the checkpoint
+    auto it = log.find(seq);
+    if (it == log.end() || !Anchored(it->second->type())) {
+      return Status::Error(ErrorCode::kMismatch,
+                           "IMA holds " + std::string("vigil-") + inst + "-" + v->kind + "-" +
+                               std::to_string(seq) + ", which the module's log does not");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace vigil::ima
