@@ -231,11 +231,13 @@ Result<size_t> ImaLog::MatchPcr10(const std::map<uint16_t, crypto::Digest>& pcr1
     floor_ += i;
     return floor_;
   }
+  // Name the banks that differ now (all banks are given: checked above).
   std::string got;
   for (const Bank& b : banks_) {
+    if (pcr10.at(b.alg) == b.value) continue;
     got += (got.empty() ? "" : ", ") + crypto::AlgName(b.alg) + " TPM " +
-           crypto::ToHex(pcr10.count(b.alg) ? pcr10.at(b.alg) : crypto::Digest{}).substr(0, 16) +
-           "..., replay " + crypto::ToHex(b.value).substr(0, 16) + "...";
+           crypto::ToHex(pcr10.at(b.alg)).substr(0, 16) + "..., replay " +
+           crypto::ToHex(b.value).substr(0, 16) + "...";
   }
   return Status::Error(ErrorCode::kMismatch,
                        "IMA's log (" + std::to_string(entries_) +

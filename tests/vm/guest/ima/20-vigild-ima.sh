@@ -22,9 +22,18 @@ fi
 vt_pass ima-vigild-start "$(grep -m1 'anchor check' $dir/err.txt | cut -c1-200)"
 start_seq=$(vigilctl status --json | sed -n 's/.*"next_seq": \([0-9]*\).*/\1/p')
 vigilctl agent run --name "ima@1" -- vigil-workload --burn-ms 20 --forks 2 --exit 0
-sleep 3
-if grep '"verdict":"verified"' $dir/out.json | grep -q "in IMA's log replayed to PCR 10"; then
-	vt_pass ima-verified "$(grep -m1 '"verdict":"verified"' $dir/out.json | cut -c1-240)"
+# A verdict over the workload's events (not only an idle heartbeat).
+ima_verified() {
+	grep '"verdict":"verified"' $dir/out.json | grep '"events":[1-9]' |
+		grep -q "in IMA's log replayed to PCR 10"
+}
+_i=0
+while [ $_i -lt 100 ] && ! ima_verified; do
+	sleep 0.1
+	_i=$((_i + 1))
+done
+if ima_verified; then
+	vt_pass ima-verified "$(grep '"verdict":"verified"' $dir/out.json | grep -m1 '"events":[1-9]' | sed 's/.*"reason"/"reason"/' | cut -c1-200)"
 else
 	vt_fail ima-verified "$(grep '"verdict"' $dir/out.json | tail -n 2 | tr '\n' '|' | cut -c1-400) $(tail -n 3 $dir/err.txt | tr '\n' '|')"
 fi
@@ -43,6 +52,7 @@ case $rc in
 esac
 # The attack on the anchor: one junk extend into PCR 10.
 zeros=0000000000000000000000000000000000000000000000000000000000000000
+lines=$(wc -l <$dir/out.json)
 if TPM2TOOLS_TCTI=device:$(vt_tpmrm) tpm2 pcrextend 10:sha256=$zeros 2>$dir/extend.err; then
 	vigil-ioctl-test commit >/dev/null 2>&1
 	if vt_wait_finding $dir/out.json anchor_broken 80 && sleep 0.5 &&
@@ -53,10 +63,13 @@ if TPM2TOOLS_TCTI=device:$(vt_tpmrm) tpm2 pcrextend 10:sha256=$zeros 2>$dir/exte
 	fi
 	n=$(grep -c '"kind":"anchor_broken"' $dir/out.json)
 	vt_check ima-anchor-broken-once test "$n" -eq 1
-	if grep '"kind":"anchor_broken"' -A1000 $dir/out.json | grep -q '"verdict":"tampered"'; then
-		vt_fail ima-not-tampered "an anchor attack made events look tampered"
+	vigil-ioctl-test commit >/dev/null 2>&1
+	sleep 2
+	after=$(tail -n +$((lines + 1)) $dir/out.json | grep -o '"verdict":"[a-z]*"' | sort | uniq -c | tr '\n' ' ')
+	if echo "$after" | grep -q '"\(tampered\|verified\)"'; then
+		vt_fail ima-not-tampered "after the extend: $after"
 	else
-		vt_pass ima-not-tampered "verdicts after the extend: $(grep '"kind":"anchor_broken"' -A1000 $dir/out.json | grep -o '"verdict":"[a-z]*"' | sort | uniq -c | tr '\n' ' ')"
+		vt_pass ima-not-tampered "verdicts after the extend: $after"
 	fi
 else
 	vt_fail ima-anchor-broken "tpm2 pcrextend 10: $(cut -c1-200 <$dir/extend.err)"
