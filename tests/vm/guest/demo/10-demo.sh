@@ -76,7 +76,11 @@ next_seq=$(echo "$start_json" | sed -n 's/.*"next_seq": *\([0-9]*\).*/\1/p')
 vigilctl verify-chain --live --events $dir/events.bin --start-seq $((next_seq - 1)) \
 	--start-head "$start_head" >$dir/verify.txt 2>&1
 rc=$?
-indent <$dir/verify.txt
+# Every line but the per-checkpoint ones after the third (the result counts them all).
+awk -v total="$(grep -c '^checkpoint log seq ' $dir/verify.txt)" '/^checkpoint log seq / {
+		if (++n == 4) printf "... %d more checkpoint lines (counted in the result below)\n", total - 3
+		if (n > 3) next
+	} { print }' $dir/verify.txt | indent
 [ $rc -eq 0 ] && vt_pass demo-chain || vt_fail demo-chain "exit $rc"
 
 say ""
