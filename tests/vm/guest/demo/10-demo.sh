@@ -187,7 +187,7 @@ if [ -n "$vpid" ]; then
 		i=$((i + 1))
 	done
 	mark baseline
-	say "  vigild learnt its baseline from the first $learn jobs and scores every job after them:"
+	say "  vigild learnt its baseline from the first $learn jobs and scores every job after them (normal ones keep refining it):"
 	say "  \$ vigilctl baseline show --agent backup     (columns cut to fit)"
 	sed -n '/^agent /,/^pool /p' $dir/baseline.txt |
 		grep -E '^agent |^ *(feature|cpu_per_exec|lifetime|max_rss|fault_rate|ctx_switch_rate) ' |
