@@ -18,7 +18,7 @@ help:
 	@echo "make build     user space, BPF objects and tests (CMake, into $(BUILD_DIR)/)"
 	@echo "make kmod      vigil.ko for Debian's 6.12 VM kernel (KDIR=... for another)"
 	@echo "make check     deps + build + unit + host BPF + VM tests; ends in 'N passed, N failed'"
-	@echo "make demo      boot the VM with the module and swtpm, run workloads, print a summary"
+	@echo "make demo      boot the VM with the module and swtpm: baselines, alerts, verdicts, attacks"
 	@echo "make bench     benchmarks (figures go to docs/benchmarks.md by hand)"
 	@echo "make fuzz      libFuzzer+ASan/UBSan on the parsers, FUZZ_SECONDS per target (default 300)"
 	@echo "make lint      W=1, sparse and checkpatch on the module"
