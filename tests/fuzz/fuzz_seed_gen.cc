@@ -26,6 +26,7 @@
 #include "vigil/baseline/store.h"
 #include "vigil/chain.h"
 #include "vigil/digest.h"
+#include "vigil/ima.h"
 #include "vigil/records.h"
 #include "vigil/replay.h"
 #include "vigil/verify.h"
@@ -888,6 +889,56 @@ void WriteVigildStateSeeds(const fs::path& dir, const RestartPoint& restart) {
 
 }  // namespace
 
+// IMA's binary log as ima_fs.c writes it: an ima-ng boot_aggregate and an
+// ima-buf entry per anchored record of a simulated module (the fuzz input's
+// first byte is the piece size).
+void WriteImaSeeds(const fs::path& dir) {
+  auto put_u32 = [](std::vector<uint8_t>& out, uint32_t v) {
+    const auto* p = reinterpret_cast<const uint8_t*>(&v);
+    out.insert(out.end(), p, p + 4);
+  };
+  auto entry = [&](std::vector<uint8_t>& log, const std::string& tname,
+                   const std::vector<std::vector<uint8_t>>& fields) {
+    std::vector<uint8_t> data;
+    for (const auto& f : fields) {
+      put_u32(data, static_cast<uint32_t>(f.size()));
+      data.insert(data.end(), f.begin(), f.end());
+    }
+    const auto sha1 = *vigil::crypto::Hash(0x0004, data);
+    put_u32(log, 10);
+    log.insert(log.end(), sha1.begin(), sha1.end());
+    put_u32(log, static_cast<uint32_t>(tname.size()));
+    log.insert(log.end(), tname.begin(), tname.end());
+    put_u32(log, static_cast<uint32_t>(data.size()));
+    log.insert(log.end(), data.begin(), data.end());
+  };
+  auto digest_field = [](std::span<const uint8_t> content) {
+    std::vector<uint8_t> f{'s', 'h', 'a', '2', '5', '6', ':', '\0'};
+    const auto d = *vigil::crypto::Hash(0x000B, content);
+    f.insert(f.end(), d.begin(), d.end());
+    return f;
+  };
+  auto name_field = [](const std::string& name) {
+    std::vector<uint8_t> f(name.begin(), name.end());
+    f.push_back('\0');
+    return f;
+  };
+  vigil::testing::ModuleSim sim;
+  for (int i = 0; i < 3; ++i) sim.Commit();
+  sim.Checkpoint();
+  std::vector<uint8_t> log{16};  // piece size
+  const std::vector<uint8_t> agg(32, 0x11);
+  entry(log, "ima-ng", {digest_field(agg), name_field("boot_aggregate")});
+  for (const Record& r : sim.log()) {
+    if (r.type() != VIGIL_LOG_KEY && r.type() != VIGIL_LOG_CHECKPOINT) continue;
+    const std::vector<uint8_t> buf(r.bytes().begin(), r.bytes().end());
+    entry(log, "ima-buf",
+          {digest_field(buf), name_field(vigil::ima::EntryName(sim.instance(), r.type(), r.seq())),
+           buf});
+  }
+  WriteSeed(dir, "boot-and-module", log);
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s OUT_DIR\n", argv[0]);
@@ -899,7 +950,9 @@ int main(int argc, char** argv) {
   const fs::path state_dir = out / "state_loader_fuzz";
   const fs::path verifier_dir = out / "verifier_fuzz";
   const fs::path vigild_state_dir = out / "vigild_state_fuzz";
-  for (const fs::path& dir : {record_dir, log_dir, state_dir, verifier_dir, vigild_state_dir}) {
+  const fs::path ima_dir = out / "ima_log_fuzz";
+  for (const fs::path& dir :
+       {record_dir, log_dir, state_dir, verifier_dir, vigild_state_dir, ima_dir}) {
     fs::create_directories(dir);
   }
 
@@ -911,5 +964,6 @@ int main(int argc, char** argv) {
   RestartPoint restart;
   WriteVerifierSeeds(verifier_dir, restart);
   WriteVigildStateSeeds(vigild_state_dir, restart);
+  WriteImaSeeds(ima_dir);
   return 0;
 }
