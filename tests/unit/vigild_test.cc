@@ -17,6 +17,7 @@
 #include "liveness.h"
 #include "module_sim.h"
 #include "pipeline.h"
+#include "stages.h"
 #include "state.h"
 #include "test_records.h"
 #include "verification_start.h"
@@ -1322,6 +1323,99 @@ TEST(ConfigTest, CanonicalTextOfTheDefaultsIsStable) {
             "\"reorder_window\":4096,\"ringbuf_bytes\":0,\"sample_ms\":0,\"stall_periods\":5,"
             "\"state_dir\":\"/var/lib/vigil\",\"state_interval_s\":1.0,\"syscalls\":false,"
             "\"tcti\":\"device:/dev/tpmrm0\",\"threshold\":6.0,\"trim_fill\":0.5}");
+}
+
+// ---- Start-up stages (stages.h) -----------------------------------------------
+
+baseline::BaselineStore FreshStore() {
+  auto store = baseline::BaselineStore::Create(baseline::BaselineConfig{});
+  EXPECT_TRUE(store.ok());
+  return std::move(store).value();
+}
+
+TEST(StagesTest, SavedStateLoadsWhatWasSavedOrNothing) {
+  TempDir tmp;
+  daemon::Config cfg;
+  cfg.state_dir = tmp.path() + "/state";
+  {
+    auto empty = daemon::SavedState::Load(cfg, FreshStore());
+    ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+    EXPECT_TRUE(empty->dir.has_value());
+    ASSERT_TRUE(empty->store.has_value());
+    EXPECT_EQ(empty->store->agent_count(), 0u);
+    EXPECT_FALSE(empty->verifier.has_value());
+    ASSERT_TRUE(empty->dir->WriteAtomic(daemon::kVerifierFile,
+                                        daemon::SerializeVerifierState(SampleState()))
+                    .ok());
+  }  // the directory's lock goes with it
+  auto loaded = daemon::SavedState::Load(cfg, FreshStore());
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_TRUE(loaded->verifier.has_value());
+  EXPECT_EQ(loaded->verifier->anchor.last_seq, 42u);
+  EXPECT_TRUE(loaded->open_events.empty());
+
+  // --no-state: no directory, a fresh store.
+  cfg.no_state = true;
+  auto none = daemon::SavedState::Load(cfg, FreshStore());
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->dir.has_value());
+  EXPECT_TRUE(none->store.has_value());
+}
+
+TEST(StagesTest, AnUnusableStateFileStopsOrWithResetIsMovedAside) {
+  TempDir tmp;
+  daemon::Config cfg;
+  cfg.state_dir = tmp.path();
+  {
+    std::ofstream(tmp.path() + "/" + daemon::kVerifierFile) << "{\"version\": 99";
+  }
+  auto refused = daemon::SavedState::Load(cfg, FreshStore());
+  ASSERT_FALSE(refused.ok());
+  const std::string& why = refused.status().message();
+  EXPECT_TRUE(why.starts_with("state file " + tmp.path() + "/verifier.json is unusable: ")) << why;
+  EXPECT_NE(why.find("--reset-state"), std::string::npos) << why;
+  EXPECT_TRUE(std::filesystem::exists(tmp.path() + "/verifier.json"));
+
+  cfg.reset_state = true;
+  auto reset = daemon::SavedState::Load(cfg, FreshStore());
+  ASSERT_TRUE(reset.ok()) << reset.status().ToString();
+  EXPECT_FALSE(reset->verifier.has_value());
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/verifier.json"));
+}
+
+TEST(StagesTest, OutputsAppendToTheFileAndSayWhyTheyCannotOpen) {
+  TempDir tmp;
+  daemon::Config cfg;
+  cfg.output = tmp.path() + "/out.jsonl";
+  cfg.raw_out = tmp.path() + "/raw.bin";
+  {
+    std::ofstream(cfg.output) << "kept\n";
+  }
+  {
+    auto outputs = daemon::Outputs::Open(cfg);
+    ASSERT_TRUE(outputs.ok()) << outputs.status().ToString();
+    EXPECT_EQ(outputs->name(), cfg.output);
+    EXPECT_TRUE(outputs->raw_fd().valid());
+    outputs->out() << "added\n";
+  }
+  std::ifstream in(cfg.output);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "kept\nadded\n");
+  EXPECT_EQ(std::filesystem::status(cfg.raw_out).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+
+  cfg.output = tmp.path() + "/no/such/dir/out.jsonl";
+  auto bad = daemon::Outputs::Open(cfg);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("open --output " + cfg.output), std::string::npos)
+      << bad.status().message();
+
+  daemon::Config to_stdout;
+  auto std_out = daemon::Outputs::Open(to_stdout);
+  ASSERT_TRUE(std_out.ok());
+  EXPECT_EQ(std_out->name(), "stdout");
+  EXPECT_EQ(&std_out->out(), &std::cout);
+  EXPECT_FALSE(std_out->raw_fd().valid());
 }
 
 }  // namespace
