@@ -468,18 +468,10 @@ class ConnectionStream final : public httplib::Stream {
   }
 
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t length = sizeof(addr);
-    if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &length) != 0) return;
-    ip = IpText(addr);
-    port = PortOf(addr);
+    AddressOf(::getpeername, ip, port);
   }
   void get_local_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t length = sizeof(addr);
-    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &length) != 0) return;
-    ip = IpText(addr);
-    port = PortOf(addr);
+    AddressOf(::getsockname, ip, port);
   }
   socket_t socket() const override { return fd_; }
 
@@ -489,6 +481,14 @@ class ConnectionStream final : public httplib::Stream {
   bool written() const { return written_; }
 
  private:
+  // getpeername or getsockname; ip and port stay as they are on an error.
+  void AddressOf(int (*get)(int, sockaddr*, socklen_t*), std::string& ip, int& port) const {
+    sockaddr_storage addr{};
+    socklen_t length = sizeof(addr);
+    if (get(fd_, reinterpret_cast<sockaddr*>(&addr), &length) != 0) return;
+    ip = IpText(addr);
+    port = PortOf(addr);
+  }
   bool Wait(short events, Clock::time_point until) const {
     for (;;) {
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
