@@ -1042,7 +1042,6 @@ TEST(SavedLogTest, TheScanKeepsTheRecordAskedFor) {
   EXPECT_FALSE(none->kept.has_value());
 }
 
-
 // ---- Where verification starts, and with which key (verification_start.h) ----
 
 // A module with a key, three checkpoints in its log, and the info it reports.
@@ -1085,9 +1084,8 @@ TEST(ChooseStartTest, WithoutSavedStateItStartsAtTheLastCheckpointInTheLog) {
   EXPECT_EQ(plan.anchor.checkpoint_digest, *digest);
   ASSERT_TRUE(plan.anchor.key.has_value());
   EXPECT_TRUE(crypto::SamePoint(*plan.anchor.key, c.sim.key()));
-  EXPECT_EQ(plan.messages,
-            std::vector<std::string>{
-                "verification starts after seq 3 (the last checkpoint in the log)"});
+  EXPECT_EQ(plan.messages, std::vector<std::string>{
+                               "verification starts after seq 3 (the last checkpoint in the log)"});
 
   // No checkpoint yet: the instance's chain_0 at seq 0.
   daemon::StartPlan empty = daemon::ChooseStart(c.info, {}, nullptr, 0);
@@ -1266,9 +1264,8 @@ TEST(PcrCheckerTest, ConfirmsTheVerifiedLogAndReadsAgainWhenTheTpmIsAhead) {
 
 TEST(PcrCheckerTest, AnotherValueIsAMismatchAfterThreeReads) {
   PcrCase c;
-  auto source =
-      std::make_unique<FakePcrSource>(std::vector<std::vector<records::Record>>{c.sim.log()},
-                                      c.sim.log());
+  auto source = std::make_unique<FakePcrSource>(
+      std::vector<std::vector<records::Record>>{c.sim.log()}, c.sim.log());
   FakePcrSource* fake = source.get();
   fake->wrong_values_ = true;
   daemon::PcrChecker checker(std::move(source), c.info);
@@ -1344,9 +1341,10 @@ TEST(StagesTest, SavedStateLoadsWhatWasSavedOrNothing) {
     ASSERT_TRUE(empty->store.has_value());
     EXPECT_EQ(empty->store->agent_count(), 0u);
     EXPECT_FALSE(empty->verifier.has_value());
-    ASSERT_TRUE(empty->dir->WriteAtomic(daemon::kVerifierFile,
-                                        daemon::SerializeVerifierState(SampleState()))
-                    .ok());
+    ASSERT_TRUE(
+        empty->dir
+            ->WriteAtomic(daemon::kVerifierFile, daemon::SerializeVerifierState(SampleState()))
+            .ok());
   }  // the directory's lock goes with it
   auto loaded = daemon::SavedState::Load(cfg, FreshStore());
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
@@ -1366,9 +1364,7 @@ TEST(StagesTest, AnUnusableStateFileStopsOrWithResetIsMovedAside) {
   TempDir tmp;
   daemon::Config cfg;
   cfg.state_dir = tmp.path();
-  {
-    std::ofstream(tmp.path() + "/" + daemon::kVerifierFile) << "{\"version\": 99";
-  }
+  { std::ofstream(tmp.path() + "/" + daemon::kVerifierFile) << "{\"version\": 99"; }
   auto refused = daemon::SavedState::Load(cfg, FreshStore());
   ASSERT_FALSE(refused.ok());
   const std::string& why = refused.status().message();
@@ -1388,9 +1384,7 @@ TEST(StagesTest, OutputsAppendToTheFileAndSayWhyTheyCannotOpen) {
   daemon::Config cfg;
   cfg.output = tmp.path() + "/out.jsonl";
   cfg.raw_out = tmp.path() + "/raw.bin";
-  {
-    std::ofstream(cfg.output) << "kept\n";
-  }
+  { std::ofstream(cfg.output) << "kept\n"; }
   {
     auto outputs = daemon::Outputs::Open(cfg);
     ASSERT_TRUE(outputs.ok()) << outputs.status().ToString();

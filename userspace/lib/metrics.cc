@@ -401,9 +401,10 @@ std::string RawResponse(int status, std::string_view reason) {
 
 std::string IpText(const sockaddr_storage& addr) {
   char text[INET6_ADDRSTRLEN] = {};
-  const void* where = addr.ss_family == AF_INET6
-                          ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_addr)
-                          : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(&addr)->sin_addr);
+  const void* where =
+      addr.ss_family == AF_INET6
+          ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_addr)
+          : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(&addr)->sin_addr);
   ::inet_ntop(addr.ss_family, where, text, sizeof(text));
   return text;
 }
@@ -693,18 +694,30 @@ httplib::Server::HandlerResponse Route(const httplib::Request& req, httplib::Res
 // httplib 0.11's own table is not in its header.
 std::string_view ReasonPhrase(int status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 416: return "Range Not Satisfiable";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return status < 500 ? "Client Error" : "Server Error";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 414:
+      return "URI Too Long";
+    case 416:
+      return "Range Not Satisfiable";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return status < 500 ? "Client Error" : "Server Error";
   }
 }
 
@@ -762,7 +775,8 @@ Result<std::unique_ptr<Server>> Server::Start(const std::string& listen, Registr
   const std::string host = IpText(addr.storage);
   const int port = PortOf(addr.storage);
   errno = 0;
-  const int bound = port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
+  const int bound =
+      port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
   if (bound < 0) {
     return Status::FromErrno(errno != 0 ? errno : EADDRNOTAVAIL, "metrics bind " + listen);
   }

@@ -169,7 +169,8 @@ class EventSink {
   // Hands what arrived before it to `pipeline`, then everything after.
   void Attach(daemon::Pipeline& pipeline) {
     for (const std::string& e : early_errors_) pipeline.OnDecodeError(e);
-    for (vigil::records::Record& r : early_) pipeline.OnEvent(std::move(r), ClockNs(CLOCK_REALTIME));
+    for (vigil::records::Record& r : early_)
+      pipeline.OnEvent(std::move(r), ClockNs(CLOCK_REALTIME));
     early_.clear();
     early_errors_.clear();
     pipeline_ = &pipeline;
@@ -245,11 +246,11 @@ class Daemon {
   vigil::metrics::Counter* bpf_errors_ = nullptr;
   std::unique_ptr<vigil::metrics::Server> metrics_server_;
 
-  std::string pending_log_bytes_;     // for the saved log file, written at the next save
-  uint64_t log_saved_seq_ = 0;        // last log seq queued for the saved log file
-  uint64_t durable_log_seq_ = 0;      // last log seq fsynced to it
-  uint64_t saved_anchor_log_seq_ = 0;  // the anchor verifier.json holds on disk
-  bool baselines_due_ = true;  // at the first save, then every --baseline-interval
+  std::string pending_log_bytes_;        // for the saved log file, written at the next save
+  uint64_t log_saved_seq_ = 0;           // last log seq queued for the saved log file
+  uint64_t durable_log_seq_ = 0;         // last log seq fsynced to it
+  uint64_t saved_anchor_log_seq_ = 0;    // the anchor verifier.json holds on disk
+  bool baselines_due_ = true;            // at the first save, then every --baseline-interval
   uint64_t last_baselines_save_ns_ = 0;  // how long the last one took
   std::optional<daemon::LogTrimmer> trimmer_;
   uint64_t next_trim_try_ns_ = 0;
@@ -308,7 +309,7 @@ bool Daemon::StartCollector() {
   options.pin_dir = cfg_.pin_dir;
   options.sample_ms = cfg_.sample_ms;
   options.syscalls = cfg_.syscalls;
-  options.hw = cfg_.hw == "off"             ? vigil::bpf::CollectorOptions::Hw::kOff
+  options.hw = cfg_.hw == "off"           ? vigil::bpf::CollectorOptions::Hw::kOff
                : cfg_.hw == "inject-test" ? vigil::bpf::CollectorOptions::Hw::kInject
                                           : vigil::bpf::CollectorOptions::Hw::kAuto;
   EventSink* sink = &*sink_;
@@ -416,8 +417,8 @@ bool Daemon::BuildPipeline() {
 
 // The BPF counters as metrics, and the HTTP endpoint (--metrics).
 bool Daemon::StartMetrics() {
-  auto drops = registry_.AddCounter("vigil_bpf_drops_total",
-                                    "Records the BPF programs could not deliver, by type", {"type"});
+  auto drops = registry_.AddCounter(
+      "vigil_bpf_drops_total", "Records the BPF programs could not deliver, by type", {"type"});
   auto errors = registry_.AddCounter("vigil_bpf_errors_total",
                                      "Failures inside the BPF programs, by kind", {"kind"});
   if (drops.ok()) bpf_drops_ = *drops;
@@ -475,10 +476,10 @@ vigil::Status Daemon::SaveState() {
     baselines_due_ = false;  // after a failure, tried again at the next interval
     // In pieces: with 10k agents the text is tens of MB.
     const uint64_t started = ClockNs(CLOCK_MONOTONIC);
-    baselines_saved = state.WriteAtomicPieces(
-        daemon::kBaselinesFile, [&](const daemon::StateDir::PieceWriter& write) {
-          return pipe_->store().SerializeTo(write);
-        });
+    baselines_saved = state.WriteAtomicPieces(daemon::kBaselinesFile,
+                                              [&](const daemon::StateDir::PieceWriter& write) {
+                                                return pipe_->store().SerializeTo(write);
+                                              });
     last_baselines_save_ns_ = ClockNs(CLOCK_MONOTONIC) - started;
   }
   if (vigil::verify::StreamVerifier* v = pipe_->verifier()) {
@@ -490,8 +491,8 @@ vigil::Status Daemon::SaveState() {
     vs.saved_at_ns = ClockNs(CLOCK_REALTIME);
     VIGIL_RETURN_IF_ERROR(
         state.WriteAtomic(daemon::kVerifierFile, daemon::SerializeVerifierState(vs)));
-    VIGIL_RETURN_IF_ERROR(state.WriteAtomic(daemon::kOpenEventsFile,
-                                            daemon::SerializeOpenEvents(v->OpenEvents())));
+    VIGIL_RETURN_IF_ERROR(
+        state.WriteAtomic(daemon::kOpenEventsFile, daemon::SerializeOpenEvents(v->OpenEvents())));
     // Only now may TRIM drop what comes before this anchor's checkpoint.
     saved_anchor_log_seq_ = vs.anchor.checkpoint_log_seq;
   }
@@ -502,8 +503,7 @@ void Daemon::FeedLog(std::vector<vigil::records::Record>& records) {
   const bool keep = module_side_ && !module_side_->log_file.empty();
   for (vigil::records::Record& r : records) {
     if (keep && r.seq() > log_saved_seq_) {
-      pending_log_bytes_.append(reinterpret_cast<const char*>(r.bytes().data()),
-                                r.bytes().size());
+      pending_log_bytes_.append(reinterpret_cast<const char*>(r.bytes().data()), r.bytes().size());
       log_saved_seq_ = r.seq();
     }
     pipe_->OnLog(std::move(r));
@@ -544,8 +544,7 @@ void Daemon::PollModule(uint64_t now) {
   // on disk (the log records and the anchor in verifier.json).
   if (daemon::TrimBefore(v->anchor().checkpoint_log_seq, log_saved_seq_, got->log_first_seq)
           .value_or(0) >
-      daemon::TrimBefore(saved_anchor_log_seq_, durable_log_seq_, got->log_first_seq)
-          .value_or(0)) {
+      daemon::TrimBefore(saved_anchor_log_seq_, durable_log_seq_, got->log_first_seq).value_or(0)) {
     if (vigil::Status st = SaveState(); !st.ok()) {
       Say("saving state before TRIM: " + st.ToString());
       next_trim_try_ns_ = now + 1'000'000'000;
@@ -684,7 +683,8 @@ void Daemon::Shutdown() {
             << " sample=" << counts.sample << " committed=" << counts.committed
             << " uncommitted=" << counts.uncommitted << " decode_errors=" << counts.decode_errors
             << " format_errors=" << pipe_->format_errors();
-  if (outputs_->raw_fd().valid()) std::cerr << " raw_out_skipped_uncommitted=" << counts.raw_skipped;
+  if (outputs_->raw_fd().valid())
+    std::cerr << " raw_out_skipped_uncommitted=" << counts.raw_skipped;
   if (counters.ok()) {
     std::cerr << " drops=" << counters->TotalDrops();
     for (unsigned i = 0; i < counters->errors.size(); ++i) {
@@ -698,11 +698,11 @@ void Daemon::Shutdown() {
   if (const vigil::verify::StreamVerifier* v = pipe_->verifier()) {
     const auto& c = v->counters();
     for (size_t i = 0; i < vigil::verify::kVerdictCount; ++i) {
-      std::cerr << " " << vigil::verify::VerdictName(static_cast<vigil::verify::Verdict>(i))
-                << "=" << c.verdicts[i];
+      std::cerr << " " << vigil::verify::VerdictName(static_cast<vigil::verify::Verdict>(i)) << "="
+                << c.verdicts[i];
     }
-    std::cerr << " chained=" << c.chained << " late=" << c.late
-              << " duplicates=" << c.duplicates << " conflicts=" << c.conflicts;
+    std::cerr << " chained=" << c.chained << " late=" << c.late << " duplicates=" << c.duplicates
+              << " conflicts=" << c.conflicts;
   } else {
     std::cerr << " unattested=" << counts.events;
   }

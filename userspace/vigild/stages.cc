@@ -21,9 +21,7 @@ namespace vigil::daemon {
 namespace {
 
 // A Status that stops vigild: `line` is all that is said.
-Status Stop(const Status& why, const std::string& line) {
-  return Status::Error(why.code(), line);
-}
+Status Stop(const Status& why, const std::string& line) { return Status::Error(why.code(), line); }
 
 // Loads one state file through `parse`, or explains why vigild stops. With
 // --reset-state a bad file is moved aside (named in the message) instead.
@@ -53,8 +51,8 @@ Result<std::optional<T>> LoadState(StateDir& dir, const std::string& name, bool 
   }
   auto aside = dir.MoveAside(name);
   if (!aside.ok()) return aside.status();
-  Say("--reset-state: " + where + " was unusable (" + parsed->status().message() +
-      "); moved to " + dir.path() + "/" + *aside);
+  Say("--reset-state: " + where + " was unusable (" + parsed->status().message() + "); moved to " +
+      dir.path() + "/" + *aside);
   return std::optional<T>();
 }
 
@@ -100,8 +98,8 @@ Result<Outputs> Outputs::Open(const Config& cfg) {
       return Stop(st, st.ToString());
     }
   }
-  return Outputs(std::move(file), cfg.output == "-" ? "stdout" : cfg.output,
-                 LineStamper(identity), std::move(raw_fd));
+  return Outputs(std::move(file), cfg.output == "-" ? "stdout" : cfg.output, LineStamper(identity),
+                 std::move(raw_fd));
 }
 
 // ---- SavedState ------------------------------------------------------------
@@ -121,8 +119,8 @@ Result<SavedState> SavedState::Load(const Config& cfg, baseline::BaselineStore f
       [&](int fd, uint64_t size) -> Result<baseline::BaselineStore> {
         // fclose closes a duplicate; the state directory closes its own.
         const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(
-            dup < 0 ? nullptr : ::fdopen(dup, "r"), &std::fclose);
+        std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(dup < 0 ? nullptr : ::fdopen(dup, "r"),
+                                                             &std::fclose);
         if (!file) {
           const int err = errno;
           if (dup >= 0) ::close(dup);
@@ -139,10 +137,9 @@ Result<SavedState> SavedState::Load(const Config& cfg, baseline::BaselineStore f
   s.verifier = std::move(v).value();
   if (s.verifier) {
     const uint64_t anchor_seq = s.verifier->anchor.last_seq;
-    auto o = LoadState<OpenEvents>(*s.dir, kOpenEventsFile, cfg.reset_state,
-                                   [&](const std::string& bytes) {
-                                     return ParseOpenEvents(bytes, anchor_seq);
-                                   });
+    auto o = LoadState<OpenEvents>(
+        *s.dir, kOpenEventsFile, cfg.reset_state,
+        [&](const std::string& bytes) { return ParseOpenEvents(bytes, anchor_seq); });
     if (!o.ok()) return o.status();
     if (o->has_value()) {
       s.open_events = std::move((*o)->events);
@@ -183,8 +180,8 @@ Result<ModuleSide> ModuleSide::Connect(const Config& cfg, SavedState& saved) {
   if (!log.ok()) {
     return Stop(log.status(), "the module's log does not decode: " + log.status().ToString());
   }
-  ModuleSide m{std::move(dev).value(), info, std::move(log).value(), std::nullopt, std::nullopt,
-               {}, 0};
+  ModuleSide m{
+      std::move(dev).value(), info, std::move(log).value(), std::nullopt, std::nullopt, {}, 0};
   bool same_instance = SameInstance(saved.verifier ? &*saved.verifier : nullptr, info);
   // The module's log as read, one file per module instance. The file, not
   // verifier.json, says how far it goes: it may be ahead (appended, then
