@@ -12,12 +12,16 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "config.h"
 #include "line_stamp.h"
 #include "liveness.h"
 #include "module_sim.h"
 #include "pipeline.h"
+#include "stages.h"
 #include "state.h"
 #include "test_records.h"
+#include "verification_start.h"
+#include "vigil/anchor_check.h"
 #include "vigil/digest.h"
 #include "vigil/version.h"
 
@@ -1037,6 +1041,376 @@ TEST(SavedLogTest, TheScanKeepsTheRecordAskedFor) {
   auto none = daemon::ScanSavedLog(bytes, std::span<const uint8_t>(sim.instance()), 99);
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->kept.has_value());
+}
+
+// ---- Where verification starts, and with which key (verification_start.h) ----
+
+// A module with a key, three checkpoints in its log, and the info it reports.
+struct StartCase {
+  testing::ModuleSim sim;
+  vigil_info info;
+  StartCase() {
+    for (int round = 0; round < 3; ++round) {
+      sim.Commit();
+      sim.Checkpoint();
+    }
+    std::memset(&info, 0, sizeof(info));
+    std::memcpy(info.instance_id, sim.instance().data(), VIGIL_ID_LEN);
+    info.tpm_flags = VIGIL_TPM_PRESENT | VIGIL_TPM_KEY;
+    std::memcpy(info.key_x, sim.key().x, sizeof(info.key_x));
+    std::memcpy(info.key_y, sim.key().y, sizeof(info.key_y));
+  }
+  // The state a vigild saved after verifying the whole log.
+  daemon::VerifierState Saved() {
+    daemon::VerifierState s;
+    s.anchor = daemon::AnchorFromLog(info, sim.log());
+    s.anchor.key = sim.key();
+    return s;
+  }
+  // The log seq of the last checkpoint (the one before its SIGNATURE).
+  uint64_t LastCheckpointLogSeq() const { return sim.log()[sim.log().size() - 2].seq(); }
+};
+
+TEST(ChooseStartTest, WithoutSavedStateItStartsAtTheLastCheckpointInTheLog) {
+  StartCase c;
+  daemon::StartPlan plan = daemon::ChooseStart(c.info, c.sim.log(), nullptr, 0);
+  EXPECT_FALSE(plan.resumed);
+  EXPECT_FALSE(plan.instance_change.has_value());
+  EXPECT_EQ(plan.anchor.last_seq, 3u);
+  EXPECT_EQ(plan.started_after_seq, 3u);
+  EXPECT_EQ(plan.anchor.checkpoint_log_seq, c.LastCheckpointLogSeq());
+  EXPECT_EQ(plan.anchor.chain_head, c.sim.head());
+  auto digest = crypto::Sha256({c.sim.log()[c.sim.log().size() - 2].bytes()});
+  ASSERT_TRUE(digest.ok());
+  EXPECT_EQ(plan.anchor.checkpoint_digest, *digest);
+  ASSERT_TRUE(plan.anchor.key.has_value());
+  EXPECT_TRUE(crypto::SamePoint(*plan.anchor.key, c.sim.key()));
+  EXPECT_EQ(plan.messages, std::vector<std::string>{
+                               "verification starts after seq 3 (the last checkpoint in the log)"});
+
+  // No checkpoint yet: the instance's chain_0 at seq 0.
+  daemon::StartPlan empty = daemon::ChooseStart(c.info, {}, nullptr, 0);
+  EXPECT_EQ(empty.anchor.last_seq, 0u);
+  EXPECT_EQ(empty.anchor.checkpoint_log_seq, 0u);
+  EXPECT_EQ(empty.anchor.chain_head, c.sim.StartAnchor().chain_head);
+  EXPECT_EQ(empty.messages,
+            std::vector<std::string>{"verification starts after seq 0 (no checkpoint yet)"});
+}
+
+TEST(ChooseStartTest, CheckpointsOfAnotherInstanceDoNotPlaceTheStart) {
+  StartCase c;
+  testing::ModuleSim other(0x77);
+  other.Commit();
+  std::vector<records::Record> log = other.log();
+  for (const auto& r : other.Checkpoint()) log.push_back(r);
+  verify::Anchor a = daemon::AnchorFromLog(c.info, log);
+  EXPECT_EQ(a.last_seq, 0u);
+  EXPECT_EQ(a.checkpoint_log_seq, 0u);
+  EXPECT_EQ(a.chain_head, c.sim.StartAnchor().chain_head);
+}
+
+TEST(ChooseStartTest, TheSavedAnchorOfTheSameInstanceIsResumed) {
+  StartCase c;
+  daemon::VerifierState saved = c.Saved();
+  daemon::StartPlan plan = daemon::ChooseStart(c.info, c.sim.log(), &saved, 2);
+  EXPECT_TRUE(plan.resumed);
+  EXPECT_EQ(plan.started_after_seq, 0u);
+  EXPECT_EQ(plan.anchor.checkpoint_log_seq, saved.anchor.checkpoint_log_seq);
+  const std::string at = std::to_string(c.LastCheckpointLogSeq());
+  EXPECT_EQ(plan.messages, std::vector<std::string>{"resuming verification after seq 3 "
+                                                    "(checkpoint at log seq " +
+                                                    at + ", checked against the module's log)"});
+  // Trimmed from the module's log: it was checked against the saved one.
+  plan = daemon::ChooseStart(c.info, {}, &saved, 0);
+  EXPECT_EQ(plan.messages, std::vector<std::string>{"resuming verification after seq 3 "
+                                                    "(checkpoint at log seq " +
+                                                    at + ", checked against the saved log)"});
+}
+
+// A key is never taken from the data it verifies, nor from a file root can
+// edit: the saved anchor's key and the log's KEY record lose to GET_INFO.
+TEST(ChooseStartTest, TheKeyIsAlwaysTheModules) {
+  StartCase c;
+  daemon::VerifierState saved = c.Saved();
+  crypto::EcPoint planted;
+  std::memset(planted.x, 0x41, sizeof(planted.x));
+  std::memset(planted.y, 0x42, sizeof(planted.y));
+  saved.anchor.key = planted;
+  daemon::StartPlan plan = daemon::ChooseStart(c.info, c.sim.log(), &saved, 0);
+  ASSERT_TRUE(plan.anchor.key.has_value());
+  EXPECT_TRUE(crypto::SamePoint(*plan.anchor.key, c.sim.key()));
+  ASSERT_EQ(plan.messages.size(), 2u);
+  EXPECT_EQ(plan.messages[1],
+            "the module's key differs from the saved one for this instance: using the module's");
+
+  // A module without a key: no key at all, although the saved state and the
+  // log's KEY record name one.
+  vigil_info keyless = c.info;
+  keyless.tpm_flags = VIGIL_TPM_PRESENT;
+  EXPECT_FALSE(daemon::ModuleKey(keyless).has_value());
+  plan = daemon::ChooseStart(keyless, c.sim.log(), &saved, 0);
+  EXPECT_FALSE(plan.anchor.key.has_value());
+  plan = daemon::ChooseStart(keyless, c.sim.log(), nullptr, 0);
+  EXPECT_FALSE(plan.anchor.key.has_value());
+  // Starting fresh is not "differs from the saved one".
+  EXPECT_EQ(plan.messages.size(), 1u);
+}
+
+TEST(ChooseStartTest, AnotherInstancesStateIsAnInstanceChange) {
+  StartCase c;
+  daemon::VerifierState saved = c.Saved();
+  saved.anchor.instance_id.fill(0x01);
+  EXPECT_FALSE(daemon::SameInstance(&saved, c.info));
+  EXPECT_FALSE(daemon::SameInstance(nullptr, c.info));
+  daemon::StartPlan plan = daemon::ChooseStart(c.info, c.sim.log(), &saved, 5);
+  EXPECT_FALSE(plan.resumed);
+  EXPECT_EQ(plan.started_after_seq, 3u);
+  ASSERT_TRUE(plan.instance_change.has_value());
+  EXPECT_EQ(plan.instance_change->saved, saved.anchor.instance_id);
+  EXPECT_EQ(plan.instance_change->detail,
+            "5 events of the old instance after its seq 3 were never decided and cannot be now "
+            "(no verdict covers them)");
+  ASSERT_EQ(plan.messages.size(), 3u);
+  EXPECT_NE(plan.messages[0].find("belongs to another module instance"), std::string::npos);
+  EXPECT_EQ(plan.messages[1], plan.instance_change->detail);
+  EXPECT_EQ(plan.messages[2], "verification starts after seq 3 (the last checkpoint in the log)");
+  // Without open events there is nothing undecided to name.
+  plan = daemon::ChooseStart(c.info, c.sim.log(), &saved, 0);
+  ASSERT_TRUE(plan.instance_change.has_value());
+  EXPECT_EQ(plan.instance_change->detail, "");
+  EXPECT_EQ(plan.messages.size(), 2u);
+}
+
+// ---- The PCR check's TPM side (PcrChecker) ------------------------------------
+
+// The module's log handed out in the pieces given, and a TPM holding the
+// replay of `tpm_log` (pcr_config 11 as the simulator's KEY names, events 12).
+class FakePcrSource final : public anchor::PcrSource {
+ public:
+  FakePcrSource(std::vector<std::vector<records::Record>> pieces,
+                const std::vector<records::Record>& tpm_log)
+      : pieces_(std::move(pieces)) {
+    auto r = replay::ReplayLog(tpm_log);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (r.ok()) banks_ = r->banks;
+  }
+  Status OpenTpm() override { return open_; }
+  Result<std::vector<uint8_t>> ReadLog() override {
+    ++reads_;
+    if (!read_error_.ok()) return read_error_;
+    std::vector<uint8_t> bytes;
+    if (next_ < pieces_.size()) {
+      for (const records::Record& r : pieces_[next_]) {
+        bytes.insert(bytes.end(), r.bytes().begin(), r.bytes().end());
+      }
+      ++next_;
+    }
+    if (garbage_) bytes.assign(5, 0xff);
+    return bytes;
+  }
+  Result<crypto::Digest> ReadPcr(uint16_t alg, uint32_t pcr) override {
+    if (wrong_values_) return crypto::Digest(32, 9);
+    for (const auto& b : banks_) {
+      if (b.alg == alg) return pcr == 11 ? b.config() : b.events();
+    }
+    return Status::Error(ErrorCode::kUnavailable, "no bank");
+  }
+
+  Status open_;
+  Status read_error_;
+  bool garbage_ = false;
+  bool wrong_values_ = false;
+  int reads_ = 0;
+
+ private:
+  std::vector<std::vector<records::Record>> pieces_;
+  size_t next_ = 0;
+  std::vector<replay::BankReplay> banks_;
+};
+
+struct PcrCase {
+  testing::ModuleSim sim{0x5a, true, /*base=*/true};
+  vigil_info info;
+  std::vector<records::Record> first;  // up to the first checkpoint's signature
+  std::vector<records::Record> rest;   // a second checkpoint
+  PcrCase() {
+    sim.Commit();
+    sim.Checkpoint();
+    first = sim.log();
+    sim.Commit();
+    sim.Checkpoint();
+    rest.assign(sim.log().begin() + static_cast<ptrdiff_t>(first.size()), sim.log().end());
+    std::memset(&info, 0, sizeof(info));
+    info.pcr_config = 11;
+    info.pcr_events = 12;
+  }
+};
+
+TEST(PcrCheckerTest, ConfirmsTheVerifiedLogAndReadsAgainWhenTheTpmIsAhead) {
+  PcrCase c;
+  // The TPM already holds the second checkpoint when the log read has only
+  // the first: read again, then placed.
+  auto source = std::make_unique<FakePcrSource>(
+      std::vector<std::vector<records::Record>>{c.first, c.rest}, c.sim.log());
+  FakePcrSource* fake = source.get();
+  anchor::PcrChecker checker(std::move(source), c.info);
+  Status st = checker.Check(c.first);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(fake->reads_, 2);
+  // Later checks go on from what was read (nothing new here).
+  st = checker.Check(c.sim.log());
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(fake->reads_, 3);
+}
+
+TEST(PcrCheckerTest, AnotherValueIsAMismatchAfterThreeReads) {
+  PcrCase c;
+  auto source = std::make_unique<FakePcrSource>(
+      std::vector<std::vector<records::Record>>{c.sim.log()}, c.sim.log());
+  FakePcrSource* fake = source.get();
+  fake->wrong_values_ = true;
+  anchor::PcrChecker checker(std::move(source), c.info);
+  EXPECT_EQ(checker.Check(c.sim.log()).code(), ErrorCode::kMismatch);
+  EXPECT_EQ(fake->reads_, 3);
+}
+
+// What cannot be read is "not checked" (kUnavailable), never a mismatch.
+TEST(PcrCheckerTest, AnUnreadableTpmOrLogIsNotChecked) {
+  PcrCase c;
+  {
+    auto source = std::make_unique<FakePcrSource>(
+        std::vector<std::vector<records::Record>>{c.sim.log()}, c.sim.log());
+    source->open_ = Status::Error(ErrorCode::kUnavailable, "TPM device:/nowhere: gone");
+    FakePcrSource* fake = source.get();
+    anchor::PcrChecker checker(std::move(source), c.info);
+    Status st = checker.Check(c.sim.log());
+    EXPECT_EQ(st.code(), ErrorCode::kUnavailable);
+    EXPECT_EQ(st.message(), "TPM device:/nowhere: gone");
+    EXPECT_EQ(fake->reads_, 0);
+  }
+  {
+    auto source = std::make_unique<FakePcrSource>(
+        std::vector<std::vector<records::Record>>{c.sim.log()}, c.sim.log());
+    source->read_error_ = Status::Error(ErrorCode::kNotFound, "no /dev/vigil");
+    anchor::PcrChecker checker(std::move(source), c.info);
+    Status st = checker.Check(c.sim.log());
+    EXPECT_EQ(st.code(), ErrorCode::kUnavailable);
+    EXPECT_EQ(st.message(), "reading the module's log for the PCR check: no /dev/vigil");
+  }
+  {
+    auto source = std::make_unique<FakePcrSource>(
+        std::vector<std::vector<records::Record>>{c.sim.log()}, c.sim.log());
+    source->garbage_ = true;
+    anchor::PcrChecker checker(std::move(source), c.info);
+    Status st = checker.Check(c.sim.log());
+    EXPECT_EQ(st.code(), ErrorCode::kUnavailable);
+    EXPECT_TRUE(st.message().starts_with("reading the module's log for the PCR check: "))
+        << st.message();
+  }
+}
+
+// ---- Configuration ------------------------------------------------------------
+
+// MEASURE hashes this text: a change to it changes every node's pcr_config.
+TEST(ConfigTest, CanonicalTextOfTheDefaultsIsStable) {
+  daemon::Config cfg;
+  EXPECT_EQ(cfg.Canonical(),
+            "{\"all_processes\":false,\"baseline_interval_s\":1.0,\"checkpoint_wait_s\":5.0,"
+            "\"hw\":\"auto\",\"learn_samples\":100,\"metrics\":\"127.0.0.1:9477\","
+            "\"no_module\":false,\"no_pcr_check\":false,\"no_records\":false,\"no_state\":false,"
+            "\"reorder_window\":4096,\"ringbuf_bytes\":0,\"sample_ms\":0,\"stall_periods\":5,"
+            "\"state_dir\":\"/var/lib/vigil\",\"state_interval_s\":1.0,\"syscalls\":false,"
+            "\"tcti\":\"device:/dev/tpmrm0\",\"threshold\":6.0,\"trim_fill\":0.5}");
+}
+
+// ---- Start-up stages (stages.h) -----------------------------------------------
+
+baseline::BaselineStore FreshStore() {
+  auto store = baseline::BaselineStore::Create(baseline::BaselineConfig{});
+  EXPECT_TRUE(store.ok());
+  return std::move(store).value();
+}
+
+TEST(StagesTest, SavedStateLoadsWhatWasSavedOrNothing) {
+  TempDir tmp;
+  daemon::Config cfg;
+  cfg.state_dir = tmp.path() + "/state";
+  {
+    auto empty = daemon::SavedState::Load(cfg, FreshStore());
+    ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+    EXPECT_TRUE(empty->dir.has_value());
+    ASSERT_TRUE(empty->store.has_value());
+    EXPECT_EQ(empty->store->agent_count(), 0u);
+    EXPECT_FALSE(empty->verifier.has_value());
+    ASSERT_TRUE(
+        empty->dir
+            ->WriteAtomic(daemon::kVerifierFile, daemon::SerializeVerifierState(SampleState()))
+            .ok());
+  }  // the directory's lock goes with it
+  auto loaded = daemon::SavedState::Load(cfg, FreshStore());
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_TRUE(loaded->verifier.has_value());
+  EXPECT_EQ(loaded->verifier->anchor.last_seq, 42u);
+  EXPECT_TRUE(loaded->open_events.empty());
+
+  // --no-state: no directory, a fresh store.
+  cfg.no_state = true;
+  auto none = daemon::SavedState::Load(cfg, FreshStore());
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->dir.has_value());
+  EXPECT_TRUE(none->store.has_value());
+}
+
+TEST(StagesTest, AnUnusableStateFileStopsOrWithResetIsMovedAside) {
+  TempDir tmp;
+  daemon::Config cfg;
+  cfg.state_dir = tmp.path();
+  { std::ofstream(tmp.path() + "/" + daemon::kVerifierFile) << "{\"version\": 99"; }
+  auto refused = daemon::SavedState::Load(cfg, FreshStore());
+  ASSERT_FALSE(refused.ok());
+  const std::string& why = refused.status().message();
+  EXPECT_TRUE(why.starts_with("state file " + tmp.path() + "/verifier.json is unusable: ")) << why;
+  EXPECT_NE(why.find("--reset-state"), std::string::npos) << why;
+  EXPECT_TRUE(std::filesystem::exists(tmp.path() + "/verifier.json"));
+
+  cfg.reset_state = true;
+  auto reset = daemon::SavedState::Load(cfg, FreshStore());
+  ASSERT_TRUE(reset.ok()) << reset.status().ToString();
+  EXPECT_FALSE(reset->verifier.has_value());
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/verifier.json"));
+}
+
+TEST(StagesTest, OutputsAppendToTheFileAndSayWhyTheyCannotOpen) {
+  TempDir tmp;
+  daemon::Config cfg;
+  cfg.output = tmp.path() + "/out.jsonl";
+  cfg.raw_out = tmp.path() + "/raw.bin";
+  { std::ofstream(cfg.output) << "kept\n"; }
+  {
+    auto outputs = daemon::Outputs::Open(cfg);
+    ASSERT_TRUE(outputs.ok()) << outputs.status().ToString();
+    EXPECT_EQ(outputs->name(), cfg.output);
+    EXPECT_TRUE(outputs->raw_fd().valid());
+    outputs->out() << "added\n";
+  }
+  std::ifstream in(cfg.output);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "kept\nadded\n");
+  EXPECT_EQ(std::filesystem::status(cfg.raw_out).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+
+  cfg.output = tmp.path() + "/no/such/dir/out.jsonl";
+  auto bad = daemon::Outputs::Open(cfg);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("open --output " + cfg.output), std::string::npos)
+      << bad.status().message();
+
+  daemon::Config to_stdout;
+  auto std_out = daemon::Outputs::Open(to_stdout);
+  ASSERT_TRUE(std_out.ok());
+  EXPECT_EQ(std_out->name(), "stdout");
+  EXPECT_EQ(&std_out->out(), &std::cout);
+  EXPECT_FALSE(std_out->raw_fd().valid());
 }
 
 }  // namespace

@@ -20,15 +20,44 @@ Status Unavailable(const std::string& what, const Status& why) {
 // the TPM is extended, and IMA's log before PCR 10): read again.
 constexpr int kAttempts = 3;
 
-}  // namespace
+class TpmSource final : public PcrSource {
+ public:
+  explicit TpmSource(std::string tcti) : tcti_(std::move(tcti)) {}
 
-Status PcrAnchorCheck::operator()(const std::vector<records::Record>& verified) {
-  if (!esys_) {
+  Status OpenTpm() override {
+    if (esys_) return Status::Ok();
     auto ctx = tpm::EsysContext::Open(tcti_);
     if (!ctx.ok()) return Unavailable("TPM " + tcti_, ctx.status());
     esys_.emplace(std::move(ctx).value());
+    return Status::Ok();
   }
-  auto reader = [this](uint16_t alg, uint32_t pcr) { return esys_->PcrRead(alg, pcr); };
+  Result<std::vector<uint8_t>> ReadLog() override {
+    if (!device_) {
+      auto dev = device::VigilDevice::Open();
+      if (!dev.ok()) return dev.status();
+      device_.emplace(std::move(dev).value());
+    }
+    return device_->ReadAvailable();
+  }
+  Result<crypto::Digest> ReadPcr(uint16_t alg, uint32_t pcr) override {
+    return esys_->PcrRead(alg, pcr);
+  }
+
+ private:
+  std::string tcti_;
+  std::optional<tpm::EsysContext> esys_;
+  std::optional<device::VigilDevice> device_;
+};
+
+}  // namespace
+
+std::unique_ptr<PcrSource> TpmPcrSource(std::string tcti) {
+  return std::make_unique<TpmSource>(std::move(tcti));
+}
+
+Status PcrChecker::Check(const std::vector<records::Record>& verified) {
+  if (Status st = source_->OpenTpm(); !st.ok()) return st;
+  auto reader = [this](uint16_t alg, uint32_t pcr) { return source_->ReadPcr(alg, pcr); };
   Status last;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     if (Status st = ReadMore(); !st.ok()) return st;
@@ -39,14 +68,9 @@ Status PcrAnchorCheck::operator()(const std::vector<records::Record>& verified) 
 }
 
 // Errors here say nothing about the TPM's values: "not checked".
-Status PcrAnchorCheck::ReadMore() {
+Status PcrChecker::ReadMore() {
   const std::string what = "reading the module's log for the PCR check";
-  if (!device_) {
-    auto dev = device::VigilDevice::Open();
-    if (!dev.ok()) return Unavailable(what, dev.status());
-    device_.emplace(std::move(dev).value());
-  }
-  auto bytes = device_->ReadAvailable();
+  auto bytes = source_->ReadLog();
   if (!bytes.ok()) return Unavailable(what, bytes.status());
   auto more = records::DecodeStream(*bytes);
   if (!more.ok()) return Unavailable(what, more.status());

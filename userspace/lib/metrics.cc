@@ -1,9 +1,10 @@
 #include "vigil/metrics.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,7 +12,11 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <set>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -366,6 +371,376 @@ Status CheckListenAddress(std::string_view listen) {
 }
 
 // ---- Server ----------------------------------------------------------------
+//
+// cpp-httplib parses requests and writes responses. Around it, this file keeps
+// what a daemon's unauthenticated endpoint needs and httplib 0.11 does not
+// give: one deadline for the whole request (httplib's timeouts are per read,
+// so a client trickling bytes could hold a worker forever), a cap on the
+// request header (httplib caps lines, not their number), a connection limit
+// that answers 503 instead of queueing, and a stop that does not wait for
+// idle clients.
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Once the response is written, unread request bytes are read and dropped for
+// at most this long, so closing does not turn into a reset that loses the
+// response at the client.
+constexpr std::chrono::milliseconds kDrainTime{500};
+constexpr size_t kDrainMaxBytes = 1 << 20;
+
+// A response written by this file, not by httplib (before or after httplib
+// parsed anything).
+std::string RawResponse(int status, std::string_view reason) {
+  const std::string body = std::string(reason) + "\n";
+  return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
+         "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
+
+std::string IpText(const sockaddr_storage& addr) {
+  char text[INET6_ADDRSTRLEN] = {};
+  const void* where =
+      addr.ss_family == AF_INET6
+          ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_addr)
+          : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(&addr)->sin_addr);
+  ::inet_ntop(addr.ss_family, where, text, sizeof(text));
+  return text;
+}
+
+int PortOf(const sockaddr_storage& addr) {
+  return addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_port)
+                                    : ntohs(reinterpret_cast<const sockaddr_in*>(&addr)->sin_port);
+}
+
+// One client connection as httplib reads and writes it: reads end at the
+// request deadline and after max_request_bytes consumed (httplib reads the
+// header one byte at a time, so this buffers), writes give up after
+// write_timeout without progress.
+// Thread-safety: used by one worker thread.
+class ConnectionStream final : public httplib::Stream {
+ public:
+  ConnectionStream(int fd, Clock::time_point deadline, std::chrono::milliseconds write_timeout,
+                   size_t max_request_bytes)
+      : fd_(fd),
+        deadline_(deadline),
+        write_timeout_(write_timeout),
+        max_request_bytes_(max_request_bytes) {}
+
+  bool is_readable() const override { return start_ < buffer_.size() || Wait(POLLIN, deadline_); }
+  bool is_writable() const override { return Wait(POLLOUT, Clock::now() + write_timeout_); }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (consumed_ >= max_request_bytes_) {
+      too_large_ = true;
+      return -1;
+    }
+    if (start_ == buffer_.size()) {
+      if (!Wait(POLLIN, deadline_)) {
+        timed_out_ = true;
+        return -1;
+      }
+      buffer_.resize(4096);
+      ssize_t n;
+      do {
+        n = ::recv(fd_, buffer_.data(), buffer_.size(), 0);
+      } while (n < 0 && errno == EINTR);
+      buffer_.resize(n > 0 ? static_cast<size_t>(n) : 0);
+      start_ = 0;
+      if (n <= 0) return n;
+    }
+    const size_t n = std::min({size, buffer_.size() - start_, max_request_bytes_ - consumed_});
+    std::memcpy(ptr, buffer_.data() + start_, n);
+    start_ += n;
+    consumed_ += n;
+    return static_cast<ssize_t>(n);
+  }
+
+  using httplib::Stream::write;  // the string forms, hidden by the override below
+  ssize_t write(const char* ptr, size_t size) override {
+    if (!Wait(POLLOUT, Clock::now() + write_timeout_)) return -1;
+    ssize_t n;
+    do {
+      n = ::send(fd_, ptr, size, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) written_ = true;
+    return n;
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    AddressOf(::getpeername, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    AddressOf(::getsockname, ip, port);
+  }
+  socket_t socket() const override { return fd_; }
+
+  bool too_large() const { return too_large_; }
+  bool timed_out() const { return timed_out_; }
+  bool started() const { return consumed_ > 0; }
+  bool written() const { return written_; }
+
+ private:
+  // getpeername or getsockname; ip and port stay as they are on an error.
+  void AddressOf(int (*get)(int, sockaddr*, socklen_t*), std::string& ip, int& port) const {
+    sockaddr_storage addr{};
+    socklen_t length = sizeof(addr);
+    if (get(fd_, reinterpret_cast<sockaddr*>(&addr), &length) != 0) return;
+    ip = IpText(addr);
+    port = PortOf(addr);
+  }
+  bool Wait(short events, Clock::time_point until) const {
+    for (;;) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, events, 0};
+      const int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 60'000)));
+      if (n > 0) return true;  // ready, or an error/hang-up the next call reports
+      if (n < 0 && errno != EINTR) return false;
+    }
+  }
+
+  const int fd_;
+  const Clock::time_point deadline_;
+  const std::chrono::milliseconds write_timeout_;
+  const size_t max_request_bytes_;
+  std::string buffer_;
+  size_t start_ = 0;
+  size_t consumed_ = 0;
+  bool too_large_ = false;
+  bool timed_out_ = false;
+  bool written_ = false;
+};
+
+// The connection a worker thread is serving, for the error handler, which
+// httplib calls without it. Set only around process_request.
+thread_local const ConnectionStream* t_connection = nullptr;
+// Set while the listening thread runs a connection no worker is free for.
+thread_local bool t_over_limit = false;
+
+// max_connections workers; a connection that finds none free is answered 503
+// at once on the listening thread instead of waiting in a queue.
+// Thread-safety: enqueue and shutdown from httplib's listening thread; the
+// workers take tasks under mutex_.
+class BoundedPool final : public httplib::TaskQueue {
+ public:
+  explicit BoundedPool(size_t workers) {
+    for (size_t i = 0; i < workers; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  ~BoundedPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (busy_ + queue_.size() < threads_.size()) {
+        queue_.push_back(std::move(fn));
+        ready_.notify_one();
+        return;
+      }
+    }
+    t_over_limit = true;
+    fn();
+    t_over_limit = false;
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    ready_.notify_all();
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        // Queued connections are still served (and closed) after a stop.
+        if (queue_.empty()) return;
+        fn = std::move(queue_.front());
+        queue_.pop_front();
+        ++busy_;
+      }
+      fn();
+      std::lock_guard<std::mutex> lock(mutex_);
+      --busy_;
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> queue_;  // guarded by mutex_
+  size_t busy_ = 0;                          // guarded by mutex_
+  bool stopping_ = false;                    // guarded by mutex_
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+// httplib's server with this file's connection handling: one request per
+// connection, under ConnectionStream's limits, every open client socket known
+// so a stop can shut them down.
+// Thread-safety: process_and_close_socket runs on worker threads (and the
+// listening thread, over the limit); CloseClients from any thread.
+class Server::Http final : public httplib::Server {
+ public:
+  explicit Http(const ServerOptions& options) : options_(options) {}
+
+  // Shuts every open client connection down and refuses new ones, so the
+  // workers end at once instead of at their clients' deadlines.
+  void CloseClients() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    for (int fd : clients_) ::shutdown(fd, SHUT_RDWR);
+  }
+
+ private:
+  // httplib's hook for one accepted connection (private virtual: overriding
+  // it is how a server subclass takes over the socket).
+  bool process_and_close_socket(socket_t sock) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) {
+        ::close(sock);
+        return false;
+      }
+      clients_.insert(sock);
+    }
+    const Clock::time_point deadline = Clock::now() + options_.request_timeout;
+    ConnectionStream stream(sock, deadline, options_.write_timeout, options_.max_header_bytes);
+    bool ok = true;
+    if (t_over_limit) {
+      ok = stream.write(RawResponse(503, "Service Unavailable")) > 0;
+    } else {
+      bool closed = false;
+      t_connection = &stream;
+      ok = process_request(stream, /*close_connection=*/true, closed, nullptr);
+      t_connection = nullptr;
+      // httplib writes nothing when the request line never ended.
+      if (!stream.written() && stream.too_large()) {
+        stream.write(RawResponse(431, "Request Header Fields Too Large"));
+      } else if (!stream.written() && stream.timed_out() && stream.started()) {
+        stream.write(RawResponse(408, "Request Timeout"));
+      }
+    }
+    ::shutdown(sock, SHUT_WR);
+    // Over the limit this is the listening thread: drop only what is there.
+    Drain(sock, t_over_limit ? Clock::now() : std::min(deadline, Clock::now() + kDrainTime));
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      clients_.erase(sock);
+    }
+    ::close(sock);
+    return ok;
+  }
+
+  static void Drain(int fd, Clock::time_point until) {
+    char sink[4096];
+    size_t drained = 0;
+    while (drained < kDrainMaxBytes) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0))) <= 0) return;
+      const ssize_t n = ::recv(fd, sink, sizeof(sink), 0);
+      if (n <= 0) return;
+      drained += static_cast<size_t>(n);
+    }
+  }
+
+  const ServerOptions options_;
+  std::mutex mutex_;
+  std::set<int> clients_;  // guarded by mutex_
+  bool stopping_ = false;  // guarded by mutex_
+};
+
+namespace {
+
+constexpr char kMetricsContentType[] = "text/plain; version=0.0.4; charset=utf-8";
+constexpr char kTextContentType[] = "text/plain; charset=utf-8";
+
+// GET /metrics and GET / (a pointer to it); everything else by status code.
+httplib::Server::HandlerResponse Route(const httplib::Request& req, httplib::Response& res,
+                                       const Registry& registry) {
+  std::string_view path = req.path;
+  // absolute-form (RFC 9112 3.2.2): keep the path.
+  if (path.starts_with("http://")) {
+    const size_t slash = path.find('/', 7);
+    path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
+  }
+  if (path.empty() || path.front() != '/') {
+    res.status = 400;
+  } else if (req.method != "GET") {
+    res.status = 405;
+    res.set_header("Allow", "GET");
+  } else if (path == "/metrics") {
+    res.status = 200;
+    res.set_content(registry.Render(), kMetricsContentType);
+  } else if (path == "/") {
+    res.status = 200;
+    res.set_content("vigild metrics: GET /metrics\n", kTextContentType);
+  } else {
+    res.status = 404;
+  }
+  return httplib::Server::HandlerResponse::Handled;
+}
+
+// httplib 0.11's own table is not in its header.
+std::string_view ReasonPhrase(int status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 414:
+      return "URI Too Long";
+    case 416:
+      return "Range Not Satisfiable";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return status < 500 ? "Client Error" : "Server Error";
+  }
+}
+
+// Every error gets a short text body; a 400 from httplib's parser is made
+// more precise where the connection or the request line says why.
+httplib::Server::HandlerResponse OnError(const httplib::Request& req, httplib::Response& res) {
+  if (res.status == 400 && t_connection != nullptr) {
+    if (t_connection->too_large()) {
+      res.status = 431;
+    } else if (t_connection->timed_out()) {
+      res.status = 408;
+    } else if (req.version.size() == 8 && req.version.starts_with("HTTP/") &&
+               req.version != "HTTP/1.0" && req.version != "HTTP/1.1") {
+      res.status = 505;
+    }
+  }
+  if (res.body.empty()) {
+    res.set_content(std::string(ReasonPhrase(res.status)) + "\n", kTextContentType);
+  }
+  return httplib::Server::HandlerResponse::Handled;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Server>> Server::Start(const std::string& listen, Registry& registry,
                                               const ServerOptions& options) {
@@ -377,354 +752,56 @@ Result<std::unique_ptr<Server>> Server::Start(const std::string& listen, Registr
   }
   VIGIL_ASSIGN_OR_RETURN(ListenSockaddr addr, ParseListenAddress(listen));
 
-  UniqueFd listen_fd(::socket(addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!listen_fd.valid()) return Status::FromErrno(errno, "metrics socket for " + listen);
-  int one = 1;
-  if (::setsockopt(listen_fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
-    return Status::FromErrno(errno, "metrics SO_REUSEADDR for " + listen);
-  }
-  if (addr.family == AF_INET6 &&
-      ::setsockopt(listen_fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) {
-    return Status::FromErrno(errno, "metrics IPV6_V6ONLY for " + listen);
-  }
-  if (::bind(listen_fd.get(), reinterpret_cast<const sockaddr*>(&addr.storage), addr.length) != 0) {
-    return Status::FromErrno(errno, "metrics bind " + listen);
-  }
-  if (::listen(listen_fd.get(), 64) != 0) {
-    return Status::FromErrno(errno, "metrics listen " + listen);
-  }
-  sockaddr_storage bound{};
-  socklen_t bound_length = sizeof(bound);
-  if (::getsockname(listen_fd.get(), reinterpret_cast<sockaddr*>(&bound), &bound_length) != 0) {
-    return Status::FromErrno(errno, "metrics getsockname " + listen);
-  }
-  uint16_t port = addr.family == AF_INET6
-                      ? ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port)
-                      : ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+  std::unique_ptr<Server> server(new Server());
+  server->http_ = std::make_unique<Http>(options);
+  Http& http = *server->http_;
+  const size_t workers = options.max_connections;
+  http.new_task_queue = [workers] { return new BoundedPool(workers); };
+  // Not httplib's default SO_REUSEPORT: a second server must not share the port.
+  const int family = addr.family;
+  http.set_socket_options([family](socket_t sock) {
+    int one = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (family == AF_INET6) ::setsockopt(sock, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    ::fcntl(sock, F_SETFD, FD_CLOEXEC);
+  });
+  http.set_keep_alive_max_count(1);
+  http.set_pre_routing_handler([&registry](const httplib::Request& req, httplib::Response& res) {
+    return Route(req, res, registry);
+  });
+  http.set_error_handler(httplib::Server::HandlerWithResponse(OnError));
 
-  UniqueFd wake_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!wake_fd.valid()) return Status::FromErrno(errno, "metrics eventfd");
-
-  std::unique_ptr<Server> server(
-      new Server(registry, options, std::move(listen_fd), std::move(wake_fd), port));
+  // The literal address, never a name: "localhost" was already mapped.
+  const std::string host = IpText(addr.storage);
+  const int port = PortOf(addr.storage);
+  errno = 0;
+  const int bound =
+      port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
+  if (bound < 0) {
+    return Status::FromErrno(errno != 0 ? errno : EADDRNOTAVAIL, "metrics bind " + listen);
+  }
+  server->port_ = static_cast<uint16_t>(bound);
   try {
-    server->thread_ = std::thread(&Server::Run, server.get());
+    server->thread_ = std::thread([&http, ended = &server->listen_ended_] {
+      http.listen_after_bind();
+      *ended = true;
+    });
   } catch (const std::system_error& e) {
     return Status::FromErrno(e.code().value(), "metrics server thread");
+  }
+  // httplib's stop() does nothing until the thread has marked it running.
+  while (!http.is_running() && !server->listen_ended_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return server;
 }
 
-Server::Server(Registry& registry, const ServerOptions& options, UniqueFd listen_fd,
-               UniqueFd wake_fd, uint16_t port)
-    : registry_(registry),
-      options_(options),
-      listen_fd_(std::move(listen_fd)),
-      wake_fd_(std::move(wake_fd)),
-      port_(port) {}
-
 Server::~Server() {
+  if (http_ == nullptr) return;
+  http_->CloseClients();
   if (thread_.joinable()) {
-    uint64_t one = 1;
-    // An eventfd write of 1 only fails on counter overflow, which cannot happen here.
-    [[maybe_unused]] ssize_t written = ::write(wake_fd_.get(), &one, sizeof(one));
+    http_->stop();
     thread_.join();
-  }
-}
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// After a failed accept for lack of fds or memory, stop polling the listening
-// socket for this long instead of spinning on it.
-constexpr std::chrono::milliseconds kAcceptBackoff{100};
-
-enum class Phase {
-  kReading,   // collecting the request header
-  kWriting,   // sending the response
-  kDraining,  // response sent and write side shut: read and discard until the client closes,
-              // so unread request bytes do not turn our close into a reset that loses the response
-};
-
-struct Connection {
-  UniqueFd fd;
-  Phase phase = Phase::kReading;
-  std::string input;
-  std::string output;
-  size_t output_sent = 0;
-  Clock::time_point deadline;
-  bool done = false;
-};
-
-std::string HttpResponse(std::string_view status, std::string_view body,
-                         std::string_view content_type = "text/plain; charset=utf-8",
-                         std::string_view extra_headers = "") {
-  std::string out = "HTTP/1.1 ";
-  out += status;
-  out += "\r\nContent-Type: ";
-  out += content_type;
-  out += "\r\nContent-Length: ";
-  out += std::to_string(body.size());
-  out += "\r\nConnection: close\r\n";
-  out += extra_headers;
-  out += "\r\n";
-  out += body;
-  return out;
-}
-
-std::string BadRequest() { return HttpResponse("400 Bad Request", "Bad Request\n"); }
-
-bool IsUpperToken(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
-}
-
-// `head` is the request line and headers, without the blank line ending them.
-std::string Respond(std::string_view head, const Registry& registry) {
-  size_t line_end = head.find('\n');
-  std::string_view request_line = head.substr(0, line_end);
-  if (request_line.ends_with('\r')) request_line.remove_suffix(1);
-
-  // Every header line needs a field name and a colon; we read none of them.
-  if (line_end != std::string_view::npos) {
-    std::string_view rest = head.substr(line_end + 1);
-    while (!rest.empty()) {
-      size_t end = rest.find('\n');
-      std::string_view line = rest.substr(0, end);
-      if (line.ends_with('\r')) line.remove_suffix(1);
-      if (line.empty() || line.front() == ' ' || line.front() == '\t' ||
-          line.find(':') == std::string_view::npos || line.front() == ':') {
-        return BadRequest();
-      }
-      if (end == std::string_view::npos) break;
-      rest.remove_prefix(end + 1);
-    }
-  }
-
-  // METHOD SP request-target SP HTTP-version, single spaces.
-  size_t sp1 = request_line.find(' ');
-  if (sp1 == std::string_view::npos) return BadRequest();
-  size_t sp2 = request_line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos || request_line.find(' ', sp2 + 1) != std::string_view::npos) {
-    return BadRequest();
-  }
-  std::string_view method = request_line.substr(0, sp1);
-  std::string_view target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
-  std::string_view version = request_line.substr(sp2 + 1);
-  if (!IsUpperToken(method) || target.empty()) return BadRequest();
-  if (std::any_of(target.begin(), target.end(),
-                  [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; })) {
-    return BadRequest();
-  }
-  if (version.size() != 8 || !version.starts_with("HTTP/") || !IsAsciiDigit(version[5]) ||
-      version[6] != '.' || !IsAsciiDigit(version[7])) {
-    return BadRequest();
-  }
-  if (version != "HTTP/1.0" && version != "HTTP/1.1") {
-    return HttpResponse("505 HTTP Version Not Supported", "HTTP Version Not Supported\n");
-  }
-  // absolute-form (RFC 9112 3.2.2): keep the path.
-  if (target.starts_with("http://")) {
-    size_t slash = target.find('/', 7);
-    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
-  }
-  if (target.front() != '/') return BadRequest();
-  if (method != "GET") {
-    return HttpResponse("405 Method Not Allowed", "Method Not Allowed\n",
-                        "text/plain; charset=utf-8", "Allow: GET\r\n");
-  }
-  std::string_view path = target.substr(0, target.find('?'));
-  if (path == "/metrics") {
-    return HttpResponse("200 OK", registry.Render(), "text/plain; version=0.0.4; charset=utf-8");
-  }
-  if (path == "/") return HttpResponse("200 OK", "vigild metrics: GET /metrics\n");
-  return HttpResponse("404 Not Found", "Not Found\n");
-}
-
-// Sends what it can without blocking; then shuts the write side and drains.
-void WriteSome(Connection& conn, const ServerOptions& options) {
-  while (conn.output_sent < conn.output.size()) {
-    ssize_t n = ::send(conn.fd.get(), conn.output.data() + conn.output_sent,
-                       conn.output.size() - conn.output_sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      conn.output_sent += static_cast<size_t>(n);
-      conn.deadline = Clock::now() + options.write_timeout;
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // wait for POLLOUT
-    conn.done = true;  // the client went away (EPIPE, ECONNRESET)
-    return;
-  }
-  std::string().swap(conn.output);  // a scrape can be megabytes: free it now
-  ::shutdown(conn.fd.get(), SHUT_WR);
-  conn.phase = Phase::kDraining;
-  conn.deadline = Clock::now() + options.request_timeout;
-}
-
-void StartResponse(Connection& conn, std::string response, const ServerOptions& options) {
-  std::string().swap(conn.input);
-  conn.output = std::move(response);
-  conn.output_sent = 0;
-  conn.phase = Phase::kWriting;
-  conn.deadline = Clock::now() + options.write_timeout;
-  WriteSome(conn, options);
-}
-
-// The length of the header including its terminating blank line, or 0 when
-// the header has not ended yet. Bare LF line ends are accepted (RFC 9112 2.2).
-size_t HeaderLength(std::string_view input, std::string_view* head) {
-  for (size_t i = 0; i < input.size(); ++i) {
-    if (input[i] != '\n') continue;
-    if (i + 1 < input.size() && input[i + 1] == '\n') {
-      *head = input.substr(0, i);
-      return i + 2;
-    }
-    if (i + 2 < input.size() && input[i + 1] == '\r' && input[i + 2] == '\n') {
-      *head = input.substr(0, i > 0 && input[i - 1] == '\r' ? i - 1 : i);
-      return i + 3;
-    }
-  }
-  return 0;
-}
-
-void ReadSome(Connection& conn, const ServerOptions& options, const Registry& registry) {
-  char buf[4096];
-  for (;;) {
-    // Read at most one byte past the limit: enough to know it was exceeded.
-    size_t room = options.max_header_bytes + 1 - conn.input.size();
-    ssize_t n = ::recv(conn.fd.get(), buf, std::min(sizeof(buf), room), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (n <= 0) {
-      conn.done = true;  // closed or reset before a complete request: nobody to answer
-      return;
-    }
-    conn.input.append(buf, static_cast<size_t>(n));
-    std::string_view head;
-    size_t header_length = HeaderLength(conn.input, &head);
-    if (header_length > options.max_header_bytes ||
-        (header_length == 0 && conn.input.size() > options.max_header_bytes)) {
-      StartResponse(
-          conn,
-          HttpResponse("431 Request Header Fields Too Large", "Request Header Fields Too Large\n"),
-          options);
-      return;
-    }
-    if (header_length > 0) {
-      StartResponse(conn, Respond(head, registry), options);
-      return;
-    }
-  }
-}
-
-void Drain(Connection& conn) {
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::recv(conn.fd.get(), buf, sizeof(buf), 0);
-    if (n > 0) continue;
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    conn.done = true;  // EOF or error: the client has what it needs
-    return;
-  }
-}
-
-void OnDeadline(Connection& conn, const ServerOptions& options) {
-  if (conn.phase == Phase::kReading && !conn.input.empty()) {
-    StartResponse(conn, HttpResponse("408 Request Timeout", "Request Timeout\n"), options);
-    // The 408 gets write_timeout to go out; a client that sent nothing just gets closed.
-    if (conn.phase != Phase::kReading) return;
-  }
-  conn.done = true;
-}
-
-}  // namespace
-
-void Server::Run() {
-  std::vector<Connection> connections;
-  std::vector<pollfd> fds;
-  std::optional<Clock::time_point> accept_paused_until;
-
-  for (;;) {
-    Clock::time_point now = Clock::now();
-    if (accept_paused_until && now >= *accept_paused_until) accept_paused_until.reset();
-
-    std::optional<Clock::time_point> next_deadline = accept_paused_until;
-    fds.clear();
-    fds.push_back({wake_fd_.get(), POLLIN, 0});
-    // A negative fd is skipped by poll(): that is how accepting pauses.
-    fds.push_back({accept_paused_until ? -1 : listen_fd_.get(), POLLIN, 0});
-    for (const Connection& conn : connections) {
-      short events = conn.phase == Phase::kWriting ? POLLOUT : POLLIN;
-      fds.push_back({conn.fd.get(), events, 0});
-      if (!next_deadline || conn.deadline < *next_deadline) next_deadline = conn.deadline;
-    }
-    int timeout_ms = -1;
-    if (next_deadline) {
-      auto wait = std::chrono::ceil<std::chrono::milliseconds>(*next_deadline - now);
-      timeout_ms = static_cast<int>(std::clamp<int64_t>(wait.count(), 0, 60'000));
-    }
-
-    int ready = ::poll(fds.data(), fds.size(), timeout_ms);
-    if (ready < 0) {
-      if (errno == EINTR || errno == ENOMEM || errno == EAGAIN) continue;
-      return;  // EFAULT/EINVAL: a bug; stopping beats spinning
-    }
-    if (fds[0].revents != 0) return;  // the destructor asked us to stop
-
-    // Existing connections first: accept() below appends to `connections`.
-    size_t polled = connections.size();
-    for (size_t i = 0; i < polled; ++i) {
-      Connection& conn = connections[i];
-      short revents = fds[i + 2].revents;
-      if (revents == 0) continue;
-      switch (conn.phase) {
-        case Phase::kReading:
-          ReadSome(conn, options_, registry_);
-          break;
-        case Phase::kWriting:
-          WriteSome(conn, options_);
-          break;
-        case Phase::kDraining:
-          Drain(conn);
-          break;
-      }
-      if ((revents & POLLNVAL) != 0) conn.done = true;
-    }
-
-    now = Clock::now();
-    for (size_t i = 0; i < polled; ++i) {
-      Connection& conn = connections[i];
-      if (!conn.done && now >= conn.deadline) OnDeadline(conn, options_);
-    }
-    std::erase_if(connections, [](const Connection& conn) { return conn.done; });
-
-    if ((fds[1].revents & POLLIN) != 0) {
-      for (;;) {
-        int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-          if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
-          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            accept_paused_until = Clock::now() + kAcceptBackoff;
-          }
-          break;  // EAGAIN: backlog empty
-        }
-        UniqueFd client(fd);
-        if (connections.size() >= options_.max_connections) {
-          // Best effort, never blocking; the close follows at once.
-          static const std::string kBusy =
-              HttpResponse("503 Service Unavailable", "Too many connections\n");
-          [[maybe_unused]] ssize_t sent =
-              ::send(client.get(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-          continue;
-        }
-        Connection conn;
-        conn.fd = std::move(client);
-        conn.deadline = Clock::now() + options_.request_timeout;
-        connections.push_back(std::move(conn));
-      }
-    }
   }
 }
 

@@ -511,8 +511,8 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
         opt.ima_check = vigil::anchor::Shared(
             std::make_shared<vigil::anchor::ImaAnchorCheck>(args.tcti, *info));
       } else {
-        opt.pcr_check = vigil::anchor::Shared(
-            std::make_shared<vigil::anchor::PcrAnchorCheck>(args.tcti, *info));
+        opt.pcr_check = vigil::anchor::Shared(std::make_shared<vigil::anchor::PcrChecker>(
+            vigil::anchor::TpmPcrSource(args.tcti), *info));
       }
     }
     if ((info->tpm_flags & VIGIL_TPM_KEY) != 0) {

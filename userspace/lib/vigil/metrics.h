@@ -1,9 +1,10 @@
 // Prometheus metrics for vigild: a registry of counters and gauges rendered in
-// the text exposition format 0.0.4, and a loopback-only HTTP endpoint that
-// serves it at GET /metrics.
+// the text exposition format 0.0.4, and a loopback-only HTTP endpoint
+// (cpp-httplib) that serves it at GET /metrics.
 #ifndef VIGIL_USERSPACE_LIB_VIGIL_METRICS_H_
 #define VIGIL_USERSPACE_LIB_VIGIL_METRICS_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -17,7 +18,6 @@
 #include <vector>
 
 #include "vigil/status.h"
-#include "vigil/unique_fd.h"
 
 namespace vigil::metrics {
 
@@ -170,37 +170,38 @@ struct ServerOptions {
 // The endpoint is unauthenticated, so it never listens beyond loopback.
 Status CheckListenAddress(std::string_view listen);
 
-// GET /metrics over HTTP/1.0 and 1.1 on a loopback address: one background
-// thread, poll() over the listening socket and at most max_connections
-// clients, one request per connection (Connection: close).
+// GET /metrics over HTTP/1.0 and 1.1 on a loopback address, served by
+// cpp-httplib: one listening thread and max_connections worker threads, one
+// request per connection (Connection: close). A connection that finds every
+// worker busy is answered 503; a request not complete within request_timeout
+// gets 408 (or is closed, when nothing came); a request header longer than
+// max_header_bytes gets 431. Other paths get 404, other methods 405.
 // Thread-safety: Start and the destructor from one thread; port() from any.
 // The registry must outlive the server.
 class Server {
  public:
-  // Binds and listens, then starts the thread. Port 0 picks a free port (see
+  // Binds and listens, then starts the threads. Port 0 picks a free port (see
   // port()). Errors: CheckListenAddress's, bad options (kInvalidArgument),
   // bind/listen failures (errno, with the address).
   static Result<std::unique_ptr<Server>> Start(const std::string& listen, Registry& registry,
                                                const ServerOptions& options = {});
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
-  // Wakes the thread, joins it, closes every socket.
+  // Shuts down every client connection, stops listening and joins the
+  // threads; does not wait for clients.
   ~Server();
 
   // The bound port (the chosen one when Start was given port 0).
   uint16_t port() const { return port_; }
 
  private:
-  Server(Registry& registry, const ServerOptions& options, UniqueFd listen_fd, UniqueFd wake_fd,
-         uint16_t port);
-  void Run();
+  class Http;  // httplib's server, kept out of this header
+  Server() = default;
 
-  Registry& registry_;
-  const ServerOptions options_;
-  const UniqueFd listen_fd_;
-  const UniqueFd wake_fd_;  // eventfd: written by the destructor to end Run
-  const uint16_t port_;
-  std::thread thread_;
+  std::unique_ptr<Http> http_;
+  uint16_t port_ = 0;
+  std::thread thread_;  // httplib's listening loop
+  std::atomic<bool> listen_ended_ = false;
 };
 
 }  // namespace vigil::metrics
