@@ -56,10 +56,11 @@ struct ImaSim {
   }
   // An entry with the given template and fields; extends PCR 10 like IMA.
   void Entry(const std::string& tname, const std::vector<std::vector<uint8_t>>& fields,
-             uint32_t pcr = 10, bool violation = false) {
+             uint32_t pcr = 10, bool violation = false, bool wrong_digest = false) {
     std::vector<uint8_t> data;
     for (const auto& f : fields) PutField(data, f);
     std::vector<uint8_t> sha1 = violation ? std::vector<uint8_t>(20, 0) : Md("SHA1", data);
+    if (wrong_digest) sha1[0] ^= 1;
     PutU32(log, pcr);
     log.insert(log.end(), sha1.begin(), sha1.end());
     PutU32(log, static_cast<uint32_t>(tname.size()));
@@ -74,6 +75,25 @@ struct ImaSim {
       Extend(kSha1, sha1);
       Extend(kSha256, Md("SHA256", data));
     }
+  }
+  // The legacy "ima" template (ima_template=ima): d (20 bytes, no length)
+  // and n (u32 strlen + name) in the log; hashed as d || name padded with
+  // zeros to 256 bytes (ima_calc_field_array_hash_tfm).
+  void Legacy(const std::string& path) {
+    const std::vector<uint8_t> d = Md("SHA1", Bytes(path));
+    std::vector<uint8_t> hashed = d;
+    hashed.insert(hashed.end(), path.begin(), path.end());
+    hashed.resize(20 + 256, 0);
+    const std::vector<uint8_t> sha1 = Md("SHA1", hashed);
+    PutU32(log, 10);
+    log.insert(log.end(), sha1.begin(), sha1.end());
+    PutU32(log, 3);
+    log.insert(log.end(), {'i', 'm', 'a'});
+    log.insert(log.end(), d.begin(), d.end());
+    PutU32(log, static_cast<uint32_t>(path.size()));
+    log.insert(log.end(), path.begin(), path.end());
+    Extend(kSha1, sha1);
+    Extend(kSha256, Md("SHA256", hashed));
   }
   static std::vector<uint8_t> DigestField(std::span<const uint8_t> content) {
     std::vector<uint8_t> f{'s', 'h', 'a', '2', '5', '6', ':', '\0'};
@@ -93,16 +113,17 @@ struct ImaSim {
   void File(const std::string& path) {
     Entry("ima-ng", {DigestField(Bytes(path)), NameField(path)});
   }
-  void Record(const chain::InstanceId& id, const records::Record& r) {
+  void Record(const chain::InstanceId& id, const records::Record& r, uint32_t pcr = 10) {
     const std::vector<uint8_t> buf(r.bytes().begin(), r.bytes().end());
-    Entry("ima-buf", {DigestField(buf), NameField(ima::EntryName(id, r.type(), r.seq())), buf});
+    Entry("ima-buf", {DigestField(buf), NameField(ima::EntryName(id, r.type(), r.seq())), buf},
+          pcr);
   }
   // Every record the module measures with anchor=ima.
-  void Module(const testing::ModuleSim& sim, size_t from = 0) {
+  void Module(const testing::ModuleSim& sim, size_t from = 0, uint32_t pcr = 10) {
     for (size_t i = from; i < sim.log().size(); ++i) {
       const uint16_t t = sim.log()[i].type();
       if (t == VIGIL_LOG_MEASURE || t == VIGIL_LOG_KEY || t == VIGIL_LOG_CHECKPOINT) {
-        Record(sim.instance(), sim.log()[i]);
+        Record(sim.instance(), sim.log()[i], pcr);
       }
     }
   }
@@ -271,14 +292,100 @@ TEST(ImaTest, DamagedLogIsMalformedAndAPartialEntryWaits) {
   const Status st = damaged.Append(bytes);
   EXPECT_EQ(st.code(), ErrorCode::kMalformed) << st.ToString();
 
-  std::vector<uint8_t> legacy;
-  PutU32(legacy, 10);
-  legacy.insert(legacy.end(), 20, 0x01);
-  PutU32(legacy, 3);
-  legacy.insert(legacy.end(), {'i', 'm', 'a'});
-  PutU32(legacy, 0);
-  ima::ImaLog old = NewLog();
-  EXPECT_EQ(old.Append(legacy).code(), ErrorCode::kUnsupported);
+  // A template digest that is not SHA-1 of the data: the data is not what
+  // PCR 10 holds.
+  ImaSim wrong;
+  wrong.Entry("ima-ng", {ImaSim::DigestField(Bytes("x")), ImaSim::NameField("/x")}, 10, false,
+              /*wrong_digest=*/true);
+  ima::ImaLog bad = NewLog();
+  EXPECT_EQ(bad.Append(wrong.log).code(), ErrorCode::kMalformed);
+}
+
+// Review finding: one legacy "ima" entry (a policy rule with template=ima)
+// made every later check "unsupported", i.e. "signed", even after a junk
+// PCR 10 extend. Legacy entries replay like IMA hashes them.
+TEST(ImaTest, LegacyTemplateEntriesReplay) {
+  Fixture f;
+  f.ima.Legacy("/usr/bin/legacy");
+  f.ima.File("/usr/bin/after");
+  ima::ImaLog log = NewLog();
+  ASSERT_TRUE(log.Append(f.ima.log).ok());
+  auto prefix = log.MatchPcr10(f.ima.pcr10);
+  ASSERT_TRUE(prefix.ok()) << prefix.status().ToString();
+  EXPECT_EQ(*prefix, log.entries());
+  EXPECT_TRUE(log.CheckModuleRecords(f.sim.log(), f.sim.instance(), *prefix).ok());
+  f.ima.Extend(kSha256, std::vector<uint8_t>(32, 0x42));
+  EXPECT_EQ(log.MatchPcr10(f.ima.pcr10).status().code(), ErrorCode::kMismatch);
+}
+
+// Review finding: a file whose name is a vigil entry name, measured by a
+// file rule (a basename through a detached mount), carried a forged
+// checkpoint's digest and anchored it. Only ima-buf entries with the buffer
+// itself are the module's.
+TEST(ImaTest, AFileNamedLikeARecordAnchorsNothing) {
+  Fixture f;
+  testing::ModuleSim forger(0x5a);  // same instance id (the key is stolen)
+  for (int i = 0; i < 3; ++i) forger.Commit();
+  forger.Checkpoint();
+  std::vector<records::Record> forged;
+  for (const records::Record& r : forger.log()) {
+    if (r.type() != VIGIL_LOG_CHECKPOINT) continue;
+    std::vector<uint8_t> bytes(r.bytes().begin(), r.bytes().end());
+    vigil_rec_hdr h;
+    std::memcpy(&h, bytes.data(), sizeof(h));
+    h.seq = 1000000;
+    std::memcpy(bytes.data(), &h, sizeof(h));
+    forged.push_back(*records::Record::Decode(bytes));
+  }
+  ASSERT_EQ(forged.size(), 1u);
+  const std::vector<uint8_t> buf(forged[0].bytes().begin(), forged[0].bytes().end());
+  const std::string name = ima::EntryName(f.sim.instance(), VIGIL_LOG_CHECKPOINT, 1000000);
+  f.ima.Entry("ima-ng", {ImaSim::DigestField(buf), ImaSim::NameField(name)});
+  // Also as ima-buf with an empty buffer (a file rule with template=ima-buf).
+  f.ima.Entry("ima-buf", {ImaSim::DigestField(buf), ImaSim::NameField(name), {}});
+  ima::ImaLog log = NewLog();
+  ASSERT_TRUE(log.Append(f.ima.log).ok());
+  EXPECT_EQ(log.vigil_entries().size(), 4u) << "only the module's own";
+  auto prefix = log.MatchPcr10(f.ima.pcr10);
+  ASSERT_TRUE(prefix.ok());
+  const Status st = log.CheckModuleRecords(forged, f.sim.instance(), *prefix);
+  EXPECT_EQ(st.code(), ErrorCode::kMismatch) << st.ToString();
+}
+
+// Review finding: records measured into another PCR (a policy rule with
+// pcr=11) made the check "unsupported" ("signed"); they are anchored nowhere
+// PCR 10 shows, so it is a mismatch.
+TEST(ImaTest, RecordsInAnotherPcrAreAMismatch) {
+  testing::ModuleSim sim;
+  for (int i = 0; i < 3; ++i) sim.Commit();
+  sim.Checkpoint();
+  ImaSim ima;
+  ima.BootAggregate();
+  ima.Module(sim, 0, /*pcr=*/11);
+  ima::ImaLog log = NewLog();
+  ASSERT_TRUE(log.Append(ima.log).ok());
+  auto prefix = log.MatchPcr10(ima.pcr10);
+  ASSERT_TRUE(prefix.ok());
+  const Status st = log.CheckModuleRecords(sim.log(), sim.instance(), *prefix);
+  EXPECT_EQ(st.code(), ErrorCode::kMismatch) << st.ToString();
+}
+
+// Review finding: a name with a seq past 2^64 threw out of the parser and
+// stopped vigild at every start. It is not the module's name.
+TEST(ImaTest, ASeqPastTwoToTheSixtyFourIsNotAName) {
+  Fixture f;
+  const std::vector<uint8_t> buf(f.sim.log()[0].bytes().begin(), f.sim.log()[0].bytes().end());
+  f.ima.Entry("ima-buf", {ImaSim::DigestField(buf),
+                          ImaSim::NameField("vigil-5a5a5a5a-measure-99999999999999999999"), buf});
+  // A violation entry with a module name carries no record either.
+  f.ima.Entry("ima-buf",
+              {ImaSim::DigestField(buf), ImaSim::NameField("vigil-5a5a5a5a-measure-7"), buf}, 10,
+              /*violation=*/true);
+  ima::ImaLog log = NewLog();
+  ASSERT_TRUE(log.Append(f.ima.log).ok());
+  EXPECT_EQ(log.vigil_entries().size(), 4u);
+  auto prefix = log.MatchPcr10(f.ima.pcr10);
+  ASSERT_TRUE(prefix.ok()) << prefix.status().ToString();
 }
 
 TEST(ImaTest, EntryNamesAreTheModules) {

@@ -675,6 +675,62 @@ TEST(VerifyTest, UncheckedAnchorIsSignedNotVerified) {
   EXPECT_NE(v[0].reason.find("anchor not checked"), std::string::npos) << v[0].reason;
 }
 
+// Review finding: the checkpoint chose its own anchor check. On an
+// anchor=ima module, forged checkpoints signed with a stolen key and naming
+// anchor=pcr got "signed" (no PCR check configured), and "verified" with
+// --allow-signed. The trusted source's anchor decides; a checkpoint naming
+// another is tampered.
+TEST(VerifyTest, ACheckpointCannotChooseItsAnchorCheck) {
+  Harness h;
+  h.options.pcr_check = nullptr;
+  int ima_calls = 0;
+  h.options.ima_check = [&](const std::vector<records::Record>&) {
+    ++ima_calls;
+    return Status::Error(ErrorCode::kMismatch, "not in IMA's log");
+  };
+  h.options.module_anchor = VIGIL_ANCHOR_IMA;
+  h.Start();
+  h.Feed(h.Commit(3));
+  h.sim.Checkpoint();  // says anchor=pcr
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].verdict, Verdict::kTampered) << v[0].reason;
+  EXPECT_NE(v[0].reason.find("names anchor 0, the module uses 1"), std::string::npos)
+      << v[0].reason;
+  EXPECT_EQ(ima_calls, 1) << "the module's anchor is checked, not the checkpoint's";
+}
+
+// An anchor check that is set up but cannot be made: "signed", and one
+// anchor_unchecked finding per episode, so the downgrade is seen.
+TEST(VerifyTest, AnAnchorThatCannotBeCheckedIsAFindingOnce) {
+  Harness h;
+  bool readable = false;
+  h.options.pcr_check = [&](const std::vector<records::Record>&) {
+    return readable ? Status::Ok() : Status::Error(ErrorCode::kUnavailable, "TPM gone");
+  };
+  h.Start();
+  for (int i = 0; i < 2; ++i) {
+    h.Feed(h.Commit(2));
+    h.sim.Checkpoint();
+    h.FeedLog();
+  }
+  readable = true;
+  h.Feed(h.Commit(2));
+  h.sim.Checkpoint();
+  h.FeedLog();
+  auto v = h.Verdicts();
+  ASSERT_EQ(v.size(), 3u);
+  EXPECT_EQ(v[0].verdict, Verdict::kSigned);
+  EXPECT_EQ(v[1].verdict, Verdict::kSigned);
+  EXPECT_EQ(v[2].verdict, Verdict::kVerified) << v[2].reason;
+  int unchecked = 0;
+  for (const auto& f : h.verifier->TakeFindings()) {
+    if (f.kind == verify::Finding::Kind::kAnchorUnchecked) ++unchecked;
+  }
+  EXPECT_EQ(unchecked, 1);
+}
+
 TEST(VerifyTest, PcrMismatchIsUnanchoredAndUnreadableTpmIsNotVerified) {
   for (ErrorCode code : {ErrorCode::kMismatch, ErrorCode::kUnavailable}) {
     Harness h;

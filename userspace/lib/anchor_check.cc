@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <map>
 
 #include "vigil/replay.h"
@@ -87,6 +89,8 @@ ImaAnchorCheck::~ImaAnchorCheck() {
 Status ImaAnchorCheck::operator()(const std::vector<records::Record>& verified) {
   Status last;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    // The module logs a record, then measures it: give IMA a moment.
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20 * attempt));
     last = Once(verified);
     if (last.code() != ErrorCode::kMismatch) return last;
   }

@@ -1,6 +1,7 @@
 #include "vigil/ima.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <set>
@@ -10,6 +11,7 @@ namespace vigil::ima {
 namespace {
 
 constexpr size_t kSha1Len = 20;
+constexpr uint16_t kSha1Alg = 0x0004;
 // Bounds no real entry comes near; past them the input is not IMA's log.
 constexpr uint32_t kMaxNameLen = 255;
 constexpr uint32_t kMaxDataLen = 64u << 20;
@@ -41,6 +43,22 @@ Result<std::vector<std::span<const uint8_t>>> SplitFields(std::span<const uint8_
   return fields;
 }
 
+uint16_t AlgByName(std::string_view name);
+
+// d-ng: "<alg>:\0" + digest; true when the digest is H_alg(content).
+bool DigestFieldMatches(std::span<const uint8_t> d, std::span<const uint8_t> content) {
+  const std::string_view dv(reinterpret_cast<const char*>(d.data()), d.size());
+  const size_t colon = dv.find(':');
+  if (colon == std::string_view::npos || colon + 2 > dv.size() || dv[colon + 1] != '\0') {
+    return false;
+  }
+  const uint16_t alg = AlgByName(dv.substr(0, colon));
+  if (alg == 0) return false;
+  auto h = crypto::Hash(alg, content);
+  return h.ok() && h->size() == d.size() - colon - 2 &&
+         std::equal(h->begin(), h->end(), d.begin() + static_cast<ptrdiff_t>(colon + 2));
+}
+
 // "vigil-<8 hex>-<kind>-<seq>" as the module names its measurements.
 bool ParseVigilName(std::string_view name, VigilEntry* out) {
   constexpr std::string_view kPrefix = "vigil-";
@@ -58,9 +76,12 @@ bool ParseVigilName(std::string_view name, VigilEntry* out) {
       seq.find_first_not_of("0123456789") != std::string_view::npos) {
     return false;
   }
+  uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(seq.data(), seq.data() + seq.size(), n);
+  if (ec != std::errc() || end != seq.data() + seq.size()) return false;  // overflow
   out->instance = std::string(inst);
   out->kind = std::string(kind);
-  out->seq = std::stoull(std::string(seq));
+  out->seq = n;
   return true;
 }
 
@@ -81,7 +102,7 @@ bool Anchored(uint16_t type) {
 }
 
 uint16_t AlgByName(std::string_view name) {
-  if (name == "sha1") return 0x0004;
+  if (name == "sha1") return kSha1Alg;
   if (name == "sha256") return 0x000B;
   if (name == "sha384") return 0x000C;
   if (name == "sha512") return 0x000D;
@@ -127,32 +148,57 @@ Status ImaLog::AddEntry(std::span<const uint8_t> e, size_t* used) {
   }
   if (e.size() < 28 + name_len + 4) return Status::Ok();
   const std::string_view tname(reinterpret_cast<const char*>(e.data() + 28), name_len);
-  if (tname == "ima") {
-    return Status::Error(ErrorCode::kUnsupported,
-                         "IMA log entry " + std::to_string(entries_) +
-                             ": the legacy \"ima\" template (boot with ima_template=ima-ng)");
-  }
-  const uint32_t data_len = LoadU32(e.data() + 28 + name_len);
-  if (data_len > kMaxDataLen) {
-    return Malformed(entries_, "template data length " + std::to_string(data_len));
-  }
-  const size_t total = 28 + name_len + 4 + size_t{data_len};
-  if (e.size() < total) return Status::Ok();
-  const std::span<const uint8_t> data = e.subspan(28 + name_len + 4, data_len);
-  auto fields = SplitFields(data, entries_);
-  if (!fields.ok()) return fields.status();
-
   const bool violation =
       std::all_of(sha1, sha1 + kSha1Len, [](uint8_t b) { return b == 0; });
+
+  // What IMA hashed for the entry (the template digest in every bank), and
+  // the entry's length in the log.
+  std::vector<uint8_t> hashed;
+  std::span<const uint8_t> data;
+  size_t total = 0;
+  if (tname == "ima") {
+    // The legacy template: d (20 bytes, no length), n (u32 strlen + name);
+    // hashed as d || name padded with zeros to IMA_EVENT_NAME_LEN_MAX + 1.
+    constexpr size_t kNameMax = 256;
+    if (e.size() < 28 + name_len + 20 + 4) return Status::Ok();
+    const uint32_t n_len = LoadU32(e.data() + 28 + name_len + 20);
+    if (n_len >= kNameMax) {
+      return Malformed(entries_, "legacy event name of " + std::to_string(n_len) + " bytes");
+    }
+    total = 28 + name_len + 20 + 4 + n_len;
+    if (e.size() < total) return Status::Ok();
+    hashed.assign(e.data() + 28 + name_len, e.data() + 28 + name_len + 20);
+    const uint8_t* name = e.data() + 28 + name_len + 24;
+    hashed.insert(hashed.end(), name, name + n_len);
+    hashed.resize(20 + kNameMax, 0);
+  } else {
+    const uint32_t data_len = LoadU32(e.data() + 28 + name_len);
+    if (data_len > kMaxDataLen) {
+      return Malformed(entries_, "template data length " + std::to_string(data_len));
+    }
+    total = 28 + name_len + 4 + size_t{data_len};
+    if (e.size() < total) return Status::Ok();
+    data = e.subspan(28 + name_len + 4, data_len);
+  }
+  const std::span<const uint8_t> measured = hashed.empty() ? data : std::span<const uint8_t>(hashed);
+  // The logged SHA-1 digest must be the data's: otherwise the data (and a
+  // record in it) would not be what PCR 10 holds.
+  if (!violation) {
+    auto h = crypto::Hash(kSha1Alg, measured);
+    if (!h.ok()) return h.status();
+    if (!std::equal(h->begin(), h->end(), sha1)) {
+      return Malformed(entries_, "the template digest is not SHA-1 of the template data");
+    }
+  }
   if (pcr == kImaPcr) {
     for (Bank& b : banks_) {
       crypto::Digest measurement;
       if (violation) {
         measurement.assign(b.value.size(), 0xff);
-      } else if (b.alg == 0x0004) {
+      } else if (b.alg == kSha1Alg) {
         measurement.assign(sha1, sha1 + kSha1Len);
       } else {
-        auto h = crypto::Hash(b.alg, data);
+        auto h = crypto::Hash(b.alg, measured);
         if (!h.ok()) return h.status();
         measurement = std::move(*h);
       }
@@ -163,30 +209,24 @@ Status ImaLog::AddEntry(std::span<const uint8_t> e, size_t* used) {
   }
   for (Bank& b : banks_) b.history.push_back(b.value);
 
-  // ima-ng style fields: d-ng ("<alg>:\0" + digest), n-ng (name + NUL), and
-  // buf for ima-buf.
-  VigilEntry v;
-  if (fields->size() >= 2) {
-    std::span<const uint8_t> n = (*fields)[1];
-    std::string_view name(reinterpret_cast<const char*>(n.data()), n.size());
-    if (!name.empty() && name.back() == '\0') name.remove_suffix(1);
-    if (ParseVigilName(name, &v)) {
-      v.pcr = pcr;
-      if (tname == "ima-buf" && fields->size() >= 3) {
+  // The module's records come only as ima_measure_critical_data() logs
+  // them: template ima-buf (d-ng | n-ng | buf), the buffer itself, its
+  // digest consistent with it. A file or key measurement with a vigil-like
+  // name (a path, or a basename from a detached mount) is not the module's.
+  if (hashed.empty()) {
+    auto fields = SplitFields(data, entries_);
+    if (!fields.ok()) return fields.status();
+    VigilEntry v;
+    if (!violation && tname == "ima-buf" && fields->size() == 3 && !(*fields)[2].empty()) {
+      const std::span<const uint8_t> n = (*fields)[1];
+      std::string_view name(reinterpret_cast<const char*>(n.data()), n.size());
+      if (!name.empty() && name.back() == '\0') name.remove_suffix(1);
+      if (ParseVigilName(name, &v) && DigestFieldMatches((*fields)[0], (*fields)[2])) {
+        v.pcr = pcr;
         v.record.assign((*fields)[2].begin(), (*fields)[2].end());
-      } else {
-        // Another template: only the digest of the record is logged.
-        // Keep "<alg>:<digest>" so the check can recompute it.
-        const std::span<const uint8_t> d = (*fields)[0];
-        std::string_view dv(reinterpret_cast<const char*>(d.data()), d.size());
-        const size_t colon = dv.find(':');
-        if (colon != std::string_view::npos && colon + 2 <= dv.size() && dv[colon + 1] == '\0') {
-          v.kind += "#digest:" + std::string(dv.substr(0, colon));
-          v.record.assign(d.begin() + static_cast<ptrdiff_t>(colon + 2), d.end());
-        }
+        vigil_.push_back(std::move(v));
+        vigil_index_.push_back(entries_);
       }
-      vigil_.push_back(std::move(v));
-      vigil_index_.push_back(entries_);
     }
   }
   ++entries_;
@@ -259,6 +299,13 @@ Status ImaLog::CheckModuleRecords(const std::vector<records::Record>& verified,
     if (v.instance != inst) continue;
     any = true;
     if (vigil_index_[i] >= prefix) continue;  // measured after the PCR read
+    if (v.pcr != kImaPcr) {
+      // Only PCR 10 is replayed: a record anchored elsewhere is anchored
+      // nowhere this check can see.
+      return Status::Error(ErrorCode::kMismatch, "IMA measured this instance's seq " +
+                                                     std::to_string(v.seq) + " into PCR " +
+                                                     std::to_string(v.pcr) + ", not PCR 10");
+    }
     auto [it, fresh] = by_seq.emplace(v.seq, &v);
     if (!fresh) {
       return Status::Error(ErrorCode::kMismatch, "IMA holds two entries for this instance's seq " +
@@ -279,14 +326,7 @@ Status ImaLog::CheckModuleRecords(const std::vector<records::Record>& verified,
 
   auto same = [](const VigilEntry& v, const records::Record& r) -> bool {
     const auto bytes = r.bytes();
-    const size_t hash_at = v.kind.find("#digest:");
-    if (hash_at == std::string::npos) {
-      return v.record.size() == bytes.size() && std::equal(bytes.begin(), bytes.end(), v.record.begin());
-    }
-    const uint16_t alg = AlgByName(std::string_view(v.kind).substr(hash_at + 8));
-    if (alg == 0) return false;
-    auto h = crypto::Hash(alg, bytes);
-    return h.ok() && *h == v.record;
+    return v.record.size() == bytes.size() && std::equal(bytes.begin(), bytes.end(), v.record.begin());
   };
   for (const auto& [seq, r] : log) {
     if (!Anchored(r->type())) continue;
@@ -298,16 +338,10 @@ Status ImaLog::CheckModuleRecords(const std::vector<records::Record>& verified,
                                ") is not in IMA's log as " +
                                EntryName(instance_id, r->type(), seq));
     }
-    const std::string_view kind = std::string_view(it->second->kind).substr(0, it->second->kind.find('#'));
-    if (kind != KindOf(r->type()) || !same(*it->second, *r)) {
+    if (it->second->kind != KindOf(r->type()) || !same(*it->second, *r)) {
       return Status::Error(ErrorCode::kMismatch,
                            "IMA's entry " + EntryName(instance_id, r->type(), seq) +
                                " holds another record than the log's seq " + std::to_string(seq));
-    }
-    if (it->second->pcr != kImaPcr) {
-      return Status::Error(ErrorCode::kUnsupported,
-                           "IMA measured the module's records into PCR " +
-                               std::to_string(it->second->pcr) + "; only PCR 10 is replayed");
     }
   }
   // An entry inside the log's range that the log does not hold.

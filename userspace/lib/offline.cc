@@ -48,6 +48,8 @@ Outcome FromFinding(Finding::Kind k) {
       return Outcome::kLoss;
     case Finding::Kind::kAnchorBroken:
       return Outcome::kUnanchored;
+    case Finding::Kind::kAnchorUnchecked:
+      return Outcome::kSigned;
     case Finding::Kind::kProducerDuplicated:
     case Finding::Kind::kDuplicate:
     case Finding::Kind::kConflict:
@@ -210,6 +212,7 @@ Result<OfflineReport> VerifyOffline(const OfflineOptions& options,
   vopt.open_first_link = open_start;
   vopt.pcr_check = options.pcr_check;
   vopt.ima_check = options.ima_check;
+  vopt.module_anchor = options.module_anchor;
   StreamVerifier verifier(a, std::move(vopt));
 
   // Events in seq order, handed over just before the checkpoint that covers

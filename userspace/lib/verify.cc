@@ -96,6 +96,8 @@ std::string_view FindingKindName(Finding::Kind k) {
       return "key_mismatch";
     case Finding::Kind::kAnchorBroken:
       return "anchor_broken";
+    case Finding::Kind::kAnchorUnchecked:
+      return "anchor_unchecked";
   }
   return "unknown";
 }
@@ -899,26 +901,34 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
   const bool signed_ok = p.sig_state == Sig::kOk;
   v.signature_checked = signed_ok;
 
-  // The anchor, once the signature holds.
-  const PcrCheck* anchor_check = cp.anchor == VIGIL_ANCHOR_PCR   ? &options_.pcr_check
-                                 : cp.anchor == VIGIL_ANCHOR_IMA ? &options_.ima_check
-                                                                 : nullptr;
-  const char* anchor_name = cp.anchor == VIGIL_ANCHOR_IMA ? "IMA's log and PCR 10" : "PCR path";
+  // The anchor, once the signature holds. Which one is the trusted
+  // source's word where there is one: the checkpoint is the data being
+  // verified, and naming another anchor must not pick a weaker check.
+  const uint32_t anchor = options_.module_anchor.value_or(cp.anchor);
+  if (options_.module_anchor && cp.anchor != *options_.module_anchor) {
+    tamper.push_back("the checkpoint names anchor " + Str(cp.anchor) + ", the module uses " +
+                     Str(*options_.module_anchor));
+  }
+  const PcrCheck* anchor_check = anchor == VIGIL_ANCHOR_PCR   ? &options_.pcr_check
+                                 : anchor == VIGIL_ANCHOR_IMA ? &options_.ima_check
+                                                              : nullptr;
+  const char* anchor_name = anchor == VIGIL_ANCHOR_IMA ? "IMA's log and PCR 10" : "PCR path";
   std::string pcr_why;
   bool anchor_unchecked = false;
   bool pcr_mismatch = false;
   if (signed_ok) {
     if (!anchor_check || !*anchor_check) {
       anchor_unchecked = true;
-      pcr_why = cp.anchor == VIGIL_ANCHOR_IMA ? "anchor not checked (anchor=ima, no IMA check)"
-                : cp.anchor == VIGIL_ANCHOR_PCR
-                    ? "anchor not checked (anchor=pcr, no PCR check)"
-                    : "anchor not checked (unknown anchor " + Str(cp.anchor) + ")";
+      pcr_why = anchor == VIGIL_ANCHOR_IMA   ? "anchor not checked (anchor=ima, no IMA check)"
+                : anchor == VIGIL_ANCHOR_PCR ? "anchor not checked (anchor=pcr, no PCR check)"
+                                             : "anchor not checked (unknown anchor " +
+                                                   Str(anchor) + ")";
     } else {
       const Status st = RunAnchorCheck(*anchor_check, p.rec.seq());
       if (st.ok()) {
         v.pcr_checked = true;
         anchor_broken_ = false;
+        anchor_unchecked_ = false;
       } else if (st.code() == ErrorCode::kMismatch || st.code() == ErrorCode::kMalformed) {
         // The anchor, not the events: a finding once per episode, and the
         // chain goes on over the signed checkpoints.
@@ -932,8 +942,15 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
                          "unanchored until it matches again");
         }
       } else {
+        // A check that was set up and cannot be made: verdicts fall to
+        // "signed". Said once per episode, so a forced downgrade is seen.
         anchor_unchecked = true;
         pcr_why = std::string("anchor not checked: ") + anchor_name + ": " + st.message();
+        if (!std::exchange(anchor_unchecked_, true)) {
+          AddFinding(Finding::Kind::kAnchorUnchecked, p.rec.seq(),
+                     std::string("the anchor cannot be checked (") + anchor_name + ": " +
+                         st.message() + "): verdicts are \"signed\" until it can");
+        }
       }
     }
   }
@@ -970,8 +987,8 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
   } else {
     v.verdict = Verdict::kVerified;
     v.reason = "chain recomputed over " + Str(v.events) + " events, signature verified, " +
-               (cp.anchor == VIGIL_ANCHOR_IMA ? "in IMA's log replayed to PCR 10"
-                                              : "on the TPM's PCR path");
+               (anchor == VIGIL_ANCHOR_IMA ? "in IMA's log replayed to PCR 10"
+                                           : "on the TPM's PCR path");
   }
 
   if (open_link) {

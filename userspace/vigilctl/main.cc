@@ -506,6 +506,7 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
     std::copy(std::begin(info->instance_id), std::end(info->instance_id), id.begin());
     opt.instance_id = id;
     // On the node the anchor can be checked too, as vigild does it.
+    opt.module_anchor = info->anchor;
     if ((info->tpm_flags & VIGIL_TPM_PRESENT) != 0 && !args.no_anchor_check) {
       if (info->anchor == VIGIL_ANCHOR_IMA) {
         opt.ima_check = vigil::anchor::Shared(

@@ -258,6 +258,7 @@ Result<ModuleSide> ModuleSide::Connect(const Config& cfg, SavedState& saved) {
   vopt.reorder_window = cfg.reorder_window;
   vopt.checkpoint_wait_ns = static_cast<uint64_t>(cfg.checkpoint_wait_s * 1e9);
   const bool tpm = (info.tpm_flags & VIGIL_TPM_PRESENT) != 0;
+  vopt.module_anchor = info.anchor;
   if (tpm && !cfg.no_pcr_check) {
     if (info.anchor == VIGIL_ANCHOR_IMA) {
       vopt.ima_check = anchor::Shared(std::make_shared<anchor::ImaAnchorCheck>(cfg.tcti, info));

@@ -15,9 +15,15 @@
 // endian, which the whole ABI assumes): u32 pcr, u8 sha1_template_digest[20],
 // u32 name_len, name, then for every template but the legacy "ima" one:
 // u32 data_len and the template data, the fields as IMA hashed them (u32
-// len + bytes each). An all-zero digest is a violation, extended as all
-// 0xff. Bank values: SHA-1 extends the logged digest, every other bank
-// H_bank(template data).
+// len + bytes each); the legacy template has d (20 bytes) and n (u32 strlen
+// + name), hashed as d || name padded to 256 bytes. An all-zero digest is a
+// violation, extended as all 0xff. Bank values: SHA-1 extends the logged
+// digest, which must be SHA-1 of what was hashed; every other bank
+// H_bank(hashed data). The module's records are taken only from ima-buf
+// entries (what ima_measure_critical_data() writes) named as the module
+// names them, whose digest field is the buffer's: a file measurement named
+// like one (a path, or a basename from a detached mount) is not the
+// module's.
 //
 // Thread-safety: not thread-safe; one thread feeds an ImaLog.
 #ifndef VIGIL_USERSPACE_LIB_VIGIL_IMA_H_

@@ -68,6 +68,8 @@ struct OfflineOptions {
   // check the PCR path or IMA's log; empty offline.
   PcrCheck pcr_check;
   PcrCheck ima_check;
+  // The module's anchor from a trusted source (VerifierOptions).
+  std::optional<uint32_t> module_anchor;
 };
 
 struct OfflineReport {

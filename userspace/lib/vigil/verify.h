@@ -128,6 +128,7 @@ struct Finding {
     kDevAnchor,
     kKeyMismatch,
     kAnchorBroken,
+    kAnchorUnchecked,
   };
   Kind kind = Kind::kLog;
   uint64_t seq = 0;  // event seq or log seq, depending on kind
@@ -186,6 +187,10 @@ struct VerifierOptions {
   // and a checkpoint that verifies otherwise is "signed", not "verified".
   PcrCheck pcr_check;
   PcrCheck ima_check;
+  // The module's anchor (enum vigil_anchor) from a trusted source (GET_INFO
+  // on the node). Set: the check is chosen by it, not by the checkpoint
+  // being verified, and a checkpoint that names another anchor is tampered.
+  std::optional<uint32_t> module_anchor;
   // The anchor is a chain value the caller trusts inside a checkpoint
   // interval, not a checkpoint (an offline check from the module's chain
   // head read before a collector attached): the first checkpoint that covers
@@ -360,6 +365,7 @@ class StreamVerifier {
   std::optional<vigil_log_checkpoint> last_live_;  // last decided, not rejected
   uint32_t active_roles_ = 0;  // bit per role seen running in this producer set
   bool anchor_broken_ = false;  // an anchor_broken finding is out for this episode
+  bool anchor_unchecked_ = false;  // an anchor_unchecked finding is out for this episode
   // Per role, firings minus runs since the producer set became active: a
   // firing in flight at one checkpoint is a run at the next, so this stays
   // near 0 for an attached producer, and real misses add up however they
