@@ -58,16 +58,22 @@ vt_records() {
 	grep -v '"type":"\(checkpoint\|finding\|alert\|measure\)"' "$1"
 }
 
-# vt_wait_finding FILE KIND TENTHS: wait up to TENTHS/10 s for a vigild
-# finding of KIND in FILE.
-vt_wait_finding() {
+# vt_wait_line FILE PATTERN TENTHS: wait up to TENTHS/10 s for a line of
+# FILE matching the grep PATTERN.
+vt_wait_line() {
 	_i=0
 	while [ $_i -lt "$3" ]; do
-		grep -q "\"kind\":\"$2\"" "$1" && return 0
+		grep -q "$2" "$1" && return 0
 		sleep 0.1
 		_i=$((_i + 1))
 	done
 	return 1
+}
+
+# vt_wait_finding FILE KIND TENTHS: wait up to TENTHS/10 s for a vigild
+# finding of KIND in FILE.
+vt_wait_finding() {
+	vt_wait_line "$1" "\"kind\":\"$2\"" "$3"
 }
 
 # vt_tpmrm: the TPM resource manager device now (a driver rebind moves the

@@ -125,16 +125,6 @@ fi
 # jfield LINE KEY: a string or number member of one of vigild's JSON lines
 # (keys are unique in alert and checkpoint lines outside "baseline").
 jfield() { echo "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^\",}]*\).*/\1/p"; }
-# wait_line FILE PATTERN TENTHS: wait for a line of FILE matching PATTERN.
-wait_line() {
-	_i=0
-	while [ $_i -lt "$3" ]; do
-		grep -q "$2" "$1" && return 0
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-	return 1
-}
 # ms NS: nanoseconds as milliseconds with one decimal.
 ms() { awk -v n="$1" 'BEGIN { printf "%.1f ms", n / 1e6 }'; }
 # show_alert LINE: one vigild alert in words, then the line itself (its
@@ -167,7 +157,7 @@ if [ -n "$vpid" ]; then
 	# jobs_done MARK TENTHS: every job given so far has run.
 	jobs_done() {
 		job echo "$1"
-		wait_line $dir/agent.out "^$1\$" "$2"
+		vt_wait_line $dir/agent.out "^$1\$" "$2"
 	}
 	say "  'vigilctl agent run --name backup' tracks a job runner; it runs the same job $steady times:"
 	say "    vigil-workload --burn-ms 40      (burns 40 ms of CPU; loading it under QEMU/TCG costs more)"
@@ -208,7 +198,7 @@ if [ -n "$vpid" ]; then
 	job vigil-workload --burn-ms 3000
 	jobs_done burst-done 600
 	mark burst-ran
-	wait_line $dir/agent.json '"feature":"cpu_per_exec".*"type":"alert"' 150
+	vt_wait_line $dir/agent.json '"feature":"cpu_per_exec".*"type":"alert"' 150
 	mark burst-alert
 	say "  vigild's alerts, in words and as its JSON lines (-o; baseline{}, time and ids cut for width):"
 	grep '"type":"alert"' $dir/agent.json | tail -n +$((nsteady + 1)) >$dir/burst.json
@@ -247,7 +237,7 @@ if [ -n "$vpid" ]; then
 	n0=$(grep -c '"type":"alert"' $dir/agent.json)
 	job $dir/payload --burn-ms 40
 	jobs_done exec-done 300
-	wait_line $dir/agent.json '"alert_kind":"new_executable"' 150
+	vt_wait_line $dir/agent.json '"alert_kind":"new_executable"' 150
 	grep '"type":"alert"' $dir/agent.json | tail -n +$((n0 + 1)) | while IFS= read -r l; do show_alert "$l"; done
 	exe_alert=$(grep -m1 '"alert_kind":"new_executable"' $dir/agent.json)
 	if echo "$exe_alert" | grep -q "\"executable\":\"$dir/payload\""; then
@@ -267,7 +257,7 @@ if [ -n "$vpid" ]; then
 	if vigil-forge --type exec --seq "$next" --committed --agent-id "${aid:-0}" --comm vigil-workload \
 		--filename /usr/bin/vigil-workload >$dir/forge.txt 2>&1; then
 		job vigil-workload --burn-ms 40  # the genuine record that the module gives that seq
-		wait_line $dir/agent.json '"verdict":"tampered"' 200
+		vt_wait_line $dir/agent.json '"verdict":"tampered"' 200
 		cp=$(grep -m1 '"verdict":"tampered"' $dir/agent.json)
 		say "    vigild verdict for checkpoint $(jfield "$cp" first_seq)..$(jfield "$cp" last_seq): $(jfield "$cp" verdict) at seq $(jfield "$cp" bad_seq): $(jfield "$cp" reason | cut -c1-150)"
 		taint=$(grep -m1 '"kind":"baseline_tainted"' $dir/agent.json)
