@@ -10,8 +10,11 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
+
+#include "vigil/records.h"
 
 namespace vigil::daemon {
 
@@ -54,6 +57,28 @@ class LineStamper {
   std::string identity_;  // ,"host_id":...,"boot_id":...
   uint64_t cached_sec_ = UINT64_MAX;
   std::string cached_prefix_;  // "YYYY-MM-DDTHH:MM:SS" of cached_sec_
+};
+
+// vigild's output: JSON objects stamped (when a stamper is given) and
+// written one per line to a stream. Record lines are serialized directly
+// (format::AppendRecordJson) into one reused buffer and handed to the
+// stream in one write each, so formatting keeps up with verification.
+// Thread-safety: not thread-safe; one per output stream.
+class LineWriter {
+ public:
+  LineWriter(std::ostream& out, std::optional<LineStamper> stamper)
+      : out_(out), stamper_(std::move(stamper)) {}
+
+  // Stamps `line` (a serialized JSON object) in place, so a caller that
+  // keeps it too gets the same text, and writes it with its newline.
+  void Write(std::string& line);
+  // One record's line. Throws only what allocation throws.
+  void WriteRecord(const records::Record& rec);
+
+ private:
+  std::ostream& out_;
+  std::optional<LineStamper> stamper_;
+  std::string record_line_;  // reused: no allocation per record
 };
 
 }  // namespace vigil::daemon

@@ -188,10 +188,7 @@ Status Pipeline::RegisterMetrics(metrics::Registry& r) {
   return Status::Ok();
 }
 
-void Pipeline::Emit(std::string& line) {
-  if (options_.stamper) options_.stamper->Stamp(line);
-  out_ << line << '\n';
-}
+void Pipeline::Emit(std::string& line) { writer_.Write(line); }
 
 Pipeline::Agent* Pipeline::AgentFor(uint32_t agent_id) {
   if (agent_id == last_agent_id_ && last_agent_ != nullptr) return last_agent_;
@@ -294,7 +291,7 @@ void Pipeline::OnEvent(records::Record&& rec, uint64_t real_ns) {
   if (!rec.committed()) unattested_count_++;
   if (options_.emit_records) {
     try {
-      Emit(format::Dump(format::RecordToJson(rec)));
+      writer_.WriteRecord(rec);
     } catch (const std::exception&) {
       format_errors_++;
     }

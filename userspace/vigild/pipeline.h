@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "line_stamp.h"
@@ -134,7 +135,7 @@ class Pipeline {
  private:
   Pipeline(std::ostream& out, baseline::BaselineStore store,
            std::optional<verify::StreamVerifier> verifier, PipelineOptions options)
-      : out_(out),
+      : writer_(out, std::exchange(options.stamper, std::nullopt)),
         store_(std::move(store)),
         verifier_(std::move(verifier)),
         options_(std::move(options)) {}
@@ -168,7 +169,7 @@ class Pipeline {
   // a tampered checkpoint condemns, and forgets the decided seqs.
   void TrackLearnt(const verify::CheckpointVerdict& v);
 
-  std::ostream& out_;
+  LineWriter writer_;  // holds the stamper
   baseline::BaselineStore store_;
   std::optional<verify::StreamVerifier> verifier_;
   PipelineOptions options_;
