@@ -274,7 +274,10 @@ PassResult VerifyAndAggregate(const Stream& s, bool aggregate, const char* json_
       verify_only.AddLog(s.log[next_log].rec);
     }
   }
-  if (json_out != nullptr) file_out.flush();
+  if (json_out != nullptr) {
+    (*pipe)->FlushLines();
+    file_out.flush();
+  }
   PassResult r;
   r.secs = std::chrono::duration<double>(Clock::now() - t0).count();
   if (json_out != nullptr && !file_out) {
@@ -309,6 +312,7 @@ double JsonLines(const Stream& s, const char* path, bool nlohmann) {
       writer.WriteRecord(*rec);
     }
   }
+  writer.Flush();
   out.flush();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   if (!out) {

@@ -17,21 +17,25 @@ namespace {
 // not escape DEL without ensure_ascii), but not '"' and '\\'.
 constexpr bool IsPlain(unsigned char b) { return b >= 0x20 && b < 0x80 && b != '"' && b != '\\'; }
 
-void AppendEscapedAscii(unsigned char b, std::string& out) {
+char* EscapeAscii(unsigned char b, char* p) {
   static constexpr char kHex[] = "0123456789abcdef";
+  *p++ = '\\';
   switch (b) {
-    case '"': out += "\\\""; return;
-    case '\\': out += "\\\\"; return;
-    case '\b': out += "\\b"; return;
-    case '\t': out += "\\t"; return;
-    case '\n': out += "\\n"; return;
-    case '\f': out += "\\f"; return;
-    case '\r': out += "\\r"; return;
-    default: {
-      const char u[6] = {'\\', 'u', '0', '0', kHex[b >> 4], kHex[b & 0xf]};
-      out.append(u, sizeof(u));
-    }
+    case '"': *p++ = '"'; break;
+    case '\\': *p++ = '\\'; break;
+    case '\b': *p++ = 'b'; break;
+    case '\t': *p++ = 't'; break;
+    case '\n': *p++ = 'n'; break;
+    case '\f': *p++ = 'f'; break;
+    case '\r': *p++ = 'r'; break;
+    default:
+      *p++ = 'u';
+      *p++ = '0';
+      *p++ = '0';
+      *p++ = kHex[b >> 4];
+      *p++ = kHex[b & 0xf];
   }
+  return p;
 }
 
 // The length of the well-formed UTF-8 sequence (Unicode Table 3-7) at
@@ -73,68 +77,130 @@ size_t Utf8SequenceAt(std::string_view s, size_t i, size_t& bad) {
   return need + 1;
 }
 
-// One JSON object written in place. Keys are literals the caller passes in
-// nlohmann's order (std::map: sorted bytewise) and need no escaping.
-// Thread-safety: a stack object over one string.
+// The most a string of n bytes takes as a JSON literal: quotes, and six
+// bytes ("\u00xx") for a byte at worst (U+FFFD takes three for one or more).
+constexpr size_t MaxEscaped(size_t n) { return 2 + 6 * n; }
+
+// `raw` as a JSON string literal at p (room for MaxEscaped(raw.size())).
+char* EscapeString(std::string_view raw, char* p) {
+  *p++ = '"';
+  size_t i = 0;
+  while (i < raw.size()) {
+    size_t run = i;
+    while (run < raw.size() && IsPlain(static_cast<unsigned char>(raw[run]))) ++run;
+    std::memcpy(p, raw.data() + i, run - i);
+    p += run - i;
+    i = run;
+    if (i == raw.size()) break;
+    const auto b = static_cast<unsigned char>(raw[i]);
+    if (b < 0x80) {
+      p = EscapeAscii(b, p);
+      ++i;
+      continue;
+    }
+    size_t bad = 0;
+    if (const size_t len = Utf8SequenceAt(raw, i, bad)) {
+      std::memcpy(p, raw.data() + i, len);
+      p += len;
+      i += len;
+    } else {
+      std::memcpy(p, "\xEF\xBF\xBD", 3);  // U+FFFD
+      p += 3;
+      i += bad;
+    }
+  }
+  *p++ = '"';
+  return p;
+}
+
+// One JSON object written at a cursor into memory the caller sized with
+// MaxObject (no check per byte: this runs for every field of every record).
+// Keys are literals the caller passes in nlohmann's order (std::map: sorted
+// bytewise) and need no escaping.
+// Thread-safety: a stack object over one buffer.
 class ObjectWriter {
  public:
-  explicit ObjectWriter(std::string& out) : out_(out) { out_ += '{'; }
-  ~ObjectWriter() { out_ += '}'; }
+  explicit ObjectWriter(char*& p) : p_(p) { *p_++ = '{'; }
+  ~ObjectWriter() { *p_++ = '}'; }
   ObjectWriter(const ObjectWriter&) = delete;
   ObjectWriter& operator=(const ObjectWriter&) = delete;
 
-  template <typename Int>
-  void Number(std::string_view key, Int v) {
+  template <size_t N, typename Int>
+  void Number(const char (&key)[N], Int v) {
     static_assert(std::is_integral_v<Int> && !std::is_same_v<Int, bool>);
     Key(key);
-    char buf[24];
-    const auto r = std::to_chars(buf, buf + sizeof(buf), v);
-    out_.append(buf, r.ptr);
+    p_ = std::to_chars(p_, p_ + 20, v).ptr;  // 20: the digits of UINT64_MAX, or '-' and 10
   }
   // Counters whose flag is clear were not measured: null, never 0.
-  template <typename Int>
-  void NumberOrNull(std::string_view key, bool present, Int v) {
+  template <size_t N, typename Int>
+  void NumberOrNull(const char (&key)[N], bool present, Int v) {
     if (present) {
       Number(key, v);
     } else {
       Key(key);
-      out_ += "null";
+      Put("null");
     }
   }
-  void Bool(std::string_view key, bool v) {
+  template <size_t N>
+  void Bool(const char (&key)[N], bool v) {
     Key(key);
-    out_ += v ? "true" : "false";
-  }
-  void String(std::string_view key, std::string_view v) {
-    Key(key);
-    AppendJsonString(v, out_);
+    if (v) {
+      Put("true");
+    } else {
+      Put("false");
+    }
   }
   template <size_t N>
-  void Field(std::string_view key, const char (&field)[N]) {
-    String(key, std::string_view(field, strnlen(field, N)));
+  void String(const char (&key)[N], std::string_view v) {
+    Key(key);
+    p_ = EscapeString(v, p_);
+  }
+  template <size_t N, size_t M>
+  void Field(const char (&key)[N], const char (&field)[M]) {
+    String(key, std::string_view(field, strnlen(field, M)));
+  }
+  template <size_t N>
+  void Hex(const char (&key)[N], const uint8_t* bytes, size_t n) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    Key(key);
+    *p_++ = '"';
+    for (size_t i = 0; i < n; ++i) {
+      *p_++ = kHex[bytes[i] >> 4];
+      *p_++ = kHex[bytes[i] & 0xf];
+    }
+    *p_++ = '"';
   }
   // Opens a nested object; the returned writer closes it.
-  ObjectWriter Object(std::string_view key) {
+  template <size_t N>
+  ObjectWriter Object(const char (&key)[N]) {
     Key(key);
-    return ObjectWriter(out_);
-  }
-  void Raw(std::string_view key, std::string_view json) {
-    Key(key);
-    out_ += json;
+    return ObjectWriter(p_);
   }
 
  private:
-  void Key(std::string_view key) {
-    if (!first_) out_ += ',';
+  template <size_t N>
+  void Put(const char (&text)[N]) {
+    std::memcpy(p_, text, N - 1);
+    p_ += N - 1;
+  }
+  template <size_t N>
+  void Key(const char (&key)[N]) {
+    if (!first_) *p_++ = ',';
     first_ = false;
-    out_ += '"';
-    out_ += key;
-    out_ += "\":";
+    *p_++ = '"';
+    Put(key);
+    *p_++ = '"';
+    *p_++ = ':';
   }
 
-  std::string& out_;
+  char*& p_;
   bool first_ = true;
 };
+
+// The most one record's object takes: every byte of the body escaped at
+// worst (six for a string byte, two hex digits for a payload byte, at most
+// 20 digits for 8 bytes of number), plus the keys (under 1 KiB for any type).
+constexpr size_t MaxObject(size_t record_size) { return MaxEscaped(record_size) + 1024; }
 
 // The header's fields, in the order they fall among a type's own: each
 // writer below calls these where the sorted order puts them.
@@ -153,54 +219,19 @@ struct Header {
   }
 };
 
-void AppendHex(std::string_view key, const uint8_t* bytes, size_t n, ObjectWriter& o,
-               std::string& scratch) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  scratch.assign(1, '"');
-  for (size_t i = 0; i < n; ++i) {
-    scratch += kHex[bytes[i] >> 4];
-    scratch += kHex[bytes[i] & 0xf];
-  }
-  scratch += '"';
-  o.Raw(key, scratch);
-}
-
 }  // namespace
 
 void AppendJsonString(std::string_view raw, std::string& out) {
-  out += '"';
-  size_t i = 0;
-  while (i < raw.size()) {
-    size_t run = i;
-    while (run < raw.size() && IsPlain(static_cast<unsigned char>(raw[run]))) ++run;
-    out.append(raw.data() + i, run - i);
-    i = run;
-    if (i == raw.size()) break;
-    const auto b = static_cast<unsigned char>(raw[i]);
-    if (b < 0x80) {
-      AppendEscapedAscii(b, out);
-      ++i;
-      continue;
-    }
-    size_t bad = 0;
-    if (const size_t len = Utf8SequenceAt(raw, i, bad)) {
-      out.append(raw.data() + i, len);
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";  // U+FFFD
-      i += bad;
-    }
-  }
-  out += '"';
+  const size_t start = out.size();
+  out.resize(start + MaxEscaped(raw.size()));
+  out.resize(static_cast<size_t>(EscapeString(raw, out.data() + start) - out.data()));
 }
 
-void AppendRecordJson(const records::Record& rec, std::string& out) {
-  if (!records::IsEvent(rec.type())) {
-    out += Dump(RecordToJson(rec));
-    return;
-  }
+namespace {
+
+void WriteEventObject(const records::Record& rec, char*& p) {
   const Header h{rec};
-  ObjectWriter o(out);
+  ObjectWriter o(p);
   if (auto e = rec.As<vigil_ev_exec>()) {
     h.AgentId(o);
     o.Field("comm", e->comm);
@@ -247,14 +278,13 @@ void AppendRecordJson(const records::Record& rec, std::string& out) {
     o.Number("uid", x->uid);
   } else if (auto u = rec.As<vigil_ev_user>()) {
     const uint32_t len = u->len <= VIGIL_USER_PAYLOAD_MAX ? u->len : VIGIL_USER_PAYLOAD_MAX;
-    std::string scratch;
     h.AgentId(o);
     h.Committed(o);
     h.Flags(o);
     o.Number("kind", u->kind);
     o.Number("len", u->len);
     h.NoModule(o);
-    AppendHex("payload_hex", u->payload, len, o, scratch);
+    o.Hex("payload_hex", u->payload, len);
     o.Number("pid", u->pid);
     h.SeqTsType(o);
     o.Number("uid", u->uid);
@@ -320,6 +350,20 @@ void AppendRecordJson(const records::Record& rec, std::string& out) {
     h.NoModule(o);
     h.SeqTsType(o);
   }
+}
+
+}  // namespace
+
+void AppendRecordJson(const records::Record& rec, std::string& out) {
+  if (!records::IsEvent(rec.type())) {
+    out += Dump(RecordToJson(rec));
+    return;
+  }
+  const size_t start = out.size();
+  out.resize(start + MaxObject(rec.bytes().size()));
+  char* p = out.data() + start;
+  WriteEventObject(rec, p);
+  out.resize(static_cast<size_t>(p - out.data()));
 }
 
 }  // namespace vigil::format

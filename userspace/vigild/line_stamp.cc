@@ -113,17 +113,28 @@ void LineStamper::Stamp(std::string& line) {
   line += '}';
 }
 
+LineWriter::LineWriter(std::ostream& out, std::optional<LineStamper> stamper)
+    : out_(out), stamper_(std::move(stamper)) {
+  pending_.reserve(kChunkBytes + 4096);
+}
+
 void LineWriter::Write(std::string& line) {
   if (stamper_) stamper_->Stamp(line);
-  line += '\n';  // one write per line
-  out_.write(line.data(), static_cast<std::streamsize>(line.size()));
-  line.pop_back();
+  pending_ += line;
+  pending_ += '\n';
+  if (pending_.size() >= kChunkBytes) Flush();
 }
 
 void LineWriter::WriteRecord(const records::Record& rec) {
   record_line_.clear();
   format::AppendRecordJson(rec, record_line_);
   Write(record_line_);
+}
+
+void LineWriter::Flush() {
+  if (pending_.empty()) return;
+  out_.write(pending_.data(), static_cast<std::streamsize>(pending_.size()));
+  pending_.clear();
 }
 
 }  // namespace vigil::daemon

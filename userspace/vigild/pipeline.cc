@@ -455,6 +455,11 @@ void Pipeline::CountTrimmed(uint64_t records) {
 }
 
 void Pipeline::Tick(uint64_t mono_ns, uint64_t real_ns) {
+  TickSteps(mono_ns, real_ns);
+  writer_.Flush();  // every line so far to the stream before vigild flushes it
+}
+
+void Pipeline::TickSteps(uint64_t mono_ns, uint64_t real_ns) {
   FlushMetrics();
   if (verifier_) {
     verifier_->Tick(mono_ns);
@@ -491,9 +496,11 @@ void Pipeline::Tick(uint64_t mono_ns, uint64_t real_ns) {
 
 void Pipeline::Finish() {
   FlushMetrics();
-  if (!verifier_) return;
-  verifier_->Finish();
-  DrainVerifier();
+  if (verifier_) {
+    verifier_->Finish();
+    DrainVerifier();
+  }
+  writer_.Flush();
 }
 
 }  // namespace vigil::daemon
