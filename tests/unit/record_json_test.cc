@@ -19,9 +19,7 @@ using nlohmann::json;
 using testing::Blank;
 using testing::ToRecord;
 
-std::string ViaNlohmann(std::string_view s) {
-  return format::Dump(json(std::string(s)));
-}
+std::string ViaNlohmann(std::string_view s) { return format::Dump(json(std::string(s))); }
 
 std::string ViaDirect(std::string_view s) {
   std::string out;
@@ -52,13 +50,35 @@ std::vector<std::string> HostileStrings() {
       "",
       "plain",
       "\"quoted\" \\back\\slash/",
-      "\x7f" "del",
+      "\x7f"
+      "del",
       "\xc2\x80\xc2\x9f c1",
       "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
-      "\x80", "\xbf", "\xc0\xaf", "\xc1\xbf", "\xe0\x80\xaf", "\xe0\x9f\xbf", "\xed\xa0\x80",
-      "\xed\xbf\xbf", "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80",
-      "\xff\xfe", "\xc3", "a\xe2\x82", "\xf0\x9f\x98", "\xe2\x82" "a", "\xf0\x9f" "ab",
-      "\xf0\x9f\x98\x80\x80", "\xe2\x28\xa1", "\xc3\x28", "\xa0\xa1", "\xf8\x88\x80\x80\x80",
+      "\x80",
+      "\xbf",
+      "\xc0\xaf",
+      "\xc1\xbf",
+      "\xe0\x80\xaf",
+      "\xe0\x9f\xbf",
+      "\xed\xa0\x80",
+      "\xed\xbf\xbf",
+      "\xf0\x80\x80\x80",
+      "\xf0\x8f\xbf\xbf",
+      "\xf4\x90\x80\x80",
+      "\xf5\x80",
+      "\xff\xfe",
+      "\xc3",
+      "a\xe2\x82",
+      "\xf0\x9f\x98",
+      "\xe2\x82"
+      "a",
+      "\xf0\x9f"
+      "ab",
+      "\xf0\x9f\x98\x80\x80",
+      "\xe2\x28\xa1",
+      "\xc3\x28",
+      "\xa0\xa1",
+      "\xf8\x88\x80\x80\x80",
       "\x1b[31mred\x1b[0m\r\nfake line\n",
       "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16"
       "\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f",
@@ -72,9 +92,9 @@ std::vector<std::string> HostileStrings() {
 // Random strings weighted towards the bytes that matter to UTF-8 and JSON.
 std::string RandomString(std::mt19937_64& rng, size_t max_len) {
   static constexpr unsigned char kInteresting[] = {
-      0x01, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1f, '"',  '\\', 0x7f, 0x80, 0x8f, 0x90, 0x9f,
-      0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1,
-      0xf3, 0xf4, 0xf5, 0xff, 'a',  '/'};
+      0x01, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1f, '"',  '\\', 0x7f, 0x80, 0x8f,
+      0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed,
+      0xee, 0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xff, 'a',  '/'};
   std::string s(rng() % (max_len + 1), 'x');
   for (char& c : s) {
     const uint64_t r = rng();
@@ -120,12 +140,14 @@ void ExpectEdges(uint16_t type) {
 
 TEST(RecordJson, StringsEscapeAsDumpDoes) {
   for (const std::string& s : HostileStrings()) {
-    EXPECT_EQ(ViaDirect(s), ViaNlohmann(s)) << json(s).dump(-1, ' ', true, json::error_handler_t::replace);
+    EXPECT_EQ(ViaDirect(s), ViaNlohmann(s))
+        << json(s).dump(-1, ' ', true, json::error_handler_t::replace);
   }
   std::mt19937_64 rng(20261207);
   for (int i = 0; i < 200000; ++i) {
     const std::string s = RandomString(rng, 12);
-    ASSERT_EQ(ViaDirect(s), ViaNlohmann(s)) << json(s).dump(-1, ' ', true, json::error_handler_t::replace);
+    ASSERT_EQ(ViaDirect(s), ViaNlohmann(s))
+        << json(s).dump(-1, ' ', true, json::error_handler_t::replace);
   }
 }
 

@@ -21,13 +21,27 @@ char* EscapeAscii(unsigned char b, char* p) {
   static constexpr char kHex[] = "0123456789abcdef";
   *p++ = '\\';
   switch (b) {
-    case '"': *p++ = '"'; break;
-    case '\\': *p++ = '\\'; break;
-    case '\b': *p++ = 'b'; break;
-    case '\t': *p++ = 't'; break;
-    case '\n': *p++ = 'n'; break;
-    case '\f': *p++ = 'f'; break;
-    case '\r': *p++ = 'r'; break;
+    case '"':
+      *p++ = '"';
+      break;
+    case '\\':
+      *p++ = '\\';
+      break;
+    case '\b':
+      *p++ = 'b';
+      break;
+    case '\t':
+      *p++ = 't';
+      break;
+    case '\n':
+      *p++ = 'n';
+      break;
+    case '\f':
+      *p++ = 'f';
+      break;
+    case '\r':
+      *p++ = 'r';
+      break;
     default:
       *p++ = 'u';
       *p++ = '0';
