@@ -63,6 +63,18 @@ void BM_ExitToJson(benchmark::State& state) {
 }
 BENCHMARK(BM_ExitToJson);
 
+// The same line as vigild writes it now (format::AppendRecordJson).
+void BM_ExitToJsonDirect(benchmark::State& state) {
+  auto rec = vigil::records::Record::Decode(Bytes(MakeExit(1)));
+  std::string line;
+  for (auto _ : state) {
+    line.clear();
+    vigil::format::AppendRecordJson(*rec, line);
+    benchmark::DoNotOptimize(line);
+  }
+}
+BENCHMARK(BM_ExitToJsonDirect);
+
 // A log of one BASE (4 banks) and N checkpoints, replayed per bank.
 void BM_ReplayCheckpoints(benchmark::State& state) {
   std::vector<vigil::records::Record> log;

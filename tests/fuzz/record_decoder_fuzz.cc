@@ -37,12 +37,16 @@ int ReadableTypes(const Record& rec) {
          ReadsAs<vigil_log_base>(rec);
 }
 
-// What vigilctl prints for a record, in both renderings.
+// What vigilctl prints for a record, in both renderings; vigild's direct
+// serializer must give the one-line rendering byte for byte.
 void Render(const Record& rec) {
   const nlohmann::json j = vigil::format::RecordToJson(rec);
   const std::string line = vigil::format::Dump(j);
   const std::string pretty = vigil::format::Dump(j, 2);
   if (line.empty() || pretty.empty()) std::abort();
+  std::string direct;
+  vigil::format::AppendRecordJson(rec, direct);
+  if (direct != line) std::abort();
   (void)vigil::format::RecordToText(rec);
 }
 

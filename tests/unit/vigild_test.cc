@@ -384,10 +384,29 @@ struct PipelineRig {
     if (!made.ok()) throw std::runtime_error(made.status().ToString());
     p = std::move(made).value();
   }
+  // What the pipeline wrote so far (its queued lines included).
+  std::string Output() {
+    p->FlushLines();
+    return out.str();
+  }
   metrics::Registry registry;
   std::ostringstream out;
   std::unique_ptr<daemon::Pipeline> p;
 };
+
+// Lines are queued in chunks; Tick and Finish hand them all to the stream
+// (vigild flushes the stream after each).
+TEST(PipelineTest, TickAndFinishHandEveryLineToTheStream) {
+  testing::ModuleSim sim;
+  PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}));
+  rig.p->OnEvent(sim.Commit(), 1);
+  rig.p->Tick(1, 1);
+  ASSERT_EQ(Lines(rig.out.str()).size(), 1u) << rig.out.str();
+  EXPECT_EQ(Lines(rig.out.str())[0].at("type"), "exec");
+  rig.p->OnEvent(sim.Commit(), 2);
+  rig.p->Finish();
+  EXPECT_EQ(Lines(rig.out.str()).size(), 2u) << rig.out.str();
+}
 
 TEST(PipelineTest, VerdictsFindingsAndMetricsFromAVerifiedStream) {
   testing::ModuleSim sim;
@@ -400,7 +419,7 @@ TEST(PipelineTest, VerdictsFindingsAndMetricsFromAVerifiedStream) {
   rig.p->OnEvent(events[1], 2);  // a duplicate
   sim.Checkpoint();
   for (const auto& r : sim.log()) rig.p->OnLog(r);
-  auto lines = Lines(rig.out.str());
+  auto lines = Lines(rig.Output());
   size_t records = 0, checkpoints = 0, findings = 0, tainted = 0;
   for (const json& j : lines) {
     const std::string type = j.at("type");
@@ -456,12 +475,12 @@ TEST(PipelineTest, OnlyATamperedRangeTaintsTheBaselinesThatLearntFromIt) {
   for (const auto& r : sim.Checkpoint()) rig.p->OnLog(r);
   std::vector<std::string> verdicts;
   std::vector<json> tainted;
-  for (const json& j : Lines(rig.out.str())) {
+  for (const json& j : Lines(rig.Output())) {
     if (j.at("type") == "checkpoint") verdicts.push_back(j.at("verdict"));
     if (j.at("type") == "finding" && j.at("kind") == "baseline_tainted") tainted.push_back(j);
   }
-  ASSERT_EQ(verdicts, (std::vector<std::string>{"signed", "tampered"})) << rig.out.str();
-  ASSERT_EQ(tainted.size(), 1u) << rig.out.str();
+  ASSERT_EQ(verdicts, (std::vector<std::string>{"signed", "tampered"})) << rig.Output();
+  ASSERT_EQ(tainted.size(), 1u) << rig.Output();
   EXPECT_EQ(tainted[0].at("agent"), "web@1");
   EXPECT_EQ(tainted[0].at("seq"), 5);
   EXPECT_NE(tainted[0].at("reason").get<std::string>().find("seqs 5..6"), std::string::npos)
@@ -480,8 +499,8 @@ TEST(PipelineTest, AttestedDropsAreALossVerdictAndAMetric) {
   for (int i = 0; i < 3; ++i) rig.p->OnEvent(sim.Commit(), 1);
   sim.AddDrops(7);  // records the BPF side could not deliver
   for (const auto& r : sim.Checkpoint()) rig.p->OnLog(r);
-  auto lines = Lines(rig.out.str());
-  ASSERT_EQ(lines.size(), 1u) << rig.out.str();
+  auto lines = Lines(rig.Output());
+  ASSERT_EQ(lines.size(), 1u) << rig.Output();
   EXPECT_EQ(lines[0].at("verdict"), "loss") << lines[0].dump();
   EXPECT_EQ(lines[0].at("new_drops"), 7) << lines[0].dump();
   rig.p->FlushMetrics();
@@ -517,10 +536,10 @@ TEST(PipelineTest, ShiftedAgentRaisesAnAlertOnTheRightFeature) {
     rig.p->OnEvent(exit_with(100'000'000 + (i % 7) * 1'000'000, 5'000'000 + (i % 5) * 100'000),
                   100 + i);
   }
-  EXPECT_EQ(rig.p->alerts(), 0u) << rig.out.str();
+  EXPECT_EQ(rig.p->alerts(), 0u) << rig.Output();
   // CPU per exec jumps 20x; lifetime stays.
   rig.p->OnEvent(exit_with(103'000'000, 100'000'000), 1000);
-  auto lines = Lines(rig.out.str());
+  auto lines = Lines(rig.Output());
   ASSERT_FALSE(lines.empty());
   bool cpu_alert = false;
   for (const json& j : lines) {
@@ -532,7 +551,7 @@ TEST(PipelineTest, ShiftedAgentRaisesAnAlertOnTheRightFeature) {
     if (j.at("feature") == "cpu_per_exec") cpu_alert = true;
     EXPECT_NE(j.at("feature"), "lifetime");
   }
-  EXPECT_TRUE(cpu_alert) << rig.out.str();
+  EXPECT_TRUE(cpu_alert) << rig.Output();
   rig.p->FlushMetrics();
   EXPECT_NE(rig.registry.Render().find("vigil_agent_alerts_total{agent=\"crawler@1\"}"),
             std::string::npos);
@@ -601,7 +620,7 @@ TEST(PipelineTest, WithoutTheModuleNothingIsVerified) {
   ev.hdr.flags = VIGIL_REC_F_NO_MODULE;
   rig.p->OnEvent(testing::ToRecord(ev), 1);
   rig.p->Finish();
-  for (const json& j : Lines(rig.out.str())) EXPECT_NE(j.at("type"), "checkpoint");
+  for (const json& j : Lines(rig.Output())) EXPECT_NE(j.at("type"), "checkpoint");
   EXPECT_NE(rig.registry.Render().find("vigil_unattested_records_total 1"), std::string::npos);
   EXPECT_EQ(rig.p->verifier(), nullptr);
 }
@@ -628,7 +647,7 @@ TEST(PipelineTest, PoolOutlierIsReportedWhenItStartsNotEveryInterval) {
   }
   auto pool_alerts = [&]() {
     size_t n = 0;
-    for (const json& j : Lines(rig.out.str())) {
+    for (const json& j : Lines(rig.Output())) {
       if (j.at("type") == "alert" && j.at("alert_kind") == "pool_outlier") {
         EXPECT_EQ(j.at("agent"), "w@6") << j.dump();
         EXPECT_EQ(j.at("feature"), "cpu_per_exec") << j.dump();
@@ -638,10 +657,10 @@ TEST(PipelineTest, PoolOutlierIsReportedWhenItStartsNotEveryInterval) {
     return n;
   };
   rig.p->Tick(10, t);
-  EXPECT_EQ(pool_alerts(), 1u) << rig.out.str();
+  EXPECT_EQ(pool_alerts(), 1u) << rig.Output();
   rig.p->Tick(20, t + 1);
   rig.p->Tick(30, t + 2);
-  EXPECT_EQ(pool_alerts(), 1u) << rig.out.str();
+  EXPECT_EQ(pool_alerts(), 1u) << rig.Output();
 }
 
 // ---- time, host and boot identity on every JSON line ----------------------
@@ -718,7 +737,7 @@ TEST(PipelineTest, EveryLineCarriesTimeHostAndBoot) {
   sim.Checkpoint();
   for (const auto& r : sim.log()) rig.p->OnLog(r);
   rig.p->OnDecodeError("bad record");
-  const auto lines = Lines(rig.out.str());
+  const auto lines = Lines(rig.Output());
   ASSERT_GE(lines.size(), 5u);  // 3 records, a verdict, a finding
   for (const json& j : lines) {
     EXPECT_EQ(j.at("time"), "2023-11-14T22:13:20.000000000Z") << j.dump();
@@ -886,10 +905,10 @@ TEST(PipelineTest, AFullLogStallsVerificationVisibly) {
     rig.p->Tick(t * kS, t * kS);
   }
   std::vector<json> stalls;
-  for (const json& j : Lines(rig.out.str())) {
+  for (const json& j : Lines(rig.Output())) {
     if (j.at("type") == "finding" && j.at("kind") == "stalled") stalls.push_back(j);
   }
-  ASSERT_EQ(stalls.size(), 2u) << rig.out.str();
+  ASSERT_EQ(stalls.size(), 2u) << rig.Output();
   EXPECT_EQ(stalls[0].at("stall"), "no_verdict");
   EXPECT_EQ(stalls[1].at("stall"), "no_checkpoint");
   EXPECT_NE(stalls[0].at("reason").get<std::string>().find("4 records refused"), std::string::npos);
@@ -931,8 +950,8 @@ TEST(PipelineTest, AnInstanceChangeIsAFindingAndACounter) {
   chain::InstanceId old_id;
   old_id.fill(0x11);
   rig.p->ReportInstanceChange(old_id, sim.instance(), "3 events were never decided");
-  auto lines = Lines(rig.out.str());
-  ASSERT_EQ(lines.size(), 1u) << rig.out.str();
+  auto lines = Lines(rig.Output());
+  ASSERT_EQ(lines.size(), 1u) << rig.Output();
   EXPECT_EQ(lines[0].at("type"), "finding");
   EXPECT_EQ(lines[0].at("kind"), "instance_changed");
   EXPECT_EQ(lines[0].at("saved_instance"), std::string(32, '1'));

@@ -70,6 +70,28 @@ Result<PkeyPtr> P256PublicKey(const EcPoint& key) {
   return pkey;
 }
 
+// The key of the last verified checkpoint, per thread: a stream is signed by
+// one key, and building and checking it (parameter build, fromdata, the
+// on-curve check) cost as much as the ECDSA verify itself. Only a key that
+// passed those checks is kept; a different point builds (and checks) anew.
+// thread_local: an EVP_PKEY is used by one thread at a time.
+struct KeyCache {
+  EcPoint point{};
+  PkeyPtr pkey;
+};
+thread_local KeyCache key_cache;
+
+Result<EVP_PKEY*> CachedP256PublicKey(const EcPoint& key) {
+  if (!key_cache.pkey || std::memcmp(key_cache.point.x, key.x, sizeof(key.x)) != 0 ||
+      std::memcmp(key_cache.point.y, key.y, sizeof(key.y)) != 0) {
+    key_cache.pkey.reset();
+    VIGIL_ASSIGN_OR_RETURN(PkeyPtr pkey, P256PublicKey(key));
+    key_cache.point = key;
+    key_cache.pkey = std::move(pkey);
+  }
+  return key_cache.pkey.get();
+}
+
 }  // namespace
 
 Status VerifyCheckpointSignature(const EcPoint& key, const records::Record& checkpoint,
@@ -92,7 +114,7 @@ Status VerifyCheckpointSignature(const EcPoint& key, const records::Record& chec
     return Status::Error(ErrorCode::kMismatch,
                          where + ": the signed digest is not SHA-256 of the checkpoint");
   }
-  VIGIL_ASSIGN_OR_RETURN(PkeyPtr pkey, P256PublicKey(key));
+  VIGIL_ASSIGN_OR_RETURN(EVP_PKEY * pkey, CachedP256PublicKey(key));
 
   BignumPtr r(BN_bin2bn(sig.r, VIGIL_ECC_COORD_LEN, nullptr));
   BignumPtr s(BN_bin2bn(sig.s, VIGIL_ECC_COORD_LEN, nullptr));
@@ -109,7 +131,7 @@ Status VerifyCheckpointSignature(const EcPoint& key, const records::Record& chec
   uint8_t* out = der.data();
   i2d_ECDSA_SIG(ecdsa.get(), &out);
 
-  PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr));
+  PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr));
   if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1) {
     return Status::FromOpenSsl("EVP_PKEY_verify_init");
   }

@@ -297,21 +297,28 @@ void StreamVerifier::AddEventImpl(records::Record&& event, bool absorb_recovered
 
 void StreamVerifier::ChainOne(const records::Record& rec) {
   const std::span<const uint8_t> bytes = rec.bytes();
-  Chained c{rec.seq(), chain_valid_, false, static_cast<uint32_t>(bytes.size()), 0, {}};
+  const bool keep = interval_.size() < options_.max_interval_records;
+  // Built in place: one 56-byte entry per record, not a copy of one.
+  Chained& c = interval_.emplace_back();
+  c.seq = rec.seq();
+  c.valid = chain_valid_;
+  c.kept = keep;
+  c.size = static_cast<uint32_t>(bytes.size());
+  c.offset = 0;
   if (chain_valid_) {
     head_ = Step(head_, bytes);
     c.head_after = head_;
     counters_.chained++;
+  } else {
+    c.head_after = {};
   }
-  if (interval_.size() < options_.max_interval_records) {
-    c.kept = true;
+  if (keep) {
     c.offset = arena_base_ + arena_.size();
     arena_.insert(arena_.end(), bytes.begin(), bytes.end());
   } else {
     interval_overflow_ = true;
   }
   chained_seq_ = c.seq;
-  interval_.push_back(c);
 }
 
 // Records held aside as implausibly far ahead come back once the chain is

@@ -188,10 +188,7 @@ Status Pipeline::RegisterMetrics(metrics::Registry& r) {
   return Status::Ok();
 }
 
-void Pipeline::Emit(std::string& line) {
-  if (options_.stamper) options_.stamper->Stamp(line);
-  out_ << line << '\n';
-}
+void Pipeline::Emit(std::string& line) { writer_.Write(line); }
 
 Pipeline::Agent* Pipeline::AgentFor(uint32_t agent_id) {
   if (agent_id == last_agent_id_ && last_agent_ != nullptr) return last_agent_;
@@ -294,7 +291,7 @@ void Pipeline::OnEvent(records::Record&& rec, uint64_t real_ns) {
   if (!rec.committed()) unattested_count_++;
   if (options_.emit_records) {
     try {
-      Emit(format::Dump(format::RecordToJson(rec)));
+      writer_.WriteRecord(rec);
     } catch (const std::exception&) {
       format_errors_++;
     }
@@ -458,6 +455,11 @@ void Pipeline::CountTrimmed(uint64_t records) {
 }
 
 void Pipeline::Tick(uint64_t mono_ns, uint64_t real_ns) {
+  TickSteps(mono_ns, real_ns);
+  writer_.Flush();  // every line so far to the stream before vigild flushes it
+}
+
+void Pipeline::TickSteps(uint64_t mono_ns, uint64_t real_ns) {
   FlushMetrics();
   if (verifier_) {
     verifier_->Tick(mono_ns);
@@ -494,9 +496,11 @@ void Pipeline::Tick(uint64_t mono_ns, uint64_t real_ns) {
 
 void Pipeline::Finish() {
   FlushMetrics();
-  if (!verifier_) return;
-  verifier_->Finish();
-  DrainVerifier();
+  if (verifier_) {
+    verifier_->Finish();
+    DrainVerifier();
+  }
+  writer_.Flush();
 }
 
 }  // namespace vigil::daemon

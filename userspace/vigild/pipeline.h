@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "line_stamp.h"
@@ -100,8 +101,12 @@ class Pipeline {
   // The next record of the module's log.
   void OnLog(records::Record rec);
   void OnLogError(const std::string& why);
+  // Both hand every line so far to the output stream (lines are queued in
+  // chunks between them; see LineWriter).
   void Tick(uint64_t mono_ns, uint64_t real_ns);
   void Finish();
+  // Hands the queued lines to the output stream now.
+  void FlushLines() { writer_.Flush(); }
   // GET_INFO, read again every poll: the module's seq and periods for the
   // stall check, its log fill for the metrics.
   void OnModuleInfo(const vigil_info& info);
@@ -134,7 +139,7 @@ class Pipeline {
  private:
   Pipeline(std::ostream& out, baseline::BaselineStore store,
            std::optional<verify::StreamVerifier> verifier, PipelineOptions options)
-      : out_(out),
+      : writer_(out, std::exchange(options.stamper, std::nullopt)),
         store_(std::move(store)),
         verifier_(std::move(verifier)),
         options_(std::move(options)) {}
@@ -161,6 +166,7 @@ class Pipeline {
   void EmitAlert(const baseline::Anomaly& a, const records::Record* from = nullptr);
   void Baseline(const records::Record& rec, Agent& agent, uint64_t real_ns);
   void DrainVerifier();
+  void TickSteps(uint64_t mono_ns, uint64_t real_ns);
   // A finding vigild makes itself (not the verifier): a line and a count.
   void EmitFinding(std::string_view kind, uint64_t seq, const std::string& reason,
                    nlohmann::json extra = nlohmann::json::object());
@@ -168,7 +174,7 @@ class Pipeline {
   // a tampered checkpoint condemns, and forgets the decided seqs.
   void TrackLearnt(const verify::CheckpointVerdict& v);
 
-  std::ostream& out_;
+  LineWriter writer_;  // holds the stamper
   baseline::BaselineStore store_;
   std::optional<verify::StreamVerifier> verifier_;
   PipelineOptions options_;

@@ -34,6 +34,19 @@ std::string EscapeText(std::string_view raw);
 // indent < 0: one line.
 std::string Dump(const nlohmann::json& j, int indent = -1);
 
+// RecordToJson(rec) serialized as Dump(..) does, appended to `out`, without
+// building the JSON tree: vigild writes one line per record, and nlohmann's
+// tree capped that at about 130k records/s. Same keys in the same (sorted)
+// order and the same bytes: strings are escaped exactly as Dump escapes them
+// (control characters as \b \t \n \f \r or \u00xx, UTF-8 kept, each
+// maximal invalid UTF-8 subpart replaced with U+FFFD). Event records take the
+// direct path; the module's log records (rare) go through RecordToJson.
+void AppendRecordJson(const records::Record& rec, std::string& out);
+
+// `raw` as a JSON string literal (quotes included), escaped as Dump escapes
+// strings, appended to `out`.
+void AppendJsonString(std::string_view raw, std::string& out);
+
 // A checkpoint verdict and a finding as vigild prints them ("type":
 // "checkpoint" / "finding"); vigilctl verify-chain uses the same layout.
 nlohmann::json VerdictToJson(const verify::CheckpointVerdict& v);

@@ -334,7 +334,10 @@ class StreamVerifier {
   crypto::Sha256Digest head_;         // valid when chain_valid_
   bool chain_valid_ = true;
   uint64_t max_seen_seq_ = 0;         // highest committed seq received
-  std::deque<Chained> interval_;      // seqs (decided_last_, chained_seq_]
+  // seqs (decided_last_, chained_seq_]; a vector, not a deque: a deque
+  // allocated a block every nine records, and decisions erase a prefix
+  // once per checkpoint (what stays behind is the few records after it).
+  std::vector<Chained> interval_;
   // The interval's record bytes back to back (for conflicts, resync and a
   // restart): one buffer instead of a heap block per record.
   std::vector<uint8_t> arena_;
