@@ -190,6 +190,14 @@ Status ImaLog::AddEntry(std::span<const uint8_t> e, size_t* used) {
       return Malformed(entries_, "the template digest is not SHA-1 of the template data");
     }
   }
+  // The fields (u32 len + bytes each) of every template but the legacy one,
+  // checked before the entry counts.
+  std::vector<std::span<const uint8_t>> fields;
+  if (hashed.empty()) {
+    auto split = SplitFields(data, entries_);
+    if (!split.ok()) return split.status();
+    fields = std::move(split).value();
+  }
   if (pcr == kImaPcr) {
     for (Bank& b : banks_) {
       crypto::Digest measurement;
@@ -213,20 +221,15 @@ Status ImaLog::AddEntry(std::span<const uint8_t> e, size_t* used) {
   // them: template ima-buf (d-ng | n-ng | buf), the buffer itself, its
   // digest consistent with it. A file or key measurement with a vigil-like
   // name (a path, or a basename from a detached mount) is not the module's.
-  if (hashed.empty()) {
-    auto fields = SplitFields(data, entries_);
-    if (!fields.ok()) return fields.status();
+  if (!violation && tname == "ima-buf" && fields.size() == 3 && !fields[2].empty()) {
+    std::string_view name(reinterpret_cast<const char*>(fields[1].data()), fields[1].size());
+    if (!name.empty() && name.back() == '\0') name.remove_suffix(1);
     VigilEntry v;
-    if (!violation && tname == "ima-buf" && fields->size() == 3 && !(*fields)[2].empty()) {
-      const std::span<const uint8_t> n = (*fields)[1];
-      std::string_view name(reinterpret_cast<const char*>(n.data()), n.size());
-      if (!name.empty() && name.back() == '\0') name.remove_suffix(1);
-      if (ParseVigilName(name, &v) && DigestFieldMatches((*fields)[0], (*fields)[2])) {
-        v.pcr = pcr;
-        v.record.assign((*fields)[2].begin(), (*fields)[2].end());
-        vigil_.push_back(std::move(v));
-        vigil_index_.push_back(entries_);
-      }
+    if (ParseVigilName(name, &v) && DigestFieldMatches(fields[0], fields[2])) {
+      v.pcr = pcr;
+      v.record.assign(fields[2].begin(), fields[2].end());
+      vigil_.push_back(std::move(v));
+      vigil_index_.push_back(entries_);
     }
   }
   ++entries_;
