@@ -597,6 +597,7 @@ int CmdVerifyChain(const VerifyChainArgs& args) {
                                           {"summary", report->summary},
                                           {"key_source", key_source},
                                           {"allow_unsigned", args.allow_unsigned},
+                                          {"allow_signed", args.allow_signed},
                                           {"start", start},
                                           {"events", report->events},
                                           {"log_event_copies", report->log_event_copies},
