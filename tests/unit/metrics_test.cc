@@ -560,6 +560,41 @@ TEST(MetricsServer, SilentClientDoesNotBlockScrapesAndIsClosed) {
   EXPECT_EQ(ParseReply(ReadUntilClose(partial)).status, 408);
 }
 
+// Review finding: the write timeout counted from the last progress, so a
+// client that took a few bytes now and then held its worker forever (16 of
+// them: every scrape 503). The whole response must be taken within
+// write_timeout of its first byte.
+TEST(MetricsServer, SlowReaderCannotHoldAWorker) {
+  // More than the server's socket can buffer (tcp_wmem's 4 MiB): ~9 MB.
+  Registry registry(200000);
+  for (const char* name : {"vigil_a_bytes", "vigil_b_bytes", "vigil_c_bytes", "vigil_d_bytes"}) {
+    Gauge* g = *registry.AddGauge(name, "test", {"agent"});
+    for (int i = 0; i < 50000; ++i) g->Set({"agent-" + std::to_string(i)}, i);
+  }
+  ServerOptions options;
+  options.max_connections = 1;
+  options.write_timeout = milliseconds(400);
+  std::unique_ptr<Server> server = StartOrDie(registry, options);
+  ASSERT_NE(server, nullptr);
+
+  UniqueFd slow = ConnectLoopback(server->port());
+  SendAll(slow, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  // Take 1 KiB every 100 ms (well inside write_timeout each time) for 2 s.
+  size_t taken = 0;
+  bool closed = false;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  char buf[1024];
+  while (!closed && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(milliseconds(100));
+    const ssize_t n = ::recv(slow.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) closed = true;
+    if (n > 0) taken += static_cast<size_t>(n);
+  }
+  // Its only worker is free again: the next scrape is served, not 503.
+  EXPECT_EQ(Get(server->port(), "/metrics").status, 200) << taken << " bytes taken";
+  EXPECT_LT(taken, 8'000'000u);
+}
+
 TEST(MetricsServer, ConnectionLimitAnswers503) {
   Registry registry;
   ServerOptions options;

@@ -277,6 +277,16 @@ std::string Registry::Render() const {
   return out;
 }
 
+std::string Registry::RenderShared() const {
+  const auto arrived = std::chrono::steady_clock::now();
+  std::lock_guard lock(shared_mutex_);
+  if (!shared_started_ || *shared_started_ < arrived) {
+    shared_started_ = std::chrono::steady_clock::now();
+    shared_ = Render();
+  }
+  return shared_;
+}
+
 // ---- Listen address --------------------------------------------------------
 
 namespace {
@@ -416,8 +426,8 @@ int PortOf(const sockaddr_storage& addr) {
 
 // One client connection as httplib reads and writes it: reads end at the
 // request deadline and after max_request_bytes consumed (httplib reads the
-// header one byte at a time, so this buffers), writes give up after
-// write_timeout without progress.
+// header one byte at a time, so this buffers), writes give up write_timeout
+// after the response's first byte, however the client paces its reads.
 // Thread-safety: used by one worker thread.
 class ConnectionStream final : public httplib::Stream {
  public:
@@ -429,7 +439,7 @@ class ConnectionStream final : public httplib::Stream {
         max_request_bytes_(max_request_bytes) {}
 
   bool is_readable() const override { return start_ < buffer_.size() || Wait(POLLIN, deadline_); }
-  bool is_writable() const override { return Wait(POLLOUT, Clock::now() + write_timeout_); }
+  bool is_writable() const override { return Wait(POLLOUT, ResponseDeadline()); }
 
   ssize_t read(char* ptr, size_t size) override {
     if (consumed_ >= max_request_bytes_) {
@@ -458,14 +468,23 @@ class ConnectionStream final : public httplib::Stream {
   }
 
   using httplib::Stream::write;  // the string forms, hidden by the override below
+  // All of it or -1: httplib takes any positive count for the whole. Sent
+  // without blocking (a blocking send() of a large body waits for the
+  // client inside the kernel, past any deadline), waiting for room until
+  // the response's deadline.
   ssize_t write(const char* ptr, size_t size) override {
-    if (!Wait(POLLOUT, Clock::now() + write_timeout_)) return -1;
-    ssize_t n;
-    do {
-      n = ::send(fd_, ptr, size, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n > 0) written_ = true;
-    return n;
+    size_t done = 0;
+    while (done < size) {
+      if (!Wait(POLLOUT, ResponseDeadline())) return -1;
+      const ssize_t n = ::send(fd_, ptr + done, size - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+        return -1;
+      }
+      written_ = true;
+      done += static_cast<size_t>(n);
+    }
+    return static_cast<ssize_t>(done);
   }
 
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
@@ -501,9 +520,16 @@ class ConnectionStream final : public httplib::Stream {
     }
   }
 
+  // The whole response must be taken by then (set at its first byte).
+  Clock::time_point ResponseDeadline() const {
+    if (!response_deadline_) response_deadline_ = Clock::now() + write_timeout_;
+    return *response_deadline_;
+  }
+
   const int fd_;
   const Clock::time_point deadline_;
   const std::chrono::milliseconds write_timeout_;
+  mutable std::optional<Clock::time_point> response_deadline_;
   const size_t max_request_bytes_;
   std::string buffer_;
   size_t start_ = 0;
@@ -681,7 +707,7 @@ httplib::Server::HandlerResponse Route(const httplib::Request& req, httplib::Res
     res.set_header("Allow", "GET");
   } else if (path == "/metrics") {
     res.status = 200;
-    res.set_content(registry.Render(), kMetricsContentType);
+    res.set_content(registry.RenderShared(), kMetricsContentType);
   } else if (path == "/") {
     res.status = 200;
     res.set_content("vigild metrics: GET /metrics\n", kTextContentType);
