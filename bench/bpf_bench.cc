@@ -7,7 +7,8 @@
 // side in one run:
 //   exec      fork + exec /bin/true + wait, N times
 //   pingpong  Y round trips over two pipes with a child (2 switches each)
-// and prints the median ratios. Then the hooks' own cost, which the
+// and prints the medians of the per-round ratios. The loops run pinned to
+// one CPU (--cpu), vigild wherever the scheduler puts it. Then the hooks' own cost, which the
 // ratios cannot resolve on a busy machine: with kernel.bpf_stats_enabled,
 // the run time of vigil's BPF programs during each loop, per operation
 // and as a share of the operation's time, untracked and tracked. Then the loss accounting
@@ -16,6 +17,7 @@
 // the records generated, exactly. Then the records/s a free-running vigild
 // takes from the same burst with nothing lost.
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -44,6 +46,7 @@ using Clock = std::chrono::steady_clock;
 std::string g_vigild = VIGILD_PATH;
 std::string g_vigilctl = VIGILCTL_PATH;
 std::string g_pin_dir;
+cpu_set_t g_all_cpus;  // the mask before the loops were pinned: vigild's
 
 std::string Resolve(const std::string& built, const char* name) {
   if (access(built.c_str(), X_OK) == 0) return built;
@@ -97,6 +100,8 @@ struct Vigild {
                                      g_pin_dir, "--no-state",   "--metrics", ""};
     args.insert(args.end(), extra.begin(), extra.end());
     pid = Spawn(args, out, err);
+    // The daemon runs wherever the scheduler puts it, as it would on a node.
+    if (pid > 0) sched_setaffinity(pid, sizeof(g_all_cpus), &g_all_cpus);
     for (int i = 0; i < 600 && access(ready.c_str(), F_OK) != 0; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -219,30 +224,82 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+void Usage(FILE* to, const char* argv0) {
+  std::fprintf(to,
+               "usage: %s [--rounds R] [--execs N] [--pingpong Y] [--burst K] [--cpu C]\n"
+               "  --rounds R    rotating rounds of the four modes (default 9)\n"
+               "  --execs N     fork+exec+wait iterations per loop (default 300)\n"
+               "  --pingpong Y  pipe round trips per loop (default 20000)\n"
+               "  --burst K     fork+exit children for loss and rate (default 5000)\n"
+               "  --cpu C       CPU the loops run on, -1 for any (default 0): both ends of\n"
+               "                the ping-pong on one CPU make every trip two context\n"
+               "                switches, and no run depends on where the scheduler put it\n",
+               argv0);
+}
+
+// Median and quartiles of per-round ratios: each round's modes ran minutes
+// apart at most, so a paired ratio cancels drift that a ratio of medians
+// keeps.
+struct Spread {
+  double median, q1, q3;
+};
+Spread Paired(const std::vector<double>& num, const std::vector<double>& den) {
+  std::vector<double> r;
+  for (size_t i = 0; i < num.size() && i < den.size(); ++i) r.push_back(num[i] / den[i]);
+  std::sort(r.begin(), r.end());
+  return {r[r.size() / 2], r[r.size() / 4], r[(3 * r.size()) / 4]};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int rounds = 5, execs = 300, pingpong = 20000, burst = 5000;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  int rounds = 9, execs = 300, pingpong = 20000, burst = 5000, cpu = 0;
+  for (int i = 1; i < argc; i += 2) {
     const std::string k = argv[i];
-    const int v = std::atoi(argv[i + 1]);
+    if (k == "--help" || k == "-h") {
+      Usage(stdout, argv[0]);
+      return 0;
+    }
+    char* end = nullptr;
+    const long v = i + 1 < argc ? std::strtol(argv[i + 1], &end, 10) : 0;
+    if (i + 1 >= argc || *end != '\0' || end == argv[i + 1] || v < (k == "--cpu" ? -1 : 1) ||
+        v > 100000000) {
+      std::fprintf(stderr, "vigil-bench-bpf: %s needs a %s number\n", k.c_str(),
+                   k == "--cpu" ? "CPU" : "positive");
+      Usage(stderr, argv[0]);
+      return 2;
+    }
     if (k == "--rounds")
-      rounds = v;
+      rounds = static_cast<int>(v);
     else if (k == "--execs")
-      execs = v;
+      execs = static_cast<int>(v);
     else if (k == "--pingpong")
-      pingpong = v;
+      pingpong = static_cast<int>(v);
     else if (k == "--burst")
-      burst = v;
+      burst = static_cast<int>(v);
+    else if (k == "--cpu")
+      cpu = static_cast<int>(v);
     else {
-      std::fprintf(stderr, "usage: %s [--rounds R] [--execs N] [--pingpong Y] [--burst K]\n",
-                   argv[0]);
+      std::fprintf(stderr, "vigil-bench-bpf: unknown option %s\n", k.c_str());
+      Usage(stderr, argv[0]);
       return 2;
     }
   }
   if (geteuid() != 0) {
     std::fprintf(stderr, "vigil-bench-bpf: must run as root (it runs vigild)\n");
     return 1;
+  }
+  sched_getaffinity(0, sizeof(g_all_cpus), &g_all_cpus);
+  if (cpu >= 0) {
+    // Children (the loops' forks, vigild, vigilctl) inherit the mask; vigild
+    // is moved off it below.
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+      std::fprintf(stderr, "vigil-bench-bpf: cannot pin to CPU %d: %s\n", cpu, std::strerror(errno));
+      return 2;
+    }
   }
   g_vigild = Resolve(g_vigild, "vigild");
   g_vigilctl = Resolve(g_vigilctl, "vigilctl");
@@ -297,22 +354,29 @@ int main(int argc, char** argv) {
   }
   const double ex0 = Median(ex[0]), ex1 = Median(ex[1]), ex2 = Median(ex[2]), exn = Median(ex[3]);
   const double pp0 = Median(pp[0]), pp1 = Median(pp[1]), pp2 = Median(pp[2]), ppn = Median(pp[3]);
-  std::printf("overhead (median of %d rotating rounds; vigild --sample-ms 100)\n", rounds);
-  std::printf(
-      "  exec loop, %d x fork+exec+wait: untraced %.1f us/iter; traced %.1f (ratio %.3f); "
-      "traced, consumer stopped %.1f (ratio %.3f)\n",
-      execs, ex0 / execs * 1e6, ex1 / execs * 1e6, ex1 / ex0, ex2 / execs * 1e6, ex2 / ex0);
-  std::printf(
-      "  pipe ping-pong, %d round trips: untraced %.2f us/trip; traced %.2f (ratio %.3f); "
-      "traced, consumer stopped %.2f (ratio %.3f)\n",
-      pingpong, pp0 / pingpong * 1e6, pp1 / pingpong * 1e6, pp1 / pp0, pp2 / pingpong * 1e6,
-      pp2 / pp0);
-  std::printf("  untracked process while vigild runs vs no BPF loaded: exec ratio %.3f (%.1f vs "
-              "%.1f us/iter), ping-pong ratio %.3f (%.2f vs %.2f us/trip)\n",
-              ex0 / exn, ex0 / execs * 1e6, exn / execs * 1e6, pp0 / ppn,
-              pp0 / pingpong * 1e6, ppn / pingpong * 1e6);
-  std::printf("  tracked agent vs no BPF loaded: exec ratio %.3f, ping-pong ratio %.3f\n",
-              ex1 / exn, pp1 / ppn);
+  std::printf("overhead (%d rotating rounds, loops on %s; vigild --sample-ms 100; ratios are "
+              "medians of per-round ratios [quartiles])\n",
+              rounds, cpu >= 0 ? ("CPU " + std::to_string(cpu)).c_str() : "any CPU");
+  const auto ratio = [](const Spread& s) {
+    char b[64];
+    std::snprintf(b, sizeof(b), "%.3f [%.3f-%.3f]", s.median, s.q1, s.q3);
+    return std::string(b);
+  };
+  std::printf("  exec loop, %d x fork+exec+wait: untraced %.1f us/iter; traced %.1f (ratio %s); "
+              "traced, consumer stopped %.1f (ratio %s)\n",
+              execs, ex0 / execs * 1e6, ex1 / execs * 1e6, ratio(Paired(ex[1], ex[0])).c_str(),
+              ex2 / execs * 1e6, ratio(Paired(ex[2], ex[0])).c_str());
+  std::printf("  pipe ping-pong, %d round trips: untraced %.2f us/trip; traced %.2f (ratio %s); "
+              "traced, consumer stopped %.2f (ratio %s)\n",
+              pingpong, pp0 / pingpong * 1e6, pp1 / pingpong * 1e6,
+              ratio(Paired(pp[1], pp[0])).c_str(), pp2 / pingpong * 1e6,
+              ratio(Paired(pp[2], pp[0])).c_str());
+  std::printf("  untracked process while vigild runs vs no BPF loaded (goal <= 1.03): exec %s "
+              "(%.1f vs %.1f us/iter), ping-pong %s (%.2f vs %.2f us/trip)\n",
+              ratio(Paired(ex[0], ex[3])).c_str(), ex0 / execs * 1e6, exn / execs * 1e6,
+              ratio(Paired(pp[0], pp[3])).c_str(), pp0 / pingpong * 1e6, ppn / pingpong * 1e6);
+  std::printf("  tracked agent vs no BPF loaded (goal <= 1.05): exec %s, ping-pong %s\n",
+              ratio(Paired(ex[1], ex[3])).c_str(), ratio(Paired(pp[1], pp[3])).c_str());
   std::printf("  vigild (all instances): events=%llu samples=%llu drops=%llu\n",
               static_cast<unsigned long long>(vd_events),
               static_cast<unsigned long long>(vd_samples),

@@ -47,6 +47,34 @@ struct {
 	__type(value, __u8);
 } vigil_agent_announced SEC(".maps");
 
+/*
+ * Bumped by user space (vigilctl, through vigil::agents::Registry) after
+ * every edit of vigil_agents or vigil_agent_cgroups: it invalidates the
+ * per-task cache below. BPF's own edits (fork inheritance, exit) need no
+ * bump: they concern a task that has not run yet or will not run again.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} vigil_agent_gen SEC(".maps");
+
+/* What a task was, as of an agent generation and a cgroup. */
+struct vigil_task_agent {
+	__u64 gen;
+	__u64 cgroup_id;	/* 0: never filled (cgroup v2 ids start at 1) */
+	__u32 agent;
+	__u32 __pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct vigil_task_agent);
+} vigil_task_agent SEC(".maps");
+
 static __noinline __u32 vigil_agent_of_pid(__u32 tgid)
 {
 	__u32 *id = bpf_map_lookup_elem(&vigil_agents, &tgid);
@@ -72,6 +100,39 @@ static __noinline __u32 vigil_agent_of_current(__u32 tgid)
 	__u32 id = vigil_agent_of_pid(tgid);
 
 	return id ? id : vigil_agent_of_current_cgroup();
+}
+
+/*
+ * The agent of @task, for sched_switch: every context switch of the machine
+ * asks this of the incoming task, and two hash lookups (tgid, then cgroup)
+ * were most of what an untracked switch cost. The answer is cached in the
+ * task's local storage and holds while the agent generation and the task's
+ * cgroup are those it was found with. The generation is read before the
+ * lookups, so an edit racing with them leaves an entry that the bump
+ * following the edit invalidates.
+ */
+static __always_inline __u32 vigil_agent_of_task(struct task_struct *task)
+{
+	__u64 cgroup_id = task->cgroups->dfl_cgrp->kn->id, gen = 0, *gen_p;
+	struct vigil_task_agent *c;
+	__u32 zero = 0, agent;
+
+	gen_p = bpf_map_lookup_elem(&vigil_agent_gen, &zero);
+	if (gen_p)
+		gen = *(volatile __u64 *)gen_p;
+	c = bpf_task_storage_get(&vigil_task_agent, task, 0,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (c && c->cgroup_id == cgroup_id && c->gen == gen)
+		return c->agent;
+	agent = vigil_agent_of_pid(task->tgid);
+	if (!agent)
+		agent = vigil_agent_of_cgroup(cgroup_id);
+	if (c) {
+		c->gen = gen;
+		c->cgroup_id = cgroup_id;
+		c->agent = agent;
+	}
+	return agent;
 }
 
 static __noinline int vigil_agent_inherit(__u32 tgid, __u32 agent_id)

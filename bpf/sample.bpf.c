@@ -218,11 +218,8 @@ int BPF_PROG(vigil_sched_switch, bool preempt, struct task_struct *prev,
 	/* The slot describes prev when it was switched in. */
 	out_agent = slot->tid == prev->pid ? slot->agent : 0;
 	/* The idle task is never an agent: no lookups into or out of idle. */
-	if (next->pid) {
-		in_agent = vigil_agent_of_pid(next->tgid);
-		if (!in_agent)
-			in_agent = vigil_agent_of_cgroup(next->cgroups->dfl_cgrp->kn->id);
-	}
+	if (next->pid)
+		in_agent = vigil_agent_of_task(next);
 	if (!out_agent && !in_agent) {
 		/* What every process that is not an agent pays: no clock, no counters. */
 		slot->agent = 0;

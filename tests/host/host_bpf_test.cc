@@ -654,6 +654,125 @@ TEST_F(HostBpfTest, AgentTrackCgroup) {
   EXPECT_TRUE(EventsFor(events, "exit", out_pid).empty());
 }
 
+// A process whose two threads ping-pong in phases (vigil-workload
+// --thread-pingpong): both threads exist before the first phase, so what
+// sched_switch remembers about them (the per-task agent cache) is what is
+// tested. Each phase starts on a byte to its stdin and ends with a byte from
+// its stdout.
+class PhasedPingPong {
+ public:
+  PhasedPingPong(int trips, int phases) {
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(in[0], 0);
+      dup2(out[1], 1);
+      execl(WORKLOAD_PATH, WORKLOAD_PATH, "--thread-pingpong", std::to_string(trips).c_str(),
+            "--phases", std::to_string(phases).c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    to_ = in[1];
+    from_ = out[0];
+  }
+  ~PhasedPingPong() {
+    close(to_);
+    close(from_);
+    if (pid_ > 0) WaitStatus(pid_);
+  }
+  pid_t pid() const { return pid_; }
+  bool RunPhase() {
+    char ch = 'x';
+    return write(to_, &ch, 1) == 1 && read(from_, &ch, 1) == 1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int to_ = -1, from_ = -1;
+};
+
+// Context switches credited to an agent by its samples.
+uint64_t SampledSwitches(const std::vector<json>& events, uint32_t agent_id) {
+  uint64_t n = 0;
+  for (const auto& smp : OfType(events, "sample")) {
+    if (smp["agent_id"] != agent_id) continue;
+    n += smp["metrics"]["nvcsw"].get<uint64_t>() + smp["metrics"]["nivcsw"].get<uint64_t>();
+  }
+  return n;
+}
+
+// sched_switch caches each task's agent in task storage. Tracking a process
+// that already ran, and untracking it, must reach tasks already cached: one
+// phase untracked, one tracked, one untracked again; only the middle one's
+// switches (2 x 5000, both threads block every trip) may be credited. With a
+// cache that missed the track, the tracked phase gets only the few slices
+// the sample timer starts; with one that missed the untrack, the third phase
+// is credited too.
+TEST_F(HostBpfTest, SwitchCacheFollowsTrackAndUntrackOfRunningTasks) {
+  constexpr int kTrips = 5000;
+  StartVigild({"--sample-ms", "10"});
+  PhasedPingPong work(kTrips, 3);
+  ASSERT_GT(work.pid(), 0);
+  ASSERT_TRUE(work.RunPhase()) << "untracked phase";
+  int st = Ctl({"track", "--pid", std::to_string(work.pid()), "--name", "cached"});
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll((dir_ / "ctl.err").string());
+  ASSERT_TRUE(work.RunPhase()) << "tracked phase";
+  st = Ctl({"untrack", "--name", "cached"});
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll((dir_ / "ctl.err").string());
+  ASSERT_TRUE(work.RunPhase()) << "untracked again";
+  const std::vector<json> events = StopVigild();
+  const auto reg = OfType(events, "agent");
+  ASSERT_EQ(reg.size(), 1u);
+  const uint64_t switches = SampledSwitches(events, reg[0]["agent_id"].get<uint32_t>());
+  std::printf("switches credited: %llu (tracked phase: %d)\n",
+              static_cast<unsigned long long>(switches), 2 * kTrips);
+  // Samples cover closed intervals: the last one of the tracked phase may
+  // be cut off by the untrack.
+  EXPECT_GE(switches, static_cast<uint64_t>(kTrips));
+  EXPECT_LE(switches, static_cast<uint64_t>(2 * kTrips + 200));
+}
+
+// The same for a cgroup agent: the tracked cgroup exists (and the agent
+// generation moved) before the process, cached outside it, moves in and
+// then out again; the cache is keyed by the task's cgroup, so the move
+// alone must be seen.
+TEST_F(HostBpfTest, SwitchCacheFollowsACgroupMove) {
+  constexpr int kTrips = 5000;
+  const std::string mnt = Cgroup2Mount();
+  ASSERT_FALSE(mnt.empty()) << "no cgroup2 mount: cannot test cgroup agents";
+  const fs::path cg = fs::path(mnt) / ("vigil-cache-" + std::to_string(getpid()));
+  ASSERT_TRUE(fs::create_directory(cg)) << cg;
+  StartVigild({"--sample-ms", "10"});
+  int st = Ctl({"track", "--cgroup", cg.string(), "--name", "moved"});
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll((dir_ / "ctl.err").string());
+  std::string home;
+  {
+    PhasedPingPong work(kTrips, 3);
+    ASSERT_GT(work.pid(), 0);
+    // Where it started: the line "0::/path" of /proc/PID/cgroup.
+    const std::string lines = "\n" + ReadAll("/proc/" + std::to_string(work.pid()) + "/cgroup");
+    const size_t at = lines.find("\n0::");
+    ASSERT_NE(at, std::string::npos) << lines;
+    home = mnt + lines.substr(at + 4, lines.find('\n', at + 1) - at - 4);
+    ASSERT_TRUE(work.RunPhase()) << "outside the cgroup";
+    std::ofstream(cg / "cgroup.procs") << work.pid() << std::endl;
+    ASSERT_TRUE(work.RunPhase()) << "inside";
+    std::ofstream(fs::path(home) / "cgroup.procs") << work.pid() << std::endl;
+    ASSERT_TRUE(work.RunPhase()) << "outside again";
+  }
+  const std::vector<json> events = StopVigild();
+  rmdir(cg.c_str());
+  const auto reg = OfType(events, "agent");
+  ASSERT_EQ(reg.size(), 1u);
+  const uint64_t switches = SampledSwitches(events, reg[0]["agent_id"].get<uint32_t>());
+  std::printf("switches credited: %llu (phase inside the cgroup: %d)\n",
+              static_cast<unsigned long long>(switches), 2 * kTrips);
+  EXPECT_GE(switches, static_cast<uint64_t>(kTrips));
+  EXPECT_LE(switches, static_cast<uint64_t>(2 * kTrips + 200));
+}
+
 // Records submitted below the wakeup threshold still reach the output
 // while vigild runs (within a poll timeout), not only when it stops.
 TEST_F(HostBpfTest, RecordsArriveWhileRunning) {

@@ -2,6 +2,7 @@
 //
 //   vigil-workload --burn-ms N --touch-mib M --forks K --pingpong Y
 //                  --io-bytes Z --exit X | --signal S  --truth FILE
+//   vigil-workload --thread-pingpong Y --phases P
 //
 // Does each piece in that order, then writes its own ground truth (getrusage
 // of itself and of its reaped children, /proc/self/io) as one JSON line to
@@ -21,6 +22,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -81,6 +83,33 @@ void PingPong(int y) {
   close(a[0]), close(a[1]), close(b[0]), close(b[1]);
 }
 
+// P phases of Y round trips between two threads that both exist before the
+// first phase: each phase starts when a byte arrives on stdin and ends with
+// a byte on stdout. So a test can change how the process is tracked between
+// phases while no new task appears (a new task would not test what the
+// BPF side remembers about existing ones).
+int ThreadPingPong(int y, int phases) {
+  int a[2], b[2];
+  if (pipe(a) != 0 || pipe(b) != 0) return 92;
+  const int total = y * phases;
+  std::thread peer([&] {
+    char ch = 0;
+    for (int i = 0; i < total; ++i) {
+      if (read(a[0], &ch, 1) != 1 || write(b[1], &ch, 1) != 1) std::exit(1);
+    }
+  });
+  char ch = 0;
+  for (int p = 0; p < phases; ++p) {
+    if (read(0, &ch, 1) != 1) std::exit(93);
+    for (int i = 0; i < y; ++i) {
+      if (write(a[1], &ch, 1) != 1 || read(b[0], &ch, 1) != 1) std::exit(94);
+    }
+    if (write(1, &ch, 1) != 1) std::exit(95);
+  }
+  peer.join();
+  return 0;
+}
+
 void Io(uint64_t bytes) {
   if (bytes == 0) return;
   char path[] = "/tmp/vigil-workload-XXXXXX";
@@ -122,7 +151,7 @@ uint64_t Ns(const timeval& tv) {
 
 int main(int argc, char** argv) {
   uint64_t burn = 0, touch = 0, io = 0;
-  int forks = 0, pingpong = 0, code = 0, sig = 0;
+  int forks = 0, pingpong = 0, code = 0, sig = 0, thread_pingpong = 0, phases = 1;
   std::string truth;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
@@ -143,9 +172,14 @@ int main(int argc, char** argv) {
       sig = std::atoi(v);
     else if (k == "--truth")
       truth = v;
+    else if (k == "--thread-pingpong")
+      thread_pingpong = std::atoi(v);
+    else if (k == "--phases")
+      phases = std::atoi(v);
     else
       return 2;
   }
+  if (thread_pingpong > 0) return ThreadPingPong(thread_pingpong, phases);
   Burn(burn);
   Touch(touch);
   Forks(forks);

@@ -109,6 +109,7 @@ Result<Registry> Registry::Open(const std::string& pin_dir) {
   VIGIL_ASSIGN_OR_RETURN(r.info_, OpenPin(pin_dir, VIGIL_PIN_AGENT_INFO));
   VIGIL_ASSIGN_OR_RETURN(r.announced_, OpenPin(pin_dir, VIGIL_PIN_AGENT_SEEN));
   VIGIL_ASSIGN_OR_RETURN(r.stats_, OpenPin(pin_dir, VIGIL_PIN_AGENT_STATS));
+  VIGIL_ASSIGN_OR_RETURN(r.gen_, OpenPin(pin_dir, VIGIL_PIN_AGENT_GEN));
   return r;
 }
 
@@ -147,12 +148,25 @@ Status Registry::TrackPid(uint32_t agent_id, uint32_t pid) {
   if (bpf_map_update_elem(agents_.get(), &pid, &agent_id, BPF_ANY) != 0) {
     return Status::FromErrno(errno, "tracking pid " + std::to_string(pid));
   }
-  return Status::Ok();
+  return BumpGeneration();
 }
 
 Status Registry::TrackCgroup(uint32_t agent_id, uint64_t cgroup_id) {
   if (bpf_map_update_elem(cgroups_.get(), &cgroup_id, &agent_id, BPF_ANY) != 0) {
     return Status::FromErrno(errno, "tracking cgroup " + std::to_string(cgroup_id));
+  }
+  return BumpGeneration();
+}
+
+Status Registry::BumpGeneration() {
+  const uint32_t zero = 0;
+  uint64_t gen = 0;
+  if (bpf_map_lookup_elem(gen_.get(), &zero, &gen) != 0) {
+    return Status::FromErrno(errno, "reading the agent generation");
+  }
+  ++gen;
+  if (bpf_map_update_elem(gen_.get(), &zero, &gen, BPF_ANY) != 0) {
+    return Status::FromErrno(errno, "bumping the agent generation");
   }
   return Status::Ok();
 }
@@ -198,6 +212,7 @@ Status Registry::Untrack(const std::string& name) {
     // Stop following the processes first, then forget the name.
     for (uint32_t pid : a.pids) bpf_map_delete_elem(agents_.get(), &pid);
     for (uint64_t cg : a.cgroup_ids) bpf_map_delete_elem(cgroups_.get(), &cg);
+    VIGIL_RETURN_IF_ERROR(BumpGeneration());
     bpf_map_delete_elem(stats_.get(), &a.id);  // absent when it never ran
     if (bpf_map_delete_elem(info_.get(), &a.id) != 0 && errno != ENOENT) {
       return Status::FromErrno(errno, "untracking agent " + name);

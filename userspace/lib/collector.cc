@@ -473,6 +473,7 @@ Status Collector::PrepareAdoption(const std::string& dir, PinPlan& plan) {
       {skel_->maps.vigil_agent_info, VIGIL_PIN_AGENT_INFO},
       {skel_->maps.vigil_agent_announced, VIGIL_PIN_AGENT_SEEN},
       {skel_->maps.vigil_agent_stats, VIGIL_PIN_AGENT_STATS},
+      {skel_->maps.vigil_agent_gen, VIGIL_PIN_AGENT_GEN},
   };
   bpf_map* map = nullptr;
   bpf_object__for_each_map(map, skel_->obj) {

@@ -70,6 +70,12 @@ class Registry {
   UniqueFd info_;       // id -> vigil_bpf_agent_info
   UniqueFd announced_;  // id -> 1 (ids used since vigild started)
   UniqueFd stats_;      // id -> sample totals (freed on untrack)
+  UniqueFd gen_;        // [0]: bumped after every edit (BPF's per-task cache)
+
+  // After an edit of agents_ or cgroups_: sched_switch caches each task's
+  // agent until this changes. Read after the edit, so a concurrent editor's
+  // lost increment still leaves a value no stale entry holds.
+  Status BumpGeneration();
 };
 
 }  // namespace vigil::agents
