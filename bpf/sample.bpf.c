@@ -19,8 +19,8 @@
  * on several CPUs. Needs -mcpu=v3 atomics (xchg/cmpxchg, kernels 5.12+).
  * Every context switch of the machine comes here, so a switch between two
  * tasks that are not agents does the least: no lookup for the idle task,
- * no clock, no counters (158 ns against 315 ns per run on the benchmark
- * host, docs/benchmarks.md).
+ * the incoming task's agent from its task-storage cache
+ * (vigil_agent_of_task), no clock, no counters (docs/benchmarks.md).
  *
  * prev and next are trusted BTF pointers and next->cgroups->dfl_cgrp->kn
  * RCU-trusted, all read directly: no bpf_probe_read_kernel, which
