@@ -1,0 +1,425 @@
+#include "vigil/attest/verifier.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "vigil/attest/evidence.h"
+#include "vigil/attest/key_certification.h"
+#include "vigil/attest/quote.h"
+#include "vigil/chain.h"
+#include "vigil/digest.h"
+#include "vigil/ima.h"
+#include "vigil/records.h"
+#include "vigil/replay.h"
+
+namespace vigil::attest {
+namespace {
+
+using nlohmann::json;
+
+constexpr uint32_t kNodeStateVersion = 1;
+constexpr uint32_t kDevPcrConfig = 16;
+constexpr uint32_t kDevPcrEvents = 23;
+
+// The registers a quote must cover for the policy's anchor, SHA-256 bank.
+std::vector<PcrSelection> ExpectedSelection(const Policy& policy) {
+  if (policy.anchor == VIGIL_ANCHOR_IMA) return {PcrSelection{TPM2_ALG_SHA256, {ima::kImaPcr}}};
+  return {PcrSelection{TPM2_ALG_SHA256, {kDevPcrConfig, kDevPcrEvents}}};
+}
+
+std::optional<crypto::Digest> QuotedValue(const std::vector<PcrValue>& values, uint16_t alg,
+                                          uint32_t pcr) {
+  for (const PcrValue& v : values) {
+    if (v.alg == alg && v.pcr == pcr) return v.value;
+  }
+  return std::nullopt;
+}
+
+// What the log's MEASURE records say about the module, checked against the
+// policy's allow-lists. Returns the reasons it does not hold.
+std::vector<std::string> CheckMeasurements(const Policy& policy,
+                                           const std::vector<records::Record>& log) {
+  std::vector<std::string> reasons;
+  for (const records::Record& rec : log) {
+    if (rec.type() != VIGIL_LOG_MEASURE) continue;
+    auto m = rec.As<vigil_log_measure>();
+    if (!m) {
+      reasons.push_back("log seq " + std::to_string(rec.seq()) + ": a malformed MEASURE record");
+      continue;
+    }
+    const std::string digest = crypto::ToHex(std::span<const uint8_t>(m->digest, 32));
+    const std::string where = "log seq " + std::to_string(rec.seq()) + ": ";
+    switch (m->kind) {
+      case VIGIL_MEASURE_MODULE:
+        if (!policy.module_digests.contains(digest)) {
+          reasons.push_back(where + "module identity " + digest + " is not allowed by policy");
+        }
+        break;
+      case VIGIL_MEASURE_PARAMS:
+        if (!policy.params_digests.contains(digest)) {
+          reasons.push_back(where + "module parameters " + digest + " are not allowed by policy");
+        }
+        break;
+      case VIGIL_MEASURE_PRODUCERS:
+        if (!policy.producer_set_digests.contains(digest)) {
+          reasons.push_back(where + "producer set " + digest + " is not allowed by policy");
+        }
+        break;
+      default:
+        break;  // user measurements, single producers, windows: recorded, not ruled on
+    }
+  }
+  return reasons;
+}
+
+// Findings that break trust whatever the verdicts say.
+bool FindingForbidden(const Policy& policy, const verify::Finding& f) {
+  using K = verify::Finding::Kind;
+  switch (f.kind) {
+    case K::kDevAnchor:
+      return !policy.allow_dev_anchor;
+    case K::kLateRecord:
+    case K::kAnchorUnchecked:
+      return false;
+    default:
+      return true;
+  }
+}
+
+json AnchorJson(const verify::Anchor& a) {
+  return {{"last_seq", a.last_seq},
+          {"chain_head", crypto::ToHex(a.chain_head)},
+          {"checkpoint_digest", crypto::ToHex(a.checkpoint_digest)},
+          {"checkpoint_log_seq", a.checkpoint_log_seq},
+          {"drops_total", a.drops_total},
+          {"busy_total", a.busy_total},
+          {"log_refused", a.log_refused}};
+}
+
+Status Bad(const std::string& where, const std::string& why) {
+  return Status::Error(ErrorCode::kMalformed, "node state: " + where + " " + why);
+}
+
+Result<uint64_t> U64(const json& j, const char* key) {
+  if (!j.contains(key) || !j[key].is_number_unsigned()) return Bad(key, "must be an integer >= 0");
+  return j[key].get<uint64_t>();
+}
+
+template <size_t N>
+Status HexInto(const json& j, const char* key, std::array<uint8_t, N>& out) {
+  if (!j.contains(key) || !j[key].is_string()) return Bad(key, "must be a hex string");
+  auto bytes = crypto::FromHex(j[key].get<std::string>());
+  if (!bytes.ok() || bytes->size() != N) return Bad(key, "must be " + std::to_string(N) + " bytes");
+  std::memcpy(out.data(), bytes->data(), N);
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string SerializeNodeState(const NodeState& s) {
+  json j = {
+      {"version", kNodeStateVersion},
+      {"node", s.node},
+      {"ak_public", crypto::ToHex(tpmobj::MarshalTpm2bPublic(s.ak))},
+      {"instance_id", crypto::ToHex(s.instance_id)},
+      {"module_key", s.module_key ? json{{"x", crypto::ToHex(std::span<const uint8_t>(
+                                                  s.module_key->x, 32))},
+                                         {"y", crypto::ToHex(std::span<const uint8_t>(
+                                                  s.module_key->y, 32))}}
+                                  : json(nullptr)},
+      {"anchor", AnchorJson(s.anchor)},
+      {"next_log_seq", s.next_log_seq},
+      {"clock", s.clock ? json{{"clock", s.clock->clock},
+                               {"reset_count", s.clock->resetCount},
+                               {"restart_count", s.clock->restartCount},
+                               {"safe", s.clock->safe != 0}}
+                        : json(nullptr)},
+      {"evidence_count", s.evidence_count},
+      {"last_attested_unix", s.last_attested_unix},
+  };
+  return j.dump(2) + "\n";
+}
+
+Result<NodeState> ParseNodeState(std::string_view text) {
+  const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Bad("", "is not a JSON object");
+  if (!j.contains("version") || j["version"] != kNodeStateVersion) {
+    return Status::Error(ErrorCode::kUnsupported, "node state: unknown version");
+  }
+  NodeState s;
+  if (!j.contains("node") || !j["node"].is_string()) return Bad("node", "must be a string");
+  s.node = j["node"].get<std::string>();
+  if (!j.contains("ak_public") || !j["ak_public"].is_string()) return Bad("ak_public", "missing");
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> ak, crypto::FromHex(j["ak_public"].get<std::string>()));
+  VIGIL_ASSIGN_OR_RETURN(s.ak, tpmobj::ParseTpm2bPublic(ak));
+  if (!j.contains("instance_id") || !j["instance_id"].is_string()) {
+    return Bad("instance_id", "must be a hex string");
+  }
+  VIGIL_ASSIGN_OR_RETURN(s.instance_id, crypto::FromHex(j["instance_id"].get<std::string>()));
+  if (!s.instance_id.empty() && s.instance_id.size() != s.anchor.instance_id.size()) {
+    return Bad("instance_id", "has the wrong length");
+  }
+  if (!s.instance_id.empty()) {
+    std::memcpy(s.anchor.instance_id.data(), s.instance_id.data(), s.instance_id.size());
+  }
+  if (j.contains("module_key") && !j["module_key"].is_null()) {
+    std::array<uint8_t, 32> x{}, y{};
+    VIGIL_RETURN_IF_ERROR(HexInto(j["module_key"], "x", x));
+    VIGIL_RETURN_IF_ERROR(HexInto(j["module_key"], "y", y));
+    crypto::EcPoint p;
+    std::memcpy(p.x, x.data(), 32);
+    std::memcpy(p.y, y.data(), 32);
+    s.module_key = p;
+    s.anchor.key = p;
+  }
+  if (!j.contains("anchor") || !j["anchor"].is_object()) return Bad("anchor", "must be an object");
+  const json& a = j["anchor"];
+  VIGIL_ASSIGN_OR_RETURN(s.anchor.last_seq, U64(a, "last_seq"));
+  VIGIL_RETURN_IF_ERROR(HexInto(a, "chain_head", s.anchor.chain_head));
+  VIGIL_RETURN_IF_ERROR(HexInto(a, "checkpoint_digest", s.anchor.checkpoint_digest));
+  VIGIL_ASSIGN_OR_RETURN(s.anchor.checkpoint_log_seq, U64(a, "checkpoint_log_seq"));
+  VIGIL_ASSIGN_OR_RETURN(s.anchor.drops_total, U64(a, "drops_total"));
+  VIGIL_ASSIGN_OR_RETURN(s.anchor.busy_total, U64(a, "busy_total"));
+  VIGIL_ASSIGN_OR_RETURN(s.anchor.log_refused, U64(a, "log_refused"));
+  VIGIL_ASSIGN_OR_RETURN(s.next_log_seq, U64(j, "next_log_seq"));
+  if (j.contains("clock") && !j["clock"].is_null()) {
+    const json& c = j["clock"];
+    TPMS_CLOCK_INFO clock{};
+    VIGIL_ASSIGN_OR_RETURN(clock.clock, U64(c, "clock"));
+    VIGIL_ASSIGN_OR_RETURN(uint64_t reset, U64(c, "reset_count"));
+    VIGIL_ASSIGN_OR_RETURN(uint64_t restart, U64(c, "restart_count"));
+    if (reset > UINT32_MAX || restart > UINT32_MAX) return Bad("clock", "counts out of range");
+    clock.resetCount = static_cast<uint32_t>(reset);
+    clock.restartCount = static_cast<uint32_t>(restart);
+    if (!c.contains("safe") || !c["safe"].is_boolean()) return Bad("clock.safe", "must be a bool");
+    clock.safe = c["safe"].get<bool>() ? 1 : 0;
+    s.clock = clock;
+  }
+  VIGIL_ASSIGN_OR_RETURN(s.evidence_count, U64(j, "evidence_count"));
+  VIGIL_ASSIGN_OR_RETURN(s.last_attested_unix, U64(j, "last_attested_unix"));
+  return s;
+}
+
+AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
+                                 const Evidence& ev, std::span<const uint8_t> nonce,
+                                 uint64_t now_unix) {
+  AttestationResult out;
+  out.next = state;
+  const auto refuse = [&](std::string why) {
+    out.reasons.push_back(std::move(why));
+    return out;
+  };
+
+  // 1. Freshness: the nonce this verifier issued, compared in constant time.
+  if (ev.nonce.size() != nonce.size() || nonce.empty() ||
+      CRYPTO_memcmp(ev.nonce.data(), nonce.data(), nonce.size()) != 0) {
+    return refuse("nonce: the evidence does not answer the nonce this verifier issued");
+  }
+  if (ev.node != state.node) return refuse("node: evidence names node " + ev.node.substr(0, 80));
+
+  // 2. The quote, signed by the enrolled AK over our nonce, and its clock.
+  auto facts = CheckQuote(state.ak, ev.quote.attest, ev.quote.signature, nonce);
+  if (!facts.ok()) return refuse("quote: " + facts.status().message());
+  auto clock = CheckClock(state.clock ? &*state.clock : nullptr, facts->clock);
+  if (!clock.ok()) return refuse("clock: " + clock.status().message());
+  out.tpm_reset = clock->reset;
+
+  // 3. The anchor registers, exactly, and their values.
+  const std::vector<PcrSelection> expected = ExpectedSelection(policy);
+  if (Status st = CheckPcrs(*facts, expected, ev.pcrs); !st.ok()) {
+    return refuse("pcrs: " + st.message());
+  }
+
+  // 4. The log segment: decoded, and starting exactly where we stopped.
+  auto log = records::DecodeStream(ev.log.records);
+  if (!log.ok()) return refuse("log: " + log.status().message());
+  auto events = records::DecodeStream(ev.events);
+  if (!events.ok()) return refuse("events: " + events.status().message());
+  if (log->empty()) return refuse("log: the segment is empty");
+  if (ev.log.from_seq != state.next_log_seq || log->front().seq() != ev.log.from_seq) {
+    return refuse("log: the segment starts at log seq " + std::to_string(log->front().seq()) +
+                  " (from_seq " + std::to_string(ev.log.from_seq) + "); this verifier expects " +
+                  std::to_string(state.next_log_seq) + " (an overlap or a gap)");
+  }
+  if (log->back().type() != VIGIL_LOG_SIGNATURE) {
+    return refuse("log: the segment must end with a checkpoint's SIGNATURE record (it ends with " +
+                  std::string(records::TypeName(log->back().type())) + ")");
+  }
+  for (size_t i = 1; i < log->size(); ++i) {
+    if ((*log)[i].seq() != (*log)[i - 1].seq() + 1) {
+      return refuse("log: seq " + std::to_string((*log)[i].seq()) + " follows " +
+                    std::to_string((*log)[i - 1].seq()) + " (records missing or reordered)");
+    }
+  }
+
+  // A new module instance (first evidence, reboot, reload) starts at log
+  // seq 0 with its KEY record; its key must come with the AK's
+  // certification. Otherwise the followed instance goes on.
+  NodeState& next = out.next;
+  const bool new_instance = ev.log.from_seq == 0;
+  if (new_instance) {
+    if (ev.module_instance.size() != next.anchor.instance_id.size()) {
+      return refuse("module: the instance id is not " +
+                    std::to_string(next.anchor.instance_id.size()) + " bytes");
+    }
+    std::optional<crypto::EcPoint> key;
+    for (const records::Record& rec : *log) {
+      if (rec.type() != VIGIL_LOG_KEY) continue;
+      auto k = rec.As<vigil_log_key>();
+      if (!k) return refuse("log: a malformed KEY record");
+      crypto::EcPoint p;
+      std::memcpy(p.x, k->x, 32);
+      std::memcpy(p.y, k->y, 32);
+      key = p;
+      break;
+    }
+    if (!key) return refuse("module: the new instance's log has no KEY record (no TPM key)");
+    if (!ev.key_certification) {
+      return refuse("module: a new instance's key comes without the AK's certification");
+    }
+    if (Status st = CheckKeyCertification(state.ak, *ev.key_certification, *key, nonce);
+        !st.ok()) {
+      return refuse("module key: " + st.message());
+    }
+    next.instance_id = ev.module_instance;
+    next.anchor = verify::Anchor{};
+    std::memcpy(next.anchor.instance_id.data(), ev.module_instance.data(),
+                next.anchor.instance_id.size());
+    auto head = chain::InitialChain(next.anchor.instance_id);
+    if (!head.ok()) return refuse("chain: " + head.status().message());
+    next.anchor.chain_head = *head;
+    next.anchor.key = *key;
+    next.module_key = *key;
+  } else if (next.instance_id.empty() || !next.module_key) {
+    return refuse("log: this node has no verified instance yet; send its log from seq 0");
+  }
+
+  // 5. Replay with the pure engine; the anchor checked against the quote.
+  verify::VerifierOptions options;
+  options.module_anchor = policy.anchor;
+  options.checkpoint_wait_ns = 0;
+  std::map<uint16_t, crypto::Digest> pcr10;
+  std::optional<ima::ImaLog> ima_log;
+  size_t ima_prefix = 0;
+  if (policy.anchor == VIGIL_ANCHOR_IMA) {
+    if (!ev.ima) return refuse("ima: anchor=ima evidence without IMA's log");
+    auto created = ima::ImaLog::Create({TPM2_ALG_SHA256});
+    if (!created.ok()) return refuse("ima: " + created.status().message());
+    ima_log.emplace(std::move(created).value());
+    if (Status st = ima_log->Append(ev.ima->entries); !st.ok()) {
+      return refuse("ima: " + st.message());
+    }
+    if (ima_log->partial()) return refuse("ima: the log ends inside an entry");
+    pcr10[TPM2_ALG_SHA256] = *QuotedValue(ev.pcrs, TPM2_ALG_SHA256, ima::kImaPcr);
+    auto prefix = ima_log->MatchPcr10(pcr10);
+    if (!prefix.ok()) return refuse("ima: IMA's log does not replay to the quoted PCR 10: " +
+                                    prefix.status().message());
+    ima_prefix = *prefix;
+    const std::array<uint8_t, 16> instance = next.anchor.instance_id;
+    options.ima_check = [&, instance](const std::vector<records::Record>& verified) {
+      return ima_log->CheckModuleRecords(verified, instance, ima_prefix);
+    };
+  } else {
+    // Development anchor: the quoted 16/23 must lie on the replay path of
+    // the module's log since its newest BASE (the evidence's replay prefix
+    // plus the segment).
+    std::vector<records::Record> view;
+    auto prefix = records::DecodeStream(ev.log.replay_prefix);
+    if (!prefix.ok()) return refuse("log: replay prefix: " + prefix.status().message());
+    for (records::Record& r : *prefix) replay::AppendToReplayView(view, std::move(r));
+    for (const records::Record& r : *log) replay::AppendToReplayView(view, r);
+    const std::vector<PcrValue> quoted = ev.pcrs;
+    options.pcr_check = [view, quoted](const std::vector<records::Record>& verified) {
+      return replay::CheckPcrPath(
+          verified, view, kDevPcrConfig, kDevPcrEvents,
+          [&quoted](uint16_t alg, uint32_t pcr) -> Result<crypto::Digest> {
+            auto v = QuotedValue(quoted, alg, pcr);
+            if (!v) return Status::Error(ErrorCode::kUnavailable, "PCR not quoted");
+            return *v;
+          });
+    };
+  }
+
+  verify::StreamVerifier verifier(next.anchor, std::move(options));
+  for (records::Record& e : *events) verifier.AddEvent(std::move(e));
+  for (const records::Record& r : *log) verifier.AddLog(r);
+  verifier.Finish();
+  out.verdicts = verifier.TakeVerdicts();
+  out.findings = verifier.TakeFindings();
+  out.records = log->size();
+  out.events = events->size();
+
+  // 6. Policy.
+  for (std::string& why : CheckMeasurements(policy, *log)) out.reasons.push_back(std::move(why));
+  uint64_t lost = 0;
+  for (const verify::CheckpointVerdict& v : out.verdicts) {
+    const std::string where = "checkpoint log seq " + std::to_string(v.log_seq) + ": ";
+    switch (v.verdict) {
+      case verify::Verdict::kVerified:
+        break;
+      case verify::Verdict::kLoss:
+        for (const verify::SeqRange& r : v.missing) lost += r.last - r.first + 1;
+        lost += v.new_drops + v.new_busy + v.new_log_refused;
+        break;
+      case verify::Verdict::kUnsigned:
+        if (!policy.allow_unsigned) out.reasons.push_back(where + "unsigned: " + v.reason);
+        break;
+      default:
+        out.reasons.push_back(where + std::string(verify::VerdictName(v.verdict)) + ": " +
+                              v.reason);
+    }
+  }
+  if (lost > policy.max_loss) {
+    out.reasons.push_back("loss: " + std::to_string(lost) + " events lost, policy allows " +
+                          std::to_string(policy.max_loss));
+  }
+  for (const verify::Finding& f : out.findings) {
+    if (FindingForbidden(policy, f)) {
+      out.reasons.push_back("finding " + std::string(verify::FindingKindName(f.kind)) + ": " +
+                            f.reason);
+    }
+  }
+  if (out.verdicts.empty()) {
+    out.reasons.push_back("log: the segment decides no checkpoint");
+  }
+  if (!out.reasons.empty()) return out;
+
+  // Trusted: the state moves to the last decided checkpoint, and the next
+  // segment starts after this one (which ends with that checkpoint's
+  // signature, checked above).
+  next.anchor = verifier.anchor();
+  next.next_log_seq = log->back().seq() + 1;
+  next.clock = facts->clock;
+  next.evidence_count = state.evidence_count + 1;
+  next.last_attested_unix = now_unix;
+  out.trusted = true;
+  return out;
+}
+
+std::string ResultJson(const AttestationResult& r) {
+  json verdicts = json::array();
+  for (const verify::CheckpointVerdict& v : r.verdicts) {
+    verdicts.push_back({{"log_seq", v.log_seq},
+                        {"verdict", verify::VerdictName(v.verdict)},
+                        {"first_seq", v.first_seq},
+                        {"last_seq", v.last_seq},
+                        {"reason", v.reason}});
+  }
+  json findings = json::array();
+  for (const verify::Finding& f : r.findings) {
+    findings.push_back({{"kind", verify::FindingKindName(f.kind)}, {"seq", f.seq},
+                        {"reason", f.reason}});
+  }
+  json j = {{"trusted", r.trusted},       {"reasons", r.reasons},
+            {"verdicts", verdicts},       {"findings", findings},
+            {"records", r.records},       {"events", r.events},
+            {"tpm_reset", r.tpm_reset},   {"next_log_seq", r.next.next_log_seq}};
+  return j.dump() + "\n";
+}
+
+}  // namespace vigil::attest

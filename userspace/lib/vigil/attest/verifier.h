@@ -1,0 +1,90 @@
+// The remote verifier's decision on one piece of evidence, pure: no TPM, no
+// device, no socket. What it holds at the start is the node's enrolment (the
+// EK from a certificate chain or pinned, the AK checked and activated), its
+// policy, and the node's state from the last verified evidence; everything
+// else comes from the evidence and is checked before it is believed:
+//
+//   1. the nonce is the one this verifier issued for this node (the caller
+//      keeps issued nonces and their expiry);
+//   2. the quote: TPM-generated, a quote, over that nonce, signed by the
+//      enrolled AK (CheckQuote); its clock after the last one (CheckClock);
+//   3. the quoted registers are exactly the policy anchor's (PCR 10 for
+//      anchor=ima; 16 and 23 for anchor=pcr, development only) and the PCR
+//      values given hash to the quoted digest;
+//   4. the module's checkpoint key: certified by the AK as a TPM key of the
+//      module's template (CheckKeyCertification), and the key of the KEY
+//      record the anchor holds;
+//   5. the log segment starts exactly where the last verified one ended
+//      (`from_seq`; an overlap or a gap is refused whatever the node says)
+//      and is replayed with the pure engine (verify::StreamVerifier): chain
+//      recomputed over the events, every checkpoint's signature checked with
+//      the certified key, and the anchor check run against the QUOTED values
+//      (IMA's log replayed to PCR 10, or the PCR path replayed to 16/23);
+//   6. policy: module identity, parameters and producer set measured in the
+//      log are allowed ones; no finding that policy forbids; loss within
+//      max_loss.
+// Any step that fails, or anything unexpected, makes the result untrusted
+// with its reasons (fail closed). The state advances only on a trusted
+// result, so a refused evidence can be retried from the same point.
+#ifndef VIGIL_USERSPACE_LIB_VIGIL_ATTEST_VERIFIER_H_
+#define VIGIL_USERSPACE_LIB_VIGIL_ATTEST_VERIFIER_H_
+
+#include <tss2/tss2_tpm2_types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vigil/attest/policy.h"
+#include "vigil/signature.h"
+#include "vigil/status.h"
+#include "vigil/tpm_object.h"
+#include "vigil/verify.h"
+
+namespace vigil::attest {
+
+struct Evidence;
+
+// What the verifier keeps per node between evidence (persisted as JSON).
+struct NodeState {
+  std::string node;                    // the node's id (hex EK name)
+  tpmobj::PublicArea ak;               // the enrolled, activated AK
+  // The module instance being followed, its certified key and where its
+  // verified history ends. Empty instance: nothing verified yet.
+  std::vector<uint8_t> instance_id;
+  std::optional<crypto::EcPoint> module_key;
+  verify::Anchor anchor;
+  uint64_t next_log_seq = 0;           // the next evidence's log.from_seq
+  std::optional<TPMS_CLOCK_INFO> clock;
+  uint64_t evidence_count = 0;
+  uint64_t last_attested_unix = 0;     // last trusted result
+};
+
+Result<NodeState> ParseNodeState(std::string_view json);
+std::string SerializeNodeState(const NodeState& state);
+
+struct AttestationResult {
+  bool trusted = false;
+  std::vector<std::string> reasons;            // why not trusted (empty when trusted)
+  std::vector<verify::CheckpointVerdict> verdicts;
+  std::vector<verify::Finding> findings;
+  uint64_t records = 0;                        // log records replayed
+  uint64_t events = 0;                         // events replayed
+  bool tpm_reset = false;                      // resetCount moved (reboot)
+  NodeState next;                              // the state to keep when trusted
+};
+
+// Decides `evidence` for the node in `state` under `policy`, against the
+// nonce the verifier issued. `now_unix` stamps the state.
+AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
+                                 const Evidence& evidence, std::span<const uint8_t> nonce,
+                                 uint64_t now_unix);
+
+// The result as JSON (the service's response and the CLI's --json output).
+std::string ResultJson(const AttestationResult& result);
+
+}  // namespace vigil::attest
+
+#endif  // VIGIL_USERSPACE_LIB_VIGIL_ATTEST_VERIFIER_H_

@@ -1,0 +1,241 @@
+// vigil-verifier: the remote verifier. Runs off the node and holds no node
+// secret: it trusts an EK certificate chain (or an EK pinned at enrolment),
+// checks the AK, and then decides evidence -- a TPM quote over the anchor
+// registers with its nonce, the module's log and events since the last
+// verified point -- under a policy file. See docs/attestation.md.
+//
+//   vigil-verifier enrol    --state DIR --policy P --request FILE (--ca PEM... | --pin-ek)
+//   vigil-verifier activate --state DIR --policy P --node ID --secret HEX
+//   vigil-verifier nonce    --state DIR --policy P --node ID
+//   vigil-verifier verify   --state DIR --policy P --evidence FILE
+//   vigil-verifier serve    --state DIR --policy P [--listen 127.0.0.1:8790]
+//
+// Exit codes: 0 trusted / done, 1 untrusted, 2 usage, 3 error (a file that
+// cannot be read, a refused request).
+#include <httplib.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <string>
+
+#include "service.h"
+#include "vigil/version.h"
+
+namespace {
+
+constexpr int kExitTrusted = 0;
+constexpr int kExitUntrusted = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitError = 3;
+constexpr size_t kMaxInputBytes = 256u << 20;  // evidence can carry a large log
+
+vigil::Result<std::string> ReadInput(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return vigil::Status::FromErrno(errno, "reading " + path);
+  std::string text;
+  char buf[65536];
+  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxInputBytes) {
+      return vigil::Status::Error(vigil::ErrorCode::kInvalidArgument,
+                                  path + ": larger than " + std::to_string(kMaxInputBytes) + " bytes");
+    }
+  }
+  return text;
+}
+
+int Fail(const vigil::Status& st) {
+  std::fprintf(stderr, "vigil-verifier: %s\n", st.ToString().c_str());
+  return kExitError;
+}
+
+// HTTP status for a refused request.
+int HttpStatus(const vigil::Status& st) {
+  switch (st.code()) {
+    case vigil::ErrorCode::kNotFound:
+      return 404;
+    case vigil::ErrorCode::kFailedPrecondition:
+      return 409;
+    case vigil::ErrorCode::kMismatch:
+      return 403;
+    case vigil::ErrorCode::kInternal:
+    case vigil::ErrorCode::kUnavailable:
+      return 500;
+    default:
+      return 400;
+  }
+}
+
+std::string ErrorBody(const vigil::Status& st) {
+  nlohmann::json j = {{"error", st.message()}};
+  return j.dump() + "\n";
+}
+
+int Serve(vigil::verifier::Service& service, const std::string& listen,
+          const vigil::verifier::EnrolOptions& enrol) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    std::fprintf(stderr, "vigil-verifier: --listen takes HOST:PORT\n");
+    return kExitUsage;
+  }
+  const std::string host = listen.substr(0, colon);
+  int port = 0;
+  try {
+    port = std::stoi(listen.substr(colon + 1));
+  } catch (...) {
+    port = -1;
+  }
+  if (port <= 0 || port > 65535) {
+    std::fprintf(stderr, "vigil-verifier: bad port in --listen %s\n", listen.c_str());
+    return kExitUsage;
+  }
+  httplib::Server server;
+  std::mutex mu;  // the service's files: one request at a time
+  server.set_payload_max_length(kMaxInputBytes);
+  const auto reply = [](httplib::Response& res, const vigil::Result<std::string>& r) {
+    if (r.ok()) {
+      res.set_content(*r, "application/json");
+    } else {
+      res.status = HttpStatus(r.status());
+      res.set_content(ErrorBody(r.status()), "application/json");
+    }
+  };
+  server.Post("/v1/enrol", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    reply(res, service.Enrol(req.body, enrol));
+  });
+  server.Post("/v1/activate", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    const auto j = nlohmann::json::parse(req.body, nullptr, false);
+    if (!j.is_object() || !j.contains("node") || !j["node"].is_string() ||
+        !j.contains("secret") || !j["secret"].is_string()) {
+      reply(res, vigil::Status::Error(vigil::ErrorCode::kInvalidArgument,
+                                      "activate takes {\"node\": ID, \"secret\": HEX}"));
+      return;
+    }
+    vigil::Status st = service.Activate(j["node"].get<std::string>(), j["secret"].get<std::string>());
+    reply(res, st.ok() ? vigil::Result<std::string>(std::string("{\"activated\":true}\n"))
+                       : vigil::Result<std::string>(st));
+  });
+  server.Post("/v1/nonce", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    const auto j = nlohmann::json::parse(req.body, nullptr, false);
+    if (!j.is_object() || !j.contains("node") || !j["node"].is_string()) {
+      reply(res, vigil::Status::Error(vigil::ErrorCode::kInvalidArgument,
+                                      "nonce takes {\"node\": ID, ...capabilities}"));
+      return;
+    }
+    reply(res, service.IssueNonce(j["node"].get<std::string>()));
+  });
+  server.Post("/v1/evidence", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    auto result = service.Verify(req.body);
+    if (!result.ok()) {
+      reply(res, result.status());
+      return;
+    }
+    res.set_content(vigil::attest::ResultJson(*result), "application/json");
+  });
+  std::fprintf(stderr, "vigil-verifier: listening on %s\n", listen.c_str());
+  if (!server.listen(host, port)) {
+    std::fprintf(stderr, "vigil-verifier: cannot listen on %s\n", listen.c_str());
+    return kExitError;
+  }
+  return kExitTrusted;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vigil-verifier: remote attestation of vigil nodes (TPM quote + log replay)"};
+  app.set_version_flag("--version", vigil::version::VersionText("vigil-verifier"));
+  app.require_subcommand(1);
+  std::string state_dir, policy_file;
+  app.add_option("--state", state_dir, "Verifier state directory (created 0700)")->required();
+  app.add_option("--policy", policy_file, "Policy file (docs/attestation.md)")->required();
+
+  vigil::verifier::EnrolOptions enrol_options;
+  std::string request_file, node, secret, evidence_file, listen = "127.0.0.1:8790";
+  bool json_out = false;
+  auto* enrol = app.add_subcommand("enrol", "Check a node's enrolment request; print its challenge");
+  enrol->add_option("--request", request_file, "Enrolment request (vigilctl attest enrol-request)")
+      ->required();
+  enrol->add_option("--ca", enrol_options.ca_files, "CA certificate (PEM) of the EK certificate");
+  enrol->add_flag("--pin-ek", enrol_options.pin_ek,
+                  "Trust the EK as sent (no certificate chain): trust on first use");
+  auto* activate = app.add_subcommand("activate", "Check the node's activated credential");
+  activate->add_option("--node", node, "Node id (hex EK name)")->required();
+  activate->add_option("--secret", secret, "The secret ActivateCredential returned (hex)")
+      ->required();
+  auto* nonce = app.add_subcommand("nonce", "Issue a nonce for the node's next evidence");
+  nonce->add_option("--node", node, "Node id (hex EK name)")->required();
+  auto* verify = app.add_subcommand("verify", "Decide one piece of evidence");
+  verify->add_option("--evidence", evidence_file, "Evidence file (vigilctl attest evidence)")
+      ->required();
+  verify->add_flag("--json", json_out, "Print the result as JSON");
+  auto* serve = app.add_subcommand("serve", "Serve enrolment, nonces and evidence over HTTP");
+  serve->add_option("--listen", listen, "HOST:PORT (default 127.0.0.1:8790)");
+  serve->add_option("--ca", enrol_options.ca_files, "CA certificate (PEM) of EK certificates");
+  serve->add_flag("--pin-ek", enrol_options.pin_ek, "Trust EKs as sent (no certificate chain)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+
+  auto policy_text = ReadInput(policy_file);
+  if (!policy_text.ok()) return Fail(policy_text.status());
+  auto policy = vigil::attest::ParsePolicy(*policy_text);
+  if (!policy.ok()) return Fail(policy.status());
+  auto service = vigil::verifier::Service::Open(state_dir, *policy);
+  if (!service.ok()) return Fail(service.status());
+
+  if (*enrol) {
+    auto request = ReadInput(request_file);
+    if (!request.ok()) return Fail(request.status());
+    auto challenge = service->Enrol(*request, enrol_options);
+    if (!challenge.ok()) return Fail(challenge.status());
+    std::fputs(challenge->c_str(), stdout);
+    return kExitTrusted;
+  }
+  if (*activate) {
+    vigil::Status st = service->Activate(node, secret);
+    if (!st.ok()) return Fail(st);
+    std::printf("node %s: activated\n", node.c_str());
+    return kExitTrusted;
+  }
+  if (*nonce) {
+    auto issued = service->IssueNonce(node);
+    if (!issued.ok()) return Fail(issued.status());
+    std::fputs(issued->c_str(), stdout);
+    return kExitTrusted;
+  }
+  if (*verify) {
+    auto evidence = ReadInput(evidence_file);
+    if (!evidence.ok()) return Fail(evidence.status());
+    auto result = service->Verify(*evidence);
+    if (!result.ok()) return Fail(result.status());
+    if (json_out) {
+      std::fputs(vigil::attest::ResultJson(*result).c_str(), stdout);
+    } else {
+      std::printf("%s: %zu checkpoints, %llu log records, %llu events\n",
+                  result->trusted ? "trusted" : "UNTRUSTED", result->verdicts.size(),
+                  static_cast<unsigned long long>(result->records),
+                  static_cast<unsigned long long>(result->events));
+      for (const std::string& why : result->reasons) std::printf("  %s\n", why.c_str());
+    }
+    return result->trusted ? kExitTrusted : kExitUntrusted;
+  }
+  if (*serve) {
+    std::signal(SIGPIPE, SIG_IGN);
+    return Serve(*service, listen, enrol_options);
+  }
+  return kExitUsage;
+}

@@ -1,0 +1,218 @@
+#include "service.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cctype>
+#include <nlohmann/json.hpp>
+
+#include "state.h"
+#include "vigil/attest/enrolment.h"
+#include "vigil/attest/evidence.h"
+#include "vigil/digest.h"
+
+namespace vigil::verifier {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kEnrolmentFile[] = "enrolment.json";
+constexpr char kStateFile[] = "state.json";
+constexpr char kNoncesFile[] = "nonces.json";
+constexpr size_t kNonceBytes = 32;
+constexpr size_t kSecretBytes = 32;
+constexpr size_t kMaxOpenNonces = 16;
+
+uint64_t NowUnix() { return static_cast<uint64_t>(::time(nullptr)); }
+
+Result<std::vector<uint8_t>> RandomBytes(size_t n) {
+  std::vector<uint8_t> out(n);
+  if (RAND_priv_bytes(out.data(), static_cast<int>(n)) != 1) {
+    return Status::FromOpenSsl("RAND_priv_bytes");
+  }
+  return out;
+}
+
+Result<json> ReadJson(const daemon::StateDir& dir, const char* name) {
+  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> text, dir.Read(name));
+  if (!text) return Status::Error(ErrorCode::kNotFound, dir.path() + "/" + name + ": missing");
+  json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::Error(ErrorCode::kMalformed, dir.path() + "/" + name + ": not a JSON object");
+  }
+  return j;
+}
+
+}  // namespace
+
+Status CheckNodeId(const std::string& node) {
+  if (node.size() < 4 || node.size() > 132 ||
+      !std::all_of(node.begin(), node.end(), [](unsigned char c) { return std::isxdigit(c); })) {
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "a node id is the hex TPM name of its EK (4 to 132 hex digits)");
+  }
+  return Status::Ok();
+}
+
+Result<Service> Service::Open(const std::string& dir, attest::Policy policy) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "creating " + dir);
+  }
+  const std::string nodes = dir + "/nodes";
+  if (::mkdir(nodes.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "creating " + nodes);
+  }
+  Service s;
+  s.dir_ = dir;
+  s.policy_ = std::move(policy);
+  return s;
+}
+
+std::string Service::NodeDir(const std::string& node) const { return dir_ + "/nodes/" + node; }
+
+Result<std::string> Service::Enrol(std::string_view request_json, const EnrolOptions& options) {
+  VIGIL_ASSIGN_OR_RETURN(attest::EnrolmentRequest req, attest::ParseEnrolmentRequest(request_json));
+  if (options.ca_files.empty() && !options.pin_ek) {
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "enrolment needs the EK certificate's CA (--ca) or an explicit --pin-ek");
+  }
+  if (!options.ca_files.empty()) {
+    if (req.ek_cert_der.empty()) {
+      return Status::Error(ErrorCode::kMismatch,
+                           "the node sent no EK certificate, and a CA was required");
+    }
+    VIGIL_RETURN_IF_ERROR(
+        attest::VerifyEkCertificate(req.ek_cert_der, options.ca_files, req.ek_public));
+  }
+  VIGIL_RETURN_IF_ERROR(attest::CheckAkPublic(req.ak_public));
+  VIGIL_ASSIGN_OR_RETURN(TPMT_SIGNATURE creation_sig,
+                         tpmobj::ParseSignature(req.ak_creation_signature));
+  VIGIL_RETURN_IF_ERROR(attest::CheckAkCreation(req.ak_public, req.ak_creation_data,
+                                                req.ak_creation_attest, creation_sig));
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> ek_name, tpmobj::Name(req.ek_public));
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> ak_name, tpmobj::Name(req.ak_public));
+  const std::string node = crypto::ToHex(ek_name);
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> secret, RandomBytes(kSecretBytes));
+  VIGIL_ASSIGN_OR_RETURN(attest::Credential credential,
+                         attest::MakeCredential(req.ek_public, ak_name, secret));
+
+  VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, daemon::StateDir::Open(NodeDir(node)));
+  json enrolment = {
+      {"version", 1},
+      {"node", node},
+      {"ek_public", crypto::ToHex(tpmobj::MarshalTpm2bPublic(req.ek_public))},
+      {"ak_public", crypto::ToHex(tpmobj::MarshalTpm2bPublic(req.ak_public))},
+      {"ek_trust", options.ca_files.empty() ? "pinned" : "certificate"},
+      {"secret", crypto::ToHex(secret)},
+      {"enrolled_unix", NowUnix()},
+  };
+  VIGIL_RETURN_IF_ERROR(nd.WriteAtomic(kEnrolmentFile, enrolment.dump(2) + "\n"));
+  json challenge = {{"version", 1},
+                    {"node", node},
+                    {"id_object", crypto::ToHex(credential.id_object)},
+                    {"encrypted_secret", crypto::ToHex(credential.encrypted_secret)}};
+  return challenge.dump() + "\n";
+}
+
+Status Service::Activate(const std::string& node, std::string_view secret_hex) {
+  VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
+  VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, daemon::StateDir::Open(NodeDir(node)));
+  VIGIL_ASSIGN_OR_RETURN(json enrolment, ReadJson(nd, kEnrolmentFile));
+  if (!enrolment.contains("secret") || !enrolment["secret"].is_string()) {
+    return Status::Error(ErrorCode::kFailedPrecondition,
+                         "node " + node + " has no open credential challenge (enrol first)");
+  }
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> expected,
+                         crypto::FromHex(enrolment["secret"].get<std::string>()));
+  auto got = crypto::FromHex(secret_hex);
+  // One try per challenge: a wrong answer ends it (no guessing).
+  enrolment.erase("secret");
+  VIGIL_RETURN_IF_ERROR(nd.WriteAtomic(kEnrolmentFile, enrolment.dump(2) + "\n"));
+  if (!got.ok() || !attest::SecretsEqual(*got, expected)) {
+    return Status::Error(ErrorCode::kMismatch,
+                         "the credential was not activated: the AK is not in the TPM of that EK "
+                         "(enrol again)");
+  }
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> ak,
+                         crypto::FromHex(enrolment["ak_public"].get<std::string>()));
+  attest::NodeState state;
+  state.node = node;
+  VIGIL_ASSIGN_OR_RETURN(state.ak, tpmobj::ParseTpm2bPublic(ak));
+  return nd.WriteAtomic(kStateFile, attest::SerializeNodeState(state));
+}
+
+Result<std::string> Service::IssueNonce(const std::string& node) {
+  VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
+  VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, daemon::StateDir::Open(NodeDir(node)));
+  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> state_text, nd.Read(kStateFile));
+  if (!state_text) {
+    return Status::Error(ErrorCode::kNotFound, "node " + node + " is not enrolled and activated");
+  }
+  VIGIL_ASSIGN_OR_RETURN(attest::NodeState state, attest::ParseNodeState(*state_text));
+  json nonces = json::object();
+  if (auto old = ReadJson(nd, kNoncesFile); old.ok()) nonces = *old;
+  const uint64_t now = NowUnix();
+  json kept = json::object();
+  for (const auto& [nonce, expiry] : nonces.items()) {
+    if (expiry.is_number_unsigned() && expiry.get<uint64_t>() > now) kept[nonce] = expiry;
+  }
+  if (kept.size() >= kMaxOpenNonces) {
+    return Status::Error(ErrorCode::kFailedPrecondition,
+                         "node " + node + " holds " + std::to_string(kept.size()) +
+                             " unanswered nonces; wait for them to expire");
+  }
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> nonce, RandomBytes(kNonceBytes));
+  const uint64_t expires = now + policy_.nonce_ttl_seconds;
+  kept[crypto::ToHex(nonce)] = expires;
+  VIGIL_RETURN_IF_ERROR(nd.WriteAtomic(kNoncesFile, kept.dump() + "\n"));
+  json out = {{"node", node},
+              {"nonce", crypto::ToHex(nonce)},
+              {"from_seq", state.next_log_seq},
+              {"expires_unix", expires}};
+  return out.dump() + "\n";
+}
+
+Result<attest::AttestationResult> Service::Verify(std::string_view evidence_json) {
+  VIGIL_ASSIGN_OR_RETURN(attest::Evidence evidence, attest::ParseEvidence(evidence_json));
+  VIGIL_RETURN_IF_ERROR(CheckNodeId(evidence.node));
+  VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, daemon::StateDir::Open(NodeDir(evidence.node)));
+  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> state_text, nd.Read(kStateFile));
+  if (!state_text) {
+    return Status::Error(ErrorCode::kNotFound,
+                         "node " + evidence.node + " is not enrolled and activated");
+  }
+  VIGIL_ASSIGN_OR_RETURN(attest::NodeState state, attest::ParseNodeState(*state_text));
+  // The nonce must be one we issued, unexpired; it is consumed either way,
+  // so the same evidence (or a replay of it) is never decided twice.
+  json nonces = json::object();
+  if (auto old = ReadJson(nd, kNoncesFile); old.ok()) nonces = *old;
+  const std::string nonce_hex = crypto::ToHex(evidence.nonce);
+  const auto it = nonces.find(nonce_hex);
+  const bool issued = it != nonces.end() && it->is_number_unsigned();
+  const bool fresh = issued && it->get<uint64_t>() > NowUnix();
+  if (issued) {
+    nonces.erase(nonce_hex);
+    VIGIL_RETURN_IF_ERROR(nd.WriteAtomic(kNoncesFile, nonces.dump() + "\n"));
+  }
+  attest::AttestationResult result;
+  if (!issued) {
+    result.next = state;
+    result.reasons.push_back("nonce: not issued by this verifier, or already answered (replay)");
+    return result;
+  }
+  if (!fresh) {
+    result.next = state;
+    result.reasons.push_back("nonce: expired (stale evidence)");
+    return result;
+  }
+  result = attest::VerifyEvidence(policy_, state, evidence, evidence.nonce, NowUnix());
+  if (result.trusted) {
+    VIGIL_RETURN_IF_ERROR(nd.WriteAtomic(kStateFile, attest::SerializeNodeState(result.next)));
+  }
+  return result;
+}
+
+}  // namespace vigil::verifier

@@ -1,0 +1,62 @@
+// vigil-verifier's state directory and the protocol steps on it, shared by
+// the command line (one step per invocation, files in and out) and the HTTP
+// service (`serve`): enrol -> activate -> (nonce -> evidence)*.
+//
+//   DIR/nodes/<node>/enrolment.json  the node's EK, AK and, until it is
+//                                    activated, the credential secret (0600)
+//   DIR/nodes/<node>/state.json      NodeState after activation
+//   DIR/nodes/<node>/nonces.json     issued nonces and their expiry
+//
+// <node> is the hex TPM name of the node's EK. Files are replaced
+// atomically (write, fsync, rename). One process at a time per directory
+// (an flock on DIR/lock).
+#ifndef VIGIL_USERSPACE_VERIFIER_SERVICE_H_
+#define VIGIL_USERSPACE_VERIFIER_SERVICE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vigil/attest/policy.h"
+#include "vigil/attest/verifier.h"
+#include "vigil/status.h"
+#include "vigil/unique_fd.h"
+
+namespace vigil::verifier {
+
+struct EnrolOptions {
+  std::vector<std::string> ca_files;  // EK certificate chain roots/intermediates
+  bool pin_ek = false;                // trust the EK as given (no certificate)
+};
+
+class Service {
+ public:
+  static Result<Service> Open(const std::string& dir, attest::Policy policy);
+
+  // Checks an enrolment request (EK certificate or pin, AK) and returns the
+  // credential challenge (JSON) the node must activate.
+  Result<std::string> Enrol(std::string_view request_json, const EnrolOptions& options);
+  // The node's answer: the secret it recovered with ActivateCredential.
+  Status Activate(const std::string& node, std::string_view secret_hex);
+  // A fresh nonce for the node and where its next log segment must start:
+  // {"node", "nonce", "from_seq", "expires_unix"}.
+  Result<std::string> IssueNonce(const std::string& node);
+  // Decides evidence (JSON); the nonce it answers is consumed either way.
+  Result<attest::AttestationResult> Verify(std::string_view evidence_json);
+
+ private:
+  Service() = default;
+  std::string NodeDir(const std::string& node) const;
+
+  std::string dir_;
+  attest::Policy policy_;
+  UniqueFd lock_;
+};
+
+// A node id is the hex TPM name of an EK: only hex digits, 4 to 132 of
+// them. Anything else (a path, "..") is refused before it touches a path.
+Status CheckNodeId(const std::string& node);
+
+}  // namespace vigil::verifier
+
+#endif  // VIGIL_USERSPACE_VERIFIER_SERVICE_H_
