@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -60,6 +61,26 @@ class ModuleSim {
   }
 
   const chain::InstanceId& instance() const { return instance_; }
+
+  // Checkpoints from now on say `anchor` (enum vigil_anchor).
+  void set_anchor(uint32_t anchor) { anchor_ = anchor; }
+
+  // Signs with a key held elsewhere (a TPM) instead of the software key:
+  // `sign` gets SHA-256 of the checkpoint and fills r and s. The KEY record
+  // is rewritten to name `point`.
+  using ExternalSigner = std::function<bool(const crypto::Sha256Digest& digest, uint8_t* r,
+                                            uint8_t* s)>;
+  void UseExternalKey(const crypto::EcPoint& point, ExternalSigner sign) {
+    point_ = point;
+    signer_ = std::move(sign);
+    for (records::Record& rec : log_) {
+      if (rec.type() != VIGIL_LOG_KEY) continue;
+      vigil_log_key key = *rec.As<vigil_log_key>();
+      std::memcpy(key.x, point.x, 32);
+      std::memcpy(key.y, point.y, 32);
+      rec = *records::Record::FromStruct(key);
+    }
+  }
 
   // The verifier's start before any event, with the key a trusted source
   // (GET_INFO) gives: none in degraded mode.
@@ -129,7 +150,7 @@ class ModuleSim {
     cp.last_seq = seq_;
     cp.drops_total = drops_;
     cp.reason = VIGIL_CP_TIMER;
-    cp.anchor = VIGIL_ANCHOR_PCR;
+    cp.anchor = anchor_;
     std::memcpy(cp.alive, alive_, sizeof(cp.alive));
     std::memcpy(cp.hits, hits_, sizeof(cp.hits));
     cp.producers_gen = producers_gen_;
@@ -157,6 +178,10 @@ class ModuleSim {
     if (status != VIGIL_SIG_OK) return sig;
     auto digest = *crypto::Sha256({cp.bytes()});
     std::memcpy(sig.digest, digest.data(), 32);
+    if (signer_) {
+      if (!signer_(digest, sig.r, sig.s)) throw std::runtime_error("external signer failed");
+      return sig;
+    }
     EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_pkey(nullptr, key_.get(), nullptr);
     EVP_PKEY_sign_init(ctx);
     size_t len = 0;
@@ -249,6 +274,8 @@ class ModuleSim {
   uint64_t drops_ = 0;
   bool tpm_ = true;
   std::vector<records::Record> log_;
+  uint32_t anchor_ = VIGIL_ANCHOR_PCR;
+  ExternalSigner signer_;
 };
 
 }  // namespace vigil::testing
