@@ -80,31 +80,30 @@ Result<std::string> Service::Enrol(std::string_view request_json, const EnrolOpt
                          "enrolment needs the EK certificate's CA (--ca) or an explicit --pin-ek");
   }
   if (!options.ca_files.empty()) {
-    if (req.ek_cert_der.empty()) {
+    if (req.ek_certificate_der.empty()) {
       return Status::Error(ErrorCode::kMismatch,
                            "the node sent no EK certificate, and a CA was required");
     }
     VIGIL_RETURN_IF_ERROR(
-        attest::VerifyEkCertificate(req.ek_cert_der, options.ca_files, req.ek_public));
+        attest::VerifyEkCertificate(req.ek_certificate_der, options.ca_files, req.ek));
   }
-  VIGIL_RETURN_IF_ERROR(attest::CheckAkPublic(req.ak_public));
-  VIGIL_ASSIGN_OR_RETURN(TPMT_SIGNATURE creation_sig,
-                         tpmobj::ParseSignature(req.ak_creation_signature));
-  VIGIL_RETURN_IF_ERROR(attest::CheckAkCreation(req.ak_public, req.ak_creation_data,
-                                                req.ak_creation_attest, creation_sig));
-  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> ek_name, tpmobj::Name(req.ek_public));
-  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> ak_name, tpmobj::Name(req.ak_public));
+  VIGIL_RETURN_IF_ERROR(attest::CheckAkPublic(req.ak));
+  VIGIL_RETURN_IF_ERROR(attest::CheckAkCreation(req.ak, req.ak_creation_data,
+                                                req.ak_creation_attest,
+                                                req.ak_creation_signature));
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> ek_name, tpmobj::Name(req.ek));
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> ak_name, tpmobj::Name(req.ak));
   const std::string node = crypto::ToHex(ek_name);
   VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> secret, RandomBytes(kSecretBytes));
   VIGIL_ASSIGN_OR_RETURN(attest::Credential credential,
-                         attest::MakeCredential(req.ek_public, ak_name, secret));
+                         attest::MakeCredential(req.ek, ak_name, secret));
 
   VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, daemon::StateDir::Open(NodeDir(node)));
   json enrolment = {
       {"version", 1},
       {"node", node},
-      {"ek_public", crypto::ToHex(tpmobj::MarshalTpm2bPublic(req.ek_public))},
-      {"ak_public", crypto::ToHex(tpmobj::MarshalTpm2bPublic(req.ak_public))},
+      {"ek_public", crypto::ToHex(tpmobj::MarshalTpm2bPublic(req.ek))},
+      {"ak_public", crypto::ToHex(tpmobj::MarshalTpm2bPublic(req.ak))},
       {"ek_trust", options.ca_files.empty() ? "pinned" : "certificate"},
       {"secret", crypto::ToHex(secret)},
       {"enrolled_unix", NowUnix()},

@@ -25,6 +25,7 @@ using nlohmann::json;
 constexpr uint32_t kNodeStateVersion = 1;
 constexpr uint32_t kDevPcrConfig = 16;
 constexpr uint32_t kDevPcrEvents = 23;
+constexpr uint64_t kFirstLogSeq = 1;  // the module's log starts at seq 1
 
 // The registers a quote must cover for the policy's anchor, SHA-256 bank.
 std::vector<PcrSelection> ExpectedSelection(const Policy& policy) {
@@ -227,7 +228,7 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
   if (!facts.ok()) return refuse("quote: " + facts.status().message());
   auto clock = CheckClock(state.clock ? &*state.clock : nullptr, facts->clock);
   if (!clock.ok()) return refuse("clock: " + clock.status().message());
-  out.tpm_reset = clock->reset;
+  out.tpm_reset = clock->event == ClockEvent::kReset;
 
   // 3. The anchor registers, exactly, and their values.
   const std::vector<PcrSelection> expected = ExpectedSelection(policy);
@@ -241,7 +242,9 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
   auto events = records::DecodeStream(ev.events);
   if (!events.ok()) return refuse("events: " + events.status().message());
   if (log->empty()) return refuse("log: the segment is empty");
-  if (ev.log.from_seq != state.next_log_seq || log->front().seq() != ev.log.from_seq) {
+  // A new instance (reboot, reload) may start over at seq 1 at any time.
+  const uint64_t expected_from = ev.log.from_seq == kFirstLogSeq ? kFirstLogSeq : state.next_log_seq;
+  if (ev.log.from_seq != expected_from || log->front().seq() != ev.log.from_seq) {
     return refuse("log: the segment starts at log seq " + std::to_string(log->front().seq()) +
                   " (from_seq " + std::to_string(ev.log.from_seq) + "); this verifier expects " +
                   std::to_string(state.next_log_seq) + " (an overlap or a gap)");
@@ -258,15 +261,11 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
   }
 
   // A new module instance (first evidence, reboot, reload) starts at log
-  // seq 0 with its KEY record; its key must come with the AK's
+  // seq 1 with its KEY record; its key must come with the AK's
   // certification. Otherwise the followed instance goes on.
   NodeState& next = out.next;
-  const bool new_instance = ev.log.from_seq == 0;
+  const bool new_instance = ev.log.from_seq == kFirstLogSeq;
   if (new_instance) {
-    if (ev.module_instance.size() != next.anchor.instance_id.size()) {
-      return refuse("module: the instance id is not " +
-                    std::to_string(next.anchor.instance_id.size()) + " bytes");
-    }
     std::optional<crypto::EcPoint> key;
     for (const records::Record& rec : *log) {
       if (rec.type() != VIGIL_LOG_KEY) continue;
@@ -286,9 +285,10 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
         !st.ok()) {
       return refuse("module key: " + st.message());
     }
-    next.instance_id = ev.module_instance;
+    next.instance_id.assign(ev.module.instance.begin(), ev.module.instance.end());
     next.anchor = verify::Anchor{};
-    std::memcpy(next.anchor.instance_id.data(), ev.module_instance.data(),
+    static_assert(sizeof(ev.module.instance) == sizeof(next.anchor.instance_id));
+    std::memcpy(next.anchor.instance_id.data(), ev.module.instance.data(),
                 next.anchor.instance_id.size());
     auto head = chain::InitialChain(next.anchor.instance_id);
     if (!head.ok()) return refuse("chain: " + head.status().message());

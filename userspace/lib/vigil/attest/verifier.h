@@ -56,7 +56,7 @@ struct NodeState {
   std::vector<uint8_t> instance_id;
   std::optional<crypto::EcPoint> module_key;
   verify::Anchor anchor;
-  uint64_t next_log_seq = 0;           // the next evidence's log.from_seq
+  uint64_t next_log_seq = 1;           // the next evidence's log.from_seq
   std::optional<TPMS_CLOCK_INFO> clock;
   uint64_t evidence_count = 0;
   uint64_t last_attested_unix = 0;     // last trusted result
