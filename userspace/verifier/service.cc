@@ -167,9 +167,14 @@ Result<std::string> Service::IssueNonce(const std::string& node) {
   const uint64_t expires = now + policy_.nonce_ttl_seconds;
   kept[crypto::ToHex(nonce)] = expires;
   VIGIL_RETURN_IF_ERROR(nd.WriteAtomic(kNoncesFile, kept.dump() + "\n"));
+  // Where the node's next segment starts: the log at from_seq and the
+  // events after events_after, of `instance` (empty: nothing verified yet;
+  // another instance on the node means it starts over at log seq 1).
   json out = {{"node", node},
               {"nonce", crypto::ToHex(nonce)},
+              {"instance", crypto::ToHex(state.instance_id)},
               {"from_seq", state.next_log_seq},
+              {"events_after", state.anchor.last_seq},
               {"expires_unix", expires}};
   return out.dump() + "\n";
 }

@@ -38,8 +38,8 @@ class Service {
   Result<std::string> Enrol(std::string_view request_json, const EnrolOptions& options);
   // The node's answer: the secret it recovered with ActivateCredential.
   Status Activate(const std::string& node, std::string_view secret_hex);
-  // A fresh nonce for the node and where its next log segment must start:
-  // {"node", "nonce", "from_seq", "expires_unix"}.
+  // A fresh nonce for the node and where its next segment must start:
+  // {"node", "nonce", "instance", "from_seq", "events_after", "expires_unix"}.
   Result<std::string> IssueNonce(const std::string& node);
   // Decides evidence (JSON); the nonce it answers is consumed either way.
   Result<attest::AttestationResult> Verify(std::string_view evidence_json);

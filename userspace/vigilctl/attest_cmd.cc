@@ -1,0 +1,366 @@
+#include "attest_cmd.h"
+
+#include <fcntl.h>
+#include <httplib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "vigil/attest/enrolment.h"
+#include "vigil/attest/evidence.h"
+#include "vigil/attest_tpm/enrolment.h"
+#include "vigil/attest_tpm/key_certification.h"
+#include "vigil/attest_tpm/quote.h"
+#include "vigil/device.h"
+#include "vigil/digest.h"
+#include "vigil/records.h"
+#include "vigil/tpm.h"
+
+namespace vigilctl {
+namespace {
+
+using nlohmann::json;
+using vigil::ErrorCode;
+using vigil::Result;
+using vigil::Status;
+
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUntrusted = 14;
+constexpr char kNodeFile[] = "node.json";
+constexpr size_t kMaxFileBytes = 256u << 20;
+
+Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::FromErrno(errno, "reading " + path);
+  std::string text;
+  char buf[65536];
+  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxFileBytes) {
+      return Status::Error(ErrorCode::kInvalidArgument, path + ": too large");
+    }
+  }
+  return text;
+}
+
+Status WriteOut(const std::string& out, const std::string& text) {
+  if (out.empty() || out == "-") {
+    std::fputs(text.c_str(), stdout);
+    return std::fflush(stdout) == 0 ? Status::Ok() : Status::FromErrno(errno, "writing stdout");
+  }
+  std::ofstream f(out, std::ios::trunc);
+  if (!f || !(f << text) || !f.flush()) return Status::FromErrno(errno, "writing " + out);
+  return Status::Ok();
+}
+
+Result<vigil::attest_tpm::EkKind> EkKindOf(const std::string& name) {
+  if (name == "ecc") return vigil::attest_tpm::EkKind::kEccP256;
+  if (name == "rsa") return vigil::attest_tpm::EkKind::kRsa2048;
+  return Status::Error(ErrorCode::kInvalidArgument, "--ek is \"ecc\" or \"rsa\"");
+}
+
+Status EnsureDir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "creating " + dir);
+  }
+  return Status::Ok();
+}
+
+// The enrolment request; saves the AK and the node id in options.dir.
+Result<std::string> EnrolRequest(const AttestOptions& o) {
+  VIGIL_ASSIGN_OR_RETURN(vigil::attest_tpm::EkKind kind, EkKindOf(o.ek));
+  VIGIL_RETURN_IF_ERROR(EnsureDir(o.dir));
+  VIGIL_ASSIGN_OR_RETURN(vigil::tpm::EsysContext tpm, vigil::tpm::EsysContext::Open(o.tcti));
+  VIGIL_ASSIGN_OR_RETURN(vigil::attest_tpm::EkInfo ek, vigil::attest_tpm::ReadEk(tpm, kind));
+  VIGIL_ASSIGN_OR_RETURN(vigil::attest_tpm::AkBlobs ak, vigil::attest_tpm::CreateAk(tpm));
+  VIGIL_RETURN_IF_ERROR(vigil::attest_tpm::SaveAkBlobs(o.dir, ak));
+  VIGIL_ASSIGN_OR_RETURN(vigil::attest::EnrolmentRequest req,
+                         vigil::attest_tpm::MakeEnrolmentRequest(ek, ak));
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> name, vigil::tpmobj::Name(ek.pub));
+  json node = {{"node", vigil::crypto::ToHex(name)}, {"ek", o.ek}};
+  std::ofstream f(o.dir + "/" + kNodeFile, std::ios::trunc);
+  if (!f || !(f << node.dump() << "\n") || !f.flush()) {
+    return Status::FromErrno(errno, "writing " + o.dir + "/" + kNodeFile);
+  }
+  return vigil::attest::SerializeEnrolmentRequest(req);
+}
+
+Result<std::string> NodeId(const AttestOptions& o) {
+  VIGIL_ASSIGN_OR_RETURN(std::string text, ReadFile(o.dir + "/" + kNodeFile));
+  const json j = json::parse(text, nullptr, false);
+  if (!j.is_object() || !j.contains("node") || !j["node"].is_string()) {
+    return Status::Error(ErrorCode::kMalformed, o.dir + "/" + kNodeFile + ": no node id");
+  }
+  return j["node"].get<std::string>();
+}
+
+// The secret ActivateCredential recovers from the challenge (hex).
+Result<std::string> Activate(const AttestOptions& o, std::string_view challenge_json) {
+  VIGIL_ASSIGN_OR_RETURN(vigil::attest_tpm::EkKind kind, EkKindOf(o.ek));
+  const json c = json::parse(challenge_json, nullptr, false);
+  if (!c.is_object() || !c.contains("id_object") || !c["id_object"].is_string() ||
+      !c.contains("encrypted_secret") || !c["encrypted_secret"].is_string()) {
+    return Status::Error(ErrorCode::kMalformed,
+                         "challenge: needs \"id_object\" and \"encrypted_secret\" (hex)");
+  }
+  vigil::attest::Credential credential;
+  VIGIL_ASSIGN_OR_RETURN(credential.id_object,
+                         vigil::crypto::FromHex(c["id_object"].get<std::string>()));
+  VIGIL_ASSIGN_OR_RETURN(credential.encrypted_secret,
+                         vigil::crypto::FromHex(c["encrypted_secret"].get<std::string>()));
+  VIGIL_ASSIGN_OR_RETURN(vigil::attest_tpm::AkBlobs blobs, vigil::attest_tpm::LoadAkBlobs(o.dir));
+  VIGIL_ASSIGN_OR_RETURN(vigil::tpm::EsysContext tpm, vigil::tpm::EsysContext::Open(o.tcti));
+  VIGIL_ASSIGN_OR_RETURN(vigil::attest_tpm::LoadedObject ak, vigil::attest_tpm::LoadAk(tpm, blobs));
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> secret,
+                         vigil::attest_tpm::ActivateCredential(tpm, ak, kind, credential));
+  return vigil::crypto::ToHex(secret);
+}
+
+// Evidence for a nonce: see the header and docs/attestation.md.
+Result<std::string> Evidence(const AttestOptions& o) {
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> nonce, vigil::crypto::FromHex(o.nonce));
+  if (nonce.empty()) return Status::Error(ErrorCode::kInvalidArgument, "--nonce is required");
+  vigil::attest::Evidence ev;
+  VIGIL_ASSIGN_OR_RETURN(ev.node, NodeId(o));
+  ev.nonce = nonce;
+
+  VIGIL_ASSIGN_OR_RETURN(vigil::device::VigilDevice dev,
+                         o.device.empty() ? vigil::device::VigilDevice::Open()
+                                          : vigil::device::VigilDevice::Open(o.device));
+  VIGIL_ASSIGN_OR_RETURN(vigil_info info, dev.GetInfo());
+  std::memcpy(ev.module.instance.data(), info.instance_id, ev.module.instance.size());
+  ev.module.tpm_flags = info.tpm_flags;
+  ev.module.pcr_config = info.pcr_config;
+  ev.module.pcr_events = info.pcr_events;
+  for (uint32_t i = 0; i < info.nr_banks && i < VIGIL_MAX_BANKS; ++i) {
+    ev.module.banks.push_back(info.bank_alg[i]);
+  }
+  ev.anchor = info.anchor == VIGIL_ANCHOR_IMA ? vigil::attest::AnchorKind::kIma
+                                              : vigil::attest::AnchorKind::kPcr;
+  // Another instance than the verifier follows (a reboot, a reload, or the
+  // first evidence): start over at its first record.
+  const std::string instance_hex = vigil::crypto::ToHex(ev.module.instance);
+  const bool same_instance = o.instance == instance_hex;
+  const uint64_t from_seq = same_instance ? o.from_seq : 1;
+  const uint64_t events_after = same_instance ? o.events_after : 0;
+
+  // The log from from_seq, cut after the last SIGNATURE (whole checkpoints).
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> raw, dev.ReadAvailable());
+  VIGIL_ASSIGN_OR_RETURN(std::vector<vigil::records::Record> log,
+                         vigil::records::DecodeStream(raw));
+  if (log.empty() || log.front().seq() > from_seq) {
+    return Status::Error(ErrorCode::kFailedPrecondition,
+                         "the module no longer holds log seq " + std::to_string(from_seq) +
+                             " (trimmed before the verifier saw it): re-enrol the instance");
+  }
+  size_t first = 0, end = 0;
+  uint64_t last_event = 0;
+  for (size_t i = 0; i < log.size(); ++i) {
+    if (log[i].seq() < from_seq) first = i + 1;
+    if (log[i].seq() >= from_seq && log[i].type() == VIGIL_LOG_SIGNATURE) {
+      auto sig = log[i].As<vigil_log_signature>();
+      for (size_t k = i; sig && k-- > 0;) {
+        if (log[k].seq() != sig->checkpoint_seq) continue;
+        if (auto cp = log[k].As<vigil_log_checkpoint>()) last_event = cp->last_seq;
+        break;
+      }
+      end = i + 1;
+    }
+  }
+  if (end <= first) {
+    return Status::Error(ErrorCode::kFailedPrecondition,
+                         "no signed checkpoint since log seq " + std::to_string(from_seq) +
+                             " yet: try again after the next checkpoint");
+  }
+  ev.log.from_seq = from_seq;
+  for (size_t i = 0; i < end; ++i) {
+    std::span<const uint8_t> bytes = log[i].bytes();
+    std::vector<uint8_t>& to = i < first ? ev.log.replay_prefix : ev.log.records;
+    to.insert(to.end(), bytes.begin(), bytes.end());
+  }
+
+  // Events vigild saved (--raw-out) in (events_after, last_event].
+  if (!o.events.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(std::string saved, ReadFile(o.events));
+    VIGIL_ASSIGN_OR_RETURN(std::vector<vigil::records::Record> events,
+                           vigil::records::DecodeStream(std::span<const uint8_t>(
+                               reinterpret_cast<const uint8_t*>(saved.data()), saved.size())));
+    for (const vigil::records::Record& e : events) {
+      if (e.seq() <= events_after || e.seq() > last_event) continue;
+      ev.events.insert(ev.events.end(), e.bytes().begin(), e.bytes().end());
+    }
+  }
+
+  if (info.anchor == VIGIL_ANCHOR_IMA) {
+    VIGIL_ASSIGN_OR_RETURN(std::string ima, ReadFile(o.ima_log));
+    ev.ima = vigil::attest::Evidence::Ima{0, std::vector<uint8_t>(ima.begin(), ima.end())};
+  }
+
+  VIGIL_ASSIGN_OR_RETURN(vigil::attest_tpm::AkBlobs blobs, vigil::attest_tpm::LoadAkBlobs(o.dir));
+  VIGIL_ASSIGN_OR_RETURN(vigil::tpm::EsysContext tpm, vigil::tpm::EsysContext::Open(o.tcti));
+  VIGIL_ASSIGN_OR_RETURN(vigil::attest_tpm::LoadedObject ak, vigil::attest_tpm::LoadAk(tpm, blobs));
+  if (from_seq == 1) {
+    VIGIL_ASSIGN_OR_RETURN(vigil::device::KeyCreation creation, dev.GetKeyCreation());
+    VIGIL_ASSIGN_OR_RETURN(ev.key_certification,
+                           vigil::attest_tpm::CertifyModuleKey(tpm, ak.handle(), creation, nonce));
+  }
+  std::vector<vigil::attest::PcrSelection> selection;
+  if (info.anchor == VIGIL_ANCHOR_IMA) {
+    selection.push_back({TPM2_ALG_SHA256, {10}});
+  } else {
+    selection.push_back({TPM2_ALG_SHA256, {info.pcr_config, info.pcr_events}});
+  }
+  VIGIL_ASSIGN_OR_RETURN(vigil::attest_tpm::QuoteOut quote,
+                         vigil::attest_tpm::Quote(tpm, ak.handle(), nonce, selection));
+  ev.quote.attest = std::move(quote.attest);
+  ev.quote.signature = std::move(quote.signature);
+  ev.pcrs = std::move(quote.values);
+  return vigil::attest::SerializeEvidence(ev);
+}
+
+Result<json> Post(httplib::Client& client, const std::string& path, const std::string& body) {
+  auto res = client.Post(path, body, "application/json");
+  if (!res) {
+    return Status::Error(ErrorCode::kUnavailable,
+                         "POST " + path + ": " + httplib::to_string(res.error()));
+  }
+  json j = json::parse(res->body, nullptr, false);
+  if (res->status != 200) {
+    const std::string why = j.is_object() && j.contains("error") && j["error"].is_string()
+                                ? j["error"].get<std::string>()
+                                : res->body.substr(0, 200);
+    return Status::Error(res->status == 404 ? ErrorCode::kNotFound : ErrorCode::kFailedPrecondition,
+                         "POST " + path + ": HTTP " + std::to_string(res->status) + ": " + why);
+  }
+  if (!j.is_object()) return Status::Error(ErrorCode::kMalformed, "POST " + path + ": not JSON");
+  return j;
+}
+
+int Push(const AttestOptions& o) {
+  httplib::Client client(o.verifier);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(60);
+  auto node = NodeId(o);
+  bool enrolled = node.ok();
+  const auto fail = [](const Status& st) {
+    std::fprintf(stderr, "vigilctl attest push: %s\n", st.ToString().c_str());
+    return kExitError;
+  };
+  if (enrolled) {
+    // Enrolled here; the verifier may still not know us (a new verifier).
+    auto probe = Post(client, "/v1/nonce", json{{"node", *node}}.dump());
+    if (!probe.ok() && probe.status().code() == ErrorCode::kNotFound) enrolled = false;
+  }
+  if (!enrolled) {
+    auto request = EnrolRequest(o);
+    if (!request.ok()) return fail(request.status());
+    auto challenge = Post(client, "/v1/enrol", *request);
+    if (!challenge.ok()) return fail(challenge.status());
+    auto secret = Activate(o, challenge->dump());
+    if (!secret.ok()) return fail(secret.status());
+    node = NodeId(o);
+    if (!node.ok()) return fail(node.status());
+    auto activated = Post(client, "/v1/activate", json{{"node", *node}, {"secret", *secret}}.dump());
+    if (!activated.ok()) return fail(activated.status());
+    std::printf("enrolled as node %s\n", node->c_str());
+  }
+  int rc = kExitOk;
+  for (unsigned round = 0; o.count == 0 || round < o.count; ++round) {
+    if (round > 0) std::this_thread::sleep_for(std::chrono::seconds(o.interval_s));
+    auto issued = Post(client, "/v1/nonce", json{{"node", *node}}.dump());
+    if (!issued.ok()) return fail(issued.status());
+    AttestOptions e = o;
+    try {
+      e.nonce = issued->at("nonce").get<std::string>();
+      e.from_seq = issued->at("from_seq").get<uint64_t>();
+      e.events_after = issued->at("events_after").get<uint64_t>();
+      e.instance = issued->at("instance").get<std::string>();
+    } catch (const json::exception&) {
+      return fail(Status::Error(ErrorCode::kMalformed, "the verifier's nonce answer is malformed"));
+    }
+    auto evidence = Evidence(e);
+    if (!evidence.ok()) {
+      // Nothing new to attest yet is not an error of the round.
+      if (evidence.status().code() == ErrorCode::kFailedPrecondition) {
+        std::printf("round %u: %s\n", round + 1, evidence.status().message().c_str());
+        continue;
+      }
+      return fail(evidence.status());
+    }
+    auto result = Post(client, "/v1/evidence", *evidence);
+    if (!result.ok()) return fail(result.status());
+    const bool trusted = result->value("trusted", false);
+    std::printf("round %u: %s\n", round + 1, result->dump().c_str());
+    std::fflush(stdout);
+    if (!trusted) rc = kExitUntrusted;
+  }
+  return rc;
+}
+
+}  // namespace
+
+CLI::App* AddAttestCommands(CLI::App& app, AttestOptions& o) {
+  auto* attest = app.add_subcommand("attest", "Remote attestation: the node's side");
+  attest->require_subcommand(1);
+  attest->add_option("--dir", o.dir, "The AK and node id (0700)")->capture_default_str();
+  attest->add_option("--tcti", o.tcti, "TPM (tpm2-tss TCTI)")->capture_default_str();
+  attest->add_option("--ek", o.ek, "EK type: ecc or rsa")->capture_default_str();
+  auto* req = attest->add_subcommand("enrol-request", "Create the AK; print the enrolment request");
+  req->add_option("-o,--out", o.out, "Write to FILE instead of stdout");
+  auto* act = attest->add_subcommand("activate", "Answer the verifier's credential challenge");
+  act->add_option("--challenge", o.challenge, "The challenge (vigil-verifier enrol)")->required();
+  auto* evi = attest->add_subcommand("evidence", "Evidence for a nonce the verifier issued");
+  evi->add_option("--nonce", o.nonce, "The nonce (hex)")->required();
+  evi->add_option("--from-seq", o.from_seq, "First log seq the verifier wants")
+      ->capture_default_str();
+  evi->add_option("--events-after", o.events_after, "Events with a greater seq")
+      ->capture_default_str();
+  evi->add_option("--instance", o.instance, "Instance the verifier follows (hex)");
+  evi->add_option("--events", o.events, "vigild's --raw-out file (the events)");
+  evi->add_option("--ima-log", o.ima_log, "IMA's binary log")->capture_default_str();
+  evi->add_option("-o,--out", o.out, "Write to FILE instead of stdout");
+  auto* push = attest->add_subcommand("push", "Enrol if needed, then send evidence to a verifier");
+  push->add_option("--verifier", o.verifier, "http://HOST:PORT of vigil-verifier serve")
+      ->required();
+  push->add_option("--events", o.events, "vigild's --raw-out file (the events)");
+  push->add_option("--ima-log", o.ima_log, "IMA's binary log")->capture_default_str();
+  push->add_option("--count", o.count, "Rounds (0: forever)")->capture_default_str();
+  push->add_option("--interval", o.interval_s, "Seconds between rounds")->capture_default_str();
+  return attest;
+}
+
+int RunAttest(CLI::App& attest, const AttestOptions& o) {
+  const auto done = [](const Result<std::string>& r, const std::string& out) {
+    if (!r.ok()) {
+      std::fprintf(stderr, "vigilctl attest: %s\n", r.status().ToString().c_str());
+      return kExitError;
+    }
+    Status st = WriteOut(out, *r);
+    if (!st.ok()) {
+      std::fprintf(stderr, "vigilctl attest: %s\n", st.ToString().c_str());
+      return kExitError;
+    }
+    return kExitOk;
+  };
+  if (attest.got_subcommand("enrol-request")) return done(EnrolRequest(o), o.out);
+  if (attest.got_subcommand("activate")) {
+    auto challenge = ReadFile(o.challenge);
+    if (!challenge.ok()) return done(challenge.status(), "");
+    auto secret = Activate(o, *challenge);
+    return done(secret.ok() ? Result<std::string>(*secret + "\n") : secret, "");
+  }
+  if (attest.got_subcommand("evidence")) return done(Evidence(o), o.out);
+  if (attest.got_subcommand("push")) return Push(o);
+  return kExitUsage;
+}
+
+}  // namespace vigilctl
