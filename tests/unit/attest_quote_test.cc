@@ -321,6 +321,21 @@ TEST_F(AttestQuoteTest, TpmResetIsReportedAndResetsThePcrs) {
   EXPECT_FALSE(attest::CheckClock(&after.clock, before.clock).ok());
 }
 
+TEST_F(AttestQuoteTest, PowerLossWithoutShutdownClearsSafe) {
+  const attest::QuoteFacts before = Check(MakeQuote(Nonce(21)), Nonce(21));
+  // No TPM2_Shutdown: the TPM cannot know that Clock was saved, so it may
+  // already have reported a larger value: safe is NO (until Clock is next
+  // written to NV), and CheckClock refuses to order the quote.
+  PowerCycle(std::nullopt, TPM2_SU_CLEAR);
+  if (HasFatalFailure()) return;
+  const attest::QuoteFacts after = Check(MakeQuote(Nonce(22)), Nonce(22));
+  EXPECT_EQ(after.clock.resetCount, before.clock.resetCount + 1);
+  EXPECT_EQ(after.clock.safe, TPM2_NO);
+  auto report = attest::CheckClock(&before.clock, after.clock);
+  EXPECT_EQ(report.status().code(), ErrorCode::kMismatch);
+  EXPECT_NE(report.status().message().find("safe"), std::string::npos);
+}
+
 TEST_F(AttestQuoteTest, TpmRestartAndResumeAreReported) {
   Extend(16, 0x16);
   const auto q0 = MakeQuote(Nonce(15));
