@@ -2,7 +2,8 @@
 // Writes the seed corpora of the fuzz targets: valid inputs, so the fuzzers
 // start deep inside the parsers instead of at the header checks.
 //   fuzz_seed_gen OUT_DIR  ->  OUT_DIR/<target>/ for record_decoder_fuzz,
-//   log_parser_fuzz, state_loader_fuzz, verifier_fuzz and vigild_state_fuzz
+//   log_parser_fuzz, state_loader_fuzz, verifier_fuzz, vigild_state_fuzz,
+//   ima_log_fuzz and evidence_fuzz
 // Every seed is checked with the library before it is written (a log that
 // does not replay or verify would be a poor seed), so a failure here means
 // the generator and the parsers disagree: the run stops with an error.
@@ -21,6 +22,7 @@
 #include "baseline_fuzz_config.h"
 #include "module_sim.h"
 #include "state.h"
+#include "vigil/attest/evidence.h"
 #include "verifier_program.h"
 #include "vigil.h"
 #include "vigil/baseline/store.h"
@@ -939,6 +941,39 @@ void WriteImaSeeds(const fs::path& dir) {
   WriteSeed(dir, "boot-and-module", log);
 }
 
+// Remote attestation evidence (format v1) around a simulated module's log:
+// with every optional part, and without them.
+void WriteEvidenceSeeds(const fs::path& dir) {
+  vigil::testing::ModuleSim sim;
+  for (int i = 0; i < 3; ++i) sim.Commit();
+  sim.Checkpoint();
+  vigil::attest::Evidence e;
+  e.node = "000b" + std::string(64, 'e');
+  e.nonce.assign(32, 0x4e);
+  e.quote.attest = {0xff, 0x54, 0x43, 0x47, 0x80, 0x18};
+  e.quote.signature = {0x00, 0x18, 0x00, 0x0b};
+  e.pcrs = {{0x000B, 16, Bytes(32, 0x16)}, {0x000B, 23, Bytes(32, 0x23)},
+            {0x0004, 10, Bytes(20, 0x10)}};
+  for (const Record& r : sim.log()) {
+    e.log.records.insert(e.log.records.end(), r.bytes().begin(), r.bytes().end());
+  }
+  e.module.instance = sim.instance();
+  e.module.tpm_flags = VIGIL_TPM_PRESENT | VIGIL_TPM_KEY;
+  e.module.pcr_config = 16;
+  e.module.pcr_events = 23;
+  e.module.banks = {0x0004, 0x000B};
+  const std::string bare = vigil::attest::SerializeEvidence(e);
+  Require(vigil::attest::ParseEvidence(bare), "bare evidence");
+  WriteSeed(dir, "bare", bare);
+  e.anchor = vigil::attest::AnchorKind::kIma;
+  e.ima = vigil::attest::Evidence::Ima{7, Bytes(64, 0x49)};
+  e.key_certification = vigil::attest::Evidence::KeyCertification{
+      Bytes(90, 0x01), Bytes(), Bytes(120, 0x02), Bytes(72, 0x03)};
+  const std::string full = vigil::attest::SerializeEvidence(e);
+  Require(vigil::attest::ParseEvidence(full), "full evidence");
+  WriteSeed(dir, "full", full);
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s OUT_DIR\n", argv[0]);
@@ -951,8 +986,9 @@ int main(int argc, char** argv) {
   const fs::path verifier_dir = out / "verifier_fuzz";
   const fs::path vigild_state_dir = out / "vigild_state_fuzz";
   const fs::path ima_dir = out / "ima_log_fuzz";
+  const fs::path evidence_dir = out / "evidence_fuzz";
   for (const fs::path& dir :
-       {record_dir, log_dir, state_dir, verifier_dir, vigild_state_dir, ima_dir}) {
+       {record_dir, log_dir, state_dir, verifier_dir, vigild_state_dir, ima_dir, evidence_dir}) {
     fs::create_directories(dir);
   }
 
@@ -965,5 +1001,6 @@ int main(int argc, char** argv) {
   WriteVerifierSeeds(verifier_dir, restart);
   WriteVigildStateSeeds(vigild_state_dir, restart);
   WriteImaSeeds(ima_dir);
+  WriteEvidenceSeeds(evidence_dir);
   return 0;
 }

@@ -1,0 +1,416 @@
+#include "vigil/attest/evidence.h"
+
+#include <openssl/evp.h>
+
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace vigil::attest {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int kMaxDepth = 4;  // evidence -> quote/log/... -> pcrs[i] -> field
+
+struct AlgEntry {
+  uint16_t alg;
+  const char* name;
+};
+constexpr AlgEntry kAlgs[] = {{TPM2_ALG_SHA1, "sha1"},
+                              {TPM2_ALG_SHA256, "sha256"},
+                              {TPM2_ALG_SHA384, "sha384"},
+                              {TPM2_ALG_SHA512, "sha512"},
+                              {TPM2_ALG_SM3_256, "sm3_256"}};
+
+std::optional<uint16_t> AlgFromName(std::string_view name) {
+  for (const AlgEntry& e : kAlgs) {
+    if (name == e.name) return e.alg;
+  }
+  return std::nullopt;
+}
+
+std::string AlgToName(uint16_t alg) {
+  for (const AlgEntry& e : kAlgs) {
+    if (alg == e.alg) return e.name;
+  }
+  return crypto::AlgName(alg);  // "alg-0x....": refused when read back
+}
+
+Status Bad(const std::string& field, const std::string& why) {
+  return Status::Error(ErrorCode::kMalformed, "evidence: " + field + ": " + why);
+}
+
+// Reads the fields of one JSON object, refusing unknown keys at the end.
+class Fields {
+ public:
+  Fields(const json& obj, std::string path) : obj_(obj), path_(std::move(path)) {}
+
+  std::string Path(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+
+  Result<const json*> Get(std::string_view key, json::value_t type, bool optional = false) {
+    seen_.insert(std::string(key));
+    const auto it = obj_.find(key);
+    if (it == obj_.end()) {
+      if (optional) return static_cast<const json*>(nullptr);
+      return Bad(Path(key), "missing");
+    }
+    const bool ok =
+        type == json::value_t::number_unsigned ? it->is_number_unsigned() : it->type() == type;
+    if (!ok)
+      return Bad(Path(key), std::string("expected ") + TypeName(type) + ", got " + it->type_name());
+    return &*it;
+  }
+
+  Result<uint64_t> Unsigned(std::string_view key, uint64_t min, uint64_t max) {
+    VIGIL_ASSIGN_OR_RETURN(const json* v, Get(key, json::value_t::number_unsigned));
+    const uint64_t n = v->get<uint64_t>();
+    if (n < min || n > max) {
+      return Bad(Path(key), std::to_string(n) + " is outside " + std::to_string(min) + ".." +
+                                std::to_string(max));
+    }
+    return n;
+  }
+
+  Result<std::string> String(std::string_view key, size_t min, size_t max) {
+    VIGIL_ASSIGN_OR_RETURN(const json* v, Get(key, json::value_t::string));
+    const std::string& s = v->get_ref<const std::string&>();
+    if (s.size() < min || s.size() > max) {
+      return Bad(Path(key), "length " + std::to_string(s.size()) + " is outside " +
+                                std::to_string(min) + ".." + std::to_string(max));
+    }
+    return s;
+  }
+
+  Result<std::vector<uint8_t>> Hex(std::string_view key, size_t min, size_t max) {
+    VIGIL_ASSIGN_OR_RETURN(const json* v, Get(key, json::value_t::string));
+    const std::string& s = v->get_ref<const std::string&>();
+    if (s.size() > 2 * max) return Bad(Path(key), "more than " + std::to_string(max) + " bytes");
+    auto bytes = crypto::FromHex(s);
+    if (!bytes.ok()) return Bad(Path(key), "not hex");
+    if (bytes->size() < min) {
+      return Bad(Path(key), "fewer than " + std::to_string(min) + " bytes");
+    }
+    return std::move(bytes).value();
+  }
+
+  Result<std::vector<uint8_t>> Base64(std::string_view key, size_t max) {
+    VIGIL_ASSIGN_OR_RETURN(const json* v, Get(key, json::value_t::string));
+    auto bytes = DecodeBase64(v->get_ref<const std::string&>(), max);
+    if (!bytes.ok()) return Bad(Path(key), bytes.status().message());
+    return std::move(bytes).value();
+  }
+
+  // After every Get: any other key is unknown.
+  Status Done() const {
+    for (const auto& item : obj_.items()) {
+      if (!seen_.contains(item.key())) return Bad(Path(item.key()), "unknown field");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  static const char* TypeName(json::value_t type) {
+    switch (type) {
+      case json::value_t::object:
+        return "an object";
+      case json::value_t::array:
+        return "an array";
+      case json::value_t::string:
+        return "a string";
+      case json::value_t::number_unsigned:
+        return "a non-negative integer";
+      default:
+        return "another type";
+    }
+  }
+
+  const json& obj_;
+  std::string path_;
+  std::set<std::string, std::less<>> seen_;
+};
+
+Result<PcrValue> ParsePcr(const json& item, const std::string& path) {
+  if (!item.is_object()) return Bad(path, "expected an object");
+  Fields f(item, path);
+  VIGIL_ASSIGN_OR_RETURN(const std::string alg_name, f.String("alg", 1, 16));
+  const std::optional<uint16_t> alg = AlgFromName(alg_name);
+  if (!alg) return Bad(f.Path("alg"), "unknown bank '" + alg_name + "'");
+  VIGIL_ASSIGN_OR_RETURN(const uint64_t pcr, f.Unsigned("pcr", 0, kMaxPcr));
+  VIGIL_ASSIGN_OR_RETURN(const size_t size, crypto::DigestSize(*alg));
+  VIGIL_ASSIGN_OR_RETURN(crypto::Digest value, f.Hex("value", size, size));
+  if (value.size() != size) {
+    return Bad(f.Path("value"), "not " + std::to_string(size) + " bytes");
+  }
+  VIGIL_RETURN_IF_ERROR(f.Done());
+  return PcrValue{*alg, static_cast<uint32_t>(pcr), std::move(value)};
+}
+
+Result<Evidence> FromJson(const json& doc) {
+  if (!doc.is_object()) return Bad("(top)", "expected an object");
+  Fields top(doc, "");
+  // The version decides how to read the rest: first, and kUnsupported.
+  {
+    VIGIL_ASSIGN_OR_RETURN(const json* v, top.Get("version", json::value_t::number_unsigned));
+    if (v->get<uint64_t>() != kEvidenceVersion) {
+      return Status::Error(ErrorCode::kUnsupported, "evidence: version " +
+                                                        std::to_string(v->get<uint64_t>()) +
+                                                        " is not supported (this reads version 1)");
+    }
+  }
+  Evidence e;
+  VIGIL_ASSIGN_OR_RETURN(e.node, top.String("node", 1, kMaxNodeIdBytes));
+  VIGIL_ASSIGN_OR_RETURN(e.nonce, top.Hex("nonce", 1, kMaxNonceBytes));
+
+  VIGIL_ASSIGN_OR_RETURN(const json* quote, top.Get("quote", json::value_t::object));
+  {
+    Fields f(*quote, "quote");
+    VIGIL_ASSIGN_OR_RETURN(e.quote.attest, f.Hex("attest", 1, kMaxTpmBlobBytes));
+    VIGIL_ASSIGN_OR_RETURN(e.quote.signature, f.Hex("signature", 1, kMaxTpmBlobBytes));
+    VIGIL_RETURN_IF_ERROR(f.Done());
+  }
+
+  VIGIL_ASSIGN_OR_RETURN(const json* pcrs, top.Get("pcrs", json::value_t::array));
+  if (pcrs->size() > kMaxEvidencePcrs) {
+    return Bad("pcrs", "more than " + std::to_string(kMaxEvidencePcrs) + " values");
+  }
+  std::set<std::pair<uint16_t, uint32_t>> seen_pcrs;
+  for (size_t i = 0; i < pcrs->size(); ++i) {
+    const std::string path = "pcrs[" + std::to_string(i) + "]";
+    VIGIL_ASSIGN_OR_RETURN(PcrValue v, ParsePcr((*pcrs)[i], path));
+    if (!seen_pcrs.emplace(v.alg, v.pcr).second) {
+      return Bad(path, AlgToName(v.alg) + ":" + std::to_string(v.pcr) + " appears twice");
+    }
+    e.pcrs.push_back(std::move(v));
+  }
+
+  VIGIL_ASSIGN_OR_RETURN(const std::string anchor, top.String("anchor", 1, 8));
+  if (anchor == "pcr") {
+    e.anchor = AnchorKind::kPcr;
+  } else if (anchor == "ima") {
+    e.anchor = AnchorKind::kIma;
+  } else {
+    return Bad("anchor", "'" + anchor + "' is neither \"pcr\" nor \"ima\"");
+  }
+
+  VIGIL_ASSIGN_OR_RETURN(const json* log, top.Get("log", json::value_t::object));
+  {
+    Fields f(*log, "log");
+    VIGIL_ASSIGN_OR_RETURN(e.log.from_seq,
+                           f.Unsigned("from_seq", 1, std::numeric_limits<uint64_t>::max()));
+    VIGIL_ASSIGN_OR_RETURN(e.log.records, f.Base64("records", kMaxLogBytes));
+    VIGIL_RETURN_IF_ERROR(f.Done());
+  }
+
+  VIGIL_ASSIGN_OR_RETURN(const json* ima, top.Get("ima", json::value_t::object, true));
+  if (ima) {
+    Fields f(*ima, "ima");
+    Evidence::Ima out;
+    VIGIL_ASSIGN_OR_RETURN(out.from_entry,
+                           f.Unsigned("from_entry", 0, std::numeric_limits<uint64_t>::max()));
+    VIGIL_ASSIGN_OR_RETURN(out.entries, f.Base64("entries", kMaxImaBytes));
+    VIGIL_RETURN_IF_ERROR(f.Done());
+    e.ima = std::move(out);
+  }
+
+  VIGIL_ASSIGN_OR_RETURN(const json* kc, top.Get("key_certification", json::value_t::object, true));
+  if (kc) {
+    Fields f(*kc, "key_certification");
+    Evidence::KeyCertification out;
+    VIGIL_ASSIGN_OR_RETURN(out.key_public, f.Hex("key_public", 1, kMaxTpmBlobBytes));
+    VIGIL_ASSIGN_OR_RETURN(out.creation_data, f.Hex("creation_data", 0, kMaxTpmBlobBytes));
+    VIGIL_ASSIGN_OR_RETURN(out.attest, f.Hex("attest", 1, kMaxTpmBlobBytes));
+    VIGIL_ASSIGN_OR_RETURN(out.signature, f.Hex("signature", 1, kMaxTpmBlobBytes));
+    VIGIL_RETURN_IF_ERROR(f.Done());
+    e.key_certification = std::move(out);
+  }
+
+  VIGIL_ASSIGN_OR_RETURN(const json* module, top.Get("module", json::value_t::object));
+  {
+    Fields f(*module, "module");
+    VIGIL_ASSIGN_OR_RETURN(const std::vector<uint8_t> instance,
+                           f.Hex("instance", e.module.instance.size(), e.module.instance.size()));
+    std::copy(instance.begin(), instance.end(), e.module.instance.begin());
+    VIGIL_ASSIGN_OR_RETURN(const uint64_t flags,
+                           f.Unsigned("tpm_flags", 0, std::numeric_limits<uint32_t>::max()));
+    e.module.tpm_flags = static_cast<uint32_t>(flags);
+    VIGIL_ASSIGN_OR_RETURN(const uint64_t pcr_config, f.Unsigned("pcr_config", 0, kMaxPcr));
+    VIGIL_ASSIGN_OR_RETURN(const uint64_t pcr_events, f.Unsigned("pcr_events", 0, kMaxPcr));
+    e.module.pcr_config = static_cast<uint32_t>(pcr_config);
+    e.module.pcr_events = static_cast<uint32_t>(pcr_events);
+    VIGIL_ASSIGN_OR_RETURN(const json* banks, f.Get("banks", json::value_t::array));
+    if (banks->size() > kMaxModuleBanks) {
+      return Bad("module.banks", "more than " + std::to_string(kMaxModuleBanks) + " banks");
+    }
+    for (size_t i = 0; i < banks->size(); ++i) {
+      const std::string path = "module.banks[" + std::to_string(i) + "]";
+      const json& b = (*banks)[i];
+      if (!b.is_string()) return Bad(path, "expected a string");
+      const std::optional<uint16_t> alg = AlgFromName(b.get_ref<const std::string&>());
+      if (!alg) return Bad(path, "unknown bank");
+      for (uint16_t have : e.module.banks) {
+        if (have == *alg) return Bad(path, "appears twice");
+      }
+      e.module.banks.push_back(*alg);
+    }
+    VIGIL_RETURN_IF_ERROR(f.Done());
+  }
+  VIGIL_RETURN_IF_ERROR(top.Done());
+  return e;
+}
+
+}  // namespace
+
+std::string EncodeBase64(std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return {};
+  // 4 output characters per 3 input bytes, plus the NUL EVP_EncodeBlock writes.
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  // One call per chunk: EVP_EncodeBlock takes an int length.
+  constexpr size_t kChunk = 3u << 20;
+  size_t written = 0;
+  for (size_t at = 0; at < bytes.size(); at += kChunk) {
+    const size_t n = std::min(kChunk, bytes.size() - at);
+    written +=
+        static_cast<size_t>(EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data() + written),
+                                            bytes.data() + at, static_cast<int>(n)));
+  }
+  out.resize(written);
+  return out;
+}
+
+Result<std::vector<uint8_t>> DecodeBase64(std::string_view text, size_t max_bytes) {
+  if (text.empty()) return std::vector<uint8_t>{};
+  if (text.size() % 4 != 0) {
+    return Status::Error(ErrorCode::kMalformed, "base64 length is not a multiple of 4");
+  }
+  if (text.size() / 4 * 3 > max_bytes + 2) {
+    return Status::Error(ErrorCode::kMalformed,
+                         "more than " + std::to_string(max_bytes) + " bytes");
+  }
+  // EVP_DecodeBlock skips leading and trailing whitespace and counts the
+  // bytes of '=' padding as zeros: refuse the first, subtract the second.
+  size_t padding = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (alnum || c == '+' || c == '/') {
+      if (padding) return Status::Error(ErrorCode::kMalformed, "base64: data after '='");
+      continue;
+    }
+    if (c == '=' && i + 2 >= text.size()) {
+      ++padding;
+      continue;
+    }
+    return Status::Error(ErrorCode::kMalformed,
+                         "base64: invalid character at offset " + std::to_string(i));
+  }
+  std::vector<uint8_t> out(text.size() / 4 * 3);
+  constexpr size_t kChunk = 4u << 20;  // a multiple of 4: chunks end on quanta
+  size_t written = 0;
+  for (size_t at = 0; at < text.size(); at += kChunk) {
+    const size_t n = std::min(kChunk, text.size() - at);
+    const int got = EVP_DecodeBlock(out.data() + written,
+                                    reinterpret_cast<const unsigned char*>(text.data() + at),
+                                    static_cast<int>(n));
+    if (got < 0) return Status::Error(ErrorCode::kMalformed, "base64: EVP_DecodeBlock refused it");
+    written += static_cast<size_t>(got);
+  }
+  out.resize(written - padding);
+  if (out.size() > max_bytes) {
+    return Status::Error(ErrorCode::kMalformed,
+                         "more than " + std::to_string(max_bytes) + " bytes");
+  }
+  // Non-canonical spellings (stray bits in the last quantum) decode to the
+  // same bytes: only the canonical one is accepted, so one evidence has one
+  // text.
+  const std::string_view tail = text.substr(text.size() - 4);
+  const size_t tail_bytes = 3 - padding;
+  const std::string canonical = EncodeBase64(std::span(out).last(tail_bytes));
+  if (canonical != tail) return Status::Error(ErrorCode::kMalformed, "base64: not canonical");
+  return out;
+}
+
+std::string SerializeEvidence(const Evidence& e) {
+  // ordered_json keeps the documented key order in the text.
+  using ojson = nlohmann::ordered_json;
+  ojson doc;
+  doc["version"] = e.version;
+  doc["node"] = e.node;
+  doc["nonce"] = crypto::ToHex(e.nonce);
+  doc["quote"] = {{"attest", crypto::ToHex(e.quote.attest)},
+                  {"signature", crypto::ToHex(e.quote.signature)}};
+  ojson pcrs = ojson::array();
+  for (const PcrValue& v : e.pcrs) {
+    pcrs.push_back({{"alg", AlgToName(v.alg)}, {"pcr", v.pcr}, {"value", crypto::ToHex(v.value)}});
+  }
+  doc["pcrs"] = std::move(pcrs);
+  doc["anchor"] = e.anchor == AnchorKind::kIma ? "ima" : "pcr";
+  doc["log"] = {{"from_seq", e.log.from_seq}, {"records", EncodeBase64(e.log.records)}};
+  if (e.ima) {
+    doc["ima"] = {{"from_entry", e.ima->from_entry}, {"entries", EncodeBase64(e.ima->entries)}};
+  }
+  if (e.key_certification) {
+    const Evidence::KeyCertification& kc = *e.key_certification;
+    doc["key_certification"] = {{"key_public", crypto::ToHex(kc.key_public)},
+                                {"creation_data", crypto::ToHex(kc.creation_data)},
+                                {"attest", crypto::ToHex(kc.attest)},
+                                {"signature", crypto::ToHex(kc.signature)}};
+  }
+  ojson banks = ojson::array();
+  for (uint16_t alg : e.module.banks) banks.push_back(AlgToName(alg));
+  doc["module"] = {{"instance", crypto::ToHex(e.module.instance)},
+                   {"tpm_flags", e.module.tpm_flags},
+                   {"pcr_config", e.module.pcr_config},
+                   {"pcr_events", e.module.pcr_events},
+                   {"banks", std::move(banks)}};
+  return doc.dump();
+}
+
+Result<Evidence> ParseEvidence(std::string_view text) {
+  if (text.size() > kMaxEvidenceBytes) {
+    return Bad("(top)", "more than " + std::to_string(kMaxEvidenceBytes) + " bytes");
+  }
+  // Two parsers that disagree on a duplicated key ("first wins" / "last
+  // wins") would see two different evidences: refuse duplicates. Nesting is
+  // bounded too (the format is 4 deep).
+  std::vector<std::set<std::string>> keys;
+  std::string duplicate;
+  bool too_deep = false;
+  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    using E = json::parse_event_t;
+    if (depth > kMaxDepth) too_deep = true;
+    if (too_deep) return false;
+    switch (event) {
+      case E::object_start:
+        keys.emplace_back();
+        break;
+      case E::object_end:
+        if (!keys.empty()) keys.pop_back();
+        break;
+      case E::key:
+        if (!keys.empty() && !keys.back().insert(parsed.get<std::string>()).second &&
+            duplicate.empty()) {
+          duplicate = parsed.get<std::string>();
+        }
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+  json doc;
+  try {
+    doc = json::parse(text.begin(), text.end(), callback);
+  } catch (const json::exception& e) {
+    return Bad("(top)", std::string("not JSON: ") + e.what());
+  }
+  if (too_deep) return Bad("(top)", "nested deeper than the format");
+  if (!duplicate.empty()) return Bad(duplicate, "appears twice in one object");
+  return FromJson(doc);
+}
+
+}  // namespace vigil::attest
