@@ -182,6 +182,7 @@ Result<std::string> Evidence(const AttestOptions& o) {
                              " yet: try again after the next checkpoint");
   }
   ev.log.from_seq = from_seq;
+  ev.events_after = events_after;
   for (size_t i = 0; i < end; ++i) {
     std::span<const uint8_t> bytes = log[i].bytes();
     std::vector<uint8_t>& to = i < first ? ev.log.replay_prefix : ev.log.records;

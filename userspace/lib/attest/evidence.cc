@@ -203,6 +203,18 @@ Result<Evidence> FromJson(const json& doc) {
     VIGIL_ASSIGN_OR_RETURN(e.log.from_seq,
                            f.Unsigned("from_seq", 1, std::numeric_limits<uint64_t>::max()));
     VIGIL_ASSIGN_OR_RETURN(e.log.records, f.Base64("records", kMaxLogBytes));
+    if (log->contains("replay_prefix")) {
+      VIGIL_ASSIGN_OR_RETURN(e.log.replay_prefix, f.Base64("replay_prefix", kMaxLogBytes));
+    }
+    VIGIL_RETURN_IF_ERROR(f.Done());
+  }
+
+  VIGIL_ASSIGN_OR_RETURN(const json* events, top.Get("events", json::value_t::object));
+  {
+    Fields f(*events, "events");
+    VIGIL_ASSIGN_OR_RETURN(e.events_after,
+                           f.Unsigned("after_seq", 0, std::numeric_limits<uint64_t>::max()));
+    VIGIL_ASSIGN_OR_RETURN(e.events, f.Base64("records", kMaxEventsBytes));
     VIGIL_RETURN_IF_ERROR(f.Done());
   }
 
@@ -350,6 +362,8 @@ std::string SerializeEvidence(const Evidence& e) {
   doc["pcrs"] = std::move(pcrs);
   doc["anchor"] = e.anchor == AnchorKind::kIma ? "ima" : "pcr";
   doc["log"] = {{"from_seq", e.log.from_seq}, {"records", EncodeBase64(e.log.records)}};
+  if (!e.log.replay_prefix.empty()) doc["log"]["replay_prefix"] = EncodeBase64(e.log.replay_prefix);
+  doc["events"] = {{"after_seq", e.events_after}, {"records", EncodeBase64(e.events)}};
   if (e.ima) {
     doc["ima"] = {{"from_entry", e.ima->from_entry}, {"entries", EncodeBase64(e.ima->entries)}};
   }

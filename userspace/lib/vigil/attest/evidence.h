@@ -44,6 +44,15 @@
 //     records          base64 (RFC 4648, padded, no line breaks) of the
 //                      raw records exactly as read from /dev/vigil,
 //                      concatenated; may be empty; <= 64 MiB decoded.
+//     replay_prefix    optional base64 (anchor "pcr" only): the records
+//                      before from_seq since the module's newest BASE, which
+//                      the PCR replay needs and the verifier already
+//                      decided (checked again only by that replay).
+//   events             object: the events of the checkpoints in `log`:
+//     after_seq        integer >= 0: every event with a greater seq, up to
+//                      the last checkpoint's last_seq, as vigild saved them
+//     records          base64 of the raw event records (vigild --raw-out),
+//                      concatenated; may be empty; <= 64 MiB decoded.
 //   ima                optional object (anchor "ima"): IMA's binary runtime
 //                      measurements since the verifier's last point:
 //     from_entry       integer >= 0: index in IMA's list of the first entry
@@ -92,13 +101,15 @@ namespace vigil::attest {
 inline constexpr uint32_t kEvidenceVersion = 1;
 inline constexpr size_t kMaxLogBytes = 64u << 20;  // log.records, decoded
 inline constexpr size_t kMaxImaBytes = 64u << 20;  // ima.entries, decoded
+inline constexpr size_t kMaxEventsBytes = 64u << 20;  // events.records, decoded
 inline constexpr size_t kMaxTpmBlobBytes = 4096;   // each marshalled TPM structure
 inline constexpr size_t kMaxNodeIdBytes = 256;
 inline constexpr size_t kMaxEvidencePcrs = 16 * 24;  // 16 banks x 24 PCRs
 inline constexpr size_t kMaxModuleBanks = 8;         // VIGIL_MAX_BANKS
 // Two full base64 segments plus room for the rest.
 inline constexpr size_t kMaxEvidenceBytes =
-    4 * ((kMaxLogBytes + 2) / 3) + 4 * ((kMaxImaBytes + 2) / 3) + (1u << 20);
+    2 * 4 * ((kMaxLogBytes + 2) / 3) + 4 * ((kMaxImaBytes + 2) / 3) +
+    4 * ((kMaxEventsBytes + 2) / 3) + (1u << 20);
 
 enum class AnchorKind { kPcr, kIma };
 
@@ -111,6 +122,7 @@ struct Evidence {
   struct Log {
     uint64_t from_seq = 1;
     std::vector<uint8_t> records;
+    std::vector<uint8_t> replay_prefix;
     bool operator==(const Log&) const = default;
   };
   struct Ima {
@@ -141,6 +153,8 @@ struct Evidence {
   std::vector<PcrValue> pcrs;
   AnchorKind anchor = AnchorKind::kPcr;
   Log log;
+  uint64_t events_after = 0;
+  std::vector<uint8_t> events;
   std::optional<Ima> ima;
   std::optional<KeyCertification> key_certification;
   Module module;
