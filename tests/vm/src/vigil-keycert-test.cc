@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <tss2/tss2_esys.h>
+#include <tss2/tss2_mu.h>
 #include <unistd.h>
 
 #include <cerrno>
