@@ -6,3 +6,6 @@
 for c in $(vigil-keycert-test --list); do
 	vt_check "kmod-keycert-$c" vigil-keycert-test "$c" "device:$(vt_tpmrm)"
 done
+# What was certified, for the record.
+vigil-keycert-test certify "device:$(vt_tpmrm)" 2>&1 | grep -E '^  (blobs|certified)' |
+	while read -r line; do vt_log "keycert: $line"; done
