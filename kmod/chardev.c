@@ -459,6 +459,54 @@ out_free:
 	return ret;
 }
 
+/*
+ * KEY_CREATION: the blobs are copied under anchor_lock (a re-derive at a
+ * checkpoint replaces them) and written to user memory after it is
+ * dropped, so a faulting or userfaultfd-backed buffer cannot stall
+ * checkpoints. The call acts on nothing: a caller may simply retry.
+ */
+static long vigil_ioc_key_creation(void __user *uarg)
+{
+	u32 len[VIGIL_CREATION_PARTS + 1], total = 0, i;
+	struct vigil_key_creation kc;
+	u8 *blobs = NULL;
+	size_t usize;
+	int ret;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	ret = vigil_arg_in(&kc, sizeof(kc), VIGIL_SIZE_VER0_KEY_CREATION,
+			   kc.__reserved, sizeof(kc.__reserved), uarg, &usize);
+	if (ret)
+		return ret;
+	if (kc.buf_len && !kc.buf)
+		return -EINVAL;
+
+	if (mutex_lock_killable(&vigil.anchor_lock))
+		return -EINTR;
+	ret = vigil_tpm_key_creation(&blobs, len);
+	mutex_unlock(&vigil.anchor_lock);
+	if (ret)
+		return ret;
+
+	for (i = 0; i <= VIGIL_CREATION_PARTS; i++)
+		total += len[i];
+	kc.needed = total;
+	kc.public_len = len[VIGIL_CREATION_PUBLIC];
+	kc.creation_data_len = len[VIGIL_CREATION_DATA];
+	kc.creation_hash_len = len[VIGIL_CREATION_HASH];
+	kc.ticket_len = len[VIGIL_CREATION_TICKET];
+	kc.context_len = len[VIGIL_CREATION_PARTS];
+	if (kc.buf_len < total)
+		ret = -ENOSPC;
+	else if (copy_to_user(u64_to_user_ptr(kc.buf), blobs, total))
+		ret = -EFAULT;
+	kfree(blobs);
+	if (ret != -EFAULT && vigil_arg_out(uarg, &kc, usize))
+		ret = -EFAULT;
+	return ret;
+}
+
 static long vigil_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	void __user *uarg = (void __user *)arg;
@@ -482,6 +530,8 @@ static long vigil_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return vigil_ioc_producers(file, uarg, true);
 	case VIGIL_IOC_SEAL:
 		return vigil_ioc_seal(uarg);
+	case VIGIL_IOC_KEY_CREATION:
+		return vigil_ioc_key_creation(uarg);
 	default:
 		return -ENOTTY;
 	}

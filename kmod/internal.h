@@ -79,6 +79,25 @@ struct vigil_bank {
 	struct crypto_shash *tfm;
 };
 
+/* The parts of TPM2_CreatePrimary's response kept for KEY_CREATION. */
+enum vigil_creation_part {
+	VIGIL_CREATION_PUBLIC,		/* TPM2B_PUBLIC outPublic */
+	VIGIL_CREATION_DATA,		/* TPM2B_CREATION_DATA */
+	VIGIL_CREATION_HASH,		/* TPM2B_DIGEST creationHash */
+	VIGIL_CREATION_TICKET,		/* TPMT_TK_CREATION */
+	VIGIL_CREATION_PARTS,
+};
+
+/**
+ * struct vigil_creation - what the TPM said when it created the key
+ * @buf: the parts back to back, as the TPM marshalled them (kmalloc'd)
+ * @len: bytes of each part, in enum vigil_creation_part order
+ */
+struct vigil_creation {
+	u8 *buf;
+	u32 len[VIGIL_CREATION_PARTS];
+};
+
 /**
  * struct vigil_tpm - the TPM as the module sees it
  * @chip:     the chip, NULL in degraded mode
@@ -92,6 +111,8 @@ struct vigil_bank {
  * @key_x:    public point, x
  * @key_y:    public point, y
  * @key_name: TPM name of the key (nameAlg || SHA-256(public))
+ * @creation: the key's public area, creation data, hash and ticket from
+ *            the last CreatePrimary (the load's, or a re-derive's)
  * @sweep:    a command timed out: flush stale transient objects first
  * @swept:    transient objects flushed that way since load
  *
@@ -110,6 +131,7 @@ struct vigil_tpm {
 	u8 key_x[VIGIL_ECC_COORD_LEN];
 	u8 key_y[VIGIL_ECC_COORD_LEN];
 	u8 key_name[34];
+	struct vigil_creation creation;
 	bool sweep;
 	u64 swept;
 };
@@ -333,6 +355,7 @@ int vigil_tpm_hash(unsigned int bank, const void *data, u32 len, u8 *out);
 int vigil_tpm_extend(u32 pcr, const void *rec, u32 len);
 int vigil_tpm_create_key(u32 *tpm_rc);
 int vigil_tpm_sign(const u8 *digest, u8 *r, u8 *s, u32 *tpm_rc);
+int vigil_tpm_key_creation(u8 **blobs, u32 *len);
 
 /* anchor.c */
 int vigil_anchor_init(void);

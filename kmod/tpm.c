@@ -235,6 +235,8 @@ void vigil_tpm_exit(void)
 	}
 	kfree_sensitive(vigil.tpm.key_ctx);
 	vigil.tpm.key_ctx = NULL;
+	kfree(vigil.tpm.creation.buf);
+	vigil.tpm.creation.buf = NULL;
 	memzero_explicit(vigil.tpm.key_auth, sizeof(vigil.tpm.key_auth));
 	memzero_explicit(vigil.tpm.key_unique, sizeof(vigil.tpm.key_unique));
 	vigil.tpm.have_key = false;
@@ -400,12 +402,15 @@ out_free:
 
 /*
  * TPM2_CreatePrimary of the signing key from vigil.tpm.key_unique and
- * key_auth; fills @x, @y and @name. The same secrets give the same key as
- * long as the owner seed is unchanged.
+ * key_auth; fills @x, @y, @name and @cr (outPublic, creationData,
+ * creationHash and creationTicket as the TPM marshalled them; @cr->buf is
+ * allocated on success and the caller owns it). The same secrets give the
+ * same key as long as the owner seed is unchanged.
  */
 static int vigil_tpm_create_primary(u32 *handle, u8 *x, u8 *y, u8 *name,
-				    u32 *tpm_rc)
+				    struct vigil_creation *cr, u32 *tpm_rc)
 {
+	u32 start, end[VIGIL_CREATION_PARTS], i;
 	struct vigil_rsp r, pub;
 	struct tpm_buf buf;
 	const u8 *p;
@@ -448,7 +453,9 @@ static int vigil_tpm_create_primary(u32 *handle, u8 *x, u8 *y, u8 *name,
 	vigil_rsp_init(&r, &buf);
 	*handle = vigil_rsp_u32(&r);
 	vigil_rsp_u32(&r);				/* parameterSize */
+	start = r.off;
 	p = vigil_rsp_tpm2b(&r, &n);			/* outPublic */
+	end[VIGIL_CREATION_PUBLIC] = r.off;
 	if (!p) {
 		ret = -EBADMSG;
 		goto out_flush;
@@ -475,16 +482,30 @@ static int vigil_tpm_create_primary(u32 *handle, u8 *x, u8 *y, u8 *name,
 		goto out_flush;
 	}
 	vigil_rsp_tpm2b(&r, &n);			/* creationData */
+	end[VIGIL_CREATION_DATA] = r.off;
 	vigil_rsp_tpm2b(&r, &n);			/* creationHash */
+	end[VIGIL_CREATION_HASH] = r.off;
 	vigil_rsp_u16(&r);				/* creationTicket.tag */
 	vigil_rsp_u32(&r);				/* .hierarchy */
 	vigil_rsp_tpm2b(&r, &n);			/* .digest */
+	end[VIGIL_CREATION_TICKET] = r.off;
 	p = vigil_rsp_tpm2b(&r, &n);			/* name */
 	if (!p || n != sizeof(vigil.tpm.key_name)) {
 		ret = -EBADMSG;
 		goto out_flush;
 	}
 	memcpy(name, p, n);
+	/* r.err is clear: every end[] lies inside the response, in order */
+	cr->buf = kmemdup(r.p + start, end[VIGIL_CREATION_TICKET] - start,
+			  GFP_KERNEL);
+	if (!cr->buf) {
+		ret = -ENOMEM;
+		goto out_flush;
+	}
+	for (i = 0; i < VIGIL_CREATION_PARTS; i++) {
+		cr->len[i] = end[i] - start;
+		start = end[i];
+	}
 	vigil_buf_destroy_sensitive(&buf);
 	return 0;
 
@@ -544,6 +565,7 @@ out_destroy:
  */
 int vigil_tpm_create_key(u32 *tpm_rc)
 {
+	struct vigil_creation cr;
 	u32 handle;
 	int ret;
 
@@ -556,13 +578,18 @@ int vigil_tpm_create_key(u32 *tpm_rc)
 	if (ret)
 		return ret;
 	ret = vigil_tpm_create_primary(&handle, vigil.tpm.key_x, vigil.tpm.key_y,
-				       vigil.tpm.key_name, tpm_rc);
+				       vigil.tpm.key_name, &cr, tpm_rc);
 	if (ret)
 		goto out_put_ops;
 	ret = vigil_tpm_context_save(handle, tpm_rc);
 	tpm2_flush_context(vigil.tpm.chip, handle);
-	if (!ret)
-		vigil.tpm.have_key = true;
+	if (ret) {
+		kfree(cr.buf);
+		goto out_put_ops;
+	}
+	kfree(vigil.tpm.creation.buf);
+	vigil.tpm.creation = cr;
+	vigil.tpm.have_key = true;
 out_put_ops:
 	tpm_put_ops(vigil.tpm.chip);
 	return ret;
@@ -578,18 +605,23 @@ out_put_ops:
 static int vigil_tpm_rederive(u32 *handle, u32 *tpm_rc)
 {
 	u8 x[VIGIL_ECC_COORD_LEN], y[VIGIL_ECC_COORD_LEN], name[34];
+	struct vigil_creation cr;
 	int ret;
 
 	*tpm_rc = 0;
-	ret = vigil_tpm_create_primary(handle, x, y, name, tpm_rc);
+	ret = vigil_tpm_create_primary(handle, x, y, name, &cr, tpm_rc);
 	if (ret)
 		return ret;
 	if (memcmp(x, vigil.tpm.key_x, sizeof(x)) ||
 	    memcmp(y, vigil.tpm.key_y, sizeof(y))) {
 		pr_warn_ratelimited("the TPM's owner seed changed: checkpoint key lost, checkpoints stay unsigned\n");
 		tpm2_flush_context(vigil.tpm.chip, *handle);
+		kfree(cr.buf);
 		return -EKEYREJECTED;
 	}
+	/* Same key, same public area; a new creation record and ticket. */
+	kfree(vigil.tpm.creation.buf);
+	vigil.tpm.creation = cr;
 	if (vigil_tpm_context_save(*handle, tpm_rc))
 		pr_warn_ratelimited("re-derived checkpoint key not saved\n");
 	pr_info_ratelimited("checkpoint key re-derived after the TPM lost its context\n");
@@ -722,4 +754,42 @@ out_put_ops:
 out_destroy:
 	vigil_buf_destroy_sensitive(&buf);
 	return ret;
+}
+
+/**
+ * vigil_tpm_key_creation() - copy out what user space needs to certify the key
+ * @blobs: out: kmalloc'd outPublic, creationData, creationHash,
+ *         creationTicket and the saved TPMS_CONTEXT, back to back
+ * @len:   out: bytes of each of the five, in that order
+ *         (VIGIL_CREATION_PARTS + 1 entries)
+ *
+ * No secret is in them: the context blob is encrypted and integrity
+ * protected by the TPM, and using the key needs its auth value, which
+ * stays here. Caller holds anchor_lock.
+ *
+ * Return: 0, -ENODEV without a TPM, -ENOKEY without a key, -ENOMEM.
+ */
+int vigil_tpm_key_creation(u8 **blobs, u32 *len)
+{
+	const struct vigil_creation *cr = &vigil.tpm.creation;
+	u32 total = 0, i;
+	u8 *p;
+
+	lockdep_assert_held(&vigil.anchor_lock);
+	if (!vigil.tpm.chip)
+		return -ENODEV;
+	if (!vigil.tpm.have_key || !cr->buf || !vigil.tpm.key_ctx)
+		return -ENOKEY;
+	for (i = 0; i < VIGIL_CREATION_PARTS; i++) {
+		len[i] = cr->len[i];
+		total += cr->len[i];
+	}
+	len[VIGIL_CREATION_PARTS] = vigil.tpm.key_ctx_len;
+	p = kmalloc(total + vigil.tpm.key_ctx_len, GFP_KERNEL);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, cr->buf, total);
+	memcpy(p + total, vigil.tpm.key_ctx, vigil.tpm.key_ctx_len);
+	*blobs = p;
+	return 0;
 }

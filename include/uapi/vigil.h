@@ -37,7 +37,7 @@
 #endif
 
 #define VIGIL_ABI_MAJOR		2
-#define VIGIL_ABI_MINOR		0
+#define VIGIL_ABI_MINOR		1	/* 1: VIGIL_IOC_KEY_CREATION */
 
 #define VIGIL_DEVICE_NAME	"vigil"
 #define VIGIL_DEVICE_PATH	"/dev/vigil"
@@ -393,6 +393,7 @@ struct vigil_log_base {
 #define VIGIL_SIZE_VER0_TRIM		40
 #define VIGIL_SIZE_VER0_PRODUCERS	72
 #define VIGIL_SIZE_VER0_SEAL		584
+#define VIGIL_SIZE_VER0_KEY_CREATION	64	/* ABI 2.1 */
 
 #define VIGIL_IOC_MAGIC		0xBC
 
@@ -525,6 +526,32 @@ struct vigil_seal {
 	__u64 __reserved[2];
 };
 
+/*
+ * KEY_CREATION (ABI 2.1): what TPM2_CreatePrimary returned for the
+ * checkpoint key, and the key's saved context, so that user space can have
+ * the key certified by an attestation key (TPM2_CertifyCreation) without
+ * any secret of the module: the context is encrypted by the TPM and the
+ * key's auth value never leaves the module; CertifyCreation needs no
+ * authorisation for the certified object. The five blobs are written to
+ * @buf back to back in the order of the length fields, each exactly as the
+ * TPM marshalled it (big-endian TPM structures). When @buf_len is smaller
+ * than @needed, nothing is written to @buf and the ioctl fails with
+ * ENOSPC, with @needed and the lengths set.
+ */
+struct vigil_key_creation {
+	__u32 size;
+	__u32 flags;		/* 0 */
+	__u64 buf;		/* in: user pointer to buf_len bytes */
+	__u32 buf_len;		/* in: bytes at buf */
+	__u32 needed;		/* out: bytes of the five blobs together */
+	__u32 public_len;	/* out: TPM2B_PUBLIC (outPublic) */
+	__u32 creation_data_len;	/* out: TPM2B_CREATION_DATA */
+	__u32 creation_hash_len;	/* out: TPM2B_DIGEST (creationHash) */
+	__u32 ticket_len;	/* out: TPMT_TK_CREATION (creationTicket) */
+	__u32 context_len;	/* out: TPMS_CONTEXT (TPM2_ContextSave) */
+	__u32 __reserved[5];	/* in: 0 */
+};
+
 #define VIGIL_IOC_GET_VERSION	_IOWR(VIGIL_IOC_MAGIC, 0x00, struct vigil_version)
 #define VIGIL_IOC_GET_INFO	_IOWR(VIGIL_IOC_MAGIC, 0x01, struct vigil_info)
 #define VIGIL_IOC_MEASURE	_IOWR(VIGIL_IOC_MAGIC, 0x02, struct vigil_measure)
@@ -534,6 +561,7 @@ struct vigil_seal {
 #define VIGIL_IOC_PRODUCERS_OPEN _IOWR(VIGIL_IOC_MAGIC, 0x06, struct vigil_producers)
 #define VIGIL_IOC_PRODUCERS_SEAL _IOWR(VIGIL_IOC_MAGIC, 0x07, struct vigil_producers)
 #define VIGIL_IOC_SEAL		_IOWR(VIGIL_IOC_MAGIC, 0x08, struct vigil_seal)
+#define VIGIL_IOC_KEY_CREATION	_IOWR(VIGIL_IOC_MAGIC, 0x09, struct vigil_key_creation)
 
 /* --- size asserts ------------------------------------------------------- */
 
@@ -558,5 +586,6 @@ VIGIL_STATIC_ASSERT(sizeof(struct vigil_checkpoint_req) == 576, "vigil_checkpoin
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_trim) == 40, "vigil_trim");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_producers) == 72, "vigil_producers");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_seal) == 584, "vigil_seal");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_key_creation) == 64, "vigil_key_creation");
 
 #endif /* _UAPI_VIGIL_H */

@@ -29,6 +29,11 @@ const struct abi_layout_entry kAbiLayoutC[] = {
 	ENTRY("sizeof(vigil_trim)", sizeof(struct vigil_trim)),
 	ENTRY("sizeof(vigil_producers)", sizeof(struct vigil_producers)),
 	ENTRY("sizeof(vigil_seal)", sizeof(struct vigil_seal)),
+	ENTRY("sizeof(vigil_key_creation)", sizeof(struct vigil_key_creation)),
+	ENTRY("vigil_key_creation.buf", offsetof(struct vigil_key_creation, buf)),
+	ENTRY("vigil_key_creation.needed", offsetof(struct vigil_key_creation, needed)),
+	ENTRY("vigil_key_creation.context_len", offsetof(struct vigil_key_creation, context_len)),
+	ENTRY("vigil_key_creation.__reserved", offsetof(struct vigil_key_creation, __reserved)),
 	ENTRY("vigil_log_checkpoint.rejected_total", offsetof(struct vigil_log_checkpoint, rejected_total)),
 	ENTRY("vigil_log_checkpoint.alive", offsetof(struct vigil_log_checkpoint, alive)),
 	ENTRY("vigil_log_checkpoint.cp_flags", offsetof(struct vigil_log_checkpoint, cp_flags)),
@@ -67,6 +72,7 @@ const struct abi_layout_entry kAbiLayoutC[] = {
 	ENTRY("VIGIL_IOC_GET_VERSION", VIGIL_IOC_GET_VERSION),
 	ENTRY("VIGIL_IOC_GET_INFO", VIGIL_IOC_GET_INFO),
 	ENTRY("VIGIL_IOC_COMMIT", VIGIL_IOC_COMMIT),
+	ENTRY("VIGIL_IOC_KEY_CREATION", VIGIL_IOC_KEY_CREATION),
 };
 
 const unsigned long kAbiLayoutCCount = sizeof(kAbiLayoutC) / sizeof(kAbiLayoutC[0]);

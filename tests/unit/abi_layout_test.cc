@@ -34,6 +34,11 @@ const std::map<std::string, unsigned long>& CxxLayout() {
       CXX_ENTRY("sizeof(vigil_trim)", sizeof(vigil_trim)),
       CXX_ENTRY("sizeof(vigil_producers)", sizeof(vigil_producers)),
       CXX_ENTRY("sizeof(vigil_seal)", sizeof(vigil_seal)),
+      CXX_ENTRY("sizeof(vigil_key_creation)", sizeof(vigil_key_creation)),
+      CXX_ENTRY("vigil_key_creation.buf", offsetof(vigil_key_creation, buf)),
+      CXX_ENTRY("vigil_key_creation.needed", offsetof(vigil_key_creation, needed)),
+      CXX_ENTRY("vigil_key_creation.context_len", offsetof(vigil_key_creation, context_len)),
+      CXX_ENTRY("vigil_key_creation.__reserved", offsetof(vigil_key_creation, __reserved)),
       CXX_ENTRY("vigil_log_checkpoint.rejected_total", offsetof(vigil_log_checkpoint, rejected_total)),
       CXX_ENTRY("vigil_log_checkpoint.alive", offsetof(vigil_log_checkpoint, alive)),
       CXX_ENTRY("vigil_log_checkpoint.cp_flags", offsetof(vigil_log_checkpoint, cp_flags)),
@@ -72,6 +77,7 @@ const std::map<std::string, unsigned long>& CxxLayout() {
       CXX_ENTRY("VIGIL_IOC_GET_VERSION", VIGIL_IOC_GET_VERSION),
       CXX_ENTRY("VIGIL_IOC_GET_INFO", VIGIL_IOC_GET_INFO),
       CXX_ENTRY("VIGIL_IOC_COMMIT", VIGIL_IOC_COMMIT),
+      CXX_ENTRY("VIGIL_IOC_KEY_CREATION", VIGIL_IOC_KEY_CREATION),
   };
   return layout;
 }
@@ -99,6 +105,7 @@ TEST(AbiLayout, SizesAreTheAbi) {
       {"sizeof(vigil_measure)", 128},        {"sizeof(vigil_commit)", 48},
       {"sizeof(vigil_checkpoint_req)", 576}, {"sizeof(vigil_trim)", 40},
       {"sizeof(vigil_producers)", 72},       {"sizeof(vigil_seal)", 584},
+      {"sizeof(vigil_key_creation)", 64},
   };
   const auto& cxx = CxxLayout();
   for (const auto& [name, size] : expected) {
@@ -129,6 +136,13 @@ TEST(AbiLayout, KeyOffsets) {
   EXPECT_EQ(offsetof(vigil_version, size), 0u);
   EXPECT_EQ(offsetof(vigil_info, size), 0u);
   EXPECT_EQ(offsetof(vigil_info, flags), 4u);
+  // ABI 2.1: KEY_CREATION.
+  EXPECT_EQ(offsetof(vigil_key_creation, buf), 8u);
+  EXPECT_EQ(offsetof(vigil_key_creation, buf_len), 16u);
+  EXPECT_EQ(offsetof(vigil_key_creation, needed), 20u);
+  EXPECT_EQ(offsetof(vigil_key_creation, public_len), 24u);
+  EXPECT_EQ(offsetof(vigil_key_creation, context_len), 40u);
+  EXPECT_EQ(offsetof(vigil_key_creation, __reserved), 44u);
   // Every record begins with the common header.
   EXPECT_EQ(offsetof(vigil_ev_exec, hdr), 0u);
   EXPECT_EQ(offsetof(vigil_log_event, ev), sizeof(vigil_rec_hdr));
@@ -147,6 +161,10 @@ TEST(AbiLayout, IoctlNumbersEncodeDirectionAndSize) {
   EXPECT_EQ(VIGIL_SIZE_VER0_SEAL, sizeof(vigil_seal));
   EXPECT_EQ(VIGIL_SIZE_VER0_CHECKPOINT, sizeof(vigil_checkpoint_req));
   EXPECT_EQ(VIGIL_SIZE_VER0_PRODUCERS, sizeof(vigil_producers));
+  EXPECT_EQ(VIGIL_SIZE_VER0_KEY_CREATION, sizeof(vigil_key_creation));
+  EXPECT_EQ(_IOC_NR(VIGIL_IOC_KEY_CREATION), 9u);
+  EXPECT_EQ(_IOC_SIZE(VIGIL_IOC_KEY_CREATION), sizeof(vigil_key_creation));
+  EXPECT_EQ(_IOC_DIR(VIGIL_IOC_KEY_CREATION), static_cast<unsigned>(_IOC_READ | _IOC_WRITE));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <string>
 
 namespace vigil::device {
@@ -137,6 +138,51 @@ Result<uint64_t> VigilDevice::Measure(const std::string& name, std::span<const u
     return Status::FromErrno(err, "VIGIL_IOC_MEASURE " + name);
   }
   return m.log_seq;
+}
+
+Result<KeyCreation> VigilDevice::GetKeyCreation() {
+  // The blobs take about 600 bytes; a re-derive between two calls may
+  // change their lengths, hence the loop.
+  std::vector<uint8_t> buf(2048);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    auto kc = Arg<vigil_key_creation>();
+    kc.buf = reinterpret_cast<uint64_t>(buf.data());
+    kc.buf_len = static_cast<uint32_t>(buf.size());
+    const int err = Ioctl(fd_.get(), VIGIL_IOC_KEY_CREATION, &kc);
+    if (err == ENOSPC && kc.needed > buf.size()) {
+      buf.resize(kc.needed);
+      continue;
+    }
+    if (err == ENOTTY) {
+      return Status::Error(ErrorCode::kFailedPrecondition,
+                           "VIGIL_IOC_KEY_CREATION: the module is older than ABI 2.1");
+    }
+    if (err == ENODEV || err == ENOKEY) {
+      return Status::Error(ErrorCode::kFailedPrecondition,
+                           std::string("VIGIL_IOC_KEY_CREATION: the module has ") +
+                               (err == ENODEV ? "no TPM" : "no checkpoint key"));
+    }
+    if (err != 0) return Status::FromErrno(err, "VIGIL_IOC_KEY_CREATION");
+    const uint32_t lens[] = {kc.public_len, kc.creation_data_len, kc.creation_hash_len,
+                             kc.ticket_len, kc.context_len};
+    uint64_t total = 0;
+    for (uint32_t n : lens) total += n;
+    if (total != kc.needed || total > buf.size()) {
+      return Status::Error(ErrorCode::kMalformed,
+                           "VIGIL_IOC_KEY_CREATION: lengths disagree with needed");
+    }
+    KeyCreation out;
+    std::vector<uint8_t>* parts[] = {&out.key_public, &out.creation_data, &out.creation_hash,
+                                     &out.creation_ticket, &out.context};
+    size_t off = 0;
+    for (size_t i = 0; i < std::size(lens); ++i) {
+      parts[i]->assign(buf.begin() + off, buf.begin() + off + lens[i]);
+      off += lens[i];
+    }
+    return out;
+  }
+  return Status::Error(ErrorCode::kUnavailable,
+                       "VIGIL_IOC_KEY_CREATION: the key's blobs kept changing size");
 }
 
 Result<std::vector<uint8_t>> VigilDevice::ReadAvailable() {

@@ -13,6 +13,18 @@
 
 namespace vigil::device {
 
+// VIGIL_IOC_KEY_CREATION: what TPM2_CreatePrimary returned for the module's
+// checkpoint key and the key's saved context, each as the TPM marshalled it.
+// Nothing here is secret (the context is encrypted by the TPM; the key's
+// auth value stays in the module).
+struct KeyCreation {
+  std::vector<uint8_t> key_public;       // TPM2B_PUBLIC
+  std::vector<uint8_t> creation_data;    // TPM2B_CREATION_DATA
+  std::vector<uint8_t> creation_hash;    // TPM2B_DIGEST
+  std::vector<uint8_t> creation_ticket;  // TPMT_TK_CREATION
+  std::vector<uint8_t> context;          // TPMS_CONTEXT (TPM2_ContextSave)
+};
+
 // An open /dev/vigil. Move-only. Thread-safety: not thread-safe (the log
 // read position is per open file).
 class VigilDevice {
@@ -46,6 +58,10 @@ class VigilDevice {
   // kFailedPrecondition (errno ESHUTDOWN) after SEAL; kInvalidArgument
   // beyond the next log seq.
   Result<uint64_t> Trim(uint64_t before_seq);
+  // VIGIL_IOC_KEY_CREATION (ABI 2.1, CAP_SYS_ADMIN). kFailedPrecondition
+  // when the module has no TPM (ENODEV) or no checkpoint key (ENOKEY), or
+  // is older than ABI 2.1 (ENOTTY).
+  Result<KeyCreation> GetKeyCreation();
   // Reads every log record available now (non-blocking), from the position
   // of this open file (the oldest held record for a fresh open).
   Result<std::vector<uint8_t>> ReadAvailable();
