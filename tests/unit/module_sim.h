@@ -229,10 +229,7 @@ class ModuleSim {
   }
   static constexpr uint32_t kPcrConfig = 11;  // the KEY record's pcr
 
- private:
-  struct PkeyFree {
-    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-  };
+  // A record header as the module fills it.
   static void Header(vigil_rec_hdr& h, uint16_t type, uint32_t size, uint64_t seq) {
     h.type = type;
     h.version = type == VIGIL_LOG_CHECKPOINT ? VIGIL_CHECKPOINT_VERSION : 1;
@@ -240,6 +237,11 @@ class ModuleSim {
     h.seq = seq;
     h.ts_ns = 1000 + seq;
   }
+ private:
+  struct PkeyFree {
+    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+  };
+
 
   records::Record BaseRecord(uint64_t log_seq, uint64_t first_kept, uint64_t trimmed,
                              const crypto::Digest& config, const crypto::Digest& events) {

@@ -93,6 +93,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vigil/attest/key_certification.h"
 #include "vigil/attest/quote.h"
 #include "vigil/status.h"
 
@@ -130,13 +131,7 @@ struct Evidence {
     std::vector<uint8_t> entries;
     bool operator==(const Ima&) const = default;
   };
-  struct KeyCertification {
-    std::vector<uint8_t> key_public;
-    std::vector<uint8_t> creation_data;
-    std::vector<uint8_t> attest;
-    std::vector<uint8_t> signature;
-    bool operator==(const KeyCertification&) const = default;
-  };
+  using KeyCertification = attest::KeyCertification;
   struct Module {
     std::array<uint8_t, 16> instance{};
     uint32_t tpm_flags = 0;

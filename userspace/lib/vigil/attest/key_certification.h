@@ -24,6 +24,7 @@ struct KeyCertification {
   std::vector<uint8_t> creation_data;  // TPM2B_CREATION_DATA
   std::vector<uint8_t> attest;         // TPMS_ATTEST (certifyInfo's contents)
   std::vector<uint8_t> signature;      // TPMT_SIGNATURE
+  bool operator==(const KeyCertification&) const = default;
 };
 
 // OK when `cert` proves that `module_key` (the point in GET_INFO and the

@@ -1,0 +1,476 @@
+// The remote verifier's decision (attest::VerifyEvidence) on evidence made
+// with a real TPM (swtpm): an AK in the endorsement hierarchy quotes PCR 10,
+// which this test brings to the value IMA's log (built as IMA writes it)
+// replays to; the module's checkpoints are signed by a TPM key with the
+// module's template, certified by the AK through its saved context, as a
+// node does. Then the tamper matrix: each way a root attacker on the node,
+// or on the wire, could change the evidence, with the reason the verifier
+// must give.
+#include <gtest/gtest.h>
+#include <openssl/rand.h>
+#include <tss2/tss2_mu.h>
+#include <tss2/tss2_sys.h>
+
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attest_test_util.h"
+#include "ima_sim.h"
+#include "module_sim.h"
+#include "swtpm_fixture.h"
+#include "vigil/attest/evidence.h"
+#include "vigil/attest/policy.h"
+#include "vigil/attest/verifier.h"
+#include "vigil/attest_tpm/key_certification.h"
+#include "vigil/attest_tpm/quote.h"
+#include "vigil/tpm.h"
+
+namespace vigil {
+namespace {
+
+using attest::AttestationResult;
+using attest::Evidence;
+
+constexpr TPMA_OBJECT kModuleAttrs = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                                     TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+                                     TPMA_OBJECT_NODA | TPMA_OBJECT_SIGN_ENCRYPT;
+
+template <typename T>
+std::vector<uint8_t> Marshal(const T& value,
+                             TSS2_RC (*marshal)(const T*, uint8_t*, size_t, size_t*)) {
+  std::vector<uint8_t> out(sizeof(T) + 16);
+  size_t offset = 0;
+  EXPECT_EQ(marshal(&value, out.data(), out.size(), &offset), TSS2_RC_SUCCESS);
+  out.resize(offset);
+  return out;
+}
+
+std::vector<uint8_t> Random(size_t n) {
+  std::vector<uint8_t> out(n);
+  EXPECT_EQ(RAND_bytes(out.data(), static_cast<int>(n)), 1);
+  return out;
+}
+
+std::vector<uint8_t> Concat(const std::vector<records::Record>& recs) {
+  std::vector<uint8_t> out;
+  for (const records::Record& r : recs) out.insert(out.end(), r.bytes().begin(), r.bytes().end());
+  return out;
+}
+
+records::Record Measure(uint64_t log_seq, uint32_t kind, uint8_t fill) {
+  vigil_log_measure m;
+  std::memset(&m, 0, sizeof(m));
+  testing::ModuleSim::Header(m.hdr, VIGIL_LOG_MEASURE, sizeof(m), log_seq);
+  m.kind = kind;
+  m.pcr = 10;
+  std::strncpy(m.name, kind == VIGIL_MEASURE_MODULE ? "vigil.ko" : "params", sizeof(m.name) - 1);
+  std::memset(m.digest, fill, sizeof(m.digest));
+  return *records::Record::FromStruct(m);
+}
+
+class AttestVerifierTest : public testing::SwtpmFixture {
+  // Public: the tamper cases reach the fixture through a reference.
+ public:
+  void SetUp() override {
+    SwtpmFixture::SetUp();
+    auto esys = tpm::EsysContext::Open(tcti());
+    ASSERT_TRUE(esys.ok()) << esys.status().ToString();
+    tpm_.emplace(std::move(esys).value());
+    auto ak = testing::CreateTestAk(ctx());
+    ASSERT_TRUE(ak.ok()) << ak.status().ToString();
+    ak_ = *ak;
+    auto pub = testing::ReadAkPublic(ctx(), ak_);
+    ASSERT_TRUE(pub.ok());
+    state_.node = "00aa11bb";
+    state_.ak = *pub;
+    MakeModuleKey();
+    sim_.set_anchor(VIGIL_ANCHOR_IMA);
+    sim_.UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r,
+                                           uint8_t* s) { return TpmSign(d, r, s); });
+    // What the module measures at load, then work and checkpoints.
+    sim_.LogRecord(Measure(sim_.NextLogSeq(), VIGIL_MEASURE_MODULE, 0x11));
+    sim_.LogRecord(Measure(sim_.NextLogSeq(), VIGIL_MEASURE_PARAMS, 0x22));
+    ima_.BootAggregate();
+    ima_.File("/usr/sbin/vigild");
+    Work(2);
+    policy_.anchor = VIGIL_ANCHOR_IMA;
+    policy_.module_digests = {std::string(64, '1')};
+    policy_.params_digests = {std::string(64, '2')};
+    policy_.producer_set_digests = {std::string(64, '3')};
+  }
+  void TearDown() override {
+    tpm_.reset();
+    SwtpmFixture::TearDown();
+  }
+  ESYS_CONTEXT* ctx() { return tpm_->get(); }
+
+  // The module's key: a P-256 primary of the owner hierarchy with the
+  // module's attributes and a secret auth value, kept loaded to sign; its
+  // creation values and raw saved context as the module hands them out.
+  void MakeModuleKey() {
+    TPM2B_PUBLIC in{};
+    TPMT_PUBLIC& p = in.publicArea;
+    p.type = TPM2_ALG_ECC;
+    p.nameAlg = TPM2_ALG_SHA256;
+    p.objectAttributes = kModuleAttrs;
+    p.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+    p.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
+    p.parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+    p.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+    p.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+    const auto unique = Random(32);
+    p.unique.ecc.x.size = 32;
+    std::memcpy(p.unique.ecc.x.buffer, unique.data(), 32);
+    TPM2B_SENSITIVE_CREATE sensitive{};
+    key_auth_.size = 32;
+    const auto auth = Random(32);
+    std::memcpy(key_auth_.buffer, auth.data(), 32);
+    sensitive.sensitive.userAuth = key_auth_;
+    TPM2B_DATA outside{};
+    TPML_PCR_SELECTION pcrs{};
+    TPM2B_PUBLIC* out_public = nullptr;
+    TPM2B_CREATION_DATA* data = nullptr;
+    TPM2B_DIGEST* hash = nullptr;
+    TPMT_TK_CREATION* ticket = nullptr;
+    ASSERT_EQ(Esys_CreatePrimary(ctx(), ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                 ESYS_TR_NONE, &sensitive, &in, &outside, &pcrs, &key_,
+                                 &out_public, &data, &hash, &ticket),
+              TSS2_RC_SUCCESS);
+    ASSERT_EQ(Esys_TR_SetAuth(ctx(), key_, &key_auth_), TSS2_RC_SUCCESS);
+    creation_.key_public = Marshal(*out_public, Tss2_MU_TPM2B_PUBLIC_Marshal);
+    creation_.creation_data = Marshal(*data, Tss2_MU_TPM2B_CREATION_DATA_Marshal);
+    creation_.creation_hash = Marshal(*hash, Tss2_MU_TPM2B_DIGEST_Marshal);
+    creation_.creation_ticket = Marshal(*ticket, Tss2_MU_TPMT_TK_CREATION_Marshal);
+    std::memcpy(key_point_.x, out_public->publicArea.unique.ecc.x.buffer, 32);
+    std::memcpy(key_point_.y, out_public->publicArea.unique.ecc.y.buffer, 32);
+    Esys_Free(out_public);
+    Esys_Free(data);
+    Esys_Free(hash);
+    Esys_Free(ticket);
+    TPM2_HANDLE handle = 0;
+    ASSERT_EQ(Esys_TR_GetTpmHandle(ctx(), key_, &handle), TSS2_RC_SUCCESS);
+    TSS2_SYS_CONTEXT* sys = nullptr;
+    ASSERT_EQ(Esys_GetSysContext(ctx(), &sys), TSS2_RC_SUCCESS);
+    TPMS_CONTEXT saved{};
+    ASSERT_EQ(Tss2_Sys_ContextSave(sys, handle, &saved), TSS2_RC_SUCCESS);
+    creation_.context = Marshal(saved, Tss2_MU_TPMS_CONTEXT_Marshal);
+  }
+
+  bool TpmSign(const crypto::Sha256Digest& digest, uint8_t* r, uint8_t* s) {
+    TPM2B_DIGEST d{};
+    d.size = 32;
+    std::memcpy(d.buffer, digest.data(), 32);
+    TPMT_SIG_SCHEME scheme{};
+    scheme.scheme = TPM2_ALG_NULL;
+    TPMT_TK_HASHCHECK check{};
+    check.tag = TPM2_ST_HASHCHECK;
+    check.hierarchy = TPM2_RH_NULL;
+    TPMT_SIGNATURE* sig = nullptr;
+    if (Esys_Sign(ctx(), key_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &d, &scheme, &check,
+                  &sig) != TSS2_RC_SUCCESS) {
+      return false;
+    }
+    const TPMS_SIGNATURE_ECC& e = sig->signature.ecdsa;
+    std::memset(r, 0, 32);
+    std::memset(s, 0, 32);
+    std::memcpy(r + 32 - e.signatureR.size, e.signatureR.buffer, e.signatureR.size);
+    std::memcpy(s + 32 - e.signatureS.size, e.signatureS.buffer, e.signatureS.size);
+    Esys_Free(sig);
+    return true;
+  }
+
+  // `checkpoints` checkpoints of 3 events each; their anchored records go
+  // to IMA's log and PCR 10 (on the TPM too), as the module's would.
+  void Work(int checkpoints) {
+    for (int c = 0; c < checkpoints; ++c) {
+      for (int i = 0; i < 3; ++i) events_.push_back(sim_.Commit());
+      sim_.Checkpoint();
+    }
+    ima_.Module(sim_, ima_done_);
+    ima_done_ = sim_.log().size();
+    for (; tpm_extends_ < ima_.extends.size(); ++tpm_extends_) {
+      const auto& [alg, m] = ima_.extends[tpm_extends_];
+      ASSERT_TRUE(tpm_->PcrExtend(10, {{alg, m}}).ok());
+    }
+  }
+
+  // Honest evidence for `nonce`: the log from the state's next seq, the
+  // events after its anchor, IMA's whole log, a fresh quote of PCR 10, and
+  // for a new instance the key's certification.
+  Evidence Make(const std::vector<uint8_t>& nonce) {
+    Evidence ev;
+    ev.node = state_.node;
+    ev.nonce = nonce;
+    ev.anchor = attest::AnchorKind::kIma;
+    std::memcpy(ev.module.instance.data(), sim_.instance().data(), ev.module.instance.size());
+    ev.log.from_seq = state_.next_log_seq;
+    std::vector<records::Record> seg;
+    for (const records::Record& r : sim_.log()) {
+      if (r.seq() >= state_.next_log_seq) seg.push_back(r);
+    }
+    ev.log.records = Concat(seg);
+    ev.events_after = state_.anchor.last_seq;
+    std::vector<records::Record> evs;
+    for (const records::Record& e : events_) {
+      if (e.seq() > state_.anchor.last_seq) evs.push_back(e);
+    }
+    ev.events = Concat(evs);
+    ev.ima = Evidence::Ima{0, ima_.log};
+    if (state_.next_log_seq == 1) {
+      auto cert = attest_tpm::CertifyModuleKey(*tpm_, ak_, creation_, nonce);
+      EXPECT_TRUE(cert.ok()) << cert.status().ToString();
+      if (cert.ok()) ev.key_certification = *cert;
+    }
+    auto quote = attest_tpm::Quote(*tpm_, ak_, nonce, {{TPM2_ALG_SHA256, {10}}});
+    EXPECT_TRUE(quote.ok()) << quote.status().ToString();
+    if (quote.ok()) {
+      ev.quote.attest = quote->attest;
+      ev.quote.signature = quote->signature;
+      ev.pcrs = quote->values;
+    }
+    return ev;
+  }
+
+  AttestationResult Decide(const Evidence& ev, const std::vector<uint8_t>& nonce) {
+    // Through the wire format, as the service gets it.
+    auto parsed = attest::ParseEvidence(attest::SerializeEvidence(ev));
+    EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
+    return attest::VerifyEvidence(policy_, state_, *parsed, nonce, 1000);
+  }
+
+  // Expects an untrusted result naming `why` in one of its reasons.
+  void ExpectRefused(const AttestationResult& r, const std::string& why) {
+    EXPECT_FALSE(r.trusted) << why;
+    std::string all;
+    for (const std::string& reason : r.reasons) all += reason + "\n";
+    EXPECT_NE(all.find(why), std::string::npos) << "reasons:\n" << all;
+  }
+
+  std::optional<tpm::EsysContext> tpm_;
+  ESYS_TR ak_ = ESYS_TR_NONE;
+  ESYS_TR key_ = ESYS_TR_NONE;
+  TPM2B_AUTH key_auth_{};
+  crypto::EcPoint key_point_{};
+  device::KeyCreation creation_;
+  testing::ModuleSim sim_{0x5a};
+  testing::ImaSim ima_;
+  size_t ima_done_ = 0;
+  size_t tpm_extends_ = 0;
+  std::vector<records::Record> events_;
+  attest::NodeState state_;
+  attest::Policy policy_;
+};
+
+TEST_F(AttestVerifierTest, HonestEvidenceIsTrustedAndTheNextSegmentFollows) {
+  const auto n1 = Random(32);
+  AttestationResult r = Decide(Make(n1), n1);
+  ASSERT_TRUE(r.trusted) << attest::ResultJson(r);
+  EXPECT_EQ(r.verdicts.size(), 2u);
+  for (const auto& v : r.verdicts) {
+    EXPECT_EQ(v.verdict, verify::Verdict::kVerified) << v.reason;
+    EXPECT_TRUE(v.pcr_checked);
+  }
+  EXPECT_EQ(r.next.next_log_seq, sim_.log().back().seq() + 1);
+  EXPECT_EQ(r.next.anchor.last_seq, 6u);
+  // The state survives its own serialization (the service keeps it on disk).
+  auto reloaded = attest::ParseNodeState(attest::SerializeNodeState(r.next));
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status().ToString();
+  state_ = *reloaded;
+
+  Work(1);
+  const auto n2 = Random(32);
+  AttestationResult r2 = Decide(Make(n2), n2);
+  ASSERT_TRUE(r2.trusted) << attest::ResultJson(r2);
+  EXPECT_EQ(r2.verdicts.size(), 1u);
+  EXPECT_EQ(r2.events, 3u) << "only the events after the verified point";
+}
+
+// Each case: honest evidence for a fresh nonce, one change, and the reason.
+struct Tamper {
+  const char* name;
+  std::function<void(AttestVerifierTest&, Evidence&, std::vector<uint8_t>& nonce)> change;
+  const char* reason;
+};
+
+TEST_F(AttestVerifierTest, TamperMatrix) {
+  const auto flip = [](std::vector<uint8_t>& v, size_t at) { v.at(at) ^= 0x01; };
+  const auto record_span = [](const std::vector<uint8_t>& bytes, size_t index) {
+    auto recs = records::DecodeStream(bytes);
+    size_t off = 0;
+    for (size_t i = 0; i < index; ++i) off += (*recs)[i].bytes().size();
+    return std::pair<size_t, size_t>(off, (*recs)[index].bytes().size());
+  };
+  const auto type_index = [](const std::vector<uint8_t>& bytes, uint16_t type, int nth) {
+    auto recs = records::DecodeStream(bytes);
+    for (size_t i = 0; i < recs->size(); ++i) {
+      if ((*recs)[i].type() == type && nth-- == 0) return i;
+    }
+    return size_t{0};
+  };
+  const std::vector<Tamper> cases = {
+      {"nonce replay", [](auto&, Evidence& ev, auto& nonce) { nonce = Random(32); (void)ev; },
+       "nonce"},
+      {"quote for another nonce",
+       [](AttestVerifierTest& t, Evidence& ev, auto&) {
+         Evidence other = t.Make(Random(32));
+         ev.quote = other.quote;
+       },
+       "quote"},
+      {"wrong AK",
+       [](AttestVerifierTest& t, Evidence&, auto&) {
+         auto other = testing::CreateTestAk(t.ctx(), ESYS_TR_RH_ENDORSEMENT, 7);
+         t.state_.ak = *testing::ReadAkPublic(t.ctx(), *other);
+         Esys_FlushContext(t.ctx(), *other);
+       },
+       "quote"},
+      {"quote signature flipped",
+       [&](auto&, Evidence& ev, auto&) { flip(ev.quote.signature, ev.quote.signature.size() - 3); },
+       "quote"},
+      {"quote over the wrong registers",
+       [](AttestVerifierTest& t, Evidence& ev, auto& nonce) {
+         auto q = attest_tpm::Quote(*t.tpm_, t.ak_, nonce, {{TPM2_ALG_SHA256, {10, 16}}});
+         ev.quote.attest = q->attest;
+         ev.quote.signature = q->signature;
+         ev.pcrs = q->values;
+       },
+       "pcrs"},
+      {"PCR value changed",
+       [&](auto&, Evidence& ev, auto&) { flip(ev.pcrs.at(0).value, 0); }, "pcrs"},
+      {"clock going back",
+       [](AttestVerifierTest& t, Evidence&, auto&) {
+         TPMS_CLOCK_INFO later{};
+         later.clock = UINT64_MAX / 2;
+         later.safe = 1;
+         t.state_.clock = later;
+       },
+       "clock"},
+      {"resetCount decreasing",
+       [](AttestVerifierTest& t, Evidence&, auto&) {
+         TPMS_CLOCK_INFO later{};
+         later.resetCount = 1000;
+         later.safe = 1;
+         t.state_.clock = later;
+       },
+       "clock"},
+      {"evidence for another node",
+       [](auto&, Evidence& ev, auto&) { ev.node = "deadbeef"; }, "node"},
+      {"log truncated (last signature gone)",
+       [&](auto&, Evidence& ev, auto&) {
+         auto [off, len] = record_span(ev.log.records,
+                                       records::DecodeStream(ev.log.records)->size() - 1);
+         ev.log.records.resize(off);
+       },
+       "SIGNATURE"},
+      {"log reordered",
+       [&](auto&, Evidence& ev, auto&) {
+         auto recs = *records::DecodeStream(ev.log.records);
+         std::swap(recs[2], recs[3]);
+         ev.log.records = Concat(recs);
+       },
+       "follows"},
+      {"log extended with a record of another instance's seq",
+       [&](auto&, Evidence& ev, auto&) {
+         auto recs = *records::DecodeStream(ev.log.records);
+         recs.push_back(recs.back());
+         ev.log.records = Concat(recs);
+       },
+       "follows"},
+      {"event modified",
+       [&](auto&, Evidence& ev, auto&) { flip(ev.events, ev.events.size() - 8); }, "tampered"},
+      {"event dropped",
+       [&](auto&, Evidence& ev, auto&) {
+         auto [off, len] = record_span(ev.events, 1);
+         ev.events.erase(ev.events.begin() + static_cast<long>(off),
+                         ev.events.begin() + static_cast<long>(off + len));
+       },
+       "loss"},
+      {"event inserted (a second record claiming seq 1)",
+       [&](AttestVerifierTest& t, Evidence& ev, auto&) {
+         testing::ModuleSim forger(0x5a);
+         records::Record fake = forger.Commit(666);
+         (void)t;
+         ev.events.insert(ev.events.end(), fake.bytes().begin(), fake.bytes().end());
+       },
+       "finding"},
+      {"event duplicated",
+       [&](auto&, Evidence& ev, auto&) {
+         auto [off, len] = record_span(ev.events, 0);
+         std::vector<uint8_t> copy(ev.events.begin() + static_cast<long>(off),
+                                   ev.events.begin() + static_cast<long>(off + len));
+         ev.events.insert(ev.events.end(), copy.begin(), copy.end());
+       },
+       "finding"},
+      {"checkpoint forged (a counter raised)",
+       [&](auto&, Evidence& ev, auto&) {
+         const size_t i = type_index(ev.log.records, VIGIL_LOG_CHECKPOINT, 0);
+         auto [off, len] = record_span(ev.log.records, i);
+         flip(ev.log.records, off + len - 40);
+       },
+       "tampered"},
+      {"checkpoint replayed (the first one again in place of the second)",
+       [&](auto&, Evidence& ev, auto&) {
+         auto recs = *records::DecodeStream(ev.log.records);
+         const size_t a = type_index(ev.log.records, VIGIL_LOG_CHECKPOINT, 0);
+         const size_t b = type_index(ev.log.records, VIGIL_LOG_CHECKPOINT, 1);
+         vigil_log_checkpoint cp = *recs[a].As<vigil_log_checkpoint>();
+         cp.hdr.seq = recs[b].seq();
+         recs[b] = *records::Record::FromStruct(cp);
+         ev.log.records = Concat(recs);
+       },
+       "tampered"},
+      {"from_seq gap",
+       [&](AttestVerifierTest& t, Evidence& ev, auto&) {
+         t.state_.next_log_seq = 3;  // as if 1..2 were verified; the node skips ahead
+         auto recs = *records::DecodeStream(ev.log.records);
+         recs.erase(recs.begin(), recs.begin() + 4);
+         ev.log.records = Concat(recs);
+         ev.log.from_seq = recs.front().seq();
+       },
+       "overlap or a gap"},
+      {"key not certified",
+       [](auto&, Evidence& ev, auto&) { ev.key_certification.reset(); }, "certification"},
+      {"key certification naming another key",
+       [](AttestVerifierTest& t, Evidence& ev, auto&) {
+         ev.key_certification->key_public = tpmobj::MarshalTpm2bPublic(t.state_.ak);
+       },
+       "module key"},
+      {"IMA log tampered (an entry dropped)",
+       [](auto&, Evidence& ev, auto&) { ev.ima->entries.resize(ev.ima->entries.size() / 2); },
+       "ima"},
+      {"IMA log missing under anchor=ima", [](auto&, Evidence& ev, auto&) { ev.ima.reset(); },
+       "ima"},
+      {"module identity not allowed by policy",
+       [](AttestVerifierTest& t, Evidence&, auto&) {
+         t.policy_.module_digests = {std::string(64, 'a')};
+       },
+       "module identity"},
+      {"parameters not allowed by policy",
+       [](AttestVerifierTest& t, Evidence&, auto&) {
+         t.policy_.params_digests = {std::string(64, 'a')};
+       },
+       "parameters"},
+      {"development anchor against an IMA policy",
+       [](AttestVerifierTest& t, Evidence&, auto&) { t.policy_.anchor = VIGIL_ANCHOR_PCR; },
+       "pcrs"},
+  };
+  for (const Tamper& c : cases) {
+    SCOPED_TRACE(c.name);
+    attest::NodeState saved_state = state_;
+    attest::Policy saved_policy = policy_;
+    std::vector<uint8_t> issued = Random(32);
+    Evidence ev = Make(issued);
+    // The same evidence unchanged is trusted: each refusal below is the change's.
+    ASSERT_TRUE(Decide(ev, issued).trusted) << "honest control";
+    std::vector<uint8_t> nonce = issued;
+    c.change(*this, ev, nonce);
+    ExpectRefused(Decide(ev, nonce), c.reason);
+    state_ = saved_state;
+    policy_ = saved_policy;
+  }
+}
+
+}  // namespace
+}  // namespace vigil
