@@ -45,6 +45,101 @@ Result<std::vector<std::span<const uint8_t>>> SplitFields(std::span<const uint8_
 
 uint16_t AlgByName(std::string_view name);
 
+// What IMA extends into bank `alg` for an entry (ima_pcr_extend()): the
+// logged SHA-1 in the SHA-1 bank, H_alg(measured) in the others, all 0xff
+// for a violation.
+Result<crypto::Digest> Measurement(uint16_t alg, bool violation, const uint8_t* sha1,
+                                   std::span<const uint8_t> measured) {
+  if (violation) {
+    VIGIL_ASSIGN_OR_RETURN(size_t size, crypto::DigestSize(alg));
+    return crypto::Digest(size, 0xff);
+  }
+  if (alg == kSha1Alg) return crypto::Digest(sha1, sha1 + kSha1Len);
+  return crypto::Hash(alg, measured);
+}
+
+// One entry as it sits in the log: views into the input, checked.
+struct ParsedEntry {
+  uint32_t pcr = 0;
+  const uint8_t* sha1 = nullptr;
+  std::string_view tname;
+  std::span<const uint8_t> data;                 // after the template name (its length dropped)
+  std::vector<uint8_t> legacy;                   // "ima": d || name padded, what was hashed
+  std::vector<std::span<const uint8_t>> fields;  // every template but "ima"
+  bool violation = false;
+  size_t total = 0;  // bytes of the entry in the log; 0: the input ends inside it
+
+  std::span<const uint8_t> measured() const {
+    return legacy.empty() ? data : std::span<const uint8_t>(legacy);
+  }
+};
+
+// Parses the entry at the start of `e` (entry number `index`, for errors).
+// Ok with total == 0 when `e` ends inside the entry.
+Status ParseEntryAt(std::span<const uint8_t> e, size_t index, ParsedEntry* out) {
+  *out = ParsedEntry();
+  // u32 pcr, sha1[20], u32 name_len: 28 bytes before the name.
+  if (e.size() < 28) return Status::Ok();
+  const uint32_t pcr = LoadU32(e.data());
+  const uint32_t name_len = LoadU32(e.data() + 24);
+  if (pcr >= 24) return Malformed(index, "PCR " + std::to_string(pcr));
+  if (name_len == 0 || name_len > kMaxNameLen) {
+    return Malformed(index, "template name length " + std::to_string(name_len));
+  }
+  if (e.size() < 28 + name_len + 4) return Status::Ok();
+  ParsedEntry p;
+  p.pcr = pcr;
+  p.sha1 = e.data() + 4;
+  p.tname = std::string_view(reinterpret_cast<const char*>(e.data() + 28), name_len);
+  p.violation = std::all_of(p.sha1, p.sha1 + kSha1Len, [](uint8_t b) { return b == 0; });
+
+  // What IMA hashed for the entry (the template digest in every bank), and
+  // the entry's length in the log.
+  if (p.tname == "ima") {
+    // The legacy template: d (20 bytes, no length), n (u32 strlen + name);
+    // hashed as d || name padded with zeros to IMA_EVENT_NAME_LEN_MAX + 1.
+    constexpr size_t kNameMax = 256;
+    if (e.size() < 28 + name_len + 20 + 4) return Status::Ok();
+    const uint32_t n_len = LoadU32(e.data() + 28 + name_len + 20);
+    if (n_len >= kNameMax) {
+      return Malformed(index, "legacy event name of " + std::to_string(n_len) + " bytes");
+    }
+    p.total = 28 + name_len + 20 + 4 + n_len;
+    if (e.size() < p.total) return Status::Ok();
+    p.data = e.subspan(28 + name_len, 20 + 4 + n_len);
+    p.legacy.assign(e.data() + 28 + name_len, e.data() + 28 + name_len + 20);
+    const uint8_t* name = e.data() + 28 + name_len + 24;
+    p.legacy.insert(p.legacy.end(), name, name + n_len);
+    p.legacy.resize(20 + kNameMax, 0);
+  } else {
+    const uint32_t data_len = LoadU32(e.data() + 28 + name_len);
+    if (data_len > kMaxDataLen) {
+      return Malformed(index, "template data length " + std::to_string(data_len));
+    }
+    p.total = 28 + name_len + 4 + size_t{data_len};
+    if (e.size() < p.total) return Status::Ok();
+    p.data = e.subspan(28 + name_len + 4, data_len);
+  }
+  // The logged SHA-1 digest must be the data's: otherwise the data (and a
+  // record in it) would not be what PCR 10 holds.
+  if (!p.violation) {
+    auto h = crypto::Hash(kSha1Alg, p.measured());
+    if (!h.ok()) return h.status();
+    if (!std::equal(h->begin(), h->end(), p.sha1)) {
+      return Malformed(index, "the template digest is not SHA-1 of the template data");
+    }
+  }
+  // The fields (u32 len + bytes each) of every template but the legacy one,
+  // checked before the entry counts.
+  if (p.legacy.empty()) {
+    auto split = SplitFields(p.data, index);
+    if (!split.ok()) return split.status();
+    p.fields = std::move(split).value();
+  }
+  *out = std::move(p);
+  return Status::Ok();
+}
+
 // d-ng: "<alg>:\0" + digest; true when the digest is H_alg(content).
 bool DigestFieldMatches(std::span<const uint8_t> d, std::span<const uint8_t> content) {
   const std::string_view dv(reinterpret_cast<const char*>(d.data()), d.size());
@@ -137,80 +232,20 @@ Result<ImaLog> ImaLog::Create(std::vector<uint16_t> banks) {
 
 Status ImaLog::AddEntry(std::span<const uint8_t> e, size_t* used) {
   *used = 0;
-  // u32 pcr, sha1[20], u32 name_len: 28 bytes before the name.
-  if (e.size() < 28) return Status::Ok();
-  const uint32_t pcr = LoadU32(e.data());
-  const uint8_t* sha1 = e.data() + 4;
-  const uint32_t name_len = LoadU32(e.data() + 24);
-  if (pcr >= 24) return Malformed(entries_, "PCR " + std::to_string(pcr));
-  if (name_len == 0 || name_len > kMaxNameLen) {
-    return Malformed(entries_, "template name length " + std::to_string(name_len));
-  }
-  if (e.size() < 28 + name_len + 4) return Status::Ok();
-  const std::string_view tname(reinterpret_cast<const char*>(e.data() + 28), name_len);
-  const bool violation =
-      std::all_of(sha1, sha1 + kSha1Len, [](uint8_t b) { return b == 0; });
-
-  // What IMA hashed for the entry (the template digest in every bank), and
-  // the entry's length in the log.
-  std::vector<uint8_t> hashed;
-  std::span<const uint8_t> data;
-  size_t total = 0;
-  if (tname == "ima") {
-    // The legacy template: d (20 bytes, no length), n (u32 strlen + name);
-    // hashed as d || name padded with zeros to IMA_EVENT_NAME_LEN_MAX + 1.
-    constexpr size_t kNameMax = 256;
-    if (e.size() < 28 + name_len + 20 + 4) return Status::Ok();
-    const uint32_t n_len = LoadU32(e.data() + 28 + name_len + 20);
-    if (n_len >= kNameMax) {
-      return Malformed(entries_, "legacy event name of " + std::to_string(n_len) + " bytes");
-    }
-    total = 28 + name_len + 20 + 4 + n_len;
-    if (e.size() < total) return Status::Ok();
-    hashed.assign(e.data() + 28 + name_len, e.data() + 28 + name_len + 20);
-    const uint8_t* name = e.data() + 28 + name_len + 24;
-    hashed.insert(hashed.end(), name, name + n_len);
-    hashed.resize(20 + kNameMax, 0);
-  } else {
-    const uint32_t data_len = LoadU32(e.data() + 28 + name_len);
-    if (data_len > kMaxDataLen) {
-      return Malformed(entries_, "template data length " + std::to_string(data_len));
-    }
-    total = 28 + name_len + 4 + size_t{data_len};
-    if (e.size() < total) return Status::Ok();
-    data = e.subspan(28 + name_len + 4, data_len);
-  }
-  const std::span<const uint8_t> measured = hashed.empty() ? data : std::span<const uint8_t>(hashed);
-  // The logged SHA-1 digest must be the data's: otherwise the data (and a
-  // record in it) would not be what PCR 10 holds.
-  if (!violation) {
-    auto h = crypto::Hash(kSha1Alg, measured);
-    if (!h.ok()) return h.status();
-    if (!std::equal(h->begin(), h->end(), sha1)) {
-      return Malformed(entries_, "the template digest is not SHA-1 of the template data");
-    }
-  }
-  // The fields (u32 len + bytes each) of every template but the legacy one,
-  // checked before the entry counts.
-  std::vector<std::span<const uint8_t>> fields;
-  if (hashed.empty()) {
-    auto split = SplitFields(data, entries_);
-    if (!split.ok()) return split.status();
-    fields = std::move(split).value();
-  }
+  ParsedEntry p;
+  if (Status st = ParseEntryAt(e, entries_, &p); !st.ok() || p.total == 0) return st;
+  const uint32_t pcr = p.pcr;
+  const uint8_t* sha1 = p.sha1;
+  const bool violation = p.violation;
+  const std::string_view tname = p.tname;
+  const std::span<const uint8_t> measured = p.measured();
+  const std::vector<std::span<const uint8_t>>& fields = p.fields;
+  const size_t total = p.total;
   if (pcr == kImaPcr) {
     for (Bank& b : banks_) {
-      crypto::Digest measurement;
-      if (violation) {
-        measurement.assign(b.value.size(), 0xff);
-      } else if (b.alg == kSha1Alg) {
-        measurement.assign(sha1, sha1 + kSha1Len);
-      } else {
-        auto h = crypto::Hash(b.alg, measured);
-        if (!h.ok()) return h.status();
-        measurement = std::move(*h);
-      }
-      auto next = crypto::Extend(b.alg, b.value, measurement);
+      auto measurement = Measurement(b.alg, violation, sha1, measured);
+      if (!measurement.ok()) return measurement.status();
+      auto next = crypto::Extend(b.alg, b.value, *measurement);
       if (!next.ok()) return next.status();
       b.value = std::move(*next);
     }
@@ -358,6 +393,35 @@ Status ImaLog::CheckModuleRecords(const std::vector<records::Record>& verified,
     }
   }
   return Status::Ok();
+}
+
+Result<std::vector<Entry>> ParseBinaryLog(std::span<const uint8_t> bytes) {
+  std::vector<Entry> out;
+  size_t at = 0;
+  while (at < bytes.size()) {
+    ParsedEntry p;
+    VIGIL_RETURN_IF_ERROR(ParseEntryAt(bytes.subspan(at), out.size(), &p));
+    if (p.total == 0) {
+      return Status::Error(ErrorCode::kTruncated, "IMA log entry " + std::to_string(out.size()) +
+                                                      " at byte " + std::to_string(at) +
+                                                      " is cut short");
+    }
+    Entry e;
+    e.pcr = p.pcr;
+    std::copy(p.sha1, p.sha1 + kSha1Len, e.template_digest.begin());
+    e.template_name = std::string(p.tname);
+    e.template_data.assign(p.data.begin(), p.data.end());
+    const auto measured = p.measured();
+    e.hashed.assign(measured.begin(), measured.end());
+    e.violation = p.violation;
+    out.push_back(std::move(e));
+    at += p.total;
+  }
+  return out;
+}
+
+Result<crypto::Digest> BankDigest(const Entry& e, uint16_t alg) {
+  return Measurement(alg, e.violation, e.template_digest.data(), e.hashed);
 }
 
 }  // namespace vigil::ima

@@ -5,6 +5,8 @@
 //   vigilctl replay [--json] [--tcti T] [--pcr config|events|all]
 //                   replay the log into pcr_config / pcr_events per bank and
 //                   compare with the TPM
+//   vigilctl export-cel [--file LOG] [--ima FILE] [--out FILE] [--pcr-events N]
+//                   the log (and IMA's) as CEL-JSON (TCG Canonical Event Log)
 //   vigilctl verify-chain --events F (--key FILE | --live | --no-key)
 //                   [--file LOG] [--start-seq N [--start-head HEX]]
 //                   [--allow-unsigned] [--allow-signed] [--no-anchor-check]
@@ -67,10 +69,12 @@
 #include "baseline_cmd.h"
 #include "vigil/agents.h"
 #include "vigil/anchor_check.h"
+#include "vigil/attest/cel.h"
 #include "vigil/chain.h"
 #include "vigil/device.h"
 #include "vigil/digest.h"
 #include "vigil/format.h"
+#include "vigil/ima.h"
 #include "vigil/offline.h"
 #include "vigil/records.h"
 #include "vigil/replay.h"
@@ -409,6 +413,83 @@ int CmdReplay(bool as_json, const std::string& tcti, const std::string& which,
     std::cout << (outcome->all_match ? "all PCRs match the log\n" : "PCRs DO NOT match the log\n");
   }
   return outcome->all_match ? kExitOk : kExitMismatch;
+}
+
+// ---- export-cel -----------------------------------------------------------
+
+struct ExportCelArgs {
+  std::string file;      // saved binary log; empty: /dev/vigil
+  std::string ima_file;  // IMA's binary_runtime_measurements; empty: none (or live)
+  std::string out;       // empty: stdout
+  std::optional<uint32_t> pcr_events;
+};
+
+// The log (and IMA's) as CEL-JSON (vigil::attest::ExportCel). Live, the log
+// is read after GET_INFO and IMA's log after the module's, so IMA holds every
+// anchored record the exported log does.
+int CmdExportCel(const ExportCelArgs& args) {
+  std::vector<uint8_t> log_bytes;
+  std::string ima_path = args.ima_file;
+  vigil::attest::CelOptions opts;
+  opts.pcr_events = args.pcr_events;
+  if (args.file.empty()) {
+    auto dev = OpenChecked(nullptr);
+    if (!dev.ok()) return Fail(dev.status());
+    auto info = dev->GetInfo();
+    if (!info.ok()) return Fail(info.status());
+    if ((info->tpm_flags & VIGIL_TPM_PRESENT) == 0) {
+      std::cerr << "vigilctl: the module found no TPM: nothing was extended, nothing to export\n";
+      return kExitError;
+    }
+    if (!opts.pcr_events) opts.pcr_events = info->pcr_events;
+    if (ima_path.empty() && info->anchor == VIGIL_ANCHOR_IMA) ima_path = vigil::ima::kBinaryLogPath;
+    auto bytes = dev->ReadAvailable();
+    if (!bytes.ok()) return Fail(bytes.status());
+    log_bytes = std::move(*bytes);
+  } else {
+    auto bytes = ReadFile(args.file);
+    if (!bytes.ok()) return Fail(bytes.status());
+    log_bytes = std::move(*bytes);
+  }
+  auto log = vigil::records::DecodeStream(log_bytes);
+  if (!log.ok()) {
+    return Fail(Status::Error(log.status().code(), "the log: " + log.status().message()));
+  }
+  std::vector<uint8_t> ima_bytes;
+  if (!ima_path.empty()) {
+    auto bytes = ReadFile(ima_path);
+    if (!bytes.ok()) return Fail(bytes.status());
+    ima_bytes = std::move(*bytes);
+    opts.ima_log = std::span<const uint8_t>(ima_bytes);
+  }
+  auto cel = vigil::attest::ExportCel(*log, opts);
+  if (!cel.ok()) return Fail(cel.status());
+  const std::string text = vigil::attest::CelToJsonText(*cel);
+  if (args.out.empty()) {
+    std::cout << text;
+  } else if (Status st = WriteFile(args.out, std::vector<uint8_t>(text.begin(), text.end()));
+             !st.ok()) {
+    return Fail(st);
+  }
+  std::string banks;
+  for (uint16_t alg : cel->banks) banks += (banks.empty() ? "" : ",") + vigil::crypto::AlgName(alg);
+  std::cerr << "vigilctl: exported " << cel->events.size() << " CEL records (banks " << banks
+            << "): " << cel->config_extends << " vigil records extended into PCR "
+            << cel->pcr_config;
+  if (!cel->anchor_ima) {
+    std::cerr << ", " << cel->events_extends << " into PCR " << cel->pcr_events;
+  }
+  if (opts.ima_log) std::cerr << ", " << cel->ima_entries << " IMA entries";
+  std::cerr << "\n";
+  if (cel->anchor_ima && !opts.ima_log) {
+    std::cerr << "vigilctl: anchor=ima: the checkpoints are in IMA's log (PCR 10); pass --ima "
+                 "to export it\n";
+  }
+  if (cel->nonzero_start) {
+    std::cerr << "vigilctl: a vigil PCR did not start from zero: replay from the start values "
+                 "of the 'base' records (content.pcr_start)\n";
+  }
+  return kExitOk;
 }
 
 // ---- verify-chain ---------------------------------------------------------
@@ -842,6 +923,28 @@ int main(int argc, char** argv) {
                      "pcr_events index (default: from the module, or 23)")
       ->check(CLI::Range(0u, kMaxPcrIndex));
 
+  ExportCelArgs cel_args;
+  auto* export_cel = app.add_subcommand(
+      "export-cel",
+      "Write the log as a TCG Canonical Event Log in JSON (CEL-JSON): one record per PCR extend "
+      "with its digest in every bank, so generic tools replay the anchor PCRs. vigil's records "
+      "have content_type \"vigil\" (the whole record in hex); each vigil PCR opens with a "
+      "\"base\" record that extends nothing and gives the PCR's start value "
+      "(content.pcr_start). With --ima, IMA's binary log follows, every entry with content_type "
+      "\"ima_template\" (anchor=ima: the checkpoints are IMA entries in PCR 10). Without --file "
+      "the log comes from the module, and with anchor=ima IMA's log from securityfs.\n\nExit "
+      "codes: 0 written, 1 runtime error, 5 the log contradicts itself or --pcr-events, 6 "
+      "malformed or truncated log or IMA log");
+  export_cel->add_option("--file", cel_args.file, "Read a saved binary log instead of /dev/vigil");
+  export_cel->add_option("--ima", cel_args.ima_file,
+                         "IMA's binary log (binary_runtime_measurements) to export too");
+  export_cel->add_option("--out,-o", cel_args.out, "Write the CEL-JSON here instead of stdout");
+  export_cel
+      ->add_option("--pcr-events", cel_args.pcr_events,
+                   "pcr_events index (default: from the module or the log's parameters record, "
+                   "else 23)")
+      ->check(CLI::Range(0u, kMaxPcrIndex));
+
   VerifyChainArgs chain_args;
   auto* verify_chain = app.add_subcommand(
       "verify-chain",
@@ -955,6 +1058,7 @@ int main(int argc, char** argv) {
       return vigilctl::CmdBaselineExport(baseline_show.state_dir, baseline_out);
     }
     if (*verify_chain) return CmdVerifyChain(chain_args);
+    if (*export_cel) return CmdExportCel(cel_args);
   } catch (const std::exception& e) {
     std::cerr << "vigilctl: " << vigil::format::EscapeText(e.what()) << "\n";
     return kExitError;

@@ -86,7 +86,7 @@ class ImaLog {
  private:
   struct Bank {
     uint16_t alg = 0;
-    crypto::Digest value;                // after all entries so far
+    crypto::Digest value;                 // after all entries so far
     std::vector<crypto::Digest> history;  // value after entry floor_ + i
   };
   explicit ImaLog(std::vector<Bank> banks) : banks_(std::move(banks)) {}
@@ -102,6 +102,30 @@ class ImaLog {
 
 // The name IMA's entry carries for a record, as the module builds it.
 std::string EntryName(std::span<const uint8_t> instance_id, uint16_t record_type, uint64_t seq);
+
+// One entry of IMA's binary log, checked as ImaLog checks it (the logged
+// SHA-1 is the template data's, the fields are well formed).
+struct Entry {
+  uint32_t pcr = 0;
+  std::array<uint8_t, 20> template_digest{};  // as logged; all zero: a violation
+  std::string template_name;
+  // The bytes after the template name as logged: for every template but
+  // "ima" the template data (its u32 length dropped); for "ima", d || u32
+  // strlen(n) || n.
+  std::vector<uint8_t> template_data;
+  // What IMA hashed into the bank digests: the template data, or for "ima"
+  // d || n padded with zeros to 256 bytes.
+  std::vector<uint8_t> hashed;
+  bool violation = false;
+};
+
+// Parses a whole binary log. kMalformed when an entry cannot be IMA's,
+// kTruncated when the input ends inside an entry.
+Result<std::vector<Entry>> ParseBinaryLog(std::span<const uint8_t> bytes);
+
+// The digest IMA extended into bank `alg` for `e`: the logged SHA-1 in the
+// SHA-1 bank, H_alg(hashed) in the others, all 0xff for a violation.
+Result<crypto::Digest> BankDigest(const Entry& e, uint16_t alg);
 
 }  // namespace vigil::ima
 
