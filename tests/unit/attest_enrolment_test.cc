@@ -3,6 +3,10 @@
 // it, a credential made in software and activated by the TPM, and the
 // attacks each check is there to stop.
 #include <gtest/gtest.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <tss2/tss2_mu.h>
@@ -543,6 +547,108 @@ TEST_F(EnrolmentTest, CredentialForAnotherAkDoesNotActivate) {
   // And the untampered one still works on the same loaded AK (no session or
   // EK was left behind by the failures).
   EXPECT_TRUE(attest_tpm::ActivateCredential(tpm, *loaded, EkKind::kRsa2048, *good).ok());
+}
+
+// A key in SOFTWARE that claims every AK attribute and "certifies" its own
+// creation passes both pure AK checks: they prove nothing until credential
+// activation shows the key is in the EK's TPM. Loaded into the real TPM as a
+// public-only object (TPM2_LoadExternal, the only way in for a key the TPM
+// did not make without changing its attributes and so its name), it cannot
+// be authorized for TPM2_ActivateCredential.
+TEST_F(EnrolmentTest, SoftwareKeyClaimingToBeAnAkPassesPureChecksButCannotActivate) {
+  EVP_PKEY* raw_key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+  ASSERT_NE(raw_key, nullptr);
+  tpmobj::EvpPkeyPtr key(raw_key);
+  uint8_t point[65];
+  size_t point_len = 0;
+  ASSERT_EQ(EVP_PKEY_get_octet_string_param(key.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                            sizeof(point), &point_len),
+            1);
+  TPM2B_PUBLIC in{};
+  TPMT_PUBLIC& pub = in.publicArea;
+  pub.type = TPM2_ALG_ECC;
+  pub.nameAlg = TPM2_ALG_SHA256;
+  pub.objectAttributes = kAkAttributes;
+  pub.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+  pub.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
+  pub.parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+  pub.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+  pub.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+  pub.unique.ecc.x.size = 32;
+  std::memcpy(pub.unique.ecc.x.buffer, point + 1, 32);
+  pub.unique.ecc.y.size = 32;
+  std::memcpy(pub.unique.ecc.y.buffer, point + 33, 32);
+  Bytes pub_bytes(sizeof(TPM2B_PUBLIC));
+  size_t off = 0;
+  ASSERT_EQ(Tss2_MU_TPM2B_PUBLIC_Marshal(&in, pub_bytes.data(), pub_bytes.size(), &off),
+            TSS2_RC_SUCCESS);
+  pub_bytes.resize(off);
+  auto soft = tpmobj::ParseTpm2bPublic(pub_bytes);
+  ASSERT_TRUE(soft.ok());
+
+  // A forged creation attest with TPM_GENERATED_VALUE, signed in software.
+  TPMS_CREATION_DATA creation{};
+  creation.parentNameAlg = TPM2_ALG_SHA256;
+  Bytes creation_bytes(sizeof(creation));
+  off = 0;
+  ASSERT_EQ(Tss2_MU_TPMS_CREATION_DATA_Marshal(&creation, creation_bytes.data(),
+                                               creation_bytes.size(), &off),
+            TSS2_RC_SUCCESS);
+  creation_bytes.resize(off);
+  TPMS_ATTEST forged{};
+  forged.magic = TPM2_GENERATED_VALUE;
+  forged.type = TPM2_ST_ATTEST_CREATION;
+  const Bytes name = NameOf(*soft);
+  forged.attested.creation.objectName.size = static_cast<UINT16>(name.size());
+  std::memcpy(forged.attested.creation.objectName.name, name.data(), name.size());
+  auto hash = crypto::Hash(TPM2_ALG_SHA256, creation_bytes);
+  ASSERT_TRUE(hash.ok());
+  forged.attested.creation.creationHash.size = static_cast<UINT16>(hash->size());
+  std::memcpy(forged.attested.creation.creationHash.buffer, hash->data(), hash->size());
+  Bytes attest_bytes(sizeof(forged));
+  off = 0;
+  ASSERT_EQ(Tss2_MU_TPMS_ATTEST_Marshal(&forged, attest_bytes.data(), attest_bytes.size(), &off),
+            TSS2_RC_SUCCESS);
+  attest_bytes.resize(off);
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  ASSERT_NE(md, nullptr);
+  size_t der_len = 128;
+  uint8_t der[128];
+  ASSERT_EQ(EVP_DigestSignInit_ex(md, nullptr, "SHA256", nullptr, nullptr, key.get(), nullptr), 1);
+  ASSERT_EQ(EVP_DigestSign(md, der, &der_len, attest_bytes.data(), attest_bytes.size()), 1);
+  EVP_MD_CTX_free(md);
+  const uint8_t* p = der;
+  ECDSA_SIG* ecdsa = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_len));
+  ASSERT_NE(ecdsa, nullptr);
+  TPMT_SIGNATURE sig{};
+  sig.sigAlg = TPM2_ALG_ECDSA;
+  sig.signature.ecdsa.hash = TPM2_ALG_SHA256;
+  sig.signature.ecdsa.signatureR.size = 32;
+  sig.signature.ecdsa.signatureS.size = 32;
+  ASSERT_EQ(BN_bn2binpad(ECDSA_SIG_get0_r(ecdsa), sig.signature.ecdsa.signatureR.buffer, 32), 32);
+  ASSERT_EQ(BN_bn2binpad(ECDSA_SIG_get0_s(ecdsa), sig.signature.ecdsa.signatureS.buffer, 32), 32);
+  ECDSA_SIG_free(ecdsa);
+
+  EXPECT_TRUE(attest::CheckAkPublic(*soft).ok());
+  Status forged_ok = attest::CheckAkCreation(*soft, creation_bytes, attest_bytes, sig);
+  EXPECT_TRUE(forged_ok.ok()) << forged_ok.ToString();
+
+  auto tpm = Open(tcti());
+  auto ek = attest_tpm::ReadEk(tpm, EkKind::kRsa2048);
+  ASSERT_TRUE(ek.ok());
+  const Bytes secret = RandomSecret();
+  auto cred = attest::MakeCredential(ek->pub, name, secret);
+  ASSERT_TRUE(cred.ok());
+  ESYS_TR handle = ESYS_TR_NONE;
+  const TSS2_RC rc = Esys_LoadExternal(tpm.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, nullptr,
+                                       &in, ESYS_TR_RH_OWNER, &handle);
+  ASSERT_EQ(rc, TSS2_RC_SUCCESS) << Status::FromTss2(rc, "LoadExternal").ToString();
+  attest_tpm::LoadedObject external(tpm.get(), handle);
+  auto r = attest_tpm::ActivateCredential(tpm, external, EkKind::kRsa2048, *cred);
+  ASSERT_FALSE(r.ok()) << "a public-only software key activated a credential";
+  // ActivateCredential needs the ADMIN role of activateHandle: no authValue
+  // and no policy for a public-only object.
+  EXPECT_EQ(r.status().origin_code(), TPM2_RC_AUTH_UNAVAILABLE) << r.status().ToString();
 }
 
 TEST_F(EnrolmentTest, MakeCredentialRefusesBadInputs) {

@@ -131,7 +131,8 @@ struct EnrolmentRequest {
   TPMT_SIGNATURE ak_creation_signature{};   // signature over the attest
 };
 
-// The request as JSON, one object, all binary fields lowercase hex:
+// The request as JSON, one object, all binary fields lowercase hex (the
+// parser also accepts upper case):
 //   "version":               1 (integer)
 //   "ek_public":             TPM2B_PUBLIC of the EK (with its size)
 //   "ek_certificate":        the EK certificate, DER; absent when the TPM has
