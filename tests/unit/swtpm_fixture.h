@@ -31,8 +31,9 @@ class SwtpmProcess {
 };
 
 // Files of a TPM "manufactured" by swtpm_setup with swtpm_localca: an RSA
-// 2048 and an ECC EK with certificates in NV, a platform certificate, and
-// the local CA (root + intermediate) that signed them, all under `dir`.
+// 2048 and an ECC P-384 EK (swtpm 0.7) with certificates in NV, a platform
+// certificate, and the local CA (root + intermediate) that signed them, all
+// under `dir`.
 struct ManufacturedTpm {
   std::string state_dir;        // swtpm's state (dir/state)
   std::string root_ca_pem;      // the local CA's self-signed root
