@@ -3,7 +3,7 @@
 // start deep inside the parsers instead of at the header checks.
 //   fuzz_seed_gen OUT_DIR  ->  OUT_DIR/<target>/ for record_decoder_fuzz,
 //   log_parser_fuzz, state_loader_fuzz, verifier_fuzz, vigild_state_fuzz,
-//   ima_log_fuzz and evidence_fuzz
+//   ima_log_fuzz, evidence_fuzz and enrolment_request_fuzz
 // Every seed is checked with the library before it is written (a log that
 // does not replay or verify would be a poor seed), so a failure here means
 // the generator and the parsers disagree: the run stops with an error.
@@ -19,12 +19,17 @@
 #include <string_view>
 #include <vector>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <tss2/tss2_mu.h>
+
 #include "baseline_fuzz_config.h"
 #include "module_sim.h"
 #include "state.h"
 #include "vigil/attest/evidence.h"
 #include "verifier_program.h"
 #include "vigil.h"
+#include "vigil/attest/enrolment.h"
 #include "vigil/baseline/store.h"
 #include "vigil/chain.h"
 #include "vigil/digest.h"
@@ -972,6 +977,118 @@ void WriteEvidenceSeeds(const fs::path& dir) {
   const std::string full = vigil::attest::SerializeEvidence(e);
   Require(vigil::attest::ParseEvidence(full), "full evidence");
   WriteSeed(dir, "full", full);
+// Enrolment requests: structurally valid, with a real P-256 AK point (so
+// CheckAkPublic passes and the fuzzer reaches CheckAkCreation), with and
+// without an EK certificate field. Every seed parses.
+void WriteEnrolmentSeeds(const fs::path& dir) {
+  auto marshal_public = [](const TPMT_PUBLIC& pub) {
+    TPM2B_PUBLIC wrapped{};
+    wrapped.publicArea = pub;
+    Bytes out(sizeof(TPM2B_PUBLIC));
+    size_t off = 0;
+    if (Tss2_MU_TPM2B_PUBLIC_Marshal(&wrapped, out.data(), out.size(), &off) != TSS2_RC_SUCCESS) {
+      Fail("marshalling a seed public area");
+    }
+    out.resize(off);
+    return out;
+  };
+  TPMT_PUBLIC ek{};
+  ek.type = TPM2_ALG_RSA;
+  ek.nameAlg = TPM2_ALG_SHA256;
+  ek.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                        TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_ADMINWITHPOLICY |
+                        TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+  ek.authPolicy.size = 32;
+  ek.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
+  ek.parameters.rsaDetail.symmetric.keyBits.aes = 128;
+  ek.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+  ek.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+  ek.parameters.rsaDetail.keyBits = 2048;
+  ek.unique.rsa.size = 256;
+  for (size_t i = 0; i < 256; ++i) ek.unique.rsa.buffer[i] = static_cast<uint8_t>(0x80 | i);
+
+  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+  if (key == nullptr) Fail("P-256 key for the enrolment seed");
+  uint8_t point[65];
+  size_t point_len = 0;
+  const int got = EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                                  sizeof(point), &point_len);
+  EVP_PKEY_free(key);
+  if (got != 1 || point_len != 65) Fail("P-256 point for the enrolment seed");
+  TPMT_PUBLIC ak{};
+  ak.type = TPM2_ALG_ECC;
+  ak.nameAlg = TPM2_ALG_SHA256;
+  ak.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                        TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+                        TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT;
+  ak.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+  ak.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
+  ak.parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+  ak.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+  ak.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+  ak.unique.ecc.x.size = 32;
+  std::memcpy(ak.unique.ecc.x.buffer, point + 1, 32);
+  ak.unique.ecc.y.size = 32;
+  std::memcpy(ak.unique.ecc.y.buffer, point + 33, 32);
+
+  vigil::attest::EnrolmentRequest request;
+  auto ek_area = vigil::tpmobj::ParseTpm2bPublic(marshal_public(ek));
+  auto ak_area = vigil::tpmobj::ParseTpm2bPublic(marshal_public(ak));
+  Require(ek_area, "seed EK public");
+  Require(ak_area, "seed AK public");
+  request.ek = *ek_area;
+  request.ak = *ak_area;
+
+  TPMS_CREATION_DATA creation{};
+  creation.parentNameAlg = TPM2_ALG_SHA256;
+  creation.locality = 1;
+  creation.parentName.size = 4;
+  std::memcpy(creation.parentName.name, "\x40\x00\x00\x01", 4);
+  Bytes creation_bytes(sizeof(creation));
+  size_t off = 0;
+  if (Tss2_MU_TPMS_CREATION_DATA_Marshal(&creation, creation_bytes.data(), creation_bytes.size(),
+                                         &off) != TSS2_RC_SUCCESS) {
+    Fail("marshalling the seed creation data");
+  }
+  creation_bytes.resize(off);
+  request.ak_creation_data = creation_bytes;
+
+  TPMS_ATTEST attest{};
+  attest.magic = TPM2_GENERATED_VALUE;
+  attest.type = TPM2_ST_ATTEST_CREATION;
+  attest.qualifiedSigner.size = 0;
+  auto name = vigil::tpmobj::Name(request.ak);
+  Require(name, "seed AK name");
+  attest.attested.creation.objectName.size = static_cast<UINT16>(name->size());
+  std::memcpy(attest.attested.creation.objectName.name, name->data(), name->size());
+  auto hash = vigil::crypto::Hash(TPM2_ALG_SHA256, creation_bytes);
+  Require(hash, "seed creation hash");
+  attest.attested.creation.creationHash.size = static_cast<UINT16>(hash->size());
+  std::memcpy(attest.attested.creation.creationHash.buffer, hash->data(), hash->size());
+  Bytes attest_bytes(sizeof(attest));
+  off = 0;
+  if (Tss2_MU_TPMS_ATTEST_Marshal(&attest, attest_bytes.data(), attest_bytes.size(), &off) !=
+      TSS2_RC_SUCCESS) {
+    Fail("marshalling the seed attest");
+  }
+  attest_bytes.resize(off);
+  request.ak_creation_attest = attest_bytes;
+
+  request.ak_creation_signature.sigAlg = TPM2_ALG_ECDSA;
+  request.ak_creation_signature.signature.ecdsa.hash = TPM2_ALG_SHA256;
+  request.ak_creation_signature.signature.ecdsa.signatureR.size = 32;
+  request.ak_creation_signature.signature.ecdsa.signatureS.size = 32;
+  request.ak_creation_signature.signature.ecdsa.signatureR.buffer[31] = 1;
+  request.ak_creation_signature.signature.ecdsa.signatureS.buffer[31] = 1;
+
+  const std::string no_cert = vigil::attest::SerializeEnrolmentRequest(request);
+  Require(vigil::attest::ParseEnrolmentRequest(no_cert), "seed enrolment request (no cert)");
+  WriteSeed(dir, "no-cert", no_cert);
+  // A minimal DER certificate-shaped SEQUENCE as the EK certificate field.
+  request.ek_certificate_der = {0x30, 0x03, 0x02, 0x01, 0x01};
+  const std::string with_cert = vigil::attest::SerializeEnrolmentRequest(request);
+  Require(vigil::attest::ParseEnrolmentRequest(with_cert), "seed enrolment request (cert)");
+  WriteSeed(dir, "with-cert", with_cert);
 }
 
 int main(int argc, char** argv) {
@@ -987,8 +1104,9 @@ int main(int argc, char** argv) {
   const fs::path vigild_state_dir = out / "vigild_state_fuzz";
   const fs::path ima_dir = out / "ima_log_fuzz";
   const fs::path evidence_dir = out / "evidence_fuzz";
-  for (const fs::path& dir :
-       {record_dir, log_dir, state_dir, verifier_dir, vigild_state_dir, ima_dir, evidence_dir}) {
+  const fs::path enrolment_dir = out / "enrolment_request_fuzz";
+  for (const fs::path& dir : {record_dir, log_dir, state_dir, verifier_dir, vigild_state_dir,
+                              ima_dir, evidence_dir, enrolment_dir}) {
     fs::create_directories(dir);
   }
 
@@ -1002,5 +1120,6 @@ int main(int argc, char** argv) {
   WriteVigildStateSeeds(vigild_state_dir, restart);
   WriteImaSeeds(ima_dir);
   WriteEvidenceSeeds(evidence_dir);
+  WriteEnrolmentSeeds(enrolment_dir);
   return 0;
 }
