@@ -21,7 +21,10 @@
 #include <sstream>
 #include <vector>
 
+#include "attest_test_util.h"
 #include "swtpm_fixture.h"
+#include "vigil/attest/quote.h"
+#include "vigil/attest_tpm/quote.h"
 #include "vigil/attest/enrolment.h"
 #include "vigil/attest_tpm/enrolment.h"
 #include "vigil/digest.h"
@@ -189,6 +192,34 @@ TEST_F(EnrolmentTest, RoundTripWithRsaEk) {
 TEST_F(EnrolmentTest, RoundTripWithEccEk) {
   auto tpm = Open(tcti());
   RoundTrip(tpm, EkKind::kEccP256);
+}
+
+// The AK lives in the endorsement hierarchy: a quote by a key of another
+// hierarchy obfuscates resetCount and restartCount with a per-key value, and
+// the verifier's clock checks need the TPM's own counters. After two power
+// cycles the quote must say what TPM2_ReadClock says.
+TEST_F(EnrolmentTest, AkQuotesCarryTheTpmsOwnResetAndRestartCounts) {
+  tpm::EsysContext tpm = Open(tcti());
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(testing::SwtpmPowerCycle(tcti()).ok());
+    ASSERT_EQ(Esys_Startup(tpm.get(), TPM2_SU_CLEAR), TSS2_RC_SUCCESS);
+  }
+  auto blobs = attest_tpm::CreateAk(tpm);
+  ASSERT_TRUE(blobs.ok()) << blobs.status().ToString();
+  auto ak = attest_tpm::LoadAk(tpm, *blobs);
+  ASSERT_TRUE(ak.ok()) << ak.status().ToString();
+  const Bytes nonce = RandomSecret();
+  auto quote = attest_tpm::Quote(tpm, ak->handle(), nonce, {{TPM2_ALG_SHA256, {16}}});
+  ASSERT_TRUE(quote.ok()) << quote.status().ToString();
+  auto facts = attest::CheckQuote(AkPublic(*blobs), quote->attest, quote->signature, nonce);
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  TPMS_TIME_INFO* now = nullptr;
+  ASSERT_EQ(Esys_ReadClock(tpm.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &now),
+            TSS2_RC_SUCCESS);
+  EXPECT_EQ(facts->clock.resetCount, now->clockInfo.resetCount);
+  EXPECT_EQ(facts->clock.restartCount, now->clockInfo.restartCount);
+  EXPECT_GE(now->clockInfo.resetCount, 2u) << "two power cycles at least";
+  Esys_Free(now);
 }
 
 TEST_F(EnrolmentTest, EkIsTheTemplateKeyEveryTimeAndHasNoCertOnAFreshTpm) {

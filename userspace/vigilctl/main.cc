@@ -66,6 +66,7 @@
 #include <thread>
 #include <vector>
 
+#include "attest_cmd.h"
 #include "baseline_cmd.h"
 #include "vigil/agents.h"
 #include "vigil/anchor_check.h"
@@ -1018,6 +1019,10 @@ int main(int argc, char** argv) {
   auto* agent_untrack = agent->add_subcommand("untrack", "Stop recording an agent");
   agent_untrack->add_option("--name", agent_name, "Agent name")->required();
 
+  vigilctl::AttestOptions attest_options;
+  attest_options.device = g_device;
+  CLI::App* attest = vigilctl::AddAttestCommands(app, attest_options);
+
   vigilctl::BaselineShowOptions baseline_show;
   std::string baseline_out;
   auto* baseline = app.add_subcommand(
@@ -1059,6 +1064,7 @@ int main(int argc, char** argv) {
     }
     if (*verify_chain) return CmdVerifyChain(chain_args);
     if (*export_cel) return CmdExportCel(cel_args);
+    if (*attest) return vigilctl::RunAttest(*attest, attest_options);
   } catch (const std::exception& e) {
     std::cerr << "vigilctl: " << vigil::format::EscapeText(e.what()) << "\n";
     return kExitError;

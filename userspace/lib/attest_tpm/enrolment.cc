@@ -238,9 +238,13 @@ bool IsCredentialRefusal(TSS2_RC rc) {
          base == TPM2_RC_ECC_POINT || base == TPM2_RC_NO_RESULT;
 }
 
-// The SRK, transient.
+// The AK's parent: a storage primary with the SRK template, transient, but
+// in the ENDORSEMENT hierarchy. A quote signed by a key of any other
+// hierarchy carries resetCount, restartCount and firmwareVersion
+// obfuscated with a per-key value (TPM 2.0 Part 3, TPM2_Quote / Part 2
+// TPMS_CLOCK_INFO), which the verifier's clock checks cannot use.
 Result<LoadedObject> CreateSrk(ESYS_CONTEXT* ctx) {
-  return CreatePrimary(ctx, ESYS_TR_RH_OWNER, SrkTemplate(), "SRK", nullptr);
+  return CreatePrimary(ctx, ESYS_TR_RH_ENDORSEMENT, SrkTemplate(), "AK parent", nullptr);
 }
 
 }  // namespace

@@ -57,8 +57,9 @@ struct AkBlobs {
 
 // Creates an AK: a restricted ECC P-256 ECDSA-SHA256 signing key (fixedTPM,
 // fixedParent, sensitiveDataOrigin, userWithAuth, noDA; empty auth) under
-// the SRK (the standard owner-hierarchy ECC P-256 storage primary, created
-// transiently and flushed, never persisted), loads it and has it certify its
+// a storage primary with the SRK template in the ENDORSEMENT hierarchy
+// (created transiently and flushed, never persisted: quotes of keys in other
+// hierarchies carry obfuscated reset/restart counts), loads it and has it certify its
 // own creation (TPM2_CertifyCreation, signHandle = objectHandle = AK, no
 // qualifying data). Every transient handle is flushed before returning.
 Result<AkBlobs> CreateAk(tpm::EsysContext& tpm);
@@ -109,7 +110,7 @@ class LoadedObject {
   ESYS_TR handle_ = ESYS_TR_NONE;
 };
 
-// Loads the AK under a transient SRK (flushed right after). Fails on a TPM
+// Loads the AK under its transient parent (flushed right after). Fails on a TPM
 // other than the one that created it (the private area is wrapped by that
 // TPM's SRK).
 Result<LoadedObject> LoadAk(tpm::EsysContext& tpm, const AkBlobs& blobs);
