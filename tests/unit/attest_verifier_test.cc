@@ -12,6 +12,8 @@
 #include <tss2/tss2_sys.h>
 
 #include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <functional>
 #include <optional>
 #include <string>
@@ -26,6 +28,10 @@
 #include "vigil/attest/verifier.h"
 #include "vigil/attest_tpm/key_certification.h"
 #include "vigil/attest_tpm/quote.h"
+#include "service.h"
+#include "vigil/attest/enrolment.h"
+#include "vigil/attest_tpm/enrolment.h"
+#include "vigil/digest.h"
 #include "vigil/tpm.h"
 
 namespace vigil {
@@ -470,6 +476,89 @@ TEST_F(AttestVerifierTest, TamperMatrix) {
     state_ = saved_state;
     policy_ = saved_policy;
   }
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// vigil-verifier's service end to end on one swtpm: enrolment with the
+// node's real EK and AK, activation, nonces, evidence quoted by the enrolled
+// AK, and what the state directory refuses.
+TEST_F(AttestVerifierTest, ServiceEnrolsActivatesAndDecidesOnceEachNonce) {
+  char tmpl[] = "/tmp/vigil-verifier-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto service = verifier::Service::Open(dir, policy_);
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+
+  // Node: EK, AK, request. Verifier: checks, challenge. (The fixture's
+  // test AK goes: swtpm has three object slots, and the module's key holds one.)
+  ASSERT_EQ(Esys_FlushContext(ctx(), ak_), TSS2_RC_SUCCESS);
+  auto ek = attest_tpm::ReadEk(*tpm_, attest_tpm::EkKind::kEccP256);
+  ASSERT_TRUE(ek.ok()) << ek.status().ToString();
+  auto blobs = attest_tpm::CreateAk(*tpm_);
+  ASSERT_TRUE(blobs.ok()) << blobs.status().ToString();
+  auto request = attest_tpm::MakeEnrolmentRequest(*ek, *blobs);
+  ASSERT_TRUE(request.ok());
+  const std::string request_json = attest::SerializeEnrolmentRequest(*request);
+  verifier::EnrolOptions options;
+  EXPECT_EQ(service->Enrol(request_json, options).status().code(), ErrorCode::kInvalidArgument)
+      << "neither a CA nor --pin-ek";
+  options.pin_ek = true;
+  auto challenge = service->Enrol(request_json, options);
+  ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
+  const auto c = nlohmann::json::parse(*challenge);
+  const std::string node = c.at("node");
+  EXPECT_EQ(node, crypto::ToHex(*tpmobj::Name(ek->pub)));
+
+  // Node: activation. A wrong answer ends the challenge.
+  attest::Credential cred{*crypto::FromHex(c.at("id_object").get<std::string>()),
+                          *crypto::FromHex(c.at("encrypted_secret").get<std::string>())};
+  auto ak = attest_tpm::LoadAk(*tpm_, *blobs);
+  ASSERT_TRUE(ak.ok()) << ak.status().ToString();
+  auto secret = attest_tpm::ActivateCredential(*tpm_, *ak, attest_tpm::EkKind::kEccP256, cred);
+  ASSERT_TRUE(secret.ok()) << secret.status().ToString();
+  EXPECT_EQ(service->IssueNonce(node).status().code(), ErrorCode::kNotFound) << "not activated";
+  EXPECT_EQ(service->Activate("../../etc", crypto::ToHex(*secret)).code(),
+            ErrorCode::kInvalidArgument);
+  ASSERT_TRUE(service->Activate(node, crypto::ToHex(*secret)).ok());
+  EXPECT_EQ(service->Activate(node, crypto::ToHex(*secret)).code(),
+            ErrorCode::kFailedPrecondition)
+      << "one answer per challenge";
+  EXPECT_EQ(service->Enrol(request_json, options).status().code(),
+            ErrorCode::kFailedPrecondition)
+      << "an enrolled node enrols again only with --re-enrol";
+
+  // Rounds: nonce -> evidence by the enrolled AK -> decision.
+  ak_ = ak->handle();
+  state_.node = node;
+  const auto round = [&](bool* trusted) {
+    auto issued = service->IssueNonce(node);
+    ASSERT_TRUE(issued.ok()) << issued.status().ToString();
+    const auto n = nlohmann::json::parse(*issued);
+    state_.next_log_seq = n.at("from_seq");
+    state_.anchor.last_seq = n.at("events_after");
+    const auto nonce = *crypto::FromHex(n.at("nonce").get<std::string>());
+    const std::string evidence = attest::SerializeEvidence(Make(nonce));
+    auto result = service->Verify(evidence);
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    *trusted = result->trusted;
+    EXPECT_TRUE(result->trusted) << attest::ResultJson(*result);
+    // The same evidence again: its nonce is spent.
+    auto replay = service->Verify(evidence);
+    ASSERT_TRUE(replay.ok());
+    ExpectRefused(*replay, "already answered");
+  };
+  bool trusted = false;
+  round(&trusted);
+  ASSERT_TRUE(trusted);
+  Work(2);
+  round(&trusted);
+  ASSERT_TRUE(trusted);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

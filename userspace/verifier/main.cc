@@ -169,6 +169,8 @@ int main(int argc, char** argv) {
   enrol->add_option("--ca", enrol_options.ca_files, "CA certificate (PEM) of the EK certificate");
   enrol->add_flag("--pin-ek", enrol_options.pin_ek,
                   "Trust the EK as sent (no certificate chain): trust on first use");
+  enrol->add_flag("--re-enrol", enrol_options.re_enrol,
+                  "Enrol a node that is enrolled already (a new AK; its history restarts)");
   auto* activate = app.add_subcommand("activate", "Check the node's activated credential");
   activate->add_option("--node", node, "Node id (hex EK name)")->required();
   activate->add_option("--secret", secret, "The secret ActivateCredential returned (hex)")

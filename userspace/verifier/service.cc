@@ -99,6 +99,12 @@ Result<std::string> Service::Enrol(std::string_view request_json, const EnrolOpt
                          attest::MakeCredential(req.ek, ak_name, secret));
 
   VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, daemon::StateDir::Open(NodeDir(node)));
+  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> enrolled, nd.Read(kStateFile));
+  if (enrolled && !options.re_enrol) {
+    return Status::Error(ErrorCode::kFailedPrecondition,
+                         "node " + node + " is enrolled already; enrolling it again (a new AK, "
+                         "its history restarted) needs the operator's --re-enrol");
+  }
   json enrolment = {
       {"version", 1},
       {"node", node},

@@ -27,6 +27,10 @@ namespace vigil::verifier {
 struct EnrolOptions {
   std::vector<std::string> ca_files;  // EK certificate chain roots/intermediates
   bool pin_ek = false;                // trust the EK as given (no certificate)
+  // An enrolled node enrols again only when the operator says so (the
+  // command line's --re-enrol; never over HTTP): a new AK resets what the
+  // verifier followed for the node.
+  bool re_enrol = false;
 };
 
 class Service {
