@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -153,7 +154,22 @@ Result<std::string> Evidence(const AttestOptions& o) {
   const uint64_t from_seq = same_instance ? o.from_seq : 1;
   const uint64_t events_after = same_instance ? o.events_after : 0;
 
-  // The log from from_seq, cut after the last SIGNATURE (whole checkpoints).
+  // The events vigild saved (--raw-out); the highest seq it has written.
+  std::vector<vigil::records::Record> saved_events;
+  uint64_t saved_up_to = UINT64_MAX;
+  if (!o.events.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(std::string saved, ReadFile(o.events));
+    // A record vigild is writing right now may be cut short: whole ones only.
+    const auto prefix = vigil::records::DecodeStreamPrefix(std::span<const uint8_t>(
+        reinterpret_cast<const uint8_t*>(saved.data()), saved.size()));
+    if (!prefix.stopped.ok() && prefix.stopped.code() != ErrorCode::kTruncated) return prefix.stopped;
+    saved_events = prefix.records;
+    saved_up_to = 0;
+    for (const vigil::records::Record& e : saved_events) saved_up_to = std::max(saved_up_to, e.seq());
+  }
+
+  // The log from from_seq, cut after the last SIGNATURE of a checkpoint
+  // whose events vigild has all written (whole checkpoints only).
   VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> raw, dev.ReadAvailable());
   VIGIL_ASSIGN_OR_RETURN(std::vector<vigil::records::Record> log,
                          vigil::records::DecodeStream(raw));
@@ -168,11 +184,14 @@ Result<std::string> Evidence(const AttestOptions& o) {
     if (log[i].seq() < from_seq) first = i + 1;
     if (log[i].seq() >= from_seq && log[i].type() == VIGIL_LOG_SIGNATURE) {
       auto sig = log[i].As<vigil_log_signature>();
+      uint64_t cp_last = 0;
       for (size_t k = i; sig && k-- > 0;) {
         if (log[k].seq() != sig->checkpoint_seq) continue;
-        if (auto cp = log[k].As<vigil_log_checkpoint>()) last_event = cp->last_seq;
+        if (auto cp = log[k].As<vigil_log_checkpoint>()) cp_last = cp->last_seq;
         break;
       }
+      if (cp_last > saved_up_to) break;  // vigild has not written its events yet
+      last_event = std::max(last_event, cp_last);
       end = i + 1;
     }
   }
@@ -189,16 +208,10 @@ Result<std::string> Evidence(const AttestOptions& o) {
     to.insert(to.end(), bytes.begin(), bytes.end());
   }
 
-  // Events vigild saved (--raw-out) in (events_after, last_event].
-  if (!o.events.empty()) {
-    VIGIL_ASSIGN_OR_RETURN(std::string saved, ReadFile(o.events));
-    VIGIL_ASSIGN_OR_RETURN(std::vector<vigil::records::Record> events,
-                           vigil::records::DecodeStream(std::span<const uint8_t>(
-                               reinterpret_cast<const uint8_t*>(saved.data()), saved.size())));
-    for (const vigil::records::Record& e : events) {
-      if (e.seq() <= events_after || e.seq() > last_event) continue;
-      ev.events.insert(ev.events.end(), e.bytes().begin(), e.bytes().end());
-    }
+  // Events vigild saved in (events_after, last_event].
+  for (const vigil::records::Record& e : saved_events) {
+    if (e.seq() <= events_after || e.seq() > last_event) continue;
+    ev.events.insert(ev.events.end(), e.bytes().begin(), e.bytes().end());
   }
 
   if (info.anchor == VIGIL_ANCHOR_IMA) {
