@@ -99,6 +99,7 @@ class AttestVerifierTest : public testing::SwtpmFixture {
     // What the module measures at load, then work and checkpoints.
     sim_.LogRecord(Measure(sim_.NextLogSeq(), VIGIL_MEASURE_MODULE, 0x11));
     sim_.LogRecord(Measure(sim_.NextLogSeq(), VIGIL_MEASURE_PARAMS, 0x22));
+    sim_.SealProducers(0x33);
     ima_.BootAggregate();
     ima_.File("/usr/sbin/vigild");
     Work(2);
@@ -458,6 +459,19 @@ TEST_F(AttestVerifierTest, TamperMatrix) {
          t.policy_.params_digests = {std::string(64, 'a')};
        },
        "parameters"},
+      {"producer set not allowed by policy",
+       [](AttestVerifierTest& t, Evidence&, auto&) {
+         t.policy_.producer_set_digests = {std::string(64, 'a')};
+       },
+       "producer set"},
+      {"an event past the segment's last checkpoint",
+       [](AttestVerifierTest& t, Evidence& ev, auto&) {
+         records::Record extra = t.sim_.Commit();
+         ev.events.insert(ev.events.end(), extra.bytes().begin(), extra.bytes().end());
+       },
+       "outside the segment"},
+      {"events said to start elsewhere",
+       [](auto&, Evidence& ev, auto&) { ev.events_after = 2; }, "events"},
       {"development anchor against an IMA policy",
        [](AttestVerifierTest& t, Evidence&, auto&) { t.policy_.anchor = VIGIL_ANCHOR_PCR; },
        "pcrs"},
@@ -559,6 +573,95 @@ TEST_F(AttestVerifierTest, ServiceEnrolsActivatesAndDecidesOnceEachNonce) {
   round(&trusted);
   ASSERT_TRUE(trusted);
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// History a root attacker would hide from a verifier that already follows
+// the instance, each refused: starting the instance over at seq 1 (a
+// rewind to its first checkpoints), a segment that stops before the newest
+// checkpoint the quote covers, a producer silenced across two evidences, a
+// second instance extended into PCR 10 by root after the real one.
+TEST_F(AttestVerifierTest, RewindWithholdingSilenceAndASecondInstanceAreRefused) {
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  Work(1);
+  const auto n1 = Random(32);
+  AttestationResult first = Decide(Make(n1), n1);
+  ASSERT_TRUE(first.trusted) << attest::ResultJson(first);
+  state_ = first.next;
+  ASSERT_TRUE(state_.anchor.liveness.has_value()) << "the anchor keeps its checkpoint";
+  state_ = *attest::ParseNodeState(attest::SerializeNodeState(state_));
+  ASSERT_TRUE(state_.anchor.liveness.has_value()) << "and the saved state too";
+
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  Work(2);
+  {  // the rewind: the followed instance again from seq 1
+    const attest::NodeState followed = state_;
+    state_.next_log_seq = 1;
+    state_.anchor.last_seq = 0;
+    const auto n = Random(32);
+    Evidence ev = Make(n);
+    state_ = followed;
+    ExpectRefused(Decide(ev, n), "cannot start over");
+  }
+  {  // withholding: the newest checkpoint (in the quoted IMA log) left out
+    const auto n = Random(32);
+    Evidence ev = Make(n);
+    auto recs = *records::DecodeStream(ev.log.records);
+    recs.erase(recs.end() - 2, recs.end());
+    ev.log.records = Concat(recs);
+    ExpectRefused(Decide(ev, n), "history withheld");
+  }
+  {  // the honest segment still passes
+    const auto n = Random(32);
+    AttestationResult r = Decide(Make(n), n);
+    ASSERT_TRUE(r.trusted) << attest::ResultJson(r);
+    state_ = r.next;
+  }
+  // A producer switched off after the last evidence: its tracepoint fires,
+  // it does not run. The first checkpoint of the next segment shows it.
+  sim_.Fire(VIGIL_PROD_EXEC, 50);
+  Work(1);
+  {
+    const auto n = Random(32);
+    ExpectRefused(Decide(Make(n), n), "producer_silent");
+  }
+  // Root's own instance, extended into PCR 10 after the real one's entries
+  // (which it cannot remove), presented as a new instance.
+  testing::ModuleSim forged(0x77);
+  forged.set_anchor(VIGIL_ANCHOR_IMA);
+  forged.UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r,
+                                           uint8_t* s) { return TpmSign(d, r, s); });
+  forged.LogRecord(Measure(forged.NextLogSeq(), VIGIL_MEASURE_MODULE, 0x11));
+  forged.LogRecord(Measure(forged.NextLogSeq(), VIGIL_MEASURE_PARAMS, 0x22));
+  forged.SealProducers(0x33);
+  std::vector<records::Record> forged_events;
+  for (int i = 0; i < 3; ++i) forged_events.push_back(forged.Commit());
+  forged.Checkpoint();
+  ima_.Module(forged);
+  for (; tpm_extends_ < ima_.extends.size(); ++tpm_extends_) {
+    const auto& [alg, m] = ima_.extends[tpm_extends_];
+    ASSERT_TRUE(tpm_->PcrExtend(10, {{alg, m}}).ok());
+  }
+  for (const bool allow_reload : {false, true}) {
+    SCOPED_TRACE(allow_reload);
+    policy_.allow_reload = allow_reload;
+    const auto n = Random(32);
+    Evidence ev = Make(n);
+    std::memcpy(ev.module.instance.data(), forged.instance().data(), ev.module.instance.size());
+    ev.log.from_seq = 1;
+    ev.log.records = Concat(forged.log());
+    ev.events_after = 0;
+    ev.events = Concat(forged_events);
+    auto cert = attest_tpm::CertifyModuleKey(*tpm_, ak_, creation_, n);
+    ASSERT_TRUE(cert.ok());
+    ev.key_certification = *cert;
+    ExpectRefused(Decide(ev, n), allow_reload ? "sealed checkpoint" : "one per boot");
+  }
 }
 
 }  // namespace

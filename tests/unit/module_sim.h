@@ -119,7 +119,11 @@ class ModuleSim {
   void Fire(unsigned role, uint64_t n) { hits_[role] += n; }
   // Runs beyond the firings (the program attached a second time).
   void RunExtra(unsigned role, uint64_t n) { alive_[role] += n; }
-  void SealProducers() { producers_gen_++; }
+  // A producer window sealed: the next checkpoints name the set's digest.
+  void SealProducers(uint8_t digest_fill = 0) {
+    producers_gen_++;
+    std::memset(producers_digest_, digest_fill, sizeof(producers_digest_));
+  }
   void Refuse(uint64_t n) { rejected_ += n; }
   // The public key as a PEM SubjectPublicKeyInfo (what `--key FILE` reads).
   std::string PublicPem() const {
@@ -154,6 +158,7 @@ class ModuleSim {
     std::memcpy(cp.alive, alive_, sizeof(cp.alive));
     std::memcpy(cp.hits, hits_, sizeof(cp.hits));
     cp.producers_gen = producers_gen_;
+    std::memcpy(cp.producers_digest, producers_digest_, sizeof(cp.producers_digest));
     cp.rejected_total = rejected_;
     std::memcpy(cp.chain_head, head_.data(), 32);
     std::memcpy(cp.prev_digest, prev_digest_.data(), 32);
@@ -264,6 +269,7 @@ class ModuleSim {
   uint64_t alive_[VIGIL_PROD_SLOTS] = {};
   uint64_t hits_[VIGIL_PROD_SLOTS] = {};
   uint32_t producers_gen_ = 0;
+  uint8_t producers_digest_[VIGIL_DIGEST_LEN] = {};
   uint64_t rejected_ = 0;
   std::unique_ptr<EVP_PKEY, PkeyFree> key_;
   crypto::EcPoint point_{};

@@ -263,6 +263,7 @@ Status ImaLog::AddEntry(std::span<const uint8_t> e, size_t* used) {
     if (ParseVigilName(name, &v) && DigestFieldMatches(fields[0], fields[2])) {
       v.pcr = pcr;
       v.record.assign(fields[2].begin(), fields[2].end());
+      v.index = entries_;
       vigil_.push_back(std::move(v));
       vigil_index_.push_back(entries_);
     }

@@ -116,6 +116,13 @@ StreamVerifier::StreamVerifier(const Anchor& anchor, VerifierOptions options)
       link_drops_(anchor.drops_total),
       link_busy_(anchor.busy_total),
       link_refused_(anchor.log_refused) {
+  if (anchor.liveness) {
+    // As for a first checkpoint: what ran up to the anchor is what runs.
+    last_live_ = anchor.liveness;
+    for (unsigned role = 1; role <= VIGIL_PROD_ROLE_MAX; ++role) {
+      if (anchor.liveness->alive[role] != 0) active_roles_ |= 1u << role;
+    }
+  }
   link_open_ = options_.open_first_link;
   if (options_.reorder_window == 0) options_.reorder_window = 1;
   if (options_.max_claims_per_seq < 2) options_.max_claims_per_seq = 2;
@@ -1036,6 +1043,7 @@ CheckpointVerdict StreamVerifier::Decide(PendingCheckpoint& p) {
     anchor_.drops_total = cp.drops_total;
     anchor_.busy_total = cp.busy_total;
     anchor_.log_refused = cp.log_refused;
+    anchor_.liveness = cp;
   }
   return v;
 }

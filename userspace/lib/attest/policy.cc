@@ -49,7 +49,7 @@ Result<Policy> ParsePolicy(std::string_view text) {
   static const std::set<std::string> kKnown = {
       "version",        "anchor",         "allow_dev_anchor",     "module_digests",
       "params_digests", "producer_set_digests", "collector_digests", "max_loss",
-      "allow_unsigned", "nonce_ttl_seconds"};
+      "allow_unsigned", "allow_reload", "nonce_ttl_seconds"};
   for (const auto& [key, value] : doc.items()) {
     if (!kKnown.contains(key)) return Bad(key, "is not a policy key (misspelt?)");
   }
@@ -70,6 +70,7 @@ Result<Policy> ParsePolicy(std::string_view text) {
   };
   VIGIL_RETURN_IF_ERROR(boolean("allow_dev_anchor", &p.allow_dev_anchor));
   VIGIL_RETURN_IF_ERROR(boolean("allow_unsigned", &p.allow_unsigned));
+  VIGIL_RETURN_IF_ERROR(boolean("allow_reload", &p.allow_reload));
   if (!doc.contains("anchor") || !doc["anchor"].is_string()) {
     return Bad("anchor", "must be \"ima\" or \"pcr\"");
   }
@@ -114,6 +115,7 @@ std::string SerializePolicy(const Policy& p) {
       {"collector_digests", p.collector_digests},
       {"max_loss", p.max_loss},
       {"allow_unsigned", p.allow_unsigned},
+      {"allow_reload", p.allow_reload},
       {"nonce_ttl_seconds", p.nonce_ttl_seconds},
   };
   return doc.dump(2) + "\n";

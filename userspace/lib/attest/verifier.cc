@@ -92,6 +92,126 @@ bool FindingForbidden(const Policy& policy, const verify::Finding& f) {
   }
 }
 
+// A new instance's identity and every checkpoint's producer set. The
+// module measures MODULE and PARAMS at load, before any checkpoint; a
+// checkpoint names the sealed producer set it ran with (0: none). A log
+// without them, or whose newest checkpoint has no sealed set (nothing
+// observes the node), is not trusted.
+std::vector<std::string> CheckProducersAndIdentity(const Policy& policy,
+                                                   const std::vector<records::Record>& log,
+                                                   bool new_instance) {
+  std::vector<std::string> reasons;
+  bool module = false, params = false, any_checkpoint = false;
+  std::optional<vigil_log_checkpoint> last;
+  for (const records::Record& rec : log) {
+    if (auto m = rec.As<vigil_log_measure>()) {
+      if (!any_checkpoint && m->kind == VIGIL_MEASURE_MODULE) module = true;
+      if (!any_checkpoint && m->kind == VIGIL_MEASURE_PARAMS) params = true;
+      continue;
+    }
+    auto cp = rec.As<vigil_log_checkpoint>();
+    if (!cp) continue;
+    any_checkpoint = true;
+    last = *cp;
+    if (cp->producers_gen == 0) continue;
+    const std::string digest =
+        crypto::ToHex(std::span<const uint8_t>(cp->producers_digest, VIGIL_DIGEST_LEN));
+    if (!policy.producer_set_digests.contains(digest)) {
+      reasons.push_back("checkpoint log seq " + std::to_string(rec.seq()) +
+                        ": producer set " + digest + " is not allowed by policy");
+    }
+  }
+  if (new_instance && (!module || !params)) {
+    reasons.push_back("module: the new instance's log does not measure its identity and "
+                      "parameters before its first checkpoint");
+  }
+  if (last && last->producers_gen == 0) {
+    reasons.push_back("producers: no sealed producer set at the newest checkpoint (log seq " +
+                      std::to_string(last->hdr.seq) + "): nothing observes the node");
+  }
+  return reasons;
+}
+
+// Where the evidence's instance stands among the module instances in the
+// quoted IMA prefix. Root can extend PCR 10 itself (locality 0), so entries
+// can be ADDED to what IMA's list replays to, never removed: the instances
+// the real module wrote are all there, in order. So:
+//   - the segment must reach the newest checkpoint of its instance that the
+//     quote covers (no withholding a tail);
+//   - a new instance must be the first of the boot, or (allow_reload) come
+//     after instances that all ended with their final, sealed checkpoint;
+//   - the followed instance, if in this boot's list, must have ended so.
+Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Evidence& ev,
+                          const ima::ImaLog& ima_log, size_t prefix,
+                          const std::vector<records::Record>& segment) {
+  const std::string me = crypto::ToHex(
+      std::span<const uint8_t>(ev.module.instance.data(), 4));
+  struct Seen {
+    size_t first = 0;
+    uint64_t last_checkpoint = 0;
+    bool sealed = false;
+  };
+  std::vector<std::pair<std::string, Seen>> order;
+  for (const ima::VigilEntry& e : ima_log.vigil_entries()) {
+    if (e.index >= prefix) continue;
+    auto it = std::find_if(order.begin(), order.end(),
+                           [&](const auto& o) { return o.first == e.instance; });
+    if (it == order.end()) {
+      order.push_back({e.instance, Seen{e.index, 0, false}});
+      it = order.end() - 1;
+    }
+    if (e.kind == "checkpoint" && e.seq >= it->second.last_checkpoint) {
+      it->second.last_checkpoint = e.seq;
+      vigil_log_checkpoint cp{};
+      it->second.sealed = e.record.size() == sizeof(cp) &&
+                          (std::memcpy(&cp, e.record.data(), sizeof(cp)), true) &&
+                          cp.reason == VIGIL_CP_UNLOAD;
+    }
+  }
+  const auto mine = std::find_if(order.begin(), order.end(),
+                                 [&](const auto& o) { return o.first == me; });
+  if (mine == order.end()) {
+    return Status::Error(ErrorCode::kMismatch,
+                         "ima: the quoted IMA log holds no entry of instance " + me);
+  }
+  uint64_t segment_last_checkpoint = 0;
+  for (const records::Record& r : segment) {
+    if (r.type() == VIGIL_LOG_CHECKPOINT) segment_last_checkpoint = r.seq();
+  }
+  if (mine->second.last_checkpoint > segment_last_checkpoint) {
+    return Status::Error(ErrorCode::kMismatch,
+                         "ima: the quoted IMA log holds checkpoint log seq " +
+                             std::to_string(mine->second.last_checkpoint) +
+                             " of the instance, past the segment's last (" +
+                             std::to_string(segment_last_checkpoint) + "): history withheld");
+  }
+  if (ev.log.from_seq != kFirstLogSeq) return Status::Ok();
+  for (auto it = order.begin(); it != mine; ++it) {
+    if (!policy.allow_reload) {
+      return Status::Error(ErrorCode::kMismatch,
+                           "module: instance " + me + " is not the first of this boot (" +
+                               it->first + " came before; policy allows one per boot)");
+    }
+    if (!it->second.sealed) {
+      return Status::Error(ErrorCode::kMismatch,
+                           "module: instance " + me + " follows instance " + it->first +
+                               ", which did not end with its final, sealed checkpoint");
+    }
+  }
+  if (!state.instance_id.empty()) {
+    const std::string followed =
+        crypto::ToHex(std::span<const uint8_t>(state.instance_id.data(), 4));
+    const auto f = std::find_if(order.begin(), order.end(),
+                                [&](const auto& o) { return o.first == followed; });
+    if (f != order.end() && f > mine) {
+      return Status::Error(ErrorCode::kMismatch,
+                           "module: instance " + me + " is older than the followed instance " +
+                               followed);
+    }
+  }
+  return Status::Ok();
+}
+
 json AnchorJson(const verify::Anchor& a) {
   return {{"last_seq", a.last_seq},
           {"chain_head", crypto::ToHex(a.chain_head)},
@@ -134,6 +254,11 @@ std::string SerializeNodeState(const NodeState& s) {
                                                   s.module_key->y, 32))}}
                                   : json(nullptr)},
       {"anchor", AnchorJson(s.anchor)},
+      {"liveness", s.anchor.liveness
+                       ? json(crypto::ToHex(std::span<const uint8_t>(
+                             reinterpret_cast<const uint8_t*>(&*s.anchor.liveness),
+                             sizeof(vigil_log_checkpoint))))
+                       : json(nullptr)},
       {"next_log_seq", s.next_log_seq},
       {"clock", s.clock ? json{{"clock", s.clock->clock},
                                {"reset_count", s.clock->resetCount},
@@ -187,6 +312,17 @@ Result<NodeState> ParseNodeState(std::string_view text) {
   VIGIL_ASSIGN_OR_RETURN(s.anchor.drops_total, U64(a, "drops_total"));
   VIGIL_ASSIGN_OR_RETURN(s.anchor.busy_total, U64(a, "busy_total"));
   VIGIL_ASSIGN_OR_RETURN(s.anchor.log_refused, U64(a, "log_refused"));
+  if (j.contains("liveness") && !j["liveness"].is_null()) {
+    if (!j["liveness"].is_string()) return Bad("liveness", "must be a hex string or null");
+    auto bytes = crypto::FromHex(j["liveness"].get<std::string>());
+    if (!bytes.ok() || bytes->size() != sizeof(vigil_log_checkpoint)) {
+      return Bad("liveness", "must be one checkpoint record");
+    }
+    vigil_log_checkpoint cp{};
+    std::memcpy(&cp, bytes->data(), sizeof(cp));
+    if (cp.hdr.type != VIGIL_LOG_CHECKPOINT) return Bad("liveness", "is not a checkpoint record");
+    s.anchor.liveness = cp;
+  }
   VIGIL_ASSIGN_OR_RETURN(s.next_log_seq, U64(j, "next_log_seq"));
   if (j.contains("clock") && !j["clock"].is_null()) {
     const json& c = j["clock"];
@@ -265,6 +401,31 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
   // certification. Otherwise the followed instance goes on.
   NodeState& next = out.next;
   const bool new_instance = ev.log.from_seq == kFirstLogSeq;
+  const bool same_as_followed =
+      !state.instance_id.empty() &&
+      std::equal(state.instance_id.begin(), state.instance_id.end(), ev.module.instance.begin(),
+                 ev.module.instance.end());
+  if (new_instance && same_as_followed) {
+    // Starting the followed instance over would rewind what was verified
+    // and hide everything after its first checkpoints.
+    return refuse("log: the followed module instance cannot start over at seq 1 (a rewind)");
+  }
+  if (!new_instance && !same_as_followed) {
+    return refuse("module: the evidence names another instance than the one followed; a new "
+                  "instance starts at log seq 1");
+  }
+  const uint64_t expected_events_after = new_instance ? 0 : state.anchor.last_seq;
+  if (ev.events_after != expected_events_after) {
+    return refuse("events: the segment's events start after seq " +
+                  std::to_string(ev.events_after) + "; this verifier expects " +
+                  std::to_string(expected_events_after));
+  }
+  for (const records::Record& e : *events) {
+    if (e.seq() <= expected_events_after) {
+      return refuse("events: seq " + std::to_string(e.seq()) +
+                    " was decided already (events outside the segment)");
+    }
+  }
   if (new_instance) {
     std::optional<crypto::EcPoint> key;
     for (const records::Record& rec : *log) {
@@ -320,6 +481,9 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
     if (!prefix.ok()) return refuse("ima: IMA's log does not replay to the quoted PCR 10: " +
                                     prefix.status().message());
     ima_prefix = *prefix;
+    if (Status st = CheckInstanceOrder(policy, state, ev, *ima_log, ima_prefix, *log); !st.ok()) {
+      return refuse(st.message());
+    }
     const std::array<uint8_t, 16> instance = next.anchor.instance_id;
     options.ima_check = [&, instance](const std::vector<records::Record>& verified) {
       return ima_log->CheckModuleRecords(verified, instance, ima_prefix);
@@ -356,6 +520,17 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
 
   // 6. Policy.
   for (std::string& why : CheckMeasurements(policy, *log)) out.reasons.push_back(std::move(why));
+  for (std::string& why : CheckProducersAndIdentity(policy, *log, new_instance)) {
+    out.reasons.push_back(std::move(why));
+  }
+  const uint64_t decided_up_to = verifier.anchor().last_seq;
+  for (const records::Record& e : *events) {
+    if (e.seq() > decided_up_to) {
+      out.reasons.push_back("events: seq " + std::to_string(e.seq()) +
+                            " is past the segment's last checkpoint (events outside the segment)");
+      break;
+    }
+  }
   uint64_t lost = 0;
   for (const verify::CheckpointVerdict& v : out.verdicts) {
     const std::string where = "checkpoint log seq " + std::to_string(v.log_seq) + ": ";

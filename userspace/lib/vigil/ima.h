@@ -53,6 +53,7 @@ struct VigilEntry {
   uint64_t seq = 0;
   uint32_t pcr = 0;
   std::vector<uint8_t> record;  // the buf field: the record's bytes
+  size_t index = 0;             // its place in IMA's list (0 = first entry)
 };
 
 // IMA's log, fed in pieces as read, replayed per bank as it goes.

@@ -155,6 +155,12 @@ struct Anchor {
   uint64_t busy_total = 0;
   uint64_t log_refused = 0;
   std::optional<crypto::EcPoint> key;
+  // The anchor checkpoint itself, when the caller kept it: its liveness
+  // counters start the comparison with the next checkpoint (a verifier
+  // that starts from the anchor, like a remote verifier on each evidence,
+  // would otherwise see a producer silenced since then only from the second
+  // checkpoint on). Set by the verifier whenever it moves the anchor.
+  std::optional<vigil_log_checkpoint> liveness;
 };
 
 // Confirms that `log` (the log records fed from the newest BASE's cut on,

@@ -31,7 +31,7 @@ vigilctl agent run --name "ra@1" -- vigil-workload --burn-ms 20 --forks 2 --exit
 # The policy: the module identity, parameters and producer set this node
 # measured (what an operator takes from a known-good node).
 digest_of() { # MEASURE kind
-	vigilctl --json log | grep '"type":"measure"' | grep "\"kind\":$1[,}]" |
+	vigilctl log --json | grep '"type":"measure"' | grep "\"kind\":$1[,}]" |
 		sed -n 's/.*"digest":"\([0-9a-f]*\)".*/\1/p' | tail -n 1
 }
 module=$(digest_of 1)
@@ -62,7 +62,7 @@ if [ $rc -eq 0 ] && grep -q '^enrolled as node' $dir/push.txt && [ "$trusted" -g
 else
 	vt_fail ra-push-trusted "exit $rc: $(tail -n 3 $dir/push.txt | cut -c1-400 | tr '\n' '|') $(tail -n 3 $dir/push.err | tr '\n' '|')"
 fi
-if grep -q '"trusted":false' $dir/push.txt; then
+if grep -q '"trusted":false' $dir/push.txt || [ "$trusted" -eq 0 ]; then
 	vt_fail ra-no-untrusted "$(grep -m1 '"trusted":false' $dir/push.txt | cut -c1-300)"
 else
 	vt_pass ra-no-untrusted "every round trusted"

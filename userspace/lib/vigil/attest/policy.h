@@ -13,6 +13,9 @@
 //     "collector_digests": ["<sha256>"],     // optional: IMA file digests of vigild
 //     "max_loss": 0,                   // events a node may lose per evidence
 //     "allow_unsigned": false,         // accept checkpoints the TPM did not sign
+//     "allow_reload": false,           // a second module instance in one boot
+//                                      // (after the first one's final, sealed
+//                                      // checkpoint); off: one instance per boot
 //     "nonce_ttl_seconds": 60          // how long an issued nonce is good for
 //   }
 //
@@ -44,6 +47,7 @@ struct Policy {
   std::set<std::string> collector_digests;  // empty: not checked
   uint64_t max_loss = 0;
   bool allow_unsigned = false;
+  bool allow_reload = false;
   uint32_t nonce_ttl_seconds = 60;
 };
 
