@@ -73,6 +73,17 @@ Result<Service> Service::Open(const std::string& dir, attest::Policy policy) {
 
 std::string Service::NodeDir(const std::string& node) const { return dir_ + "/nodes/" + node; }
 
+// A node's directory exists only once it enrolled: every other request for
+// an unknown id is refused before anything is created.
+Result<daemon::StateDir> Service::OpenKnownNode(const std::string& node) const {
+  VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
+  struct stat st {};
+  if (::stat(NodeDir(node).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Status::Error(ErrorCode::kNotFound, "node " + node + " is not enrolled");
+  }
+  return daemon::StateDir::Open(NodeDir(node));
+}
+
 Result<std::string> Service::Enrol(std::string_view request_json, const EnrolOptions& options) {
   VIGIL_ASSIGN_OR_RETURN(attest::EnrolmentRequest req, attest::ParseEnrolmentRequest(request_json));
   if (options.ca_files.empty() && !options.pin_ek) {
@@ -123,8 +134,7 @@ Result<std::string> Service::Enrol(std::string_view request_json, const EnrolOpt
 }
 
 Status Service::Activate(const std::string& node, std::string_view secret_hex) {
-  VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
-  VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, daemon::StateDir::Open(NodeDir(node)));
+  VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, OpenKnownNode(node));
   VIGIL_ASSIGN_OR_RETURN(json enrolment, ReadJson(nd, kEnrolmentFile));
   if (!enrolment.contains("secret") || !enrolment["secret"].is_string()) {
     return Status::Error(ErrorCode::kFailedPrecondition,
@@ -150,8 +160,7 @@ Status Service::Activate(const std::string& node, std::string_view secret_hex) {
 }
 
 Result<std::string> Service::IssueNonce(const std::string& node) {
-  VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
-  VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, daemon::StateDir::Open(NodeDir(node)));
+  VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, OpenKnownNode(node));
   VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> state_text, nd.Read(kStateFile));
   if (!state_text) {
     return Status::Error(ErrorCode::kNotFound, "node " + node + " is not enrolled and activated");
@@ -164,10 +173,14 @@ Result<std::string> Service::IssueNonce(const std::string& node) {
   for (const auto& [nonce, expiry] : nonces.items()) {
     if (expiry.is_number_unsigned() && expiry.get<uint64_t>() > now) kept[nonce] = expiry;
   }
-  if (kept.size() >= kMaxOpenNonces) {
-    return Status::Error(ErrorCode::kFailedPrecondition,
-                         "node " + node + " holds " + std::to_string(kept.size()) +
-                             " unanswered nonces; wait for them to expire");
+  // Anyone may ask for a node's nonce (the id is no secret): the oldest
+  // open nonce gives way, so asking cannot lock the node out.
+  while (kept.size() >= kMaxOpenNonces) {
+    auto oldest = kept.begin();
+    for (auto it = kept.begin(); it != kept.end(); ++it) {
+      if (it->get<uint64_t>() < oldest->get<uint64_t>()) oldest = it;
+    }
+    kept.erase(oldest);
   }
   VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> nonce, RandomBytes(kNonceBytes));
   const uint64_t expires = now + policy_.nonce_ttl_seconds;
@@ -187,8 +200,7 @@ Result<std::string> Service::IssueNonce(const std::string& node) {
 
 Result<attest::AttestationResult> Service::Verify(std::string_view evidence_json) {
   VIGIL_ASSIGN_OR_RETURN(attest::Evidence evidence, attest::ParseEvidence(evidence_json));
-  VIGIL_RETURN_IF_ERROR(CheckNodeId(evidence.node));
-  VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, daemon::StateDir::Open(NodeDir(evidence.node)));
+  VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, OpenKnownNode(evidence.node));
   VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> state_text, nd.Read(kStateFile));
   if (!state_text) {
     return Status::Error(ErrorCode::kNotFound,

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "state.h"
 #include "vigil/attest/policy.h"
 #include "vigil/attest/verifier.h"
 #include "vigil/status.h"
@@ -51,6 +52,7 @@ class Service {
  private:
   Service() = default;
   std::string NodeDir(const std::string& node) const;
+  Result<daemon::StateDir> OpenKnownNode(const std::string& node) const;
 
   std::string dir_;
   attest::Policy policy_;

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -21,6 +23,7 @@
 #include "vigil/attest_tpm/quote.h"
 #include "vigil/device.h"
 #include "vigil/digest.h"
+#include "vigil/ima.h"
 #include "vigil/records.h"
 #include "vigil/tpm.h"
 
@@ -154,82 +157,15 @@ Result<std::string> Evidence(const AttestOptions& o) {
   const uint64_t from_seq = same_instance ? o.from_seq : 1;
   const uint64_t events_after = same_instance ? o.events_after : 0;
 
-  // The events vigild saved (--raw-out); the highest seq it has written.
-  std::vector<vigil::records::Record> saved_events;
-  uint64_t saved_up_to = UINT64_MAX;
-  if (!o.events.empty()) {
-    VIGIL_ASSIGN_OR_RETURN(std::string saved, ReadFile(o.events));
-    // A record vigild is writing right now may be cut short: whole ones only.
-    const auto prefix = vigil::records::DecodeStreamPrefix(std::span<const uint8_t>(
-        reinterpret_cast<const uint8_t*>(saved.data()), saved.size()));
-    if (!prefix.stopped.ok() && prefix.stopped.code() != ErrorCode::kTruncated) return prefix.stopped;
-    saved_events = prefix.records;
-    saved_up_to = 0;
-    for (const vigil::records::Record& e : saved_events) saved_up_to = std::max(saved_up_to, e.seq());
-  }
-
-  // The log from from_seq, cut after the last SIGNATURE of a checkpoint
-  // whose events vigild has all written (whole checkpoints only).
-  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> raw, dev.ReadAvailable());
-  VIGIL_ASSIGN_OR_RETURN(std::vector<vigil::records::Record> log,
-                         vigil::records::DecodeStream(raw));
-  if (log.empty() || log.front().seq() > from_seq) {
-    return Status::Error(ErrorCode::kFailedPrecondition,
-                         "the module no longer holds log seq " + std::to_string(from_seq) +
-                             " (trimmed before the verifier saw it): re-enrol the instance");
-  }
-  size_t first = 0, end = 0;
-  uint64_t last_event = 0;
-  for (size_t i = 0; i < log.size(); ++i) {
-    if (log[i].seq() < from_seq) first = i + 1;
-    if (log[i].seq() >= from_seq && log[i].type() == VIGIL_LOG_SIGNATURE) {
-      auto sig = log[i].As<vigil_log_signature>();
-      uint64_t cp_last = 0;
-      for (size_t k = i; sig && k-- > 0;) {
-        if (log[k].seq() != sig->checkpoint_seq) continue;
-        if (auto cp = log[k].As<vigil_log_checkpoint>()) cp_last = cp->last_seq;
-        break;
-      }
-      if (cp_last > saved_up_to) break;  // vigild has not written its events yet
-      last_event = std::max(last_event, cp_last);
-      end = i + 1;
-    }
-  }
-  if (end <= first) {
-    return Status::Error(ErrorCode::kFailedPrecondition,
-                         "no signed checkpoint since log seq " + std::to_string(from_seq) +
-                             " yet: try again after the next checkpoint");
-  }
-  ev.log.from_seq = from_seq;
-  ev.events_after = events_after;
-  for (size_t i = 0; i < end; ++i) {
-    std::span<const uint8_t> bytes = log[i].bytes();
-    std::vector<uint8_t>& to = i < first ? ev.log.replay_prefix : ev.log.records;
-    to.insert(to.end(), bytes.begin(), bytes.end());
-  }
-
-  // Events vigild saved in (events_after, last_event].
-  for (const vigil::records::Record& e : saved_events) {
-    if (e.seq() <= events_after || e.seq() > last_event) continue;
-    ev.events.insert(ev.events.end(), e.bytes().begin(), e.bytes().end());
-  }
-
-  if (info.anchor == VIGIL_ANCHOR_IMA) {
-    VIGIL_ASSIGN_OR_RETURN(std::string ima, ReadFile(o.ima_log));
-    ev.ima = vigil::attest::Evidence::Ima{0, std::vector<uint8_t>(ima.begin(), ima.end())};
-  }
-
+  // 1. The quote first: everything read after it (IMA's list, the module's
+  // log, vigild's events) can only be ahead of what it covers, and the
+  // segment is cut at the newest checkpoint the quote covers.
   VIGIL_ASSIGN_OR_RETURN(vigil::attest_tpm::AkBlobs blobs, vigil::attest_tpm::LoadAkBlobs(o.dir));
   VIGIL_ASSIGN_OR_RETURN(vigil::tpm::EsysContext tpm, vigil::tpm::EsysContext::Open(o.tcti));
   VIGIL_ASSIGN_OR_RETURN(vigil::attest_tpm::LoadedObject ak, vigil::attest_tpm::LoadAk(tpm, blobs));
-  if (from_seq == 1) {
-    VIGIL_ASSIGN_OR_RETURN(vigil::device::KeyCreation creation, dev.GetKeyCreation());
-    VIGIL_ASSIGN_OR_RETURN(ev.key_certification,
-                           vigil::attest_tpm::CertifyModuleKey(tpm, ak.handle(), creation, nonce));
-  }
   std::vector<vigil::attest::PcrSelection> selection;
   if (info.anchor == VIGIL_ANCHOR_IMA) {
-    selection.push_back({TPM2_ALG_SHA256, {10}});
+    selection.push_back({TPM2_ALG_SHA256, {vigil::ima::kImaPcr}});
   } else {
     selection.push_back({TPM2_ALG_SHA256, {info.pcr_config, info.pcr_events}});
   }
@@ -238,6 +174,124 @@ Result<std::string> Evidence(const AttestOptions& o) {
   ev.quote.attest = std::move(quote.attest);
   ev.quote.signature = std::move(quote.signature);
   ev.pcrs = std::move(quote.values);
+
+  // 2. anchor=ima: IMA's list, and the newest checkpoint of this instance
+  // within the part of it that replays to the quoted PCR 10.
+  std::optional<uint64_t> quoted_checkpoint;
+  if (info.anchor == VIGIL_ANCHOR_IMA) {
+    VIGIL_ASSIGN_OR_RETURN(std::string ima, ReadFile(o.ima_log));
+    ev.ima = vigil::attest::Evidence::Ima{0, std::vector<uint8_t>(ima.begin(), ima.end())};
+    VIGIL_ASSIGN_OR_RETURN(vigil::ima::ImaLog replay, vigil::ima::ImaLog::Create({TPM2_ALG_SHA256}));
+    VIGIL_RETURN_IF_ERROR(replay.Append(ev.ima->entries));
+    std::map<uint16_t, vigil::crypto::Digest> pcr10;
+    for (const vigil::attest::PcrValue& v : ev.pcrs) {
+      if (v.alg == TPM2_ALG_SHA256 && v.pcr == vigil::ima::kImaPcr) pcr10[v.alg] = v.value;
+    }
+    VIGIL_ASSIGN_OR_RETURN(size_t prefix, replay.MatchPcr10(pcr10));
+    const std::string me =
+        vigil::crypto::ToHex(std::span<const uint8_t>(ev.module.instance.data(), 4));
+    for (const vigil::ima::VigilEntry& e : replay.vigil_entries()) {
+      if (e.index < prefix && e.instance == me && e.kind == "checkpoint") {
+        quoted_checkpoint = std::max(quoted_checkpoint.value_or(0), e.seq);
+      }
+    }
+    if (!quoted_checkpoint || *quoted_checkpoint < from_seq) {
+      return Status::Error(ErrorCode::kFailedPrecondition,
+                           "no checkpoint since log seq " + std::to_string(from_seq) +
+                               " in the quoted IMA log yet: try again after the next checkpoint");
+    }
+  }
+
+  // 3. The module's log from its oldest held record, and vigild's events,
+  // read until the quoted checkpoint's SIGNATURE and all its events are
+  // there (the module signs a checkpoint after logging it; vigild writes
+  // events as it takes them): at most five seconds.
+  std::vector<vigil::records::Record> log;
+  std::vector<vigil::records::Record> saved_events;
+  size_t first = 0, end = 0;
+  uint64_t last_event = 0;
+  for (int attempt = 0;; ++attempt) {
+    VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> raw, dev.ReadAvailable());
+    VIGIL_ASSIGN_OR_RETURN(std::vector<vigil::records::Record> more,
+                           vigil::records::DecodeStream(raw));
+    for (vigil::records::Record& r : more) log.push_back(std::move(r));
+    if (log.empty() || log.front().seq() > from_seq) {
+      return Status::Error(ErrorCode::kFailedPrecondition,
+                           "the module no longer holds log seq " + std::to_string(from_seq) +
+                               " (trimmed before the verifier saw it): re-enrol the instance");
+    }
+    uint64_t saved_up_to = UINT64_MAX;
+    if (!o.events.empty()) {
+      VIGIL_ASSIGN_OR_RETURN(std::string saved, ReadFile(o.events));
+      // A record vigild is writing right now may be cut short: whole ones only.
+      const auto prefix = vigil::records::DecodeStreamPrefix(std::span<const uint8_t>(
+          reinterpret_cast<const uint8_t*>(saved.data()), saved.size()));
+      if (!prefix.stopped.ok() && prefix.stopped.code() != ErrorCode::kTruncated) {
+        return prefix.stopped;
+      }
+      saved_events = prefix.records;
+      saved_up_to = 0;
+      for (const vigil::records::Record& e : saved_events) {
+        saved_up_to = std::max(saved_up_to, e.seq());
+      }
+    }
+    // Cut after the SIGNATURE of the quoted checkpoint (anchor=ima), or of
+    // the newest checkpoint whose events are all written (anchor=pcr).
+    first = 0;
+    end = 0;
+    last_event = 0;
+    bool waiting = false;
+    for (size_t i = 0; i < log.size(); ++i) {
+      if (log[i].seq() < from_seq) first = i + 1;
+      if (log[i].seq() < from_seq || log[i].type() != VIGIL_LOG_SIGNATURE) continue;
+      auto sig = log[i].As<vigil_log_signature>();
+      if (!sig) continue;
+      if (quoted_checkpoint && sig->checkpoint_seq > *quoted_checkpoint) break;
+      uint64_t cp_last = 0;
+      for (size_t k = i; k-- > 0;) {
+        if (log[k].seq() != sig->checkpoint_seq) continue;
+        if (auto cp = log[k].As<vigil_log_checkpoint>()) cp_last = cp->last_seq;
+        break;
+      }
+      if (cp_last > saved_up_to) {
+        waiting = true;  // vigild has not written its events yet
+        break;
+      }
+      last_event = std::max(last_event, cp_last);
+      end = i + 1;
+      if (quoted_checkpoint && sig->checkpoint_seq == *quoted_checkpoint) break;
+    }
+    const bool complete =
+        quoted_checkpoint ? end > first && log[end - 1].As<vigil_log_signature>()->checkpoint_seq ==
+                                               *quoted_checkpoint
+                          : end > first && !waiting;
+    if (complete) break;
+    if (attempt >= 50) {
+      return Status::Error(ErrorCode::kFailedPrecondition,
+                           "no signed checkpoint with all its events since log seq " +
+                               std::to_string(from_seq) + " yet: try again later");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ev.log.from_seq = from_seq;
+  ev.events_after = events_after;
+  for (size_t i = 0; i < end; ++i) {
+    std::span<const uint8_t> bytes = log[i].bytes();
+    std::vector<uint8_t>& to = i < first ? ev.log.replay_prefix : ev.log.records;
+    to.insert(to.end(), bytes.begin(), bytes.end());
+  }
+  // Events vigild saved in (events_after, last_event].
+  for (const vigil::records::Record& e : saved_events) {
+    if (e.seq() <= events_after || e.seq() > last_event) continue;
+    ev.events.insert(ev.events.end(), e.bytes().begin(), e.bytes().end());
+  }
+
+  // 4. A new instance: the AK certifies its checkpoint key, same nonce.
+  if (from_seq == 1) {
+    VIGIL_ASSIGN_OR_RETURN(vigil::device::KeyCreation creation, dev.GetKeyCreation());
+    VIGIL_ASSIGN_OR_RETURN(ev.key_certification,
+                           vigil::attest_tpm::CertifyModuleKey(tpm, ak.handle(), creation, nonce));
+  }
   return vigil::attest::SerializeEvidence(ev);
 }
 
