@@ -235,6 +235,16 @@ Result<std::string> Evidence(const AttestOptions& o) {
         saved_up_to = std::max(saved_up_to, e.seq());
       }
     }
+    // Events the module's log carries itself (COMMIT ioctl copies) are
+    // the verifier's from the segment, not from vigild.
+    if (saved_up_to != UINT64_MAX) {
+      for (const vigil::records::Record& r : log) {
+        if (r.type() != VIGIL_LOG_EVENT) continue;
+        if (auto e = vigil::records::EventFromLogCopy(r); e.ok()) {
+          saved_up_to = std::max(saved_up_to, e->seq());
+        }
+      }
+    }
     // Cut after the SIGNATURE of the quoted checkpoint (anchor=ima), or of
     // the newest checkpoint whose events are all written (anchor=pcr).
     first = 0;
