@@ -16,24 +16,19 @@
 #include <vector>
 
 #include "vigil/digest.h"
+#include "vigil/openssl_ptr.h"
 
 namespace vigil::crypto {
 namespace {
 
-template <auto Fn>
-struct Deleter {
-  template <typename T>
-  void operator()(T* p) const {
-    Fn(p);
-  }
-};
-using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, Deleter<OSSL_PARAM_BLD_free>>;
-using ParamPtr = std::unique_ptr<OSSL_PARAM, Deleter<OSSL_PARAM_free>>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
-using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Deleter<ECDSA_SIG_free>>;
-using BignumPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free>>;
+using ossl::Deleter;
+using ossl::ParamBldPtr;
+using ossl::ParamPtr;
+using ossl::PkeyPtr;
+using ossl::PkeyCtxPtr;
+using ossl::EcdsaSigPtr;
+using ossl::BignumPtr;
+using ossl::BioPtr;
 
 Result<PkeyPtr> P256PublicKey(const EcPoint& key) {
   uint8_t point[1 + 2 * VIGIL_ECC_COORD_LEN];

@@ -12,23 +12,19 @@
 #include <string>
 #include <string_view>
 
+#include "vigil/openssl_ptr.h"
+
 namespace vigil::tpmobj {
 namespace {
 
-template <auto Fn>
-struct Deleter {
-  template <typename T>
-  void operator()(T* p) const {
-    Fn(p);
-  }
-};
-using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, Deleter<OSSL_PARAM_BLD_free>>;
-using ParamPtr = std::unique_ptr<OSSL_PARAM, Deleter<OSSL_PARAM_free>>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX_free>>;
-using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Deleter<ECDSA_SIG_free>>;
-using BignumPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free>>;
+using ossl::Deleter;
+using ossl::ParamBldPtr;
+using ossl::ParamPtr;
+using ossl::PkeyCtxPtr;
+using ossl::MdCtxPtr;
+using ossl::EcdsaSigPtr;
+using ossl::BignumPtr;
+using ossl::BioPtr;
 
 void ClearOpenSslErrors() {
   while (ERR_get_error() != 0) {
