@@ -3,6 +3,7 @@
 #ifndef VIGIL_TESTS_UNIT_ATTEST_TEST_UTIL_H_
 #define VIGIL_TESTS_UNIT_ATTEST_TEST_UTIL_H_
 
+#include <gtest/gtest.h>
 #include <tss2/tss2_esys.h>
 
 #include <cstdint>
@@ -27,6 +28,18 @@ Result<tpmobj::PublicArea> ReadAkPublic(ESYS_CONTEXT* ctx, ESYS_TR key);
 // to the control channel of the swtpm behind `tcti` (the fixture puts it on
 // the data port + 1).
 Status SwtpmPowerCycle(const std::string& tcti);
+
+// A TPM structure marshalled with its tss2-mu function (a test failure if
+// it does not fit).
+template <typename T>
+std::vector<uint8_t> Marshal(const T& value,
+                             TSS2_RC (*marshal)(const T*, uint8_t*, size_t, size_t*)) {
+  std::vector<uint8_t> out(sizeof(T) + 16);
+  size_t offset = 0;
+  EXPECT_EQ(marshal(&value, out.data(), out.size(), &offset), TSS2_RC_SUCCESS);
+  out.resize(offset);
+  return out;
+}
 
 }  // namespace vigil::testing
 

@@ -44,15 +44,7 @@ constexpr TPMA_OBJECT kModuleAttrs = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPAR
                                      TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
                                      TPMA_OBJECT_NODA | TPMA_OBJECT_SIGN_ENCRYPT;
 
-template <typename T>
-std::vector<uint8_t> Marshal(const T& value,
-                             TSS2_RC (*marshal)(const T*, uint8_t*, size_t, size_t*)) {
-  std::vector<uint8_t> out(sizeof(T) + 16);
-  size_t offset = 0;
-  EXPECT_EQ(marshal(&value, out.data(), out.size(), &offset), TSS2_RC_SUCCESS);
-  out.resize(offset);
-  return out;
-}
+using testing::Marshal;
 
 std::vector<uint8_t> Random(size_t n) {
   std::vector<uint8_t> out(n);

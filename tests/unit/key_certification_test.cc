@@ -14,6 +14,7 @@
 #include <optional>
 #include <vector>
 
+#include "attest_test_util.h"
 #include "swtpm_fixture.h"
 #include "vigil/attest_tpm/key_certification.h"
 #include "vigil/tpm.h"
@@ -29,15 +30,7 @@ constexpr TPMA_OBJECT kAkAttrs = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT 
                                  TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
                                  TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT;
 
-template <typename T>
-std::vector<uint8_t> Marshal(const T& value,
-                             TSS2_RC (*marshal)(const T*, uint8_t*, size_t, size_t*)) {
-  std::vector<uint8_t> out(sizeof(T) + 16);
-  size_t offset = 0;
-  EXPECT_EQ(marshal(&value, out.data(), out.size(), &offset), TSS2_RC_SUCCESS);
-  out.resize(offset);
-  return out;
-}
+using testing::Marshal;
 
 std::vector<uint8_t> RandomBytes(size_t n) {
   std::vector<uint8_t> out(n);
