@@ -977,6 +977,8 @@ void WriteEvidenceSeeds(const fs::path& dir) {
   const std::string full = vigil::attest::SerializeEvidence(e);
   Require(vigil::attest::ParseEvidence(full), "full evidence");
   WriteSeed(dir, "full", full);
+}
+
 // Enrolment requests: structurally valid, with a real P-256 AK point (so
 // CheckAkPublic passes and the fuzzer reaches CheckAkCreation), with and
 // without an EK certificate field. Every seed parses.
