@@ -13,8 +13,8 @@
 
 #include <cstring>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,15 +22,15 @@
 #include "attest_test_util.h"
 #include "ima_sim.h"
 #include "module_sim.h"
+#include "service.h"
 #include "swtpm_fixture.h"
+#include "vigil/attest/enrolment.h"
 #include "vigil/attest/evidence.h"
 #include "vigil/attest/policy.h"
 #include "vigil/attest/verifier.h"
+#include "vigil/attest_tpm/enrolment.h"
 #include "vigil/attest_tpm/key_certification.h"
 #include "vigil/attest_tpm/quote.h"
-#include "service.h"
-#include "vigil/attest/enrolment.h"
-#include "vigil/attest_tpm/enrolment.h"
 #include "vigil/digest.h"
 #include "vigil/tpm.h"
 
@@ -86,8 +86,9 @@ class AttestVerifierTest : public testing::SwtpmFixture {
     state_.ak = *pub;
     MakeModuleKey();
     sim_.set_anchor(VIGIL_ANCHOR_IMA);
-    sim_.UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r,
-                                           uint8_t* s) { return TpmSign(d, r, s); });
+    sim_.UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r, uint8_t* s) {
+      return TpmSign(d, r, s);
+    });
     // What the module measures at load, then work and checkpoints.
     sim_.LogRecord(Measure(sim_.NextLogSeq(), VIGIL_MEASURE_MODULE, 0x11));
     sim_.LogRecord(Measure(sim_.NextLogSeq(), VIGIL_MEASURE_PARAMS, 0x22));
@@ -135,8 +136,8 @@ class AttestVerifierTest : public testing::SwtpmFixture {
     TPM2B_DIGEST* hash = nullptr;
     TPMT_TK_CREATION* ticket = nullptr;
     ASSERT_EQ(Esys_CreatePrimary(ctx(), ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                                 ESYS_TR_NONE, &sensitive, &in, &outside, &pcrs, &key_,
-                                 &out_public, &data, &hash, &ticket),
+                                 ESYS_TR_NONE, &sensitive, &in, &outside, &pcrs, &key_, &out_public,
+                                 &data, &hash, &ticket),
               TSS2_RC_SUCCESS);
     ASSERT_EQ(Esys_TR_SetAuth(ctx(), key_, &key_auth_), TSS2_RC_SUCCESS);
     creation_.key_public = Marshal(*out_public, Tss2_MU_TPM2B_PUBLIC_Marshal);
@@ -310,7 +311,11 @@ TEST_F(AttestVerifierTest, TamperMatrix) {
     return size_t{0};
   };
   const std::vector<Tamper> cases = {
-      {"nonce replay", [](auto&, Evidence& ev, auto& nonce) { nonce = Random(32); (void)ev; },
+      {"nonce replay",
+       [](auto&, Evidence& ev, auto& nonce) {
+         nonce = Random(32);
+         (void)ev;
+       },
        "nonce"},
       {"quote for another nonce",
        [](AttestVerifierTest& t, Evidence& ev, auto&) {
@@ -336,8 +341,8 @@ TEST_F(AttestVerifierTest, TamperMatrix) {
          ev.pcrs = q->values;
        },
        "pcrs"},
-      {"PCR value changed",
-       [&](auto&, Evidence& ev, auto&) { flip(ev.pcrs.at(0).value, 0); }, "pcrs"},
+      {"PCR value changed", [&](auto&, Evidence& ev, auto&) { flip(ev.pcrs.at(0).value, 0); },
+       "pcrs"},
       {"clock going back",
        [](AttestVerifierTest& t, Evidence&, auto&) {
          TPMS_CLOCK_INFO later{};
@@ -354,12 +359,12 @@ TEST_F(AttestVerifierTest, TamperMatrix) {
          t.state_.clock = later;
        },
        "clock"},
-      {"evidence for another node",
-       [](auto&, Evidence& ev, auto&) { ev.node = "deadbeef"; }, "node"},
+      {"evidence for another node", [](auto&, Evidence& ev, auto&) { ev.node = "deadbeef"; },
+       "node"},
       {"log truncated (last signature gone)",
        [&](auto&, Evidence& ev, auto&) {
-         auto [off, len] = record_span(ev.log.records,
-                                       records::DecodeStream(ev.log.records)->size() - 1);
+         auto [off, len] =
+             record_span(ev.log.records, records::DecodeStream(ev.log.records)->size() - 1);
          ev.log.records.resize(off);
        },
        "SIGNATURE"},
@@ -377,8 +382,8 @@ TEST_F(AttestVerifierTest, TamperMatrix) {
          ev.log.records = Concat(recs);
        },
        "follows"},
-      {"event modified",
-       [&](auto&, Evidence& ev, auto&) { flip(ev.events, ev.events.size() - 8); }, "tampered"},
+      {"event modified", [&](auto&, Evidence& ev, auto&) { flip(ev.events, ev.events.size() - 8); },
+       "tampered"},
       {"event dropped",
        [&](auto&, Evidence& ev, auto&) {
          auto [off, len] = record_span(ev.events, 1);
@@ -429,8 +434,8 @@ TEST_F(AttestVerifierTest, TamperMatrix) {
          ev.log.from_seq = recs.front().seq();
        },
        "overlap or a gap"},
-      {"key not certified",
-       [](auto&, Evidence& ev, auto&) { ev.key_certification.reset(); }, "certification"},
+      {"key not certified", [](auto&, Evidence& ev, auto&) { ev.key_certification.reset(); },
+       "certification"},
       {"key certification naming another key",
        [](AttestVerifierTest& t, Evidence& ev, auto&) {
          ev.key_certification->key_public = tpmobj::MarshalTpm2bPublic(t.state_.ak);
@@ -462,8 +467,8 @@ TEST_F(AttestVerifierTest, TamperMatrix) {
          ev.events.insert(ev.events.end(), extra.bytes().begin(), extra.bytes().end());
        },
        "outside the segment"},
-      {"events said to start elsewhere",
-       [](auto&, Evidence& ev, auto&) { ev.events_after = 2; }, "events"},
+      {"events said to start elsewhere", [](auto&, Evidence& ev, auto&) { ev.events_after = 2; },
+       "events"},
       {"development anchor against an IMA policy",
        [](AttestVerifierTest& t, Evidence&, auto&) { t.policy_.anchor = VIGIL_ANCHOR_PCR; },
        "pcrs"},
@@ -531,11 +536,9 @@ TEST_F(AttestVerifierTest, ServiceEnrolsActivatesAndDecidesOnceEachNonce) {
   EXPECT_EQ(service->Activate("../../etc", crypto::ToHex(*secret)).code(),
             ErrorCode::kInvalidArgument);
   ASSERT_TRUE(service->Activate(node, crypto::ToHex(*secret)).ok());
-  EXPECT_EQ(service->Activate(node, crypto::ToHex(*secret)).code(),
-            ErrorCode::kFailedPrecondition)
+  EXPECT_EQ(service->Activate(node, crypto::ToHex(*secret)).code(), ErrorCode::kFailedPrecondition)
       << "one answer per challenge";
-  EXPECT_EQ(service->Enrol(request_json, options).status().code(),
-            ErrorCode::kFailedPrecondition)
+  EXPECT_EQ(service->Enrol(request_json, options).status().code(), ErrorCode::kFailedPrecondition)
       << "an enrolled node enrols again only with --re-enrol";
 
   // Rounds: nonce -> evidence by the enrolled AK -> decision.
@@ -626,8 +629,9 @@ TEST_F(AttestVerifierTest, RewindWithholdingSilenceAndASecondInstanceAreRefused)
   // (which it cannot remove), presented as a new instance.
   testing::ModuleSim forged(0x77);
   forged.set_anchor(VIGIL_ANCHOR_IMA);
-  forged.UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r,
-                                           uint8_t* s) { return TpmSign(d, r, s); });
+  forged.UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r, uint8_t* s) {
+    return TpmSign(d, r, s);
+  });
   forged.LogRecord(Measure(forged.NextLogSeq(), VIGIL_MEASURE_MODULE, 0x11));
   forged.LogRecord(Measure(forged.NextLogSeq(), VIGIL_MEASURE_PARAMS, 0x22));
   forged.SealProducers(0x33);

@@ -95,8 +95,8 @@ TEST_F(TpmObjectTest, EcdsaAndRsaSignaturesOfTheTpmVerifyAndNamesMatch) {
     bool rsa;
     uint16_t scheme;
   };
-  for (const Case c : {Case{false, TPM2_ALG_ECDSA}, Case{true, TPM2_ALG_RSASSA},
-                       Case{true, TPM2_ALG_RSAPSS}}) {
+  for (const Case c :
+       {Case{false, TPM2_ALG_ECDSA}, Case{true, TPM2_ALG_RSASSA}, Case{true, TPM2_ALG_RSAPSS}}) {
     SCOPED_TRACE(c.scheme);
     ESYS_TR key = CreateSigningKey(tpm->get(), c.rsa, c.scheme);
     std::vector<uint8_t> tpm_name;

@@ -17,14 +17,14 @@
 namespace vigil::tpmobj {
 namespace {
 
+using ossl::BignumPtr;
+using ossl::BioPtr;
 using ossl::Deleter;
+using ossl::EcdsaSigPtr;
+using ossl::MdCtxPtr;
 using ossl::ParamBldPtr;
 using ossl::ParamPtr;
 using ossl::PkeyCtxPtr;
-using ossl::MdCtxPtr;
-using ossl::EcdsaSigPtr;
-using ossl::BignumPtr;
-using ossl::BioPtr;
 
 void ClearOpenSslErrors() {
   while (ERR_get_error() != 0) {
@@ -43,9 +43,9 @@ Result<T> UnmarshalExactly(std::span<const uint8_t> bytes, Fn unmarshal, std::st
     return Status::Error(ErrorCode::kMalformed, st.message());
   }
   if (offset != bytes.size()) {
-    return Status::Error(ErrorCode::kMalformed,
-                         std::string(what) + ": " + std::to_string(bytes.size() - offset) +
-                             " trailing bytes");
+    return Status::Error(
+        ErrorCode::kMalformed,
+        std::string(what) + ": " + std::to_string(bytes.size() - offset) + " trailing bytes");
   }
   return out;
 }
@@ -105,8 +105,8 @@ Result<EvpPkeyPtr> EccKey(const TPMT_PUBLIC& pub) {
   }
   const TPMS_ECC_POINT& point = pub.unique.ecc;
   if (point.x.size != coord || point.y.size != coord) {
-    return Status::Error(ErrorCode::kMalformed, "ECC point coordinates are not " +
-                                                    std::to_string(coord) + " bytes each");
+    return Status::Error(ErrorCode::kMalformed,
+                         "ECC point coordinates are not " + std::to_string(coord) + " bytes each");
   }
   std::vector<uint8_t> encoded;
   encoded.reserve(1 + 2 * coord);
@@ -150,7 +150,8 @@ Result<std::vector<uint8_t>> EcdsaDer(const TPMS_SIGNATURE_ECC& ecc) {
   BignumPtr s(BN_bin2bn(ecc.signatureS.buffer, ecc.signatureS.size, nullptr));
   EcdsaSigPtr sig(ECDSA_SIG_new());
   if (!r || !s || !sig) return Status::FromOpenSsl("ECDSA_SIG_new");
-  if (ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1) return Status::FromOpenSsl("ECDSA_SIG_set0");
+  if (ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1)
+    return Status::FromOpenSsl("ECDSA_SIG_set0");
   r.release();  // owned by sig now
   s.release();
   const int len = i2d_ECDSA_SIG(sig.get(), nullptr);
@@ -165,8 +166,8 @@ Result<std::vector<uint8_t>> EcdsaDer(const TPMS_SIGNATURE_ECC& ecc) {
 
 Result<PublicArea> ParseTpmtPublic(std::span<const uint8_t> bytes) {
   PublicArea area;
-  VIGIL_ASSIGN_OR_RETURN(area.pub, UnmarshalExactly<TPMT_PUBLIC>(
-                                       bytes, Tss2_MU_TPMT_PUBLIC_Unmarshal, "TPMT_PUBLIC"));
+  VIGIL_ASSIGN_OR_RETURN(
+      area.pub, UnmarshalExactly<TPMT_PUBLIC>(bytes, Tss2_MU_TPMT_PUBLIC_Unmarshal, "TPMT_PUBLIC"));
   area.marshalled.assign(bytes.begin(), bytes.end());
   return area;
 }
@@ -261,14 +262,13 @@ Status VerifySignature(const PublicArea& key, std::span<const uint8_t> message,
       break;
     }
     default:
-      return Status::Error(ErrorCode::kUnsupported,
-                           "signature scheme " + std::to_string(sig.sigAlg) +
-                               " (ECDSA, RSASSA, RSAPSS only)");
+      return Status::Error(
+          ErrorCode::kUnsupported,
+          "signature scheme " + std::to_string(sig.sigAlg) + " (ECDSA, RSASSA, RSAPSS only)");
   }
   const char* md_name = EvpDigestName(hash_alg);
   if (md_name == nullptr) {
-    return Status::Error(ErrorCode::kUnsupported,
-                         "signature hash " + crypto::AlgName(hash_alg));
+    return Status::Error(ErrorCode::kUnsupported, "signature hash " + crypto::AlgName(hash_alg));
   }
   VIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr pkey, ToEvpPkey(key));
   MdCtxPtr md(EVP_MD_CTX_new());
@@ -288,8 +288,8 @@ Status VerifySignature(const PublicArea& key, std::span<const uint8_t> message,
       return Status::FromOpenSsl("EVP_PKEY_CTX_set_rsa_pss_saltlen");
     }
   }
-  const int ok =
-      EVP_DigestVerify(md.get(), sig_bytes.data(), sig_bytes.size(), message.data(), message.size());
+  const int ok = EVP_DigestVerify(md.get(), sig_bytes.data(), sig_bytes.size(), message.data(),
+                                  message.size());
   if (ok != 1) {
     ClearOpenSslErrors();
     return Status::Error(ErrorCode::kMismatch, "signature does not verify");

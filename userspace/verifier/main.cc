@@ -43,8 +43,9 @@ vigil::Result<std::string> ReadInput(const std::string& path) {
   while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
     text.append(buf, static_cast<size_t>(in.gcount()));
     if (text.size() > kMaxInputBytes) {
-      return vigil::Status::Error(vigil::ErrorCode::kInvalidArgument,
-                                  path + ": larger than " + std::to_string(kMaxInputBytes) + " bytes");
+      return vigil::Status::Error(
+          vigil::ErrorCode::kInvalidArgument,
+          path + ": larger than " + std::to_string(kMaxInputBytes) + " bytes");
     }
   }
   return text;
@@ -113,13 +114,14 @@ int Serve(vigil::verifier::Service& service, const std::string& listen,
   server.Post("/v1/activate", [&](const httplib::Request& req, httplib::Response& res) {
     std::lock_guard lock(mu);
     const auto j = nlohmann::json::parse(req.body, nullptr, false);
-    if (!j.is_object() || !j.contains("node") || !j["node"].is_string() ||
-        !j.contains("secret") || !j["secret"].is_string()) {
+    if (!j.is_object() || !j.contains("node") || !j["node"].is_string() || !j.contains("secret") ||
+        !j["secret"].is_string()) {
       reply(res, vigil::Status::Error(vigil::ErrorCode::kInvalidArgument,
                                       "activate takes {\"node\": ID, \"secret\": HEX}"));
       return;
     }
-    vigil::Status st = service.Activate(j["node"].get<std::string>(), j["secret"].get<std::string>());
+    vigil::Status st =
+        service.Activate(j["node"].get<std::string>(), j["secret"].get<std::string>());
     reply(res, st.ok() ? vigil::Result<std::string>(std::string("{\"activated\":true}\n"))
                        : vigil::Result<std::string>(st));
   });
@@ -163,7 +165,8 @@ int main(int argc, char** argv) {
   vigil::verifier::EnrolOptions enrol_options;
   std::string request_file, node, secret, evidence_file, listen = "127.0.0.1:8790";
   bool json_out = false;
-  auto* enrol = app.add_subcommand("enrol", "Check a node's enrolment request; print its challenge");
+  auto* enrol =
+      app.add_subcommand("enrol", "Check a node's enrolment request; print its challenge");
   enrol->add_option("--request", request_file, "Enrolment request (vigilctl attest enrol-request)")
       ->required();
   enrol->add_option("--ca", enrol_options.ca_files, "CA certificate (PEM) of the EK certificate");

@@ -100,8 +100,7 @@ Result<std::string> Service::Enrol(std::string_view request_json, const EnrolOpt
   }
   VIGIL_RETURN_IF_ERROR(attest::CheckAkPublic(req.ak));
   VIGIL_RETURN_IF_ERROR(attest::CheckAkCreation(req.ak, req.ak_creation_data,
-                                                req.ak_creation_attest,
-                                                req.ak_creation_signature));
+                                                req.ak_creation_attest, req.ak_creation_signature));
   VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> ek_name, tpmobj::Name(req.ek));
   VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> ak_name, tpmobj::Name(req.ak));
   const std::string node = crypto::ToHex(ek_name);
@@ -113,8 +112,9 @@ Result<std::string> Service::Enrol(std::string_view request_json, const EnrolOpt
   VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> enrolled, nd.Read(kStateFile));
   if (enrolled && !options.re_enrol) {
     return Status::Error(ErrorCode::kFailedPrecondition,
-                         "node " + node + " is enrolled already; enrolling it again (a new AK, "
-                         "its history restarted) needs the operator's --re-enrol");
+                         "node " + node +
+                             " is enrolled already; enrolling it again (a new AK, "
+                             "its history restarted) needs the operator's --re-enrol");
   }
   json enrolment = {
       {"version", 1},

@@ -12,8 +12,8 @@
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "vigil/attest/enrolment.h"
@@ -181,7 +181,8 @@ Result<std::string> Evidence(const AttestOptions& o) {
   if (info.anchor == VIGIL_ANCHOR_IMA) {
     VIGIL_ASSIGN_OR_RETURN(std::string ima, ReadFile(o.ima_log));
     ev.ima = vigil::attest::Evidence::Ima{0, std::vector<uint8_t>(ima.begin(), ima.end())};
-    VIGIL_ASSIGN_OR_RETURN(vigil::ima::ImaLog replay, vigil::ima::ImaLog::Create({TPM2_ALG_SHA256}));
+    VIGIL_ASSIGN_OR_RETURN(vigil::ima::ImaLog replay,
+                           vigil::ima::ImaLog::Create({TPM2_ALG_SHA256}));
     VIGIL_RETURN_IF_ERROR(replay.Append(ev.ima->entries));
     std::map<uint16_t, vigil::crypto::Digest> pcr10;
     for (const vigil::attest::PcrValue& v : ev.pcrs) {
@@ -224,8 +225,8 @@ Result<std::string> Evidence(const AttestOptions& o) {
     if (!o.events.empty()) {
       VIGIL_ASSIGN_OR_RETURN(std::string saved, ReadFile(o.events));
       // A record vigild is writing right now may be cut short: whole ones only.
-      const auto prefix = vigil::records::DecodeStreamPrefix(std::span<const uint8_t>(
-          reinterpret_cast<const uint8_t*>(saved.data()), saved.size()));
+      const auto prefix = vigil::records::DecodeStreamPrefix(
+          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(saved.data()), saved.size()));
       if (!prefix.stopped.ok() && prefix.stopped.code() != ErrorCode::kTruncated) {
         return prefix.stopped;
       }
@@ -347,7 +348,8 @@ int Push(const AttestOptions& o) {
     if (!secret.ok()) return fail(secret.status());
     node = NodeId(o);
     if (!node.ok()) return fail(node.status());
-    auto activated = Post(client, "/v1/activate", json{{"node", *node}, {"secret", *secret}}.dump());
+    auto activated =
+        Post(client, "/v1/activate", json{{"node", *node}, {"secret", *secret}}.dump());
     if (!activated.ok()) return fail(activated.status());
     std::printf("enrolled as node %s\n", node->c_str());
   }

@@ -28,19 +28,19 @@ inline constexpr const char* kDefaultAttestDir = "/var/lib/vigil/attest";
 struct AttestOptions {
   std::string dir = kDefaultAttestDir;
   std::string tcti = "device:/dev/tpmrm0";
-  std::string device;          // /dev/vigil
-  std::string ek = "ecc";      // "ecc" (P-256) or "rsa" (2048)
-  std::string out;             // file, or stdout when empty
-  std::string challenge;       // activate: the verifier's challenge file
-  std::string nonce;           // evidence: hex
-  uint64_t from_seq = 1;       // evidence: first log seq
-  uint64_t events_after = 0;   // evidence: events with a greater seq
-  std::string instance;        // evidence: the instance the verifier follows (hex)
-  std::string events;          // vigild --raw-out file
+  std::string device;         // /dev/vigil
+  std::string ek = "ecc";     // "ecc" (P-256) or "rsa" (2048)
+  std::string out;            // file, or stdout when empty
+  std::string challenge;      // activate: the verifier's challenge file
+  std::string nonce;          // evidence: hex
+  uint64_t from_seq = 1;      // evidence: first log seq
+  uint64_t events_after = 0;  // evidence: events with a greater seq
+  std::string instance;       // evidence: the instance the verifier follows (hex)
+  std::string events;         // vigild --raw-out file
   std::string ima_log = "/sys/kernel/security/ima/binary_runtime_measurements";
-  std::string verifier;        // push: http://HOST:PORT
-  unsigned count = 1;          // push: rounds (0: forever)
-  unsigned interval_s = 5;     // push: seconds between rounds
+  std::string verifier;     // push: http://HOST:PORT
+  unsigned count = 1;       // push: rounds (0: forever)
+  unsigned interval_s = 5;  // push: seconds between rounds
 };
 
 // Adds the "attest" subcommand and its children to `app`; `Run` executes

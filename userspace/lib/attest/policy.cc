@@ -1,9 +1,8 @@
 #include "vigil/attest/policy.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cctype>
+#include <nlohmann/json.hpp>
 
 namespace vigil::attest {
 namespace {
@@ -47,9 +46,10 @@ Result<Policy> ParsePolicy(std::string_view text) {
     return Status::Error(ErrorCode::kMalformed, "policy: not a JSON object");
   }
   static const std::set<std::string> kKnown = {
-      "version",        "anchor",         "allow_dev_anchor",     "module_digests",
-      "params_digests", "producer_set_digests", "collector_digests", "max_loss",
-      "allow_unsigned", "allow_reload", "nonce_ttl_seconds"};
+      "version",           "anchor",           "allow_dev_anchor",
+      "module_digests",    "params_digests",   "producer_set_digests",
+      "collector_digests", "max_loss",         "allow_unsigned",
+      "allow_reload",      "nonce_ttl_seconds"};
   for (const auto& [key, value] : doc.items()) {
     if (!kKnown.contains(key)) return Bad(key, "is not a policy key (misspelt?)");
   }
@@ -58,9 +58,9 @@ Result<Policy> ParsePolicy(std::string_view text) {
     return Bad("version", "must be a positive integer");
   }
   if (doc["version"].get<uint64_t>() != kPolicyVersion) {
-    return Status::Error(ErrorCode::kUnsupported,
-                         "policy: version " + doc["version"].dump() + " (this verifier reads " +
-                             std::to_string(kPolicyVersion) + ")");
+    return Status::Error(ErrorCode::kUnsupported, "policy: version " + doc["version"].dump() +
+                                                      " (this verifier reads " +
+                                                      std::to_string(kPolicyVersion) + ")");
   }
   const auto boolean = [&](const char* key, bool* out) -> Status {
     if (!doc.contains(key)) return Status::Ok();
@@ -79,8 +79,9 @@ Result<Policy> ParsePolicy(std::string_view text) {
     p.anchor = VIGIL_ANCHOR_IMA;
   } else if (anchor == "pcr") {
     if (!p.allow_dev_anchor) {
-      return Bad("anchor", "is \"pcr\" (PCRs 16/23, resettable by root) without "
-                           "\"allow_dev_anchor\": true");
+      return Bad("anchor",
+                 "is \"pcr\" (PCRs 16/23, resettable by root) without "
+                 "\"allow_dev_anchor\": true");
     }
     p.anchor = VIGIL_ANCHOR_PCR;
   } else {

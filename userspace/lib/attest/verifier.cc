@@ -117,13 +117,14 @@ std::vector<std::string> CheckProducersAndIdentity(const Policy& policy,
     const std::string digest =
         crypto::ToHex(std::span<const uint8_t>(cp->producers_digest, VIGIL_DIGEST_LEN));
     if (!policy.producer_set_digests.contains(digest)) {
-      reasons.push_back("checkpoint log seq " + std::to_string(rec.seq()) +
-                        ": producer set " + digest + " is not allowed by policy");
+      reasons.push_back("checkpoint log seq " + std::to_string(rec.seq()) + ": producer set " +
+                        digest + " is not allowed by policy");
     }
   }
   if (new_instance && (!module || !params)) {
-    reasons.push_back("module: the new instance's log does not measure its identity and "
-                      "parameters before its first checkpoint");
+    reasons.push_back(
+        "module: the new instance's log does not measure its identity and "
+        "parameters before its first checkpoint");
   }
   if (last && last->producers_gen == 0) {
     reasons.push_back("producers: no sealed producer set at the newest checkpoint (log seq " +
@@ -144,8 +145,7 @@ std::vector<std::string> CheckProducersAndIdentity(const Policy& policy,
 Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Evidence& ev,
                           const ima::ImaLog& ima_log, size_t prefix,
                           const std::vector<records::Record>& segment) {
-  const std::string me = crypto::ToHex(
-      std::span<const uint8_t>(ev.module.instance.data(), 4));
+  const std::string me = crypto::ToHex(std::span<const uint8_t>(ev.module.instance.data(), 4));
   struct Seen {
     size_t first = 0;
     uint64_t last_checkpoint = 0;
@@ -168,8 +168,8 @@ Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Ev
                           cp.reason == VIGIL_CP_UNLOAD;
     }
   }
-  const auto mine = std::find_if(order.begin(), order.end(),
-                                 [&](const auto& o) { return o.first == me; });
+  const auto mine =
+      std::find_if(order.begin(), order.end(), [&](const auto& o) { return o.first == me; });
   if (mine == order.end()) {
     return Status::Error(ErrorCode::kMismatch,
                          "ima: the quoted IMA log holds no entry of instance " + me);
@@ -179,11 +179,11 @@ Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Ev
     if (r.type() == VIGIL_LOG_CHECKPOINT) segment_last_checkpoint = r.seq();
   }
   if (mine->second.last_checkpoint > segment_last_checkpoint) {
-    return Status::Error(ErrorCode::kMismatch,
-                         "ima: the quoted IMA log holds checkpoint log seq " +
-                             std::to_string(mine->second.last_checkpoint) +
-                             " of the instance, past the segment's last (" +
-                             std::to_string(segment_last_checkpoint) + "): history withheld");
+    return Status::Error(ErrorCode::kMismatch, "ima: the quoted IMA log holds checkpoint log seq " +
+                                                   std::to_string(mine->second.last_checkpoint) +
+                                                   " of the instance, past the segment's last (" +
+                                                   std::to_string(segment_last_checkpoint) +
+                                                   "): history withheld");
   }
   if (ev.log.from_seq != kFirstLogSeq) return Status::Ok();
   for (auto it = order.begin(); it != mine; ++it) {
@@ -204,9 +204,9 @@ Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Ev
     const auto f = std::find_if(order.begin(), order.end(),
                                 [&](const auto& o) { return o.first == followed; });
     if (f != order.end() && f > mine) {
-      return Status::Error(ErrorCode::kMismatch,
-                           "module: instance " + me + " is older than the followed instance " +
-                               followed);
+      return Status::Error(
+          ErrorCode::kMismatch,
+          "module: instance " + me + " is older than the followed instance " + followed);
     }
   }
   return Status::Ok();
@@ -248,17 +248,15 @@ std::string SerializeNodeState(const NodeState& s) {
       {"node", s.node},
       {"ak_public", crypto::ToHex(tpmobj::MarshalTpm2bPublic(s.ak))},
       {"instance_id", crypto::ToHex(s.instance_id)},
-      {"module_key", s.module_key ? json{{"x", crypto::ToHex(std::span<const uint8_t>(
-                                                  s.module_key->x, 32))},
-                                         {"y", crypto::ToHex(std::span<const uint8_t>(
-                                                  s.module_key->y, 32))}}
-                                  : json(nullptr)},
+      {"module_key", s.module_key
+                         ? json{{"x", crypto::ToHex(std::span<const uint8_t>(s.module_key->x, 32))},
+                                {"y", crypto::ToHex(std::span<const uint8_t>(s.module_key->y, 32))}}
+                         : json(nullptr)},
       {"anchor", AnchorJson(s.anchor)},
-      {"liveness", s.anchor.liveness
-                       ? json(crypto::ToHex(std::span<const uint8_t>(
-                             reinterpret_cast<const uint8_t*>(&*s.anchor.liveness),
-                             sizeof(vigil_log_checkpoint))))
-                       : json(nullptr)},
+      {"liveness", s.anchor.liveness ? json(crypto::ToHex(std::span<const uint8_t>(
+                                           reinterpret_cast<const uint8_t*>(&*s.anchor.liveness),
+                                           sizeof(vigil_log_checkpoint))))
+                                     : json(nullptr)},
       {"next_log_seq", s.next_log_seq},
       {"clock", s.clock ? json{{"clock", s.clock->clock},
                                {"reset_count", s.clock->resetCount},
@@ -281,7 +279,8 @@ Result<NodeState> ParseNodeState(std::string_view text) {
   if (!j.contains("node") || !j["node"].is_string()) return Bad("node", "must be a string");
   s.node = j["node"].get<std::string>();
   if (!j.contains("ak_public") || !j["ak_public"].is_string()) return Bad("ak_public", "missing");
-  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> ak, crypto::FromHex(j["ak_public"].get<std::string>()));
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> ak,
+                         crypto::FromHex(j["ak_public"].get<std::string>()));
   VIGIL_ASSIGN_OR_RETURN(s.ak, tpmobj::ParseTpm2bPublic(ak));
   if (!j.contains("instance_id") || !j["instance_id"].is_string()) {
     return Bad("instance_id", "must be a hex string");
@@ -342,9 +341,8 @@ Result<NodeState> ParseNodeState(std::string_view text) {
   return s;
 }
 
-AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
-                                 const Evidence& ev, std::span<const uint8_t> nonce,
-                                 uint64_t now_unix) {
+AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, const Evidence& ev,
+                                 std::span<const uint8_t> nonce, uint64_t now_unix) {
   AttestationResult out;
   out.next = state;
   const auto refuse = [&](std::string why) {
@@ -379,7 +377,8 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
   if (!events.ok()) return refuse("events: " + events.status().message());
   if (log->empty()) return refuse("log: the segment is empty");
   // A new instance (reboot, reload) may start over at seq 1 at any time.
-  const uint64_t expected_from = ev.log.from_seq == kFirstLogSeq ? kFirstLogSeq : state.next_log_seq;
+  const uint64_t expected_from =
+      ev.log.from_seq == kFirstLogSeq ? kFirstLogSeq : state.next_log_seq;
   if (ev.log.from_seq != expected_from || log->front().seq() != ev.log.from_seq) {
     return refuse("log: the segment starts at log seq " + std::to_string(log->front().seq()) +
                   " (from_seq " + std::to_string(ev.log.from_seq) + "); this verifier expects " +
@@ -401,18 +400,18 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
   // certification. Otherwise the followed instance goes on.
   NodeState& next = out.next;
   const bool new_instance = ev.log.from_seq == kFirstLogSeq;
-  const bool same_as_followed =
-      !state.instance_id.empty() &&
-      std::equal(state.instance_id.begin(), state.instance_id.end(), ev.module.instance.begin(),
-                 ev.module.instance.end());
+  const bool same_as_followed = !state.instance_id.empty() &&
+                                std::equal(state.instance_id.begin(), state.instance_id.end(),
+                                           ev.module.instance.begin(), ev.module.instance.end());
   if (new_instance && same_as_followed) {
     // Starting the followed instance over would rewind what was verified
     // and hide everything after its first checkpoints.
     return refuse("log: the followed module instance cannot start over at seq 1 (a rewind)");
   }
   if (!new_instance && !same_as_followed) {
-    return refuse("module: the evidence names another instance than the one followed; a new "
-                  "instance starts at log seq 1");
+    return refuse(
+        "module: the evidence names another instance than the one followed; a new "
+        "instance starts at log seq 1");
   }
   const uint64_t expected_events_after = new_instance ? 0 : state.anchor.last_seq;
   if (ev.events_after != expected_events_after) {
@@ -442,8 +441,7 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
     if (!ev.key_certification) {
       return refuse("module: a new instance's key comes without the AK's certification");
     }
-    if (Status st = CheckKeyCertification(state.ak, *ev.key_certification, *key, nonce);
-        !st.ok()) {
+    if (Status st = CheckKeyCertification(state.ak, *ev.key_certification, *key, nonce); !st.ok()) {
       return refuse("module key: " + st.message());
     }
     next.instance_id.assign(ev.module.instance.begin(), ev.module.instance.end());
@@ -478,8 +476,9 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
     if (ima_log->partial()) return refuse("ima: the log ends inside an entry");
     pcr10[TPM2_ALG_SHA256] = *QuotedValue(ev.pcrs, TPM2_ALG_SHA256, ima::kImaPcr);
     auto prefix = ima_log->MatchPcr10(pcr10);
-    if (!prefix.ok()) return refuse("ima: IMA's log does not replay to the quoted PCR 10: " +
-                                    prefix.status().message());
+    if (!prefix.ok())
+      return refuse("ima: IMA's log does not replay to the quoted PCR 10: " +
+                    prefix.status().message());
     ima_prefix = *prefix;
     if (Status st = CheckInstanceOrder(policy, state, ev, *ima_log, ima_prefix, *log); !st.ok()) {
       return refuse(st.message());
@@ -499,13 +498,14 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
     for (const records::Record& r : *log) replay::AppendToReplayView(view, r);
     const std::vector<PcrValue> quoted = ev.pcrs;
     options.pcr_check = [view, quoted](const std::vector<records::Record>& verified) {
-      return replay::CheckPcrPath(
-          verified, view, kDevPcrConfig, kDevPcrEvents,
-          [&quoted](uint16_t alg, uint32_t pcr) -> Result<crypto::Digest> {
-            auto v = QuotedValue(quoted, alg, pcr);
-            if (!v) return Status::Error(ErrorCode::kUnavailable, "PCR not quoted");
-            return *v;
-          });
+      return replay::CheckPcrPath(verified, view, kDevPcrConfig, kDevPcrEvents,
+                                  [&quoted](uint16_t alg, uint32_t pcr) -> Result<crypto::Digest> {
+                                    auto v = QuotedValue(quoted, alg, pcr);
+                                    if (!v)
+                                      return Status::Error(ErrorCode::kUnavailable,
+                                                           "PCR not quoted");
+                                    return *v;
+                                  });
     };
   }
 
@@ -587,13 +587,13 @@ std::string ResultJson(const AttestationResult& r) {
   }
   json findings = json::array();
   for (const verify::Finding& f : r.findings) {
-    findings.push_back({{"kind", verify::FindingKindName(f.kind)}, {"seq", f.seq},
-                        {"reason", f.reason}});
+    findings.push_back(
+        {{"kind", verify::FindingKindName(f.kind)}, {"seq", f.seq}, {"reason", f.reason}});
   }
-  json j = {{"trusted", r.trusted},       {"reasons", r.reasons},
-            {"verdicts", verdicts},       {"findings", findings},
-            {"records", r.records},       {"events", r.events},
-            {"tpm_reset", r.tpm_reset},   {"next_log_seq", r.next.next_log_seq}};
+  json j = {{"trusted", r.trusted},     {"reasons", r.reasons},
+            {"verdicts", verdicts},     {"findings", findings},
+            {"records", r.records},     {"events", r.events},
+            {"tpm_reset", r.tpm_reset}, {"next_log_seq", r.next.next_log_seq}};
   return j.dump() + "\n";
 }
 

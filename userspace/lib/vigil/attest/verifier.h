@@ -49,17 +49,17 @@ struct Evidence;
 
 // What the verifier keeps per node between evidence (persisted as JSON).
 struct NodeState {
-  std::string node;                    // the node's id (hex EK name)
-  tpmobj::PublicArea ak;               // the enrolled, activated AK
+  std::string node;       // the node's id (hex EK name)
+  tpmobj::PublicArea ak;  // the enrolled, activated AK
   // The module instance being followed, its certified key and where its
   // verified history ends. Empty instance: nothing verified yet.
   std::vector<uint8_t> instance_id;
   std::optional<crypto::EcPoint> module_key;
   verify::Anchor anchor;
-  uint64_t next_log_seq = 1;           // the next evidence's log.from_seq
+  uint64_t next_log_seq = 1;  // the next evidence's log.from_seq
   std::optional<TPMS_CLOCK_INFO> clock;
   uint64_t evidence_count = 0;
-  uint64_t last_attested_unix = 0;     // last trusted result
+  uint64_t last_attested_unix = 0;  // last trusted result
 };
 
 Result<NodeState> ParseNodeState(std::string_view json);
@@ -67,13 +67,13 @@ std::string SerializeNodeState(const NodeState& state);
 
 struct AttestationResult {
   bool trusted = false;
-  std::vector<std::string> reasons;            // why not trusted (empty when trusted)
+  std::vector<std::string> reasons;  // why not trusted (empty when trusted)
   std::vector<verify::CheckpointVerdict> verdicts;
   std::vector<verify::Finding> findings;
-  uint64_t records = 0;                        // log records replayed
-  uint64_t events = 0;                         // events replayed
-  bool tpm_reset = false;                      // resetCount moved (reboot)
-  NodeState next;                              // the state to keep when trusted
+  uint64_t records = 0;    // log records replayed
+  uint64_t events = 0;     // events replayed
+  bool tpm_reset = false;  // resetCount moved (reboot)
+  NodeState next;          // the state to keep when trusted
 };
 
 // Decides `evidence` for the node in `state` under `policy`, against the
