@@ -100,6 +100,12 @@ class AttestVerifierTest : public testing::SwtpmFixture {
     policy_.module_digests = {std::string(64, '1')};
     policy_.params_digests = {std::string(64, '2')};
     policy_.producer_set_digests = {std::string(64, '3')};
+    // ImaSim measures a file's digest as SHA-256 of its path.
+    const std::string vigild = "/usr/sbin/vigild";
+    policy_.collector_digests = {crypto::ToHex(*crypto::Hash(
+        TPM2_ALG_SHA256,
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(vigild.data()),
+                                 vigild.size())))};
   }
   void TearDown() override {
     tpm_.reset();
@@ -456,6 +462,11 @@ TEST_F(AttestVerifierTest, TamperMatrix) {
          t.policy_.params_digests = {std::string(64, 'a')};
        },
        "parameters"},
+      {"collector binary not allowed by policy",
+       [](AttestVerifierTest& t, Evidence&, auto&) {
+         t.policy_.collector_digests = {std::string(64, 'c')};
+       },
+       "collector"},
       {"producer set not allowed by policy",
        [](AttestVerifierTest& t, Evidence&, auto&) {
          t.policy_.producer_set_digests = {std::string(64, 'a')};
@@ -521,6 +532,9 @@ TEST_F(AttestVerifierTest, ServiceEnrolsActivatesAndDecidesOnceEachNonce) {
   options.pin_ek = true;
   auto challenge = service->Enrol(request_json, options);
   ASSERT_TRUE(challenge.ok()) << challenge.status().ToString();
+  EXPECT_EQ(service->Enrol(request_json, options).status().code(),
+            ErrorCode::kFailedPrecondition)
+      << "a pending challenge is not replaced by another request for the node";
   const auto c = nlohmann::json::parse(*challenge);
   const std::string node = c.at("node");
   EXPECT_EQ(node, crypto::ToHex(*tpmobj::Name(ek->pub)));

@@ -25,6 +25,7 @@ constexpr char kNoncesFile[] = "nonces.json";
 constexpr size_t kNonceBytes = 32;
 constexpr size_t kSecretBytes = 32;
 constexpr size_t kMaxOpenNonces = 16;
+constexpr uint64_t kPendingEnrolmentSeconds = 300;
 
 uint64_t NowUnix() { return static_cast<uint64_t>(::time(nullptr)); }
 
@@ -115,6 +116,17 @@ Result<std::string> Service::Enrol(std::string_view request_json, const EnrolOpt
                          "node " + node +
                              " is enrolled already; enrolling it again (a new AK, "
                              "its history restarted) needs the operator's --re-enrol");
+  }
+  // A pending challenge is the node's for a while: a stranger who knows the
+  // node's public EK cannot replace it with an AK of its own meanwhile.
+  if (auto pending = ReadJson(nd, kEnrolmentFile);
+      pending.ok() && pending->contains("secret") && pending->contains("enrolled_unix") &&
+      (*pending)["enrolled_unix"].is_number_unsigned() && !options.re_enrol &&
+      (*pending)["enrolled_unix"].get<uint64_t>() + kPendingEnrolmentSeconds > NowUnix()) {
+    return Status::Error(ErrorCode::kFailedPrecondition,
+                         "node " + node + " has a pending challenge; it may enrol again " +
+                             std::to_string(kPendingEnrolmentSeconds) +
+                             " s after it (or the operator with --re-enrol)");
   }
   json enrolment = {
       {"version", 1},

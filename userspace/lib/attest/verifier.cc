@@ -212,6 +212,50 @@ Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Ev
   return Status::Ok();
 }
 
+// The collector as IMA measured it: among the first `prefix` entries (what
+// the quote covers), every file measurement (ima-ng, ima-sig) of a path
+// named vigild must carry an allowed digest, and there must be one.
+Status CheckCollector(const Policy& policy, std::span<const uint8_t> ima_bytes, size_t prefix) {
+  if (policy.collector_digests.empty()) return Status::Ok();
+  VIGIL_ASSIGN_OR_RETURN(std::vector<ima::Entry> entries, ima::ParseBinaryLog(ima_bytes));
+  size_t seen = 0;
+  for (size_t i = 0; i < entries.size() && i < prefix; ++i) {
+    const ima::Entry& e = entries[i];
+    if (e.violation || (e.template_name != "ima-ng" && e.template_name != "ima-sig")) continue;
+    // Template data: u32 length + bytes per field (native order): d-ng
+    // ("alg:\0" + digest), n-ng (path + \0), ...
+    std::vector<std::span<const uint8_t>> fields;
+    std::span<const uint8_t> rest(e.template_data);
+    while (rest.size() >= 4 && fields.size() < 2) {
+      uint32_t len = 0;
+      std::memcpy(&len, rest.data(), 4);
+      if (len > rest.size() - 4) break;
+      fields.push_back(rest.subspan(4, len));
+      rest = rest.subspan(4 + len);
+    }
+    if (fields.size() < 2) continue;
+    std::string path(fields[1].begin(), fields[1].end());
+    if (!path.empty() && path.back() == '\0') path.pop_back();
+    const size_t slash = path.rfind('/');
+    if ((slash == std::string::npos ? path : path.substr(slash + 1)) != "vigild") continue;
+    const auto colon = std::find(fields[0].begin(), fields[0].end(), static_cast<uint8_t>(':'));
+    if (colon == fields[0].end() || colon + 2 > fields[0].end()) continue;
+    const std::string digest = crypto::ToHex(std::span<const uint8_t>(colon + 2, fields[0].end()));
+    ++seen;
+    if (!policy.collector_digests.contains(digest)) {
+      return Status::Error(ErrorCode::kMismatch, "collector: IMA measured " + path.substr(0, 200) +
+                                                     " with digest " + digest +
+                                                     ", which the policy does not allow");
+    }
+  }
+  if (seen == 0) {
+    return Status::Error(ErrorCode::kMismatch,
+                         "collector: IMA measured no vigild within the quoted log (the policy "
+                         "lists collector digests; IMA needs a rule that measures executables)");
+  }
+  return Status::Ok();
+}
+
 json AnchorJson(const verify::Anchor& a) {
   return {{"last_seq", a.last_seq},
           {"chain_head", crypto::ToHex(a.chain_head)},
@@ -481,6 +525,9 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, c
                     prefix.status().message());
     ima_prefix = *prefix;
     if (Status st = CheckInstanceOrder(policy, state, ev, *ima_log, ima_prefix, *log); !st.ok()) {
+      return refuse(st.message());
+    }
+    if (Status st = CheckCollector(policy, ev.ima->entries, ima_prefix); !st.ok()) {
       return refuse(st.message());
     }
     const std::array<uint8_t, 16> instance = next.anchor.instance_id;
