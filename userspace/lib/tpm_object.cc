@@ -162,6 +162,28 @@ Result<std::vector<uint8_t>> EcdsaDer(const TPMS_SIGNATURE_ECC& ecc) {
   return der;
 }
 
+// The key of the last signature checked, per thread: a verifier checks
+// one AK's quotes (and one module key's certifications) over and over, and
+// building and checking the key (parameters, fromdata, the on-curve check)
+// cost as much as the verification itself. Keyed by the exact public area
+// bytes; only a key that passed those checks is kept. thread_local: an
+// EVP_PKEY is used by one thread at a time.
+struct KeyCache {
+  std::vector<uint8_t> area;
+  EvpPkeyPtr pkey;
+};
+thread_local KeyCache key_cache;
+
+Result<EVP_PKEY*> CachedKey(const PublicArea& key) {
+  if (!key_cache.pkey || key_cache.area != key.marshalled) {
+    key_cache.pkey.reset();
+    VIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr pkey, ToEvpPkey(key));
+    key_cache.area = key.marshalled;
+    key_cache.pkey = std::move(pkey);
+  }
+  return key_cache.pkey.get();
+}
+
 }  // namespace
 
 Result<PublicArea> ParseTpmtPublic(std::span<const uint8_t> bytes) {
@@ -270,10 +292,10 @@ Status VerifySignature(const PublicArea& key, std::span<const uint8_t> message,
   if (md_name == nullptr) {
     return Status::Error(ErrorCode::kUnsupported, "signature hash " + crypto::AlgName(hash_alg));
   }
-  VIGIL_ASSIGN_OR_RETURN(EvpPkeyPtr pkey, ToEvpPkey(key));
+  VIGIL_ASSIGN_OR_RETURN(EVP_PKEY * pkey_raw, CachedKey(key));
   MdCtxPtr md(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;  // owned by md
-  if (!md || EVP_DigestVerifyInit_ex(md.get(), &pctx, md_name, nullptr, nullptr, pkey.get(),
+  if (!md || EVP_DigestVerifyInit_ex(md.get(), &pctx, md_name, nullptr, nullptr, pkey_raw,
                                      nullptr) != 1) {
     return Status::FromOpenSsl("EVP_DigestVerifyInit_ex");
   }
