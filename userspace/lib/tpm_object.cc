@@ -31,40 +31,6 @@ void ClearOpenSslErrors() {
   }
 }
 
-// Unmarshals exactly one T from `bytes` with its MU function.
-template <typename T, typename Fn>
-Result<T> UnmarshalExactly(std::span<const uint8_t> bytes, Fn unmarshal, std::string_view what) {
-  T out{};
-  if (bytes.empty()) return Status::Error(ErrorCode::kMalformed, std::string(what) + ": empty");
-  size_t offset = 0;
-  const TSS2_RC rc = unmarshal(bytes.data(), bytes.size(), &offset, &out);
-  if (rc != TSS2_RC_SUCCESS) {
-    Status st = Status::FromTss2(rc, std::string("unmarshalling ") + std::string(what));
-    return Status::Error(ErrorCode::kMalformed, st.message());
-  }
-  if (offset != bytes.size()) {
-    return Status::Error(
-        ErrorCode::kMalformed,
-        std::string(what) + ": " + std::to_string(bytes.size() - offset) + " trailing bytes");
-  }
-  return out;
-}
-
-const char* EvpDigestName(uint16_t alg) {
-  switch (alg) {
-    case TPM2_ALG_SHA1:
-      return "SHA1";
-    case TPM2_ALG_SHA256:
-      return "SHA256";
-    case TPM2_ALG_SHA384:
-      return "SHA384";
-    case TPM2_ALG_SHA512:
-      return "SHA512";
-    default:
-      return nullptr;
-  }
-}
-
 Result<EvpPkeyPtr> FromParams(const char* type, OSSL_PARAM_BLD* bld) {
   ParamPtr params(OSSL_PARAM_BLD_to_param(bld));
   if (!params) return Status::FromOpenSsl("OSSL_PARAM_BLD_to_param");
@@ -185,6 +151,21 @@ Result<EVP_PKEY*> CachedKey(const PublicArea& key) {
 }
 
 }  // namespace
+
+const char* EvpDigestName(uint16_t alg) {
+  switch (alg) {
+    case TPM2_ALG_SHA1:
+      return "SHA1";
+    case TPM2_ALG_SHA256:
+      return "SHA256";
+    case TPM2_ALG_SHA384:
+      return "SHA384";
+    case TPM2_ALG_SHA512:
+      return "SHA512";
+    default:
+      return nullptr;
+  }
+}
 
 Result<PublicArea> ParseTpmtPublic(std::span<const uint8_t> bytes) {
   PublicArea area;

@@ -43,55 +43,13 @@ void ClearOpenSslErrors() {
   }
 }
 
+using tpmobj::EvpDigestName;
+using tpmobj::UnmarshalExactly;
+
 Status Mismatch(std::string what) { return Status::Error(ErrorCode::kMismatch, std::move(what)); }
-
-// Unmarshals exactly one T (no trailing bytes) with its MU function.
-template <typename T, typename Fn>
-Result<T> UnmarshalExactly(std::span<const uint8_t> bytes, Fn unmarshal, std::string_view what) {
-  T out{};
-  if (bytes.empty()) return Status::Error(ErrorCode::kMalformed, std::string(what) + ": empty");
-  size_t offset = 0;
-  const TSS2_RC rc = unmarshal(bytes.data(), bytes.size(), &offset, &out);
-  if (rc != TSS2_RC_SUCCESS) {
-    return Status::Error(ErrorCode::kMalformed,
-                         Status::FromTss2(rc, "unmarshalling " + std::string(what)).message());
-  }
-  if (offset != bytes.size()) {
-    return Status::Error(
-        ErrorCode::kMalformed,
-        std::string(what) + ": " + std::to_string(bytes.size() - offset) + " trailing bytes");
-  }
-  return out;
-}
-
-// Marshals a T with its MU function into a fresh buffer.
-template <typename T, typename Fn>
-Result<Bytes> MarshalToBytes(const T& value, Fn marshal, std::string_view what) {
-  Bytes out(sizeof(T) + 16);
-  size_t offset = 0;
-  const TSS2_RC rc = marshal(&value, out.data(), out.size(), &offset);
-  if (rc != TSS2_RC_SUCCESS) return Status::FromTss2(rc, "marshalling " + std::string(what));
-  out.resize(offset);
-  return out;
-}
 
 bool IsStrongHash(uint16_t alg) {
   return alg == TPM2_ALG_SHA256 || alg == TPM2_ALG_SHA384 || alg == TPM2_ALG_SHA512;
-}
-
-const char* EvpDigestName(uint16_t alg) {
-  switch (alg) {
-    case TPM2_ALG_SHA1:
-      return "SHA1";
-    case TPM2_ALG_SHA256:
-      return "SHA256";
-    case TPM2_ALG_SHA384:
-      return "SHA384";
-    case TPM2_ALG_SHA512:
-      return "SHA512";
-    default:
-      return nullptr;
-  }
 }
 
 // The signing scheme a public area names (ECC or RSA), NULL otherwise.
@@ -261,7 +219,7 @@ Result<Seed> EccSeed(const tpmobj::PublicArea& ek, EVP_PKEY* key, size_t seed_si
                               std::span<const uint8_t>(ek_x.buffer, ek_x.size), seed_size));
   OPENSSL_cleanse(z.data(), z.size());
   VIGIL_ASSIGN_OR_RETURN(
-      out.encrypted, MarshalToBytes(tpm_point, Tss2_MU_TPMS_ECC_POINT_Marshal, "TPMS_ECC_POINT"));
+      out.encrypted, tpmobj::Marshal(tpm_point, Tss2_MU_TPMS_ECC_POINT_Marshal, "TPMS_ECC_POINT"));
   return out;
 }
 
@@ -504,10 +462,10 @@ Result<Credential> MakeCredential(const tpmobj::PublicArea& ek, std::span<const 
 
   Credential out;
   VIGIL_ASSIGN_OR_RETURN(out.id_object,
-                         MarshalToBytes(id, Tss2_MU_TPM2B_ID_OBJECT_Marshal, "TPM2B_ID_OBJECT"));
+                         tpmobj::Marshal(id, Tss2_MU_TPM2B_ID_OBJECT_Marshal, "TPM2B_ID_OBJECT"));
   VIGIL_ASSIGN_OR_RETURN(
       out.encrypted_secret,
-      MarshalToBytes(enc_secret, Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal, "TPM2B_ENCRYPTED_SECRET"));
+      tpmobj::Marshal(enc_secret, Tss2_MU_TPM2B_ENCRYPTED_SECRET_Marshal, "TPM2B_ENCRYPTED_SECRET"));
   return out;
 }
 
@@ -637,7 +595,7 @@ std::string SerializeEnrolmentRequest(const EnrolmentRequest& request) {
   out["ak_public"] = crypto::ToHex(tpmobj::MarshalTpm2bPublic(request.ak));
   out["ak_creation_data"] = crypto::ToHex(request.ak_creation_data);
   out["ak_creation_attest"] = crypto::ToHex(request.ak_creation_attest);
-  auto sig = MarshalToBytes(request.ak_creation_signature, Tss2_MU_TPMT_SIGNATURE_Marshal,
+  auto sig = tpmobj::Marshal(request.ak_creation_signature, Tss2_MU_TPMT_SIGNATURE_Marshal,
                             "TPMT_SIGNATURE");
   // A signature that does not marshal (a bad sigAlg) is sent empty; the
   // verifier refuses it.

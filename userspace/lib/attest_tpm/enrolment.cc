@@ -99,31 +99,8 @@ TPM2B_PUBLIC AkTemplate() {
   return in;
 }
 
-template <typename T, typename Fn>
-Result<Bytes> Marshal(const T& value, Fn marshal, std::string_view what) {
-  Bytes out(sizeof(T) + 16);
-  size_t offset = 0;
-  const TSS2_RC rc = marshal(&value, out.data(), out.size(), &offset);
-  if (rc != TSS2_RC_SUCCESS) return Status::FromTss2(rc, "marshalling " + std::string(what));
-  out.resize(offset);
-  return out;
-}
-
-template <typename T, typename Fn>
-Result<T> UnmarshalExactly(std::span<const uint8_t> bytes, Fn unmarshal, std::string_view what) {
-  T out{};
-  if (bytes.empty()) return Status::Error(ErrorCode::kMalformed, std::string(what) + ": empty");
-  size_t offset = 0;
-  const TSS2_RC rc = unmarshal(bytes.data(), bytes.size(), &offset, &out);
-  if (rc != TSS2_RC_SUCCESS) {
-    return Status::Error(ErrorCode::kMalformed,
-                         Status::FromTss2(rc, "unmarshalling " + std::string(what)).message());
-  }
-  if (offset != bytes.size()) {
-    return Status::Error(ErrorCode::kMalformed, std::string(what) + ": trailing bytes");
-  }
-  return out;
-}
+using tpmobj::Marshal;
+using tpmobj::UnmarshalExactly;
 
 Result<LoadedObject> CreatePrimary(ESYS_CONTEXT* ctx, ESYS_TR hierarchy, const TPM2B_PUBLIC& tmpl,
                                    std::string_view what, tpm::EsysPtr<TPM2B_PUBLIC>* out_public) {

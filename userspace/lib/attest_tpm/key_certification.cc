@@ -11,23 +11,7 @@ namespace vigil::attest_tpm {
 
 namespace {
 
-// Exactly one T in `bytes`.
-template <typename T>
-Result<T> UnmarshalExactly(std::span<const uint8_t> bytes,
-                           TSS2_RC (*unmarshal)(const uint8_t*, size_t, size_t*, T*),
-                           const char* what) {
-  T out{};
-  size_t offset = 0;
-  const TSS2_RC rc = unmarshal(bytes.data(), bytes.size(), &offset, &out);
-  if (rc != TSS2_RC_SUCCESS) {
-    return Status::Error(ErrorCode::kMalformed,
-                         Status::FromTss2(rc, std::string("unmarshal ") + what).message());
-  }
-  if (offset != bytes.size()) {
-    return Status::Error(ErrorCode::kMalformed, std::string(what) + ": trailing bytes");
-  }
-  return out;
-}
+using tpmobj::UnmarshalExactly;
 
 // Flushes the loaded key when it goes out of scope: through ESAPI once it
 // has an ESYS_TR (that also frees the TR), through SAPI before.

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "vigil/digest.h"
@@ -63,6 +65,41 @@ Status VerifySignature(const PublicArea& key, std::span<const uint8_t> message,
 // `values` holds them in that same order.
 Result<crypto::Digest> PcrCompositeDigest(uint16_t hash_alg,
                                           std::span<const crypto::Digest> values);
+
+// Exactly one T in `bytes`, with its tss2-mu Unmarshal function: empty
+// input, a failed unmarshal or trailing bytes are kMalformed naming `what`.
+template <typename T, typename Fn>
+Result<T> UnmarshalExactly(std::span<const uint8_t> bytes, Fn unmarshal, std::string_view what) {
+  T out{};
+  if (bytes.empty()) return Status::Error(ErrorCode::kMalformed, std::string(what) + ": empty");
+  size_t offset = 0;
+  const TSS2_RC rc = unmarshal(bytes.data(), bytes.size(), &offset, &out);
+  if (rc != TSS2_RC_SUCCESS) {
+    Status st = Status::FromTss2(rc, "unmarshalling " + std::string(what));
+    return Status::Error(ErrorCode::kMalformed, st.message());
+  }
+  if (offset != bytes.size()) {
+    return Status::Error(ErrorCode::kMalformed, std::string(what) + ": " +
+                                                    std::to_string(bytes.size() - offset) +
+                                                    " trailing bytes");
+  }
+  return out;
+}
+
+// `value` marshalled with its tss2-mu Marshal function.
+template <typename T, typename Fn>
+Result<std::vector<uint8_t>> Marshal(const T& value, Fn marshal, std::string_view what) {
+  std::vector<uint8_t> out(sizeof(T) + 16);
+  size_t offset = 0;
+  const TSS2_RC rc = marshal(&value, out.data(), out.size(), &offset);
+  if (rc != TSS2_RC_SUCCESS) return Status::FromTss2(rc, "marshalling " + std::string(what));
+  out.resize(offset);
+  return out;
+}
+
+// OpenSSL's digest name for a TPM hash algorithm (SHA-1/256/384/512), or
+// nullptr.
+const char* EvpDigestName(uint16_t alg);
 
 }  // namespace vigil::tpmobj
 
