@@ -59,14 +59,10 @@ void Monitor::Watch(const std::string& node, uint64_t since_unix) {
 void Monitor::Decided(const std::string& node, const attest::AttestationResult& result,
                       uint64_t now) {
   std::lock_guard lock(mu_);
-  json line = {{"time_unix", now},
-               {"event", "verdict"},
-               {"node", node},
-               {"trusted", result.trusted},
-               {"reasons", result.reasons},
-               {"records", result.records},
-               {"events", result.events},
-               {"tpm_reset", result.tpm_reset}};
+  json line = {
+      {"time_unix", now},          {"event", "verdict"},           {"node", node},
+      {"trusted", result.trusted}, {"reasons", result.reasons},    {"records", result.records},
+      {"events", result.events},   {"tpm_reset", result.tpm_reset}};
   json findings = json::array();
   for (const verify::Finding& f : result.findings) {
     findings.push_back(std::string(verify::FindingKindName(f.kind)));
@@ -148,8 +144,8 @@ Reply Dispatch(Service& service, std::mutex& service_mu, const EnrolOptions& enr
     auto issued = service.IssueNonce(*node);
     return issued.ok() ? Reply{200, *issued} : Refuse(issued.status());
   }
-  return Refuse(Status::Error(ErrorCode::kNotFound, "no operation \"" +
-                                                        std::string(op.substr(0, 32)) + "\""));
+  return Refuse(Status::Error(ErrorCode::kNotFound,
+                              "no operation \"" + std::string(op.substr(0, 32)) + "\""));
 }
 
 }  // namespace vigil::verifier

@@ -21,8 +21,8 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -184,8 +184,9 @@ int main(int argc, char** argv) {
                     "HTTP on HOST:PORT (default 127.0.0.1:8790 unless --serial is given)");
   serve->add_option("--serial", serve_options.serials,
                     "A QEMU chardev UNIX socket of a guest's virtio-serial port (repeatable)");
-  serve->add_option("--deadline", serve_options.deadline_s,
-                    "Seconds without trusted evidence before a node is overdue (0: never)")
+  serve
+      ->add_option("--deadline", serve_options.deadline_s,
+                   "Seconds without trusted evidence before a node is overdue (0: never)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{0}, uint64_t{86400 * 365}));
   serve->add_option("--ca", enrol_options.ca_files, "CA certificate (PEM) of EK certificates");

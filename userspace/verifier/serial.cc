@@ -62,8 +62,10 @@ void ServeSerial(const std::string& socket_path, const Handler& handle,
       }
       if (!*frame) continue;  // nothing yet: look at `stop` again
       if (stream.dropped() != dropped) {
-        std::fprintf(stderr, "vigil-verifier: serial %s: %llu bytes of cut or garbled frames "
-                     "dropped\n", socket_path.c_str(),
+        std::fprintf(stderr,
+                     "vigil-verifier: serial %s: %llu bytes of cut or garbled frames "
+                     "dropped\n",
+                     socket_path.c_str(),
                      static_cast<unsigned long long>(stream.dropped() - dropped));
         dropped = stream.dropped();
       }

@@ -265,8 +265,8 @@ Result<std::vector<std::pair<std::string, uint64_t>>> Service::ActivatedNodes() 
     if (!text.ok() || !*text) continue;  // enrolled, not activated
     auto state = attest::ParseNodeState(**text);
     if (!state.ok()) {
-      return Status::Error(state.status().code(), node + "/" + kStateFile + ": " +
-                                                      state.status().message());
+      return Status::Error(state.status().code(),
+                           node + "/" + kStateFile + ": " + state.status().message());
     }
     out.emplace_back(node, state->last_attested_unix);
   }

@@ -519,7 +519,8 @@ CLI::App* AddAttestCommands(CLI::App& app, AttestOptions& o) {
       ->required();
   push->add_option("--events", o.events, "vigild's --raw-out file (the events)");
   push->add_option("--ima-log", o.ima_log, "IMA's binary log")->capture_default_str();
-  push->add_option("--count", o.count, "Rounds (0: forever; a failed round is then said, not fatal)")
+  push->add_option("--count", o.count,
+                   "Rounds (0: forever; a failed round is then said, not fatal)")
       ->capture_default_str();
   push->add_option("--interval", o.interval_s, "Seconds between rounds")->capture_default_str();
   return attest;

@@ -136,8 +136,7 @@ std::optional<Frame> Decoder::Next() {
       DropLine(body);
       continue;
     }
-    Frame f{std::string(header->id), std::string(header->verb),
-            buf_.substr(body, header->length)};
+    Frame f{std::string(header->id), std::string(header->verb), buf_.substr(body, header->length)};
     pos_ = body + header->length + 1;
     return f;
   }
@@ -195,7 +194,8 @@ Result<std::optional<Frame>> Stream::Read(std::chrono::milliseconds timeout) {
     }
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0 && errno != ECONNRESET) return Status::FromErrno(errno, "channel: reading");
-    if (!eof_is_idle_ || n < 0) return Status::Error(ErrorCode::kUnavailable, "channel: the other end closed");
+    if (!eof_is_idle_ || n < 0)
+      return Status::Error(ErrorCode::kUnavailable, "channel: the other end closed");
     // A virtio-serial port reads 0 while its host side is not connected
     // (and poll says readable): wait a little instead of spinning.
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(ms, 100)));

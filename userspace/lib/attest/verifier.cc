@@ -214,13 +214,12 @@ Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Ev
     // stops the collector, acts, unloads and loads again, and what the old
     // instance saw last (a silenced producer, the act itself) is never read.
     if (f != order.end() && f < mine && f->second.last_checkpoint >= state.next_log_seq) {
-      return Status::Error(ErrorCode::kMismatch,
-                           "module: the followed instance " + followed +
-                               " ended (its last checkpoint is log seq " +
-                               std::to_string(f->second.last_checkpoint) +
-                               ") after the last verified point (log seq " +
-                               std::to_string(state.next_log_seq - 1) +
-                               "): its tail was never verified");
+      return Status::Error(ErrorCode::kMismatch, "module: the followed instance " + followed +
+                                                     " ended (its last checkpoint is log seq " +
+                                                     std::to_string(f->second.last_checkpoint) +
+                                                     ") after the last verified point (log seq " +
+                                                     std::to_string(state.next_log_seq - 1) +
+                                                     "): its tail was never verified");
     }
   }
   return Status::Ok();
