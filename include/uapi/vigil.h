@@ -27,6 +27,20 @@
 #include <linux/ioctl.h>
 #endif
 
+/* The ABI is little-endian only (records are hashed as they lie in
+ * memory): anything else is refused at build time. The kernel says its
+ * byte order with __LITTLE_ENDIAN/__BIG_ENDIAN, gcc and clang (BPF's
+ * bpfel/bpfeb targets included) with __BYTE_ORDER__.
+ */
+#if defined(__KERNEL__)
+#include <asm/byteorder.h>
+#if defined(__BIG_ENDIAN)
+#error "vigil: the ABI is little-endian only; this kernel is big-endian"
+#endif
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "vigil: the ABI is little-endian only; this target is not"
+#endif
+
 /* C++11 static_assert, or C11 _Static_assert (gcc and clang accept it in
  * every C mode, the kernel's gnu11 and BPF included).
  */
