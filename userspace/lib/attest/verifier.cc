@@ -509,27 +509,51 @@ Result<NodeState> ParseNodeState(std::string_view text) {
   return s;
 }
 
-void FeedSegment(verify::StreamVerifier& verifier, std::vector<records::Record> events,
-                 const std::vector<records::Record>& log) {
-  const auto by_seq = [](const records::Record& a, const records::Record& b) {
-    return a.seq() < b.seq();
-  };
-  if (!std::is_sorted(events.begin(), events.end(), by_seq)) {
-    std::stable_sort(events.begin(), events.end(), by_seq);
+Status FeedSegment(verify::StreamVerifier& verifier, std::span<const uint8_t> event_bytes,
+                   const std::vector<records::Record>& log) {
+  // One record at a time when the events come in seq order (as vigild
+  // writes them): a segment is never held decoded as a whole.
+  bool sorted = true;
+  uint64_t prev = 0;
+  for (size_t off = 0; off < event_bytes.size();) {
+    auto rec = records::Record::Decode(event_bytes.subspan(off));
+    if (!rec.ok()) return rec.status();
+    sorted = sorted && rec->seq() >= prev;
+    prev = rec->seq();
+    off += rec->bytes().size();
   }
-  size_t next = 0;
+  std::vector<records::Record> sorted_events;
+  if (!sorted) {
+    VIGIL_ASSIGN_OR_RETURN(sorted_events, records::DecodeStream(event_bytes));
+    std::stable_sort(sorted_events.begin(), sorted_events.end(),
+                     [](const records::Record& a, const records::Record& b) {
+                       return a.seq() < b.seq();
+                     });
+  }
+  size_t next = 0;  // in sorted_events, or a byte offset in event_bytes
+  const auto feed_up_to = [&](uint64_t last) {
+    if (!sorted) {
+      while (next < sorted_events.size() && sorted_events[next].seq() <= last) {
+        verifier.AddEvent(std::move(sorted_events[next++]));
+      }
+      return;
+    }
+    while (next < event_bytes.size()) {
+      auto rec = records::Record::Decode(event_bytes.subspan(next));  // decoded once above
+      if (!rec.ok() || rec->seq() > last) return;
+      next += rec->bytes().size();
+      verifier.AddEvent(std::move(rec).value());
+    }
+  };
   for (const records::Record& r : log) {
     if (r.type() == VIGIL_LOG_CHECKPOINT) {
-      if (auto cp = r.As<vigil_log_checkpoint>()) {
-        while (next < events.size() && events[next].seq() <= cp->last_seq) {
-          verifier.AddEvent(std::move(events[next++]));
-        }
-      }
+      if (auto cp = r.As<vigil_log_checkpoint>()) feed_up_to(cp->last_seq);
     }
     verifier.AddLog(r);
   }
-  while (next < events.size()) verifier.AddEvent(std::move(events[next++]));
+  feed_up_to(UINT64_MAX);
   verifier.Finish();
+  return Status::Ok();
 }
 
 AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, const Evidence& ev,
@@ -564,8 +588,20 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, c
   // 4. The log segment: decoded, and starting exactly where we stopped.
   auto log = records::DecodeStream(ev.log.records);
   if (!log.ok()) return refuse("log: " + log.status().message());
-  auto events = records::DecodeStream(ev.events);
-  if (!events.ok()) return refuse("events: " + events.status().message());
+  // The events are checked here record by record and decoded again as the
+  // replay takes them (FeedSegment), never held decoded as a whole.
+  size_t event_count = 0;
+  uint64_t last_event_seq = 0;
+  uint64_t first_event_seq = UINT64_MAX;
+  for (size_t off = 0; off < ev.events.size(); ++event_count) {
+    auto rec = records::Record::Decode(std::span<const uint8_t>(ev.events).subspan(off));
+    if (!rec.ok()) {
+      return refuse("events: at offset " + std::to_string(off) + ": " + rec.status().message());
+    }
+    last_event_seq = std::max(last_event_seq, rec->seq());
+    first_event_seq = std::min(first_event_seq, rec->seq());
+    off += rec->bytes().size();
+  }
   if (log->empty()) return refuse("log: the segment is empty");
   // A new instance (reboot, reload) may start over at seq 1 at any time.
   const uint64_t expected_from =
@@ -610,11 +646,9 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, c
                   std::to_string(ev.events_after) + "; this verifier expects " +
                   std::to_string(expected_events_after));
   }
-  for (const records::Record& e : *events) {
-    if (e.seq() <= expected_events_after) {
-      return refuse("events: seq " + std::to_string(e.seq()) +
-                    " was decided already (events outside the segment)");
-    }
+  if (event_count > 0 && first_event_seq <= expected_events_after) {
+    return refuse("events: seq " + std::to_string(first_event_seq) +
+                  " was decided already (events outside the segment)");
   }
   if (new_instance) {
     std::optional<crypto::EcPoint> key;
@@ -774,10 +808,9 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, c
   }
 
   verify::StreamVerifier verifier(next.anchor, std::move(options));
-  const size_t event_count = events->size();
-  uint64_t last_event_seq = 0;
-  for (const records::Record& e : *events) last_event_seq = std::max(last_event_seq, e.seq());
-  FeedSegment(verifier, std::move(events).value(), *log);
+  if (Status st = FeedSegment(verifier, ev.events, *log); !st.ok()) {
+    return refuse("events: " + st.message());
+  }
   out.verdicts = verifier.TakeVerdicts();
   out.findings = verifier.TakeFindings();
   out.records = log->size();

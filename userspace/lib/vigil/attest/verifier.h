@@ -119,11 +119,13 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
                                  uint64_t now_unix);
 
 // Feeds a segment to `verifier` and finishes it, as VerifyEvidence does:
-// the events in seq order (stable: two claims for one seq keep their
-// order), each checkpoint's events before it, so the engine holds one
-// checkpoint interval at a time rather than the whole segment.
-void FeedSegment(verify::StreamVerifier& verifier, std::vector<records::Record> events,
-                 const std::vector<records::Record>& log);
+// the events (raw records, concatenated) in seq order, each checkpoint's
+// events before it, so the engine holds one checkpoint interval at a time;
+// events already in seq order (what vigild writes) are decoded one at a
+// time as they are fed, others sorted first (stable: two claims for one
+// seq keep their order). kMalformed/kTruncated if an event does not decode.
+Status FeedSegment(verify::StreamVerifier& verifier, std::span<const uint8_t> event_bytes,
+                   const std::vector<records::Record>& log);
 
 // The result as JSON (the service's response and the CLI's --json output).
 std::string ResultJson(const AttestationResult& result);
