@@ -245,9 +245,10 @@ class AttestVerifierTest : public testing::SwtpmFixture {
   Evidence::Ima ImaFrom(size_t n) {
     auto offset = ima::EntryOffset(ima_.log, n);
     EXPECT_TRUE(offset.ok()) << offset.status().ToString();
-    return Evidence::Ima{n, std::vector<uint8_t>(
-                                ima_.log.begin() + static_cast<ptrdiff_t>(offset.ok() ? *offset : 0),
-                                ima_.log.end())};
+    return Evidence::Ima{
+        n,
+        std::vector<uint8_t>(ima_.log.begin() + static_cast<ptrdiff_t>(offset.ok() ? *offset : 0),
+                             ima_.log.end())};
   }
 
   // The TPM's PCR 10 extended with what ImaSim logged since the last call.

@@ -469,7 +469,7 @@ Result<size_t> EntryOffset(std::span<const uint8_t> bytes, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     if (at == bytes.size()) {
       return Status::Error(ErrorCode::kNotFound, "IMA's log holds " + std::to_string(i) +
-                                                       " entries, not " + std::to_string(n));
+                                                     " entries, not " + std::to_string(n));
     }
     ParsedEntry p;
     VIGIL_RETURN_IF_ERROR(ParseEntryAt(bytes.subspan(at), i, &p));

@@ -196,8 +196,8 @@ Result<std::string> Evidence(const AttestOptions& o) {
                                std::to_string(ima_from) + ": " + offset.status().message());
     }
     ev.ima = vigil::attest::Evidence::Ima{
-        ima_from, std::vector<uint8_t>(ima_bytes.begin() + static_cast<ptrdiff_t>(*offset),
-                                       ima_bytes.end())};
+        ima_from,
+        std::vector<uint8_t>(ima_bytes.begin() + static_cast<ptrdiff_t>(*offset), ima_bytes.end())};
     VIGIL_ASSIGN_OR_RETURN(vigil::ima::ImaLog replay,
                            vigil::ima::ImaLog::Create({TPM2_ALG_SHA256}));
     VIGIL_RETURN_IF_ERROR(replay.Append(ima_bytes));

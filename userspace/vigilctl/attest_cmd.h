@@ -39,7 +39,7 @@ struct AttestOptions {
   std::string instance;       // evidence: the instance the verifier follows (hex)
   std::string events;         // vigild --raw-out file
   std::string ima_log = "/sys/kernel/security/ima/binary_runtime_measurements";
-  uint64_t ima_from_entry = 0;             // evidence: the verifier's IMA point
+  uint64_t ima_from_entry = 0;              // evidence: the verifier's IMA point
   std::optional<uint32_t> ima_reset_count;  // evidence: the boot of that point
   std::string verifier;     // push: http://HOST:PORT
   unsigned count = 1;       // push: rounds (0: forever)

@@ -258,8 +258,8 @@ Status CheckCollector(const Policy& policy, const std::set<std::string>& digests
   if (policy.collector_digests.empty()) return Status::Ok();
   for (const std::string& d : digests) {
     if (!policy.collector_digests.contains(d)) {
-      return Status::Error(ErrorCode::kMismatch, "collector: IMA measured vigild with digest " +
-                                                     d + ", which the policy does not allow");
+      return Status::Error(ErrorCode::kMismatch, "collector: IMA measured vigild with digest " + d +
+                                                     ", which the policy does not allow");
     }
   }
   if (digests.empty()) {
@@ -317,14 +317,17 @@ json ImaPointJson(const ImaPoint& p) {
                        {"pcr", e.pcr},
                        {"record", crypto::ToHex(e.record)}});
   }
-  return {{"reset_count", p.reset_count}, {"entries", p.entries},
-          {"pcr10", pcr10},               {"instances", instances},
-          {"pending", pending},           {"collector_digests", p.collector_digests}};
+  return {{"reset_count", p.reset_count},
+          {"entries", p.entries},
+          {"pcr10", pcr10},
+          {"instances", instances},
+          {"pending", pending},
+          {"collector_digests", p.collector_digests}};
 }
 
 uint16_t BankByName(const std::string& name) {
-  for (uint16_t alg : {TPM2_ALG_SHA1, TPM2_ALG_SHA256, TPM2_ALG_SHA384, TPM2_ALG_SHA512,
-                       TPM2_ALG_SM3_256}) {
+  for (uint16_t alg :
+       {TPM2_ALG_SHA1, TPM2_ALG_SHA256, TPM2_ALG_SHA384, TPM2_ALG_SHA512, TPM2_ALG_SM3_256}) {
     if (crypto::AlgName(alg) == name) return alg;
   }
   return 0;
@@ -525,10 +528,9 @@ Status FeedSegment(verify::StreamVerifier& verifier, std::span<const uint8_t> ev
   std::vector<records::Record> sorted_events;
   if (!sorted) {
     VIGIL_ASSIGN_OR_RETURN(sorted_events, records::DecodeStream(event_bytes));
-    std::stable_sort(sorted_events.begin(), sorted_events.end(),
-                     [](const records::Record& a, const records::Record& b) {
-                       return a.seq() < b.seq();
-                     });
+    std::stable_sort(
+        sorted_events.begin(), sorted_events.end(),
+        [](const records::Record& a, const records::Record& b) { return a.seq() < b.seq(); });
   }
   size_t next = 0;  // in sorted_events, or a byte offset in event_bytes
   const auto feed_up_to = [&](uint64_t last) {
@@ -702,8 +704,8 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, c
     const bool whole_list = ev.version == 1;
     if (ev.ima->from_entry != (whole_list ? 0 : expected_entry)) {
       return refuse("ima: the entries start at IMA entry " + std::to_string(ev.ima->from_entry) +
-                    "; this verifier expects " +
-                    std::to_string(whole_list ? 0 : expected_entry) + " (an overlap or a gap)");
+                    "; this verifier expects " + std::to_string(whole_list ? 0 : expected_entry) +
+                    " (an overlap or a gap)");
     }
     const bool resume = point && !whole_list;
     auto created = resume ? ima::ImaLog::Resume(point->pcr10, point->entries)

@@ -64,8 +64,8 @@ struct ImaPoint {
     bool sealed = false;           // that checkpoint is the final, sealed one
     bool operator==(const Instance&) const = default;
   };
-  uint32_t reset_count = 0;  // the TPM's resetCount of the boot (from the quote)
-  uint64_t entries = 0;      // entries verified: the next evidence's ima.from_entry
+  uint32_t reset_count = 0;                  // the TPM's resetCount of the boot (from the quote)
+  uint64_t entries = 0;                      // entries verified: the next evidence's ima.from_entry
   std::map<uint16_t, crypto::Digest> pcr10;  // PCR 10 after them, per replayed bank
   std::vector<Instance> instances;
   // The module's entries before the point that no verified segment covered
