@@ -11,6 +11,7 @@
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_sys.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -347,6 +348,22 @@ TEST_F(AttestVerifierTest, ImaIsReplayedFromTheSavedPointAcrossRounds) {
     EXPECT_EQ(reloaded->ima->instances, r.next.ima->instances);
     state_ = *reloaded;
   }
+}
+
+// The replay takes each checkpoint's events before it (FeedSegment):
+// events in another order than vigild writes them are sorted first and
+// decide the same way.
+TEST_F(AttestVerifierTest, EventsOutOfOrderAreSortedBeforeTheReplay) {
+  const auto n = Random(32);
+  Evidence ev = Make(n);
+  auto recs = *records::DecodeStream(ev.events);
+  ASSERT_GT(recs.size(), 3u);
+  std::reverse(recs.begin(), recs.end());
+  ev.events = Concat(recs);
+  AttestationResult r = Decide(ev, n);
+  ASSERT_TRUE(r.trusted) << attest::ResultJson(r);
+  EXPECT_EQ(r.events, recs.size());
+  EXPECT_EQ(r.verdicts.size(), 2u);
 }
 
 // IMA entries that do not start at the verifier's point, or that change
