@@ -419,15 +419,21 @@ TEST_F(AttestVerifierTest, ImaGapOverlapEditAndRebootAgainstTheSavedPoint) {
     ASSERT_TRUE(v1.trusted) << attest::ResultJson(v1);
     EXPECT_EQ(v1.next.ima->entries, ima::ParseBinaryLog(ima_.log)->size());
   }
-  // A new boot (another resetCount in the quote than the point's): the
+  // A new boot (another resetCount in the quote than the point's, or
+  // another restartCount: a boot after a suspend that did not resume): the
   // point is void, the entries start at 0 again.
-  {
+  for (const bool restart : {false, true}) {
+    SCOPED_TRACE(restart ? "restartCount" : "resetCount");
     attest::NodeState saved = state_;
     const auto n = Random(32);
     Evidence ev = Make(n);
     auto quoted = tpmobj::ParseAttest(ev.quote.attest);
     ASSERT_TRUE(quoted.ok());
-    state_.ima->reset_count = quoted->clockInfo.resetCount + 1;
+    if (restart) {
+      state_.ima->restart_count = quoted->clockInfo.restartCount + 1;
+    } else {
+      state_.ima->reset_count = quoted->clockInfo.resetCount + 1;
+    }
     ExpectRefused(Decide(ev, n), "expects 0");
     const auto n2 = Random(32);
     Evidence whole = Make(n2);
@@ -435,6 +441,7 @@ TEST_F(AttestVerifierTest, ImaGapOverlapEditAndRebootAgainstTheSavedPoint) {
     AttestationResult r = Decide(whole, n2);
     ASSERT_TRUE(r.trusted) << attest::ResultJson(r);
     EXPECT_EQ(r.next.ima->reset_count, quoted->clockInfo.resetCount);
+    EXPECT_EQ(r.next.ima->restart_count, quoted->clockInfo.restartCount);
     EXPECT_EQ(r.next.ima->entries, ima::ParseBinaryLog(ima_.log)->size());
     state_ = saved;
   }
@@ -733,6 +740,7 @@ TEST_F(AttestVerifierTest, ServiceEnrolsActivatesAndDecidesOnceEachNonce) {
     if (!n.at("ima_reset_count").is_null()) {
       state_.ima.emplace();
       state_.ima->reset_count = n.at("ima_reset_count");
+      state_.ima->restart_count = n.at("ima_restart_count");
       state_.ima->entries = n.at("ima_from_entry");
     }
     const auto nonce = *crypto::FromHex(n.at("nonce").get<std::string>());

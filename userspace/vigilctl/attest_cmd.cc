@@ -184,11 +184,11 @@ Result<std::string> Evidence(const AttestOptions& o) {
     const std::span<const uint8_t> ima_bytes(reinterpret_cast<const uint8_t*>(ima.data()),
                                              ima.size());
     // Only the entries after the verifier's point, if it is of this boot
-    // (the quote's resetCount); the whole list in a new boot.
+    // (the quote's resetCount and restartCount); the whole list otherwise.
     VIGIL_ASSIGN_OR_RETURN(TPMS_ATTEST quoted, vigil::tpmobj::ParseAttest(ev.quote.attest));
-    const uint64_t ima_from = o.ima_reset_count && *o.ima_reset_count == quoted.clockInfo.resetCount
-                                  ? o.ima_from_entry
-                                  : 0;
+    const bool same_boot = o.ima_reset_count && *o.ima_reset_count == quoted.clockInfo.resetCount &&
+                           o.ima_restart_count.value_or(0) == quoted.clockInfo.restartCount;
+    const uint64_t ima_from = same_boot ? o.ima_from_entry : 0;
     auto offset = vigil::ima::EntryOffset(ima_bytes, ima_from);
     if (!offset.ok()) {
       return Status::Error(ErrorCode::kMismatch,
@@ -384,6 +384,7 @@ int Push(const AttestOptions& o) {
       e.ima_from_entry = issued->value("ima_from_entry", uint64_t{0});
       if (issued->contains("ima_reset_count") && !issued->at("ima_reset_count").is_null()) {
         e.ima_reset_count = issued->at("ima_reset_count").get<uint32_t>();
+        e.ima_restart_count = issued->value("ima_restart_count", uint32_t{0});
       }
     } catch (const json::exception&) {
       return fail(Status::Error(ErrorCode::kMalformed, "the verifier's nonce answer is malformed"));
@@ -432,6 +433,8 @@ CLI::App* AddAttestCommands(CLI::App& app, AttestOptions& o) {
       ->capture_default_str();
   evi->add_option("--ima-reset-count", o.ima_reset_count,
                   "The TPM resetCount (boot) of the verifier's IMA point");
+  evi->add_option("--ima-restart-count", o.ima_restart_count,
+                  "The TPM restartCount of the verifier's IMA point");
   evi->add_option("-o,--out", o.out, "Write to FILE instead of stdout");
   auto* push = attest->add_subcommand("push", "Enrol if needed, then send evidence to a verifier");
   push->add_option("--verifier", o.verifier, "http://HOST:PORT of vigil-verifier serve")

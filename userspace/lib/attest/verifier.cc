@@ -318,6 +318,7 @@ json ImaPointJson(const ImaPoint& p) {
                        {"record", crypto::ToHex(e.record)}});
   }
   return {{"reset_count", p.reset_count},
+          {"restart_count", p.restart_count},
           {"entries", p.entries},
           {"pcr10", pcr10},
           {"instances", instances},
@@ -343,6 +344,9 @@ Result<ImaPoint> ParseImaPoint(const json& j) {
   VIGIL_ASSIGN_OR_RETURN(uint64_t reset, U64(j, "reset_count"));
   if (reset > UINT32_MAX) return Bad("ima.reset_count", "out of range");
   p.reset_count = static_cast<uint32_t>(reset);
+  VIGIL_ASSIGN_OR_RETURN(uint64_t restart, U64(j, "restart_count"));
+  if (restart > UINT32_MAX) return Bad("ima.restart_count", "out of range");
+  p.restart_count = static_cast<uint32_t>(restart);
   VIGIL_ASSIGN_OR_RETURN(p.entries, U64(j, "entries"));
   if (!j.contains("pcr10") || !j["pcr10"].is_object() || j["pcr10"].empty()) {
     return Bad("ima.pcr10", "must be an object of bank values");
@@ -698,8 +702,10 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, c
     // Where the entries must start: the verified point of this boot (the
     // quote's resetCount), or entry 0 in a new boot. Version 1 evidence
     // carries the whole list, which must then pass through the point.
-    const ImaPoint* point =
-        state.ima && state.ima->reset_count == facts->clock.resetCount ? &*state.ima : nullptr;
+    const ImaPoint* point = state.ima && state.ima->reset_count == facts->clock.resetCount &&
+                                    state.ima->restart_count == facts->clock.restartCount
+                                ? &*state.ima
+                                : nullptr;
     const uint64_t expected_entry = point ? point->entries : 0;
     const bool whole_list = ev.version == 1;
     if (ev.ima->from_entry != (whole_list ? 0 : expected_entry)) {
@@ -755,6 +761,7 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, c
     }
     next_ima.emplace();
     next_ima->reset_count = facts->clock.resetCount;
+    next_ima->restart_count = facts->clock.restartCount;
     next_ima->entries = ima_prefix;
     for (const auto& [alg, value] : pcr10) next_ima->pcr10[alg] = value;
     if (point) {

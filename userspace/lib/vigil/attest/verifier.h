@@ -53,8 +53,10 @@ struct Evidence;
 // IMA's list as verified so far in the node's current boot (anchor=ima):
 // where the next evidence's IMA entries must start and what the entries
 // before that point said, so that an evidence costs its new entries only.
-// IMA's list starts over only at a reboot (a TPM Reset: the quote's
-// resetCount moves); then the point starts again at entry 0.
+// IMA's list starts over at a reboot: a TPM Reset (the quote's resetCount
+// moves), or a TPM Restart (restartCount moves: a boot after a suspend
+// that did not resume; a resume from S3 moves it too, and then costs one
+// replay of the whole list); the point then starts again at entry 0.
 struct ImaPoint {
   // One module instance in the list, in the order of its first entry.
   struct Instance {
@@ -65,6 +67,7 @@ struct ImaPoint {
     bool operator==(const Instance&) const = default;
   };
   uint32_t reset_count = 0;                  // the TPM's resetCount of the boot (from the quote)
+  uint32_t restart_count = 0;                // and its restartCount
   uint64_t entries = 0;                      // entries verified: the next evidence's ima.from_entry
   std::map<uint16_t, crypto::Digest> pcr10;  // PCR 10 after them, per replayed bank
   std::vector<Instance> instances;
