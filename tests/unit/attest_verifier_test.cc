@@ -763,6 +763,10 @@ TEST_F(AttestVerifierTest, ServiceEnrolsActivatesAndDecidesOnceEachNonce) {
   ASSERT_TRUE(trusted);
   ASSERT_TRUE(state_.ima.has_value()) << "the nonce answer names the verifier's IMA point";
   EXPECT_GT(state_.ima->entries, 0u);
+  // A restart of the verifier: the point is in the state file.
+  { verifier::Service closed = std::move(*service); }
+  service = verifier::Service::Open(dir, policy_);
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
   Work(1);
   round(&trusted);
   ASSERT_TRUE(trusted);
