@@ -863,5 +863,78 @@ TEST_F(AttestVerifierTest, RewindWithholdingSilenceAndASecondInstanceAreRefused)
   }
 }
 
+// Root stops the collector, acts, seals and unloads the module, loads it
+// again: the new instance is announced in IMA's log after the old one's
+// final checkpoint. With reloads allowed, the verifier still follows the old
+// instance up to that checkpoint before it takes the new one: the old tail
+// (what happened while nobody read) is never skipped.
+TEST_F(AttestVerifierTest, AReloadCannotSkipTheFollowedInstancesTail) {
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  Work(1);
+  const auto n1 = Random(32);
+  AttestationResult first = Decide(Make(n1), n1);
+  ASSERT_TRUE(first.trusted) << attest::ResultJson(first);
+  state_ = first.next;
+
+  const auto to_pcr10 = [this] {
+    for (; tpm_extends_ < ima_.extends.size(); ++tpm_extends_) {
+      const auto& [alg, m] = ima_.extends[tpm_extends_];
+      ASSERT_TRUE(tpm_->PcrExtend(10, {{alg, m}}).ok());
+    }
+  };
+  // The old instance's tail, ending with its final (sealed) checkpoint.
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  for (int i = 0; i < 3; ++i) events_.push_back(sim_.Commit());
+  sim_.Checkpoint(VIGIL_SIG_OK, VIGIL_CP_UNLOAD);
+  ima_.Module(sim_, ima_done_);
+  ima_done_ = sim_.log().size();
+  to_pcr10();
+  // The next instance, with the same TPM key (a reload re-derives it).
+  testing::ModuleSim next(0x66);
+  next.set_anchor(VIGIL_ANCHOR_IMA);
+  next.UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r, uint8_t* s) {
+    return TpmSign(d, r, s);
+  });
+  next.LogRecord(Measure(next.NextLogSeq(), VIGIL_MEASURE_MODULE, 0x11));
+  next.LogRecord(Measure(next.NextLogSeq(), VIGIL_MEASURE_PARAMS, 0x22));
+  next.SealProducers(0x33);
+  next.Alive(VIGIL_PROD_EXEC, 5);
+  std::vector<records::Record> next_events;
+  for (int i = 0; i < 3; ++i) next_events.push_back(next.Commit());
+  next.Checkpoint();
+  ima_.Module(next);
+  to_pcr10();
+  policy_.allow_reload = true;
+  const auto next_evidence = [&](const std::vector<uint8_t>& n) {
+    Evidence ev = Make(n);
+    std::memcpy(ev.module.instance.data(), next.instance().data(), ev.module.instance.size());
+    ev.log.from_seq = 1;
+    ev.log.records = Concat(next.log());
+    ev.events_after = 0;
+    ev.events = Concat(next_events);
+    auto cert = attest_tpm::CertifyModuleKey(*tpm_, ak_, creation_, n);
+    EXPECT_TRUE(cert.ok());
+    if (cert.ok()) ev.key_certification = *cert;
+    return ev;
+  };
+  {
+    const auto n = Random(32);
+    ExpectRefused(Decide(next_evidence(n), n), "its tail was never verified");
+  }
+  // The node sends the old instance's tail first (what `vigilctl seal`
+  // followed by a push does before rmmod): then the new one is taken.
+  {
+    const auto n = Random(32);
+    AttestationResult tail = Decide(Make(n), n);
+    ASSERT_TRUE(tail.trusted) << attest::ResultJson(tail);
+    state_ = tail.next;
+  }
+  {
+    const auto n = Random(32);
+    AttestationResult r = Decide(next_evidence(n), n);
+    EXPECT_TRUE(r.trusted) << attest::ResultJson(r);
+  }
+}
+
 }  // namespace
 }  // namespace vigil

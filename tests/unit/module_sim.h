@@ -159,14 +159,15 @@ class ModuleSim {
 
   // Closes a checkpoint over the events since the last one; appends the
   // CHECKPOINT and SIGNATURE records to the log and returns both.
-  std::vector<records::Record> Checkpoint(uint32_t sig_status = VIGIL_SIG_OK) {
+  std::vector<records::Record> Checkpoint(uint32_t sig_status = VIGIL_SIG_OK,
+                                          uint32_t reason = VIGIL_CP_TIMER) {
     vigil_log_checkpoint cp;
     std::memset(&cp, 0, sizeof(cp));
     Header(cp.hdr, VIGIL_LOG_CHECKPOINT, sizeof(cp), log_seq_++);
     cp.first_seq = cp_last_ + 1;
     cp.last_seq = seq_;
     cp.drops_total = drops_;
-    cp.reason = VIGIL_CP_TIMER;
+    cp.reason = reason;
     cp.anchor = anchor_;
     std::memcpy(cp.alive, alive_, sizeof(cp.alive));
     std::memcpy(cp.hits, hits_, sizeof(cp.hits));

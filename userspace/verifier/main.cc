@@ -9,21 +9,31 @@
 //   vigil-verifier nonce    --state DIR --policy P --node ID
 //   vigil-verifier verify   --state DIR --policy P --evidence FILE
 //   vigil-verifier serve    --state DIR --policy P [--listen 127.0.0.1:8790]
+//                           [--serial QEMU-CHARDEV-SOCKET]... [--deadline 60]
 //
 // Exit codes: 0 trusted / done, 1 untrusted, 2 usage, 3 error (a file that
 // cannot be read, a refused request).
 #include <httplib.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "dispatch.h"
+#include "serial.h"
 #include "service.h"
 #include "vigil/version.h"
 
@@ -56,100 +66,82 @@ int Fail(const vigil::Status& st) {
   return kExitError;
 }
 
-// HTTP status for a refused request.
-int HttpStatus(const vigil::Status& st) {
-  switch (st.code()) {
-    case vigil::ErrorCode::kNotFound:
-      return 404;
-    case vigil::ErrorCode::kFailedPrecondition:
-      return 409;
-    case vigil::ErrorCode::kMismatch:
-      return 403;
-    case vigil::ErrorCode::kInternal:
-    case vigil::ErrorCode::kUnavailable:
-      return 500;
-    default:
-      return 400;
-  }
-}
+// `serve`: HTTP on loopback and/or virtio-serial channels, one service,
+// one verdict stream on stdout, a liveness watch.
+struct ServeOptions {
+  std::string listen;                // HOST:PORT, empty: no HTTP
+  std::vector<std::string> serials;  // QEMU chardev sockets
+  uint64_t deadline_s = 60;
+};
 
-std::string ErrorBody(const vigil::Status& st) {
-  nlohmann::json j = {{"error", st.message()}};
-  return j.dump() + "\n";
-}
-
-int Serve(vigil::verifier::Service& service, const std::string& listen,
+int Serve(vigil::verifier::Service& service, const ServeOptions& o,
           const vigil::verifier::EnrolOptions& enrol) {
-  const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) {
-    std::fprintf(stderr, "vigil-verifier: --listen takes HOST:PORT\n");
-    return kExitUsage;
-  }
-  const std::string host = listen.substr(0, colon);
+  using vigil::verifier::Dispatch;
+  using vigil::verifier::Reply;
+  std::string host;
   int port = 0;
-  try {
-    port = std::stoi(listen.substr(colon + 1));
-  } catch (...) {
-    port = -1;
+  if (!o.listen.empty()) {
+    const size_t colon = o.listen.rfind(':');
+    if (colon == std::string::npos) {
+      std::fprintf(stderr, "vigil-verifier: --listen takes HOST:PORT\n");
+      return kExitUsage;
+    }
+    host = o.listen.substr(0, colon);
+    try {
+      port = std::stoi(o.listen.substr(colon + 1));
+    } catch (...) {
+      port = -1;
+    }
+    if (port <= 0 || port > 65535) {
+      std::fprintf(stderr, "vigil-verifier: bad port in --listen %s\n", o.listen.c_str());
+      return kExitUsage;
+    }
   }
-  if (port <= 0 || port > 65535) {
-    std::fprintf(stderr, "vigil-verifier: bad port in --listen %s\n", listen.c_str());
-    return kExitUsage;
-  }
-  httplib::Server server;
   std::mutex mu;  // the service's files: one request at a time
-  server.set_payload_max_length(kMaxInputBytes);
-  const auto reply = [](httplib::Response& res, const vigil::Result<std::string>& r) {
-    if (r.ok()) {
-      res.set_content(*r, "application/json");
-    } else {
-      res.status = HttpStatus(r.status());
-      res.set_content(ErrorBody(r.status()), "application/json");
-    }
+  vigil::verifier::Monitor monitor(stdout, o.deadline_s);
+  const uint64_t start = static_cast<uint64_t>(::time(nullptr));
+  auto known = service.ActivatedNodes();
+  if (!known.ok()) return Fail(known.status());
+  for (const auto& [node, last] : *known) monitor.Watch(node, std::max(last, start));
+  const auto handle = [&](std::string_view op, std::string_view body) {
+    return Dispatch(service, mu, enrol, &monitor, op, body);
   };
-  server.Post("/v1/enrol", [&](const httplib::Request& req, httplib::Response& res) {
-    std::lock_guard lock(mu);
-    reply(res, service.Enrol(req.body, enrol));
-  });
-  server.Post("/v1/activate", [&](const httplib::Request& req, httplib::Response& res) {
-    std::lock_guard lock(mu);
-    const auto j = nlohmann::json::parse(req.body, nullptr, false);
-    if (!j.is_object() || !j.contains("node") || !j["node"].is_string() || !j.contains("secret") ||
-        !j["secret"].is_string()) {
-      reply(res, vigil::Status::Error(vigil::ErrorCode::kInvalidArgument,
-                                      "activate takes {\"node\": ID, \"secret\": HEX}"));
-      return;
+
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    while (!stop.load()) {
+      monitor.Tick(static_cast<uint64_t>(::time(nullptr)));
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
-    vigil::Status st =
-        service.Activate(j["node"].get<std::string>(), j["secret"].get<std::string>());
-    reply(res, st.ok() ? vigil::Result<std::string>(std::string("{\"activated\":true}\n"))
-                       : vigil::Result<std::string>(st));
   });
-  server.Post("/v1/nonce", [&](const httplib::Request& req, httplib::Response& res) {
-    std::lock_guard lock(mu);
-    const auto j = nlohmann::json::parse(req.body, nullptr, false);
-    if (!j.is_object() || !j.contains("node") || !j["node"].is_string()) {
-      reply(res, vigil::Status::Error(vigil::ErrorCode::kInvalidArgument,
-                                      "nonce takes {\"node\": ID, ...capabilities}"));
-      return;
-    }
-    reply(res, service.IssueNonce(j["node"].get<std::string>()));
-  });
-  server.Post("/v1/evidence", [&](const httplib::Request& req, httplib::Response& res) {
-    std::lock_guard lock(mu);
-    auto result = service.Verify(req.body);
-    if (!result.ok()) {
-      reply(res, result.status());
-      return;
-    }
-    res.set_content(vigil::attest::ResultJson(*result), "application/json");
-  });
-  std::fprintf(stderr, "vigil-verifier: listening on %s\n", listen.c_str());
-  if (!server.listen(host, port)) {
-    std::fprintf(stderr, "vigil-verifier: cannot listen on %s\n", listen.c_str());
-    return kExitError;
+  for (const std::string& path : o.serials) {
+    threads.emplace_back([&, path] { vigil::verifier::ServeSerial(path, handle, stop); });
   }
-  return kExitTrusted;
+  int rc = kExitTrusted;
+  if (!o.listen.empty()) {
+    httplib::Server server;
+    server.set_payload_max_length(kMaxInputBytes);
+    for (const char* op : {"enrol", "activate", "nonce", "evidence"}) {
+      server.Post(std::string("/v1/") + op,
+                  [&, op](const httplib::Request& req, httplib::Response& res) {
+                    const Reply r = handle(op, req.body);
+                    res.status = r.status;
+                    res.set_content(r.body, "application/json");
+                  });
+    }
+    std::fprintf(stderr, "vigil-verifier: listening on %s\n", o.listen.c_str());
+    if (!server.listen(host, port)) {
+      std::fprintf(stderr, "vigil-verifier: cannot listen on %s\n", o.listen.c_str());
+      rc = kExitError;
+    }
+  } else {
+    // Channels only: run until a signal ends the process.
+    for (;;) ::pause();
+  }
+  stop.store(true);
+  for (std::thread& t : threads) t.join();
+  return rc;
 }
 
 }  // namespace
@@ -163,7 +155,8 @@ int main(int argc, char** argv) {
   app.add_option("--policy", policy_file, "Policy file (docs/attestation.md)")->required();
 
   vigil::verifier::EnrolOptions enrol_options;
-  std::string request_file, node, secret, evidence_file, listen = "127.0.0.1:8790";
+  std::string request_file, node, secret, evidence_file;
+  ServeOptions serve_options;
   bool json_out = false;
   auto* enrol =
       app.add_subcommand("enrol", "Check a node's enrolment request; print its challenge");
@@ -184,8 +177,18 @@ int main(int argc, char** argv) {
   verify->add_option("--evidence", evidence_file, "Evidence file (vigilctl attest evidence)")
       ->required();
   verify->add_flag("--json", json_out, "Print the result as JSON");
-  auto* serve = app.add_subcommand("serve", "Serve enrolment, nonces and evidence over HTTP");
-  serve->add_option("--listen", listen, "HOST:PORT (default 127.0.0.1:8790)");
+  auto* serve = app.add_subcommand(
+      "serve",
+      "Serve enrolment, nonces and evidence (HTTP, virtio-serial); print verdicts as JSON lines");
+  serve->add_option("--listen", serve_options.listen,
+                    "HTTP on HOST:PORT (default 127.0.0.1:8790 unless --serial is given)");
+  serve->add_option("--serial", serve_options.serials,
+                    "A QEMU chardev UNIX socket of a guest's virtio-serial port (repeatable)");
+  serve
+      ->add_option("--deadline", serve_options.deadline_s,
+                   "Seconds without trusted evidence before a node is overdue (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, uint64_t{86400 * 365}));
   serve->add_option("--ca", enrol_options.ca_files, "CA certificate (PEM) of EK certificates");
   serve->add_flag("--pin-ek", enrol_options.pin_ek, "Trust EKs as sent (no certificate chain)");
 
@@ -241,7 +244,10 @@ int main(int argc, char** argv) {
   }
   if (*serve) {
     std::signal(SIGPIPE, SIG_IGN);
-    return Serve(*service, listen, enrol_options);
+    if (serve_options.listen.empty() && serve_options.serials.empty()) {
+      serve_options.listen = "127.0.0.1:8790";
+    }
+    return Serve(*service, serve_options, enrol_options);
   }
   return kExitUsage;
 }

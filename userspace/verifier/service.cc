@@ -1,5 +1,6 @@
 #include "service.h"
 
+#include <dirent.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
@@ -7,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "state.h"
@@ -254,6 +256,28 @@ Result<attest::AttestationResult> Service::Verify(std::string_view evidence_json
     VIGIL_RETURN_IF_ERROR(nd.WriteAtomic(kStateFile, attest::SerializeNodeState(result.next)));
   }
   return result;
+}
+
+Result<std::vector<std::pair<std::string, uint64_t>>> Service::ActivatedNodes() const {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  const std::string nodes = dir_ + "/nodes";
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(nodes.c_str()), ::closedir);
+  if (!d) return Status::FromErrno(errno, "reading " + nodes);
+  while (const dirent* e = ::readdir(d.get())) {
+    const std::string node = e->d_name;
+    if (!CheckNodeId(node).ok()) continue;
+    auto nd = OpenKnownNode(node);
+    if (!nd.ok()) continue;
+    auto text = nd->Read(kStateFile);
+    if (!text.ok() || !*text) continue;  // enrolled, not activated
+    auto state = attest::ParseNodeState(**text);
+    if (!state.ok()) {
+      return Status::Error(state.status().code(),
+                           node + "/" + kStateFile + ": " + state.status().message());
+    }
+    out.emplace_back(node, state->last_attested_unix);
+  }
+  return out;
 }
 
 }  // namespace vigil::verifier

@@ -50,6 +50,9 @@ class Service {
   Result<std::string> IssueNonce(const std::string& node);
   // Decides evidence (JSON); the nonce it answers is consumed either way.
   Result<attest::AttestationResult> Verify(std::string_view evidence_json);
+  // Activated nodes and when each was last attested (0: never), for the
+  // liveness watch of `serve`.
+  Result<std::vector<std::pair<std::string, uint64_t>>> ActivatedNodes() const;
 
  private:
   Service() = default;

@@ -1,5 +1,6 @@
 #include "attest_cmd.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <httplib.h>
 #include <sys/stat.h>
@@ -7,15 +8,18 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
+#include "vigil/attest/channel.h"
 #include "vigil/attest/enrolment.h"
 #include "vigil/attest/evidence.h"
 #include "vigil/attest_tpm/enrolment.h"
@@ -27,6 +31,7 @@
 #include "vigil/records.h"
 #include "vigil/tpm.h"
 #include "vigil/tpm_object.h"
+#include "vigil/unique_fd.h"
 
 namespace vigilctl {
 namespace {
@@ -323,58 +328,150 @@ Result<std::string> Evidence(const AttestOptions& o) {
   return vigil::attest::SerializeEvidence(ev);
 }
 
-Result<json> Post(httplib::Client& client, const std::string& path, const std::string& body) {
-  auto res = client.Post(path, body, "application/json");
-  if (!res) {
-    return Status::Error(ErrorCode::kUnavailable,
-                         "POST " + path + ": " + httplib::to_string(res.error()));
-  }
-  json j = json::parse(res->body, nullptr, false);
-  if (res->status != 200) {
+// The answer of a verifier: the JSON object of a 200, else an error that
+// says which request failed and why.
+Result<json> Answer(std::string_view op, int status, const std::string& body) {
+  json j = json::parse(body, nullptr, false);
+  if (status != 200) {
     const std::string why = j.is_object() && j.contains("error") && j["error"].is_string()
                                 ? j["error"].get<std::string>()
-                                : res->body.substr(0, 200);
-    return Status::Error(res->status == 404 ? ErrorCode::kNotFound : ErrorCode::kFailedPrecondition,
-                         "POST " + path + ": HTTP " + std::to_string(res->status) + ": " + why);
+                                : body.substr(0, 200);
+    return Status::Error(status == 404 ? ErrorCode::kNotFound : ErrorCode::kFailedPrecondition,
+                         std::string(op) + ": " + std::to_string(status) + ": " + why);
   }
-  if (!j.is_object()) return Status::Error(ErrorCode::kMalformed, "POST " + path + ": not JSON");
+  if (!j.is_object()) return Status::Error(ErrorCode::kMalformed, std::string(op) + ": not JSON");
   return j;
 }
 
+// Where requests go: HTTP (http://HOST:PORT), or a virtio-serial port
+// (serial:NAME for the port QEMU named NAME, serial:/dev/vportNpM), the
+// channel of vigil/attest/channel.h.
+class VerifierLink {
+ public:
+  virtual ~VerifierLink() = default;
+  virtual Result<json> Call(std::string_view op, const std::string& body) = 0;
+};
+
+class HttpLink : public VerifierLink {
+ public:
+  explicit HttpLink(const std::string& url) : client_(url) {
+    client_.set_connection_timeout(5);
+    client_.set_read_timeout(60);
+  }
+  Result<json> Call(std::string_view op, const std::string& body) override {
+    const std::string path = "/v1/" + std::string(op);
+    auto res = client_.Post(path, body, "application/json");
+    if (!res) {
+      return Status::Error(ErrorCode::kUnavailable,
+                           "POST " + path + ": " + httplib::to_string(res.error()));
+    }
+    return Answer("POST " + path, res->status, res->body);
+  }
+
+ private:
+  httplib::Client client_;
+};
+
+class SerialLink : public VerifierLink {
+ public:
+  explicit SerialLink(vigil::UniqueFd fd, std::string path)
+      : fd_(std::move(fd)), path_(std::move(path)), stream_(fd_.get(), /*eof_is_idle=*/true) {}
+  Result<json> Call(std::string_view op, const std::string& body) override {
+    // Evidence is decided while we wait: give the verifier time.
+    auto frame = stream_.Call(op, body, std::chrono::seconds(120));
+    if (!frame.ok()) {
+      return Status::Error(frame.status().code(),
+                           path_ + ": " + std::string(op) + ": " + frame.status().message());
+    }
+    int status = 0;
+    const std::string& verb = frame->verb;
+    auto [ptr, ec] = std::from_chars(verb.data(), verb.data() + verb.size(), status);
+    if (ec != std::errc() || ptr != verb.data() + verb.size()) {
+      return Status::Error(ErrorCode::kMalformed, path_ + ": an answer with status " + verb);
+    }
+    return Answer(path_ + " " + std::string(op), status, frame->body);
+  }
+
+ private:
+  vigil::UniqueFd fd_;
+  std::string path_;
+  vigil::attest::channel::Stream stream_;
+};
+
+// serial:NAME -> /dev/vportNpM whose /sys/class/virtio-ports/*/name is NAME.
+Result<std::string> SerialPortPath(const std::string& name) {
+  if (!name.empty() && name.front() == '/') return name;
+  const std::string base = "/sys/class/virtio-ports";
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(base.c_str()), ::closedir);
+  if (!d) return Status::FromErrno(errno, "reading " + base + " (no virtio-serial ports?)");
+  while (const dirent* e = ::readdir(d.get())) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream f(base + "/" + e->d_name + "/name");
+    std::string port;
+    if (f && std::getline(f, port) && port == name) return "/dev/" + std::string(e->d_name);
+  }
+  return Status::Error(ErrorCode::kNotFound, "no virtio-serial port named " + name + " in " + base);
+}
+
+Result<std::unique_ptr<VerifierLink>> OpenLink(const std::string& spec) {
+  if (spec.rfind("http://", 0) == 0) return std::unique_ptr<VerifierLink>(new HttpLink(spec));
+  if (spec.rfind("serial:", 0) == 0) {
+    VIGIL_ASSIGN_OR_RETURN(std::string path, SerialPortPath(spec.substr(7)));
+    vigil::UniqueFd fd(::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    if (!fd.valid()) return Status::FromErrno(errno, "opening " + path);
+    return std::unique_ptr<VerifierLink>(new SerialLink(std::move(fd), path));
+  }
+  return Status::Error(ErrorCode::kInvalidArgument,
+                       "--verifier is http://HOST:PORT or serial:NAME|serial:/dev/vportNpM (got " +
+                           spec.substr(0, 80) + ")");
+}
+
 int Push(const AttestOptions& o) {
-  httplib::Client client(o.verifier);
-  client.set_connection_timeout(5);
-  client.set_read_timeout(60);
-  auto node = NodeId(o);
-  bool enrolled = node.ok();
   const auto fail = [](const Status& st) {
     std::fprintf(stderr, "vigilctl attest push: %s\n", st.ToString().c_str());
     return kExitError;
   };
+  auto link = OpenLink(o.verifier);
+  if (!link.ok()) return fail(link.status());
+  VerifierLink& verifier = **link;
+  auto node = NodeId(o);
+  bool enrolled = node.ok();
   if (enrolled) {
     // Enrolled here; the verifier may still not know us (a new verifier).
-    auto probe = Post(client, "/v1/nonce", json{{"node", *node}}.dump());
+    auto probe = verifier.Call("nonce", json{{"node", *node}}.dump());
     if (!probe.ok() && probe.status().code() == ErrorCode::kNotFound) enrolled = false;
   }
   if (!enrolled) {
     auto request = EnrolRequest(o);
     if (!request.ok()) return fail(request.status());
-    auto challenge = Post(client, "/v1/enrol", *request);
+    auto challenge = verifier.Call("enrol", *request);
     if (!challenge.ok()) return fail(challenge.status());
     auto secret = Activate(o, challenge->dump());
     if (!secret.ok()) return fail(secret.status());
     node = NodeId(o);
     if (!node.ok()) return fail(node.status());
-    auto activated =
-        Post(client, "/v1/activate", json{{"node", *node}, {"secret", *secret}}.dump());
+    auto activated = verifier.Call("activate", json{{"node", *node}, {"secret", *secret}}.dump());
     if (!activated.ok()) return fail(activated.status());
     std::printf("enrolled as node %s\n", node->c_str());
+    std::fflush(stdout);
   }
+  // Forever (--count 0), a round that fails is said and the next one tried:
+  // the module unloaded, vigild gone or the verifier away are states the
+  // verifier's deadline reports, not reasons for the node to stop.
+  const bool forever = o.count == 0;
+  const auto round_failed = [&](unsigned round, const Status& st) {
+    std::printf("round %u: failed: %s\n", round + 1, st.message().c_str());
+    std::fflush(stdout);
+  };
   int rc = kExitOk;
-  for (unsigned round = 0; o.count == 0 || round < o.count; ++round) {
+  for (unsigned round = 0; forever || round < o.count; ++round) {
     if (round > 0) std::this_thread::sleep_for(std::chrono::seconds(o.interval_s));
-    auto issued = Post(client, "/v1/nonce", json{{"node", *node}}.dump());
-    if (!issued.ok()) return fail(issued.status());
+    auto issued = verifier.Call("nonce", json{{"node", *node}}.dump());
+    if (!issued.ok()) {
+      if (!forever) return fail(issued.status());
+      round_failed(round, issued.status());
+      continue;
+    }
     AttestOptions e = o;
     try {
       e.nonce = issued->at("nonce").get<std::string>();
@@ -394,12 +491,19 @@ int Push(const AttestOptions& o) {
       // Nothing new to attest yet is not an error of the round.
       if (evidence.status().code() == ErrorCode::kFailedPrecondition) {
         std::printf("round %u: %s\n", round + 1, evidence.status().message().c_str());
+        std::fflush(stdout);
         continue;
       }
-      return fail(evidence.status());
+      if (!forever) return fail(evidence.status());
+      round_failed(round, evidence.status());
+      continue;
     }
-    auto result = Post(client, "/v1/evidence", *evidence);
-    if (!result.ok()) return fail(result.status());
+    auto result = verifier.Call("evidence", *evidence);
+    if (!result.ok()) {
+      if (!forever) return fail(result.status());
+      round_failed(round, result.status());
+      continue;
+    }
     const bool trusted = result->value("trusted", false);
     std::printf("round %u: %s\n", round + 1, result->dump().c_str());
     std::fflush(stdout);
@@ -437,11 +541,15 @@ CLI::App* AddAttestCommands(CLI::App& app, AttestOptions& o) {
                   "The TPM restartCount of the verifier's IMA point");
   evi->add_option("-o,--out", o.out, "Write to FILE instead of stdout");
   auto* push = attest->add_subcommand("push", "Enrol if needed, then send evidence to a verifier");
-  push->add_option("--verifier", o.verifier, "http://HOST:PORT of vigil-verifier serve")
+  push->add_option("--verifier", o.verifier,
+                   "http://HOST:PORT, or serial:NAME (a virtio-serial port QEMU named NAME) or "
+                   "serial:/dev/vportNpM, of vigil-verifier serve")
       ->required();
   push->add_option("--events", o.events, "vigild's --raw-out file (the events)");
   push->add_option("--ima-log", o.ima_log, "IMA's binary log")->capture_default_str();
-  push->add_option("--count", o.count, "Rounds (0: forever)")->capture_default_str();
+  push->add_option("--count", o.count,
+                   "Rounds (0: forever; a failed round is then said, not fatal)")
+      ->capture_default_str();
   push->add_option("--interval", o.interval_s, "Seconds between rounds")->capture_default_str();
   return attest;
 }

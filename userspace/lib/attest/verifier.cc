@@ -164,7 +164,8 @@ void UpdateInstances(std::vector<ImaPoint::Instance>& order,
 //     quote covers (no withholding a tail);
 //   - a new instance must be the first of the boot, or (allow_reload) come
 //     after instances that all ended with their final, sealed checkpoint;
-//   - the followed instance, if in this boot's list, must have ended so.
+//   - the followed instance, if in this boot's list, must have ended so,
+//     and its history verified up to that final checkpoint.
 Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Evidence& ev,
                           const std::vector<ImaPoint::Instance>& order,
                           const std::vector<records::Record>& segment) {
@@ -209,6 +210,18 @@ Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Ev
       return Status::Error(
           ErrorCode::kMismatch,
           "module: instance " + me + " is older than the followed instance " + followed);
+    }
+    // Leaving the followed instance within this boot: everything it logged
+    // up to its final checkpoint must have been verified. Otherwise root
+    // stops the collector, acts, unloads and loads again, and what the old
+    // instance saw last (a silenced producer, the act itself) is never read.
+    if (f != order.end() && f < mine && f->last_checkpoint >= state.next_log_seq) {
+      return Status::Error(ErrorCode::kMismatch, "module: the followed instance " + followed +
+                                                     " ended (its last checkpoint is log seq " +
+                                                     std::to_string(f->last_checkpoint) +
+                                                     ") after the last verified point (log seq " +
+                                                     std::to_string(state.next_log_seq - 1) +
+                                                     "): its tail was never verified");
     }
   }
   return Status::Ok();
