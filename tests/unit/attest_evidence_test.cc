@@ -58,7 +58,7 @@ TEST(EvidenceTest, RoundTripsEveryField) {
   EXPECT_EQ(attest::SerializeEvidence(*parsed), text);
   // The documented shape.
   const json doc = json::parse(text);
-  EXPECT_EQ(doc["version"], 1);
+  EXPECT_EQ(doc["version"], 2);
   EXPECT_EQ(doc["anchor"], "ima");
   EXPECT_EQ(doc["pcrs"][2]["alg"], "sha1");
   EXPECT_EQ(doc["pcrs"][0]["pcr"], 16);
@@ -107,8 +107,15 @@ TEST(EvidenceTest, Base64IsOpenSslsAndStrict) {
 
 TEST(EvidenceTest, UnknownVersionIsUnsupported) {
   json doc = json::parse(attest::SerializeEvidence(Sample()));
-  doc["version"] = 2;
+  doc["version"] = 3;
   EXPECT_EQ(attest::ParseEvidence(doc.dump()).status().code(), ErrorCode::kUnsupported);
+  doc["version"] = 0;
+  EXPECT_EQ(attest::ParseEvidence(doc.dump()).status().code(), ErrorCode::kUnsupported);
+  // Version 1 (IMA's whole list) is still read, and says so.
+  doc["version"] = 1;
+  auto v1 = attest::ParseEvidence(doc.dump());
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  EXPECT_EQ(v1->version, 1u);
   doc["version"] = "1";
   EXPECT_EQ(attest::ParseEvidence(doc.dump()).status().code(), ErrorCode::kMalformed);
   doc.erase("version");

@@ -11,6 +11,7 @@
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_sys.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -224,7 +225,8 @@ class AttestVerifierTest : public testing::SwtpmFixture {
       if (e.seq() > state_.anchor.last_seq) evs.push_back(e);
     }
     ev.events = Concat(evs);
-    ev.ima = Evidence::Ima{0, ima_.log};
+    // IMA's entries from the verifier's point on (the whole list at first).
+    ev.ima = ImaFrom(state_.ima ? state_.ima->entries : 0);
     if (state_.next_log_seq == 1) {
       auto cert = attest_tpm::CertifyModuleKey(*tpm_, ak_, creation_, nonce);
       EXPECT_TRUE(cert.ok()) << cert.status().ToString();
@@ -238,6 +240,24 @@ class AttestVerifierTest : public testing::SwtpmFixture {
       ev.pcrs = quote->values;
     }
     return ev;
+  }
+
+  // IMA's list from entry `n` on, as a node sends it.
+  Evidence::Ima ImaFrom(size_t n) {
+    auto offset = ima::EntryOffset(ima_.log, n);
+    EXPECT_TRUE(offset.ok()) << offset.status().ToString();
+    return Evidence::Ima{
+        n,
+        std::vector<uint8_t>(ima_.log.begin() + static_cast<ptrdiff_t>(offset.ok() ? *offset : 0),
+                             ima_.log.end())};
+  }
+
+  // The TPM's PCR 10 extended with what ImaSim logged since the last call.
+  void SyncTpm() {
+    for (; tpm_extends_ < ima_.extends.size(); ++tpm_extends_) {
+      const auto& [alg, m] = ima_.extends[tpm_extends_];
+      ASSERT_TRUE(tpm_->PcrExtend(10, {{alg, m}}).ok());
+    }
   }
 
   AttestationResult Decide(const Evidence& ev, const std::vector<uint8_t>& nonce) {
@@ -292,6 +312,153 @@ TEST_F(AttestVerifierTest, HonestEvidenceIsTrustedAndTheNextSegmentFollows) {
   ASSERT_TRUE(r2.trusted) << attest::ResultJson(r2);
   EXPECT_EQ(r2.verdicts.size(), 1u);
   EXPECT_EQ(r2.events, 3u) << "only the events after the verified point";
+}
+
+// Incremental IMA: after the first evidence, each carries only IMA's
+// entries past the verifier's point, and the point is in the saved state:
+// rounds with the state reloaded from its JSON between them are trusted.
+TEST_F(AttestVerifierTest, ImaIsReplayedFromTheSavedPointAcrossRounds) {
+  for (int round = 0; round < 4; ++round) {
+    SCOPED_TRACE(round);
+    if (round > 0) {
+      ima_.File("/usr/bin/round" + std::to_string(round));
+      Work(1);
+    }
+    const uint64_t from = state_.ima ? state_.ima->entries : 0;
+    EXPECT_EQ(from == 0, round == 0) << "a point from round 1 on";
+    const auto n = Random(32);
+    Evidence ev = Make(n);
+    EXPECT_EQ(ev.ima->from_entry, from);
+    auto offset = ima::EntryOffset(ima_.log, from);
+    ASSERT_TRUE(offset.ok());
+    EXPECT_EQ(ev.ima->entries.size(), ima_.log.size() - *offset) << "only the new entries";
+    AttestationResult r = Decide(ev, n);
+    ASSERT_TRUE(r.trusted) << attest::ResultJson(r);
+    ASSERT_TRUE(r.next.ima.has_value());
+    EXPECT_EQ(r.next.ima->entries, ima::ParseBinaryLog(ima_.log)->size());
+    EXPECT_EQ(r.next.ima->pcr10.at(TPM2_ALG_SHA256), ima_.pcr10.at(testing::kSha256));
+    EXPECT_EQ(r.next.ima->instances.size(), 1u);
+    EXPECT_EQ(r.next.ima->collector_digests, policy_.collector_digests);
+    EXPECT_TRUE(r.next.ima->pending.empty()) << "the segment covered every module entry";
+    // As the service keeps it: on disk, and read back for the next round.
+    auto reloaded = attest::ParseNodeState(attest::SerializeNodeState(r.next));
+    ASSERT_TRUE(reloaded.ok()) << reloaded.status().ToString();
+    ASSERT_TRUE(reloaded->ima.has_value());
+    EXPECT_EQ(reloaded->ima->entries, r.next.ima->entries);
+    EXPECT_EQ(reloaded->ima->instances, r.next.ima->instances);
+    state_ = *reloaded;
+  }
+}
+
+// The replay takes each checkpoint's events before it (FeedSegment):
+// events in another order than vigild writes them are sorted first and
+// decide the same way.
+TEST_F(AttestVerifierTest, EventsOutOfOrderAreSortedBeforeTheReplay) {
+  const auto n = Random(32);
+  Evidence ev = Make(n);
+  auto recs = *records::DecodeStream(ev.events);
+  ASSERT_GT(recs.size(), 3u);
+  std::reverse(recs.begin(), recs.end());
+  ev.events = Concat(recs);
+  AttestationResult r = Decide(ev, n);
+  ASSERT_TRUE(r.trusted) << attest::ResultJson(r);
+  EXPECT_EQ(r.events, recs.size());
+  EXPECT_EQ(r.verdicts.size(), 2u);
+}
+
+// IMA entries that do not start at the verifier's point, or that change
+// what it verified, are refused whatever the node claims; version 1 (the
+// whole list) must pass through the point; a new boot starts it over.
+TEST_F(AttestVerifierTest, ImaGapOverlapEditAndRebootAgainstTheSavedPoint) {
+  const auto n1 = Random(32);
+  AttestationResult first = Decide(Make(n1), n1);
+  ASSERT_TRUE(first.trusted) << attest::ResultJson(first);
+  state_ = *attest::ParseNodeState(attest::SerializeNodeState(first.next));
+  const uint64_t point = state_.ima->entries;
+  ASSERT_GT(point, 2u);
+  Work(1);
+  const auto fresh = [&](const std::function<void(Evidence&)>& change) {
+    const auto n = Random(32);
+    Evidence ev = Make(n);
+    change(ev);
+    return Decide(ev, n);
+  };
+  ExpectRefused(fresh([&](Evidence& ev) { ev.ima = ImaFrom(point + 1); }), "overlap or a gap");
+  ExpectRefused(fresh([&](Evidence& ev) { ev.ima = ImaFrom(point - 1); }), "overlap or a gap");
+  ExpectRefused(fresh([&](Evidence& ev) { ev.ima = ImaFrom(0); }), "overlap or a gap");
+  // The right entries under another claimed start, and one entry too many
+  // under the right claim: the replay from the point decides, not the claim.
+  ExpectRefused(fresh([&](Evidence& ev) { ev.ima->from_entry = point + 1; }), "overlap or a gap");
+  ExpectRefused(fresh([&](Evidence& ev) {
+                  ev.ima = ImaFrom(point - 1);
+                  ev.ima->from_entry = point;
+                }),
+                "does not replay to the quoted PCR 10");
+  // Version 1: the whole list, which must replay to the verified point. An
+  // earlier entry edited (vigild measured with another digest, the entry
+  // well formed) does not.
+  {
+    testing::ImaSim edited;
+    edited.BootAggregate();
+    edited.File("/usr/sbin/vigild-other");
+    auto offset = ima::EntryOffset(ima_.log, 2);
+    ASSERT_TRUE(offset.ok());
+    edited.log.insert(edited.log.end(), ima_.log.begin() + static_cast<ptrdiff_t>(*offset),
+                      ima_.log.end());
+    ExpectRefused(fresh([&](Evidence& ev) {
+                    ev.version = 1;
+                    ev.ima = Evidence::Ima{0, edited.log};
+                  }),
+                  "does not replay to the verified point");
+  }
+  {
+    AttestationResult v1 = fresh([&](Evidence& ev) {
+      ev.version = 1;
+      ev.ima = ImaFrom(0);
+    });
+    ASSERT_TRUE(v1.trusted) << attest::ResultJson(v1);
+    EXPECT_EQ(v1.next.ima->entries, ima::ParseBinaryLog(ima_.log)->size());
+  }
+  // A new boot (another resetCount in the quote than the point's, or
+  // another restartCount: a boot after a suspend that did not resume): the
+  // point is void, the entries start at 0 again.
+  for (const bool restart : {false, true}) {
+    SCOPED_TRACE(restart ? "restartCount" : "resetCount");
+    attest::NodeState saved = state_;
+    const auto n = Random(32);
+    Evidence ev = Make(n);
+    auto quoted = tpmobj::ParseAttest(ev.quote.attest);
+    ASSERT_TRUE(quoted.ok());
+    if (restart) {
+      state_.ima->restart_count = quoted->clockInfo.restartCount + 1;
+    } else {
+      state_.ima->reset_count = quoted->clockInfo.resetCount + 1;
+    }
+    ExpectRefused(Decide(ev, n), "expects 0");
+    const auto n2 = Random(32);
+    Evidence whole = Make(n2);
+    whole.ima = ImaFrom(0);
+    AttestationResult r = Decide(whole, n2);
+    ASSERT_TRUE(r.trusted) << attest::ResultJson(r);
+    EXPECT_EQ(r.next.ima->reset_count, quoted->clockInfo.resetCount);
+    EXPECT_EQ(r.next.ima->restart_count, quoted->clockInfo.restartCount);
+    EXPECT_EQ(r.next.ima->entries, ima::ParseBinaryLog(ima_.log)->size());
+    state_ = saved;
+  }
+  // Root re-sends an edited copy of a verified checkpoint as a new IMA
+  // entry (it can extend PCR 10): a second entry for a decided seq.
+  {
+    const records::Record* cp_rec = nullptr;
+    for (const records::Record& r : sim_.log()) {
+      if (r.type() == VIGIL_LOG_CHECKPOINT && r.seq() < state_.next_log_seq) cp_rec = &r;
+    }
+    ASSERT_NE(cp_rec, nullptr);
+    vigil_log_checkpoint cp = *cp_rec->As<vigil_log_checkpoint>();
+    cp.drops_total += 1;
+    ima_.Record(sim_.instance(), *records::Record::FromStruct(cp));
+    SyncTpm();
+    ExpectRefused(fresh([](Evidence&) {}), "second entry for the followed instance");
+  }
 }
 
 // Each case: honest evidence for a fresh nonce, one change, and the reason.
@@ -452,6 +619,11 @@ TEST_F(AttestVerifierTest, TamperMatrix) {
        "ima"},
       {"IMA log missing under anchor=ima", [](auto&, Evidence& ev, auto&) { ev.ima.reset(); },
        "ima"},
+      {"IMA entries said to start past the verifier's point (entry 0)",
+       [](AttestVerifierTest& t, Evidence& ev, auto&) { ev.ima = t.ImaFrom(1); },
+       "overlap or a gap"},
+      {"IMA's whole list claimed to start at entry 1",
+       [](auto&, Evidence& ev, auto&) { ev.ima->from_entry = 1; }, "overlap or a gap"},
       {"module identity not allowed by policy",
        [](AttestVerifierTest& t, Evidence&, auto&) {
          t.policy_.module_digests = {std::string(64, 'a')};
@@ -564,6 +736,13 @@ TEST_F(AttestVerifierTest, ServiceEnrolsActivatesAndDecidesOnceEachNonce) {
     const auto n = nlohmann::json::parse(*issued);
     state_.next_log_seq = n.at("from_seq");
     state_.anchor.last_seq = n.at("events_after");
+    state_.ima.reset();
+    if (!n.at("ima_reset_count").is_null()) {
+      state_.ima.emplace();
+      state_.ima->reset_count = n.at("ima_reset_count");
+      state_.ima->restart_count = n.at("ima_restart_count");
+      state_.ima->entries = n.at("ima_from_entry");
+    }
     const auto nonce = *crypto::FromHex(n.at("nonce").get<std::string>());
     const std::string evidence = attest::SerializeEvidence(Make(nonce));
     auto result = service->Verify(evidence);
@@ -578,7 +757,17 @@ TEST_F(AttestVerifierTest, ServiceEnrolsActivatesAndDecidesOnceEachNonce) {
   bool trusted = false;
   round(&trusted);
   ASSERT_TRUE(trusted);
+  EXPECT_FALSE(state_.ima.has_value()) << "the first nonce answer names no IMA point";
   Work(2);
+  round(&trusted);
+  ASSERT_TRUE(trusted);
+  ASSERT_TRUE(state_.ima.has_value()) << "the nonce answer names the verifier's IMA point";
+  EXPECT_GT(state_.ima->entries, 0u);
+  // A restart of the verifier: the point is in the state file.
+  { verifier::Service closed = std::move(*service); }
+  service = verifier::Service::Open(dir, policy_);
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+  Work(1);
   round(&trusted);
   ASSERT_TRUE(trusted);
   std::filesystem::remove_all(dir);

@@ -107,6 +107,19 @@ class ModuleSim {
     return rec;
   }
 
+  // Commits an event of any type as given (its header's type, agent and
+  // payload kept; seq, size and the COMMITTED flag filled here).
+  template <typename T>
+  records::Record CommitEvent(T ev) {
+    const uint32_t agent = ev.hdr.agent_id;
+    Header(ev.hdr, ev.hdr.type, sizeof(T), ++seq_);
+    ev.hdr.flags = VIGIL_REC_F_COMMITTED;
+    ev.hdr.agent_id = agent;
+    records::Record rec = *records::Record::FromStruct(ev);
+    head_ = *crypto::Sha256({head_, rec.bytes()});
+    return rec;
+  }
+
   void AddDrops(uint64_t n) { drops_ += n; }
   // The module's liveness counters as the next checkpoint carries them.
   // `calls` runs of the producer of `role`, each on a firing of its

@@ -230,6 +230,49 @@ Result<ImaLog> ImaLog::Create(std::vector<uint16_t> banks) {
   return ImaLog(std::move(out));
 }
 
+Result<ImaLog> ImaLog::Resume(const std::map<uint16_t, crypto::Digest>& pcr10, size_t entries) {
+  if (pcr10.empty()) return Status::Error(ErrorCode::kInvalidArgument, "no PCR bank to replay");
+  std::vector<Bank> out;
+  for (const auto& [alg, value] : pcr10) {
+    auto size = crypto::DigestSize(alg);
+    if (!size.ok()) return size.status();
+    if (value.size() != *size) {
+      return Status::Error(ErrorCode::kInvalidArgument,
+                           "PCR 10 value of the wrong size for bank " + crypto::AlgName(alg));
+    }
+    Bank b;
+    b.alg = alg;
+    b.value = value;
+    b.history.push_back(b.value);
+    out.push_back(std::move(b));
+  }
+  ImaLog log(std::move(out));
+  log.entries_ = entries;
+  log.floor_ = entries;
+  return log;
+}
+
+Status ImaLog::AddEarlierVigilEntries(std::vector<VigilEntry> earlier) {
+  for (VigilEntry& v : earlier) {
+    if (v.index >= floor_) {
+      return Status::Error(ErrorCode::kInvalidArgument,
+                           "an earlier IMA entry at index " + std::to_string(v.index) +
+                               ", past the resume point " + std::to_string(floor_));
+    }
+    vigil_index_.push_back(v.index);
+    vigil_.push_back(std::move(v));
+  }
+  return Status::Ok();
+}
+
+std::optional<crypto::Digest> ImaLog::ValueAfter(uint16_t alg, size_t entries) const {
+  if (entries < floor_ || entries - floor_ >= banks_.front().history.size()) return std::nullopt;
+  for (const Bank& b : banks_) {
+    if (b.alg == alg) return b.history[entries - floor_];
+  }
+  return std::nullopt;
+}
+
 Status ImaLog::AddEntry(std::span<const uint8_t> e, size_t* used) {
   *used = 0;
   ParsedEntry p;
@@ -419,6 +462,24 @@ Result<std::vector<Entry>> ParseBinaryLog(std::span<const uint8_t> bytes) {
     at += p.total;
   }
   return out;
+}
+
+Result<size_t> EntryOffset(std::span<const uint8_t> bytes, size_t n) {
+  size_t at = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (at == bytes.size()) {
+      return Status::Error(ErrorCode::kNotFound, "IMA's log holds " + std::to_string(i) +
+                                                     " entries, not " + std::to_string(n));
+    }
+    ParsedEntry p;
+    VIGIL_RETURN_IF_ERROR(ParseEntryAt(bytes.subspan(at), i, &p));
+    if (p.total == 0) {
+      return Status::Error(ErrorCode::kTruncated,
+                           "IMA log entry " + std::to_string(i) + " is cut short");
+    }
+    at += p.total;
+  }
+  return at;
 }
 
 Result<crypto::Digest> BankDigest(const Entry& e, uint16_t alg) {

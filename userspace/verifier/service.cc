@@ -208,6 +208,13 @@ Result<std::string> Service::IssueNonce(const std::string& node) {
               {"instance", crypto::ToHex(state.instance_id)},
               {"from_seq", state.next_log_seq},
               {"events_after", state.anchor.last_seq},
+              // anchor=ima: IMA's entries from ima_from_entry on, if the
+              // node's boot is still the one of ima_reset_count and
+              // ima_restart_count (the TPM's counts in its quote);
+              // otherwise from entry 0.
+              {"ima_from_entry", state.ima ? state.ima->entries : 0},
+              {"ima_reset_count", state.ima ? json(state.ima->reset_count) : json(nullptr)},
+              {"ima_restart_count", state.ima ? json(state.ima->restart_count) : json(nullptr)},
               {"expires_unix", expires}};
   return out.dump() + "\n";
 }

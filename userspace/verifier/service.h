@@ -44,7 +44,9 @@ class Service {
   // The node's answer: the secret it recovered with ActivateCredential.
   Status Activate(const std::string& node, std::string_view secret_hex);
   // A fresh nonce for the node and where its next segment must start:
-  // {"node", "nonce", "instance", "from_seq", "events_after", "expires_unix"}.
+  // {"node", "nonce", "instance", "from_seq", "events_after",
+  // "ima_from_entry", "ima_reset_count", "ima_restart_count",
+  // "expires_unix"}.
   Result<std::string> IssueNonce(const std::string& node);
   // Decides evidence (JSON); the nonce it answers is consumed either way.
   Result<attest::AttestationResult> Verify(std::string_view evidence_json);

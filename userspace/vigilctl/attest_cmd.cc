@@ -30,6 +30,7 @@
 #include "vigil/ima.h"
 #include "vigil/records.h"
 #include "vigil/tpm.h"
+#include "vigil/tpm_object.h"
 #include "vigil/unique_fd.h"
 
 namespace vigilctl {
@@ -185,10 +186,26 @@ Result<std::string> Evidence(const AttestOptions& o) {
   std::optional<uint64_t> quoted_checkpoint;
   if (info.anchor == VIGIL_ANCHOR_IMA) {
     VIGIL_ASSIGN_OR_RETURN(std::string ima, ReadFile(o.ima_log));
-    ev.ima = vigil::attest::Evidence::Ima{0, std::vector<uint8_t>(ima.begin(), ima.end())};
+    const std::span<const uint8_t> ima_bytes(reinterpret_cast<const uint8_t*>(ima.data()),
+                                             ima.size());
+    // Only the entries after the verifier's point, if it is of this boot
+    // (the quote's resetCount and restartCount); the whole list otherwise.
+    VIGIL_ASSIGN_OR_RETURN(TPMS_ATTEST quoted, vigil::tpmobj::ParseAttest(ev.quote.attest));
+    const bool same_boot = o.ima_reset_count && *o.ima_reset_count == quoted.clockInfo.resetCount &&
+                           o.ima_restart_count.value_or(0) == quoted.clockInfo.restartCount;
+    const uint64_t ima_from = same_boot ? o.ima_from_entry : 0;
+    auto offset = vigil::ima::EntryOffset(ima_bytes, ima_from);
+    if (!offset.ok()) {
+      return Status::Error(ErrorCode::kMismatch,
+                           "IMA's list cannot start at the verifier's entry " +
+                               std::to_string(ima_from) + ": " + offset.status().message());
+    }
+    ev.ima = vigil::attest::Evidence::Ima{
+        ima_from,
+        std::vector<uint8_t>(ima_bytes.begin() + static_cast<ptrdiff_t>(*offset), ima_bytes.end())};
     VIGIL_ASSIGN_OR_RETURN(vigil::ima::ImaLog replay,
                            vigil::ima::ImaLog::Create({TPM2_ALG_SHA256}));
-    VIGIL_RETURN_IF_ERROR(replay.Append(ev.ima->entries));
+    VIGIL_RETURN_IF_ERROR(replay.Append(ima_bytes));
     std::map<uint16_t, vigil::crypto::Digest> pcr10;
     for (const vigil::attest::PcrValue& v : ev.pcrs) {
       if (v.alg == TPM2_ALG_SHA256 && v.pcr == vigil::ima::kImaPcr) pcr10[v.alg] = v.value;
@@ -461,6 +478,11 @@ int Push(const AttestOptions& o) {
       e.from_seq = issued->at("from_seq").get<uint64_t>();
       e.events_after = issued->at("events_after").get<uint64_t>();
       e.instance = issued->at("instance").get<std::string>();
+      e.ima_from_entry = issued->value("ima_from_entry", uint64_t{0});
+      if (issued->contains("ima_reset_count") && !issued->at("ima_reset_count").is_null()) {
+        e.ima_reset_count = issued->at("ima_reset_count").get<uint32_t>();
+        e.ima_restart_count = issued->value("ima_restart_count", uint32_t{0});
+      }
     } catch (const json::exception&) {
       return fail(Status::Error(ErrorCode::kMalformed, "the verifier's nonce answer is malformed"));
     }
@@ -511,6 +533,12 @@ CLI::App* AddAttestCommands(CLI::App& app, AttestOptions& o) {
   evi->add_option("--instance", o.instance, "Instance the verifier follows (hex)");
   evi->add_option("--events", o.events, "vigild's --raw-out file (the events)");
   evi->add_option("--ima-log", o.ima_log, "IMA's binary log")->capture_default_str();
+  evi->add_option("--ima-from-entry", o.ima_from_entry, "First IMA entry the verifier wants")
+      ->capture_default_str();
+  evi->add_option("--ima-reset-count", o.ima_reset_count,
+                  "The TPM resetCount (boot) of the verifier's IMA point");
+  evi->add_option("--ima-restart-count", o.ima_restart_count,
+                  "The TPM restartCount of the verifier's IMA point");
   evi->add_option("-o,--out", o.out, "Write to FILE instead of stdout");
   auto* push = attest->add_subcommand("push", "Enrol if needed, then send evidence to a verifier");
   push->add_option("--verifier", o.verifier,

@@ -15,6 +15,7 @@
 #define VIGIL_USERSPACE_VIGILCTL_ATTEST_CMD_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace CLI {
@@ -38,6 +39,9 @@ struct AttestOptions {
   std::string instance;       // evidence: the instance the verifier follows (hex)
   std::string events;         // vigild --raw-out file
   std::string ima_log = "/sys/kernel/security/ima/binary_runtime_measurements";
+  uint64_t ima_from_entry = 0;              // evidence: the verifier's IMA point
+  std::optional<uint32_t> ima_reset_count;  // evidence: the boot of that point
+  std::optional<uint32_t> ima_restart_count;  // evidence: and its restartCount
   std::string verifier;     // push: http://HOST:PORT
   unsigned count = 1;       // push: rounds (0: forever)
   unsigned interval_s = 5;  // push: seconds between rounds

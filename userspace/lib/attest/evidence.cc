@@ -154,15 +154,18 @@ Result<Evidence> FromJson(const json& doc) {
   if (!doc.is_object()) return Bad("(top)", "expected an object");
   Fields top(doc, "");
   // The version decides how to read the rest: first, and kUnsupported.
+  uint32_t version = 0;
   {
     VIGIL_ASSIGN_OR_RETURN(const json* v, top.Get("version", json::value_t::number_unsigned));
-    if (v->get<uint64_t>() != kEvidenceVersion) {
-      return Status::Error(ErrorCode::kUnsupported, "evidence: version " +
-                                                        std::to_string(v->get<uint64_t>()) +
-                                                        " is not supported (this reads version 1)");
+    if (v->get<uint64_t>() < kMinEvidenceVersion || v->get<uint64_t>() > kEvidenceVersion) {
+      return Status::Error(ErrorCode::kUnsupported,
+                           "evidence: version " + std::to_string(v->get<uint64_t>()) +
+                               " is not supported (this reads versions 1 and 2)");
     }
+    version = static_cast<uint32_t>(v->get<uint64_t>());
   }
   Evidence e;
+  e.version = version;
   VIGIL_ASSIGN_OR_RETURN(e.node, top.String("node", 1, kMaxNodeIdBytes));
   VIGIL_ASSIGN_OR_RETURN(e.nonce, top.Hex("nonce", 1, kMaxNonceBytes));
 

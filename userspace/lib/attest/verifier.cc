@@ -133,10 +133,33 @@ std::vector<std::string> CheckProducersAndIdentity(const Policy& policy,
   return reasons;
 }
 
+// The module instances of the boot's IMA list in the order of their first
+// entry, `order` (from the stored point) extended with the module's
+// entries at indices [from, prefix).
+void UpdateInstances(std::vector<ImaPoint::Instance>& order,
+                     const std::vector<ima::VigilEntry>& entries, size_t from, size_t prefix) {
+  for (const ima::VigilEntry& e : entries) {
+    if (e.index < from || e.index >= prefix) continue;
+    auto it = std::find_if(order.begin(), order.end(),
+                           [&](const ImaPoint::Instance& o) { return o.instance == e.instance; });
+    if (it == order.end()) {
+      order.push_back(ImaPoint::Instance{e.instance, e.index, 0, false});
+      it = order.end() - 1;
+    }
+    if (e.kind == "checkpoint" && e.seq >= it->last_checkpoint) {
+      it->last_checkpoint = e.seq;
+      vigil_log_checkpoint cp{};
+      it->sealed = e.record.size() == sizeof(cp) &&
+                   (std::memcpy(&cp, e.record.data(), sizeof(cp)), true) &&
+                   cp.reason == VIGIL_CP_UNLOAD;
+    }
+  }
+}
+
 // Where the evidence's instance stands among the module instances in the
-// quoted IMA prefix. Root can extend PCR 10 itself (locality 0), so entries
-// can be ADDED to what IMA's list replays to, never removed: the instances
-// the real module wrote are all there, in order. So:
+// quoted IMA prefix (`order`). Root can extend PCR 10 itself (locality 0),
+// so entries can be ADDED to what IMA's list replays to, never removed: the
+// instances the real module wrote are all there, in order. So:
 //   - the segment must reach the newest checkpoint of its instance that the
 //     quote covers (no withholding a tail);
 //   - a new instance must be the first of the boot, or (allow_reload) come
@@ -144,33 +167,11 @@ std::vector<std::string> CheckProducersAndIdentity(const Policy& policy,
 //   - the followed instance, if in this boot's list, must have ended so,
 //     and its history verified up to that final checkpoint.
 Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Evidence& ev,
-                          const ima::ImaLog& ima_log, size_t prefix,
+                          const std::vector<ImaPoint::Instance>& order,
                           const std::vector<records::Record>& segment) {
   const std::string me = crypto::ToHex(std::span<const uint8_t>(ev.module.instance.data(), 4));
-  struct Seen {
-    size_t first = 0;
-    uint64_t last_checkpoint = 0;
-    bool sealed = false;
-  };
-  std::vector<std::pair<std::string, Seen>> order;
-  for (const ima::VigilEntry& e : ima_log.vigil_entries()) {
-    if (e.index >= prefix) continue;
-    auto it = std::find_if(order.begin(), order.end(),
-                           [&](const auto& o) { return o.first == e.instance; });
-    if (it == order.end()) {
-      order.push_back({e.instance, Seen{e.index, 0, false}});
-      it = order.end() - 1;
-    }
-    if (e.kind == "checkpoint" && e.seq >= it->second.last_checkpoint) {
-      it->second.last_checkpoint = e.seq;
-      vigil_log_checkpoint cp{};
-      it->second.sealed = e.record.size() == sizeof(cp) &&
-                          (std::memcpy(&cp, e.record.data(), sizeof(cp)), true) &&
-                          cp.reason == VIGIL_CP_UNLOAD;
-    }
-  }
-  const auto mine =
-      std::find_if(order.begin(), order.end(), [&](const auto& o) { return o.first == me; });
+  const auto mine = std::find_if(order.begin(), order.end(),
+                                 [&](const ImaPoint::Instance& o) { return o.instance == me; });
   if (mine == order.end()) {
     return Status::Error(ErrorCode::kMismatch,
                          "ima: the quoted IMA log holds no entry of instance " + me);
@@ -179,9 +180,9 @@ Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Ev
   for (const records::Record& r : segment) {
     if (r.type() == VIGIL_LOG_CHECKPOINT) segment_last_checkpoint = r.seq();
   }
-  if (mine->second.last_checkpoint > segment_last_checkpoint) {
+  if (mine->last_checkpoint > segment_last_checkpoint) {
     return Status::Error(ErrorCode::kMismatch, "ima: the quoted IMA log holds checkpoint log seq " +
-                                                   std::to_string(mine->second.last_checkpoint) +
+                                                   std::to_string(mine->last_checkpoint) +
                                                    " of the instance, past the segment's last (" +
                                                    std::to_string(segment_last_checkpoint) +
                                                    "): history withheld");
@@ -191,19 +192,20 @@ Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Ev
     if (!policy.allow_reload) {
       return Status::Error(ErrorCode::kMismatch,
                            "module: instance " + me + " is not the first of this boot (" +
-                               it->first + " came before; policy allows one per boot)");
+                               it->instance + " came before; policy allows one per boot)");
     }
-    if (!it->second.sealed) {
+    if (!it->sealed) {
       return Status::Error(ErrorCode::kMismatch,
-                           "module: instance " + me + " follows instance " + it->first +
+                           "module: instance " + me + " follows instance " + it->instance +
                                ", which did not end with its final, sealed checkpoint");
     }
   }
   if (!state.instance_id.empty()) {
     const std::string followed =
         crypto::ToHex(std::span<const uint8_t>(state.instance_id.data(), 4));
-    const auto f = std::find_if(order.begin(), order.end(),
-                                [&](const auto& o) { return o.first == followed; });
+    const auto f = std::find_if(order.begin(), order.end(), [&](const ImaPoint::Instance& o) {
+      return o.instance == followed;
+    });
     if (f != order.end() && f > mine) {
       return Status::Error(
           ErrorCode::kMismatch,
@@ -213,10 +215,10 @@ Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Ev
     // up to its final checkpoint must have been verified. Otherwise root
     // stops the collector, acts, unloads and loads again, and what the old
     // instance saw last (a silenced producer, the act itself) is never read.
-    if (f != order.end() && f < mine && f->second.last_checkpoint >= state.next_log_seq) {
+    if (f != order.end() && f < mine && f->last_checkpoint >= state.next_log_seq) {
       return Status::Error(ErrorCode::kMismatch, "module: the followed instance " + followed +
                                                      " ended (its last checkpoint is log seq " +
-                                                     std::to_string(f->second.last_checkpoint) +
+                                                     std::to_string(f->last_checkpoint) +
                                                      ") after the last verified point (log seq " +
                                                      std::to_string(state.next_log_seq - 1) +
                                                      "): its tail was never verified");
@@ -225,14 +227,14 @@ Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Ev
   return Status::Ok();
 }
 
-// The collector as IMA measured it: among the first `prefix` entries (what
-// the quote covers), every file measurement (ima-ng, ima-sig) of a path
-// named vigild must carry an allowed digest, and there must be one.
-Status CheckCollector(const Policy& policy, std::span<const uint8_t> ima_bytes, size_t prefix) {
-  if (policy.collector_digests.empty()) return Status::Ok();
+// vigild as IMA measured it: the digests of every file measurement
+// (ima-ng, ima-sig) of a path named vigild among the entries at indices
+// [from, prefix) of `ima_bytes`, whose first entry has index `base`.
+Status CollectVigild(std::span<const uint8_t> ima_bytes, size_t base, size_t from, size_t prefix,
+                     std::set<std::string>* digests) {
   VIGIL_ASSIGN_OR_RETURN(std::vector<ima::Entry> entries, ima::ParseBinaryLog(ima_bytes));
-  size_t seen = 0;
-  for (size_t i = 0; i < entries.size() && i < prefix; ++i) {
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (base + i < from || base + i >= prefix) continue;
     const ima::Entry& e = entries[i];
     if (e.violation || (e.template_name != "ima-ng" && e.template_name != "ima-sig")) continue;
     // Template data: u32 length + bytes per field (native order): d-ng
@@ -253,15 +255,27 @@ Status CheckCollector(const Policy& policy, std::span<const uint8_t> ima_bytes, 
     if ((slash == std::string::npos ? path : path.substr(slash + 1)) != "vigild") continue;
     const auto colon = std::find(fields[0].begin(), fields[0].end(), static_cast<uint8_t>(':'));
     if (colon == fields[0].end() || colon + 2 > fields[0].end()) continue;
-    const std::string digest = crypto::ToHex(std::span<const uint8_t>(colon + 2, fields[0].end()));
-    ++seen;
-    if (!policy.collector_digests.contains(digest)) {
-      return Status::Error(ErrorCode::kMismatch, "collector: IMA measured " + path.substr(0, 200) +
-                                                     " with digest " + digest +
+    digests->insert(crypto::ToHex(std::span<const uint8_t>(colon + 2, fields[0].end())));
+    if (digests->size() > kMaxCollectorDigests) {
+      return Status::Error(ErrorCode::kMismatch, "collector: IMA measured vigild with more than " +
+                                                     std::to_string(kMaxCollectorDigests) +
+                                                     " different digests in this boot");
+    }
+  }
+  return Status::Ok();
+}
+
+// The collector: when the policy lists digests, IMA measured vigild within
+// the quoted list, every time with an allowed digest.
+Status CheckCollector(const Policy& policy, const std::set<std::string>& digests) {
+  if (policy.collector_digests.empty()) return Status::Ok();
+  for (const std::string& d : digests) {
+    if (!policy.collector_digests.contains(d)) {
+      return Status::Error(ErrorCode::kMismatch, "collector: IMA measured vigild with digest " + d +
                                                      ", which the policy does not allow");
     }
   }
-  if (seen == 0) {
+  if (digests.empty()) {
     return Status::Error(ErrorCode::kMismatch,
                          "collector: IMA measured no vigild within the quoted log (the policy "
                          "lists collector digests; IMA needs a rule that measures executables)");
@@ -297,6 +311,117 @@ Status HexInto(const json& j, const char* key, std::array<uint8_t, N>& out) {
   return Status::Ok();
 }
 
+json ImaPointJson(const ImaPoint& p) {
+  json pcr10 = json::object();
+  for (const auto& [alg, value] : p.pcr10) pcr10[crypto::AlgName(alg)] = crypto::ToHex(value);
+  json instances = json::array();
+  for (const ImaPoint::Instance& i : p.instances) {
+    instances.push_back({{"instance", i.instance},
+                         {"first_entry", i.first_entry},
+                         {"last_checkpoint", i.last_checkpoint},
+                         {"sealed", i.sealed}});
+  }
+  json pending = json::array();
+  for (const ima::VigilEntry& e : p.pending) {
+    pending.push_back({{"index", e.index},
+                       {"instance", e.instance},
+                       {"kind", e.kind},
+                       {"seq", e.seq},
+                       {"pcr", e.pcr},
+                       {"record", crypto::ToHex(e.record)}});
+  }
+  return {{"reset_count", p.reset_count},
+          {"restart_count", p.restart_count},
+          {"entries", p.entries},
+          {"pcr10", pcr10},
+          {"instances", instances},
+          {"pending", pending},
+          {"collector_digests", p.collector_digests}};
+}
+
+uint16_t BankByName(const std::string& name) {
+  for (uint16_t alg :
+       {TPM2_ALG_SHA1, TPM2_ALG_SHA256, TPM2_ALG_SHA384, TPM2_ALG_SHA512, TPM2_ALG_SM3_256}) {
+    if (crypto::AlgName(alg) == name) return alg;
+  }
+  return 0;
+}
+
+bool IsInstanceName(const std::string& s) {
+  return s.size() == 8 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+Result<ImaPoint> ParseImaPoint(const json& j) {
+  if (!j.is_object()) return Bad("ima", "must be an object or null");
+  ImaPoint p;
+  VIGIL_ASSIGN_OR_RETURN(uint64_t reset, U64(j, "reset_count"));
+  if (reset > UINT32_MAX) return Bad("ima.reset_count", "out of range");
+  p.reset_count = static_cast<uint32_t>(reset);
+  VIGIL_ASSIGN_OR_RETURN(uint64_t restart, U64(j, "restart_count"));
+  if (restart > UINT32_MAX) return Bad("ima.restart_count", "out of range");
+  p.restart_count = static_cast<uint32_t>(restart);
+  VIGIL_ASSIGN_OR_RETURN(p.entries, U64(j, "entries"));
+  if (!j.contains("pcr10") || !j["pcr10"].is_object() || j["pcr10"].empty()) {
+    return Bad("ima.pcr10", "must be an object of bank values");
+  }
+  for (const auto& [name, value] : j["pcr10"].items()) {
+    const uint16_t alg = BankByName(name);
+    auto size = crypto::DigestSize(alg);
+    if (alg == 0 || !size.ok() || !value.is_string()) return Bad("ima.pcr10", "bad bank " + name);
+    auto bytes = crypto::FromHex(value.get<std::string>());
+    if (!bytes.ok() || bytes->size() != *size) return Bad("ima.pcr10", "bad value for " + name);
+    p.pcr10[alg] = std::move(bytes).value();
+  }
+  if (!j.contains("instances") || !j["instances"].is_array() ||
+      j["instances"].size() > kMaxImaInstances) {
+    return Bad("ima.instances", "must be an array");
+  }
+  for (const json& i : j["instances"]) {
+    ImaPoint::Instance in;
+    if (!i.is_object() || !i.contains("instance") || !i["instance"].is_string() ||
+        !IsInstanceName(i["instance"].get<std::string>()) || !i.contains("sealed") ||
+        !i["sealed"].is_boolean()) {
+      return Bad("ima.instances", "malformed");
+    }
+    in.instance = i["instance"].get<std::string>();
+    VIGIL_ASSIGN_OR_RETURN(in.first_entry, U64(i, "first_entry"));
+    VIGIL_ASSIGN_OR_RETURN(in.last_checkpoint, U64(i, "last_checkpoint"));
+    in.sealed = i["sealed"].get<bool>();
+    if (in.first_entry >= p.entries) return Bad("ima.instances", "past the point");
+    p.instances.push_back(std::move(in));
+  }
+  if (!j.contains("pending") || !j["pending"].is_array() || j["pending"].size() > kMaxImaPending) {
+    return Bad("ima.pending", "must be an array");
+  }
+  for (const json& e : j["pending"]) {
+    ima::VigilEntry v;
+    if (!e.is_object() || !e.contains("instance") || !e["instance"].is_string() ||
+        !IsInstanceName(e["instance"].get<std::string>()) || !e.contains("kind") ||
+        !e["kind"].is_string() || !e.contains("record") || !e["record"].is_string()) {
+      return Bad("ima.pending", "malformed");
+    }
+    v.instance = e["instance"].get<std::string>();
+    v.kind = e["kind"].get<std::string>();
+    VIGIL_ASSIGN_OR_RETURN(v.seq, U64(e, "seq"));
+    VIGIL_ASSIGN_OR_RETURN(uint64_t pcr, U64(e, "pcr"));
+    VIGIL_ASSIGN_OR_RETURN(uint64_t index, U64(e, "index"));
+    if (pcr >= 24 || index >= p.entries) return Bad("ima.pending", "pcr or index out of range");
+    v.pcr = static_cast<uint32_t>(pcr);
+    v.index = static_cast<size_t>(index);
+    VIGIL_ASSIGN_OR_RETURN(v.record, crypto::FromHex(e["record"].get<std::string>()));
+    p.pending.push_back(std::move(v));
+  }
+  if (!j.contains("collector_digests") || !j["collector_digests"].is_array() ||
+      j["collector_digests"].size() > kMaxCollectorDigests) {
+    return Bad("ima.collector_digests", "must be an array");
+  }
+  for (const json& d : j["collector_digests"]) {
+    if (!d.is_string()) return Bad("ima.collector_digests", "must hold strings");
+    p.collector_digests.insert(d.get<std::string>());
+  }
+  return p;
+}
+
 }  // namespace
 
 std::string SerializeNodeState(const NodeState& s) {
@@ -315,6 +440,7 @@ std::string SerializeNodeState(const NodeState& s) {
                                            sizeof(vigil_log_checkpoint))))
                                      : json(nullptr)},
       {"next_log_seq", s.next_log_seq},
+      {"ima", s.ima ? ImaPointJson(*s.ima) : json(nullptr)},
       {"clock", s.clock ? json{{"clock", s.clock->clock},
                                {"reset_count", s.clock->resetCount},
                                {"restart_count", s.clock->restartCount},
@@ -380,6 +506,11 @@ Result<NodeState> ParseNodeState(std::string_view text) {
     s.anchor.liveness = cp;
   }
   VIGIL_ASSIGN_OR_RETURN(s.next_log_seq, U64(j, "next_log_seq"));
+  // Absent in states written before incremental IMA: the next evidence
+  // then starts at entry 0.
+  if (j.contains("ima") && !j["ima"].is_null()) {
+    VIGIL_ASSIGN_OR_RETURN(s.ima, ParseImaPoint(j["ima"]));
+  }
   if (j.contains("clock") && !j["clock"].is_null()) {
     const json& c = j["clock"];
     TPMS_CLOCK_INFO clock{};
@@ -396,6 +527,52 @@ Result<NodeState> ParseNodeState(std::string_view text) {
   VIGIL_ASSIGN_OR_RETURN(s.evidence_count, U64(j, "evidence_count"));
   VIGIL_ASSIGN_OR_RETURN(s.last_attested_unix, U64(j, "last_attested_unix"));
   return s;
+}
+
+Status FeedSegment(verify::StreamVerifier& verifier, std::span<const uint8_t> event_bytes,
+                   const std::vector<records::Record>& log) {
+  // One record at a time when the events come in seq order (as vigild
+  // writes them): a segment is never held decoded as a whole.
+  bool sorted = true;
+  uint64_t prev = 0;
+  for (size_t off = 0; off < event_bytes.size();) {
+    auto rec = records::Record::Decode(event_bytes.subspan(off));
+    if (!rec.ok()) return rec.status();
+    sorted = sorted && rec->seq() >= prev;
+    prev = rec->seq();
+    off += rec->bytes().size();
+  }
+  std::vector<records::Record> sorted_events;
+  if (!sorted) {
+    VIGIL_ASSIGN_OR_RETURN(sorted_events, records::DecodeStream(event_bytes));
+    std::stable_sort(
+        sorted_events.begin(), sorted_events.end(),
+        [](const records::Record& a, const records::Record& b) { return a.seq() < b.seq(); });
+  }
+  size_t next = 0;  // in sorted_events, or a byte offset in event_bytes
+  const auto feed_up_to = [&](uint64_t last) {
+    if (!sorted) {
+      while (next < sorted_events.size() && sorted_events[next].seq() <= last) {
+        verifier.AddEvent(std::move(sorted_events[next++]));
+      }
+      return;
+    }
+    while (next < event_bytes.size()) {
+      auto rec = records::Record::Decode(event_bytes.subspan(next));  // decoded once above
+      if (!rec.ok() || rec->seq() > last) return;
+      next += rec->bytes().size();
+      verifier.AddEvent(std::move(rec).value());
+    }
+  };
+  for (const records::Record& r : log) {
+    if (r.type() == VIGIL_LOG_CHECKPOINT) {
+      if (auto cp = r.As<vigil_log_checkpoint>()) feed_up_to(cp->last_seq);
+    }
+    verifier.AddLog(r);
+  }
+  feed_up_to(UINT64_MAX);
+  verifier.Finish();
+  return Status::Ok();
 }
 
 AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, const Evidence& ev,
@@ -430,8 +607,20 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, c
   // 4. The log segment: decoded, and starting exactly where we stopped.
   auto log = records::DecodeStream(ev.log.records);
   if (!log.ok()) return refuse("log: " + log.status().message());
-  auto events = records::DecodeStream(ev.events);
-  if (!events.ok()) return refuse("events: " + events.status().message());
+  // The events are checked here record by record and decoded again as the
+  // replay takes them (FeedSegment), never held decoded as a whole.
+  size_t event_count = 0;
+  uint64_t last_event_seq = 0;
+  uint64_t first_event_seq = UINT64_MAX;
+  for (size_t off = 0; off < ev.events.size(); ++event_count) {
+    auto rec = records::Record::Decode(std::span<const uint8_t>(ev.events).subspan(off));
+    if (!rec.ok()) {
+      return refuse("events: at offset " + std::to_string(off) + ": " + rec.status().message());
+    }
+    last_event_seq = std::max(last_event_seq, rec->seq());
+    first_event_seq = std::min(first_event_seq, rec->seq());
+    off += rec->bytes().size();
+  }
   if (log->empty()) return refuse("log: the segment is empty");
   // A new instance (reboot, reload) may start over at seq 1 at any time.
   const uint64_t expected_from =
@@ -476,11 +665,9 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, c
                   std::to_string(ev.events_after) + "; this verifier expects " +
                   std::to_string(expected_events_after));
   }
-  for (const records::Record& e : *events) {
-    if (e.seq() <= expected_events_after) {
-      return refuse("events: seq " + std::to_string(e.seq()) +
-                    " was decided already (events outside the segment)");
-    }
+  if (event_count > 0 && first_event_seq <= expected_events_after) {
+    return refuse("events: seq " + std::to_string(first_event_seq) +
+                  " was decided already (events outside the segment)");
   }
   if (new_instance) {
     std::optional<crypto::EcPoint> key;
@@ -522,30 +709,103 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, c
   std::map<uint16_t, crypto::Digest> pcr10;
   std::optional<ima::ImaLog> ima_log;
   size_t ima_prefix = 0;
+  std::optional<ImaPoint> next_ima;
   if (policy.anchor == VIGIL_ANCHOR_IMA) {
     if (!ev.ima) return refuse("ima: anchor=ima evidence without IMA's log");
-    auto created = ima::ImaLog::Create({TPM2_ALG_SHA256});
+    // Where the entries must start: the verified point of this boot (the
+    // quote's resetCount), or entry 0 in a new boot. Version 1 evidence
+    // carries the whole list, which must then pass through the point.
+    const ImaPoint* point = state.ima && state.ima->reset_count == facts->clock.resetCount &&
+                                    state.ima->restart_count == facts->clock.restartCount
+                                ? &*state.ima
+                                : nullptr;
+    const uint64_t expected_entry = point ? point->entries : 0;
+    const bool whole_list = ev.version == 1;
+    if (ev.ima->from_entry != (whole_list ? 0 : expected_entry)) {
+      return refuse("ima: the entries start at IMA entry " + std::to_string(ev.ima->from_entry) +
+                    "; this verifier expects " + std::to_string(whole_list ? 0 : expected_entry) +
+                    " (an overlap or a gap)");
+    }
+    const bool resume = point && !whole_list;
+    auto created = resume ? ima::ImaLog::Resume(point->pcr10, point->entries)
+                          : ima::ImaLog::Create({TPM2_ALG_SHA256});
     if (!created.ok()) return refuse("ima: " + created.status().message());
     ima_log.emplace(std::move(created).value());
+    if (resume) {
+      if (Status st = ima_log->AddEarlierVigilEntries(point->pending); !st.ok()) {
+        return refuse("ima: " + st.message());
+      }
+    }
     if (Status st = ima_log->Append(ev.ima->entries); !st.ok()) {
       return refuse("ima: " + st.message());
     }
     if (ima_log->partial()) return refuse("ima: the log ends inside an entry");
+    if (point && whole_list) {
+      for (const auto& [alg, value] : point->pcr10) {
+        if (ima_log->ValueAfter(alg, point->entries) != value) {
+          return refuse("ima: the whole list does not replay to the verified point (entry " +
+                        std::to_string(point->entries) + ")");
+        }
+      }
+    }
     pcr10[TPM2_ALG_SHA256] = *QuotedValue(ev.pcrs, TPM2_ALG_SHA256, ima::kImaPcr);
     auto prefix = ima_log->MatchPcr10(pcr10);
     if (!prefix.ok())
       return refuse("ima: IMA's log does not replay to the quoted PCR 10: " +
                     prefix.status().message());
     ima_prefix = *prefix;
-    if (Status st = CheckInstanceOrder(policy, state, ev, *ima_log, ima_prefix, *log); !st.ok()) {
+    if (ima_prefix < expected_entry) {
+      return refuse("ima: the quoted PCR 10 is that of entry " + std::to_string(ima_prefix) +
+                    ", before the verified point (entry " + std::to_string(expected_entry) + ")");
+    }
+    // The followed instance's entries past the point name seqs after the
+    // verified ones: a second entry for a decided seq is a conflict.
+    if (point && same_as_followed) {
+      const std::string followed =
+          crypto::ToHex(std::span<const uint8_t>(state.instance_id.data(), 4));
+      for (const ima::VigilEntry& e : ima_log->vigil_entries()) {
+        if (e.index >= expected_entry && e.index < ima_prefix && e.instance == followed &&
+            e.seq < state.next_log_seq) {
+          return refuse("ima: IMA's entry " + std::to_string(e.index) +
+                        " is a second entry for the followed instance's verified log seq " +
+                        std::to_string(e.seq));
+        }
+      }
+    }
+    next_ima.emplace();
+    next_ima->reset_count = facts->clock.resetCount;
+    next_ima->restart_count = facts->clock.restartCount;
+    next_ima->entries = ima_prefix;
+    for (const auto& [alg, value] : pcr10) next_ima->pcr10[alg] = value;
+    if (point) {
+      next_ima->instances = point->instances;
+      next_ima->collector_digests = point->collector_digests;
+    }
+    UpdateInstances(next_ima->instances, ima_log->vigil_entries(), expected_entry, ima_prefix);
+    if (next_ima->instances.size() > kMaxImaInstances) {
+      return refuse("ima: more than " + std::to_string(kMaxImaInstances) +
+                    " module instances in this boot's IMA list");
+    }
+    if (Status st = CheckInstanceOrder(policy, state, ev, next_ima->instances, *log); !st.ok()) {
       return refuse(st.message());
     }
-    if (Status st = CheckCollector(policy, ev.ima->entries, ima_prefix); !st.ok()) {
+    if (Status st = CollectVigild(ev.ima->entries, ev.ima->from_entry, expected_entry, ima_prefix,
+                                  &next_ima->collector_digests);
+        !st.ok()) {
+      return refuse(st.message());
+    }
+    if (Status st = CheckCollector(policy, next_ima->collector_digests); !st.ok()) {
       return refuse(st.message());
     }
     const std::array<uint8_t, 16> instance = next.anchor.instance_id;
     options.ima_check = [&, instance](const std::vector<records::Record>& verified) {
-      return ima_log->CheckModuleRecords(verified, instance, ima_prefix);
+      Status st = ima_log->CheckModuleRecords(verified, instance, ima_prefix);
+      // The instance has entries in the boot's list (CheckInstanceOrder):
+      // none among those kept means they were covered already.
+      if (st.code() == ErrorCode::kUnavailable) {
+        return Status::Error(ErrorCode::kMismatch, st.message());
+      }
+      return st;
     };
   } else {
     // Development anchor: the quoted 16/23 must lie on the replay path of
@@ -570,13 +830,13 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, c
   }
 
   verify::StreamVerifier verifier(next.anchor, std::move(options));
-  for (records::Record& e : *events) verifier.AddEvent(std::move(e));
-  for (const records::Record& r : *log) verifier.AddLog(r);
-  verifier.Finish();
+  if (Status st = FeedSegment(verifier, ev.events, *log); !st.ok()) {
+    return refuse("events: " + st.message());
+  }
   out.verdicts = verifier.TakeVerdicts();
   out.findings = verifier.TakeFindings();
   out.records = log->size();
-  out.events = events->size();
+  out.events = event_count;
 
   // 6. Policy.
   for (std::string& why : CheckMeasurements(policy, *log)) out.reasons.push_back(std::move(why));
@@ -584,12 +844,9 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, c
     out.reasons.push_back(std::move(why));
   }
   const uint64_t decided_up_to = verifier.anchor().last_seq;
-  for (const records::Record& e : *events) {
-    if (e.seq() > decided_up_to) {
-      out.reasons.push_back("events: seq " + std::to_string(e.seq()) +
-                            " is past the segment's last checkpoint (events outside the segment)");
-      break;
-    }
+  if (last_event_seq > decided_up_to) {
+    out.reasons.push_back("events: seq " + std::to_string(last_event_seq) +
+                          " is past the segment's last checkpoint (events outside the segment)");
   }
   uint64_t lost = 0;
   for (const verify::CheckpointVerdict& v : out.verdicts) {
@@ -629,6 +886,34 @@ AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state, c
   // signature, checked above).
   next.anchor = verifier.anchor();
   next.next_log_seq = log->back().seq() + 1;
+  if (next_ima) {
+    // Keep the module's entries no verified segment covers yet: the
+    // followed instance's past its next seq, and newer instances' (a
+    // reload may follow them). Older instances can never be followed.
+    const std::string followed =
+        crypto::ToHex(std::span<const uint8_t>(next.instance_id.data(), 4));
+    uint64_t followed_first = 0;
+    for (const ImaPoint::Instance& i : next_ima->instances) {
+      if (i.instance == followed) followed_first = i.first_entry;
+    }
+    for (const ima::VigilEntry& e : ima_log->vigil_entries()) {
+      if (e.index >= ima_prefix) continue;
+      const bool keep = e.instance == followed ? e.seq >= next.next_log_seq : [&] {
+        for (const ImaPoint::Instance& i : next_ima->instances) {
+          if (i.instance == e.instance) return i.first_entry > followed_first;
+        }
+        return false;
+      }();
+      if (keep) next_ima->pending.push_back(e);
+    }
+    if (next_ima->pending.size() > kMaxImaPending) {
+      out.reasons.push_back("ima: more than " + std::to_string(kMaxImaPending) +
+                            " module entries in IMA's list that no segment covers yet");
+      out.next = state;
+      return out;
+    }
+    next.ima = std::move(next_ima);
+  }
   next.clock = facts->clock;
   next.evidence_count = state.evidence_count + 1;
   next.last_attested_unix = now_unix;

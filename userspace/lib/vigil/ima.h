@@ -32,6 +32,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -61,6 +62,17 @@ class ImaLog {
  public:
   // `banks`: TPM alg ids to replay (those the PCR values will come in).
   static Result<ImaLog> Create(std::vector<uint16_t> banks);
+  // The replay resumed at a verified point: `entries` entries of the list
+  // were replayed to `pcr10` (one value per bank to replay). Indices, and
+  // MatchPcr10's answer, still count from the list's first entry.
+  static Result<ImaLog> Resume(const std::map<uint16_t, crypto::Digest>& pcr10, size_t entries);
+  // The module's entries from before the resume point that the caller kept
+  // (each index < the point), checked with the new ones by
+  // CheckModuleRecords. kInvalidArgument for an index at or past the point.
+  Status AddEarlierVigilEntries(std::vector<VigilEntry> earlier);
+  // PCR 10 in bank `alg` after the first `entries` entries, while the replay
+  // history holds that point (from the last match, or the start, on).
+  std::optional<crypto::Digest> ValueAfter(uint16_t alg, size_t entries) const;
 
   // Parses what `bytes` completes (an entry split across reads is kept for
   // the next call). kMalformed when an entry cannot be IMA's.
@@ -123,6 +135,12 @@ struct Entry {
 // Parses a whole binary log. kMalformed when an entry cannot be IMA's,
 // kTruncated when the input ends inside an entry.
 Result<std::vector<Entry>> ParseBinaryLog(std::span<const uint8_t> bytes);
+
+// The byte offset of entry `n` in a binary log (the size of the first n
+// entries; n = the number of entries gives the log's size). kNotFound
+// when the log holds fewer than n entries, kMalformed / kTruncated as
+// ParseBinaryLog.
+Result<size_t> EntryOffset(std::span<const uint8_t> bytes, size_t n);
 
 // The digest IMA extended into bank `alg` for `e`: the logged SHA-1 in the
 // SHA-1 bank, H_alg(hashed) in the others, all 0xff for a violation.

@@ -78,9 +78,15 @@ node=$(sed -n 's/.*"node":"\([0-9a-f]*\)".*/\1/p' $dir/attest/node.json)
 vigil-verifier --state $dir/verifier --policy $dir/policy.json nonce --node "$node" \
 	>$dir/nonce.json 2>$dir/nonce.err
 field() { sed -n "s/.*\"$1\":\"\{0,1\}\([0-9a-f]*\)\"\{0,1\}.*/\1/p" $dir/nonce.json; }
+# IMA's entries from the verifier's point (set after the first trusted round).
+ima_point=
+[ -n "$(field ima_reset_count)" ] && ima_point="--ima-from-entry $(field ima_from_entry) \
+--ima-reset-count $(field ima_reset_count) --ima-restart-count $(field ima_restart_count)"
+# shellcheck disable=SC2086
 vigilctl attest --dir $dir/attest --tcti $tcti evidence --nonce "$(field nonce)" \
 	--from-seq "$(field from_seq)" --events-after "$(field events_after)" \
-	--instance "$(field instance)" --events $dir/events.bin -o $dir/ev.json 2>$dir/ev.err
+	--instance "$(field instance)" --events $dir/events.bin $ima_point -o $dir/ev.json \
+	2>$dir/ev.err
 v() { vigil-verifier --state $dir/verifier --policy $dir/policy.json verify --evidence $dir/ev.json; }
 v >$dir/v1.txt 2>&1
 rc1=$?

@@ -13,7 +13,11 @@
 // Fields (all required unless marked optional; no other key is accepted, a
 // key appearing twice in one object is refused):
 //
-//   version            integer, 1. Another number: kUnsupported.
+//   version            integer, 2 (written) or 1 (read). Another number:
+//                      kUnsupported. The versions differ only in `ima`:
+//                      version 1 carries IMA's whole list (from_entry 0);
+//                      version 2 carries the entries from the verifier's
+//                      point on (the nonce answer's ima_from_entry).
 //   node               string, 1..256 bytes: the node's id; the intended
 //                      value is the EK's TPM name in lowercase hex
 //                      (nameAlg || H(EK public)). Informational: the
@@ -56,6 +60,8 @@
 //   ima                optional object (anchor "ima"): IMA's binary runtime
 //                      measurements since the verifier's last point:
 //     from_entry       integer >= 0: index in IMA's list of the first entry
+//                      (version 2: exactly the verifier's point in this
+//                      boot, 0 in a new boot; version 1: 0, the whole list)
 //     entries          base64 of the binary entries as read from
 //                      binary_runtime_measurements; <= 64 MiB decoded.
 //   key_certification  optional object: the module's checkpoint key
@@ -99,7 +105,8 @@
 
 namespace vigil::attest {
 
-inline constexpr uint32_t kEvidenceVersion = 1;
+inline constexpr uint32_t kEvidenceVersion = 2;     // written
+inline constexpr uint32_t kMinEvidenceVersion = 1;  // still read (IMA's whole list)
 inline constexpr size_t kMaxLogBytes = 64u << 20;  // log.records, decoded
 inline constexpr size_t kMaxImaBytes = 64u << 20;  // ima.entries, decoded
 inline constexpr size_t kMaxEventsBytes = 64u << 20;  // events.records, decoded

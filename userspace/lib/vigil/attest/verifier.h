@@ -32,12 +32,15 @@
 #include <tss2/tss2_tpm2_types.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "vigil/attest/policy.h"
+#include "vigil/ima.h"
 #include "vigil/signature.h"
 #include "vigil/status.h"
 #include "vigil/tpm_object.h"
@@ -46,6 +49,41 @@
 namespace vigil::attest {
 
 struct Evidence;
+
+// IMA's list as verified so far in the node's current boot (anchor=ima):
+// where the next evidence's IMA entries must start and what the entries
+// before that point said, so that an evidence costs its new entries only.
+// IMA's list starts over at a reboot: a TPM Reset (the quote's resetCount
+// moves), or a TPM Restart (restartCount moves: a boot after a suspend
+// that did not resume; a resume from S3 moves it too, and then costs one
+// replay of the whole list); the point then starts again at entry 0.
+struct ImaPoint {
+  // One module instance in the list, in the order of its first entry.
+  struct Instance {
+    std::string instance;          // 8 hex digits, as IMA's entry names it
+    uint64_t first_entry = 0;      // index of its first entry
+    uint64_t last_checkpoint = 0;  // its newest checkpoint's log seq
+    bool sealed = false;           // that checkpoint is the final, sealed one
+    bool operator==(const Instance&) const = default;
+  };
+  uint32_t reset_count = 0;                  // the TPM's resetCount of the boot (from the quote)
+  uint32_t restart_count = 0;                // and its restartCount
+  uint64_t entries = 0;                      // entries verified: the next evidence's ima.from_entry
+  std::map<uint16_t, crypto::Digest> pcr10;  // PCR 10 after them, per replayed bank
+  std::vector<Instance> instances;
+  // The module's entries before the point that no verified segment covered
+  // yet (the followed instance's past its next log seq; newer instances').
+  std::vector<ima::VigilEntry> pending;
+  // vigild's digests IMA measured before the point (hex), checked against
+  // the policy at every evidence.
+  std::set<std::string> collector_digests;
+};
+
+// Bounds on what the state keeps (an IMA list that needs more is refused:
+// only root extends PCR 10 with that many module-like entries).
+inline constexpr size_t kMaxImaInstances = 256;
+inline constexpr size_t kMaxImaPending = 4096;
+inline constexpr size_t kMaxCollectorDigests = 64;
 
 // What the verifier keeps per node between evidence (persisted as JSON).
 struct NodeState {
@@ -57,6 +95,7 @@ struct NodeState {
   std::optional<crypto::EcPoint> module_key;
   verify::Anchor anchor;
   uint64_t next_log_seq = 1;  // the next evidence's log.from_seq
+  std::optional<ImaPoint> ima;  // anchor=ima: the verified part of IMA's list
   std::optional<TPMS_CLOCK_INFO> clock;
   uint64_t evidence_count = 0;
   uint64_t last_attested_unix = 0;  // last trusted result
@@ -81,6 +120,15 @@ struct AttestationResult {
 AttestationResult VerifyEvidence(const Policy& policy, const NodeState& state,
                                  const Evidence& evidence, std::span<const uint8_t> nonce,
                                  uint64_t now_unix);
+
+// Feeds a segment to `verifier` and finishes it, as VerifyEvidence does:
+// the events (raw records, concatenated) in seq order, each checkpoint's
+// events before it, so the engine holds one checkpoint interval at a time;
+// events already in seq order (what vigild writes) are decoded one at a
+// time as they are fed, others sorted first (stable: two claims for one
+// seq keep their order). kMalformed/kTruncated if an event does not decode.
+Status FeedSegment(verify::StreamVerifier& verifier, std::span<const uint8_t> event_bytes,
+                   const std::vector<records::Record>& log);
 
 // The result as JSON (the service's response and the CLI's --json output).
 std::string ResultJson(const AttestationResult& result);
