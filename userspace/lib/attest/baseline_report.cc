@@ -152,6 +152,15 @@ Result<BaselineReport> FromJson(const json& doc) {
   return r;
 }
 
+// A name from a hostile record, safe to print: printable ASCII or '?'.
+std::string Printable(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
 bool SameBytes(std::span<const uint8_t> a, std::span<const uint8_t> b) {
   return a.size() == b.size() && (a.empty() || CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0);
 }
@@ -204,7 +213,7 @@ Status FindMeasureEntry(const ima::ImaLog& log, size_t prefix, const BaselineRep
   const std::string_view name(m->name, name_len);
   if (name_len == sizeof(m->name) || name != kBaselineMeasureName) {
     return Status::Error(ErrorCode::kMismatch, "measure: " + what + " is named '" +
-                                                   std::string(name) + "', not \"baseline\"");
+                                                   Printable(name) + "', not \"baseline\"");
   }
   if (!SameBytes(std::span<const uint8_t>(m->digest, sizeof(m->digest)), r.snapshot_sha256)) {
     return Status::Error(ErrorCode::kMismatch,
@@ -214,6 +223,15 @@ Status FindMeasureEntry(const ima::ImaLog& log, size_t prefix, const BaselineRep
   }
   *index = found->index;
   return Status::Ok();
+}
+
+// Whether `report_ak` (a TPM2B_PUBLIC) holds the same public key as `ak`.
+bool SameKey(std::span<const uint8_t> report_ak, const tpmobj::PublicArea& ak) {
+  auto theirs = tpmobj::ParseTpm2bPublic(report_ak);
+  if (!theirs.ok()) return false;
+  auto a = tpmobj::ToEvpPkey(ak);
+  auto b = tpmobj::ToEvpPkey(*theirs);
+  return a.ok() && b.ok() && EVP_PKEY_eq(a->get(), b->get()) == 1;
 }
 
 Result<tpmobj::PublicArea> AkFromPem(std::span<const uint8_t> bytes) {
@@ -439,9 +457,9 @@ BaselineReportCheck CheckBaselineReport(std::string_view report_json, const tpmo
   out.measure_seq = r.measure_seq;
   out.instance = crypto::ToHex(r.instance);
 
-  // The AK the report names: only a hint; the trusted one verifies.
-  const std::vector<uint8_t> trusted = tpmobj::MarshalTpm2bPublic(ak);
-  if (r.ak_public != trusted) {
+  // The AK the report names: only a hint; the trusted one verifies. Keys
+  // are compared (a PEM given to the checker has no TPM attributes).
+  if (!SameKey(r.ak_public, ak)) {
     out.reasons.push_back(
         "ak: the report's ak_public is not the AK trusted for this node (the quote is checked "
         "with the trusted one)");
