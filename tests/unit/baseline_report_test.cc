@@ -251,13 +251,13 @@ TEST_F(BaselineReportTest, EditedDigestIsRefused) {
   r.snapshot.assign(other.begin(), other.end());
   r.snapshot_sha256 = *crypto::Hash(TPM2_ALG_SHA256, AsBytes(other));
   const BaselineReportCheck c = Check(r, nonce);
-  ExpectRefused(c, "quote: quote attest: extraData");
+  ExpectRefused(c, "quote: extraData is not this report's qualifying data");
   EXPECT_EQ(Reasons(c).find("snapshot:"), std::string::npos) << Reasons(c);
   // Only the digest field edited.
   BaselineReport d = Make(Random(8));
   d.snapshot_sha256[0] ^= 1;
   const BaselineReportCheck cd = Check(d);
-  ExpectRefused(cd, "quote: quote attest: extraData");
+  ExpectRefused(cd, "quote: extraData is not this report's qualifying data");
   ExpectRefused(cd, "snapshot: its SHA-256 is");
 }
 
@@ -337,7 +337,7 @@ TEST_F(BaselineReportTest, NonceMismatchIsRefused) {
   const auto verifier = Random(32);
   r.nonce = verifier;
   const BaselineReportCheck c = Check(r, verifier);
-  ExpectRefused(c, "quote: quote attest: extraData");
+  ExpectRefused(c, "quote: extraData is not this report's qualifying data");
   EXPECT_EQ(Reasons(c).find("nonce:"), std::string::npos);
 }
 

@@ -481,8 +481,11 @@ BaselineReportCheck CheckBaselineReport(std::string_view report_json, const tpmo
                                : Result<QuoteFacts>(qualifying.status());
   if (!quote.ok()) {
     std::string why = quote.status().message();
-    if (why.find("extraData") != std::string::npos || why.find("nonce") != std::string::npos) {
-      why += " (the quote does not bind this snapshot digest, MEASURE record and nonce)";
+    // CheckQuote speaks of "the verifier's nonce"; here extraData binds more.
+    if (why.find("extraData") != std::string::npos) {
+      why =
+          "extraData is not this report's qualifying data (snapshot_sha256, MEASURE record, "
+          "nonce): the quote was made for something else";
     }
     out.reasons.push_back("quote: " + why);
   } else {
