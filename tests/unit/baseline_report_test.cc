@@ -87,6 +87,7 @@ struct Measured {
   uint32_t kind = VIGIL_MEASURE_USER;
   std::optional<crypto::Digest> digest;  // default: SHA-256 of the snapshot
   bool in_ima = true;                    // the MEASURE entry reaches IMA's log
+  std::vector<records::Record> after;    // module records measured after it
 };
 
 class BaselineReportTest : public testing::SwtpmFixture {
@@ -121,6 +122,7 @@ class BaselineReportTest : public testing::SwtpmFixture {
     if (m.in_ima) {
       ima_.Record(instance_, MeasureRecord(kSeq, m.name, m.kind, m.digest.value_or(digest)));
     }
+    for (const records::Record& rec : m.after) ima_.Record(instance_, rec);
     ima_.File("/usr/bin/later");
     for (; extended_ < ima_.extends.size(); ++extended_) {
       const auto& [alg, value] = ima_.extends[extended_];
@@ -286,6 +288,24 @@ TEST_F(BaselineReportTest, MeasureOfAnotherDigestIsRefused) {
   Measured m;
   m.digest = crypto::Digest(32, 0xee);
   ExpectRefused(Check(Make(Random(8), m)), "not the report's snapshot_sha256");
+}
+
+TEST_F(BaselineReportTest, SupersededReportIsRefused) {
+  // A second "baseline" MEASURE (another digest, a later seq) before the
+  // quote: the report is no longer the instance's newest baseline.
+  Measured m;
+  m.after.push_back(
+      MeasureRecord(kSeq + 3, "baseline", VIGIL_MEASURE_USER, crypto::Digest(32, 0x77)));
+  ExpectRefused(Check(Make(Random(8), m)),
+                "measure: superseded: a later \"baseline\" MEASURE (seq 12");
+}
+
+TEST_F(BaselineReportTest, LaterMeasureOfAnotherNameDoesNotSupersede) {
+  Measured m;
+  m.after.push_back(
+      MeasureRecord(kSeq + 3, "config", VIGIL_MEASURE_USER, crypto::Digest(32, 0x77)));
+  const BaselineReportCheck c = Check(Make(Random(8), m));
+  EXPECT_TRUE(c.valid) << Reasons(c);
 }
 
 TEST_F(BaselineReportTest, EditedImaEntryIsRefused) {

@@ -221,6 +221,24 @@ Status FindMeasureEntry(const ima::ImaLog& log, size_t prefix, const BaselineRep
                              crypto::ToHex(std::span<const uint8_t>(m->digest, sizeof(m->digest))) +
                              ", not the report's snapshot_sha256");
   }
+  // The newest baseline of the instance at the quote: a later "baseline"
+  // MEASURE within the quoted prefix supersedes this one.
+  for (const ima::VigilEntry& e : log.vigil_entries()) {
+    if (e.index >= prefix || e.index <= found->index || e.instance != instance ||
+        e.kind != "measure") {
+      continue;
+    }
+    auto later = records::Record::Decode(e.record);
+    if (!later.ok()) continue;
+    const std::optional<vigil_log_measure> lm = later->As<vigil_log_measure>();
+    if (lm && lm->kind == VIGIL_MEASURE_USER &&
+        std::string_view(lm->name, strnlen(lm->name, sizeof(lm->name))) == kBaselineMeasureName) {
+      return Status::Error(ErrorCode::kMismatch,
+                           "measure: superseded: a later \"baseline\" MEASURE (seq " +
+                               std::to_string(e.seq) + ", IMA entry " + std::to_string(e.index) +
+                               ") is in the quoted log");
+    }
+  }
   *index = found->index;
   return Status::Ok();
 }

@@ -149,7 +149,9 @@ struct BaselineReportCheck {
 //   measure      within that prefix exactly one IMA entry of the report's
 //                instance for MEASURE seq `seq`, an ima-buf entry whose
 //                record is a VIGIL_MEASURE_USER measurement with that seq,
-//                named "baseline", whose digest is snapshot_sha256;
+//                named "baseline", whose digest is snapshot_sha256, and no
+//                later "baseline" MEASURE of the instance in that prefix
+//                (the report is the newest baseline at the quote);
 //   snapshot     SHA-256(snapshot) = snapshot_sha256, and the snapshot
 //                parses as a baseline state (ParseBaselineSnapshot).
 // Proves (all passed): the TPM holding `ak` quoted PCR 10 after the
