@@ -8,9 +8,11 @@
 // no input carries its signature) and always gives a reason.
 #include <tss2/tss2_mu.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,14 +21,15 @@
 
 namespace {
 
-const vigil::tpmobj::PublicArea& Ak() {
+const vigil::tpmobj::PublicArea &Ak() {
   static const vigil::tpmobj::PublicArea ak = [] {
     TPMT_PUBLIC pub{};
     pub.type = TPM2_ALG_ECC;
     pub.nameAlg = TPM2_ALG_SHA256;
     pub.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT |
                            TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                           TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH;
+                           TPMA_OBJECT_SENSITIVEDATAORIGIN |
+                           TPMA_OBJECT_USERWITHAUTH;
     pub.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
     pub.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
     pub.parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
@@ -36,38 +39,47 @@ const vigil::tpmobj::PublicArea& Ak() {
         "703d2f365ff395092682e6c018713d86bca91bca8981ebddc400c79fd4a37558");
     const auto y = vigil::crypto::FromHex(
         "d2a0d9cfa646126198120a3539139dab72ba89a292b63d4af1616ba049035440");
-    if (!x.ok() || !y.ok()) std::abort();
+    if (!x.ok() || !y.ok())
+      std::abort();
     pub.unique.ecc.x.size = 32;
     pub.unique.ecc.y.size = 32;
     std::copy(x->begin(), x->end(), pub.unique.ecc.x.buffer);
     std::copy(y->begin(), y->end(), pub.unique.ecc.y.buffer);
-    auto marshalled = vigil::tpmobj::Marshal(pub, Tss2_MU_TPMT_PUBLIC_Marshal, "TPMT_PUBLIC");
-    if (!marshalled.ok()) std::abort();
+    auto marshalled =
+        vigil::tpmobj::Marshal(pub, Tss2_MU_TPMT_PUBLIC_Marshal, "TPMT_PUBLIC");
+    if (!marshalled.ok())
+      std::abort();
     auto area = vigil::tpmobj::ParseTpmtPublic(*marshalled);
-    if (!area.ok()) std::abort();
+    if (!area.ok())
+      std::abort();
     return *area;
   }();
   return ak;
 }
 
-}  // namespace
+} // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string_view text(reinterpret_cast<const char*>(data), size);
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  const std::string_view text(reinterpret_cast<const char *>(data), size);
   auto parsed = vigil::attest::ParseBaselineReport(text);
   if (!parsed.ok()) {
     const vigil::ErrorCode code = parsed.status().code();
-    if (code != vigil::ErrorCode::kMalformed && code != vigil::ErrorCode::kUnsupported) {
+    if (code != vigil::ErrorCode::kMalformed &&
+        code != vigil::ErrorCode::kUnsupported) {
       std::abort();
     }
   } else {
-    const std::string canonical = vigil::attest::SerializeBaselineReport(*parsed);
+    const std::string canonical =
+        vigil::attest::SerializeBaselineReport(*parsed);
     auto again = vigil::attest::ParseBaselineReport(canonical);
-    if (!again.ok() || !(*again == *parsed)) std::abort();
-    if (vigil::attest::SerializeBaselineReport(*again) != canonical) std::abort();
+    if (!again.ok() || !(*again == *parsed))
+      std::abort();
+    if (vigil::attest::SerializeBaselineReport(*again) != canonical)
+      std::abort();
   }
   const vigil::attest::BaselineReportCheck check =
       vigil::attest::CheckBaselineReport(text, Ak(), std::nullopt);
-  if (check.valid || check.reasons.empty()) std::abort();
+  if (check.valid || check.reasons.empty())
+    std::abort();
   return 0;
 }
