@@ -55,11 +55,14 @@ fi
 
 # The report, for the verifier's nonce.
 nonce=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+uptime_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+t0=$(uptime_ms)
 vigilctl baseline --state-dir $dir/state report -o $dir/report.json --nonce $nonce \
 	--dir $dir/attest --tcti $tcti >$dir/report.out 2>$dir/report.err
 rc=$?
+ms=$(($(uptime_ms) - t0))
 if [ $rc -eq 0 ] && [ -s $dir/report.json ]; then
-	vt_pass br-report-written "$(head -n 1 $dir/report.out | cut -c1-200)"
+	vt_pass br-report-written "${ms} ms, $(wc -c <$dir/report.json) bytes: $(head -n 1 $dir/report.out | cut -c1-160)"
 else
 	vt_fail br-report-written "exit $rc: $(tail -n 4 $dir/report.err | tr '\n' '|' | cut -c1-400)"
 fi
@@ -109,3 +112,19 @@ fi
 
 vigilctl seal >/dev/null 2>&1
 vt_rmmod vigil
+
+# anchor=pcr: the MEASURE would reach only resettable PCRs; refused.
+if insmod /vigil.ko anchor=pcr 2>$dir/pcr.err; then
+	vigilctl baseline --state-dir $dir/state report -o $dir/pcr.json --dir $dir/attest \
+		--tcti $tcti >/dev/null 2>$dir/pcr.err
+	rc=$?
+	if [ $rc -eq 1 ] && grep -q 'needs anchor=ima' $dir/pcr.err && [ ! -e $dir/pcr.json ]; then
+		vt_pass br-anchor-pcr-refused "$(head -n 1 $dir/pcr.err | cut -c1-160)"
+	else
+		vt_fail br-anchor-pcr-refused "exit $rc: $(head -n 2 $dir/pcr.err | tr '\n' '|')"
+	fi
+	vigilctl seal >/dev/null 2>&1
+	vt_rmmod vigil
+else
+	vt_fail br-anchor-pcr-refused "insmod anchor=pcr: $(head -n 1 $dir/pcr.err)"
+fi
