@@ -461,6 +461,16 @@ TEST_F(BaselineReportTest, VerifierCommandChecksAReport) {
   EXPECT_EQ(stale.code, 1) << stale.out;
   EXPECT_NE(stale.out.find("nonce: the report's nonce"), std::string::npos) << stale.out;
 
+  // Checked with node 00aa11bb's AK, but claiming another node.
+  BaselineReport renamed = r;
+  renamed.node = "00aa11cc";
+  const std::string other_node = dir.path() + "/other-node.json";
+  WriteFile(other_node, attest::SerializeBaselineReport(renamed));
+  ShellResult misnamed = Shell(v + "--report " + other_node + by_node);
+  EXPECT_EQ(misnamed.code, 1) << misnamed.out;
+  EXPECT_NE(misnamed.out.find("node: the report names node 00aa11cc"), std::string::npos)
+      << misnamed.out;
+
   EXPECT_EQ(Shell(v + "--report " + report).code, 2);                        // no AK given
   EXPECT_EQ(Shell(v + "--report " + report + " --node " + r.node).code, 2);  // no --state
   EXPECT_EQ(Shell(v + "--report " + report + by_node + " --ak " + pem).code, 2);

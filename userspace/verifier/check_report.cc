@@ -88,7 +88,14 @@ int CheckReport(const CheckReportOptions& o) {
 
   std::optional<std::span<const uint8_t>> expected;
   if (nonce) expected = std::span<const uint8_t>(*nonce);
-  const attest::BaselineReportCheck c = attest::CheckBaselineReport(*report, *ak, expected);
+  attest::BaselineReportCheck c = attest::CheckBaselineReport(*report, *ak, expected);
+  // The report's node field is a claim: with --node it must name that node,
+  // whose AK was just used.
+  if (!o.node.empty() && !c.node.empty() && c.node != o.node) {
+    c.reasons.push_back("node: the report names node " + c.node + ", checked with the AK of " +
+                        o.node);
+    c.valid = false;
+  }
   if (o.json) {
     nlohmann::json j = {
         {"valid", c.valid},       {"reasons", c.reasons},
@@ -106,11 +113,11 @@ int CheckReport(const CheckReportOptions& o) {
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else if (c.valid) {
     std::printf(
-        "valid: node %s, %zu agents, snapshot sha256 %s, MEASURE seq %llu of instance %s (IMA "
+        "valid: node %s%s, %zu agents, snapshot sha256 %s, MEASURE seq %llu of instance %s (IMA "
         "entry %zu), %s\n",
-        format::EscapeText(c.node).c_str(), c.agents.value_or(0),
-        crypto::ToHex(c.snapshot_sha256).c_str(), static_cast<unsigned long long>(c.measure_seq),
-        c.instance.c_str(), c.ima_entry.value_or(0),
+        format::EscapeText(c.node).c_str(), o.node.empty() ? " (as the report says)" : "",
+        c.agents.value_or(0), crypto::ToHex(c.snapshot_sha256).c_str(),
+        static_cast<unsigned long long>(c.measure_seq), c.instance.c_str(), c.ima_entry.value_or(0),
         c.fresh ? "fresh (the verifier's nonce)" : "not shown fresh (no --nonce given)");
   } else {
     std::printf("INVALID: %zu reasons\n", c.reasons.size());
