@@ -24,11 +24,13 @@
 #include <tss2/tss2_mu.h>
 
 #include "baseline_fuzz_config.h"
+#include "ima_sim.h"
 #include "module_sim.h"
 #include "state.h"
 #include "vigil/attest/evidence.h"
 #include "verifier_program.h"
 #include "vigil.h"
+#include "vigil/attest/baseline_report.h"
 #include "vigil/attest/enrolment.h"
 #include "vigil/baseline/store.h"
 #include "vigil/chain.h"
@@ -979,6 +981,53 @@ void WriteEvidenceSeeds(const fs::path& dir) {
   WriteSeed(dir, "full", full);
 }
 
+// Signed baseline reports (format v1): a real snapshot measured into an
+// IMA-format log, with a quote no key signed (the checker refuses it at the
+// signature; the snapshot and format checks still run).
+void WriteBaselineReportSeeds(const fs::path& dir) {
+  auto store = vigil::baseline::BaselineStore::Create(vigil::baseline::BaselineConfig{});
+  if (!store.ok()) Fail("baseline config: " + store.status().ToString());
+  for (int i = 0; i < 12; ++i) {
+    vigil::baseline::ExitSample sample;
+    sample.agent = "web-0";
+    sample.role = "web";
+    sample.timestamp_ns = 1'700'000'000'000'000'000ull + 1'000'000'000ull * i;
+    sample.cpu_ns = 3'000'000 + 10'000 * i;
+    sample.lifetime_ns = 40'000'000 + 100'000 * i;
+    sample.max_rss_bytes = 16u << 20;
+    sample.faults = 200 + i;
+    sample.ctx_switches = 20 + i;
+    sample.syscalls = 2000 + i;
+    store->ObserveExit(sample);
+  }
+  const std::string snapshot = store->Serialize();
+  vigil::attest::BaselineReport r;
+  r.node = "000b" + std::string(64, 'e');
+  r.snapshot.assign(snapshot.begin(), snapshot.end());
+  r.snapshot_sha256 = *vigil::crypto::Hash(0x000B, r.snapshot);
+  r.instance.fill(0x5a);
+  r.measure_seq = 9;
+  r.nonce.assign(16, 0x4e);
+  r.quote_attest = {0xff, 0x54, 0x43, 0x47, 0x80, 0x18};
+  r.quote_signature = {0x00, 0x18, 0x00, 0x0b};
+  vigil::testing::ImaSim ima;
+  ima.BootAggregate();
+  vigil_log_measure m;
+  std::memset(&m, 0, sizeof(m));
+  vigil::testing::ModuleSim::Header(m.hdr, VIGIL_LOG_MEASURE, sizeof(m), r.measure_seq);
+  m.kind = VIGIL_MEASURE_USER;
+  m.pcr = VIGIL_PCR_NONE;
+  std::strncpy(m.name, "baseline", sizeof(m.name) - 1);
+  std::memcpy(m.digest, r.snapshot_sha256.data(), sizeof(m.digest));
+  ima.Record(r.instance, *Record::FromStruct(m));
+  r.pcr10_sha256 = ima.pcr10[0x000B];
+  r.ima_entries = ima.log;
+  r.ak_public = Bytes(90, 0x01);
+  const std::string text = vigil::attest::SerializeBaselineReport(r);
+  Require(vigil::attest::ParseBaselineReport(text), "baseline report");
+  WriteSeed(dir, "report", text);
+}
+
 // Enrolment requests: structurally valid, with a real P-256 AK point (so
 // CheckAkPublic passes and the fuzzer reaches CheckAkCreation), with and
 // without an EK certificate field. Every seed parses.
@@ -1107,8 +1156,9 @@ int main(int argc, char** argv) {
   const fs::path ima_dir = out / "ima_log_fuzz";
   const fs::path evidence_dir = out / "evidence_fuzz";
   const fs::path enrolment_dir = out / "enrolment_request_fuzz";
+  const fs::path report_dir = out / "baseline_report_fuzz";
   for (const fs::path& dir : {record_dir, log_dir, state_dir, verifier_dir, vigild_state_dir,
-                              ima_dir, evidence_dir, enrolment_dir}) {
+                              ima_dir, evidence_dir, enrolment_dir, report_dir}) {
     fs::create_directories(dir);
   }
 
@@ -1123,5 +1173,6 @@ int main(int argc, char** argv) {
   WriteImaSeeds(ima_dir);
   WriteEvidenceSeeds(evidence_dir);
   WriteEnrolmentSeeds(enrolment_dir);
+  WriteBaselineReportSeeds(report_dir);
   return 0;
 }

@@ -10,6 +10,9 @@
 //   vigil-verifier verify   --state DIR --policy P --evidence FILE
 //   vigil-verifier serve    --state DIR --policy P [--listen 127.0.0.1:8790]
 //                           [--serial QEMU-CHARDEV-SOCKET]... [--deadline 60]
+//   vigil-verifier check-report --report FILE (--state DIR --node ID | --ak FILE) [--nonce HEX]
+//                           a signed baseline report, offline (check_report.h:
+//                           exit 0 valid, 1 invalid, 2 usage, 3 error)
 //
 // Exit codes: 0 trusted / done, 1 untrusted, 2 usage, 3 error (a file that
 // cannot be read, a refused request).
@@ -32,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "check_report.h"
 #include "dispatch.h"
 #include "serial.h"
 #include "service.h"
@@ -151,8 +155,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", vigil::version::VersionText("vigil-verifier"));
   app.require_subcommand(1);
   std::string state_dir, policy_file;
-  app.add_option("--state", state_dir, "Verifier state directory (created 0700)")->required();
-  app.add_option("--policy", policy_file, "Policy file (docs/attestation.md)")->required();
+  // Required by every command but check-report (checked after parsing).
+  app.add_option("--state", state_dir, "Verifier state directory (created 0700)");
+  app.add_option("--policy", policy_file, "Policy file (docs/attestation.md)");
 
   vigil::verifier::EnrolOptions enrol_options;
   std::string request_file, node, secret, evidence_file;
@@ -191,12 +196,29 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{0}, uint64_t{86400 * 365}));
   serve->add_option("--ca", enrol_options.ca_files, "CA certificate (PEM) of EK certificates");
   serve->add_flag("--pin-ek", enrol_options.pin_ek, "Trust EKs as sent (no certificate chain)");
+  vigil::verifier::CheckReportOptions report_options;
+  auto* check_report = app.add_subcommand(
+      "check-report", "Check a signed baseline report offline (vigilctl baseline report)");
+  check_report->fallthrough();  // --state also after check-report
+  check_report->add_option("--report", report_options.report, "The report file")->required();
+  check_report->add_option("--node", report_options.node, "Node id: its enrolled AK (--state)");
+  check_report->add_option("--ak", report_options.ak_file, "The AK: PEM, TPM2B_PUBLIC or its hex");
+  check_report->add_option("--nonce", report_options.nonce, "The nonce given to the node (hex)");
+  check_report->add_flag("--json", report_options.json, "Print the result as JSON");
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
+  }
+  if (*check_report) {
+    report_options.state_dir = state_dir;
+    return vigil::verifier::CheckReport(report_options);
+  }
+  if (state_dir.empty() || policy_file.empty()) {
+    std::fprintf(stderr, "vigil-verifier: --state and --policy are required\n");
+    return kExitUsage;
   }
 
   auto policy_text = ReadInput(policy_file);

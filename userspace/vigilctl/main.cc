@@ -47,6 +47,11 @@
 //                   the validated state, re-serialized, to stdout or FILE
 //                   (written atomically, mode 0600); the state file is never
 //                   modified. No saved state (missing D or file): exit 1
+//   vigilctl baseline report [--state-dir D] -o FILE [--nonce HEX] [--dir A]
+//                   [--tcti T] [--ima-log F]
+//                   a signed baseline report: D/baselines.json measured
+//                   ("baseline", anchor=ima) and PCR 10 quoted by the AK in A
+//                   (docs/attestation.md, "Signed baseline reports")
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -68,6 +73,7 @@
 
 #include "attest_cmd.h"
 #include "baseline_cmd.h"
+#include "baseline_report_cmd.h"
 #include "vigil/agents.h"
 #include "vigil/anchor_check.h"
 #include "vigil/attest/cel.h"
@@ -1042,6 +1048,18 @@ int main(int argc, char** argv) {
       "export", "Validate the state and write it re-serialized (canonical JSON)");
   baseline_export->add_option("-o,--output", baseline_out,
                               "Write to this file (atomically, mode 0600) instead of stdout");
+  vigilctl::BaselineReportOptions report_options;
+  auto* baseline_report = baseline->add_subcommand(
+      "report", "Signed baseline report: MEASURE the state's digest, quote PCR 10 (anchor=ima)");
+  baseline_report->add_option("-o,--output", report_options.out, "The report file")->required();
+  baseline_report->add_option("--nonce", report_options.nonce,
+                              "The verifier's nonce (hex); default: random (not fresh)");
+  baseline_report->add_option("--dir", report_options.dir, "The AK (vigilctl attest)")
+      ->capture_default_str();
+  baseline_report->add_option("--tcti", report_options.tcti, "TPM (tpm2-tss TCTI)")
+      ->capture_default_str();
+  baseline_report->add_option("--ima-log", report_options.ima_log, "IMA's binary log")
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -1061,6 +1079,10 @@ int main(int argc, char** argv) {
     if (*baseline_show_cmd) return vigilctl::CmdBaselineShow(baseline_show);
     if (*baseline_export) {
       return vigilctl::CmdBaselineExport(baseline_show.state_dir, baseline_out);
+    }
+    if (*baseline_report) {
+      report_options.device = g_device;
+      return vigilctl::CmdBaselineReport(baseline_show.state_dir, report_options);
     }
     if (*verify_chain) return CmdVerifyChain(chain_args);
     if (*export_cel) return CmdExportCel(cel_args);
