@@ -23,7 +23,8 @@
 #define VIGIL_PIN_AGENT_CGROUPS	"agent_cgroups"		/* cgroup v2 id -> agent id */
 #define VIGIL_PIN_AGENT_INFO	"agent_info"		/* agent id -> vigil_bpf_agent_info */
 #define VIGIL_PIN_AGENT_SEEN	"agent_announced"	/* agent id -> 1 once announced */
-#define VIGIL_PIN_AGENT_STATS	"agent_stats"		/* agent id -> sample totals */
+#define VIGIL_PIN_AGENT_STATS	"agent_stats"		/* agent id -> last sample */
+#define VIGIL_PIN_AGENT_CPU_STATS "agent_cpu_stats"	/* agent id -> per-CPU totals */
 #define VIGIL_PIN_AGENT_GEN	"agent_gen"		/* [0]: bumped after each edit */
 
 /* Value of vigil_agent_info: what the registration record reports. */

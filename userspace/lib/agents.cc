@@ -109,6 +109,7 @@ Result<Registry> Registry::Open(const std::string& pin_dir) {
   VIGIL_ASSIGN_OR_RETURN(r.info_, OpenPin(pin_dir, VIGIL_PIN_AGENT_INFO));
   VIGIL_ASSIGN_OR_RETURN(r.announced_, OpenPin(pin_dir, VIGIL_PIN_AGENT_SEEN));
   VIGIL_ASSIGN_OR_RETURN(r.stats_, OpenPin(pin_dir, VIGIL_PIN_AGENT_STATS));
+  VIGIL_ASSIGN_OR_RETURN(r.cpu_stats_, OpenPin(pin_dir, VIGIL_PIN_AGENT_CPU_STATS));
   VIGIL_ASSIGN_OR_RETURN(r.gen_, OpenPin(pin_dir, VIGIL_PIN_AGENT_GEN));
   return r;
 }
@@ -213,7 +214,9 @@ Status Registry::Untrack(const std::string& name) {
     for (uint32_t pid : a.pids) bpf_map_delete_elem(agents_.get(), &pid);
     for (uint64_t cg : a.cgroup_ids) bpf_map_delete_elem(cgroups_.get(), &cg);
     VIGIL_RETURN_IF_ERROR(BumpGeneration());
-    bpf_map_delete_elem(stats_.get(), &a.id);  // absent when it never ran
+    // Absent when it never ran.
+    bpf_map_delete_elem(cpu_stats_.get(), &a.id);
+    bpf_map_delete_elem(stats_.get(), &a.id);
     if (bpf_map_delete_elem(info_.get(), &a.id) != 0 && errno != ENOENT) {
       return Status::FromErrno(errno, "untracking agent " + name);
     }
