@@ -393,9 +393,10 @@ json ReadJson(const std::string& path) { return json::parse(ReadAll(path)); }
 uint64_t U(const json& j, const char* key) { return j.at(key).get<uint64_t>(); }
 
 // Hypervisor steal time of all CPUs so far (/proc/stat "cpu" line, 8th
-// value), in ns. The samples' on-CPU time is the clock between switch-in
-// and switch-out, which runs on while the hypervisor has the vCPU;
-// getrusage() does not count that (PARAVIRT_TIME_ACCOUNTING).
+// value), in ns. Printed for the record: the samples' on-CPU time is the
+// scheduler's run time (se.sum_exec_runtime), what getrusage() counts, so
+// steal no longer widens the bound as it did while the samples measured
+// the clock between switch-in and switch-out.
 uint64_t StealNs() {
   std::ifstream in("/proc/stat");
   std::string cpu;
@@ -408,9 +409,9 @@ uint64_t StealNs() {
 
 // Samples from the scheduler with syscall counting and INJECTED hardware
 // counters (--hw inject-test: synthetic counters advancing 1000 "cycles" and
-// 2000 "instructions" per microsecond of the program's own clock). What is
-// checked: the deltas are taken at switch-in/switch-out and credited to the
-// outgoing task's agent, so cycles track on-CPU time to within one clock
+// 2000 "instructions" per microsecond of the running task's run time). What
+// is checked: the deltas are taken at switch-in/switch-out and credited to
+// the outgoing task's agent, so cycles track on-CPU time to within one
 // microsecond per slice. Real PMU values are not checked (no PMU here).
 TEST_F(HostBpfTest, SamplesAttributeInjectedCountersAndSyscalls) {
   StartVigild({"--sample-ms", "20", "--syscalls", "--hw", "inject-test"});
@@ -448,14 +449,15 @@ TEST_F(HostBpfTest, SamplesAttributeInjectedCountersAndSyscalls) {
   EXPECT_GE(syscalls, 12000u);
   EXPECT_GE(switches_total, 1000u);
   // Samples cover completed intervals only: at least the 200 ms burn minus
-  // the last open interval (< 20 ms + one slice), at most all CPU time used
-  // plus what the hypervisor stole meanwhile (an upper bound: any CPU's).
+  // the last open interval (< 20 ms + one slice), at most the run time
+  // getrusage reports (taken after the last sample but for the slice that
+  // writes the truth; microsecond rounding).
   const uint64_t used = U(t, "utime_ns") + U(t, "stime_ns") + U(t, "children_utime_ns") +
                         U(t, "children_stime_ns");
   std::printf("on-CPU in samples %.1f ms, rusage %.1f ms, hypervisor steal (all CPUs) %.1f ms\n",
               oncpu / 1e6, used / 1e6, steal / 1e6);
   EXPECT_GE(oncpu, 150'000'000u);
-  EXPECT_LE(oncpu, used + steal + 50'000'000u)
+  EXPECT_LE(oncpu, used + 1'000'000u)
       << "rusage " << used << " ns, hypervisor steal " << steal << " ns";
 }
 
@@ -489,6 +491,48 @@ TEST_F(HostBpfTest, SpinningAgentIsSampledByTheTimer) {
   // for RT throttling and a loaded host.
   EXPECT_GE(switchless, 8u) << samples.size() << " samples";
   EXPECT_GE(oncpu, 300'000'000u) << "the spin's CPU time reaches the samples";
+}
+
+// One agent on two CPUs: each CPU adds the agent's slices to its own copy
+// of the agent's totals, and a sample sums every CPU's copy. The workload's
+// thread on CPU 1 blocks kBlocks times and ends before the first sample is
+// due (300 ms); the sample comes later from CPU 0, whose own copy holds a
+// handful of switches. So the samples carry CPU 1's switches only if the
+// sample on CPU 0 summed CPU 1's copy. Ground truth: getrusage (all
+// threads), taken after the last sample, bounds the sums from above.
+TEST_F(HostBpfTest, SamplesSumAnAgentsCpus) {
+  ASSERT_GE(sysconf(_SC_NPROCESSORS_ONLN), 2) << "needs two CPUs";
+  constexpr uint64_t kBlocks = 1000;
+  StartVigild({"--sample-ms", "300"});
+  const std::string truth = (dir_ / "truth.json").string();
+  const int st = Ctl({"run", "--name", "twocpus", "--", WORKLOAD_PATH, "--cross-cpu",
+                      std::to_string(kBlocks), "--settle-ms", "400", "--truth", truth});
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0)
+      << "status " << st << ": " << ReadAll((dir_ / "ctl.err").string());
+  const auto samples = OfType(StopVigild(), "sample");
+  ASSERT_FALSE(samples.empty());
+  uint64_t switches = 0, oncpu = 0, from_cpu0 = 0;
+  for (const auto& smp : samples) {
+    const json& m = smp["metrics"];
+    const uint64_t n = U(m, "nvcsw") + U(m, "nivcsw");
+    std::printf("sample from CPU %llu: %llu switches, %llu ns on CPU, interval %llu ns\n",
+                static_cast<unsigned long long>(U(smp, "cpu")), static_cast<unsigned long long>(n),
+                static_cast<unsigned long long>(U(m, "oncpu_ns")),
+                static_cast<unsigned long long>(U(smp, "interval_ns")));
+    switches += n;
+    oncpu += U(m, "oncpu_ns");
+    if (U(smp, "cpu") == 0) from_cpu0 += n;
+  }
+  const json t = ReadJson(truth);
+  const uint64_t truth_switches = U(t, "nvcsw") + U(t, "nivcsw");
+  const uint64_t used = U(t, "utime_ns") + U(t, "stime_ns");
+  EXPECT_GE(switches, kBlocks) << "CPU 1's switches reach the samples";
+  EXPECT_LE(switches, truth_switches) << "no switch counted twice";
+  EXPECT_GT(from_cpu0, 0u) << "a sample came from CPU 0";
+  // On-CPU time is the scheduler's run time, which getrusage reports (in
+  // microseconds; one per thread and field of rounding).
+  EXPECT_LE(oncpu, used + 10'000) << "rusage " << used << " ns";
+  EXPECT_GT(oncpu, 0u);
 }
 
 // No PMU (this host): samples say so; a 0 is never reported as cycles.
