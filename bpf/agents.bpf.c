@@ -50,7 +50,8 @@ struct {
 /*
  * Bumped by user space (vigilctl, through vigil::agents::Registry) after
  * every edit of vigil_agents or vigil_agent_cgroups: it invalidates the
- * per-task cache below. BPF's own edits (fork inheritance, exit) need no
+ * per-task cache below. Its low bit (VIGIL_AGENT_GEN_CGROUPS) says whether
+ * any cgroup is tracked. BPF's own edits (fork inheritance, exit) need no
  * bump: they concern a task that has not run yet or will not run again.
  */
 struct {
@@ -63,7 +64,7 @@ struct {
 /* What a task was, as of an agent generation and a cgroup. */
 struct vigil_task_agent {
 	__u64 gen;
-	__u64 cgroup_id;	/* 0: never filled (cgroup v2 ids start at 1) */
+	__u64 cgroup_id;	/* 0: not read (no cgroup tracked); v2 ids start at 1 */
 	__u32 agent;
 	__u32 __pad;
 };
@@ -106,14 +107,17 @@ static __noinline __u32 vigil_agent_of_current(__u32 tgid)
  * The agent of @task, for sched_switch: every context switch of the machine
  * asks this of the incoming task, and two hash lookups (tgid, then cgroup)
  * were most of what an untracked switch cost. The answer is cached in the
- * task's local storage and holds while the agent generation and the task's
- * cgroup are those it was found with. The generation is read before the
+ * task's local storage and holds while the agent generation is the one it
+ * was found with and, if any cgroup is tracked, the task's cgroup is too.
+ * While no cgroup is tracked the cgroup is not read (three dependent loads,
+ * css_set, cgroup, kernfs node): moving a task then changes nothing, and
+ * tracking a cgroup bumps the generation. The generation is read before the
  * lookups, so an edit racing with them leaves an entry that the bump
  * following the edit invalidates.
  */
 static __always_inline __u32 vigil_agent_of_task(struct task_struct *task)
 {
-	__u64 cgroup_id = task->cgroups->dfl_cgrp->kn->id, gen = 0, *gen_p;
+	__u64 cgroup_id = 0, gen = 0, *gen_p;
 	struct vigil_task_agent *c;
 	__u32 zero = 0, agent;
 
@@ -122,10 +126,17 @@ static __always_inline __u32 vigil_agent_of_task(struct task_struct *task)
 		gen = *(volatile __u64 *)gen_p;
 	c = bpf_task_storage_get(&vigil_task_agent, task, 0,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (c && c->cgroup_id == cgroup_id && c->gen == gen)
-		return c->agent;
+	if (c && c->gen == gen) {
+		if (!(gen & VIGIL_AGENT_GEN_CGROUPS))
+			return c->agent;
+		cgroup_id = task->cgroups->dfl_cgrp->kn->id;
+		if (c->cgroup_id == cgroup_id)
+			return c->agent;
+	} else if (gen & VIGIL_AGENT_GEN_CGROUPS) {
+		cgroup_id = task->cgroups->dfl_cgrp->kn->id;
+	}
 	agent = vigil_agent_of_pid(task->tgid);
-	if (!agent)
+	if (!agent && cgroup_id)
 		agent = vigil_agent_of_cgroup(cgroup_id);
 	if (c) {
 		c->gen = gen;

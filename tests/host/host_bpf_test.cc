@@ -817,6 +817,47 @@ TEST_F(HostBpfTest, SwitchCacheFollowsACgroupMove) {
   EXPECT_LE(switches, static_cast<uint64_t>(2 * kTrips + 200));
 }
 
+// While no cgroup is tracked, sched_switch does not read a task's cgroup
+// (the generation's low bit says none is). A process cached then, already
+// inside a cgroup, must be seen once that cgroup becomes tracked: phase one
+// in the untracked cgroup, phase two with it tracked, phase three after
+// untrack. With the cgroup still unread in phase two, nothing is credited.
+TEST_F(HostBpfTest, SwitchCacheSeesACgroupTrackedLater) {
+  constexpr int kTrips = 5000;
+  const std::string mnt = Cgroup2Mount();
+  ASSERT_FALSE(mnt.empty()) << "no cgroup2 mount: cannot test cgroup agents";
+  const fs::path cg = fs::path(mnt) / ("vigil-later-" + std::to_string(getpid()));
+  ASSERT_TRUE(fs::create_directory(cg)) << cg;
+  StartVigild({"--sample-ms", "10"});
+  std::string home;
+  {
+    PhasedPingPong work(kTrips, 3);
+    ASSERT_GT(work.pid(), 0);
+    const std::string lines = "\n" + ReadAll("/proc/" + std::to_string(work.pid()) + "/cgroup");
+    const size_t at = lines.find("\n0::");
+    ASSERT_NE(at, std::string::npos) << lines;
+    home = mnt + lines.substr(at + 4, lines.find('\n', at + 1) - at - 4);
+    std::ofstream(cg / "cgroup.procs") << work.pid() << std::endl;
+    ASSERT_TRUE(work.RunPhase()) << "in the cgroup, untracked";
+    int st = Ctl({"track", "--cgroup", cg.string(), "--name", "later"});
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll((dir_ / "ctl.err").string());
+    ASSERT_TRUE(work.RunPhase()) << "tracked";
+    st = Ctl({"untrack", "--name", "later"});
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll((dir_ / "ctl.err").string());
+    ASSERT_TRUE(work.RunPhase()) << "untracked again";
+    std::ofstream(fs::path(home) / "cgroup.procs") << work.pid() << std::endl;
+  }
+  const std::vector<json> events = StopVigild();
+  rmdir(cg.c_str());
+  const auto reg = OfType(events, "agent");
+  ASSERT_EQ(reg.size(), 1u);
+  const uint64_t switches = SampledSwitches(events, reg[0]["agent_id"].get<uint32_t>());
+  std::printf("switches credited: %llu (tracked phase: %d)\n",
+              static_cast<unsigned long long>(switches), 2 * kTrips);
+  EXPECT_GE(switches, static_cast<uint64_t>(kTrips));
+  EXPECT_LE(switches, static_cast<uint64_t>(2 * kTrips + 200));
+}
+
 // Records submitted below the wakeup threshold still reach the output
 // while vigild runs (within a poll timeout), not only when it stops.
 TEST_F(HostBpfTest, RecordsArriveWhileRunning) {

@@ -77,6 +77,8 @@ class Registry {
   // agent until this changes. Read after the edit, so a concurrent editor's
   // lost increment still leaves a value no stale entry holds.
   Status BumpGeneration();
+  // Whether vigil_agent_cgroups has an entry (the generation's low bit).
+  Result<bool> AnyCgroupTracked() const;
 };
 
 }  // namespace vigil::agents
