@@ -23,8 +23,18 @@
 #define VIGIL_PIN_AGENT_CGROUPS	"agent_cgroups"		/* cgroup v2 id -> agent id */
 #define VIGIL_PIN_AGENT_INFO	"agent_info"		/* agent id -> vigil_bpf_agent_info */
 #define VIGIL_PIN_AGENT_SEEN	"agent_announced"	/* agent id -> 1 once announced */
-#define VIGIL_PIN_AGENT_STATS	"agent_stats"		/* agent id -> sample totals */
+#define VIGIL_PIN_AGENT_STATS	"agent_stats"		/* agent id -> last sample */
+#define VIGIL_PIN_AGENT_CPU_STATS "agent_cpu_stats"	/* agent id -> per-CPU totals */
 #define VIGIL_PIN_AGENT_GEN	"agent_gen"		/* [0]: bumped after each edit */
+
+/*
+ * vigil_agent_gen[0]: the agent generation, bumped by 2 after every edit of
+ * the agent maps; its lowest bit says whether any cgroup is tracked. While
+ * none is, a task's cgroup cannot change its agent, and sched_switch does
+ * not read it (agents.bpf.c).
+ */
+#define VIGIL_AGENT_GEN_STEP	2
+#define VIGIL_AGENT_GEN_CGROUPS	1ULL
 
 /* Value of vigil_agent_info: what the registration record reports. */
 struct vigil_bpf_agent_info {

@@ -8,19 +8,37 @@
  * Hook: tp_btf/sched_switch(preempt, prev, next[, prev_state]), called in
  * __schedule() with the rq lock held, before the switch: current == prev.
  * Every on-CPU interval starts and ends here, so it is the one place that
- * sees a task's whole slice; the deltas read here (clock, fault counters,
- * hardware counters) belong entirely to the outgoing task. The first three
- * arguments are the same since 4.x; prev_state (5.18+) is not used, the
- * state comes from prev->__state (5.14+), so 6.1, 6.12 and 6.18 all work.
+ * sees a task's whole slice; the deltas read here (run time, fault
+ * counters, hardware counters) belong entirely to the outgoing task. The
+ * first three arguments are the same since 4.x; prev_state (5.18+) is not
+ * used, the state comes from prev->__state (5.14+), so 6.1, 6.12 and 6.18
+ * all work.
  *
  * A per-CPU slot remembers what was true when the running task came in
- * (time, its agent, its fault counts, counter readings); switch-out adds
- * the differences to the agent's totals, atomically because one agent runs
- * on several CPUs. Needs -mcpu=v3 atomics (xchg/cmpxchg, kernels 5.12+).
+ * (its agent, its run time, its fault counts, counter readings);
+ * switch-out adds the differences to this CPU's copy of the agent's
+ * totals, without atomics, and the sample (agent_stats.bpf.c) sums the
+ * CPUs' copies. Needs -mcpu=v3 atomics (xchg/cmpxchg, kernels 5.12+) for
+ * the sample.
+ *
+ * On-CPU time is the scheduler's own account of the task,
+ * se.sum_exec_runtime, which __schedule() brought up to date for prev
+ * before this tracepoint (update_curr() at dequeue or put_prev_task, in
+ * every scheduling class) and which does not move while next waits: what
+ * getrusage() and the exit record count, and no clock read per switch
+ * (bpf_ktime_get_ns() cost ~70 ns per switch in a KVM guest,
+ * docs/benchmarks.md run 7). With PARAVIRT_TIME_ACCOUNTING or
+ * IRQ_TIME_ACCOUNTING it leaves out hypervisor steal and IRQ time, which
+ * the clock between switch-in and switch-out included before. The clock is
+ * read only to decide whether a sample is due: jiffies (bpf_jiffies64,
+ * 5.5+, one load) against this CPU's due_jiffies, then, in the last jiffy
+ * before the sample is due, the precise clock.
+ *
  * Every context switch of the machine comes here, so a switch between two
  * tasks that are not agents does the least: no lookup for the idle task,
  * the incoming task's agent from its task-storage cache
- * (vigil_agent_of_task), no clock, no counters (docs/benchmarks.md).
+ * (vigil_agent_of_task), no clock, no counters, one store
+ * (docs/benchmarks.md).
  *
  * prev and next are trusted BTF pointers and next->cgroups->dfl_cgrp->kn
  * RCU-trusted, all read directly: no bpf_probe_read_kernel, which
@@ -36,33 +54,35 @@
  * vigild attached), which sched_switch would only notice at its next
  * switch. It runs in hard IRQ context, so it never interleaves with
  * sched_switch on its CPU (that runs with IRQs off); a spinning agent gets
- * a sample every sample_ns to 1.5 * sample_ns.
+ * a sample every sample_ns to 1.5 * sample_ns. The running task's
+ * sum_exec_runtime there is as of the last scheduler tick (at most 1/HZ
+ * old; on a nohz_full CPU up to a second): the rest of the slice goes
+ * into the next sample.
  */
 #include "vigil.bpf.h"
 
 /* Set by the loader. 0 disables samples (the program is not loaded). */
 const volatile __u64 sample_ns = 0;
+/*
+ * Set by the loader: ns per jiffy (clock_getres(CLOCK_MONOTONIC_COARSE) is
+ * one tick). Too large only makes the precise checks start earlier.
+ */
+const volatile __u64 jiffy_ns = 10000000;
 /* Hardware counters: vigild opened cycles/instructions on every CPU. */
 const volatile bool have_hw = false;
 /*
  * Test only: instead of the PMU, "read" synthetic counters that advance
- * hw_inject_cycles_per_us / _instr_per_us per microsecond of the clock this
- * program reads, so the attribution can be checked exactly on a machine
- * without a PMU. Samples still carry VIGIL_SAMPLE_F_HW; vigild says loudly
- * that the values are injected.
+ * hw_inject_cycles_per_us / _instr_per_us per microsecond of the running
+ * task's run time (se.sum_exec_runtime, what on-CPU time is measured with),
+ * so the attribution can be checked exactly on a machine without a PMU.
+ * Samples still carry VIGIL_SAMPLE_F_HW; vigild says loudly that the values
+ * are injected.
  */
 const volatile bool hw_inject = false;
 const volatile __u64 hw_inject_cycles_per_us = 0;
 const volatile __u64 hw_inject_instr_per_us = 0;
 
 vigil_cpu_slot_map_t vigil_cpu_slot SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, VIGIL_BPF_MAX_AGENTS);
-	__type(key, __u32);	/* agent id */
-	__type(value, struct vigil_agent_stats);
-} vigil_agent_stats SEC(".maps");
 
 /* Per-CPU perf events, opened by vigild (BPF_F_CURRENT_CPU reads ours). */
 struct {
@@ -77,14 +97,21 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } vigil_hw_instructions SEC(".maps");
 
-/* Reads both counters on this CPU; false when a read fails (counted). */
-static __always_inline bool read_hw(__u64 now, __u64 *cycles, __u64 *instr)
+/*
+ * Reads both counters on this CPU, as @t's slice starts or ends there;
+ * false when a read fails (counted). Injected values depend on @t's run
+ * time, real ones on the CPU only.
+ */
+static __always_inline bool read_hw(struct task_struct *t, __u64 *cycles,
+				    __u64 *instr)
 {
 	struct bpf_perf_event_value v = {};
 
 	if (hw_inject) {
-		*cycles = now / 1000 * hw_inject_cycles_per_us;
-		*instr = now / 1000 * hw_inject_instr_per_us;
+		__u64 us = t->se.sum_exec_runtime / 1000;
+
+		*cycles = us * hw_inject_cycles_per_us;
+		*instr = us * hw_inject_instr_per_us;
 		return true;
 	}
 	if (bpf_perf_event_read_value(&vigil_hw_cycles, BPF_F_CURRENT_CPU, &v,
@@ -102,111 +129,59 @@ static __always_inline bool read_hw(__u64 now, __u64 *cycles, __u64 *instr)
 	return true;
 }
 
-static __always_inline struct vigil_agent_stats *stats_of(__u32 agent,
-							  __u64 start)
+/*
+ * Adds the slice the slot describes, up to now, to this CPU's totals of
+ * its agent: run time and faults of @t (the slot's task), counter and
+ * syscall deltas; returns the slice's run time. Plain adds: no other CPU
+ * writes @pc, and neither the timer (hard IRQ) nor sys_enter interleaves
+ * with sched_switch (IRQs off) or with the timer's read-and-clear of
+ * slot->syscalls below (sys_enter's add is one instruction). The caller
+ * counts the switch itself, if any.
+ */
+static __always_inline __u64 account_slice(struct vigil_agent_cpu_stats *pc,
+					   struct vigil_cpu_slot *slot,
+					   struct task_struct *t, __u64 cycles,
+					   __u64 instr, bool hw_ok)
 {
-	struct vigil_agent_stats *st = bpf_map_lookup_elem(&vigil_agent_stats, &agent);
-	struct vigil_agent_stats init = {};
+	__u64 ran = t->se.sum_exec_runtime - slot->runtime_ns;
 
-	if (st)
-		return st;
-	/* The first interval starts with the slice that created it; a racing
-	 * CPU's insert wins. */
-	init.last_sample_ns = start;
-	if (bpf_map_update_elem(&vigil_agent_stats, &agent, &init, BPF_NOEXIST) &&
-	    !bpf_map_lookup_elem(&vigil_agent_stats, &agent)) {
-		vigil_count_error(VIGIL_BPF_ERR_AGENT_MAP);
-		return NULL;
-	}
-	return bpf_map_lookup_elem(&vigil_agent_stats, &agent);
-}
-
-/* Emits the agent's sample when sample_ns has passed since the last one. */
-static __always_inline void maybe_sample(struct vigil_agent_stats *st,
-					 __u32 agent, __u32 tgid, __u64 now)
-{
-	struct vigil_ev_sample *ev;
-	__u64 last = st->last_sample_ns;
-
-	if (now - last < sample_ns)
-		return;
-	/* One CPU wins the interval; the others keep accumulating. */
-	if (__sync_val_compare_and_swap(&st->last_sample_ns, last, now) != last)
-		return;
-	vigil_agent_announce(agent);
-	ev = bpf_ringbuf_reserve(&vigil_events, sizeof(*ev), 0);
-	if (!ev) {
-		/* The counts stay in the totals and go out with the next one. */
-		vigil_note_drop(VIGIL_EV_SAMPLE);
-		return;
-	}
-	__builtin_memset(ev, 0, sizeof(*ev));
-	vigil_hdr_init(&ev->hdr, VIGIL_EV_SAMPLE, sizeof(*ev), agent);
-	ev->pid = tgid;
-	ev->cpu = bpf_get_smp_processor_id();
-	ev->interval_ns = now - last;
-	ev->oncpu_ns = __sync_lock_test_and_set(&st->oncpu_ns, 0);
-	ev->nvcsw = __sync_lock_test_and_set(&st->nvcsw, 0);
-	ev->nivcsw = __sync_lock_test_and_set(&st->nivcsw, 0);
-	ev->min_flt = __sync_lock_test_and_set(&st->min_flt, 0);
-	ev->maj_flt = __sync_lock_test_and_set(&st->maj_flt, 0);
-	if (have_hw || hw_inject) {
-		ev->flags |= VIGIL_SAMPLE_F_HW;
-		ev->cycles = __sync_lock_test_and_set(&st->cycles, 0);
-		ev->instructions = __sync_lock_test_and_set(&st->instructions, 0);
+	pc->total.oncpu_ns += ran;
+	pc->total.min_flt += t->min_flt - slot->min_flt;
+	pc->total.maj_flt += t->maj_flt - slot->maj_flt;
+	if (hw_ok && slot->hw_valid) {
+		pc->total.cycles += cycles - slot->cycles;
+		pc->total.instructions += instr - slot->instructions;
 	}
 	if (count_syscalls) {
-		ev->flags |= VIGIL_SAMPLE_F_SYSCALLS;
-		ev->syscalls = __sync_lock_test_and_set(&st->syscalls, 0);
+		pc->total.syscalls += slot->syscalls;
+		slot->syscalls = 0;
 	}
-	vigil_commit_sample(ev);
-	vigil_submit(ev);
+	return ran;
 }
 
-/*
- * Adds the slice the slot describes, up to now, to the agent's totals:
- * on-CPU time, faults of @t (the slot's task), counter and syscall deltas.
- * The caller counts the switch itself, if any.
- */
-static __always_inline void account_slice(struct vigil_agent_stats *st,
-					  struct vigil_cpu_slot *slot,
-					  struct task_struct *t, __u64 now,
-					  __u64 cycles, __u64 instr, bool hw_ok)
-{
-	__sync_fetch_and_add(&st->oncpu_ns, now - slot->since_ns);
-	__sync_fetch_and_add(&st->min_flt, t->min_flt - slot->min_flt);
-	__sync_fetch_and_add(&st->maj_flt, t->maj_flt - slot->maj_flt);
-	if (hw_ok && slot->hw_valid) {
-		__sync_fetch_and_add(&st->cycles, cycles - slot->cycles);
-		__sync_fetch_and_add(&st->instructions, instr - slot->instructions);
-	}
-	/* Exchanged: sys_enter may run (and add) on this CPU at any time. */
-	if (count_syscalls)
-		__sync_fetch_and_add(&st->syscalls,
-				     __sync_lock_test_and_set(&slot->syscalls, 0));
-}
-
-/* Starts the slot's slice of agent task @t at now. */
+/* Starts the slot's slice of agent task @t. */
 static __always_inline void start_slice(struct vigil_cpu_slot *slot,
-					struct task_struct *t, __u64 now,
-					__u64 cycles, __u64 instr, bool hw_ok)
+					struct task_struct *t, __u64 cycles,
+					__u64 instr, bool hw_ok)
 {
-	slot->since_ns = now;
+	slot->tid = t->pid;
+	slot->runtime_ns = t->se.sum_exec_runtime;
 	slot->min_flt = t->min_flt;
 	slot->maj_flt = t->maj_flt;
 	slot->cycles = cycles;
 	slot->instructions = instr;
 	slot->hw_valid = hw_ok;
+	slot->syscalls = 0;
 }
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(vigil_sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next)
 {
-	struct vigil_agent_stats *st;
+	struct vigil_agent_cpu_stats *pc;
 	struct vigil_cpu_slot *slot;
-	__u32 zero = 0, out_agent, in_agent = 0;
-	__u64 cycles = 0, instr = 0, now;
+	__u32 zero = 0, out_agent = 0, in_agent = 0;
+	__u64 cycles = 0, instr = 0, ran, now;
 	bool hw_ok = false;
 
 	if (vigil_inactive())
@@ -216,41 +191,46 @@ int BPF_PROG(vigil_sched_switch, bool preempt, struct task_struct *prev,
 	if (!slot)
 		return 0;
 	/* The slot describes prev when it was switched in. */
-	out_agent = slot->tid == prev->pid ? slot->agent : 0;
+	if (slot->agent && slot->tid == prev->pid)
+		out_agent = slot->agent;
 	/* The idle task is never an agent: no lookups into or out of idle. */
 	if (next->pid)
 		in_agent = vigil_agent_of_task(next);
 	if (!out_agent && !in_agent) {
-		/* What every process that is not an agent pays: no clock, no counters. */
+		/*
+		 * What every process that is not an agent pays: no clock, no
+		 * counters, one store. The slot's other fields only mean
+		 * something while agent is set, and are set with it.
+		 */
 		slot->agent = 0;
-		slot->tid = next->pid;
-		slot->syscalls = 0;
 		return 0;
 	}
-	now = bpf_ktime_get_ns();
 	if (have_hw || hw_inject)
-		hw_ok = read_hw(now, &cycles, &instr);
+		hw_ok = read_hw(out_agent ? prev : next, &cycles, &instr);
 
 	/* Switch-out. */
 	if (out_agent) {
-		st = stats_of(out_agent, slot->since_ns);
-		if (st) {
-			account_slice(st, slot, prev, now, cycles, instr, hw_ok);
+		pc = vigil_agent_cpu_stats_of(out_agent);
+		if (pc) {
+			ran = account_slice(pc, slot, prev, cycles, instr, hw_ok);
 			if (!preempt && prev->__state != 0)
-				__sync_fetch_and_add(&st->nvcsw, 1);
+				pc->total.nvcsw++;
 			else
-				__sync_fetch_and_add(&st->nivcsw, 1);
-			maybe_sample(st, out_agent, prev->tgid, now);
+				pc->total.nivcsw++;
+			if ((__s64)(bpf_jiffies64() - pc->due_jiffies) >= 0) {
+				now = bpf_ktime_get_ns();
+				vigil_agent_maybe_sample(pc, out_agent, prev->tgid,
+							 now, now - ran);
+			}
 		}
+		if (in_agent && hw_inject)
+			hw_ok = read_hw(next, &cycles, &instr);
 	}
 
 	/* Switch-in: remember next's starting point. */
 	slot->agent = in_agent;
-	slot->tid = next->pid;
-	slot->since_ns = now;
-	slot->syscalls = 0;
 	if (in_agent)
-		start_slice(slot, next, now, cycles, instr, hw_ok);
+		start_slice(slot, next, cycles, instr, hw_ok);
 	return 0;
 }
 
@@ -258,9 +238,9 @@ SEC("perf_event")
 int vigil_sample_tick(struct bpf_perf_event_data *ctx)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
-	struct vigil_agent_stats *st;
+	struct vigil_agent_cpu_stats *pc;
 	struct vigil_cpu_slot *slot;
-	__u64 cycles = 0, instr = 0, now;
+	__u64 cycles = 0, instr = 0, now, ran;
 	__u32 zero = 0, agent;
 	bool hw_ok = false;
 
@@ -271,7 +251,6 @@ int vigil_sample_tick(struct bpf_perf_event_data *ctx)
 		return 0;
 	if (t->pid == 0)
 		return 0; /* idle */
-	now = bpf_ktime_get_ns();
 	agent = slot->agent;
 	if (!agent || slot->tid != t->pid) {
 		/*
@@ -286,20 +265,20 @@ int vigil_sample_tick(struct bpf_perf_event_data *ctx)
 		if (!agent)
 			return 0;
 		if (have_hw || hw_inject)
-			hw_ok = read_hw(now, &cycles, &instr);
+			hw_ok = read_hw(t, &cycles, &instr);
 		slot->agent = agent;
-		slot->tid = t->pid;
-		slot->syscalls = 0;
-		start_slice(slot, t, now, cycles, instr, hw_ok);
+		start_slice(slot, t, cycles, instr, hw_ok);
 		return 0;
 	}
 	if (have_hw || hw_inject)
-		hw_ok = read_hw(now, &cycles, &instr);
-	st = stats_of(agent, slot->since_ns);
-	if (!st)
+		hw_ok = read_hw(t, &cycles, &instr);
+	pc = vigil_agent_cpu_stats_of(agent);
+	if (!pc)
 		return 0;
-	account_slice(st, slot, t, now, cycles, instr, hw_ok);
-	start_slice(slot, t, now, cycles, instr, hw_ok);
-	maybe_sample(st, agent, t->tgid, now);
+	ran = account_slice(pc, slot, t, cycles, instr, hw_ok);
+	start_slice(slot, t, cycles, instr, hw_ok);
+	/* Twice per sample_ns per CPU: the precise clock is affordable. */
+	now = bpf_ktime_get_ns();
+	vigil_agent_maybe_sample(pc, agent, t->tgid, now, now - ran);
 	return 0;
 }

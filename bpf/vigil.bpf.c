@@ -15,5 +15,6 @@
 #include "exec.bpf.c"
 #include "exit.bpf.c"
 #include "fork.bpf.c"
+#include "agent_stats.bpf.c"
 #include "sample.bpf.c"
 #include "syscalls.bpf.c"

@@ -42,7 +42,7 @@ typedef struct {
 
 /* What the task running on a CPU started its slice with (sample.bpf.c). */
 struct vigil_cpu_slot {
-	__u64 since_ns;
+	__u64 runtime_ns;	/* the task's se.sum_exec_runtime */
 	__u64 min_flt;
 	__u64 maj_flt;
 	__u64 cycles;
@@ -52,19 +52,6 @@ struct vigil_cpu_slot {
 	__u32 agent;		/* 0: not tracked */
 	__u32 hw_valid;		/* cycles/instructions were read */
 	__u32 __pad;
-};
-
-/* An agent's totals since its last sample (sample.bpf.c). */
-struct vigil_agent_stats {
-	__u64 last_sample_ns;
-	__u64 oncpu_ns;
-	__u64 nvcsw;
-	__u64 nivcsw;
-	__u64 min_flt;
-	__u64 maj_flt;
-	__u64 cycles;
-	__u64 instructions;
-	__u64 syscalls;
 };
 
 typedef struct {
@@ -99,6 +86,11 @@ extern const volatile bool all_processes;
 extern const volatile __u32 wakeup_bytes;
 /* Set by the loader with --syscalls (syscalls.bpf.c is loaded then). */
 extern const volatile bool count_syscalls;
+/* Samples (sample.bpf.c, agent_stats.bpf.c), set by the loader. */
+extern const volatile __u64 sample_ns;
+extern const volatile __u64 jiffy_ns;
+extern const volatile bool have_hw;
+extern const volatile bool hw_inject;
 /* Restart without a gap (common.bpf.c): set by the loader. */
 extern __u64 vigil_active_gen;
 extern const volatile __u64 vigil_my_gen;

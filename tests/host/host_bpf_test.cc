@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -393,9 +394,10 @@ json ReadJson(const std::string& path) { return json::parse(ReadAll(path)); }
 uint64_t U(const json& j, const char* key) { return j.at(key).get<uint64_t>(); }
 
 // Hypervisor steal time of all CPUs so far (/proc/stat "cpu" line, 8th
-// value), in ns. The samples' on-CPU time is the clock between switch-in
-// and switch-out, which runs on while the hypervisor has the vCPU;
-// getrusage() does not count that (PARAVIRT_TIME_ACCOUNTING).
+// value), in ns. Printed for the record: the samples' on-CPU time is the
+// scheduler's run time (se.sum_exec_runtime), what getrusage() counts, so
+// steal no longer widens the bound as it did while the samples measured
+// the clock between switch-in and switch-out.
 uint64_t StealNs() {
   std::ifstream in("/proc/stat");
   std::string cpu;
@@ -408,9 +410,9 @@ uint64_t StealNs() {
 
 // Samples from the scheduler with syscall counting and INJECTED hardware
 // counters (--hw inject-test: synthetic counters advancing 1000 "cycles" and
-// 2000 "instructions" per microsecond of the program's own clock). What is
-// checked: the deltas are taken at switch-in/switch-out and credited to the
-// outgoing task's agent, so cycles track on-CPU time to within one clock
+// 2000 "instructions" per microsecond of the running task's run time). What
+// is checked: the deltas are taken at switch-in/switch-out and credited to
+// the outgoing task's agent, so cycles track on-CPU time to within one
 // microsecond per slice. Real PMU values are not checked (no PMU here).
 TEST_F(HostBpfTest, SamplesAttributeInjectedCountersAndSyscalls) {
   StartVigild({"--sample-ms", "20", "--syscalls", "--hw", "inject-test"});
@@ -448,14 +450,15 @@ TEST_F(HostBpfTest, SamplesAttributeInjectedCountersAndSyscalls) {
   EXPECT_GE(syscalls, 12000u);
   EXPECT_GE(switches_total, 1000u);
   // Samples cover completed intervals only: at least the 200 ms burn minus
-  // the last open interval (< 20 ms + one slice), at most all CPU time used
-  // plus what the hypervisor stole meanwhile (an upper bound: any CPU's).
+  // the last open interval (< 20 ms + one slice), at most the run time
+  // getrusage reports (taken after the last sample but for the slice that
+  // writes the truth; microsecond rounding).
   const uint64_t used = U(t, "utime_ns") + U(t, "stime_ns") + U(t, "children_utime_ns") +
                         U(t, "children_stime_ns");
   std::printf("on-CPU in samples %.1f ms, rusage %.1f ms, hypervisor steal (all CPUs) %.1f ms\n",
               oncpu / 1e6, used / 1e6, steal / 1e6);
   EXPECT_GE(oncpu, 150'000'000u);
-  EXPECT_LE(oncpu, used + steal + 50'000'000u)
+  EXPECT_LE(oncpu, used + 1'000'000u)
       << "rusage " << used << " ns, hypervisor steal " << steal << " ns";
 }
 
@@ -489,6 +492,48 @@ TEST_F(HostBpfTest, SpinningAgentIsSampledByTheTimer) {
   // for RT throttling and a loaded host.
   EXPECT_GE(switchless, 8u) << samples.size() << " samples";
   EXPECT_GE(oncpu, 300'000'000u) << "the spin's CPU time reaches the samples";
+}
+
+// One agent on two CPUs: each CPU adds the agent's slices to its own copy
+// of the agent's totals, and a sample sums every CPU's copy. The workload's
+// thread on CPU 1 blocks kBlocks times and ends before the first sample is
+// due (300 ms); the sample comes later from CPU 0, whose own copy holds a
+// handful of switches. So the samples carry CPU 1's switches only if the
+// sample on CPU 0 summed CPU 1's copy. Ground truth: getrusage (all
+// threads), taken after the last sample, bounds the sums from above.
+TEST_F(HostBpfTest, SamplesSumAnAgentsCpus) {
+  ASSERT_GE(sysconf(_SC_NPROCESSORS_ONLN), 2) << "needs two CPUs";
+  constexpr uint64_t kBlocks = 1000;
+  StartVigild({"--sample-ms", "300"});
+  const std::string truth = (dir_ / "truth.json").string();
+  const int st = Ctl({"run", "--name", "twocpus", "--", WORKLOAD_PATH, "--cross-cpu",
+                      std::to_string(kBlocks), "--settle-ms", "400", "--truth", truth});
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0)
+      << "status " << st << ": " << ReadAll((dir_ / "ctl.err").string());
+  const auto samples = OfType(StopVigild(), "sample");
+  ASSERT_FALSE(samples.empty());
+  uint64_t switches = 0, oncpu = 0, from_cpu0 = 0;
+  for (const auto& smp : samples) {
+    const json& m = smp["metrics"];
+    const uint64_t n = U(m, "nvcsw") + U(m, "nivcsw");
+    std::printf("sample from CPU %llu: %llu switches, %llu ns on CPU, interval %llu ns\n",
+                static_cast<unsigned long long>(U(smp, "cpu")), static_cast<unsigned long long>(n),
+                static_cast<unsigned long long>(U(m, "oncpu_ns")),
+                static_cast<unsigned long long>(U(smp, "interval_ns")));
+    switches += n;
+    oncpu += U(m, "oncpu_ns");
+    if (U(smp, "cpu") == 0) from_cpu0 += n;
+  }
+  const json t = ReadJson(truth);
+  const uint64_t truth_switches = U(t, "nvcsw") + U(t, "nivcsw");
+  const uint64_t used = U(t, "utime_ns") + U(t, "stime_ns");
+  EXPECT_GE(switches, kBlocks) << "CPU 1's switches reach the samples";
+  EXPECT_LE(switches, truth_switches) << "no switch counted twice";
+  EXPECT_GT(from_cpu0, 0u) << "a sample came from CPU 0";
+  // On-CPU time is the scheduler's run time, which getrusage reports (in
+  // microseconds; one per thread and field of rounding).
+  EXPECT_LE(oncpu, used + 10'000) << "rusage " << used << " ns";
+  EXPECT_GT(oncpu, 0u);
 }
 
 // No PMU (this host): samples say so; a 0 is never reported as cycles.
@@ -661,11 +706,18 @@ TEST_F(HostBpfTest, AgentTrackCgroup) {
 // its stdout.
 class PhasedPingPong {
  public:
-  PhasedPingPong(int trips, int phases) {
+  // cpu >= 0: both threads run on that CPU only.
+  PhasedPingPong(int trips, int phases, int cpu = -1) {
     int in[2], out[2];
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) return;
     pid_ = fork();
     if (pid_ == 0) {
+      if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        if (sched_setaffinity(0, sizeof(set), &set) != 0) _exit(126);
+      }
       dup2(in[0], 0);
       dup2(out[1], 1);
       execl(WORKLOAD_PATH, WORKLOAD_PATH, "--thread-pingpong", std::to_string(trips).c_str(),
@@ -734,6 +786,55 @@ TEST_F(HostBpfTest, SwitchCacheFollowsTrackAndUntrackOfRunningTasks) {
   EXPECT_LE(switches, static_cast<uint64_t>(2 * kTrips + 200));
 }
 
+// The same with both threads on CPU 1 and this test (and the vigilctl it
+// runs) on CPU 0: between phases CPU 1 only idles, so the per-CPU cache of
+// the last two tasks (vigil_recent_agents) still holds both threads when the
+// next phase starts, and only the generation says that its answers are old.
+// On a shared machine other tasks run on CPU 1 between phases and evict
+// the entries: there the test passes even without the generation check
+// (seen 2026-12-07 at load 7); it catches that on a quiet one.
+TEST_F(HostBpfTest, SwitchCacheFollowsTrackAndUntrackOnAnIdleCpu) {
+  ASSERT_GE(sysconf(_SC_NPROCESSORS_ONLN), 2) << "needs two CPUs";
+  constexpr int kTrips = 5000;
+  // This process on CPU 0 until the end of the test, whatever fails.
+  struct OnCpu0 {
+    cpu_set_t old_mask;
+    bool ok = false;
+    OnCpu0() {
+      cpu_set_t cpu0;
+      CPU_ZERO(&cpu0);
+      CPU_SET(0, &cpu0);
+      ok = sched_getaffinity(0, sizeof(old_mask), &old_mask) == 0 &&
+           sched_setaffinity(0, sizeof(cpu0), &cpu0) == 0;
+    }
+    ~OnCpu0() {
+      if (ok) sched_setaffinity(0, sizeof(old_mask), &old_mask);
+    }
+  } pinned;
+  ASSERT_TRUE(pinned.ok) << "sched_setaffinity: " << std::strerror(errno);
+  StartVigild({"--sample-ms", "10"});
+  std::vector<json> events;
+  {
+    PhasedPingPong work(kTrips, 3, 1);
+    ASSERT_GT(work.pid(), 0);
+    ASSERT_TRUE(work.RunPhase()) << "untracked phase";
+    int st = Ctl({"track", "--pid", std::to_string(work.pid()), "--name", "idlecpu"});
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll((dir_ / "ctl.err").string());
+    ASSERT_TRUE(work.RunPhase()) << "tracked phase";
+    st = Ctl({"untrack", "--name", "idlecpu"});
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll((dir_ / "ctl.err").string());
+    ASSERT_TRUE(work.RunPhase()) << "untracked again";
+  }
+  events = StopVigild();
+  const auto reg = OfType(events, "agent");
+  ASSERT_EQ(reg.size(), 1u);
+  const uint64_t switches = SampledSwitches(events, reg[0]["agent_id"].get<uint32_t>());
+  std::printf("switches credited: %llu (tracked phase: %d)\n",
+              static_cast<unsigned long long>(switches), 2 * kTrips);
+  EXPECT_GE(switches, static_cast<uint64_t>(kTrips));
+  EXPECT_LE(switches, static_cast<uint64_t>(2 * kTrips + 200));
+}
+
 // The same for a cgroup agent: the tracked cgroup exists (and the agent
 // generation moved) before the process, cached outside it, moves in and
 // then out again; the cache is keyed by the task's cgroup, so the move
@@ -768,6 +869,47 @@ TEST_F(HostBpfTest, SwitchCacheFollowsACgroupMove) {
   ASSERT_EQ(reg.size(), 1u);
   const uint64_t switches = SampledSwitches(events, reg[0]["agent_id"].get<uint32_t>());
   std::printf("switches credited: %llu (phase inside the cgroup: %d)\n",
+              static_cast<unsigned long long>(switches), 2 * kTrips);
+  EXPECT_GE(switches, static_cast<uint64_t>(kTrips));
+  EXPECT_LE(switches, static_cast<uint64_t>(2 * kTrips + 200));
+}
+
+// While no cgroup is tracked, sched_switch does not read a task's cgroup
+// (the generation's low bit says none is). A process cached then, already
+// inside a cgroup, must be seen once that cgroup becomes tracked: phase one
+// in the untracked cgroup, phase two with it tracked, phase three after
+// untrack. With the cgroup still unread in phase two, nothing is credited.
+TEST_F(HostBpfTest, SwitchCacheSeesACgroupTrackedLater) {
+  constexpr int kTrips = 5000;
+  const std::string mnt = Cgroup2Mount();
+  ASSERT_FALSE(mnt.empty()) << "no cgroup2 mount: cannot test cgroup agents";
+  const fs::path cg = fs::path(mnt) / ("vigil-later-" + std::to_string(getpid()));
+  ASSERT_TRUE(fs::create_directory(cg)) << cg;
+  StartVigild({"--sample-ms", "10"});
+  std::string home;
+  {
+    PhasedPingPong work(kTrips, 3);
+    ASSERT_GT(work.pid(), 0);
+    const std::string lines = "\n" + ReadAll("/proc/" + std::to_string(work.pid()) + "/cgroup");
+    const size_t at = lines.find("\n0::");
+    ASSERT_NE(at, std::string::npos) << lines;
+    home = mnt + lines.substr(at + 4, lines.find('\n', at + 1) - at - 4);
+    std::ofstream(cg / "cgroup.procs") << work.pid() << std::endl;
+    ASSERT_TRUE(work.RunPhase()) << "in the cgroup, untracked";
+    int st = Ctl({"track", "--cgroup", cg.string(), "--name", "later"});
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll((dir_ / "ctl.err").string());
+    ASSERT_TRUE(work.RunPhase()) << "tracked";
+    st = Ctl({"untrack", "--name", "later"});
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll((dir_ / "ctl.err").string());
+    ASSERT_TRUE(work.RunPhase()) << "untracked again";
+    std::ofstream(fs::path(home) / "cgroup.procs") << work.pid() << std::endl;
+  }
+  const std::vector<json> events = StopVigild();
+  rmdir(cg.c_str());
+  const auto reg = OfType(events, "agent");
+  ASSERT_EQ(reg.size(), 1u);
+  const uint64_t switches = SampledSwitches(events, reg[0]["agent_id"].get<uint32_t>());
+  std::printf("switches credited: %llu (tracked phase: %d)\n",
               static_cast<unsigned long long>(switches), 2 * kTrips);
   EXPECT_GE(switches, static_cast<uint64_t>(kTrips));
   EXPECT_LE(switches, static_cast<uint64_t>(2 * kTrips + 200));

@@ -3,11 +3,13 @@
 //   vigil-workload --burn-ms N --touch-mib M --forks K --pingpong Y
 //                  --io-bytes Z --exit X | --signal S  --truth FILE
 //   vigil-workload --thread-pingpong Y --phases P
+//   vigil-workload --cross-cpu Y --settle-ms W --truth FILE
 //
 // Does each piece in that order, then writes its own ground truth (getrusage
 // of itself and of its reaped children, /proc/self/io) as one JSON line to
 // FILE and exits with X or kills itself with S.
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -110,6 +112,33 @@ int ThreadPingPong(int y, int phases) {
   return 0;
 }
 
+bool PinTo(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof(set), &set) == 0;  // 0: the calling thread
+}
+
+// One agent on two CPUs: a thread on CPU 1 blocks Y times (1 us sleeps,
+// one voluntary switch each) and ends; then this thread, on CPU 0, sleeps
+// W ms and blocks three more times, so the sample those switch-outs emit
+// comes from CPU 0 after CPU 1 stopped running the agent.
+void CrossCpu(int y, uint64_t settle_ms) {
+  if (y == 0) return;
+  if (!PinTo(0)) std::exit(88);
+  std::thread t([y] {
+    if (!PinTo(1)) std::exit(89);
+    const timespec us{0, 1000};
+    for (int i = 0; i < y; ++i) nanosleep(&us, nullptr);
+  });
+  t.join();
+  const timespec settle{static_cast<time_t>(settle_ms / 1000),
+                        static_cast<long>(settle_ms % 1000) * 1'000'000};
+  nanosleep(&settle, nullptr);
+  const timespec ms{0, 1'000'000};
+  for (int i = 0; i < 3; ++i) nanosleep(&ms, nullptr);
+}
+
 void Io(uint64_t bytes) {
   if (bytes == 0) return;
   char path[] = "/tmp/vigil-workload-XXXXXX";
@@ -151,7 +180,8 @@ uint64_t Ns(const timeval& tv) {
 
 int main(int argc, char** argv) {
   uint64_t burn = 0, touch = 0, io = 0;
-  int forks = 0, pingpong = 0, code = 0, sig = 0, thread_pingpong = 0, phases = 1;
+  int forks = 0, pingpong = 0, code = 0, sig = 0, thread_pingpong = 0, phases = 1, cross_cpu = 0;
+  uint64_t settle_ms = 0;
   std::string truth;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
@@ -176,6 +206,10 @@ int main(int argc, char** argv) {
       thread_pingpong = std::atoi(v);
     else if (k == "--phases")
       phases = std::atoi(v);
+    else if (k == "--cross-cpu")
+      cross_cpu = std::atoi(v);
+    else if (k == "--settle-ms")
+      settle_ms = std::strtoull(v, nullptr, 10);
     else
       return 2;
   }
@@ -184,6 +218,7 @@ int main(int argc, char** argv) {
   Touch(touch);
   Forks(forks);
   PingPong(pingpong);
+  CrossCpu(cross_cpu, settle_ms);
   Io(io);
   if (!truth.empty()) {
     rusage self{}, kids{};

@@ -109,6 +109,7 @@ Result<Registry> Registry::Open(const std::string& pin_dir) {
   VIGIL_ASSIGN_OR_RETURN(r.info_, OpenPin(pin_dir, VIGIL_PIN_AGENT_INFO));
   VIGIL_ASSIGN_OR_RETURN(r.announced_, OpenPin(pin_dir, VIGIL_PIN_AGENT_SEEN));
   VIGIL_ASSIGN_OR_RETURN(r.stats_, OpenPin(pin_dir, VIGIL_PIN_AGENT_STATS));
+  VIGIL_ASSIGN_OR_RETURN(r.cpu_stats_, OpenPin(pin_dir, VIGIL_PIN_AGENT_CPU_STATS));
   VIGIL_ASSIGN_OR_RETURN(r.gen_, OpenPin(pin_dir, VIGIL_PIN_AGENT_GEN));
   return r;
 }
@@ -160,15 +161,34 @@ Status Registry::TrackCgroup(uint32_t agent_id, uint64_t cgroup_id) {
 
 Status Registry::BumpGeneration() {
   const uint32_t zero = 0;
-  uint64_t gen = 0;
-  if (bpf_map_lookup_elem(gen_.get(), &zero, &gen) != 0) {
-    return Status::FromErrno(errno, "reading the agent generation");
+  // The step keeps the low bit free for "a cgroup is tracked", which spares
+  // sched_switch the cgroup of every task while none is. Checked again
+  // after the write: a concurrent editor may have written a bit computed
+  // before our edit; the last writer's check sets it right.
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    uint64_t gen = 0;
+    if (bpf_map_lookup_elem(gen_.get(), &zero, &gen) != 0) {
+      return Status::FromErrno(errno, "reading the agent generation");
+    }
+    VIGIL_ASSIGN_OR_RETURN(bool any_cgroup, AnyCgroupTracked());
+    const uint64_t next =
+        ((any_cgroup ? gen | VIGIL_AGENT_GEN_CGROUPS : gen & ~VIGIL_AGENT_GEN_CGROUPS) +
+         VIGIL_AGENT_GEN_STEP);
+    if (bpf_map_update_elem(gen_.get(), &zero, &next, BPF_ANY) != 0) {
+      return Status::FromErrno(errno, "bumping the agent generation");
+    }
+    VIGIL_ASSIGN_OR_RETURN(bool still, AnyCgroupTracked());
+    if (still == any_cgroup) return Status::Ok();
   }
-  ++gen;
-  if (bpf_map_update_elem(gen_.get(), &zero, &gen, BPF_ANY) != 0) {
-    return Status::FromErrno(errno, "bumping the agent generation");
-  }
-  return Status::Ok();
+  return Status::Error(ErrorCode::kInternal,
+                       "the tracked cgroups kept changing while bumping the agent generation");
+}
+
+Result<bool> Registry::AnyCgroupTracked() const {
+  uint64_t key = 0;
+  if (bpf_map_get_next_key(cgroups_.get(), nullptr, &key) == 0) return true;
+  if (errno == ENOENT) return false;
+  return Status::FromErrno(errno, "reading the tracked cgroups");
 }
 
 Result<std::vector<AgentInfo>> Registry::List() const {
@@ -213,7 +233,9 @@ Status Registry::Untrack(const std::string& name) {
     for (uint32_t pid : a.pids) bpf_map_delete_elem(agents_.get(), &pid);
     for (uint64_t cg : a.cgroup_ids) bpf_map_delete_elem(cgroups_.get(), &cg);
     VIGIL_RETURN_IF_ERROR(BumpGeneration());
-    bpf_map_delete_elem(stats_.get(), &a.id);  // absent when it never ran
+    // Absent when it never ran.
+    bpf_map_delete_elem(cpu_stats_.get(), &a.id);
+    bpf_map_delete_elem(stats_.get(), &a.id);
     if (bpf_map_delete_elem(info_.get(), &a.id) != 0 && errno != ENOENT) {
       return Status::FromErrno(errno, "untracking agent " + name);
     }

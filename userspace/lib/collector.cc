@@ -61,7 +61,8 @@ Result<std::vector<uint64_t>> ReadPerCpuArray(int map_fd, uint32_t entries) {
 // kPinLayoutVersion when a pinned map keeps its size but changes meaning:
 // an adopter then reuses nothing (and drains the old ring buffer).
 constexpr uint32_t kPinMagic = 0x4c474956;  // "VIGL"
-constexpr uint32_t kPinLayoutVersion = 1;
+// 2: per-CPU agent statistics; slot and sample times in run time and jiffies.
+constexpr uint32_t kPinLayoutVersion = 2;
 constexpr char kMetaName[] = "vigil_meta";
 constexpr char kMapsSub[] = "maps";
 constexpr char kLinksSub[] = "links";
@@ -369,6 +370,12 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
   }
   c->skel_->rodata->count_syscalls = options.syscalls && options.sample_ms != 0;
   c->skel_->rodata->sample_ns = uint64_t{options.sample_ms} * 1'000'000;
+  // One jiffy (the coarse clock's resolution): sched_switch reads the
+  // precise clock only in the last jiffy before a sample is due.
+  if (timespec res{}; clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0 &&
+                      res.tv_nsec > 0) {
+    c->skel_->rodata->jiffy_ns = static_cast<uint64_t>(res.tv_nsec);
+  }
   // Samples off: neither the scheduler hook nor the syscall hook runs.
   bpf_program__set_autoload(c->skel_->progs.vigil_sched_switch, options.sample_ms != 0);
   bpf_program__set_autoload(c->skel_->progs.vigil_sys_enter,
@@ -473,6 +480,7 @@ Status Collector::PrepareAdoption(const std::string& dir, PinPlan& plan) {
       {skel_->maps.vigil_agent_info, VIGIL_PIN_AGENT_INFO},
       {skel_->maps.vigil_agent_announced, VIGIL_PIN_AGENT_SEEN},
       {skel_->maps.vigil_agent_stats, VIGIL_PIN_AGENT_STATS},
+      {skel_->maps.vigil_agent_cpu_stats, VIGIL_PIN_AGENT_CPU_STATS},
       {skel_->maps.vigil_agent_gen, VIGIL_PIN_AGENT_GEN},
   };
   bpf_map* map = nullptr;

@@ -69,13 +69,16 @@ class Registry {
   UniqueFd cgroups_;    // cgroup id -> id
   UniqueFd info_;       // id -> vigil_bpf_agent_info
   UniqueFd announced_;  // id -> 1 (ids used since vigild started)
-  UniqueFd stats_;      // id -> sample totals (freed on untrack)
+  UniqueFd stats_;      // id -> last sample (freed on untrack)
+  UniqueFd cpu_stats_;  // id -> per-CPU running totals (freed on untrack)
   UniqueFd gen_;        // [0]: bumped after every edit (BPF's per-task cache)
 
   // After an edit of agents_ or cgroups_: sched_switch caches each task's
   // agent until this changes. Read after the edit, so a concurrent editor's
   // lost increment still leaves a value no stale entry holds.
   Status BumpGeneration();
+  // Whether vigil_agent_cgroups has an entry (the generation's low bit).
+  Result<bool> AnyCgroupTracked() const;
 };
 
 }  // namespace vigil::agents
