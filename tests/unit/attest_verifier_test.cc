@@ -936,5 +936,127 @@ TEST_F(AttestVerifierTest, AReloadCannotSkipTheFollowedInstancesTail) {
   }
 }
 
+// An instance cannot be skipped: A is verified up to its final checkpoint
+// (seal, push, rmmod); root loads B, uses it, seals it and unloads it
+// without B ever sending evidence, then loads C. Found by an attacker
+// review: C was taken and B's history never read.
+TEST_F(AttestVerifierTest, AReloadCannotSkipAnInstanceInBetween) {
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  Work(1);
+  const auto n1 = Random(32);
+  AttestationResult first = Decide(Make(n1), n1);
+  ASSERT_TRUE(first.trusted) << attest::ResultJson(first);
+  state_ = first.next;
+  const auto to_pcr10 = [this] {
+    for (; tpm_extends_ < ima_.extends.size(); ++tpm_extends_) {
+      const auto& [alg, m] = ima_.extends[tpm_extends_];
+      ASSERT_TRUE(tpm_->PcrExtend(10, {{alg, m}}).ok());
+    }
+  };
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  for (int i = 0; i < 3; ++i) events_.push_back(sim_.Commit());
+  sim_.Checkpoint(VIGIL_SIG_OK, VIGIL_CP_UNLOAD);
+  ima_.Module(sim_, ima_done_);
+  ima_done_ = sim_.log().size();
+  to_pcr10();
+  {  // A's tail, verified (seal and push before rmmod)
+    const auto n = Random(32);
+    AttestationResult tail = Decide(Make(n), n);
+    ASSERT_TRUE(tail.trusted) << attest::ResultJson(tail);
+    state_ = tail.next;
+  }
+  const auto instance = [&](uint8_t seed, bool seal, std::vector<records::Record>* evs) {
+    auto m = std::make_unique<testing::ModuleSim>(seed);
+    m->set_anchor(VIGIL_ANCHOR_IMA);
+    m->UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r, uint8_t* s) {
+      return TpmSign(d, r, s);
+    });
+    m->LogRecord(Measure(m->NextLogSeq(), VIGIL_MEASURE_MODULE, 0x11));
+    m->LogRecord(Measure(m->NextLogSeq(), VIGIL_MEASURE_PARAMS, 0x22));
+    m->SealProducers(0x33);
+    m->Alive(VIGIL_PROD_EXEC, 5);
+    for (int i = 0; i < 3; ++i) evs->push_back(m->Commit());
+    m->Checkpoint(VIGIL_SIG_OK, seal ? VIGIL_CP_UNLOAD : VIGIL_CP_TIMER);
+    ima_.Module(*m);
+    to_pcr10();
+    return m;
+  };
+  std::vector<records::Record> b_events, c_events;
+  auto b = instance(0x66, /*seal=*/true, &b_events);
+  auto c = instance(0x77, /*seal=*/false, &c_events);
+  policy_.allow_reload = true;
+  const auto n = Random(32);
+  Evidence ev = Make(n);
+  std::memcpy(ev.module.instance.data(), c->instance().data(), ev.module.instance.size());
+  ev.log.from_seq = 1;
+  ev.log.records = Concat(c->log());
+  ev.events_after = 0;
+  ev.events = Concat(c_events);
+  auto cert = attest_tpm::CertifyModuleKey(*tpm_, ak_, creation_, n);
+  ASSERT_TRUE(cert.ok());
+  ev.key_certification = *cert;
+  ExpectRefused(Decide(ev, n), "came between the followed instance");
+}
+
+// A seal that never reached PCR 10 cannot be claimed with an entry logged
+// for another PCR: root appends, to the IMA list it sends, an ima-buf entry
+// for PCR 11 named like the followed instance's last verified checkpoint,
+// reason UNLOAD. Found by an attacker review: the instance counted as
+// sealed and the next one was taken.
+TEST_F(AttestVerifierTest, ASealClaimedOutsidePcr10DoesNotCount) {
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  Work(1);
+  const auto n1 = Random(32);
+  AttestationResult first = Decide(Make(n1), n1);
+  ASSERT_TRUE(first.trusted) << attest::ResultJson(first);
+  state_ = first.next;
+  std::optional<records::Record> last_cp;
+  for (const records::Record& r : sim_.log()) {
+    if (r.type() == VIGIL_LOG_CHECKPOINT) last_cp = r;
+  }
+  ASSERT_TRUE(last_cp);
+  // The followed instance goes on, but no checkpoint of it reaches IMA.
+  sim_.Fire(VIGIL_PROD_EXEC, 50);
+  for (int i = 0; i < 3; ++i) events_.push_back(sim_.Commit());
+  testing::ModuleSim next(0x66);
+  next.set_anchor(VIGIL_ANCHOR_IMA);
+  next.UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r, uint8_t* s) {
+    return TpmSign(d, r, s);
+  });
+  next.LogRecord(Measure(next.NextLogSeq(), VIGIL_MEASURE_MODULE, 0x11));
+  next.LogRecord(Measure(next.NextLogSeq(), VIGIL_MEASURE_PARAMS, 0x22));
+  next.SealProducers(0x33);
+  next.Alive(VIGIL_PROD_EXEC, 5);
+  std::vector<records::Record> next_events;
+  for (int i = 0; i < 3; ++i) next_events.push_back(next.Commit());
+  next.Checkpoint();
+  ima_.Module(next);
+  for (; tpm_extends_ < ima_.extends.size(); ++tpm_extends_) {
+    const auto& [alg, m] = ima_.extends[tpm_extends_];
+    ASSERT_TRUE(tpm_->PcrExtend(10, {{alg, m}}).ok());
+  }
+  policy_.allow_reload = true;
+  vigil_log_checkpoint cp{};
+  ASSERT_EQ(last_cp->bytes().size(), sizeof(cp));
+  std::memcpy(&cp, last_cp->bytes().data(), sizeof(cp));
+  cp.reason = VIGIL_CP_UNLOAD;
+  auto forged = records::Record::FromStruct(cp);
+  ASSERT_TRUE(forged.ok());
+  testing::ImaSim extra;
+  extra.Record(sim_.instance(), *forged, /*pcr=*/11);
+  const auto n = Random(32);
+  Evidence ev = Make(n);
+  std::memcpy(ev.module.instance.data(), next.instance().data(), ev.module.instance.size());
+  ev.log.from_seq = 1;
+  ev.log.records = Concat(next.log());
+  ev.events_after = 0;
+  ev.events = Concat(next_events);
+  auto cert = attest_tpm::CertifyModuleKey(*tpm_, ak_, creation_, n);
+  ASSERT_TRUE(cert.ok());
+  ev.key_certification = *cert;
+  ev.ima->entries.insert(ev.ima->entries.end(), extra.log.begin(), extra.log.end());
+  ExpectRefused(Decide(ev, n), "did not end with its final, sealed checkpoint");
+}
+
 }  // namespace
 }  // namespace vigil

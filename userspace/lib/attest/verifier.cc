@@ -140,6 +140,9 @@ void UpdateInstances(std::vector<ImaPoint::Instance>& order,
                      const std::vector<ima::VigilEntry>& entries, size_t from, size_t prefix) {
   for (const ima::VigilEntry& e : entries) {
     if (e.index < from || e.index >= prefix) continue;
+    // Only what PCR 10 holds: an entry logged for another PCR extends
+    // nothing the quote covers (root can add one to the list it sends).
+    if (e.pcr != ima::kImaPcr) continue;
     auto it = std::find_if(order.begin(), order.end(),
                            [&](const ImaPoint::Instance& o) { return o.instance == e.instance; });
     if (it == order.end()) {
@@ -215,6 +218,15 @@ Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Ev
     // up to its final checkpoint must have been verified. Otherwise root
     // stops the collector, acts, unloads and loads again, and what the old
     // instance saw last (a silenced producer, the act itself) is never read.
+    // Nor can an instance be skipped: the new one must come right after
+    // the followed one (root loading, using and sealing an instance that
+    // never sends evidence, then loading the next).
+    if (f != order.end() && f < mine && f + 1 != mine) {
+      return Status::Error(ErrorCode::kMismatch,
+                           "module: instance " + (f + 1)->instance +
+                               " came between the followed instance " + followed + " and " + me +
+                               ": its history was never verified");
+    }
     if (f != order.end() && f < mine && f->last_checkpoint >= state.next_log_seq) {
       return Status::Error(ErrorCode::kMismatch, "module: the followed instance " + followed +
                                                      " ended (its last checkpoint is log seq " +
