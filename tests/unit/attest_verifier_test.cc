@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "attest_test_util.h"
+#include "dispatch.h"
 #include "ima_sim.h"
 #include "module_sim.h"
 #include "service.h"
@@ -1056,6 +1057,84 @@ TEST_F(AttestVerifierTest, ASealClaimedOutsidePcr10DoesNotCount) {
   ev.key_certification = *cert;
   ev.ima->entries.insert(ev.ima->entries.end(), extra.log.begin(), extra.log.end());
   ExpectRefused(Decide(ev, n), "did not end with its final, sealed checkpoint");
+}
+
+// A serial channel speaks for one node (an attacker review: one guest
+// asked for another node's nonces until the real node's were evicted, and
+// put verdicts under its name). Bound at the node's enrolment on the
+// channel and kept in the state directory; a node speaks through one
+// channel; HTTP on loopback is not bound.
+TEST_F(AttestVerifierTest, ASerialChannelSpeaksForOneNode) {
+  char tmpl[] = "/tmp/vigil-verifier-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto service = verifier::Service::Open(dir, policy_);
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+  std::mutex mu;
+  verifier::EnrolOptions options;
+  options.pin_ek = true;
+  const auto call = [&](const std::string& channel, std::string_view op, const std::string& body) {
+    return verifier::Dispatch(*service, mu, options, nullptr, op, body, channel);
+  };
+
+  ASSERT_EQ(Esys_FlushContext(ctx(), ak_), TSS2_RC_SUCCESS);
+  auto ek = attest_tpm::ReadEk(*tpm_, attest_tpm::EkKind::kEccP256);
+  ASSERT_TRUE(ek.ok()) << ek.status().ToString();
+  auto blobs = attest_tpm::CreateAk(*tpm_);
+  ASSERT_TRUE(blobs.ok()) << blobs.status().ToString();
+  auto request = attest_tpm::MakeEnrolmentRequest(*ek, *blobs);
+  ASSERT_TRUE(request.ok());
+  const verifier::Reply challenge = call("vm1", "enrol", attest::SerializeEnrolmentRequest(*request));
+  ASSERT_EQ(challenge.status, 200) << challenge.body;
+  const auto c = nlohmann::json::parse(challenge.body);
+  const std::string node = c.at("node");
+  attest::Credential cred{*crypto::FromHex(c.at("id_object").get<std::string>()),
+                          *crypto::FromHex(c.at("encrypted_secret").get<std::string>())};
+  auto ak = attest_tpm::LoadAk(*tpm_, *blobs);
+  ASSERT_TRUE(ak.ok()) << ak.status().ToString();
+  auto secret = attest_tpm::ActivateCredential(*tpm_, *ak, attest_tpm::EkKind::kEccP256, cred);
+  ASSERT_TRUE(secret.ok()) << secret.status().ToString();
+  const std::string other(64, 'a');
+  EXPECT_EQ(call("vm1", "activate",
+                 nlohmann::json{{"node", other}, {"secret", crypto::ToHex(*secret)}}.dump())
+                .status,
+            403);
+  ASSERT_EQ(call("vm1", "activate",
+                 nlohmann::json{{"node", node}, {"secret", crypto::ToHex(*secret)}}.dump())
+                .status,
+            200);
+
+  const std::string ask = nlohmann::json{{"node", node}}.dump();
+  EXPECT_EQ(call("vm1", "nonce", ask).status, 200);
+  EXPECT_EQ(service->ChannelNode("vm1").value(), std::optional<std::string>(node));
+  const verifier::Reply stranger = call("vm1", "nonce", nlohmann::json{{"node", other}}.dump());
+  EXPECT_EQ(stranger.status, 403) << stranger.body;
+  const verifier::Reply second = call("vm2", "nonce", ask);
+  EXPECT_EQ(second.status, 403) << "a node speaks through one channel: " << second.body;
+  EXPECT_EQ(call("", "nonce", ask).status, 200) << "HTTP on loopback is not bound";
+
+  // Evidence on another channel naming the node: refused before anything is
+  // decided (its nonce stays open); on vm1 it is decided.
+  ak_ = ak->handle();
+  state_.node = node;
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  Work(1);
+  auto issued = service->IssueNonce(node);
+  ASSERT_TRUE(issued.ok());
+  const auto nonce = *crypto::FromHex(nlohmann::json::parse(*issued).at("nonce").get<std::string>());
+  const std::string evidence = attest::SerializeEvidence(Make(nonce));
+  const verifier::Reply wrong = call("vm3", "evidence", evidence);
+  EXPECT_EQ(wrong.status, 403) << "the node speaks through vm1: " << wrong.body;
+  // A bound channel refuses evidence of another node outright.
+  auto other_channel = service->BindChannel("vm4", std::string(64, 'b'));
+  ASSERT_TRUE(other_channel.ok()) << other_channel.ToString();
+  const verifier::Reply refused = call("vm4", "evidence", evidence);
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_NE(refused.body.find("speaks"), std::string::npos) << refused.body;
+  const verifier::Reply decided = call("vm1", "evidence", evidence);
+  ASSERT_EQ(decided.status, 200) << decided.body;
+  EXPECT_EQ(nlohmann::json::parse(decided.body).at("trusted"), true) << decided.body;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -256,5 +256,74 @@ TEST(Monitor, OverdueOncePerEpisodeAndAttestedWhenTrustedEvidenceReturns) {
   never.Tick(1u << 30);  // deadline 0: no watch (and no output stream)
 }
 
+// Found by an attacker review: a header, then millions of newlines and a
+// wrong terminator made the resynchronisation search the whole buffer for
+// every line (quadratic: days of CPU for 256 MiB). This finishes at once
+// now; before the fix it ran past the test's timeout.
+TEST(ChannelFrame, ManyShortLinesAfterACutFrameAreLinear) {
+  channel::Decoder d;
+  const size_t n = 8u << 20;
+  d.Feed("VIGIL1 01 evidence " + std::to_string(n) + "\n");
+  d.Feed(std::string(n, '\n'));
+  d.Feed("X");
+  EXPECT_TRUE(DecodeAll(d).empty());
+  d.Feed("\n" + Enc("02", "nonce", "{}"));
+  auto frames = DecodeAll(d);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].id, "02");
+}
+
+// A small request claiming a large body is refused at its header: nothing
+// of it is buffered (answers and evidence may be large).
+TEST(ChannelFrame, SmallRequestsCannotClaimLargeBodies) {
+  EXPECT_EQ(channel::MaxBody("nonce"), channel::kMaxSmallBody);
+  EXPECT_EQ(channel::MaxBody("enrol"), channel::kMaxSmallBody);
+  EXPECT_EQ(channel::MaxBody("evidence"), channel::kMaxBody);
+  EXPECT_EQ(channel::MaxBody("200"), channel::kMaxBody);
+  channel::Decoder d;
+  d.Feed("VIGIL1 01 nonce " + std::to_string(channel::kMaxSmallBody + 1) + "\n");
+  EXPECT_TRUE(DecodeAll(d).empty());
+  EXPECT_EQ(d.pending(), 0u) << "the header was dropped, nothing waits for its body";
+  EXPECT_FALSE(channel::Encode({"01", "nonce", std::string(channel::kMaxSmallBody + 1, ' ')}).ok());
+  EXPECT_TRUE(channel::Encode({"01", "evidence", std::string(channel::kMaxSmallBody + 1, ' ')}).ok());
+}
+
+// A body's JSON shape is checked without building it: a DOM of tiny values
+// costs ~35 times the text (an attacker review: 9 GB for 256 MiB).
+TEST(Dispatch, JsonShapeIsBoundedBeforeParsing) {
+  EXPECT_TRUE(verifier::CheckJsonShape(R"({"node":"ab","x":[1,2,{"y":null}]})").ok());
+  std::string deep(verifier::kMaxJsonDepth + 1, '[');
+  deep += std::string(verifier::kMaxJsonDepth + 1, ']');
+  auto st = verifier::CheckJsonShape(deep);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("deeper"), std::string::npos) << st.message();
+  std::string wide = "[";
+  for (size_t i = 0; i <= verifier::kMaxJsonElements; ++i) wide += "{},";
+  wide += "{}]";
+  st = verifier::CheckJsonShape(wide);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("JSON values"), std::string::npos) << st.message();
+  EXPECT_FALSE(verifier::CheckJsonShape("{\"a\":").ok());
+}
+
+// Evidence held back until its nonce nearly expires does not stretch the
+// deadline: the last trusted time is when the nonce was issued.
+TEST(Monitor, TrustedEvidenceCountsAsOfItsNonce) {
+  std::FILE* out = std::tmpfile();
+  ASSERT_NE(out, nullptr);
+  verifier::Monitor m(out, 10);
+  m.Watch("aa", 100);
+  attest::AttestationResult held;
+  held.trusted = true;
+  held.next.last_attested_unix = 101;  // the nonce's issue time
+  m.Decided("aa", held, 150);          // sent 49 s later
+  m.Tick(111);
+  auto lines = Lines(out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1]["event"], "overdue");
+  EXPECT_EQ(lines[1]["last_trusted_unix"], 101);
+  std::fclose(out);
+}
+
 }  // namespace
 }  // namespace vigil

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "service.h"
+#include "vigil/attest/channel.h"
 
 namespace vigil::verifier {
 
@@ -53,9 +54,22 @@ class Monitor {
 };
 
 // The operations: "enrol", "activate", "nonce", "evidence". `service` is
-// used under `service_mu` (its files: one request at a time).
+// used under `service_mu` (its files: one request at a time); a body is
+// checked for its size and JSON shape, and evidence parsed, before that.
+// `channel` (a serial channel's name; empty for HTTP): the channel speaks
+// for one node, bound at its first enrolment or nonce (Service::BindChannel);
+// requests for any other node are refused (403).
 Reply Dispatch(Service& service, std::mutex& service_mu, const EnrolOptions& enrol,
-               Monitor* monitor, std::string_view op, std::string_view body);
+               Monitor* monitor, std::string_view op, std::string_view body,
+               const std::string& channel = "");
+
+// Body limits: evidence can carry a large log; the other requests are
+// small. A JSON body may nest at most kMaxJsonDepth deep and hold at most
+// kMaxJsonElements values (a DOM of tiny values costs ~35 times its text).
+inline constexpr size_t kMaxSmallBody = attest::channel::kMaxSmallBody;
+inline constexpr size_t kMaxJsonDepth = 16;
+inline constexpr size_t kMaxJsonElements = 100000;
+Status CheckJsonShape(std::string_view body);
 
 // HTTP status for a refused request.
 int HttpStatus(const Status& st);

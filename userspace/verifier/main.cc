@@ -119,8 +119,27 @@ int Serve(vigil::verifier::Service& service, const ServeOptions& o,
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
   });
-  for (const std::string& path : o.serials) {
-    threads.emplace_back([&, path] { vigil::verifier::ServeSerial(path, handle, stop); });
+  for (const std::string& spec : o.serials) {
+    // PATH or PATH=NODE: a channel bound to its node from the start.
+    std::string path = spec;
+    if (const size_t eq = spec.rfind('='); eq != std::string::npos &&
+                                           vigil::verifier::CheckNodeId(spec.substr(eq + 1)).ok()) {
+      path = spec.substr(0, eq);
+      std::lock_guard lock(mu);
+      if (vigil::Status st = service.BindChannel(path, spec.substr(eq + 1)); !st.ok()) {
+        stop.store(true);
+        for (std::thread& t : threads) t.join();
+        return Fail(st);
+      }
+    }
+    threads.emplace_back([&, path] {
+      vigil::verifier::ServeSerial(
+          path,
+          [&, path](std::string_view op, std::string_view body) {
+            return Dispatch(service, mu, enrol, &monitor, op, body, path);
+          },
+          stop);
+    });
   }
   int rc = kExitTrusted;
   if (!o.listen.empty()) {
@@ -188,7 +207,9 @@ int main(int argc, char** argv) {
   serve->add_option("--listen", serve_options.listen,
                     "HTTP on HOST:PORT (default 127.0.0.1:8790 unless --serial is given)");
   serve->add_option("--serial", serve_options.serials,
-                    "A QEMU chardev UNIX socket of a guest's virtio-serial port (repeatable)");
+                    "A QEMU chardev UNIX socket of a guest's virtio-serial port, PATH or "
+                    "PATH=NODE (repeatable); a channel speaks for one node, bound at its first "
+                    "enrolment or nonce (or here)");
   serve
       ->add_option("--deadline", serve_options.deadline_s,
                    "Seconds without trusted evidence before a node is overdue (0: never)")

@@ -221,6 +221,10 @@ Result<std::string> Service::IssueNonce(const std::string& node) {
 
 Result<attest::AttestationResult> Service::Verify(std::string_view evidence_json) {
   VIGIL_ASSIGN_OR_RETURN(attest::Evidence evidence, attest::ParseEvidence(evidence_json));
+  return Verify(evidence);
+}
+
+Result<attest::AttestationResult> Service::Verify(const attest::Evidence& evidence) {
   VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, OpenKnownNode(evidence.node));
   VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> state_text, nd.Read(kStateFile));
   if (!state_text) {
@@ -251,7 +255,13 @@ Result<attest::AttestationResult> Service::Verify(std::string_view evidence_json
     result.reasons.push_back("nonce: expired (stale evidence)");
     return result;
   }
-  result = attest::VerifyEvidence(policy_, state, evidence, evidence.nonce, NowUnix());
+  // When the nonce was issued (its expiry less the TTL; at most now): what
+  // the evidence shows is no older than that.
+  const uint64_t now = NowUnix();
+  const uint64_t expiry = it->get<uint64_t>();
+  const uint64_t issued_at =
+      std::min(now, expiry > policy_.nonce_ttl_seconds ? expiry - policy_.nonce_ttl_seconds : 0);
+  result = attest::VerifyEvidence(policy_, state, evidence, evidence.nonce, issued_at);
   if (result.trusted) {
     VIGIL_RETURN_IF_ERROR(nd.WriteAtomic(kStateFile, attest::SerializeNodeState(result.next)));
   }
@@ -278,6 +288,75 @@ Result<std::vector<std::pair<std::string, uint64_t>>> Service::ActivatedNodes() 
     out.emplace_back(node, state->last_attested_unix);
   }
   return out;
+}
+
+namespace {
+constexpr char kChannelsFile[] = "channels.json";
+}  // namespace
+
+Result<std::optional<std::string>> Service::ChannelNode(const std::string& channel) const {
+  VIGIL_ASSIGN_OR_RETURN(daemon::StateDir top, daemon::StateDir::Open(dir_));
+  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> text, top.Read(kChannelsFile));
+  if (!text) return std::optional<std::string>();
+  const json j = json::parse(*text, nullptr, false);
+  if (!j.is_object()) {
+    return Status::Error(ErrorCode::kMalformed, dir_ + "/" + kChannelsFile + ": not a JSON object");
+  }
+  const auto it = j.find(channel);
+  if (it == j.end()) return std::optional<std::string>();
+  if (!it->is_string() || !CheckNodeId(it->get<std::string>()).ok()) {
+    return Status::Error(ErrorCode::kMalformed,
+                         dir_ + "/" + kChannelsFile + ": " + channel + ": not a node id");
+  }
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+Status Service::BindChannel(const std::string& channel, const std::string& node) {
+  VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
+  VIGIL_ASSIGN_OR_RETURN(daemon::StateDir top, daemon::StateDir::Open(dir_));
+  json j = json::object();
+  if (auto text = top.Read(kChannelsFile); text.ok() && *text) {
+    j = json::parse(**text, nullptr, false);
+    if (!j.is_object()) {
+      return Status::Error(ErrorCode::kMalformed,
+                           dir_ + "/" + kChannelsFile + ": not a JSON object");
+    }
+  }
+  // One channel per node: a second guest cannot take a node's nonces.
+  for (const auto& [other, bound] : j.items()) {
+    if (other != channel && bound.is_string() && bound.get<std::string>() == node) {
+      return Status::Error(ErrorCode::kPermissionDenied,
+                           "node " + node + " speaks through channel " + other);
+    }
+  }
+  j[channel] = node;
+  return top.WriteAtomic(kChannelsFile, j.dump(2) + "\n");
+}
+
+Status Service::CheckChannel(const std::string& channel, const std::string& node,
+                             bool* bind) const {
+  *bind = false;
+  if (channel.empty()) return Status::Ok();
+  VIGIL_ASSIGN_OR_RETURN(daemon::StateDir top, daemon::StateDir::Open(dir_));
+  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> text, top.Read(kChannelsFile));
+  const json j = text ? json::parse(*text, nullptr, false) : json::object();
+  if (!j.is_object()) {
+    return Status::Error(ErrorCode::kMalformed, dir_ + "/" + kChannelsFile + ": not a JSON object");
+  }
+  for (const auto& [name, bound] : j.items()) {
+    if (!bound.is_string()) continue;
+    const std::string b = bound.get<std::string>();
+    if (name == channel && b != node) {
+      return Status::Error(ErrorCode::kPermissionDenied,
+                           "this channel speaks for node " + b + " only");
+    }
+    if (name != channel && b == node) {
+      return Status::Error(ErrorCode::kPermissionDenied,
+                           "node " + node + " speaks through another channel");
+    }
+  }
+  *bind = !j.contains(channel);
+  return Status::Ok();
 }
 
 }  // namespace vigil::verifier

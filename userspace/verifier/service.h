@@ -14,10 +14,12 @@
 #define VIGIL_USERSPACE_VERIFIER_SERVICE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "state.h"
+#include "vigil/attest/evidence.h"
 #include "vigil/attest/policy.h"
 #include "vigil/attest/verifier.h"
 #include "vigil/status.h"
@@ -49,7 +51,22 @@ class Service {
   // "expires_unix"}.
   Result<std::string> IssueNonce(const std::string& node);
   // Decides evidence (JSON); the nonce it answers is consumed either way.
+  // A trusted result's next.last_attested_unix is when the nonce was
+  // issued (the evidence shows the node no later than that), not when it
+  // was decided: holding evidence back does not stretch a deadline.
   Result<attest::AttestationResult> Verify(std::string_view evidence_json);
+  // The same, parsed already.
+  Result<attest::AttestationResult> Verify(const attest::Evidence& evidence);
+  // The node a serial channel is bound to (DIR/channels.json), if any, and
+  // the binding itself: a channel speaks for one node, from its first
+  // enrolment or nonce on, across restarts of the verifier, and a node
+  // speaks through one channel (kPermissionDenied for a second).
+  Result<std::optional<std::string>> ChannelNode(const std::string& channel) const;
+  Status BindChannel(const std::string& channel, const std::string& node);
+  // kPermissionDenied unless `channel` may speak for `node`: it is bound to
+  // it, or it is unbound and the node is bound to no other channel. Sets
+  // *bind when the channel is still unbound. Empty channel (HTTP): ok.
+  Status CheckChannel(const std::string& channel, const std::string& node, bool* bind) const;
   // Activated nodes and when each was last attested (0: never), for the
   // liveness watch of `serve`.
   Result<std::vector<std::pair<std::string, uint64_t>>> ActivatedNodes() const;

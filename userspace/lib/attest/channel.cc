@@ -16,6 +16,7 @@ namespace vigil::attest::channel {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr std::string_view kHeaderStart = "VIGIL1 ";
 
 bool IsHex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](unsigned char c) {
@@ -50,7 +51,7 @@ std::optional<Header> ParseHeader(std::string_view line) {
   const std::string_view len = parts[3];
   if (len.empty() || len.size() > 10 || (len.size() > 1 && len[0] == '0')) return std::nullopt;
   auto [ptr, ec] = std::from_chars(len.data(), len.data() + len.size(), h.length);
-  if (ec != std::errc() || ptr != len.data() + len.size() || h.length > kMaxBody) {
+  if (ec != std::errc() || ptr != len.data() + len.size() || h.length > MaxBody(h.verb)) {
     return std::nullopt;
   }
   return h;
@@ -63,6 +64,13 @@ int RemainingMs(Clock::time_point deadline) {
 
 }  // namespace
 
+size_t MaxBody(std::string_view verb) {
+  const bool status = !verb.empty() && std::all_of(verb.begin(), verb.end(), [](unsigned char c) {
+    return c >= '0' && c <= '9';
+  });
+  return status || verb == "evidence" ? kMaxBody : kMaxSmallBody;
+}
+
 Result<std::string> Encode(const Frame& frame) {
   if (!IsId(frame.id)) {
     return Status::Error(ErrorCode::kInvalidArgument, "channel: a frame id is 1-32 hex digits");
@@ -71,10 +79,11 @@ Result<std::string> Encode(const Frame& frame) {
     return Status::Error(ErrorCode::kInvalidArgument,
                          "channel: a frame verb is 1-16 of [a-z0-9_-]");
   }
-  if (frame.body.size() > kMaxBody) {
+  if (frame.body.size() > MaxBody(frame.verb)) {
     return Status::Error(ErrorCode::kInvalidArgument,
                          "channel: a body of " + std::to_string(frame.body.size()) +
-                             " bytes is larger than " + std::to_string(kMaxBody));
+                             " bytes is larger than " + std::to_string(MaxBody(frame.verb)) +
+                             " for " + frame.verb);
   }
   std::string out;
   out.reserve(frame.body.size() + 64);
@@ -109,7 +118,7 @@ void Decoder::DropLine(size_t end) {
 
 void Decoder::Resync() {
   if (pending() == 0) return;
-  const size_t magic = buf_.find(std::string(kMagic) + " ", pos_ + 1);
+  const size_t magic = buf_.find(kHeaderStart, pos_ + 1);
   DropLine(magic == std::string::npos ? buf_.size() : magic);
 }
 
@@ -124,8 +133,11 @@ std::optional<Frame> Decoder::Next() {
     const auto header = ParseHeader(std::string_view(buf_).substr(pos_, nl - pos_));
     if (!header) {
       // A frame may start inside the line (after a cut frame's bytes).
-      const size_t magic = buf_.find(std::string(kMagic) + " ", pos_ + 1);
-      DropLine(magic < nl ? magic : nl + 1);
+      // Searched within the line only: the whole buffer each time would
+      // make a stream of short lines quadratic.
+      const std::string_view line = std::string_view(buf_).substr(pos_, nl - pos_);
+      const size_t magic = line.find(kHeaderStart, 1);
+      DropLine(magic == std::string_view::npos ? nl + 1 : pos_ + magic);
       continue;
     }
     const size_t body = nl + 1;

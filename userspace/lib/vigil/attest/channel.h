@@ -10,7 +10,7 @@
 // request's id, so a requester that restarted ignores answers meant for its
 // predecessor); <verb> is the operation of a request (enrol, activate,
 // nonce, evidence) or the HTTP-like status of a response (200, 400, ...);
-// <length> is the body's size in bytes, at most kMaxBody. The stream has no
+// <length> is the body's size in bytes, at most MaxBody(verb). The stream has no
 // connections the guest can see (a writer killed mid-frame leaves half a
 // frame), so the decoder resynchronises: a line that is not a header, or a
 // frame whose body is not followed by '\n', is dropped one line at a time
@@ -34,6 +34,12 @@ namespace vigil::attest::channel {
 
 inline constexpr std::string_view kMagic = "VIGIL1";
 inline constexpr size_t kMaxBody = 256u << 20;  // evidence can carry a large log
+// Every other request is small: its header is refused (and nothing of it
+// buffered) when it claims more.
+inline constexpr size_t kMaxSmallBody = 1u << 20;
+// The most a frame with `verb` may carry: kMaxBody for evidence and for
+// answers (a status), kMaxSmallBody for the other requests.
+size_t MaxBody(std::string_view verb);
 inline constexpr size_t kMaxHeader = 128;
 inline constexpr std::chrono::milliseconds kStall{2000};
 
