@@ -1137,5 +1137,43 @@ TEST_F(AttestVerifierTest, ASerialChannelSpeaksForOneNode) {
   std::filesystem::remove_all(dir);
 }
 
+// Act, then reboot: the followed instance is not in the new boot's IMA
+// list, and what it logged after the last verified checkpoint went with the
+// node's memory. Taken only when that checkpoint was its final one (a clean
+// shutdown: seal, push, power off) or when the policy allows unclean
+// reboots. Found by an attacker review (the new boot was simply trusted).
+TEST_F(AttestVerifierTest, ANewBootNeedsACleanEndOfTheFollowedInstance) {
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  Work(1);
+  const auto n = Random(32);
+  const Evidence ev = Make(n);  // the new boot's first instance, from seq 1
+  // What the verifier followed before the reboot: another instance, not in
+  // this boot's list, verified up to a timer checkpoint.
+  const attest::NodeState fresh = state_;
+  state_.instance_id.assign(16, 0x99);
+  std::memset(state_.anchor.instance_id.data(), 0x99, state_.anchor.instance_id.size());
+  state_.next_log_seq = 42;
+  state_.anchor.last_seq = 40;
+  vigil_log_checkpoint last{};
+  last.hdr.type = VIGIL_LOG_CHECKPOINT;
+  last.reason = VIGIL_CP_TIMER;
+  state_.anchor.liveness = last;
+  ExpectRefused(Decide(ev, n), "a new boot, and the followed instance 99999999");
+  {
+    SCOPED_TRACE("allow_unclean_reboot");
+    policy_.allow_unclean_reboot = true;
+    const AttestationResult r = Decide(ev, n);
+    EXPECT_TRUE(r.trusted) << attest::ResultJson(r);
+    policy_.allow_unclean_reboot = false;
+  }
+  {
+    SCOPED_TRACE("clean shutdown");
+    state_.anchor.liveness->reason = VIGIL_CP_UNLOAD;
+    const AttestationResult r = Decide(ev, n);
+    EXPECT_TRUE(r.trusted) << attest::ResultJson(r);
+  }
+  state_ = fresh;
+}
+
 }  // namespace
 }  // namespace vigil

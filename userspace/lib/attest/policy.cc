@@ -45,11 +45,18 @@ Result<Policy> ParsePolicy(std::string_view text) {
   if (doc.is_discarded() || !doc.is_object()) {
     return Status::Error(ErrorCode::kMalformed, "policy: not a JSON object");
   }
-  static const std::set<std::string> kKnown = {
-      "version",           "anchor",           "allow_dev_anchor",
-      "module_digests",    "params_digests",   "producer_set_digests",
-      "collector_digests", "max_loss",         "allow_unsigned",
-      "allow_reload",      "nonce_ttl_seconds"};
+  static const std::set<std::string> kKnown = {"version",
+                                               "anchor",
+                                               "allow_dev_anchor",
+                                               "module_digests",
+                                               "params_digests",
+                                               "producer_set_digests",
+                                               "collector_digests",
+                                               "max_loss",
+                                               "allow_unsigned",
+                                               "allow_reload",
+                                               "allow_unclean_reboot",
+                                               "nonce_ttl_seconds"};
   for (const auto& [key, value] : doc.items()) {
     if (!kKnown.contains(key)) return Bad(key, "is not a policy key (misspelt?)");
   }
@@ -71,6 +78,7 @@ Result<Policy> ParsePolicy(std::string_view text) {
   VIGIL_RETURN_IF_ERROR(boolean("allow_dev_anchor", &p.allow_dev_anchor));
   VIGIL_RETURN_IF_ERROR(boolean("allow_unsigned", &p.allow_unsigned));
   VIGIL_RETURN_IF_ERROR(boolean("allow_reload", &p.allow_reload));
+  VIGIL_RETURN_IF_ERROR(boolean("allow_unclean_reboot", &p.allow_unclean_reboot));
   if (!doc.contains("anchor") || !doc["anchor"].is_string()) {
     return Bad("anchor", "must be \"ima\" or \"pcr\"");
   }
@@ -117,6 +125,7 @@ std::string SerializePolicy(const Policy& p) {
       {"max_loss", p.max_loss},
       {"allow_unsigned", p.allow_unsigned},
       {"allow_reload", p.allow_reload},
+      {"allow_unclean_reboot", p.allow_unclean_reboot},
       {"nonce_ttl_seconds", p.nonce_ttl_seconds},
   };
   return doc.dump(2) + "\n";

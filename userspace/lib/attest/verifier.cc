@@ -209,6 +209,19 @@ Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Ev
     const auto f = std::find_if(order.begin(), order.end(), [&](const ImaPoint::Instance& o) {
       return o.instance == followed;
     });
+    // The followed instance is not in this boot's list: the node rebooted.
+    // What it logged after the last verified checkpoint went with its
+    // memory, unless that checkpoint was its final one (a clean shutdown:
+    // seal, push, power off). Root could otherwise act and reboot.
+    if (f == order.end() && !policy.allow_unclean_reboot &&
+        !(state.anchor.liveness && state.anchor.liveness->reason == VIGIL_CP_UNLOAD)) {
+      return Status::Error(
+          ErrorCode::kMismatch,
+          "module: a new boot, and the followed instance " + followed +
+              " was not verified up to its final, sealed checkpoint (verified up to log seq " +
+              std::to_string(state.next_log_seq - 1) +
+              "): what it logged after that was never read (allow_unclean_reboot accepts it)");
+    }
     if (f != order.end() && f > mine) {
       return Status::Error(
           ErrorCode::kMismatch,
@@ -222,18 +235,17 @@ Status CheckInstanceOrder(const Policy& policy, const NodeState& state, const Ev
     // the followed one (root loading, using and sealing an instance that
     // never sends evidence, then loading the next).
     if (f != order.end() && f < mine && f + 1 != mine) {
-      return Status::Error(ErrorCode::kMismatch,
-                           "module: instance " + (f + 1)->instance +
-                               " came between the followed instance " + followed + " and " + me +
-                               ": its history was never verified");
+      return Status::Error(ErrorCode::kMismatch, "module: instance " + (f + 1)->instance +
+                                                     " came between the followed instance " +
+                                                     followed + " and " + me +
+                                                     ": its history was never verified");
     }
     if (f != order.end() && f < mine && f->last_checkpoint >= state.next_log_seq) {
-      return Status::Error(ErrorCode::kMismatch, "module: the followed instance " + followed +
-                                                     " ended (its last checkpoint is log seq " +
-                                                     std::to_string(f->last_checkpoint) +
-                                                     ") after the last verified point (log seq " +
-                                                     std::to_string(state.next_log_seq - 1) +
-                                                     "): its tail was never verified");
+      return Status::Error(
+          ErrorCode::kMismatch,
+          "module: the followed instance " + followed + " ended (its last checkpoint is log seq " +
+              std::to_string(f->last_checkpoint) + ") after the last verified point (log seq " +
+              std::to_string(state.next_log_seq - 1) + "): its tail was never verified");
     }
   }
   return Status::Ok();

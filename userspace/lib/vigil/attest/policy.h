@@ -16,6 +16,9 @@
 //     "allow_reload": false,           // a second module instance in one boot
 //                                      // (after the first one's final, sealed
 //                                      // checkpoint); off: one instance per boot
+//     "allow_unclean_reboot": false,   // a new boot although the followed instance
+//                                      // was not verified up to its final, sealed
+//                                      // checkpoint (its tail is lost); off: untrusted
 //     "nonce_ttl_seconds": 60          // how long an issued nonce is good for
 //   }
 //
@@ -48,6 +51,7 @@ struct Policy {
   uint64_t max_loss = 0;
   bool allow_unsigned = false;
   bool allow_reload = false;
+  bool allow_unclean_reboot = false;
   uint32_t nonce_ttl_seconds = 60;
 };
 
