@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -199,10 +200,62 @@ class AttestVerifierTest : public testing::SwtpmFixture {
     }
     ima_.Module(sim_, ima_done_);
     ima_done_ = sim_.log().size();
+    ToPcr10();
+  }
+
+  // What IMA logged since the last call, extended into PCR 10 on the TPM.
+  void ToPcr10() {
     for (; tpm_extends_ < ima_.extends.size(); ++tpm_extends_) {
       const auto& [alg, m] = ima_.extends[tpm_extends_];
       ASSERT_TRUE(tpm_->PcrExtend(10, {{alg, m}}).ok());
     }
+  }
+
+  // The sim's instance ends: three more events and its final, sealed
+  // checkpoint, logged to IMA and PCR 10.
+  void Seal() {
+    for (int i = 0; i < 3; ++i) events_.push_back(sim_.Commit());
+    sim_.Checkpoint(VIGIL_SIG_OK, VIGIL_CP_UNLOAD);
+    ima_.Module(sim_, ima_done_);
+    ima_done_ = sim_.log().size();
+    ToPcr10();
+  }
+
+  // Another module instance of this boot (a reload: the same TPM key),
+  // measured with the policy's digests, three events and one checkpoint
+  // (`reason`), logged to IMA and PCR 10.
+  std::unique_ptr<testing::ModuleSim> Reload(uint8_t seed, uint32_t reason,
+                                             std::vector<records::Record>* events) {
+    auto m = std::make_unique<testing::ModuleSim>(seed);
+    m->set_anchor(VIGIL_ANCHOR_IMA);
+    m->UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r, uint8_t* s) {
+      return TpmSign(d, r, s);
+    });
+    m->LogRecord(Measure(m->NextLogSeq(), VIGIL_MEASURE_MODULE, 0x11));
+    m->LogRecord(Measure(m->NextLogSeq(), VIGIL_MEASURE_PARAMS, 0x22));
+    m->SealProducers(0x33);
+    m->Alive(VIGIL_PROD_EXEC, 5);
+    for (int i = 0; i < 3; ++i) events->push_back(m->Commit());
+    m->Checkpoint(VIGIL_SIG_OK, reason);
+    ima_.Module(*m);
+    ToPcr10();
+    return m;
+  }
+
+  // Evidence for `m`'s first segment (from log seq 1, with the AK's
+  // certification of the key) for `nonce`.
+  Evidence FirstSegment(const testing::ModuleSim& m, const std::vector<records::Record>& events,
+                        const std::vector<uint8_t>& nonce) {
+    Evidence ev = Make(nonce);
+    std::memcpy(ev.module.instance.data(), m.instance().data(), ev.module.instance.size());
+    ev.log.from_seq = 1;
+    ev.log.records = Concat(m.log());
+    ev.events_after = 0;
+    ev.events = Concat(events);
+    auto cert = attest_tpm::CertifyModuleKey(*tpm_, ak_, creation_, nonce);
+    EXPECT_TRUE(cert.ok()) << cert.status().ToString();
+    if (cert.ok()) ev.key_certification = *cert;
+    return ev;
   }
 
   // Honest evidence for `nonce`: the log from the state's next seq, the
@@ -877,50 +930,14 @@ TEST_F(AttestVerifierTest, AReloadCannotSkipTheFollowedInstancesTail) {
   ASSERT_TRUE(first.trusted) << attest::ResultJson(first);
   state_ = first.next;
 
-  const auto to_pcr10 = [this] {
-    for (; tpm_extends_ < ima_.extends.size(); ++tpm_extends_) {
-      const auto& [alg, m] = ima_.extends[tpm_extends_];
-      ASSERT_TRUE(tpm_->PcrExtend(10, {{alg, m}}).ok());
-    }
-  };
-  // The old instance's tail, ending with its final (sealed) checkpoint.
   sim_.Alive(VIGIL_PROD_EXEC, 5);
-  for (int i = 0; i < 3; ++i) events_.push_back(sim_.Commit());
-  sim_.Checkpoint(VIGIL_SIG_OK, VIGIL_CP_UNLOAD);
-  ima_.Module(sim_, ima_done_);
-  ima_done_ = sim_.log().size();
-  to_pcr10();
-  // The next instance, with the same TPM key (a reload re-derives it).
-  testing::ModuleSim next(0x66);
-  next.set_anchor(VIGIL_ANCHOR_IMA);
-  next.UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r, uint8_t* s) {
-    return TpmSign(d, r, s);
-  });
-  next.LogRecord(Measure(next.NextLogSeq(), VIGIL_MEASURE_MODULE, 0x11));
-  next.LogRecord(Measure(next.NextLogSeq(), VIGIL_MEASURE_PARAMS, 0x22));
-  next.SealProducers(0x33);
-  next.Alive(VIGIL_PROD_EXEC, 5);
+  Seal();  // the old instance's tail, ending with its final checkpoint
   std::vector<records::Record> next_events;
-  for (int i = 0; i < 3; ++i) next_events.push_back(next.Commit());
-  next.Checkpoint();
-  ima_.Module(next);
-  to_pcr10();
+  auto next = Reload(0x66, VIGIL_CP_TIMER, &next_events);
   policy_.allow_reload = true;
-  const auto next_evidence = [&](const std::vector<uint8_t>& n) {
-    Evidence ev = Make(n);
-    std::memcpy(ev.module.instance.data(), next.instance().data(), ev.module.instance.size());
-    ev.log.from_seq = 1;
-    ev.log.records = Concat(next.log());
-    ev.events_after = 0;
-    ev.events = Concat(next_events);
-    auto cert = attest_tpm::CertifyModuleKey(*tpm_, ak_, creation_, n);
-    EXPECT_TRUE(cert.ok());
-    if (cert.ok()) ev.key_certification = *cert;
-    return ev;
-  };
   {
     const auto n = Random(32);
-    ExpectRefused(Decide(next_evidence(n), n), "its tail was never verified");
+    ExpectRefused(Decide(FirstSegment(*next, next_events, n), n), "its tail was never verified");
   }
   // The node sends the old instance's tail first (what `vigilctl seal`
   // followed by a push does before rmmod): then the new one is taken.
@@ -932,7 +949,7 @@ TEST_F(AttestVerifierTest, AReloadCannotSkipTheFollowedInstancesTail) {
   }
   {
     const auto n = Random(32);
-    AttestationResult r = Decide(next_evidence(n), n);
+    AttestationResult r = Decide(FirstSegment(*next, next_events, n), n);
     EXPECT_TRUE(r.trusted) << attest::ResultJson(r);
   }
 }
@@ -948,55 +965,20 @@ TEST_F(AttestVerifierTest, AReloadCannotSkipAnInstanceInBetween) {
   AttestationResult first = Decide(Make(n1), n1);
   ASSERT_TRUE(first.trusted) << attest::ResultJson(first);
   state_ = first.next;
-  const auto to_pcr10 = [this] {
-    for (; tpm_extends_ < ima_.extends.size(); ++tpm_extends_) {
-      const auto& [alg, m] = ima_.extends[tpm_extends_];
-      ASSERT_TRUE(tpm_->PcrExtend(10, {{alg, m}}).ok());
-    }
-  };
   sim_.Alive(VIGIL_PROD_EXEC, 5);
-  for (int i = 0; i < 3; ++i) events_.push_back(sim_.Commit());
-  sim_.Checkpoint(VIGIL_SIG_OK, VIGIL_CP_UNLOAD);
-  ima_.Module(sim_, ima_done_);
-  ima_done_ = sim_.log().size();
-  to_pcr10();
+  Seal();
   {  // A's tail, verified (seal and push before rmmod)
     const auto n = Random(32);
     AttestationResult tail = Decide(Make(n), n);
     ASSERT_TRUE(tail.trusted) << attest::ResultJson(tail);
     state_ = tail.next;
   }
-  const auto instance = [&](uint8_t seed, bool seal, std::vector<records::Record>* evs) {
-    auto m = std::make_unique<testing::ModuleSim>(seed);
-    m->set_anchor(VIGIL_ANCHOR_IMA);
-    m->UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r, uint8_t* s) {
-      return TpmSign(d, r, s);
-    });
-    m->LogRecord(Measure(m->NextLogSeq(), VIGIL_MEASURE_MODULE, 0x11));
-    m->LogRecord(Measure(m->NextLogSeq(), VIGIL_MEASURE_PARAMS, 0x22));
-    m->SealProducers(0x33);
-    m->Alive(VIGIL_PROD_EXEC, 5);
-    for (int i = 0; i < 3; ++i) evs->push_back(m->Commit());
-    m->Checkpoint(VIGIL_SIG_OK, seal ? VIGIL_CP_UNLOAD : VIGIL_CP_TIMER);
-    ima_.Module(*m);
-    to_pcr10();
-    return m;
-  };
   std::vector<records::Record> b_events, c_events;
-  auto b = instance(0x66, /*seal=*/true, &b_events);
-  auto c = instance(0x77, /*seal=*/false, &c_events);
+  auto between = Reload(0x66, VIGIL_CP_UNLOAD, &b_events);  // used, sealed, never attested
+  auto c = Reload(0x77, VIGIL_CP_TIMER, &c_events);
   policy_.allow_reload = true;
   const auto n = Random(32);
-  Evidence ev = Make(n);
-  std::memcpy(ev.module.instance.data(), c->instance().data(), ev.module.instance.size());
-  ev.log.from_seq = 1;
-  ev.log.records = Concat(c->log());
-  ev.events_after = 0;
-  ev.events = Concat(c_events);
-  auto cert = attest_tpm::CertifyModuleKey(*tpm_, ak_, creation_, n);
-  ASSERT_TRUE(cert.ok());
-  ev.key_certification = *cert;
-  ExpectRefused(Decide(ev, n), "came between the followed instance");
+  ExpectRefused(Decide(FirstSegment(*c, c_events, n), n), "came between the followed instance");
 }
 
 // A seal that never reached PCR 10 cannot be claimed with an entry logged
@@ -1019,23 +1001,8 @@ TEST_F(AttestVerifierTest, ASealClaimedOutsidePcr10DoesNotCount) {
   // The followed instance goes on, but no checkpoint of it reaches IMA.
   sim_.Fire(VIGIL_PROD_EXEC, 50);
   for (int i = 0; i < 3; ++i) events_.push_back(sim_.Commit());
-  testing::ModuleSim next(0x66);
-  next.set_anchor(VIGIL_ANCHOR_IMA);
-  next.UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r, uint8_t* s) {
-    return TpmSign(d, r, s);
-  });
-  next.LogRecord(Measure(next.NextLogSeq(), VIGIL_MEASURE_MODULE, 0x11));
-  next.LogRecord(Measure(next.NextLogSeq(), VIGIL_MEASURE_PARAMS, 0x22));
-  next.SealProducers(0x33);
-  next.Alive(VIGIL_PROD_EXEC, 5);
   std::vector<records::Record> next_events;
-  for (int i = 0; i < 3; ++i) next_events.push_back(next.Commit());
-  next.Checkpoint();
-  ima_.Module(next);
-  for (; tpm_extends_ < ima_.extends.size(); ++tpm_extends_) {
-    const auto& [alg, m] = ima_.extends[tpm_extends_];
-    ASSERT_TRUE(tpm_->PcrExtend(10, {{alg, m}}).ok());
-  }
+  auto next = Reload(0x66, VIGIL_CP_TIMER, &next_events);
   policy_.allow_reload = true;
   vigil_log_checkpoint cp{};
   ASSERT_EQ(last_cp->bytes().size(), sizeof(cp));
@@ -1046,15 +1013,7 @@ TEST_F(AttestVerifierTest, ASealClaimedOutsidePcr10DoesNotCount) {
   testing::ImaSim extra;
   extra.Record(sim_.instance(), *forged, /*pcr=*/11);
   const auto n = Random(32);
-  Evidence ev = Make(n);
-  std::memcpy(ev.module.instance.data(), next.instance().data(), ev.module.instance.size());
-  ev.log.from_seq = 1;
-  ev.log.records = Concat(next.log());
-  ev.events_after = 0;
-  ev.events = Concat(next_events);
-  auto cert = attest_tpm::CertifyModuleKey(*tpm_, ak_, creation_, n);
-  ASSERT_TRUE(cert.ok());
-  ev.key_certification = *cert;
+  Evidence ev = FirstSegment(*next, next_events, n);
   ev.ima->entries.insert(ev.ima->entries.end(), extra.log.begin(), extra.log.end());
   ExpectRefused(Decide(ev, n), "did not end with its final, sealed checkpoint");
 }

@@ -11,6 +11,7 @@
 #include <set>
 #include <utility>
 
+#include "json_fields.h"
 #include "vigil.h"
 #include "vigil/attest/evidence.h"
 #include "vigil/baseline/store.h"
@@ -27,66 +28,22 @@ constexpr int kMaxDepth = 3;  // report -> quote/measure/pcrs -> pcrs[0] fields
 constexpr char kDomain[] = "vigil-baseline-report-v1";  // with its NUL
 
 Status Bad(const std::string& field, const std::string& why) {
-  return Status::Error(ErrorCode::kMalformed, "baseline report: " + field + ": " + why);
+  return Malformed("baseline report", field, why);
 }
 
-// The fields of one JSON object; unknown keys refused by Done().
-class Fields {
+// The fields of one report object (json_fields.h).
+class Fields : public JsonFields {
  public:
-  Fields(const json& obj, std::string path) : obj_(obj), path_(std::move(path)) {}
-  std::string Path(std::string_view key) const {
-    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
-  }
-  Result<const json*> Get(std::string_view key, json::value_t type) {
-    seen_.insert(std::string(key));
-    const auto it = obj_.find(key);
-    if (it == obj_.end()) return Bad(Path(key), "missing");
-    const bool ok =
-        type == json::value_t::number_unsigned ? it->is_number_unsigned() : it->type() == type;
-    if (!ok) return Bad(Path(key), std::string("wrong type (") + it->type_name() + ")");
-    return &*it;
-  }
+  Fields(const json& obj, std::string path) : JsonFields("baseline report", obj, std::move(path)) {}
+  using JsonFields::String;
+  using JsonFields::Unsigned;
+  // Non-empty strings up to `max`; integers from `min` on.
   Result<std::string> String(std::string_view key, size_t max) {
-    VIGIL_ASSIGN_OR_RETURN(const json* v, Get(key, json::value_t::string));
-    const std::string& s = v->get_ref<const std::string&>();
-    if (s.empty() || s.size() > max) {
-      return Bad(Path(key),
-                 "length " + std::to_string(s.size()) + " is outside 1.." + std::to_string(max));
-    }
-    return s;
+    return JsonFields::String(key, 1, max);
   }
   Result<uint64_t> Unsigned(std::string_view key, uint64_t min) {
-    VIGIL_ASSIGN_OR_RETURN(const json* v, Get(key, json::value_t::number_unsigned));
-    const uint64_t n = v->get<uint64_t>();
-    if (n < min) return Bad(Path(key), std::to_string(n) + " is below " + std::to_string(min));
-    return n;
+    return JsonFields::Unsigned(key, min, UINT64_MAX);
   }
-  Result<std::vector<uint8_t>> Hex(std::string_view key, size_t min, size_t max) {
-    VIGIL_ASSIGN_OR_RETURN(const json* v, Get(key, json::value_t::string));
-    const std::string& s = v->get_ref<const std::string&>();
-    if (s.size() > 2 * max) return Bad(Path(key), "more than " + std::to_string(max) + " bytes");
-    auto bytes = crypto::FromHex(s);
-    if (!bytes.ok()) return Bad(Path(key), "not hex");
-    if (bytes->size() < min) return Bad(Path(key), "fewer than " + std::to_string(min) + " bytes");
-    return std::move(bytes).value();
-  }
-  Result<std::vector<uint8_t>> Base64(std::string_view key, size_t max) {
-    VIGIL_ASSIGN_OR_RETURN(const json* v, Get(key, json::value_t::string));
-    auto bytes = DecodeBase64(v->get_ref<const std::string&>(), max);
-    if (!bytes.ok()) return Bad(Path(key), bytes.status().message());
-    return std::move(bytes).value();
-  }
-  Status Done() const {
-    for (const auto& item : obj_.items()) {
-      if (!seen_.contains(item.key())) return Bad(Path(item.key()), "unknown field");
-    }
-    return Status::Ok();
-  }
-
- private:
-  const json& obj_;
-  std::string path_;
-  std::set<std::string, std::less<>> seen_;
 };
 
 Result<BaselineReport> FromJson(const json& doc) {

@@ -8,6 +8,8 @@
 #include <string>
 #include <utility>
 
+#include "json_fields.h"
+
 namespace vigil::attest {
 namespace {
 
@@ -40,98 +42,13 @@ std::string AlgToName(uint16_t alg) {
 }
 
 Status Bad(const std::string& field, const std::string& why) {
-  return Status::Error(ErrorCode::kMalformed, "evidence: " + field + ": " + why);
+  return Malformed("evidence", field, why);
 }
 
-// Reads the fields of one JSON object, refusing unknown keys at the end.
-class Fields {
+// The fields of one evidence object (json_fields.h).
+class Fields : public JsonFields {
  public:
-  Fields(const json& obj, std::string path) : obj_(obj), path_(std::move(path)) {}
-
-  std::string Path(std::string_view key) const {
-    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
-  }
-
-  Result<const json*> Get(std::string_view key, json::value_t type, bool optional = false) {
-    seen_.insert(std::string(key));
-    const auto it = obj_.find(key);
-    if (it == obj_.end()) {
-      if (optional) return static_cast<const json*>(nullptr);
-      return Bad(Path(key), "missing");
-    }
-    const bool ok =
-        type == json::value_t::number_unsigned ? it->is_number_unsigned() : it->type() == type;
-    if (!ok)
-      return Bad(Path(key), std::string("expected ") + TypeName(type) + ", got " + it->type_name());
-    return &*it;
-  }
-
-  Result<uint64_t> Unsigned(std::string_view key, uint64_t min, uint64_t max) {
-    VIGIL_ASSIGN_OR_RETURN(const json* v, Get(key, json::value_t::number_unsigned));
-    const uint64_t n = v->get<uint64_t>();
-    if (n < min || n > max) {
-      return Bad(Path(key), std::to_string(n) + " is outside " + std::to_string(min) + ".." +
-                                std::to_string(max));
-    }
-    return n;
-  }
-
-  Result<std::string> String(std::string_view key, size_t min, size_t max) {
-    VIGIL_ASSIGN_OR_RETURN(const json* v, Get(key, json::value_t::string));
-    const std::string& s = v->get_ref<const std::string&>();
-    if (s.size() < min || s.size() > max) {
-      return Bad(Path(key), "length " + std::to_string(s.size()) + " is outside " +
-                                std::to_string(min) + ".." + std::to_string(max));
-    }
-    return s;
-  }
-
-  Result<std::vector<uint8_t>> Hex(std::string_view key, size_t min, size_t max) {
-    VIGIL_ASSIGN_OR_RETURN(const json* v, Get(key, json::value_t::string));
-    const std::string& s = v->get_ref<const std::string&>();
-    if (s.size() > 2 * max) return Bad(Path(key), "more than " + std::to_string(max) + " bytes");
-    auto bytes = crypto::FromHex(s);
-    if (!bytes.ok()) return Bad(Path(key), "not hex");
-    if (bytes->size() < min) {
-      return Bad(Path(key), "fewer than " + std::to_string(min) + " bytes");
-    }
-    return std::move(bytes).value();
-  }
-
-  Result<std::vector<uint8_t>> Base64(std::string_view key, size_t max) {
-    VIGIL_ASSIGN_OR_RETURN(const json* v, Get(key, json::value_t::string));
-    auto bytes = DecodeBase64(v->get_ref<const std::string&>(), max);
-    if (!bytes.ok()) return Bad(Path(key), bytes.status().message());
-    return std::move(bytes).value();
-  }
-
-  // After every Get: any other key is unknown.
-  Status Done() const {
-    for (const auto& item : obj_.items()) {
-      if (!seen_.contains(item.key())) return Bad(Path(item.key()), "unknown field");
-    }
-    return Status::Ok();
-  }
-
- private:
-  static const char* TypeName(json::value_t type) {
-    switch (type) {
-      case json::value_t::object:
-        return "an object";
-      case json::value_t::array:
-        return "an array";
-      case json::value_t::string:
-        return "a string";
-      case json::value_t::number_unsigned:
-        return "a non-negative integer";
-      default:
-        return "another type";
-    }
-  }
-
-  const json& obj_;
-  std::string path_;
-  std::set<std::string, std::less<>> seen_;
+  Fields(const json& obj, std::string path) : JsonFields("evidence", obj, std::move(path)) {}
 };
 
 Result<PcrValue> ParsePcr(const json& item, const std::string& path) {
