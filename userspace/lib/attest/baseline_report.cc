@@ -316,35 +316,8 @@ Result<BaselineReport> ParseBaselineReport(std::string_view text) {
   if (text.size() > kMaxBaselineReportBytes) {
     return Bad("(top)", "more than " + std::to_string(kMaxBaselineReportBytes) + " bytes");
   }
-  // Duplicate keys refused (two parsers would read two reports), depth
-  // bounded.
-  std::vector<std::set<std::string>> keys;
-  std::string duplicate;
-  bool too_deep = false;
-  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    using E = json::parse_event_t;
-    if (depth > kMaxDepth) too_deep = true;
-    if (too_deep) return false;
-    if (event == E::object_start) {
-      keys.emplace_back();
-    } else if (event == E::object_end) {
-      if (!keys.empty()) keys.pop_back();
-    } else if (event == E::key) {
-      if (!keys.empty() && !keys.back().insert(parsed.get<std::string>()).second &&
-          duplicate.empty()) {
-        duplicate = parsed.get<std::string>();
-      }
-    }
-    return true;
-  };
-  json doc;
-  try {
-    doc = json::parse(text.begin(), text.end(), callback);
-  } catch (const json::exception& e) {
-    return Bad("(top)", std::string("not JSON: ") + e.what());
-  }
-  if (too_deep) return Bad("(top)", "nested deeper than the format");
-  if (!duplicate.empty()) return Bad(duplicate, "appears twice in one object");
+  // Duplicate keys refused, nesting bounded.
+  VIGIL_ASSIGN_OR_RETURN(const json doc, ParseStrictJson("baseline report", text, kMaxDepth));
   return FromJson(doc);
 }
 

@@ -308,42 +308,8 @@ Result<Evidence> ParseEvidence(std::string_view text) {
   if (text.size() > kMaxEvidenceBytes) {
     return Bad("(top)", "more than " + std::to_string(kMaxEvidenceBytes) + " bytes");
   }
-  // Two parsers that disagree on a duplicated key ("first wins" / "last
-  // wins") would see two different evidences: refuse duplicates. Nesting is
-  // bounded too (the format is 4 deep).
-  std::vector<std::set<std::string>> keys;
-  std::string duplicate;
-  bool too_deep = false;
-  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    using E = json::parse_event_t;
-    if (depth > kMaxDepth) too_deep = true;
-    if (too_deep) return false;
-    switch (event) {
-      case E::object_start:
-        keys.emplace_back();
-        break;
-      case E::object_end:
-        if (!keys.empty()) keys.pop_back();
-        break;
-      case E::key:
-        if (!keys.empty() && !keys.back().insert(parsed.get<std::string>()).second &&
-            duplicate.empty()) {
-          duplicate = parsed.get<std::string>();
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json doc;
-  try {
-    doc = json::parse(text.begin(), text.end(), callback);
-  } catch (const json::exception& e) {
-    return Bad("(top)", std::string("not JSON: ") + e.what());
-  }
-  if (too_deep) return Bad("(top)", "nested deeper than the format");
-  if (!duplicate.empty()) return Bad(duplicate, "appears twice in one object");
+  // Duplicate keys refused, nesting bounded (the format is 4 deep).
+  VIGIL_ASSIGN_OR_RETURN(const json doc, ParseStrictJson("evidence", text, kMaxDepth));
   return FromJson(doc);
 }
 

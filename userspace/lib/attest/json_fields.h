@@ -23,6 +23,42 @@ inline Status Malformed(std::string_view what, const std::string& field, const s
   return Status::Error(ErrorCode::kMalformed, std::string(what) + ": " + field + ": " + why);
 }
 
+// Parses `text` as one JSON document, refusing a key repeated in one object
+// (two parsers that disagree on "first wins" / "last wins" would read two
+// different documents) and nesting deeper than `max_depth`.
+inline Result<nlohmann::json> ParseStrictJson(std::string_view what, std::string_view text,
+                                              int max_depth) {
+  using json = nlohmann::json;
+  std::vector<std::set<std::string>> keys;
+  std::string duplicate;
+  bool too_deep = false;
+  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    using E = json::parse_event_t;
+    if (depth > max_depth) too_deep = true;
+    if (too_deep) return false;
+    if (event == E::object_start) {
+      keys.emplace_back();
+    } else if (event == E::object_end) {
+      if (!keys.empty()) keys.pop_back();
+    } else if (event == E::key) {
+      if (!keys.empty() && !keys.back().insert(parsed.get<std::string>()).second &&
+          duplicate.empty()) {
+        duplicate = parsed.get<std::string>();
+      }
+    }
+    return true;
+  };
+  json doc;
+  try {
+    doc = json::parse(text.begin(), text.end(), callback);
+  } catch (const json::exception& e) {
+    return Malformed(what, "(top)", std::string("not JSON: ") + e.what());
+  }
+  if (too_deep) return Malformed(what, "(top)", "nested deeper than the format");
+  if (!duplicate.empty()) return Malformed(what, duplicate, "appears twice in one object");
+  return doc;
+}
+
 class JsonFields {
  public:
   using json = nlohmann::json;
