@@ -203,6 +203,17 @@ class AttestVerifierTest : public testing::SwtpmFixture {
     ToPcr10();
   }
 
+  // The producers run, one checkpoint, and its evidence is trusted: the
+  // state follows the instance from there.
+  void FirstTrustedRound() {
+    sim_.Alive(VIGIL_PROD_EXEC, 5);
+    Work(1);
+    const auto n1 = Random(32);
+    AttestationResult first = Decide(Make(n1), n1);
+    ASSERT_TRUE(first.trusted) << attest::ResultJson(first);
+    state_ = first.next;
+  }
+
   // What IMA logged since the last call, extended into PCR 10 on the TPM.
   void ToPcr10() {
     for (; tpm_extends_ < ima_.extends.size(); ++tpm_extends_) {
@@ -839,12 +850,7 @@ namespace {
 // checkpoint the quote covers, a producer silenced across two evidences, a
 // second instance extended into PCR 10 by root after the real one.
 TEST_F(AttestVerifierTest, RewindWithholdingSilenceAndASecondInstanceAreRefused) {
-  sim_.Alive(VIGIL_PROD_EXEC, 5);
-  Work(1);
-  const auto n1 = Random(32);
-  AttestationResult first = Decide(Make(n1), n1);
-  ASSERT_TRUE(first.trusted) << attest::ResultJson(first);
-  state_ = first.next;
+  ASSERT_NO_FATAL_FAILURE(FirstTrustedRound());
   ASSERT_TRUE(state_.anchor.liveness.has_value()) << "the anchor keeps its checkpoint";
   state_ = *attest::ParseNodeState(attest::SerializeNodeState(state_));
   ASSERT_TRUE(state_.anchor.liveness.has_value()) << "and the saved state too";
@@ -923,12 +929,7 @@ TEST_F(AttestVerifierTest, RewindWithholdingSilenceAndASecondInstanceAreRefused)
 // instance up to that checkpoint before it takes the new one: the old tail
 // (what happened while nobody read) is never skipped.
 TEST_F(AttestVerifierTest, AReloadCannotSkipTheFollowedInstancesTail) {
-  sim_.Alive(VIGIL_PROD_EXEC, 5);
-  Work(1);
-  const auto n1 = Random(32);
-  AttestationResult first = Decide(Make(n1), n1);
-  ASSERT_TRUE(first.trusted) << attest::ResultJson(first);
-  state_ = first.next;
+  ASSERT_NO_FATAL_FAILURE(FirstTrustedRound());
 
   sim_.Alive(VIGIL_PROD_EXEC, 5);
   Seal();  // the old instance's tail, ending with its final checkpoint
@@ -959,12 +960,7 @@ TEST_F(AttestVerifierTest, AReloadCannotSkipTheFollowedInstancesTail) {
 // without B ever sending evidence, then loads C. Found by an attacker
 // review: C was taken and B's history never read.
 TEST_F(AttestVerifierTest, AReloadCannotSkipAnInstanceInBetween) {
-  sim_.Alive(VIGIL_PROD_EXEC, 5);
-  Work(1);
-  const auto n1 = Random(32);
-  AttestationResult first = Decide(Make(n1), n1);
-  ASSERT_TRUE(first.trusted) << attest::ResultJson(first);
-  state_ = first.next;
+  ASSERT_NO_FATAL_FAILURE(FirstTrustedRound());
   sim_.Alive(VIGIL_PROD_EXEC, 5);
   Seal();
   {  // A's tail, verified (seal and push before rmmod)
@@ -987,12 +983,7 @@ TEST_F(AttestVerifierTest, AReloadCannotSkipAnInstanceInBetween) {
 // reason UNLOAD. Found by an attacker review: the instance counted as
 // sealed and the next one was taken.
 TEST_F(AttestVerifierTest, ASealClaimedOutsidePcr10DoesNotCount) {
-  sim_.Alive(VIGIL_PROD_EXEC, 5);
-  Work(1);
-  const auto n1 = Random(32);
-  AttestationResult first = Decide(Make(n1), n1);
-  ASSERT_TRUE(first.trusted) << attest::ResultJson(first);
-  state_ = first.next;
+  ASSERT_NO_FATAL_FAILURE(FirstTrustedRound());
   std::optional<records::Record> last_cp;
   for (const records::Record& r : sim_.log()) {
     if (r.type() == VIGIL_LOG_CHECKPOINT) last_cp = r;
