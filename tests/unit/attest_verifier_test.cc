@@ -923,6 +923,48 @@ TEST_F(AttestVerifierTest, RewindWithholdingSilenceAndASecondInstanceAreRefused)
   }
 }
 
+// A collector restart seals the same producer set again: the node stays
+// trusted, and the liveness counts go on across it. Root's own set sealed
+// for a moment in between (its programs could commit) is refused, though
+// the checkpoints on both sides name the allowed set.
+TEST_F(AttestVerifierTest, ACollectorRestartIsTakenButNotASetInBetween) {
+  ASSERT_NO_FATAL_FAILURE(FirstTrustedRound());
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  sim_.SealProducers(0x33);  // vigild restarted
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  Work(1);
+  {
+    const auto n = Random(32);
+    AttestationResult r = Decide(Make(n), n);
+    ASSERT_TRUE(r.trusted) << attest::ResultJson(r);
+    EXPECT_NE(attest::ResultJson(r).find("producers_resealed"), std::string::npos)
+        << attest::ResultJson(r);
+    state_ = r.next;
+  }
+  // Killed, its programs detached while root acts, then restarted.
+  sim_.Fire(VIGIL_PROD_EXEC, 30);
+  sim_.SealProducers(0x33);
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  Work(1);
+  {
+    const auto n = Random(32);
+    ExpectRefused(Decide(Make(n), n), "producer_silent");
+  }
+}
+
+TEST_F(AttestVerifierTest, ASetSealedBetweenTwoCheckpointsIsHeldAgainstThePolicy) {
+  ASSERT_NO_FATAL_FAILURE(FirstTrustedRound());
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  sim_.SealProducers(0x66);  // root's set, its programs commit
+  sim_.SealProducers(0x33);  // then the collector's again
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  Work(1);
+  const auto n = Random(32);
+  AttestationResult r = Decide(Make(n), n);
+  ExpectRefused(r, "sealed producer set " + std::string(64, '6') + " is not allowed by policy");
+  ExpectRefused(r, "producers_changed");
+}
+
 // Root stops the collector, acts, seals and unloads the module, loads it
 // again: the new instance is announced in IMA's log after the old one's
 // final checkpoint. With reloads allowed, the verifier still follows the old

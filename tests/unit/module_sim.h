@@ -132,9 +132,22 @@ class ModuleSim {
   void Fire(unsigned role, uint64_t n) { hits_[role] += n; }
   // Runs beyond the firings (the program attached a second time).
   void RunExtra(unsigned role, uint64_t n) { alive_[role] += n; }
-  // A producer window sealed: the next checkpoints name the set's digest.
+  // A producer window opened and sealed, as the module logs them: a
+  // WINDOW measurement, then the set's PRODUCERS measurement, each moving
+  // the generation; the next checkpoints name the set's digest.
   void SealProducers(uint8_t digest_fill = 0) {
+    OpenWindow();
+    SealWindow(digest_fill);
+  }
+  void OpenWindow() {
+    log_.push_back(MeasureRecord(VIGIL_MEASURE_WINDOW, "window pid=1 comm=vigild", 0xee));
     producers_gen_++;
+    window_open_ = true;
+  }
+  void SealWindow(uint8_t digest_fill) {
+    log_.push_back(MeasureRecord(VIGIL_MEASURE_PRODUCERS, "producers n=3", digest_fill));
+    producers_gen_++;
+    window_open_ = false;
     std::memset(producers_digest_, digest_fill, sizeof(producers_digest_));
   }
   void Refuse(uint64_t n) { rejected_ += n; }
@@ -156,6 +169,16 @@ class ModuleSim {
     return rec;
   }
   uint64_t NextLogSeq() { return log_seq_++; }
+  records::Record MeasureRecord(uint32_t kind, const char* name, uint8_t digest_fill) {
+    vigil_log_measure m;
+    std::memset(&m, 0, sizeof(m));
+    Header(m.hdr, VIGIL_LOG_MEASURE, sizeof(m), log_seq_++);
+    m.kind = kind;
+    m.pcr = anchor_ == VIGIL_ANCHOR_IMA ? 10 : kPcrConfig;
+    std::strncpy(m.name, name, sizeof(m.name) - 1);
+    std::memset(m.digest, digest_fill, sizeof(m.digest));
+    return *records::Record::FromStruct(m);
+  }
 
   // Closes a checkpoint over the events since the last one; appends the
   // CHECKPOINT and SIGNATURE records to the log and returns both.
@@ -172,6 +195,7 @@ class ModuleSim {
     std::memcpy(cp.alive, alive_, sizeof(cp.alive));
     std::memcpy(cp.hits, hits_, sizeof(cp.hits));
     cp.producers_gen = producers_gen_;
+    if (window_open_) cp.cp_flags |= VIGIL_CP_F_WINDOW_OPEN;
     std::memcpy(cp.producers_digest, producers_digest_, sizeof(cp.producers_digest));
     cp.rejected_total = rejected_;
     std::memcpy(cp.chain_head, head_.data(), 32);
@@ -283,6 +307,7 @@ class ModuleSim {
   uint64_t alive_[VIGIL_PROD_SLOTS] = {};
   uint64_t hits_[VIGIL_PROD_SLOTS] = {};
   uint32_t producers_gen_ = 0;
+  bool window_open_ = false;
   uint8_t producers_digest_[VIGIL_DIGEST_LEN] = {};
   uint64_t rejected_ = 0;
   std::unique_ptr<EVP_PKEY, PkeyFree> key_;

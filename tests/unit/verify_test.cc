@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <vector>
 
 #include "module_sim.h"
@@ -852,6 +854,13 @@ std::vector<Finding> FindingsOf(StreamVerifier& v, Finding::Kind kind) {
   return out;
 }
 
+// Counts of each kind in findings taken once (FindingsOf takes them all).
+std::map<Finding::Kind, std::vector<std::string>> FindingsByKind(StreamVerifier& v) {
+  std::map<Finding::Kind, std::vector<std::string>> out;
+  for (Finding& f : v.TakeFindings()) out[f.kind].push_back(std::move(f.reason));
+  return out;
+}
+
 TEST(VerifyLivenessTest, RunningProducersRaiseNothing) {
   Harness h;
   h.sim.SealProducers();
@@ -963,8 +972,8 @@ TEST(VerifyLivenessTest, ANewProducerSetAndRefusalsAreFindings) {
   h.sim.Alive(VIGIL_PROD_SWITCH, 5);
   h.sim.Checkpoint();
   h.sim.Alive(VIGIL_PROD_SWITCH, 5);
-  h.sim.SealProducers();  // programs replaced
-  h.sim.Refuse(3);        // a foreign program was refused
+  h.sim.SealProducers(0x44);  // programs replaced by others
+  h.sim.Refuse(3);            // a foreign program was refused
   h.sim.Checkpoint();
   h.FeedLog();
   h.verifier->Finish();
@@ -976,6 +985,179 @@ TEST(VerifyLivenessTest, ANewProducerSetAndRefusalsAreFindings) {
   }
   EXPECT_EQ(changed, 1);
   EXPECT_EQ(refused, 1);
+}
+
+// A collector restart seals the same set again: a reseal, not a change, and
+// the counts go on across it.
+TEST(VerifyLivenessTest, TheSameSetSealedAgainIsAResealCountedAcross) {
+  Harness h;
+  h.sim.SealProducers(0x33);
+  h.Start();
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.SealProducers(0x33);
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  h.verifier->Finish();
+  auto f = FindingsByKind(*h.verifier);
+  EXPECT_EQ(f[Finding::Kind::kProducersResealed].size(), 1u);
+  EXPECT_TRUE(f[Finding::Kind::kProducersChanged].empty());
+  EXPECT_TRUE(f[Finding::Kind::kProducerSilent].empty());
+  EXPECT_EQ(f.size(), 3u) << "a finding of another kind";
+}
+
+// The attack a reseal must not hide: root kills the collector, detaches
+// the programs (firings nobody sees), acts, and restarts the collector,
+// which seals the same set again before the next checkpoint.
+TEST(VerifyLivenessTest, ADetachBeforeAResealIsStillSilence) {
+  Harness h;
+  h.sim.SealProducers(0x33);
+  h.Start();
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();
+  h.sim.Fire(VIGIL_PROD_EXEC, 40);  // detached
+  h.sim.SealProducers(0x33);        // the restart
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  h.verifier->Finish();
+  auto f = FindingsByKind(*h.verifier);
+  EXPECT_EQ(f[Finding::Kind::kProducersResealed].size(), 1u);
+  const auto& silent = f[Finding::Kind::kProducerSilent];
+  ASSERT_EQ(silent.size(), 1u);
+  EXPECT_NE(silent[0].find("missed 40"), std::string::npos) << silent[0];
+}
+
+// Root's own set sealed (its programs may commit), then the collector's
+// set again, all between two checkpoints: the checkpoints name the same
+// set, the log shows the other one.
+TEST(VerifyLivenessTest, AnotherSetSealedInBetweenIsAChange) {
+  Harness h;
+  h.sim.SealProducers(0x33);
+  h.Start();
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();
+  h.sim.SealProducers(0x66);
+  h.sim.SealProducers(0x33);
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  h.verifier->Finish();
+  auto f = FindingsByKind(*h.verifier);
+  EXPECT_TRUE(f[Finding::Kind::kProducersResealed].empty());
+  const auto& changed = f[Finding::Kind::kProducersChanged];
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_NE(changed[0].find("another set was sealed in between"), std::string::npos)
+      << changed[0];
+}
+
+// A window whose opening is not in the log seen (a generation jump the log
+// does not explain), and a window still open at the checkpoint: changes.
+TEST(VerifyLivenessTest, AResealTheLogDoesNotExplainIsAChange) {
+  {
+    Harness h;
+    h.sim.SealProducers(0x33);
+    h.Start();
+    h.sim.Alive(VIGIL_PROD_EXEC, 5);
+    h.sim.Checkpoint();
+    h.sim.OpenWindow();  // a window, then a second one with its seal
+    h.sim.SealProducers(0x33);
+    h.sim.Alive(VIGIL_PROD_EXEC, 5);
+    h.sim.Checkpoint();
+    h.FeedLog();
+    h.verifier->Finish();
+    auto f = FindingsByKind(*h.verifier);
+    EXPECT_TRUE(f[Finding::Kind::kProducersResealed].empty());
+    EXPECT_EQ(f[Finding::Kind::kProducersChanged].size(), 1u);
+  }
+  {
+    Harness h;
+    h.sim.SealProducers(0x33);
+    h.Start();
+    h.sim.Alive(VIGIL_PROD_EXEC, 5);
+    h.sim.Checkpoint();
+    h.sim.SealProducers(0x33);
+    h.sim.Alive(VIGIL_PROD_EXEC, 5);
+    // The log the verifier gets lacks the WINDOW record (a gap is its own
+    // finding; the reseal must not be taken either way).
+    std::vector<records::Record> log = h.sim.log();
+    auto window = std::find_if(log.rbegin(), log.rend(), [](const records::Record& r) {
+      auto m = r.As<vigil_log_measure>();
+      return m && m->kind == VIGIL_MEASURE_WINDOW;
+    });
+    ASSERT_NE(window, log.rend());
+    log.erase(std::next(window).base());
+    h.sim.Checkpoint();
+    log.push_back(h.sim.log()[h.sim.log().size() - 2]);
+    log.push_back(h.sim.log()[h.sim.log().size() - 1]);
+    for (const records::Record& r : log) h.verifier->AddLog(r);
+    h.verifier->Finish();
+    auto f = FindingsByKind(*h.verifier);
+    EXPECT_TRUE(f[Finding::Kind::kProducersResealed].empty());
+    EXPECT_EQ(f[Finding::Kind::kProducersChanged].size(), 1u);
+  }
+}
+
+// A collector loading its programs can take longer than a checkpoint
+// period: the checkpoint that meets the open window is judged at the seal.
+TEST(VerifyLivenessTest, AWindowOpenAtACheckpointIsJudgedAtItsSeal) {
+  Harness h;
+  h.sim.SealProducers(0x33);
+  h.Start();
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();
+  h.sim.OpenWindow();
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();  // the window is open here
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();  // and here
+  h.sim.SealWindow(0x33);
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  h.verifier->Finish();
+  auto f = FindingsByKind(*h.verifier);
+  EXPECT_EQ(f[Finding::Kind::kProducersResealed].size(), 1u);
+  EXPECT_TRUE(f[Finding::Kind::kProducersChanged].empty()) << f[Finding::Kind::kProducersChanged][0];
+}
+
+// The same window sealed with another set, kept open, or open when the
+// stream ends: changes.
+TEST(VerifyLivenessTest, AWindowSealedOtherwiseKeptOpenOrOpenAtTheEndIsAChange) {
+  const auto run = [](int checkpoints_open, std::optional<uint8_t> seal) {
+    Harness h;
+    h.sim.SealProducers(0x33);
+    h.Start();
+    h.sim.Alive(VIGIL_PROD_EXEC, 5);
+    h.sim.Checkpoint();
+    h.sim.OpenWindow();
+    for (int i = 0; i < checkpoints_open; ++i) {
+      h.sim.Alive(VIGIL_PROD_EXEC, 5);
+      h.sim.Checkpoint();
+    }
+    if (seal) {
+      h.sim.SealWindow(*seal);
+      h.sim.Alive(VIGIL_PROD_EXEC, 5);
+      h.sim.Checkpoint();
+    }
+    h.FeedLog();
+    h.verifier->Finish();
+    return FindingsByKind(*h.verifier);
+  };
+  auto other = run(1, uint8_t{0x66});
+  EXPECT_EQ(other[Finding::Kind::kProducersChanged].size(), 1u);
+  EXPECT_TRUE(other[Finding::Kind::kProducersResealed].empty());
+  auto kept = run(7, std::nullopt);
+  ASSERT_EQ(kept[Finding::Kind::kProducersChanged].size(), 1u);
+  EXPECT_NE(kept[Finding::Kind::kProducersChanged][0].find("5 checkpoints"), std::string::npos);
+  auto at_end = run(2, std::nullopt);
+  ASSERT_EQ(at_end[Finding::Kind::kProducersChanged].size(), 1u);
+  EXPECT_NE(at_end[Finding::Kind::kProducersChanged][0].find("newest checkpoint"),
+            std::string::npos);
 }
 
 // The PCR check as vigild makes it: the verifier's prefix against the

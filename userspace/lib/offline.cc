@@ -38,6 +38,7 @@ Outcome FromVerdict(Verdict v) {
 Outcome FromFinding(Finding::Kind k) {
   switch (k) {
     case Finding::Kind::kProducersChanged:
+    case Finding::Kind::kProducersResealed:
     case Finding::Kind::kRefused:
     case Finding::Kind::kTpm:
     case Finding::Kind::kDevAnchor:

@@ -98,6 +98,8 @@ std::string_view FindingKindName(Finding::Kind k) {
       return "anchor_broken";
     case Finding::Kind::kAnchorUnchecked:
       return "anchor_unchecked";
+    case Finding::Kind::kProducersResealed:
+      return "producers_resealed";
   }
   return "unknown";
 }
@@ -507,6 +509,21 @@ void StreamVerifier::AddLog(records::Record rec) {
       }
       break;
     }
+    case VIGIL_LOG_MEASURE: {
+      auto m = rec.As<vigil_log_measure>();
+      if (!m || historic || regressed) break;
+      if (m->kind != VIGIL_MEASURE_WINDOW && m->kind != VIGIL_MEASURE_PRODUCERS) break;
+      // A log of nothing but windows is no reseal; bounded either way.
+      constexpr size_t kMaxProducerMeasures = 256;
+      if (producer_measures_.size() == kMaxProducerMeasures) {
+        producer_measures_overflow_ = true;
+        break;
+      }
+      ProducerMeasure pm{.log_seq = log_seq, .kind = m->kind, .digest = {}};
+      std::memcpy(pm.digest.data(), m->digest, VIGIL_DIGEST_LEN);
+      producer_measures_.push_back(pm);
+      break;
+    }
     default:
       break;
   }
@@ -531,7 +548,18 @@ void StreamVerifier::Tick(uint64_t now_ns) {
   TryDecide(false);
 }
 
-void StreamVerifier::Finish() { TryDecide(true); }
+void StreamVerifier::Finish() {
+  TryDecide(true);
+  // The stream ends inside a window: nothing says what it allowed.
+  if (window_open_checkpoints_ != 0 && window_open_checkpoints_ < kMaxWindowOpenCheckpoints) {
+    AddFinding(Finding::Kind::kProducersChanged, window_open_at_,
+               "a producer registration window is open at the newest checkpoint (open since "
+               "checkpoint log seq " +
+                   Str(window_open_at_) + "): what it allowed is not known yet");
+    window_open_checkpoints_ = 0;
+    window_open_at_ = 0;
+  }
+}
 
 void StreamVerifier::CheckSignature(PendingCheckpoint& p) {
   if (!p.sig) {
@@ -633,6 +661,34 @@ std::string_view RoleName(unsigned role) {
 // tracepoint fired (the module's own probes; sys_enter is not watched).
 void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
   const uint64_t at = cp.hdr.seq;
+  const bool same_instance =
+      last_live_ &&
+      std::memcmp(last_live_->instance_id, cp.instance_id, sizeof(cp.instance_id)) == 0;
+  // A window open at a checkpoint (a collector loading its programs takes
+  // seconds under emulation): what it allowed is known at its seal, so the
+  // checkpoint is judged with the next one whose window is closed, against
+  // the checkpoint before the window. A window kept open is a change.
+  if (!same_instance && window_open_checkpoints_ != 0) {
+    AddFinding(Finding::Kind::kProducersChanged, window_open_at_,
+               "the instance's last checkpoints had a producer window open (since log seq " +
+                   Str(window_open_at_) + "), never sealed before another instance");
+    window_open_checkpoints_ = 0;
+    window_open_at_ = 0;
+  }
+  if (same_instance && (cp.cp_flags & VIGIL_CP_F_WINDOW_OPEN) &&
+      !(cp.cp_flags & VIGIL_CP_F_UNMEASURED)) {
+    if (window_open_at_ == 0) window_open_at_ = at;
+    if (++window_open_checkpoints_ == kMaxWindowOpenCheckpoints) {
+      AddFinding(Finding::Kind::kProducersChanged, at,
+                 "a producer registration window is open since checkpoint log seq " +
+                     Str(window_open_at_) + " (" + Str(kMaxWindowOpenCheckpoints) +
+                     " checkpoints): programs loaded now may commit");
+    }
+    return;
+  }
+  const bool window_was_open = window_open_checkpoints_ != 0;
+  window_open_checkpoints_ = 0;
+  window_open_at_ = 0;
   if (cp.cp_flags & VIGIL_CP_F_WINDOW_OPEN) {
     AddFinding(Finding::Kind::kProducersChanged, at,
                "a producer registration window is open: programs loaded now may commit");
@@ -641,9 +697,6 @@ void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
     AddFinding(Finding::Kind::kProducersChanged, at,
                "programs that may commit were allowed without being measured");
   }
-  const bool same_instance =
-      last_live_ &&
-      std::memcmp(last_live_->instance_id, cp.instance_id, sizeof(cp.instance_id)) == 0;
   if (!same_instance) {
     // The first checkpoint seen: what has run so far is what runs.
     active_roles_ = 0;
@@ -659,13 +712,27 @@ void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
   }
   if (same_instance) {
     const vigil_log_checkpoint& prev = *last_live_;
-    if (cp.producers_gen != prev.producers_gen) {
-      AddFinding(Finding::Kind::kProducersChanged, at,
-                 "producer set changed (window opened or sealed): generation " +
-                     Str(prev.producers_gen) + " -> " + Str(cp.producers_gen));
-      active_roles_ = 0;  // the new set shows what it runs
-      deficit_.fill(0);
-    } else if (cp.producers_gen != 0) {
+    bool counting = cp.producers_gen != 0;
+    if (cp.producers_gen != prev.producers_gen || window_was_open) {
+      std::string why;
+      if (SameSetResealed(prev, cp, why)) {
+        // A collector restart: the same programs again, nothing else
+        // allowed in between. Counting goes on, so a detach before the
+        // restart is a miss like any other.
+        AddFinding(Finding::Kind::kProducersResealed, at,
+                   "the same producer set was sealed again: generation " +
+                       Str(prev.producers_gen) + " -> " + Str(cp.producers_gen) + " (" + why +
+                       ")");
+      } else {
+        AddFinding(Finding::Kind::kProducersChanged, at,
+                   "producer set changed (window opened or sealed): generation " +
+                       Str(prev.producers_gen) + " -> " + Str(cp.producers_gen) + ": " + why);
+        active_roles_ = 0;  // the new set shows what it runs
+        deficit_.fill(0);
+        counting = false;
+      }
+    }
+    if (counting) {
       for (unsigned role = 1; role <= VIGIL_PROD_ROLE_MAX; ++role) {
         const uint64_t ran = cp.alive[role] - prev.alive[role];
         // Only roles the current set has been seen running are expected.
@@ -720,6 +787,61 @@ void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
     }
   }
   last_live_ = cp;
+  // What is logged before this checkpoint belongs to it.
+  while (!producer_measures_.empty() && producer_measures_.front().log_seq < cp.hdr.seq) {
+    producer_measures_.pop_front();
+  }
+  producer_measures_overflow_ = false;
+}
+
+// A reseal of the same set: the old set was sealed and the new one is the
+// same digest, no window is open at either end, and the log between the two
+// checkpoints shows only windows each sealed at once with that digest. Any
+// other set sealed in between, even briefly, could have committed; the
+// generation count says no window or seal is missing from what was seen.
+bool StreamVerifier::SameSetResealed(const vigil_log_checkpoint& prev,
+                                     const vigil_log_checkpoint& cp, std::string& why) const {
+  constexpr uint32_t kOpenFlags = VIGIL_CP_F_WINDOW_OPEN | VIGIL_CP_F_UNMEASURED;
+  if (prev.producers_gen == 0 || (prev.cp_flags & kOpenFlags) || (cp.cp_flags & kOpenFlags)) {
+    why = "a window is or was open at a checkpoint, or nothing was sealed before";
+    return false;
+  }
+  if (std::memcmp(prev.producers_digest, cp.producers_digest, VIGIL_DIGEST_LEN) != 0) {
+    why = "another set";
+    return false;
+  }
+  if (producer_measures_overflow_) {
+    why = "too many windows to follow";
+    return false;
+  }
+  uint32_t windows = 0, seals = 0;
+  for (const ProducerMeasure& m : producer_measures_) {
+    if (m.log_seq <= prev.hdr.seq || m.log_seq >= cp.hdr.seq) continue;
+    if (m.kind == VIGIL_MEASURE_WINDOW) {
+      if (windows != seals) {
+        why = "a window opened before the previous one was sealed";
+        return false;
+      }
+      windows++;
+      continue;
+    }
+    if (windows != seals + 1) {
+      why = "a seal without its window in this log";
+      return false;
+    }
+    if (std::memcmp(m.digest.data(), cp.producers_digest, VIGIL_DIGEST_LEN) != 0) {
+      why = "another set was sealed in between (log seq " + Str(m.log_seq) + ")";
+      return false;
+    }
+    seals++;
+  }
+  if (windows == 0 || windows != seals || cp.producers_gen - prev.producers_gen != 2 * windows) {
+    why = "the log shows " + Str(windows) + " windows and " + Str(seals) +
+          " seals for a generation change of " + Str(cp.producers_gen - prev.producers_gen);
+    return false;
+  }
+  why = Str(windows) + (windows == 1 ? " window" : " windows") + ", each sealed with it";
+  return true;
 }
 
 CheckpointVerdict StreamVerifier::Reject(const PendingCheckpoint& p, std::string why) {

@@ -109,13 +109,23 @@ def main():
             return False, detail + f" (later than the stated {bound} s)"
         return passed, detail + f" (deadline {a.deadline} s, bound {bound} s)"
     ok &= phase("remote-kill-vigild-overdue", "kill-vigild", "vigild-restart", overdue_in_time)
-    # A restarted collector seals its producer set again: a new generation
-    # this verifier does not take (the liveness counters restart with it).
-    ok &= phase("remote-vigild-restart-untrusted", "vigild-restart", "producer-detach",
-                lambda evs, t0: first_after(
-                    evs, t0, lambda e: e.get("event") == "verdict" and not e["trusted"] and
-                    any("producers_changed" in r for r in e.get("reasons", [])),
-                    "untrusted (producers_changed)"))
+    # A restarted collector seals the same producer set again (a reseal,
+    # the liveness counts carried across it) and reads what was kept while
+    # it was dead: trusted again, never untrusted on the way.
+    def trusted_again(evs, t0):
+        passed, detail = first_after(evs, t0, lambda e: e.get("event") == "verdict" and e["trusted"],
+                                     "trusted")
+        # Only while its window is open (loading the programs takes seconds
+        # under TCG) may a round end undecided, with that reason alone.
+        first_good = next((e for e in evs if e.get("event") == "verdict" and e["trusted"]), None)
+        until = first_good["time_unix"] if first_good else float("inf")
+        badv = [e for e in verdicts(evs, False) if e["time_unix"] <= until]
+        other = [e for e in badv
+                 if not all("window is open at the newest checkpoint" in r for r in e.get("reasons", []))]
+        if other:
+            return False, detail + f"; untrusted on the way: {other[0].get('reasons')}"
+        return passed, detail + f" ({len(badv)} rounds ended inside the collector's producer window)"
+    ok &= phase("remote-vigild-restart-trusted", "vigild-restart", "producer-detach", trusted_again)
     ok &= phase("remote-producer-detach-untrusted", "producer-detach", "reload",
                 lambda evs, t0: first_after(
                     evs, t0, lambda e: e.get("event") == "verdict" and not e["trusted"] and

@@ -86,6 +86,9 @@ bool FindingForbidden(const Policy& policy, const verify::Finding& f) {
       return !policy.allow_dev_anchor;
     case K::kLateRecord:
     case K::kAnchorUnchecked:
+    // The same set again, liveness counted across it; each sealed set is
+    // held against the policy in CheckProducersAndIdentity.
+    case K::kProducersResealed:
       return false;
     default:
       return true;
@@ -107,6 +110,16 @@ std::vector<std::string> CheckProducersAndIdentity(const Policy& policy,
     if (auto m = rec.As<vigil_log_measure>()) {
       if (!any_checkpoint && m->kind == VIGIL_MEASURE_MODULE) module = true;
       if (!any_checkpoint && m->kind == VIGIL_MEASURE_PARAMS) params = true;
+      // Every set ever sealed, not only the ones a checkpoint names: a set
+      // sealed and replaced between two checkpoints could have committed.
+      if (m->kind == VIGIL_MEASURE_PRODUCERS) {
+        const std::string digest =
+            crypto::ToHex(std::span<const uint8_t>(m->digest, VIGIL_DIGEST_LEN));
+        if (!policy.producer_set_digests.contains(digest)) {
+          reasons.push_back("log seq " + std::to_string(rec.seq()) + ": sealed producer set " +
+                            digest + " is not allowed by policy");
+        }
+      }
       continue;
     }
     auto cp = rec.As<vigil_log_checkpoint>();

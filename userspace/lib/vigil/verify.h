@@ -106,7 +106,10 @@ struct Finding {
   // continuously running one did not run at all: detached, replaced or
   // switched off. kProducerDuplicated: it ran more often than its
   // tracepoint fired (attached twice). kProducersChanged: a producer window
-  // was opened or sealed, or programs run unmeasured. kRefused: the module
+  // was opened or sealed, or programs run unmeasured. kProducersResealed:
+  // the same producer set was sealed again (a collector restart) and
+  // nothing else was: every window in between sealed, each with that set;
+  // the liveness counts go on across it, so a gap still shows. kRefused: the module
   // refused commits or programs (foreign producers, bad records, sealed).
   // kTpm: the module counted failed TPM operations. kDevAnchor: the
   // checkpoints are anchored in a resettable PCR (development only).
@@ -129,6 +132,7 @@ struct Finding {
     kKeyMismatch,
     kAnchorBroken,
     kAnchorUnchecked,
+    kProducersResealed,
   };
   Kind kind = Kind::kLog;
   uint64_t seq = 0;  // event seq or log seq, depending on kind
@@ -380,6 +384,23 @@ class StreamVerifier {
   // near 0 for an attached producer, and real misses add up however they
   // are spread over checkpoints.
   std::array<int64_t, VIGIL_PROD_SLOTS> deficit_{};
+  // The WINDOW and PRODUCERS measurements logged since the last decided
+  // checkpoint: a producer set change is a reseal only if they show it.
+  struct ProducerMeasure {
+    uint64_t log_seq;
+    uint32_t kind;  // VIGIL_MEASURE_WINDOW or VIGIL_MEASURE_PRODUCERS
+    std::array<uint8_t, VIGIL_DIGEST_LEN> digest;
+  };
+  std::deque<ProducerMeasure> producer_measures_;
+  // Checkpoints met with a producer window open since the last closed one
+  // (judged at the next closed one), and the first one's log seq.
+  static constexpr uint32_t kMaxWindowOpenCheckpoints = 5;
+  uint32_t window_open_checkpoints_ = 0;
+  uint64_t window_open_at_ = 0;
+  bool producer_measures_overflow_ = false;
+  // Whether the change from `prev` to `cp` is a reseal of the same set.
+  bool SameSetResealed(const vigil_log_checkpoint& prev, const vigil_log_checkpoint& cp,
+                       std::string& why) const;
 };
 
 }  // namespace vigil::verify

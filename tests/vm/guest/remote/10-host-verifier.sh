@@ -11,13 +11,14 @@
 #   kill-vigild      SIGKILL the collector: no evidence can be formed (its
 #                    events are missing), the verifier says "overdue"
 #                    within its deadline (25 s) + 20 s;
-#   vigild-restart   the collector back: it seals its producer set again, a
-#                    new generation the verifier does not take (untrusted,
-#                    producers_changed; the node stays untrusted from here,
-#                    and each later attack adds its own reason);
+#   vigild-restart   the collector back: it takes over the pinned programs
+#                    and seals the same producer set again (a reseal: the
+#                    liveness counts go on across it), reads what the
+#                    module and the ring buffer kept: trusted again;
 #   producer-detach  kill vigild, remove the link pins (detaches the
 #                    programs) for longer than the idle heartbeat (10 s):
-#                    untrusted, producer_silent;
+#                    untrusted, producer_silent (the node stays untrusted
+#                    from here, and each later attack adds its own reason);
 #   reload           seal, rmmod, insmod, a new vigild: the new instance is
 #                    refused while the old one's tail was never verified.
 # The guest's own checks below follow the same rounds from the verifier's
@@ -117,8 +118,8 @@ fi
 
 vt_host mark vigild-restart
 if start_vigild restart events.bin; then
-	if wait_rounds 'producers_changed' 1 900; then
-		vt_pass rh-vigild-restart "$(grep -o 'finding producers_changed[^"]*' $dir/push.txt | tail -n 1 | cut -c1-120)"
+	if wait_rounds '"trusted":true' 2 900; then
+		vt_pass rh-vigild-restart "trusted again: $(last_round | cut -c1-120)"
 	else
 		vt_fail rh-vigild-restart "$(last_round)"
 	fi
