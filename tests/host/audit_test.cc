@@ -23,33 +23,24 @@ using vigil::bpf::AuditFinding;
 using vigil::bpf::Collector;
 using vigil::bpf::CollectorOptions;
 
-// Opens a loaded BPF object by name (programs or maps), -1 when absent.
-int FindProg(const std::string& name) {
-  uint32_t id = 0;
-  while (bpf_prog_get_next_id(id, &id) == 0) {
-    int fd = bpf_prog_get_fd_by_id(id);
-    if (fd < 0) continue;
-    bpf_prog_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name) return fd;
-    close(fd);
-  }
-  return -1;
+// This collector's objects, through its own pins: another vigil on the
+// host (a test running beside this one) has maps and programs of the same
+// names.
+int PinnedMap(const std::string& pins, const std::string& name) {
+  return bpf_obj_get((pins + "/maps/" + name).c_str());
 }
 
-int FindMap(const std::string& suffix) {
-  uint32_t id = 0;
-  while (bpf_map_get_next_id(id, &id) == 0) {
-    int fd = bpf_map_get_fd_by_id(id);
-    if (fd < 0) continue;
-    bpf_map_info info{};
+// The program behind the pinned link links/<name>-<generation>, -1 when absent.
+int PinnedProg(const std::string& pins, const std::string& name) {
+  for (const auto& e : std::filesystem::directory_iterator(pins + "/links")) {
+    if (e.path().filename().string().rfind(name + "-", 0) != 0) continue;
+    const int link = bpf_obj_get(e.path().c_str());
+    if (link < 0) return -1;
+    bpf_link_info info{};
     uint32_t len = sizeof(info);
-    const std::string name = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.name : "";
-    if (name.size() >= suffix.size() &&
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-      return fd;
-    }
-    close(fd);
+    const int err = bpf_obj_get_info_by_fd(link, &info, &len);
+    close(link);
+    return err == 0 ? bpf_prog_get_fd_by_id(info.prog_id) : -1;
   }
   return -1;
 }
@@ -73,7 +64,7 @@ TEST(AuditTest, RootTamperingWithTheProgramsIsSeen) {
   EXPECT_TRUE((*c)->Audit().empty()) << vigil::bpf::AuditKindName((*c)->Audit()[0].kind);
 
   // 1. A foreign program that writes into vigil's ring buffer.
-  const int ring = FindMap("vigil_events");
+  const int ring = PinnedMap(pins, "vigil_events");
   ASSERT_GE(ring, 0);
   forge_host* forge = forge_host__open();
   ASSERT_NE(forge, nullptr);
@@ -85,7 +76,7 @@ TEST(AuditTest, RootTamperingWithTheProgramsIsSeen) {
   close(ring);
 
   // 2. vigil's exec program attached a second time.
-  const int exec = FindProg("vigil_exec");
+  const int exec = PinnedProg(pins, "vigil_exec");
   ASSERT_GE(exec, 0);
   const int link = bpf_raw_tracepoint_open(nullptr, exec);
   ASSERT_GE(link, 0) << std::strerror(errno);
@@ -95,7 +86,7 @@ TEST(AuditTest, RootTamperingWithTheProgramsIsSeen) {
   close(exec);
 
   // 3. vigil_active_gen flipped in the pinned .bss.
-  const int bss = FindMap(".bss");
+  const int bss = PinnedMap(pins, "bss");
   ASSERT_GE(bss, 0);
   bpf_map_info info{};
   uint32_t len = sizeof(info);
