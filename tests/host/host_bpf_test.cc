@@ -6,7 +6,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/statfs.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -980,6 +982,92 @@ TEST_F(HostBpfTest, DurationStopsCleanly) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadAll(err());
   EXPECT_LT(elapsed, std::chrono::seconds(10));
   EXPECT_NE(ReadAll(err()).find("drops="), std::string::npos) << ReadAll(err());
+}
+
+// The notification socket systemd listens on, here the test's: every
+// datagram vigild sends, in order.
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path) : path_(path) {
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+    unlink(path.c_str());
+    bound_ = fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    timeval tv{0, 100'000};
+    if (bound_) setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+  ~NotifySocket() {
+    if (fd_ >= 0) close(fd_);
+    unlink(path_.c_str());
+  }
+  bool bound() const { return bound_; }
+  // Collects datagrams until `pid` exits (reaped here), then drains.
+  std::vector<std::string> CollectUntilExit(pid_t pid, int* status) {
+    std::vector<std::string> out;
+    for (bool exited = false;;) {
+      char buf[4096];
+      const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+      if (n > 0) {
+        out.emplace_back(buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (exited) return out;
+      exited = waitpid(pid, status, WNOHANG) == pid;
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  bool bound_ = false;
+};
+
+// Under systemd (Type=notify): READY once recording with a STATUS line,
+// WATCHDOG pings from the main loop at half the period, STOPPING at the
+// end; no pings when no watchdog is asked for.
+TEST_F(HostBpfTest, TellsSystemdReadyStatusWatchdogAndStopping) {
+  for (const bool watchdog : {true, false}) {
+    SCOPED_TRACE(watchdog ? "WatchdogSec=0.4" : "no watchdog");
+    NotifySocket sock((dir_ / "notify").string());
+    ASSERT_TRUE(sock.bound()) << std::strerror(errno);
+    setenv("NOTIFY_SOCKET", (dir_ / "notify").c_str(), 1);
+    if (watchdog) setenv("WATCHDOG_USEC", "400000", 1);
+    vigild_ = Spawn({VIGILD_PATH, "--no-module", "--pin-dir", pin_dir(), "--no-state",
+                     "--metrics", "", "--duration", "3", "-o", out()},
+                    "", err());
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    ASSERT_GT(vigild_, 0);
+    int status = 0;
+    const std::vector<std::string> msgs = sock.CollectUntilExit(vigild_, &status);
+    vigild_ = -1;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadAll(err());
+    ASSERT_FALSE(msgs.empty()) << "nothing on NOTIFY_SOCKET: " << ReadAll(err());
+    size_t ready = msgs.size(), stopping = msgs.size(), pings = 0, statuses = 0;
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      if (msgs[i].find("READY=1") != std::string::npos && ready == msgs.size()) ready = i;
+      if (msgs[i].find("STOPPING=1") != std::string::npos) stopping = i;
+      pings += msgs[i] == "WATCHDOG=1";
+      statuses += msgs[i].find("STATUS=") != std::string::npos;
+    }
+    ASSERT_LT(ready, msgs.size()) << msgs[0];
+    EXPECT_NE(msgs[ready].find("STATUS=events "), std::string::npos) << msgs[ready];
+    EXPECT_NE(msgs[ready].find("not attested (no module)"), std::string::npos) << msgs[ready];
+    ASSERT_LT(stopping, msgs.size());
+    EXPECT_EQ(stopping, msgs.size() - 1) << "STOPPING=1 is the last word";
+    EXPECT_GT(stopping, ready);
+    EXPECT_GE(statuses, 2u);  // READY's and STOPPING's at least
+    if (watchdog) {
+      // 3 s at a ping every 0.2 s: about 15; a loop stuck for a second
+      // would show as fewer.
+      EXPECT_GE(pings, 8u) << msgs.size() << " messages";
+      EXPECT_LE(pings, 20u);
+    } else {
+      EXPECT_EQ(pings, 0u);
+    }
+  }
 }
 
 TEST_F(HostBpfTest, RawOutAppendsAndReadyFileIsRemovedAtExit) {

@@ -34,6 +34,7 @@
 #include "pipeline.h"
 #include "stages.h"
 #include "state.h"
+#include "systemd_notify.h"
 #include "vigil/baseline/store.h"
 #include "vigil/collector.h"
 #include "vigil/metrics.h"
@@ -207,7 +208,9 @@ class Daemon {
         !StartMetrics() || !WriteReady() || !SaveAtStart()) {
       return kExitError;
     }
+    notifier_.Ready(StatusLine());
     Loop();
+    notifier_.Stopping();
     Shutdown();
     return rc_;
   }
@@ -224,6 +227,8 @@ class Daemon {
   bool SaveAtStart();
   void Loop();
   void Shutdown();
+  // One line for `systemctl status`: what vigild records and decides.
+  std::string StatusLine();
 
   // The loop's steps.
   vigil::Status SaveState();
@@ -245,6 +250,7 @@ class Daemon {
   vigil::metrics::Counter* bpf_drops_ = nullptr;
   vigil::metrics::Counter* bpf_errors_ = nullptr;
   std::unique_ptr<vigil::metrics::Server> metrics_server_;
+  daemon::SystemdNotifier notifier_;
 
   std::string pending_log_bytes_;        // for the saved log file, written at the next save
   uint64_t log_saved_seq_ = 0;           // last log seq queued for the saved log file
@@ -617,6 +623,7 @@ void Daemon::Loop() {
   uint64_t next_save_ns = ClockNs(CLOCK_MONOTONIC) + save_every_ns;
   const uint64_t baselines_every_ns = static_cast<uint64_t>(cfg_.baseline_interval_s * 1e9);
   uint64_t next_baselines_ns = ClockNs(CLOCK_MONOTONIC) + baselines_every_ns;
+  uint64_t next_status_ns = 0;
   while (!g_stop) {
     if (cfg_.duration_s > 0 && std::chrono::steady_clock::now() >= deadline) break;
     if (vigil::Status st = collector_->Poll(100); !st.ok()) {
@@ -642,6 +649,11 @@ void Daemon::Loop() {
     MirrorCounters();
     out.flush();
     if (!out) g_stop = 1;
+    notifier_.Tick(now);
+    if (now >= next_status_ns) {
+      next_status_ns = now + 2'000'000'000ull;
+      notifier_.Status(StatusLine());
+    }
     if (now >= next_baselines_ns) {
       baselines_due_ = true;
       // Saving is at most 2% of the time, however large the store grows.
@@ -652,6 +664,24 @@ void Daemon::Loop() {
       if (vigil::Status st = SaveState(); !st.ok()) Say("saving state: " + st.ToString());
     }
   }
+}
+
+std::string Daemon::StatusLine() {
+  const EventSink::Counts& counts = sink_->counts();
+  std::string line = "events " + std::to_string(counts.events);
+  const vigil::verify::StreamVerifier* v = pipe_->verifier();
+  if (v == nullptr) return line + ", not attested (no module)";
+  const auto& c = v->counters();
+  uint64_t other = 0;
+  for (size_t i = 0; i < vigil::verify::kVerdictCount; ++i) {
+    if (static_cast<vigil::verify::Verdict>(i) != vigil::verify::Verdict::kVerified) {
+      other += c.verdicts[i];
+    }
+  }
+  line += "; checkpoints verified " +
+          std::to_string(c.verdicts[static_cast<size_t>(vigil::verify::Verdict::kVerified)]) +
+          ", other " + std::to_string(other) + "; alerts " + std::to_string(pipe_->alerts());
+  return line;
 }
 
 void Daemon::Shutdown() {
