@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# A man page agrees with the program's --help: every long option --help
+# lists is documented in the page, and the page documents no option the
+# program does not have.
+# usage: man_page_test.sh PROGRAM PAGE
+set -euo pipefail
+prog=$1 page=$2
+[ -x "$prog" ] || { echo "FAIL: $prog is not an executable"; exit 1; }
+[ -f "$page" ] || { echo "FAIL: no man page $page"; exit 1; }
+
+# Options as --help lists them (the option column: lines starting with
+# spaces then '-'), and as the page names them in its .TP items.
+help_opts=$("$prog" --help | grep -E '^  +-' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
+page_opts=$(sed -n '/^\.TP/{n;p}' "$page" | sed 's/\\-/-/g' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
+[ -n "$help_opts" ] || { echo "FAIL: $prog --help lists no option"; exit 1; }
+
+undocumented=$(comm -23 <(echo "$help_opts") <(echo "$page_opts"))
+unknown=$(comm -13 <(echo "$help_opts") <(echo "$page_opts"))
+rc=0
+if [ -n "$undocumented" ]; then
+	echo "FAIL: $(basename "$page") does not document: $(echo $undocumented)"
+	rc=1
+fi
+if [ -n "$unknown" ]; then
+	echo "FAIL: $(basename "$page") documents options $(basename "$prog") does not have: $(echo $unknown)"
+	rc=1
+fi
+# The page must render without warnings.
+if command -v groff >/dev/null; then
+	warn=$(groff -man -ww -z "$page" 2>&1 || true)
+	[ -z "$warn" ] || { echo "FAIL: groff warns: $warn"; rc=1; }
+fi
+[ $rc = 0 ] && echo "PASS: $(basename "$page"): all $(echo "$help_opts" | wc -l) options of --help documented, none extra"
+exit $rc
