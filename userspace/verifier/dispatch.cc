@@ -181,9 +181,9 @@ Reply Dispatch(Service& service, std::mutex& service_mu, const EnrolOptions& enr
                                 std::string(op.substr(0, 16)) + ": a body of " +
                                     std::to_string(body.size()) + " bytes is too large"));
   }
-  if (Status st = CheckJsonShape(body); !st.ok()) return Refuse(st);
   if (op == "evidence") {
-    // Parsed outside the lock (evidence can be large); decided once.
+    // Parsed outside the lock (evidence can be large), JSON or CBOR, in
+    // one pass that bounds its depth and values itself; decided once.
     auto evidence = attest::ParseEvidence(body);
     if (!evidence.ok()) {
       if (monitor) monitor->Refused("", op, evidence.status(), NowUnix());
@@ -203,6 +203,7 @@ Reply Dispatch(Service& service, std::mutex& service_mu, const EnrolOptions& enr
     if (monitor) monitor->Decided(result->next.node, *result, NowUnix());
     return Reply{200, attest::ResultJson(*result)};
   }
+  if (Status st = CheckJsonShape(body); !st.ok()) return Refuse(st);
   // The node a request is for: an enrolment's is its EK's name.
   std::string node;
   if (op == "enrol") {
