@@ -24,13 +24,19 @@
 //     verify; the same evidences in version 1 (IMA's whole list each time,
 //     replayed to the stored point: what each evidence cost before the
 //     incremental replay, plus that check); and the service's own
-//     work per evidence apart (the evidence's JSON parse, the state's JSON
-//     both ways, the atomic state file write with fsync).
+//     work per evidence apart (the evidence's JSON and CBOR parse, the
+//     state's JSON both ways, the atomic state file write with fsync, and
+//     with fdatasync and no directory sync);
+//   - the service path: vigil-verifier serve's IssueNonce then Dispatch of
+//     the pushed bytes (parse, nonce, VerifyEvidence, state file written),
+//     JSON and CBOR, nonces in nonces.json or in memory, per CPU second and
+//     per wall second, next to VerifyEvidence in the same run.
 // The quotes and the checkpoint signatures are made here with OpenSSL P-256
 // keys in the TPM's formats (ModuleSim signs checkpoints as the module's
 // TPM key does).
 //
 // Run: build/bench/vigil-bench-attest [--seconds S (default 2 per case)]
+//      [--evidence-only: VerifyEvidence and the service path alone]
 #include <fcntl.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>

@@ -332,6 +332,14 @@ TEST(Dispatch, EvidenceIsBoundedWhileParsedInEitherEncoding) {
   refused(std::string("\xa2\x61" "a" "\x01\x61" "a" "\x01", 7), "appears twice");
   refused(std::string("\xa1\x61", 2), "not CBOR");
   refused("{\"version\":", "not JSON");
+  // A repeated key is named cut to 64 bytes, here inside a UTF-8 sequence:
+  // the answer is still JSON (the cut bytes replaced), not an exception.
+  const std::string key = std::string(63, 'k') + "\xc3\xa9";
+  const std::string dup = "{\"" + key + "\":1,\"" + key + "\":1}";
+  refused(dup, "appears twice");
+  const verifier::Reply r =
+      verifier::Dispatch(*service, mu, verifier::EnrolOptions{}, nullptr, "evidence", dup);
+  EXPECT_TRUE(nlohmann::json::accept(r.body)) << r.body;
   std::filesystem::remove_all(tmpl);
 }
 
