@@ -95,7 +95,7 @@
 // 0xa0..0xbf: how a reader tells CBOR from JSON, which never starts so).
 // A key twice in one map is refused like in JSON. What `vigilctl attest
 // push` sends: no base64 to encode or scan (a 60 KB JSON evidence takes
-// nlohmann's lexer ~550 us, its CBOR ~40 KB a fraction of that).
+// nlohmann's lexer ~550 us, its 45 KB of CBOR ~100 us: docs/benchmarks.md).
 //
 // Thread-safety: pure functions.
 #ifndef VIGIL_USERSPACE_LIB_VIGIL_ATTEST_EVIDENCE_H_
