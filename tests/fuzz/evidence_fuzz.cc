@@ -29,9 +29,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!again.ok() || !(*again == *parsed)) std::abort();
   if (vigil::attest::SerializeEvidence(*again) != canonical) std::abort();
   const std::string cbor = vigil::attest::SerializeEvidenceCbor(*parsed);
-  if (!vigil::attest::LooksLikeCbor(cbor) || vigil::attest::LooksLikeCbor(canonical)) std::abort();
+  if (!vigil::attest::LooksLikeCbor(cbor) ||
+      vigil::attest::LooksLikeCbor(canonical))
+    std::abort();
   auto from_cbor = vigil::attest::ParseEvidence(cbor);
-  if (!from_cbor.ok() || !(*from_cbor == *parsed)) std::abort();
-  if (vigil::attest::SerializeEvidenceCbor(*from_cbor) != cbor) std::abort();
+  if (!from_cbor.ok() || !(*from_cbor == *parsed))
+    std::abort();
+  if (vigil::attest::SerializeEvidenceCbor(*from_cbor) != cbor)
+    std::abort();
   return 0;
 }

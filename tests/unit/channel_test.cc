@@ -329,7 +329,7 @@ TEST(Dispatch, EvidenceIsBoundedWhileParsedInEitherEncoding) {
   wide += "1]}";
   refused(wide, "more than 4096 values");
   refused("{\"version\":2,\"version\":2}", "appears twice");
-  refused(std::string("\xa2\x61" "a" "\x01\x61" "a" "\x01", 7), "appears twice");
+  refused(std::string("\xa2\x61\x61\x01\x61\x61\x01", 7), "appears twice");  // {"a":1,"a":1}
   refused(std::string("\xa1\x61", 2), "not CBOR");
   refused("{\"version\":", "not JSON");
   // A repeated key is named cut to 64 bytes, here inside a UTF-8 sequence:
