@@ -24,13 +24,19 @@
 //     verify; the same evidences in version 1 (IMA's whole list each time,
 //     replayed to the stored point: what each evidence cost before the
 //     incremental replay, plus that check); and the service's own
-//     work per evidence apart (the evidence's JSON parse, the state's JSON
-//     both ways, the atomic state file write with fsync).
+//     work per evidence apart (the evidence's JSON and CBOR parse, the
+//     state's JSON both ways, the atomic state file write with fsync, and
+//     with fdatasync and no directory sync);
+//   - the service path: vigil-verifier serve's IssueNonce then Dispatch of
+//     the pushed bytes (parse, nonce, VerifyEvidence, state file written),
+//     JSON and CBOR, nonces in nonces.json or in memory, per CPU second and
+//     per wall second, next to VerifyEvidence in the same run.
 // The quotes and the checkpoint signatures are made here with OpenSSL P-256
 // keys in the TPM's formats (ModuleSim signs checkpoints as the module's
 // TPM key does).
 //
 // Run: build/bench/vigil-bench-attest [--seconds S (default 2 per case)]
+//      [--evidence-only: VerifyEvidence and the service path alone]
 #include <fcntl.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -46,11 +52,15 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "dispatch.h"
 #include "ima_sim.h"
 #include "module_sim.h"
+#include "service.h"
 #include "state.h"
 #include "vigil/attest/evidence.h"
 #include "vigil/attest/quote.h"
@@ -449,9 +459,85 @@ struct EvidenceFigures {
   double state_json_per_s = 0;   // SerializeNodeState + ParseNodeState
   double state_write_per_s = 0;  // StateDir::WriteAtomic (write, fsync, rename, fsync dir), CPU
   double state_write_wall_ms = 0;
+  double cbor_parse_per_s = 0;     // ParseEvidence of the CBOR bytes
+  double state_replace_per_s = 0;  // write, fdatasync, rename (no directory fsync), CPU
+  double state_replace_wall_ms = 0;
+  struct Service {
+    const char* what;
+    double cpu_per_s = 0;   // evidences per CPU second of this thread
+    double wall_per_s = 0;  // evidences per second of wall time (the service's steps only)
+  };
+  std::vector<Service> service;
+  size_t cbor_bytes = 0;
   size_t evidence_bytes = 0;
   size_t state_bytes = 0;
 };
+
+// The verifier service's path for one push, as `serve` runs it: the nonce
+// issued (IssueNonce), then the pushed bytes dispatched (verifier::Dispatch:
+// parse, nonce consumed, VerifyEvidence, state file written), on a state
+// directory in /tmp. The node's part (quote over the issued nonce, encoding)
+// is not timed. CPU time of this thread and wall time of the timed steps.
+struct ServiceRound {
+  vigil::attest::Evidence ev;  // its nonce and quote are replaced each round
+  uint64_t clock = 0;
+};
+
+EvidenceFigures::Service ServiceBench(const char* what, double seconds, const Fixture& ak,
+                                      const vigil::attest::Policy& policy,
+                                      const vigil::attest::NodeState& start,
+                                      const std::vector<ServiceRound>& rounds, bool cbor,
+                                      vigil::verifier::NonceStore store, bool shape_pass,
+                                      const char* base = "/tmp") {
+  std::string tmpl = std::string(base) + "/vigil-bench-service-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) Die(std::string("mkdtemp in ") + base);
+  const std::string dir = tmpl;
+  auto service = vigil::verifier::Service::Open(dir, policy, store);
+  if (!service.ok()) Die(service.status().ToString());
+  std::mutex mu;
+  const vigil::verifier::EnrolOptions enrol;
+  const std::string start_text = vigil::attest::SerializeNodeState(start);
+  double cpu = 0, wall = 0;
+  uint64_t decided = 0;
+  while (cpu < seconds || decided < 2 * rounds.size()) {
+    {  // the node's state at the start of the sequence (not timed)
+      auto nd = vigil::daemon::StateDir::Open(dir + "/nodes/" + start.node);
+      if (!nd.ok() || !nd->WriteAtomic("state.json", start_text).ok()) Die("state reset");
+    }
+    for (const ServiceRound& r : rounds) {
+      const auto step = [&](const std::function<void()>& op) {
+        const auto w0 = std::chrono::steady_clock::now();
+        cpu += Timed(op);
+        wall += std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+      };
+      std::string answer;
+      step([&] {
+        auto issued = service->IssueNonce(start.node);
+        if (!issued.ok()) Die("IssueNonce: " + issued.status().ToString());
+        answer = std::move(*issued);
+      });
+      vigil::attest::Evidence ev = r.ev;
+      ev.nonce =
+          *vigil::crypto::FromHex(nlohmann::json::parse(answer).at("nonce").get<std::string>());
+      SoftwareQuote(ak.key, ev.nonce, ev.pcrs.at(0).value, r.clock, &ev.quote.attest,
+                    &ev.quote.signature);
+      const std::string body =
+          cbor ? vigil::attest::SerializeEvidenceCbor(ev) : vigil::attest::SerializeEvidence(ev);
+      step([&] {
+        // The dispatcher before this change lexed JSON evidence twice.
+        if (shape_pass && !vigil::verifier::CheckJsonShape(body).ok()) Die("shape");
+        const vigil::verifier::Reply reply =
+            vigil::verifier::Dispatch(*service, mu, enrol, nullptr, "evidence", body);
+        if (reply.status != 200 || reply.body.find("\"trusted\":true") == std::string::npos) {
+          Die(std::string("service: ") + what + ": " + reply.body.substr(0, 300));
+        }
+      });
+      ++decided;
+    }
+  }
+  std::filesystem::remove_all(dir);
+  return {what, static_cast<double>(decided) / cpu, static_cast<double>(decided) / wall};
+}
 
 // A sequence of evidences as a node sends them round after round, decided
 // one after the other with the state carried.
@@ -595,8 +681,72 @@ EvidenceFigures EvidenceBench(double seconds, const Fixture& ak, size_t rounds,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   f.state_write_per_s = static_cast<double>(writes) / cpu;
   f.state_write_wall_ms = wall * 1000.0 / static_cast<double>(writes);
+  {  // the alternative: write, fdatasync, rename; the directory not synced
+    const std::string tmp = std::string(tmpl) + "/state.json.tmp";
+    const std::string file = std::string(tmpl) + "/state.json";
+    uint64_t n = 0;
+    const auto w0 = std::chrono::steady_clock::now();
+    const double c0 = CpuSeconds();
+    while (n < 50 || std::chrono::steady_clock::now() - w0 < std::chrono::seconds(1)) {
+      const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd < 0 ||
+          ::write(fd, state_text.data(), state_text.size()) !=
+              static_cast<ssize_t>(state_text.size()) ||
+          ::fdatasync(fd) != 0 || ::close(fd) != 0 || ::rename(tmp.c_str(), file.c_str()) != 0) {
+        Die("state replace");
+      }
+      ++n;
+    }
+    f.state_replace_per_s = static_cast<double>(n) / (CpuSeconds() - c0);
+    f.state_replace_wall_ms =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count() * 1000.0 /
+        static_cast<double>(n);
+  }
   std::filesystem::remove_all(tmpl);
+
+  std::vector<std::string> cbors;
+  for (const Round& r : seq) cbors.push_back(vigil::attest::SerializeEvidenceCbor(r.ev));
+  f.cbor_bytes = cbors.back().size();
+  f.cbor_parse_per_s = Rate(seconds, [&, i = size_t{0}]() mutable {
+    if (!vigil::attest::ParseEvidence(cbors[i++ % cbors.size()]).ok()) Die("parse cbor");
+  });
+
+  // The service around VerifyEvidence: bytes of a push in, verdict out,
+  // state persisted. Rounds with their clock (a quote is made per nonce).
+  std::vector<ServiceRound> service_rounds;
+  for (size_t r = 0; r < seq.size(); ++r) {
+    service_rounds.push_back({seq[r].ev, 1'000'000 + r * 5000});
+  }
+  using vigil::verifier::NonceStore;
+  f.service.push_back(ServiceBench("JSON, shape pass + parse, nonces in nonces.json (as before)",
+                                   seconds, ak, policy, start, service_rounds, false,
+                                   NonceStore::kFile, true));
+  f.service.push_back(ServiceBench("JSON, one parse, nonces in memory", seconds, ak, policy, start,
+                                   service_rounds, false, NonceStore::kMemory, false));
+  f.service.push_back(ServiceBench("CBOR, nonces in memory (vigilctl attest push)", seconds, ak,
+                                   policy, start, service_rounds, true, NonceStore::kMemory,
+                                   false));
+  // The same with the state directory on tmpfs: what the service costs
+  // besides the disk's sync (not a deployment: nothing there survives).
+  if (std::filesystem::is_directory("/dev/shm")) {
+    f.service.push_back(ServiceBench("CBOR, nonces in memory, state on tmpfs (no disk)", seconds,
+                                     ak, policy, start, service_rounds, true, NonceStore::kMemory,
+                                     false, "/dev/shm"));
+  }
   return f;
+}
+
+void PrintService(const EvidenceFigures& ev) {
+  std::printf(
+      "service: Dispatch of a push (bytes -> verdict, state persisted), IssueNonce included; "
+      "JSON %zu bytes, CBOR %zu bytes\n",
+      ev.evidence_bytes, ev.cbor_bytes);
+  std::printf("  VerifyEvidence alone, same run                     %10.0f evidence/s\n",
+              ev.evidence_per_s);
+  for (const EvidenceFigures::Service& s : ev.service) {
+    std::printf("  %-50s %10.0f evidence/s CPU  %8.0f /s wall\n", s.what, s.cpu_per_s,
+                s.wall_per_s);
+  }
 }
 
 }  // namespace
@@ -611,7 +761,7 @@ int main(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--replay-only") == 0) {
       replay_only = true;  // for a profiler: the log replay alone
     } else if (std::strcmp(argv[i], "--evidence-only") == 0) {
-      evidence_only = true;  // for a profiler: VerifyEvidence alone
+      evidence_only = true;  // VerifyEvidence and the service around it
     } else {
       std::fprintf(stderr, "usage: %s [--seconds S] [--replay-only | --evidence-only]\n", argv[0]);
       return 2;
@@ -635,6 +785,7 @@ int main(int argc, char** argv) {
     const EvidenceFigures ev = EvidenceBench(seconds, f, 64, 300, 3000);
     std::printf("VerifyEvidence %.0f evidence/s (whole list %.0f/s)\n", ev.evidence_per_s,
                 ev.whole_list_per_s);
+    PrintService(ev);
     return 0;
   }
   // Sanity: what is timed passes.
@@ -697,11 +848,17 @@ int main(int argc, char** argv) {
       ev.ima_entries, ev.whole_list_per_s, ev.whole_list_per_s / raw);
   std::printf("  service: ParseEvidence (JSON)                      %10.0f /s\n",
               ev.json_parse_per_s);
+  std::printf("  service: ParseEvidence (CBOR, %zu bytes)           %10.0f /s\n", ev.cbor_bytes,
+              ev.cbor_parse_per_s);
   std::printf("  service: state JSON parse + serialize              %10.0f /s\n",
               ev.state_json_per_s);
   std::printf(
       "  service: state file write + fsync (CPU)            %10.0f /s  (wall %.2f ms each)\n",
       ev.state_write_per_s, ev.state_write_wall_ms);
+  std::printf(
+      "  service: state write + fdatasync + rename (CPU)    %10.0f /s  (wall %.2f ms each)\n",
+      ev.state_replace_per_s, ev.state_replace_wall_ms);
+  PrintService(ev);
   EVP_PKEY_free(f.key);
   return 0;
 }

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 // libFuzzer target: the remote attestation evidence (format v1) as
-// vigil::attest::ParseEvidence reads it. Invariants beyond "no crash, leak
-// or UB": a refusal is kMalformed or kUnsupported; an accepted evidence
-// serializes to a text that parses back to the same evidence, and that
-// text is a fixed point (one evidence, one canonical text).
+// vigil::attest::ParseEvidence reads it, JSON or CBOR (the first byte
+// tells; the seeds have both). Invariants beyond "no crash, leak or UB": a
+// refusal is kMalformed or kUnsupported; an accepted evidence serializes
+// to a text that parses back to the same evidence, and that text is a
+// fixed point (one evidence, one canonical text); the same for its CBOR,
+// which parses to the same evidence as its JSON.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -26,5 +28,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto again = vigil::attest::ParseEvidence(canonical);
   if (!again.ok() || !(*again == *parsed)) std::abort();
   if (vigil::attest::SerializeEvidence(*again) != canonical) std::abort();
+  const std::string cbor = vigil::attest::SerializeEvidenceCbor(*parsed);
+  if (!vigil::attest::LooksLikeCbor(cbor) ||
+      vigil::attest::LooksLikeCbor(canonical))
+    std::abort();
+  auto from_cbor = vigil::attest::ParseEvidence(cbor);
+  if (!from_cbor.ok() || !(*from_cbor == *parsed))
+    std::abort();
+  if (vigil::attest::SerializeEvidenceCbor(*from_cbor) != cbor)
+    std::abort();
   return 0;
 }

@@ -949,7 +949,7 @@ void WriteImaSeeds(const fs::path& dir) {
 }
 
 // Remote attestation evidence (format v1) around a simulated module's log:
-// with every optional part, and without them.
+// with every optional part, and without them; JSON and CBOR.
 void WriteEvidenceSeeds(const fs::path& dir) {
   vigil::testing::ModuleSim sim;
   for (int i = 0; i < 3; ++i) sim.Commit();
@@ -972,6 +972,9 @@ void WriteEvidenceSeeds(const fs::path& dir) {
   const std::string bare = vigil::attest::SerializeEvidence(e);
   Require(vigil::attest::ParseEvidence(bare), "bare evidence");
   WriteSeed(dir, "bare", bare);
+  const std::string bare_cbor = vigil::attest::SerializeEvidenceCbor(e);
+  Require(vigil::attest::ParseEvidence(bare_cbor), "bare evidence, CBOR");
+  WriteSeed(dir, "bare-cbor", bare_cbor);
   e.anchor = vigil::attest::AnchorKind::kIma;
   e.ima = vigil::attest::Evidence::Ima{7, Bytes(64, 0x49)};
   e.key_certification = vigil::attest::Evidence::KeyCertification{
@@ -979,6 +982,9 @@ void WriteEvidenceSeeds(const fs::path& dir) {
   const std::string full = vigil::attest::SerializeEvidence(e);
   Require(vigil::attest::ParseEvidence(full), "full evidence");
   WriteSeed(dir, "full", full);
+  const std::string full_cbor = vigil::attest::SerializeEvidenceCbor(e);
+  Require(vigil::attest::ParseEvidence(full_cbor), "full evidence, CBOR");
+  WriteSeed(dir, "full-cbor", full_cbor);
 }
 
 // Signed baseline reports (format v1): a real snapshot measured into an

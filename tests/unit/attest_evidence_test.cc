@@ -2,6 +2,7 @@
 // error naming its field.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -206,6 +207,171 @@ TEST(EvidenceTest, RefusesDuplicateKeysDeepNestingAndNonJson) {
   EXPECT_EQ(attest::ParseEvidence(text.substr(0, text.size() - 1)).status().code(),
             ErrorCode::kMalformed);
   EXPECT_EQ(attest::ParseEvidence(text + "x").status().code(), ErrorCode::kMalformed);
+}
+
+// CBOR: the same document with byte strings for the hex and base64 fields;
+// ParseEvidence tells it from JSON by its first byte.
+TEST(EvidenceCborTest, RoundTripsToTheSameEvidenceAsJson) {
+  const Evidence e = Sample();
+  const std::string cbor = attest::SerializeEvidenceCbor(e);
+  const std::string text = attest::SerializeEvidence(e);
+  EXPECT_TRUE(attest::LooksLikeCbor(cbor));
+  EXPECT_FALSE(attest::LooksLikeCbor(text));
+  EXPECT_LT(cbor.size(), text.size()) << "no base64, no hex";
+  auto parsed = attest::ParseEvidence(cbor);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(*parsed, e);
+  EXPECT_EQ(*parsed, *attest::ParseEvidence(text));
+  EXPECT_EQ(attest::SerializeEvidenceCbor(*parsed), cbor) << "one evidence, one encoding";
+  // The documented shape: the JSON document's keys, bytes as byte strings.
+  const json doc = json::from_cbor(cbor);
+  EXPECT_EQ(doc.at("version"), attest::kEvidenceVersion);
+  EXPECT_TRUE(doc.at("nonce").is_binary());
+  EXPECT_TRUE(doc.at("log").at("records").is_binary());
+  EXPECT_EQ(doc.at("log").at("records").get_binary().size(), e.log.records.size());
+  EXPECT_TRUE(doc.at("pcrs").at(0).at("value").is_binary());
+  EXPECT_EQ(doc.at("pcrs").at(0).at("alg"), "sha256");
+  EXPECT_EQ(doc.at("anchor"), "ima");
+  json keys_json = json::parse(text), keys_cbor = doc;
+  for (json* d : {&keys_json, &keys_cbor}) {
+    for (auto& [k, v] : d->items()) {
+      if (!v.is_object())
+        v = nullptr;
+      else
+        for (auto& [k2, v2] : v.items()) v2 = nullptr;
+    }
+  }
+  EXPECT_EQ(keys_json, keys_cbor);
+}
+
+// Edits the CBOR document (nlohmann's DOM) and expects kMalformed naming `field`.
+void ExpectCborMalformed(const std::function<void(json&)>& edit, const std::string& field) {
+  json doc = json::from_cbor(attest::SerializeEvidenceCbor(Sample()));
+  edit(doc);
+  std::vector<uint8_t> bytes = json::to_cbor(doc);
+  auto parsed = attest::ParseEvidence(std::string(bytes.begin(), bytes.end()));
+  ASSERT_FALSE(parsed.ok()) << "accepted with " << field << " edited";
+  EXPECT_EQ(parsed.status().code(), ErrorCode::kMalformed) << parsed.status().ToString();
+  EXPECT_NE(parsed.status().message().find(field), std::string::npos)
+      << field << " not named in: " << parsed.status().message();
+}
+
+TEST(EvidenceCborTest, RefusesTheJsonSpellingsAndBadTypes) {
+  // Hex or base64 text where CBOR has bytes: one spelling per encoding.
+  ExpectCborMalformed([](json& d) { d["nonce"] = std::string(64, '1'); }, "nonce");
+  ExpectCborMalformed([](json& d) { d["log"]["records"] = "AAAA"; }, "log.records");
+  ExpectCborMalformed([](json& d) { d["pcrs"][0]["value"] = std::string(64, 'a'); },
+                      "pcrs[0].value");
+  ExpectCborMalformed([](json& d) { d["version"] = -2; }, "version");
+  ExpectCborMalformed([](json& d) { d["version"] = 2.0; }, "version");
+  ExpectCborMalformed([](json& d) { d["node"] = json::binary({0x30, 0x30}); }, "node");
+  ExpectCborMalformed([](json& d) { d["nonce"] = json::binary({}); }, "nonce");
+  ExpectCborMalformed(
+      [](json& d) { d["quote"]["attest"] = json::binary(std::vector<uint8_t>(4097, 1)); },
+      "quote.attest");
+  ExpectCborMalformed([](json& d) { d["extra"] = 1; }, "extra");
+  // The version still decides first, and kUnsupported.
+  json doc = json::from_cbor(attest::SerializeEvidenceCbor(Sample()));
+  doc["version"] = 3;
+  const std::vector<uint8_t> v3 = json::to_cbor(doc);
+  EXPECT_EQ(attest::ParseEvidence(std::string(v3.begin(), v3.end())).status().code(),
+            ErrorCode::kUnsupported);
+}
+
+TEST(EvidenceCborTest, RefusesDuplicateKeysGarbageTruncationAndDeepNesting) {
+  const std::string cbor = attest::SerializeEvidenceCbor(Sample());
+  // nlohmann writes a map of up to 23 pairs as one byte, 0xa0 + count.
+  const auto top = static_cast<uint8_t>(cbor[0]);
+  ASSERT_GE(top, 0xa1);
+  ASSERT_LT(top, 0xb7);
+  {  // one pair more: "anchor" again, at the end (CBOR maps may repeat keys)
+    std::string dup = cbor;
+    dup[0] = static_cast<char>(top + 1);
+    dup +=
+        "\x66"
+        "anchor"
+        "\x63"
+        "pcr";
+    auto parsed = attest::ParseEvidence(dup);
+    ASSERT_FALSE(parsed.ok()) << "a repeated key was accepted";
+    EXPECT_EQ(parsed.status().code(), ErrorCode::kMalformed);
+    EXPECT_NE(parsed.status().message().find("anchor: appears twice"), std::string::npos)
+        << parsed.status().message();
+    // The same value twice is refused as well.
+    std::string same = cbor;
+    same[0] = static_cast<char>(top + 1);
+    same +=
+        "\x66"
+        "anchor"
+        "\x63"
+        "ima";
+    EXPECT_EQ(attest::ParseEvidence(same).status().code(), ErrorCode::kMalformed);
+  }
+  // Every cut of the bytes is refused, never read past the end.
+  for (size_t cut = 0; cut < cbor.size(); cut += 1 + cut / 8) {
+    auto parsed = attest::ParseEvidence(std::string_view(cbor).substr(0, cut));
+    ASSERT_FALSE(parsed.ok()) << "accepted cut at " << cut;
+    EXPECT_EQ(parsed.status().code(), ErrorCode::kMalformed) << cut;
+  }
+  // Trailing bytes, a tag, a map of a non-text key, invalid UTF-8.
+  EXPECT_EQ(attest::ParseEvidence(cbor + "\x01").status().code(), ErrorCode::kMalformed);
+  EXPECT_NE(attest::ParseEvidence(cbor + "\x01").status().message().find("not CBOR"),
+            std::string::npos);
+  EXPECT_EQ(attest::ParseEvidence(std::string("\xa1\x01\x02", 3)).status().code(),
+            ErrorCode::kMalformed);
+  EXPECT_EQ(attest::ParseEvidence(std::string("\xa1\x61"
+                                              "a"
+                                              "\xc1\x01",
+                                              5))
+                .status()
+                .code(),
+            ErrorCode::kMalformed)
+      << "a tag (epoch time)";
+  auto bad_utf8 =
+      attest::ParseEvidence(std::string("\xa1\x64"
+                                        "node"
+                                        "\x62\xc3\x28",
+                                        9));
+  ASSERT_FALSE(bad_utf8.ok());
+  EXPECT_NE(bad_utf8.status().message().find("UTF-8"), std::string::npos)
+      << bad_utf8.status().message();
+  // Nesting far deeper than the format (maps in maps), refused as read.
+  std::string deep;
+  for (int i = 0; i < 100000; ++i)
+    deep +=
+        "\xa1\x61"
+        "a";
+  deep += "\x01";
+  auto too_deep = attest::ParseEvidence(deep);
+  ASSERT_FALSE(too_deep.ok());
+  EXPECT_NE(too_deep.status().message().find("nested deeper"), std::string::npos)
+      << too_deep.status().message();
+  // A container that claims more values than the format has: refused
+  // before anything is read or reserved for it.
+  auto huge =
+      attest::ParseEvidence(std::string("\xa1\x64"
+                                        "pcrs"
+                                        "\x9a\x7f\xff\xff\xff",
+                                        11));
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("too large"), std::string::npos)
+      << huge.status().message();
+  // Many small values within the depth: bounded too (JSON the same).
+  json many = json::from_cbor(cbor);
+  many["pcrs"] = json::array();
+  for (int i = 0; i < 5000; ++i) many["pcrs"].push_back(1);
+  const std::vector<uint8_t> many_cbor = json::to_cbor(many);
+  EXPECT_NE(attest::ParseEvidence(std::string(many_cbor.begin(), many_cbor.end()))
+                .status()
+                .message()
+                .find("too large"),
+            std::string::npos)
+      << "its length is read first";
+  json many_json = json::parse(attest::SerializeEvidence(Sample()));
+  many_json["pcrs"] = many["pcrs"];
+  EXPECT_NE(
+      attest::ParseEvidence(many_json.dump()).status().message().find("more than 4096 values"),
+      std::string::npos);
 }
 
 }  // namespace

@@ -14,7 +14,9 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -795,9 +797,11 @@ TEST_F(AttestVerifierTest, ServiceEnrolsActivatesAndDecidesOnceEachNonce) {
   // Rounds: nonce -> evidence by the enrolled AK -> decision.
   ak_ = ak->handle();
   state_.node = node;
-  const auto round = [&](bool* trusted) {
-    auto issued = service->IssueNonce(node);
-    ASSERT_TRUE(issued.ok()) << issued.status().ToString();
+  // The evidence for a nonce `svc` issues (the node's side).
+  const auto evidence_for = [&](verifier::Service& svc) {
+    auto issued = svc.IssueNonce(node);
+    EXPECT_TRUE(issued.ok()) << issued.status().ToString();
+    if (!issued.ok()) return Evidence();
     const auto n = nlohmann::json::parse(*issued);
     state_.next_log_seq = n.at("from_seq");
     state_.anchor.last_seq = n.at("events_after");
@@ -808,17 +812,26 @@ TEST_F(AttestVerifierTest, ServiceEnrolsActivatesAndDecidesOnceEachNonce) {
       state_.ima->restart_count = n.at("ima_restart_count");
       state_.ima->entries = n.at("ima_from_entry");
     }
-    const auto nonce = *crypto::FromHex(n.at("nonce").get<std::string>());
-    const std::string evidence = attest::SerializeEvidence(Make(nonce));
-    auto result = service->Verify(evidence);
+    return Make(*crypto::FromHex(n.at("nonce").get<std::string>()));
+  };
+  // A round in JSON or in CBOR (what vigilctl attest push sends).
+  const auto round_with = [&](verifier::Service& svc, bool cbor, bool* trusted) {
+    const Evidence ev = evidence_for(svc);
+    const std::string evidence =
+        cbor ? attest::SerializeEvidenceCbor(ev) : attest::SerializeEvidence(ev);
+    auto result = svc.Verify(evidence);
     ASSERT_TRUE(result.ok()) << result.status().ToString();
     *trusted = result->trusted;
     EXPECT_TRUE(result->trusted) << attest::ResultJson(*result);
-    // The same evidence again: its nonce is spent.
-    auto replay = service->Verify(evidence);
-    ASSERT_TRUE(replay.ok());
-    ExpectRefused(*replay, "already answered");
+    // The same evidence again, in either encoding: its nonce is spent.
+    for (const std::string& again :
+         {evidence, cbor ? attest::SerializeEvidence(ev) : attest::SerializeEvidenceCbor(ev)}) {
+      auto replay = svc.Verify(again);
+      ASSERT_TRUE(replay.ok());
+      ExpectRefused(*replay, "already answered");
+    }
   };
+  const auto round = [&](bool* trusted) { round_with(*service, false, trusted); };
   bool trusted = false;
   round(&trusted);
   ASSERT_TRUE(trusted);
@@ -835,7 +848,73 @@ TEST_F(AttestVerifierTest, ServiceEnrolsActivatesAndDecidesOnceEachNonce) {
   Work(1);
   round(&trusted);
   ASSERT_TRUE(trusted);
+
+  // serve: nonces in memory. Rounds in CBOR, then JSON, decided the same;
+  // nothing of them in nonces.json.
+  { verifier::Service closed = std::move(*service); }
+  const auto nonces_file = [&] {
+    std::ifstream f(dir + "/nodes/" + node + "/nonces.json");
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  const std::string file_before = nonces_file();
+  auto served = verifier::Service::Open(dir, policy_, verifier::NonceStore::kMemory);
+  ASSERT_TRUE(served.ok()) << served.status().ToString();
+  Work(1);
+  round_with(*served, /*cbor=*/true, &trusted);
+  ASSERT_TRUE(trusted);
+  Work(1);
+  round_with(*served, /*cbor=*/false, &trusted);
+  ASSERT_TRUE(trusted);
+  // A nonce issued, then the verifier restarts (a new Service): the
+  // evidence for it is refused in either encoding, and the node asks again.
+  Work(1);
+  const Evidence pending = evidence_for(*served);
+  EXPECT_EQ(nonces_file(), file_before) << "serve's nonces are never written";
+  { verifier::Service closed = std::move(*served); }
+  served = verifier::Service::Open(dir, policy_, verifier::NonceStore::kMemory);
+  ASSERT_TRUE(served.ok());
+  for (const std::string& e :
+       {attest::SerializeEvidenceCbor(pending), attest::SerializeEvidence(pending)}) {
+    auto refused = served->Verify(e);
+    ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+    ExpectRefused(*refused, "not issued by this verifier");
+  }
+  // The one-shot command line (nonces.json) knows nothing of it either.
+  { verifier::Service closed = std::move(*served); }
+  auto one_shot = verifier::Service::Open(dir, policy_);
+  ASSERT_TRUE(one_shot.ok());
+  auto refused = one_shot->Verify(attest::SerializeEvidenceCbor(pending));
+  ASSERT_TRUE(refused.ok());
+  ExpectRefused(*refused, "not issued by this verifier");
+  // The state is where the last trusted round left it: the node goes on.
+  round_with(*one_shot, /*cbor=*/true, &trusted);
+  ASSERT_TRUE(trusted);
   std::filesystem::remove_all(dir);
+}
+
+// JSON and CBOR of the same real evidence (swtpm quote, the module's log,
+// IMA) are one evidence and get one verdict.
+TEST_F(AttestVerifierTest, CborAndJsonOfOneEvidenceGetTheSameVerdict) {
+  ASSERT_NO_FATAL_FAILURE(FirstTrustedRound());
+  Work(3);
+  const std::vector<uint8_t> nonce(32, 0x5c);
+  const Evidence ev = Make(nonce);
+  auto from_json = attest::ParseEvidence(attest::SerializeEvidence(ev));
+  auto from_cbor = attest::ParseEvidence(attest::SerializeEvidenceCbor(ev));
+  ASSERT_TRUE(from_json.ok()) << from_json.status().ToString();
+  ASSERT_TRUE(from_cbor.ok()) << from_cbor.status().ToString();
+  EXPECT_EQ(*from_json, *from_cbor);
+  const auto by_json = attest::VerifyEvidence(policy_, state_, *from_json, nonce, 1000);
+  const auto by_cbor = attest::VerifyEvidence(policy_, state_, *from_cbor, nonce, 1000);
+  EXPECT_TRUE(by_json.trusted) << attest::ResultJson(by_json);
+  EXPECT_EQ(attest::ResultJson(by_json), attest::ResultJson(by_cbor));
+  // A tampered log in CBOR is refused as in JSON.
+  Evidence tampered = ev;
+  ASSERT_FALSE(tampered.log.records.empty());
+  tampered.log.records.back() ^= 1;
+  auto bad = attest::ParseEvidence(attest::SerializeEvidenceCbor(tampered));
+  ASSERT_TRUE(bad.ok());
+  EXPECT_FALSE(attest::VerifyEvidence(policy_, state_, *bad, nonce, 1000).trusted);
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -304,6 +306,41 @@ TEST(Dispatch, JsonShapeIsBoundedBeforeParsing) {
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("JSON values"), std::string::npos) << st.message();
   EXPECT_FALSE(verifier::CheckJsonShape("{\"a\":").ok());
+}
+
+// Evidence is lexed once (no shape pass before it): ParseEvidence bounds
+// its depth and values while it reads, JSON or CBOR, and each refusal is a
+// 400 naming why, before the service is asked anything.
+TEST(Dispatch, EvidenceIsBoundedWhileParsedInEitherEncoding) {
+  char tmpl[] = "/tmp/vigil-dispatch-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  auto service = verifier::Service::Open(tmpl, attest::Policy{}, verifier::NonceStore::kMemory);
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+  std::mutex mu;
+  const auto refused = [&](const std::string& body, const std::string& why) {
+    const verifier::Reply r =
+        verifier::Dispatch(*service, mu, verifier::EnrolOptions{}, nullptr, "evidence", body);
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_NE(r.body.find(why), std::string::npos) << why << " not in " << r.body;
+  };
+  refused(std::string(100000, '[') + std::string(100000, ']'), "nested deeper");
+  std::string wide = "{\"pcrs\":[";
+  for (int i = 0; i < 200000; ++i) wide += "1,";
+  wide += "1]}";
+  refused(wide, "more than 4096 values");
+  refused("{\"version\":2,\"version\":2}", "appears twice");
+  refused(std::string("\xa2\x61\x61\x01\x61\x61\x01", 7), "appears twice");  // {"a":1,"a":1}
+  refused(std::string("\xa1\x61", 2), "not CBOR");
+  refused("{\"version\":", "not JSON");
+  // A repeated key is named cut to 64 bytes, here inside a UTF-8 sequence:
+  // the answer is still JSON (the cut bytes replaced), not an exception.
+  const std::string key = std::string(63, 'k') + "\xc3\xa9";
+  const std::string dup = "{\"" + key + "\":1,\"" + key + "\":1}";
+  refused(dup, "appears twice");
+  const verifier::Reply r =
+      verifier::Dispatch(*service, mu, verifier::EnrolOptions{}, nullptr, "evidence", dup);
+  EXPECT_TRUE(nlohmann::json::accept(r.body)) << r.body;
+  std::filesystem::remove_all(tmpl);
 }
 
 // Evidence held back until its nonce nearly expires does not stretch the

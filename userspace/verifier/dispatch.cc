@@ -15,6 +15,10 @@ using nlohmann::json;
 
 uint64_t NowUnix() { return static_cast<uint64_t>(::time(nullptr)); }
 
+// Messages and node ids can carry bytes of a hostile request (a key cut to
+// 64 bytes inside a UTF-8 sequence, a node id): replaced, never thrown on.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 Reply Refuse(const Status& st) { return Reply{HttpStatus(st), ErrorBody(st)}; }
 
 }  // namespace
@@ -38,7 +42,7 @@ int HttpStatus(const Status& st) {
 
 std::string ErrorBody(const Status& st) {
   json j = {{"error", st.message()}};
-  return j.dump() + "\n";
+  return Dump(j) + "\n";
 }
 
 void Monitor::Emit(const std::string& line) {
@@ -66,15 +70,14 @@ void Monitor::Decided(const std::string& node, const attest::AttestationResult& 
     findings.push_back(std::string(verify::FindingKindName(f.kind)));
   }
   line["findings"] = findings;
-  Emit(line.dump());
+  Emit(Dump(line));
   Watched& w = nodes_[node];
   if (!result.trusted) return;
   if (w.overdue) {
-    Emit(json{{"time_unix", now},
-              {"event", "attested"},
-              {"node", node},
-              {"overdue_for_s", now - w.last_trusted}}
-             .dump());
+    Emit(Dump(json{{"time_unix", now},
+                   {"event", "attested"},
+                   {"node", node},
+                   {"overdue_for_s", now - w.last_trusted}}));
   }
   // As of when the evidence's nonce was issued (Service::Verify stamps
   // it): evidence held back does not stretch the deadline.
@@ -86,12 +89,11 @@ void Monitor::Decided(const std::string& node, const attest::AttestationResult& 
 void Monitor::Refused(const std::string& node, std::string_view op, const Status& why,
                       uint64_t now) {
   std::lock_guard lock(mu_);
-  Emit(json{{"time_unix", now},
-            {"event", "refused"},
-            {"node", node},
-            {"op", op},
-            {"error", why.message()}}
-           .dump());
+  Emit(Dump(json{{"time_unix", now},
+                 {"event", "refused"},
+                 {"node", node},
+                 {"op", op},
+                 {"error", why.message()}}));
 }
 
 void Monitor::Tick(uint64_t now) {
@@ -100,12 +102,11 @@ void Monitor::Tick(uint64_t now) {
   for (auto& [node, w] : nodes_) {
     if (w.overdue || now < w.last_trusted + deadline_s_) continue;
     w.overdue = true;
-    Emit(json{{"time_unix", now},
-              {"event", "overdue"},
-              {"node", node},
-              {"last_trusted_unix", w.last_trusted},
-              {"deadline_s", deadline_s_}}
-             .dump());
+    Emit(Dump(json{{"time_unix", now},
+                   {"event", "overdue"},
+                   {"node", node},
+                   {"last_trusted_unix", w.last_trusted},
+                   {"deadline_s", deadline_s_}}));
   }
 }
 
@@ -181,9 +182,9 @@ Reply Dispatch(Service& service, std::mutex& service_mu, const EnrolOptions& enr
                                 std::string(op.substr(0, 16)) + ": a body of " +
                                     std::to_string(body.size()) + " bytes is too large"));
   }
-  if (Status st = CheckJsonShape(body); !st.ok()) return Refuse(st);
   if (op == "evidence") {
-    // Parsed outside the lock (evidence can be large); decided once.
+    // Parsed outside the lock (evidence can be large), JSON or CBOR, in
+    // one pass that bounds its depth and values itself; decided once.
     auto evidence = attest::ParseEvidence(body);
     if (!evidence.ok()) {
       if (monitor) monitor->Refused("", op, evidence.status(), NowUnix());
@@ -203,6 +204,7 @@ Reply Dispatch(Service& service, std::mutex& service_mu, const EnrolOptions& enr
     if (monitor) monitor->Decided(result->next.node, *result, NowUnix());
     return Reply{200, attest::ResultJson(*result)};
   }
+  if (Status st = CheckJsonShape(body); !st.ok()) return Refuse(st);
   // The node a request is for: an enrolment's is its EK's name.
   std::string node;
   if (op == "enrol") {

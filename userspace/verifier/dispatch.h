@@ -55,7 +55,8 @@ class Monitor {
 
 // The operations: "enrol", "activate", "nonce", "evidence". `service` is
 // used under `service_mu` (its files: one request at a time); a body is
-// checked for its size and JSON shape, and evidence parsed, before that.
+// checked for its size and JSON shape (evidence: parsed, JSON or CBOR, by
+// attest::ParseEvidence with its own bounds, in one pass), before that.
 // `channel` (a serial channel's name; empty for HTTP): the channel speaks
 // for one node, bound at its first enrolment or nonce (Service::BindChannel);
 // requests for any other node are refused (403).

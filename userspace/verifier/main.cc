@@ -246,7 +246,11 @@ int main(int argc, char** argv) {
   if (!policy_text.ok()) return Fail(policy_text.status());
   auto policy = vigil::attest::ParsePolicy(*policy_text);
   if (!policy.ok()) return Fail(policy.status());
-  auto service = vigil::verifier::Service::Open(state_dir, *policy);
+  // serve holds its nonces in memory (no fsynced write per nonce); the
+  // one-shot `nonce` and `verify` are separate processes: they share the file.
+  auto service = vigil::verifier::Service::Open(
+      state_dir, *policy,
+      *serve ? vigil::verifier::NonceStore::kMemory : vigil::verifier::NonceStore::kFile);
   if (!service.ok()) return Fail(service.status());
 
   if (*enrol) {

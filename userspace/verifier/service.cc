@@ -49,6 +49,19 @@ Result<json> ReadJson(const daemon::StateDir& dir, const char* name) {
   return j;
 }
 
+// What identifies one version of a state file: rename gives each write a
+// new inode; the times catch a reused one.
+std::optional<std::array<int64_t, 6>> FileIdentity(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  return std::array<int64_t, 6>{static_cast<int64_t>(st.st_ino),
+                                static_cast<int64_t>(st.st_size),
+                                st.st_mtim.tv_sec,
+                                st.st_mtim.tv_nsec,
+                                st.st_ctim.tv_sec,
+                                st.st_ctim.tv_nsec};
+}
+
 }  // namespace
 
 Status CheckNodeId(const std::string& node) {
@@ -60,7 +73,7 @@ Status CheckNodeId(const std::string& node) {
   return Status::Ok();
 }
 
-Result<Service> Service::Open(const std::string& dir, attest::Policy policy) {
+Result<Service> Service::Open(const std::string& dir, attest::Policy policy, NonceStore nonces) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::FromErrno(errno, "creating " + dir);
   }
@@ -71,6 +84,7 @@ Result<Service> Service::Open(const std::string& dir, attest::Policy policy) {
   Service s;
   s.dir_ = dir;
   s.policy_ = std::move(policy);
+  s.nonce_store_ = nonces;
   return s;
 }
 
@@ -173,33 +187,93 @@ Status Service::Activate(const std::string& node, std::string_view secret_hex) {
   return nd.WriteAtomic(kStateFile, attest::SerializeNodeState(state));
 }
 
+Result<std::optional<attest::NodeState>> Service::LoadState(const daemon::StateDir& nd,
+                                                            const std::string& node) {
+  const std::string path = NodeDir(node) + "/" + kStateFile;
+  const auto identity = FileIdentity(path);
+  if (identity) {
+    const auto it = parsed_states_.find(node);
+    if (it != parsed_states_.end() && it->second.file == *identity) {
+      return std::optional<attest::NodeState>(it->second.state);
+    }
+  }
+  parsed_states_.erase(node);
+  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> text, nd.Read(kStateFile));
+  if (!text) return std::optional<attest::NodeState>();
+  VIGIL_ASSIGN_OR_RETURN(attest::NodeState state, attest::ParseNodeState(*text));
+  // Read after the identity: if the file was replaced in between, the
+  // next call sees another identity and reads it again.
+  if (identity) parsed_states_[node] = ParsedState{*identity, state};
+  return std::optional<attest::NodeState>(std::move(state));
+}
+
+Status Service::SaveState(daemon::StateDir& nd, const std::string& node,
+                          const attest::NodeState& state) {
+  parsed_states_.erase(node);
+  VIGIL_RETURN_IF_ERROR(nd.WriteAtomic(kStateFile, attest::SerializeNodeState(state),
+                                       daemon::StateDir::Sync::kNeverTorn));
+  // Still under nd's lock: the file just written is this state.
+  if (const auto identity = FileIdentity(NodeDir(node) + "/" + kStateFile)) {
+    parsed_states_[node] = ParsedState{*identity, state};
+  }
+  return Status::Ok();
+}
+
+Service::OpenNonces Service::LoadNonces(const daemon::StateDir& nd, const std::string& node) const {
+  if (nonce_store_ == NonceStore::kMemory) {
+    const auto it = memory_nonces_.find(node);
+    return it == memory_nonces_.end() ? OpenNonces{} : it->second;
+  }
+  // A missing or unreadable file: no open nonce (evidence is refused, the
+  // node asks again).
+  OpenNonces out;
+  if (auto old = ReadJson(nd, kNoncesFile); old.ok()) {
+    for (const auto& [nonce, expiry] : old->items()) {
+      if (expiry.is_number_unsigned()) out[nonce] = expiry.get<uint64_t>();
+    }
+  }
+  return out;
+}
+
+Status Service::SaveNonces(daemon::StateDir& nd, const std::string& node, OpenNonces nonces) {
+  if (nonce_store_ == NonceStore::kMemory) {
+    if (nonces.empty()) {
+      memory_nonces_.erase(node);
+    } else {
+      memory_nonces_[node] = std::move(nonces);
+    }
+    return Status::Ok();
+  }
+  json j = json::object();
+  for (const auto& [nonce, expiry] : nonces) j[nonce] = expiry;
+  return nd.WriteAtomic(kNoncesFile, j.dump() + "\n");
+}
+
 Result<std::string> Service::IssueNonce(const std::string& node) {
   VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, OpenKnownNode(node));
-  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> state_text, nd.Read(kStateFile));
-  if (!state_text) {
+  VIGIL_ASSIGN_OR_RETURN(std::optional<attest::NodeState> loaded, LoadState(nd, node));
+  if (!loaded) {
     return Status::Error(ErrorCode::kNotFound, "node " + node + " is not enrolled and activated");
   }
-  VIGIL_ASSIGN_OR_RETURN(attest::NodeState state, attest::ParseNodeState(*state_text));
-  json nonces = json::object();
-  if (auto old = ReadJson(nd, kNoncesFile); old.ok()) nonces = *old;
+  const attest::NodeState& state = *loaded;
   const uint64_t now = NowUnix();
-  json kept = json::object();
-  for (const auto& [nonce, expiry] : nonces.items()) {
-    if (expiry.is_number_unsigned() && expiry.get<uint64_t>() > now) kept[nonce] = expiry;
+  OpenNonces kept;
+  for (const auto& [nonce, expiry] : LoadNonces(nd, node)) {
+    if (expiry > now) kept[nonce] = expiry;
   }
   // Anyone may ask for a node's nonce (the id is no secret): the oldest
   // open nonce gives way, so asking cannot lock the node out.
   while (kept.size() >= kMaxOpenNonces) {
     auto oldest = kept.begin();
     for (auto it = kept.begin(); it != kept.end(); ++it) {
-      if (it->get<uint64_t>() < oldest->get<uint64_t>()) oldest = it;
+      if (it->second < oldest->second) oldest = it;
     }
     kept.erase(oldest);
   }
   VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> nonce, RandomBytes(kNonceBytes));
   const uint64_t expires = now + policy_.nonce_ttl_seconds;
   kept[crypto::ToHex(nonce)] = expires;
-  VIGIL_RETURN_IF_ERROR(nd.WriteAtomic(kNoncesFile, kept.dump() + "\n"));
+  VIGIL_RETURN_IF_ERROR(SaveNonces(nd, node, std::move(kept)));
   // Where the node's next segment starts: the log at from_seq and the
   // events after events_after, of `instance` (empty: nothing verified yet;
   // another instance on the node means it starts over at log seq 1).
@@ -226,23 +300,23 @@ Result<attest::AttestationResult> Service::Verify(std::string_view evidence_json
 
 Result<attest::AttestationResult> Service::Verify(const attest::Evidence& evidence) {
   VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, OpenKnownNode(evidence.node));
-  VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> state_text, nd.Read(kStateFile));
-  if (!state_text) {
+  VIGIL_ASSIGN_OR_RETURN(std::optional<attest::NodeState> loaded, LoadState(nd, evidence.node));
+  if (!loaded) {
     return Status::Error(ErrorCode::kNotFound,
                          "node " + evidence.node + " is not enrolled and activated");
   }
-  VIGIL_ASSIGN_OR_RETURN(attest::NodeState state, attest::ParseNodeState(*state_text));
+  attest::NodeState& state = *loaded;
   // The nonce must be one we issued, unexpired; it is consumed either way,
   // so the same evidence (or a replay of it) is never decided twice.
-  json nonces = json::object();
-  if (auto old = ReadJson(nd, kNoncesFile); old.ok()) nonces = *old;
+  OpenNonces nonces = LoadNonces(nd, evidence.node);
   const std::string nonce_hex = crypto::ToHex(evidence.nonce);
   const auto it = nonces.find(nonce_hex);
-  const bool issued = it != nonces.end() && it->is_number_unsigned();
-  const bool fresh = issued && it->get<uint64_t>() > NowUnix();
+  const bool issued = it != nonces.end();
+  const uint64_t expiry = issued ? it->second : 0;
+  const bool fresh = issued && expiry > NowUnix();
   if (issued) {
-    nonces.erase(nonce_hex);
-    VIGIL_RETURN_IF_ERROR(nd.WriteAtomic(kNoncesFile, nonces.dump() + "\n"));
+    nonces.erase(it);
+    VIGIL_RETURN_IF_ERROR(SaveNonces(nd, evidence.node, std::move(nonces)));
   }
   attest::AttestationResult result;
   if (!issued) {
@@ -258,13 +332,13 @@ Result<attest::AttestationResult> Service::Verify(const attest::Evidence& eviden
   // When the nonce was issued (its expiry less the TTL; at most now): what
   // the evidence shows is no older than that.
   const uint64_t now = NowUnix();
-  const uint64_t expiry = it->get<uint64_t>();
   const uint64_t issued_at =
       std::min(now, expiry > policy_.nonce_ttl_seconds ? expiry - policy_.nonce_ttl_seconds : 0);
   result = attest::VerifyEvidence(policy_, state, evidence, evidence.nonce, issued_at);
-  if (result.trusted) {
-    VIGIL_RETURN_IF_ERROR(nd.WriteAtomic(kStateFile, attest::SerializeNodeState(result.next)));
-  }
+  // Never torn, not necessarily durable: a crash may lose this round (the
+  // state before it is whole, and the node must cover the round again from
+  // there; its nonce is gone either way). docs/attestation.md.
+  if (result.trusted) VIGIL_RETURN_IF_ERROR(SaveState(nd, evidence.node, result.next));
   return result;
 }
 

@@ -5,7 +5,9 @@
 //   DIR/nodes/<node>/enrolment.json  the node's EK, AK and, until it is
 //                                    activated, the credential secret (0600)
 //   DIR/nodes/<node>/state.json      NodeState after activation
-//   DIR/nodes/<node>/nonces.json     issued nonces and their expiry
+//   DIR/nodes/<node>/nonces.json     issued nonces and their expiry (the
+//                                    one-shot command line; `serve` holds
+//                                    its nonces in memory, NonceStore)
 //
 // <node> is the hex TPM name of the node's EK. Files are replaced
 // atomically (write, fsync, rename). One process at a time per directory
@@ -13,7 +15,9 @@
 #ifndef VIGIL_USERSPACE_VERIFIER_SERVICE_H_
 #define VIGIL_USERSPACE_VERIFIER_SERVICE_H_
 
+#include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,9 +40,18 @@ struct EnrolOptions {
   bool re_enrol = false;
 };
 
+// Where the open nonces live. kFile: nonces.json, written (fsynced) at
+// each issue and each use, for `vigil-verifier nonce` and `verify` as
+// separate processes. kMemory: in this Service only (`serve`), nothing
+// written; a new Service (a restarted verifier) knows no earlier nonce, so
+// evidence answering one is refused and the node asks again. A nonce is
+// erased when answered either way: a replay is refused in both.
+enum class NonceStore { kFile, kMemory };
+
 class Service {
  public:
-  static Result<Service> Open(const std::string& dir, attest::Policy policy);
+  static Result<Service> Open(const std::string& dir, attest::Policy policy,
+                              NonceStore nonces = NonceStore::kFile);
 
   // Checks an enrolment request (EK certificate or pin, AK) and returns the
   // credential challenge (JSON) the node must activate.
@@ -50,10 +63,10 @@ class Service {
   // "ima_from_entry", "ima_reset_count", "ima_restart_count",
   // "expires_unix"}.
   Result<std::string> IssueNonce(const std::string& node);
-  // Decides evidence (JSON); the nonce it answers is consumed either way.
-  // A trusted result's next.last_attested_unix is when the nonce was
-  // issued (the evidence shows the node no later than that), not when it
-  // was decided: holding evidence back does not stretch a deadline.
+  // Decides evidence (JSON or CBOR, attest::ParseEvidence); the nonce it answers is consumed either
+  // way. A trusted result's next.last_attested_unix is when the nonce was issued (the evidence
+  // shows the node no later than that), not when it was decided: holding evidence back does not
+  // stretch a deadline.
   Result<attest::AttestationResult> Verify(std::string_view evidence_json);
   // The same, parsed already.
   Result<attest::AttestationResult> Verify(const attest::Evidence& evidence);
@@ -75,10 +88,28 @@ class Service {
   Service() = default;
   std::string NodeDir(const std::string& node) const;
   Result<daemon::StateDir> OpenKnownNode(const std::string& node) const;
+  // The node's state.json, parsed; nullopt before activation. Parsed once
+  // per version of the file: a copy is kept with the file's identity
+  // (inode, size, change times), used while the file is the same one.
+  // Called with `nd` held (its flock: no other process writes meanwhile).
+  Result<std::optional<attest::NodeState>> LoadState(const daemon::StateDir& nd,
+                                                     const std::string& node);
+  // Never torn, not necessarily durable (StateDir::Sync::kNeverTorn).
+  Status SaveState(daemon::StateDir& nd, const std::string& node, const attest::NodeState& state);
+  using OpenNonces = std::map<std::string, uint64_t>;  // hex nonce -> expiry (unix)
+  OpenNonces LoadNonces(const daemon::StateDir& nd, const std::string& node) const;
+  Status SaveNonces(daemon::StateDir& nd, const std::string& node, OpenNonces nonces);
 
   std::string dir_;
   attest::Policy policy_;
   UniqueFd lock_;
+  NonceStore nonce_store_ = NonceStore::kFile;
+  std::map<std::string, OpenNonces> memory_nonces_;  // kMemory: node -> its open nonces
+  struct ParsedState {
+    std::array<int64_t, 6> file{};  // ino, size, mtime s/ns, ctime s/ns
+    attest::NodeState state;
+  };
+  std::map<std::string, ParsedState> parsed_states_;  // node -> its state.json, parsed
 };
 
 // A node id is the hex TPM name of an EK: only hex digits, 4 to 132 of

@@ -136,7 +136,7 @@ Result<std::string> Activate(const AttestOptions& o, std::string_view challenge_
 }
 
 // Evidence for a nonce: see the header and docs/attestation.md.
-Result<std::string> Evidence(const AttestOptions& o) {
+Result<vigil::attest::Evidence> BuildEvidence(const AttestOptions& o) {
   VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> nonce, vigil::crypto::FromHex(o.nonce));
   if (nonce.empty()) return Status::Error(ErrorCode::kInvalidArgument, "--nonce is required");
   vigil::attest::Evidence ev;
@@ -325,6 +325,12 @@ Result<std::string> Evidence(const AttestOptions& o) {
     VIGIL_ASSIGN_OR_RETURN(ev.key_certification,
                            vigil::attest_tpm::CertifyModuleKey(tpm, ak.handle(), creation, nonce));
   }
+  return ev;
+}
+
+// The evidence as JSON (`attest evidence`: a file for humans and tests).
+Result<std::string> Evidence(const AttestOptions& o) {
+  VIGIL_ASSIGN_OR_RETURN(vigil::attest::Evidence ev, BuildEvidence(o));
   return vigil::attest::SerializeEvidence(ev);
 }
 
@@ -349,7 +355,8 @@ Result<json> Answer(std::string_view op, int status, const std::string& body) {
 class VerifierLink {
  public:
   virtual ~VerifierLink() = default;
-  virtual Result<json> Call(std::string_view op, const std::string& body) = 0;
+  // `body`: JSON, or CBOR evidence (`cbor`; the channel carries bytes).
+  virtual Result<json> Call(std::string_view op, const std::string& body, bool cbor = false) = 0;
 };
 
 class HttpLink : public VerifierLink {
@@ -358,9 +365,9 @@ class HttpLink : public VerifierLink {
     client_.set_connection_timeout(5);
     client_.set_read_timeout(60);
   }
-  Result<json> Call(std::string_view op, const std::string& body) override {
+  Result<json> Call(std::string_view op, const std::string& body, bool cbor) override {
     const std::string path = "/v1/" + std::string(op);
-    auto res = client_.Post(path, body, "application/json");
+    auto res = client_.Post(path, body, cbor ? "application/cbor" : "application/json");
     if (!res) {
       return Status::Error(ErrorCode::kUnavailable,
                            "POST " + path + ": " + httplib::to_string(res.error()));
@@ -376,7 +383,7 @@ class SerialLink : public VerifierLink {
  public:
   explicit SerialLink(vigil::UniqueFd fd, std::string path)
       : fd_(std::move(fd)), path_(std::move(path)), stream_(fd_.get(), /*eof_is_idle=*/true) {}
-  Result<json> Call(std::string_view op, const std::string& body) override {
+  Result<json> Call(std::string_view op, const std::string& body, bool) override {
     // Evidence is decided while we wait: give the verifier time.
     auto frame = stream_.Call(op, body, std::chrono::seconds(120));
     if (!frame.ok()) {
@@ -486,7 +493,8 @@ int Push(const AttestOptions& o) {
     } catch (const json::exception&) {
       return fail(Status::Error(ErrorCode::kMalformed, "the verifier's nonce answer is malformed"));
     }
-    auto evidence = Evidence(e);
+    // CBOR: no base64 to write here or to scan at the verifier.
+    auto evidence = BuildEvidence(e);
     if (!evidence.ok()) {
       // Nothing new to attest yet is not an error of the round.
       if (evidence.status().code() == ErrorCode::kFailedPrecondition) {
@@ -498,7 +506,8 @@ int Push(const AttestOptions& o) {
       round_failed(round, evidence.status());
       continue;
     }
-    auto result = verifier.Call("evidence", *evidence);
+    auto result =
+        verifier.Call("evidence", vigil::attest::SerializeEvidenceCbor(*evidence), /*cbor=*/true);
     if (!result.ok()) {
       if (!forever) return fail(result.status());
       round_failed(round, result.status());

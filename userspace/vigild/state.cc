@@ -125,12 +125,14 @@ Result<std::optional<std::string>> StateDir::Read(const std::string& name) const
   return std::optional<std::string>(std::move(out));
 }
 
-Status StateDir::WriteAtomic(const std::string& name, std::string_view content) {
-  return WriteAtomicPieces(name, [content](const PieceWriter& write) { return write(content); });
+Status StateDir::WriteAtomic(const std::string& name, std::string_view content, Sync sync) {
+  return WriteAtomicPieces(
+      name, [content](const PieceWriter& write) { return write(content); }, sync);
 }
 
 Status StateDir::WriteAtomicPieces(const std::string& name,
-                                   const std::function<bool(const PieceWriter&)>& produce) {
+                                   const std::function<bool(const PieceWriter&)>& produce,
+                                   Sync sync) {
   const std::string tmp = name + ".tmp";
   const std::string file = path_ + "/" + name;
   UniqueFd fd(
@@ -146,12 +148,17 @@ Status StateDir::WriteAtomicPieces(const std::string& name,
   if (!complete) {
     return Status::Error(ErrorCode::kInternal, "writing " + path_ + "/" + tmp + " stopped early");
   }
-  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync " + path_ + "/" + tmp);
+  // The data before the rename: the name never points at a torn file.
+  if ((sync == Sync::kDurable ? ::fsync(fd.get()) : ::fdatasync(fd.get())) != 0) {
+    return Status::FromErrno(errno, "fsync " + path_ + "/" + tmp);
+  }
   fd.Reset();
   if (::renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), name.c_str()) != 0) {
     return Status::FromErrno(errno, "renaming " + tmp + " to " + file);
   }
-  if (::fsync(dir_fd_.get()) != 0) return Status::FromErrno(errno, "fsync " + path_);
+  if (sync == Sync::kDurable && ::fsync(dir_fd_.get()) != 0) {
+    return Status::FromErrno(errno, "fsync " + path_);
+  }
   return Status::Ok();
 }
 

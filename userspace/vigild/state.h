@@ -56,14 +56,21 @@ class StateDir {
     uint64_t size = 0;
   };
   Result<std::optional<OpenedFile>> OpenRead(const std::string& name) const;
-  Status WriteAtomic(const std::string& name, std::string_view content);
+  // kDurable: the new content is on disk when this returns (file and
+  // directory fsynced). kNeverTorn: the data is synced before the rename,
+  // the directory is not: a crash leaves the old or the new content, whole,
+  // and may lose this replacement (the remote verifier's per-evidence
+  // state; one sync instead of two).
+  enum class Sync { kDurable, kNeverTorn };
+  Status WriteAtomic(const std::string& name, std::string_view content, Sync sync = Sync::kDurable);
   // The same, with the content handed over in pieces: `produce` calls its
   // argument once per piece (which returns false after a write error) and
   // returns false if it stopped early. Nothing replaces `name` unless every
   // piece was written.
   using PieceWriter = std::function<bool(std::string_view)>;
   Status WriteAtomicPieces(const std::string& name,
-                           const std::function<bool(const PieceWriter&)>& produce);
+                           const std::function<bool(const PieceWriter&)>& produce,
+                           Sync sync = Sync::kDurable);
   // `sync`: fdatasync before returning (power loss); without it the data
   // still survives the process being killed.
   Status Append(const std::string& name, std::string_view content, bool sync = true);

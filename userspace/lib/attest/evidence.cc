@@ -16,6 +16,9 @@ namespace {
 using json = nlohmann::json;
 
 constexpr int kMaxDepth = 4;  // evidence -> quote/log/... -> pcrs[i] -> field
+// Every value of the largest evidence (384 PCRs of 4 values each, 8 banks,
+// the rest) fits with room to spare; a DOM of more is refused as it is built.
+constexpr size_t kMaxValues = 4096;
 
 struct AlgEntry {
   uint16_t alg;
@@ -48,12 +51,13 @@ Status Bad(const std::string& field, const std::string& why) {
 // The fields of one evidence object (json_fields.h).
 class Fields : public JsonFields {
  public:
-  Fields(const json& obj, std::string path) : JsonFields("evidence", obj, std::move(path)) {}
+  Fields(const json& obj, std::string path, Encoding encoding)
+      : JsonFields("evidence", obj, std::move(path), encoding) {}
 };
 
-Result<PcrValue> ParsePcr(const json& item, const std::string& path) {
+Result<PcrValue> ParsePcr(const json& item, const std::string& path, Encoding enc) {
   if (!item.is_object()) return Bad(path, "expected an object");
-  Fields f(item, path);
+  Fields f(item, path, enc);
   VIGIL_ASSIGN_OR_RETURN(const std::string alg_name, f.String("alg", 1, 16));
   const std::optional<uint16_t> alg = AlgFromName(alg_name);
   if (!alg) return Bad(f.Path("alg"), "unknown bank '" + alg_name + "'");
@@ -67,9 +71,9 @@ Result<PcrValue> ParsePcr(const json& item, const std::string& path) {
   return PcrValue{*alg, static_cast<uint32_t>(pcr), std::move(value)};
 }
 
-Result<Evidence> FromJson(const json& doc) {
+Result<Evidence> FromDocument(const json& doc, Encoding enc) {
   if (!doc.is_object()) return Bad("(top)", "expected an object");
-  Fields top(doc, "");
+  Fields top(doc, "", enc);
   // The version decides how to read the rest: first, and kUnsupported.
   uint32_t version = 0;
   {
@@ -88,7 +92,7 @@ Result<Evidence> FromJson(const json& doc) {
 
   VIGIL_ASSIGN_OR_RETURN(const json* quote, top.Get("quote", json::value_t::object));
   {
-    Fields f(*quote, "quote");
+    Fields f(*quote, "quote", enc);
     VIGIL_ASSIGN_OR_RETURN(e.quote.attest, f.Hex("attest", 1, kMaxTpmBlobBytes));
     VIGIL_ASSIGN_OR_RETURN(e.quote.signature, f.Hex("signature", 1, kMaxTpmBlobBytes));
     VIGIL_RETURN_IF_ERROR(f.Done());
@@ -101,7 +105,7 @@ Result<Evidence> FromJson(const json& doc) {
   std::set<std::pair<uint16_t, uint32_t>> seen_pcrs;
   for (size_t i = 0; i < pcrs->size(); ++i) {
     const std::string path = "pcrs[" + std::to_string(i) + "]";
-    VIGIL_ASSIGN_OR_RETURN(PcrValue v, ParsePcr((*pcrs)[i], path));
+    VIGIL_ASSIGN_OR_RETURN(PcrValue v, ParsePcr((*pcrs)[i], path, enc));
     if (!seen_pcrs.emplace(v.alg, v.pcr).second) {
       return Bad(path, AlgToName(v.alg) + ":" + std::to_string(v.pcr) + " appears twice");
     }
@@ -119,7 +123,7 @@ Result<Evidence> FromJson(const json& doc) {
 
   VIGIL_ASSIGN_OR_RETURN(const json* log, top.Get("log", json::value_t::object));
   {
-    Fields f(*log, "log");
+    Fields f(*log, "log", enc);
     VIGIL_ASSIGN_OR_RETURN(e.log.from_seq,
                            f.Unsigned("from_seq", 1, std::numeric_limits<uint64_t>::max()));
     VIGIL_ASSIGN_OR_RETURN(e.log.records, f.Base64("records", kMaxLogBytes));
@@ -131,7 +135,7 @@ Result<Evidence> FromJson(const json& doc) {
 
   VIGIL_ASSIGN_OR_RETURN(const json* events, top.Get("events", json::value_t::object));
   {
-    Fields f(*events, "events");
+    Fields f(*events, "events", enc);
     VIGIL_ASSIGN_OR_RETURN(e.events_after,
                            f.Unsigned("after_seq", 0, std::numeric_limits<uint64_t>::max()));
     VIGIL_ASSIGN_OR_RETURN(e.events, f.Base64("records", kMaxEventsBytes));
@@ -140,7 +144,7 @@ Result<Evidence> FromJson(const json& doc) {
 
   VIGIL_ASSIGN_OR_RETURN(const json* ima, top.Get("ima", json::value_t::object, true));
   if (ima) {
-    Fields f(*ima, "ima");
+    Fields f(*ima, "ima", enc);
     Evidence::Ima out;
     VIGIL_ASSIGN_OR_RETURN(out.from_entry,
                            f.Unsigned("from_entry", 0, std::numeric_limits<uint64_t>::max()));
@@ -151,7 +155,7 @@ Result<Evidence> FromJson(const json& doc) {
 
   VIGIL_ASSIGN_OR_RETURN(const json* kc, top.Get("key_certification", json::value_t::object, true));
   if (kc) {
-    Fields f(*kc, "key_certification");
+    Fields f(*kc, "key_certification", enc);
     Evidence::KeyCertification out;
     VIGIL_ASSIGN_OR_RETURN(out.key_public, f.Hex("key_public", 1, kMaxTpmBlobBytes));
     VIGIL_ASSIGN_OR_RETURN(out.creation_data, f.Hex("creation_data", 0, kMaxTpmBlobBytes));
@@ -163,7 +167,7 @@ Result<Evidence> FromJson(const json& doc) {
 
   VIGIL_ASSIGN_OR_RETURN(const json* module, top.Get("module", json::value_t::object));
   {
-    Fields f(*module, "module");
+    Fields f(*module, "module", enc);
     VIGIL_ASSIGN_OR_RETURN(const std::vector<uint8_t> instance,
                            f.Hex("instance", e.module.instance.size(), e.module.instance.size()));
     std::copy(instance.begin(), instance.end(), e.module.instance.begin());
@@ -266,51 +270,77 @@ Result<std::vector<uint8_t>> DecodeBase64(std::string_view text, size_t max_byte
   return out;
 }
 
-std::string SerializeEvidence(const Evidence& e) {
-  // ordered_json keeps the documented key order in the text.
+namespace {
+
+// The evidence document; bytes as hex / base64 text (JSON) or as byte
+// strings (CBOR). ordered_json keeps the documented key order.
+nlohmann::ordered_json ToDocument(const Evidence& e, Encoding enc) {
   using ojson = nlohmann::ordered_json;
+  const bool cbor = enc == Encoding::kCbor;
+  const auto hex = [cbor](std::span<const uint8_t> b) {
+    return cbor ? ojson::binary(std::vector<uint8_t>(b.begin(), b.end())) : ojson(crypto::ToHex(b));
+  };
+  const auto b64 = [cbor](std::span<const uint8_t> b) {
+    return cbor ? ojson::binary(std::vector<uint8_t>(b.begin(), b.end())) : ojson(EncodeBase64(b));
+  };
   ojson doc;
   doc["version"] = e.version;
   doc["node"] = e.node;
-  doc["nonce"] = crypto::ToHex(e.nonce);
-  doc["quote"] = {{"attest", crypto::ToHex(e.quote.attest)},
-                  {"signature", crypto::ToHex(e.quote.signature)}};
+  doc["nonce"] = hex(e.nonce);
+  doc["quote"] = {{"attest", hex(e.quote.attest)}, {"signature", hex(e.quote.signature)}};
   ojson pcrs = ojson::array();
   for (const PcrValue& v : e.pcrs) {
-    pcrs.push_back({{"alg", AlgToName(v.alg)}, {"pcr", v.pcr}, {"value", crypto::ToHex(v.value)}});
+    pcrs.push_back({{"alg", AlgToName(v.alg)}, {"pcr", v.pcr}, {"value", hex(v.value)}});
   }
   doc["pcrs"] = std::move(pcrs);
   doc["anchor"] = e.anchor == AnchorKind::kIma ? "ima" : "pcr";
-  doc["log"] = {{"from_seq", e.log.from_seq}, {"records", EncodeBase64(e.log.records)}};
-  if (!e.log.replay_prefix.empty()) doc["log"]["replay_prefix"] = EncodeBase64(e.log.replay_prefix);
-  doc["events"] = {{"after_seq", e.events_after}, {"records", EncodeBase64(e.events)}};
+  doc["log"] = {{"from_seq", e.log.from_seq}, {"records", b64(e.log.records)}};
+  if (!e.log.replay_prefix.empty()) doc["log"]["replay_prefix"] = b64(e.log.replay_prefix);
+  doc["events"] = {{"after_seq", e.events_after}, {"records", b64(e.events)}};
   if (e.ima) {
-    doc["ima"] = {{"from_entry", e.ima->from_entry}, {"entries", EncodeBase64(e.ima->entries)}};
+    doc["ima"] = {{"from_entry", e.ima->from_entry}, {"entries", b64(e.ima->entries)}};
   }
   if (e.key_certification) {
     const Evidence::KeyCertification& kc = *e.key_certification;
-    doc["key_certification"] = {{"key_public", crypto::ToHex(kc.key_public)},
-                                {"creation_data", crypto::ToHex(kc.creation_data)},
-                                {"attest", crypto::ToHex(kc.attest)},
-                                {"signature", crypto::ToHex(kc.signature)}};
+    doc["key_certification"] = {{"key_public", hex(kc.key_public)},
+                                {"creation_data", hex(kc.creation_data)},
+                                {"attest", hex(kc.attest)},
+                                {"signature", hex(kc.signature)}};
   }
   ojson banks = ojson::array();
   for (uint16_t alg : e.module.banks) banks.push_back(AlgToName(alg));
-  doc["module"] = {{"instance", crypto::ToHex(e.module.instance)},
+  doc["module"] = {{"instance", hex(e.module.instance)},
                    {"tpm_flags", e.module.tpm_flags},
                    {"pcr_config", e.module.pcr_config},
                    {"pcr_events", e.module.pcr_events},
                    {"banks", std::move(banks)}};
-  return doc.dump();
+  return doc;
+}
+
+}  // namespace
+
+std::string SerializeEvidence(const Evidence& e) { return ToDocument(e, Encoding::kJson).dump(); }
+
+std::string SerializeEvidenceCbor(const Evidence& e) {
+  std::string out;
+  nlohmann::ordered_json::to_cbor(ToDocument(e, Encoding::kCbor), out);
+  return out;
+}
+
+bool LooksLikeCbor(std::string_view bytes) {
+  // A CBOR map (major type 5) starts 0xa0..0xbf; JSON text never does.
+  return !bytes.empty() && (static_cast<uint8_t>(bytes.front()) & 0xe0) == 0xa0;
 }
 
 Result<Evidence> ParseEvidence(std::string_view text) {
   if (text.size() > kMaxEvidenceBytes) {
     return Bad("(top)", "more than " + std::to_string(kMaxEvidenceBytes) + " bytes");
   }
-  // Duplicate keys refused, nesting bounded (the format is 4 deep).
-  VIGIL_ASSIGN_OR_RETURN(const json doc, ParseStrictJson("evidence", text, kMaxDepth));
-  return FromJson(doc);
+  // One pass: duplicate keys refused, nesting (the format is 4 deep) and
+  // the number of values bounded while the DOM is built.
+  const Encoding enc = LooksLikeCbor(text) ? Encoding::kCbor : Encoding::kJson;
+  VIGIL_ASSIGN_OR_RETURN(const json doc, ParseStrict("evidence", text, enc, kMaxDepth, kMaxValues));
+  return FromDocument(doc, enc);
 }
 
 }  // namespace vigil::attest

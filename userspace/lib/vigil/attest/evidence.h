@@ -1,5 +1,6 @@
 // Evidence format v1: what a node sends a remote verifier for one nonce.
-// JSON, one object, UTF-8. Pure (nlohmann_json, OpenSSL's base64).
+// JSON, one object, UTF-8; or the same document in CBOR (RFC 8949, below).
+// Pure (nlohmann_json, OpenSSL's base64).
 //
 // Trust: only `quote.attest` is signed (by the AK, checked with
 // attest::CheckQuote). Every other field is a claim the verifier checks
@@ -87,6 +88,15 @@
 // kMaxEvidenceBytes. Errors: kUnsupported for another version; kMalformed
 // naming the field ("evidence: log.records: ...") for anything else.
 //
+// CBOR: the same document, the same keys, versions and bounds, with every
+// hex and base64 field a byte string (major type 2) of the raw bytes
+// instead; text strings (node, alg, anchor, banks) must be UTF-8; integers
+// unsigned; no tags; the map of the whole evidence first (its first byte
+// 0xa0..0xbf: how a reader tells CBOR from JSON, which never starts so).
+// A key twice in one map is refused like in JSON. What `vigilctl attest
+// push` sends: no base64 to encode or scan (a 60 KB JSON evidence takes
+// nlohmann's lexer ~550 us, its 45 KB of CBOR ~100 us: docs/benchmarks.md).
+//
 // Thread-safety: pure functions.
 #ifndef VIGIL_USERSPACE_LIB_VIGIL_ATTEST_EVIDENCE_H_
 #define VIGIL_USERSPACE_LIB_VIGIL_ATTEST_EVIDENCE_H_
@@ -166,7 +176,11 @@ struct Evidence {
 // The JSON text (compact, keys in a fixed order). The caller keeps the
 // fields within the limits above; ParseEvidence refuses what is not.
 std::string SerializeEvidence(const Evidence& evidence);
-Result<Evidence> ParseEvidence(std::string_view text);
+// The CBOR bytes of the same document (keys in the same order).
+std::string SerializeEvidenceCbor(const Evidence& evidence);
+// Either encoding: CBOR when LooksLikeCbor(bytes), JSON otherwise.
+Result<Evidence> ParseEvidence(std::string_view bytes);
+bool LooksLikeCbor(std::string_view bytes);
 
 // Canonical base64 through OpenSSL (EVP_EncodeBlock / EVP_DecodeBlock):
 // padded, no whitespace. Decode refuses anything EncodeBase64 would not
