@@ -1031,6 +1031,49 @@ TEST_F(AttestVerifierTest, ACollectorRestartIsTakenButNotASetInBetween) {
   }
 }
 
+// Misses below the per-checkpoint slack, one batch per evidence round: the
+// count is kept in the node's state, so they add up across rounds.
+TEST_F(AttestVerifierTest, MissesSpreadOverEvidenceRoundsAddUp) {
+  ASSERT_NO_FATAL_FAILURE(FirstTrustedRound());
+  bool refused = false;
+  for (int round = 0; round < 3 && !refused; ++round) {
+    sim_.Alive(VIGIL_PROD_EXEC, 5);
+    sim_.Fire(VIGIL_PROD_EXEC, 6);  // one malicious exec with the programs detached, say
+    Work(1);
+    const auto n = Random(32);
+    AttestationResult r = Decide(Make(n), n);
+    state_ = *attest::ParseNodeState(attest::SerializeNodeState(r.next));
+    if (!r.trusted) {
+      refused = true;
+      EXPECT_EQ(round, 1) << "6 then 12 missed firings: the second round is over the slack";
+      ExpectRefused(r, "producer_silent");
+    }
+  }
+  EXPECT_TRUE(refused);
+}
+
+// The collector restarts while a checkpoint is taken during its seal: the
+// round that ends there waits (untrusted, "window is open at the newest
+// checkpoint"); the next, with the seal, is trusted.
+TEST_F(AttestVerifierTest, ARestartCaughtMidSealIsTakenOnceSealed) {
+  ASSERT_NO_FATAL_FAILURE(FirstTrustedRound());
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  sim_.OpenWindow();
+  sim_.CloseWindowUnsealed();
+  Work(1);
+  {
+    const auto n = Random(32);
+    AttestationResult r = Decide(Make(n), n);
+    ExpectRefused(r, "window is open at the newest checkpoint");
+  }
+  sim_.SealWindow(0x33);
+  sim_.Alive(VIGIL_PROD_EXEC, 5);
+  Work(1);
+  const auto n = Random(32);
+  AttestationResult r = Decide(Make(n), n);
+  EXPECT_TRUE(r.trusted) << attest::ResultJson(r);
+}
+
 TEST_F(AttestVerifierTest, ASetSealedBetweenTwoCheckpointsIsHeldAgainstThePolicy) {
   ASSERT_NO_FATAL_FAILURE(FirstTrustedRound());
   sim_.Alive(VIGIL_PROD_EXEC, 5);

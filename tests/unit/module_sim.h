@@ -144,6 +144,9 @@ class ModuleSim {
     producers_gen_++;
     window_open_ = true;
   }
+  // The module closed the window and is still measuring the set: a
+  // checkpoint now has no window flag and the seal's records are not logged.
+  void CloseWindowUnsealed() { window_open_ = false; }
   void SealWindow(uint8_t digest_fill) {
     log_.push_back(MeasureRecord(VIGIL_MEASURE_PRODUCERS, "producers n=3", digest_fill));
     producers_gen_++;

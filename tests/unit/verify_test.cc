@@ -1148,6 +1148,47 @@ TEST(VerifyLivenessTest, AWindowSealedOtherwiseKeptOpenOrOpenAtTheEndIsAChange) 
             std::string::npos);
 }
 
+// The liveness counts go on at every checkpoint a window is open at: a
+// sched_switch producer detached for the time of the window and attached
+// again for one run before the seal is silent at each of them.
+TEST(VerifyLivenessTest, SilenceInsideAWindowIsCountedAtEachCheckpoint) {
+  Harness h;
+  h.sim.SealProducers(0x33);
+  h.Start();
+  h.sim.RunExtra(VIGIL_PROD_SWITCH, 50);  // not watched by the module: no hits
+  h.sim.Checkpoint();
+  h.sim.OpenWindow();
+  for (int i = 0; i < 4; ++i) h.sim.Checkpoint();  // detached
+  h.sim.RunExtra(VIGIL_PROD_SWITCH, 1);
+  h.sim.SealWindow(0x33);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  h.verifier->Finish();
+  auto f = FindingsByKind(*h.verifier);
+  EXPECT_EQ(f[Finding::Kind::kProducerSilent].size(), 4u);
+  EXPECT_EQ(f[Finding::Kind::kProducersResealed].size(), 1u);
+  EXPECT_TRUE(f[Finding::Kind::kProducersChanged].empty());
+}
+
+// A checkpoint taken while the seal is being measured (the window closed,
+// the set's records not logged yet) waits for the seal like an open window.
+TEST(VerifyLivenessTest, ACheckpointDuringTheSealWaitsForIt) {
+  Harness h;
+  StartRunning(h);
+  h.sim.OpenWindow();
+  h.sim.CloseWindowUnsealed();
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();
+  h.sim.SealWindow(0x33);
+  h.sim.Alive(VIGIL_PROD_EXEC, 5);
+  h.sim.Checkpoint();
+  h.FeedLog();
+  h.verifier->Finish();
+  auto f = FindingsByKind(*h.verifier);
+  EXPECT_EQ(f[Finding::Kind::kProducersResealed].size(), 1u);
+  EXPECT_TRUE(f[Finding::Kind::kProducersChanged].empty()) << f[Finding::Kind::kProducersChanged][0];
+}
+
 // The PCR check as vigild makes it: the verifier's prefix against the
 // module's log as it holds it now, on a TPM holding what that log replays to.
 verify::PcrCheck PcrCheckOn(const testing::ModuleSim& sim) {

@@ -119,10 +119,16 @@ StreamVerifier::StreamVerifier(const Anchor& anchor, VerifierOptions options)
       link_busy_(anchor.busy_total),
       link_refused_(anchor.log_refused) {
   if (anchor.liveness) {
-    // As for a first checkpoint: what ran up to the anchor is what runs.
     last_live_ = anchor.liveness;
-    for (unsigned role = 1; role <= VIGIL_PROD_ROLE_MAX; ++role) {
-      if (anchor.liveness->alive[role] != 0) active_roles_ |= 1u << role;
+    set_base_ = anchor.liveness;
+    deficit_ = anchor.liveness_deficit;
+    if (anchor.liveness_roles) {
+      active_roles_ = *anchor.liveness_roles;
+    } else {
+      // As for a first checkpoint: what ran up to the anchor is what runs.
+      for (unsigned role = 1; role <= VIGIL_PROD_ROLE_MAX; ++role) {
+        if (anchor.liveness->alive[role] != 0) active_roles_ |= 1u << role;
+      }
     }
   }
   link_open_ = options_.open_first_link;
@@ -516,7 +522,7 @@ void StreamVerifier::AddLog(records::Record rec) {
       // A log of nothing but windows is no reseal; bounded either way.
       constexpr size_t kMaxProducerMeasures = 256;
       if (producer_measures_.size() == kMaxProducerMeasures) {
-        producer_measures_overflow_ = true;
+        if (!measures_dropped_from_) measures_dropped_from_ = log_seq;
         break;
       }
       ProducerMeasure pm{.log_seq = log_seq, .kind = m->kind, .digest = {}};
@@ -550,7 +556,8 @@ void StreamVerifier::Tick(uint64_t now_ns) {
 
 void StreamVerifier::Finish() {
   TryDecide(true);
-  // The stream ends inside a window: nothing says what it allowed.
+  // The stream ends inside a window (or a seal being measured): nothing
+  // says what it allowed.
   if (window_open_checkpoints_ != 0 && window_open_checkpoints_ < kMaxWindowOpenCheckpoints) {
     AddFinding(Finding::Kind::kProducersChanged, window_open_at_,
                "a producer registration window is open at the newest checkpoint (open since "
@@ -665,9 +672,11 @@ void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
       last_live_ &&
       std::memcmp(last_live_->instance_id, cp.instance_id, sizeof(cp.instance_id)) == 0;
   // A window open at a checkpoint (a collector loading its programs takes
-  // seconds under emulation): what it allowed is known at its seal, so the
-  // checkpoint is judged with the next one whose window is closed, against
-  // the checkpoint before the window. A window kept open is a change.
+  // seconds under emulation), or its seal still being measured: what it
+  // allowed is known at the seal, so the producer set is judged at the next
+  // checkpoint where the window is sealed, against the checkpoint before the
+  // window (set_base_). The liveness counts go on at every checkpoint. A
+  // window kept open is a change.
   if (!same_instance && window_open_checkpoints_ != 0) {
     AddFinding(Finding::Kind::kProducersChanged, window_open_at_,
                "the instance's last checkpoints had a producer window open (since log seq " +
@@ -675,63 +684,68 @@ void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
     window_open_checkpoints_ = 0;
     window_open_at_ = 0;
   }
-  if (same_instance && (cp.cp_flags & VIGIL_CP_F_WINDOW_OPEN) &&
-      !(cp.cp_flags & VIGIL_CP_F_UNMEASURED)) {
-    if (window_open_at_ == 0) window_open_at_ = at;
-    if (++window_open_checkpoints_ == kMaxWindowOpenCheckpoints) {
-      AddFinding(Finding::Kind::kProducersChanged, at,
-                 "a producer registration window is open since checkpoint log seq " +
-                     Str(window_open_at_) + " (" + Str(kMaxWindowOpenCheckpoints) +
-                     " checkpoints): programs loaded now may commit");
-    }
-    return;
-  }
-  const bool window_was_open = window_open_checkpoints_ != 0;
-  window_open_checkpoints_ = 0;
-  window_open_at_ = 0;
-  if (cp.cp_flags & VIGIL_CP_F_WINDOW_OPEN) {
-    AddFinding(Finding::Kind::kProducersChanged, at,
-               "a producer registration window is open: programs loaded now may commit");
-  }
   if (cp.cp_flags & VIGIL_CP_F_UNMEASURED) {
     AddFinding(Finding::Kind::kProducersChanged, at,
                "programs that may commit were allowed without being measured");
   }
   if (!same_instance) {
+    if (cp.cp_flags & VIGIL_CP_F_WINDOW_OPEN) {
+      AddFinding(Finding::Kind::kProducersChanged, at,
+                 "a producer registration window is open: programs loaded now may commit");
+    }
     // The first checkpoint seen: what has run so far is what runs.
     active_roles_ = 0;
     deficit_.fill(0);
     for (unsigned role = 1; role <= VIGIL_PROD_ROLE_MAX; ++role) {
       if (cp.alive[role] != 0) active_roles_ |= 1u << role;
     }
-  }
-  if (!same_instance && (cp.cp_flags & VIGIL_CP_F_DEV_ANCHOR)) {
-    AddFinding(Finding::Kind::kDevAnchor, at,
-               "checkpoints are anchored in a resettable PCR (16/23): root can reset and "
-               "replay it; development only");
-  }
-  if (same_instance) {
-    const vigil_log_checkpoint& prev = *last_live_;
-    bool counting = cp.producers_gen != 0;
-    if (cp.producers_gen != prev.producers_gen || window_was_open) {
-      std::string why;
-      if (SameSetResealed(prev, cp, why)) {
-        // A collector restart: the same programs again, nothing else
-        // allowed in between. Counting goes on, so a detach before the
-        // restart is a miss like any other.
-        AddFinding(Finding::Kind::kProducersResealed, at,
-                   "the same producer set was sealed again: generation " +
-                       Str(prev.producers_gen) + " -> " + Str(cp.producers_gen) + " (" + why +
-                       ")");
-      } else {
-        AddFinding(Finding::Kind::kProducersChanged, at,
-                   "producer set changed (window opened or sealed): generation " +
-                       Str(prev.producers_gen) + " -> " + Str(cp.producers_gen) + ": " + why);
-        active_roles_ = 0;  // the new set shows what it runs
-        deficit_.fill(0);
-        counting = false;
-      }
+    if (cp.cp_flags & VIGIL_CP_F_DEV_ANCHOR) {
+      AddFinding(Finding::Kind::kDevAnchor, at,
+                 "checkpoints are anchored in a resettable PCR (16/23): root can reset and "
+                 "replay it; development only");
     }
+    last_live_ = cp;
+    NewSetBase(cp);
+    return;
+  }
+  const vigil_log_checkpoint prev = *last_live_;
+  bool counting = cp.producers_gen != 0;
+  const vigil_log_checkpoint& base = set_base_ ? *set_base_ : prev;
+  std::string why;
+  const SetChange change = JudgeSetChange(base, cp, why);
+  switch (change) {
+    case SetChange::kSame:
+      NewSetBase(cp);
+      break;
+    case SetChange::kPending:
+      if (window_open_at_ == 0) window_open_at_ = at;
+      if (++window_open_checkpoints_ == kMaxWindowOpenCheckpoints) {
+        AddFinding(Finding::Kind::kProducersChanged, at,
+                   "a producer registration window is open since checkpoint log seq " +
+                       Str(window_open_at_) + " (" + Str(kMaxWindowOpenCheckpoints) +
+                       " checkpoints): programs loaded now may commit");
+      }
+      break;
+    case SetChange::kResealed:
+      // A collector restart: the same programs again, nothing else allowed
+      // in between. Counting goes on, so a detach before the restart is a
+      // miss like any other.
+      AddFinding(Finding::Kind::kProducersResealed, at,
+                 "the same producer set was sealed again: generation " +
+                     Str(base.producers_gen) + " -> " + Str(cp.producers_gen) + " (" + why + ")");
+      NewSetBase(cp);
+      break;
+    case SetChange::kChanged:
+      AddFinding(Finding::Kind::kProducersChanged, at,
+                 "producer set changed (window opened or sealed): generation " +
+                     Str(base.producers_gen) + " -> " + Str(cp.producers_gen) + ": " + why);
+      active_roles_ = 0;  // the new set shows what it runs
+      deficit_.fill(0);
+      counting = false;
+      NewSetBase(cp);
+      break;
+  }
+  {
     if (counting) {
       for (unsigned role = 1; role <= VIGIL_PROD_ROLE_MAX; ++role) {
         const uint64_t ran = cp.alive[role] - prev.alive[role];
@@ -787,61 +801,82 @@ void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
     }
   }
   last_live_ = cp;
+  anchor_.liveness_deficit = deficit_;
+  anchor_.liveness_roles = active_roles_;
+}
+
+void StreamVerifier::NewSetBase(const vigil_log_checkpoint& cp) {
+  set_base_ = cp;
+  window_open_checkpoints_ = 0;
+  window_open_at_ = 0;
   // What is logged before this checkpoint belongs to it.
   while (!producer_measures_.empty() && producer_measures_.front().log_seq < cp.hdr.seq) {
     producer_measures_.pop_front();
   }
-  producer_measures_overflow_ = false;
+  if (measures_dropped_from_ && *measures_dropped_from_ < cp.hdr.seq) {
+    measures_dropped_from_.reset();
+  }
 }
 
-// A reseal of the same set: the old set was sealed and the new one is the
-// same digest, no window is open at either end, and the log between the two
-// checkpoints shows only windows each sealed at once with that digest. Any
-// other set sealed in between, even briefly, could have committed; the
-// generation count says no window or seal is missing from what was seen.
-bool StreamVerifier::SameSetResealed(const vigil_log_checkpoint& prev,
-                                     const vigil_log_checkpoint& cp, std::string& why) const {
-  constexpr uint32_t kOpenFlags = VIGIL_CP_F_WINDOW_OPEN | VIGIL_CP_F_UNMEASURED;
-  if (prev.producers_gen == 0 || (prev.cp_flags & kOpenFlags) || (cp.cp_flags & kOpenFlags)) {
-    why = "a window is or was open at a checkpoint, or nothing was sealed before";
-    return false;
+// How the producer set moved from `base` (the last checkpoint with a sealed
+// set) to `cp`. A reseal of the same set: the old set was sealed and the new
+// one is the same digest, and the log between the two checkpoints shows only
+// windows each sealed at once with that digest. Any other set sealed in
+// between, even briefly, could have committed; the generation count says no
+// window or seal is missing from what was seen. Pending: a window is open at
+// `cp`, or its opening or seal is still being measured (the log ends with a
+// window, one generation ahead).
+StreamVerifier::SetChange StreamVerifier::JudgeSetChange(const vigil_log_checkpoint& base,
+                                                         const vigil_log_checkpoint& cp,
+                                                         std::string& why) const {
+  const bool open_now = (cp.cp_flags & VIGIL_CP_F_WINDOW_OPEN) != 0;
+  if (cp.producers_gen == base.producers_gen && !open_now) return SetChange::kSame;
+  if (base.producers_gen == 0 || (base.cp_flags & VIGIL_CP_F_WINDOW_OPEN)) {
+    why = "nothing was sealed before, or a window was open at the previous checkpoint";
+    return SetChange::kChanged;
   }
-  if (std::memcmp(prev.producers_digest, cp.producers_digest, VIGIL_DIGEST_LEN) != 0) {
-    why = "another set";
-    return false;
-  }
-  if (producer_measures_overflow_) {
+  if (measures_dropped_from_ && *measures_dropped_from_ < cp.hdr.seq) {
     why = "too many windows to follow";
-    return false;
+    return SetChange::kChanged;
   }
   uint32_t windows = 0, seals = 0;
   for (const ProducerMeasure& m : producer_measures_) {
-    if (m.log_seq <= prev.hdr.seq || m.log_seq >= cp.hdr.seq) continue;
+    if (m.log_seq <= base.hdr.seq || m.log_seq >= cp.hdr.seq) continue;
     if (m.kind == VIGIL_MEASURE_WINDOW) {
       if (windows != seals) {
         why = "a window opened before the previous one was sealed";
-        return false;
+        return SetChange::kChanged;
       }
       windows++;
       continue;
     }
     if (windows != seals + 1) {
       why = "a seal without its window in this log";
-      return false;
+      return SetChange::kChanged;
     }
-    if (std::memcmp(m.digest.data(), cp.producers_digest, VIGIL_DIGEST_LEN) != 0) {
+    if (std::memcmp(m.digest.data(), base.producers_digest, VIGIL_DIGEST_LEN) != 0) {
       why = "another set was sealed in between (log seq " + Str(m.log_seq) + ")";
-      return false;
+      return SetChange::kChanged;
     }
     seals++;
   }
-  if (windows == 0 || windows != seals || cp.producers_gen - prev.producers_gen != 2 * windows) {
+  const uint32_t moved = cp.producers_gen - base.producers_gen;
+  if (windows == seals + 1 && moved == 2 * seals + 1) return SetChange::kPending;
+  if (open_now) {
+    why = "a window is open that the log does not show opening";
+    return SetChange::kChanged;
+  }
+  if (std::memcmp(base.producers_digest, cp.producers_digest, VIGIL_DIGEST_LEN) != 0) {
+    why = "another set";
+    return SetChange::kChanged;
+  }
+  if (windows == 0 || windows != seals || moved != 2 * windows) {
     why = "the log shows " + Str(windows) + " windows and " + Str(seals) +
-          " seals for a generation change of " + Str(cp.producers_gen - prev.producers_gen);
-    return false;
+          " seals for a generation change of " + Str(moved);
+    return SetChange::kChanged;
   }
   why = Str(windows) + (windows == 1 ? " window" : " windows") + ", each sealed with it";
-  return true;
+  return SetChange::kResealed;
 }
 
 CheckpointVerdict StreamVerifier::Reject(const PendingCheckpoint& p, std::string why) {

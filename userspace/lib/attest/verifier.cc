@@ -476,6 +476,8 @@ std::string SerializeNodeState(const NodeState& s) {
                                            reinterpret_cast<const uint8_t*>(&*s.anchor.liveness),
                                            sizeof(vigil_log_checkpoint))))
                                      : json(nullptr)},
+      {"liveness_deficit", s.anchor.liveness_deficit},
+      {"liveness_roles", s.anchor.liveness_roles ? json(*s.anchor.liveness_roles) : json(nullptr)},
       {"next_log_seq", s.next_log_seq},
       {"ima", s.ima ? ImaPointJson(*s.ima) : json(nullptr)},
       {"clock", s.clock ? json{{"clock", s.clock->clock},
@@ -541,6 +543,30 @@ Result<NodeState> ParseNodeState(std::string_view text) {
     std::memcpy(&cp, bytes->data(), sizeof(cp));
     if (cp.hdr.type != VIGIL_LOG_CHECKPOINT) return Bad("liveness", "is not a checkpoint record");
     s.anchor.liveness = cp;
+  }
+  // Absent in states written before the count was kept: it starts at 0.
+  if (j.contains("liveness_deficit")) {
+    const json& d = j["liveness_deficit"];
+    if (!d.is_array() || d.size() != s.anchor.liveness_deficit.size()) {
+      return Bad("liveness_deficit", "must be an array of " +
+                                         std::to_string(s.anchor.liveness_deficit.size()) +
+                                         " integers");
+    }
+    for (size_t i = 0; i < d.size(); ++i) {
+      // Firings minus runs: far below 2^53 on any real node.
+      if (!d[i].is_number_integer() || d[i].get<int64_t>() > (int64_t{1} << 53) ||
+          d[i].get<int64_t>() < -(int64_t{1} << 53)) {
+        return Bad("liveness_deficit", "must hold integers within +-2^53");
+      }
+      s.anchor.liveness_deficit[i] = d[i].get<int64_t>();
+    }
+  }
+  if (j.contains("liveness_roles") && !j["liveness_roles"].is_null()) {
+    const json& r = j["liveness_roles"];
+    if (!r.is_number_unsigned() || r.get<uint64_t>() > 0xffffffffu) {
+      return Bad("liveness_roles", "must be a 32-bit unsigned integer or null");
+    }
+    s.anchor.liveness_roles = r.get<uint32_t>();
   }
   VIGIL_ASSIGN_OR_RETURN(s.next_log_seq, U64(j, "next_log_seq"));
   // Absent in states written before incremental IMA: the next evidence

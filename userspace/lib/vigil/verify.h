@@ -165,6 +165,11 @@ struct Anchor {
   // would otherwise see a producer silenced since then only from the second
   // checkpoint on). Set by the verifier whenever it moves the anchor.
   std::optional<vigil_log_checkpoint> liveness;
+  // The liveness count at `liveness` (firings minus runs per role) and the
+  // roles seen running, so a verifier started from the anchor goes on
+  // counting (misses spread over many evidences add up).
+  std::array<int64_t, VIGIL_PROD_SLOTS> liveness_deficit{};
+  std::optional<uint32_t> liveness_roles;
 };
 
 // Confirms that `log` (the log records fed from the newest BASE's cut on,
@@ -392,15 +397,19 @@ class StreamVerifier {
     std::array<uint8_t, VIGIL_DIGEST_LEN> digest;
   };
   std::deque<ProducerMeasure> producer_measures_;
-  // Checkpoints met with a producer window open since the last closed one
-  // (judged at the next closed one), and the first one's log seq.
+  // Checkpoints met with a producer window open (or its seal being
+  // measured) since set_base_, and the first one's log seq.
   static constexpr uint32_t kMaxWindowOpenCheckpoints = 5;
   uint32_t window_open_checkpoints_ = 0;
   uint64_t window_open_at_ = 0;
-  bool producer_measures_overflow_ = false;
-  // Whether the change from `prev` to `cp` is a reseal of the same set.
-  bool SameSetResealed(const vigil_log_checkpoint& prev, const vigil_log_checkpoint& cp,
-                       std::string& why) const;
+  std::optional<uint64_t> measures_dropped_from_;  // log seq of the first not kept
+  // The last checkpoint whose producer set was judged: windows are judged
+  // against it when they are sealed.
+  std::optional<vigil_log_checkpoint> set_base_;
+  enum class SetChange { kSame, kPending, kResealed, kChanged };
+  SetChange JudgeSetChange(const vigil_log_checkpoint& base, const vigil_log_checkpoint& cp,
+                           std::string& why) const;
+  void NewSetBase(const vigil_log_checkpoint& cp);
 };
 
 }  // namespace vigil::verify
