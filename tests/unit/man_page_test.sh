@@ -4,6 +4,8 @@
 # lists is documented in the page, and the page documents no option the
 # program does not have.
 # usage: man_page_test.sh PROGRAM PAGE
+# The subcommands --help lists count too (their own --help), and each must
+# have its .SS section.
 set -euo pipefail
 prog=$1 page=$2
 [ -x "$prog" ] || { echo "FAIL: $prog is not an executable"; exit 1; }
@@ -11,13 +13,23 @@ prog=$1 page=$2
 
 # Options as --help lists them (the option column: lines starting with
 # spaces then '-'), and as the page names them in its .TP items.
-help_opts=$("$prog" --help | grep -E '^  +-' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
+subs=$("$prog" --help | sed -n '/^Subcommands:/,$p' | { grep -E '^  [a-z]' || true; } | awk '{print $1}')
+help_opts=$({
+	"$prog" --help
+	for sub in $subs; do "$prog" "$sub" --help; done
+} | grep -E '^  +-' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
 page_opts=$(sed -n '/^\.TP/{n;p}' "$page" | sed 's/\\-/-/g' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
 [ -n "$help_opts" ] || { echo "FAIL: $prog --help lists no option"; exit 1; }
 
 undocumented=$(comm -23 <(echo "$help_opts") <(echo "$page_opts"))
 unknown=$(comm -13 <(echo "$help_opts") <(echo "$page_opts"))
 rc=0
+for sub in $subs; do
+	grep -qE "^\.SS $(sed 's/-/\\\\?-/g' <<<"$sub")\$" "$page" || {
+		echo "FAIL: $(basename "$page") has no section for the subcommand $sub"
+		rc=1
+	}
+done
 if [ -n "$undocumented" ]; then
 	echo "FAIL: $(basename "$page") does not document: $(echo $undocumented)"
 	rc=1
@@ -31,5 +43,5 @@ if command -v groff >/dev/null; then
 	warn=$(groff -man -ww -z "$page" 2>&1 || true)
 	[ -z "$warn" ] || { echo "FAIL: groff warns: $warn"; rc=1; }
 fi
-[ $rc = 0 ] && echo "PASS: $(basename "$page"): all $(echo "$help_opts" | wc -l) options of --help documented, none extra"
+[ $rc = 0 ] && echo "PASS: $(basename "$page"): all $(echo "$help_opts" | wc -l) options of --help documented, none extra; subcommands: $(echo $subs)"
 exit $rc
