@@ -11,13 +11,21 @@ prog=$1 page=$2
 [ -x "$prog" ] || { echo "FAIL: $prog is not an executable"; exit 1; }
 [ -f "$page" ] || { echo "FAIL: no man page $page"; exit 1; }
 
-# Options as --help lists them (the option column: lines starting with
-# spaces then '-'), and as the page names them in its .TP items.
-subs=$("$prog" --help | sed -n '/^Subcommands:/,$p' | { grep -E '^  [a-z]' || true; } | awk '{print $1}')
+# Options as --help lists them (the option column: the first word of the
+# lines starting with spaces then '-'), and as the page names them in its
+# .TP items.
+subcommands() { # subcommands ARGS...: what `PROGRAM ARGS --help` lists
+	"$prog" "$@" --help | sed -n '/^Subcommands:/,$p' | { grep -E '^  [a-z]' || true; } | awk '{print $1}'
+}
+subs=$(subcommands)
 help_opts=$({
 	"$prog" --help
-	for sub in $subs; do "$prog" "$sub" --help; done
-} | grep -E '^  +-' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
+	for sub in $subs; do
+		"$prog" "$sub" --help
+		# one level further (vigilctl agent run, attest push, ...)
+		for subsub in $(subcommands "$sub"); do "$prog" "$sub" "$subsub" --help; done
+	done
+} | grep -E '^  +-' | sed -E 's/^ +//; s/ .*//' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
 page_opts=$(sed -n '/^\.TP/{n;p}' "$page" | sed 's/\\-/-/g' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
 [ -n "$help_opts" ] || { echo "FAIL: $prog --help lists no option"; exit 1; }
 
