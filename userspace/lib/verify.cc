@@ -745,60 +745,58 @@ void StreamVerifier::CheckLiveness(const vigil_log_checkpoint& cp) {
       NewSetBase(cp);
       break;
   }
-  {
-    if (counting) {
-      for (unsigned role = 1; role <= VIGIL_PROD_ROLE_MAX; ++role) {
-        const uint64_t ran = cp.alive[role] - prev.alive[role];
-        // Only roles the current set has been seen running are expected.
-        const bool active = (active_roles_ >> role) & 1;
-        if (ran != 0) active_roles_ |= 1u << role;
-        if (!active) continue;
-        const uint64_t fired = cp.hits[role] - prev.hits[role];
-        const std::string who = "producer " + std::string(RoleName(role));
-        if (fired == 0 && cp.hits[role] == 0) {
-          // Not watched by the module (sched_switch, sys_enter): they run
-          // all the time on a live system, so a counter that stands still
-          // is the silence.
-          if ((role == VIGIL_PROD_SWITCH || role == VIGIL_PROD_SYSCALL) && ran == 0) {
-            AddFinding(Finding::Kind::kProducerSilent, at,
-                       who + " did not run since checkpoint " + Str(prev.hdr.seq) +
-                           ": detached, replaced or switched off");
-          }
-          continue;
-        }
-        // Firings in flight while the counters were read (one per CPU at
-        // most) are runs at the next checkpoint: the running difference
-        // stays within the CPU count. Misses spread over many checkpoints
-        // add up; each batch beyond the slack is reported once.
-        constexpr int64_t kSlack = 8;
-        deficit_[role] += static_cast<int64_t>(fired) - static_cast<int64_t>(ran);
-        if (deficit_[role] > kSlack) {
+  if (counting) {
+    for (unsigned role = 1; role <= VIGIL_PROD_ROLE_MAX; ++role) {
+      const uint64_t ran = cp.alive[role] - prev.alive[role];
+      // Only roles the current set has been seen running are expected.
+      const bool active = (active_roles_ >> role) & 1;
+      if (ran != 0) active_roles_ |= 1u << role;
+      if (!active) continue;
+      const uint64_t fired = cp.hits[role] - prev.hits[role];
+      const std::string who = "producer " + std::string(RoleName(role));
+      if (fired == 0 && cp.hits[role] == 0) {
+        // Not watched by the module (sched_switch, sys_enter): they run
+        // all the time on a live system, so a counter that stands still
+        // is the silence.
+        if ((role == VIGIL_PROD_SWITCH || role == VIGIL_PROD_SYSCALL) && ran == 0) {
           AddFinding(Finding::Kind::kProducerSilent, at,
-                     who + " missed " + std::to_string(deficit_[role]) +
-                         " firings of its tracepoint (ran " + Str(ran) + " times, fired " +
-                         Str(fired) + " since checkpoint " + Str(prev.hdr.seq) +
-                         "): detached, replaced or switched off");
-          deficit_[role] = 0;
-        } else if (deficit_[role] < -kSlack) {
-          AddFinding(Finding::Kind::kProducerDuplicated, at,
-                     who + " ran " + std::to_string(-deficit_[role]) +
-                         " times more than its tracepoint fired (ran " + Str(ran) +
-                         ", fired " + Str(fired) + " since checkpoint " + Str(prev.hdr.seq) +
-                         "): attached more than once");
-          deficit_[role] = 0;
+                     who + " did not run since checkpoint " + Str(prev.hdr.seq) +
+                         ": detached, replaced or switched off");
         }
+        continue;
+      }
+      // Firings in flight while the counters were read (one per CPU at
+      // most) are runs at the next checkpoint: the running difference
+      // stays within the CPU count. Misses spread over many checkpoints
+      // add up; each batch beyond the slack is reported once.
+      constexpr int64_t kSlack = 8;
+      deficit_[role] += static_cast<int64_t>(fired) - static_cast<int64_t>(ran);
+      if (deficit_[role] > kSlack) {
+        AddFinding(Finding::Kind::kProducerSilent, at,
+                   who + " missed " + std::to_string(deficit_[role]) +
+                       " firings of its tracepoint (ran " + Str(ran) + " times, fired " +
+                       Str(fired) + " since checkpoint " + Str(prev.hdr.seq) +
+                       "): detached, replaced or switched off");
+        deficit_[role] = 0;
+      } else if (deficit_[role] < -kSlack) {
+        AddFinding(Finding::Kind::kProducerDuplicated, at,
+                   who + " ran " + std::to_string(-deficit_[role]) +
+                       " times more than its tracepoint fired (ran " + Str(ran) +
+                       ", fired " + Str(fired) + " since checkpoint " + Str(prev.hdr.seq) +
+                       "): attached more than once");
+        deficit_[role] = 0;
       }
     }
-    if (cp.rejected_total > prev.rejected_total) {
-      AddFinding(Finding::Kind::kRefused, at,
-                 "the module refused " + Str(cp.rejected_total - prev.rejected_total) +
-                     " commits or foreign programs since checkpoint " + Str(prev.hdr.seq));
-    }
-    if (cp.tpm_errors > prev.tpm_errors) {
-      AddFinding(Finding::Kind::kTpm, at,
-                 Str(cp.tpm_errors - prev.tpm_errors) +
-                     " failed TPM operations since checkpoint " + Str(prev.hdr.seq));
-    }
+  }
+  if (cp.rejected_total > prev.rejected_total) {
+    AddFinding(Finding::Kind::kRefused, at,
+               "the module refused " + Str(cp.rejected_total - prev.rejected_total) +
+                   " commits or foreign programs since checkpoint " + Str(prev.hdr.seq));
+  }
+  if (cp.tpm_errors > prev.tpm_errors) {
+    AddFinding(Finding::Kind::kTpm, at,
+               Str(cp.tpm_errors - prev.tpm_errors) +
+                   " failed TPM operations since checkpoint " + Str(prev.hdr.seq));
   }
   last_live_ = cp;
   anchor_.liveness_deficit = deficit_;
