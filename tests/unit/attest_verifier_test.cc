@@ -969,35 +969,13 @@ TEST_F(AttestVerifierTest, RewindWithholdingSilenceAndASecondInstanceAreRefused)
   }
   // Root's own instance, extended into PCR 10 after the real one's entries
   // (which it cannot remove), presented as a new instance.
-  testing::ModuleSim forged(0x77);
-  forged.set_anchor(VIGIL_ANCHOR_IMA);
-  forged.UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r, uint8_t* s) {
-    return TpmSign(d, r, s);
-  });
-  forged.LogRecord(Measure(forged.NextLogSeq(), VIGIL_MEASURE_MODULE, 0x11));
-  forged.LogRecord(Measure(forged.NextLogSeq(), VIGIL_MEASURE_PARAMS, 0x22));
-  forged.SealProducers(0x33);
   std::vector<records::Record> forged_events;
-  for (int i = 0; i < 3; ++i) forged_events.push_back(forged.Commit());
-  forged.Checkpoint();
-  ima_.Module(forged);
-  for (; tpm_extends_ < ima_.extends.size(); ++tpm_extends_) {
-    const auto& [alg, m] = ima_.extends[tpm_extends_];
-    ASSERT_TRUE(tpm_->PcrExtend(10, {{alg, m}}).ok());
-  }
+  const auto forged = Reload(0x77, VIGIL_CP_TIMER, &forged_events);
   for (const bool allow_reload : {false, true}) {
     SCOPED_TRACE(allow_reload);
     policy_.allow_reload = allow_reload;
     const auto n = Random(32);
-    Evidence ev = Make(n);
-    std::memcpy(ev.module.instance.data(), forged.instance().data(), ev.module.instance.size());
-    ev.log.from_seq = 1;
-    ev.log.records = Concat(forged.log());
-    ev.events_after = 0;
-    ev.events = Concat(forged_events);
-    auto cert = attest_tpm::CertifyModuleKey(*tpm_, ak_, creation_, n);
-    ASSERT_TRUE(cert.ok());
-    ev.key_certification = *cert;
+    Evidence ev = FirstSegment(*forged, forged_events, n);
     ExpectRefused(Decide(ev, n), allow_reload ? "sealed checkpoint" : "one per boot");
   }
 }

@@ -987,6 +987,13 @@ TEST(VerifyLivenessTest, ANewProducerSetAndRefusalsAreFindings) {
   EXPECT_EQ(refused, 1);
 }
 
+// The rest of the module's log fed, the stream finished, its findings.
+std::map<Finding::Kind, std::vector<std::string>> FinishAndTakeFindings(Harness& h) {
+  h.FeedLog();
+  h.verifier->Finish();
+  return FindingsByKind(*h.verifier);
+}
+
 // The collector's set (0x33) sealed, the verifier started, the exec
 // producer running up to one checkpoint.
 void StartRunning(Harness& h) {
@@ -1007,9 +1014,7 @@ TEST(VerifyLivenessTest, TheSameSetSealedAgainIsAResealCountedAcross) {
   h.sim.Checkpoint();
   h.sim.Alive(VIGIL_PROD_EXEC, 5);
   h.sim.Checkpoint();
-  h.FeedLog();
-  h.verifier->Finish();
-  auto f = FindingsByKind(*h.verifier);
+  auto f = FinishAndTakeFindings(h);
   EXPECT_EQ(f[Finding::Kind::kProducersResealed].size(), 1u);
   EXPECT_TRUE(f[Finding::Kind::kProducersChanged].empty());
   EXPECT_TRUE(f[Finding::Kind::kProducerSilent].empty());
@@ -1026,9 +1031,7 @@ TEST(VerifyLivenessTest, ADetachBeforeAResealIsStillSilence) {
   h.sim.SealProducers(0x33);        // the restart
   h.sim.Alive(VIGIL_PROD_EXEC, 5);
   h.sim.Checkpoint();
-  h.FeedLog();
-  h.verifier->Finish();
-  auto f = FindingsByKind(*h.verifier);
+  auto f = FinishAndTakeFindings(h);
   EXPECT_EQ(f[Finding::Kind::kProducersResealed].size(), 1u);
   const auto& silent = f[Finding::Kind::kProducerSilent];
   ASSERT_EQ(silent.size(), 1u);
@@ -1045,9 +1048,7 @@ TEST(VerifyLivenessTest, AnotherSetSealedInBetweenIsAChange) {
   h.sim.SealProducers(0x33);
   h.sim.Alive(VIGIL_PROD_EXEC, 5);
   h.sim.Checkpoint();
-  h.FeedLog();
-  h.verifier->Finish();
-  auto f = FindingsByKind(*h.verifier);
+  auto f = FinishAndTakeFindings(h);
   EXPECT_TRUE(f[Finding::Kind::kProducersResealed].empty());
   const auto& changed = f[Finding::Kind::kProducersChanged];
   ASSERT_EQ(changed.size(), 1u);
@@ -1065,9 +1066,7 @@ TEST(VerifyLivenessTest, AResealTheLogDoesNotExplainIsAChange) {
     h.sim.SealProducers(0x33);
     h.sim.Alive(VIGIL_PROD_EXEC, 5);
     h.sim.Checkpoint();
-    h.FeedLog();
-    h.verifier->Finish();
-    auto f = FindingsByKind(*h.verifier);
+    auto f = FinishAndTakeFindings(h);
     EXPECT_TRUE(f[Finding::Kind::kProducersResealed].empty());
     EXPECT_EQ(f[Finding::Kind::kProducersChanged].size(), 1u);
   }
@@ -1109,9 +1108,7 @@ TEST(VerifyLivenessTest, AWindowOpenAtACheckpointIsJudgedAtItsSeal) {
   h.sim.SealWindow(0x33);
   h.sim.Alive(VIGIL_PROD_EXEC, 5);
   h.sim.Checkpoint();
-  h.FeedLog();
-  h.verifier->Finish();
-  auto f = FindingsByKind(*h.verifier);
+  auto f = FinishAndTakeFindings(h);
   EXPECT_EQ(f[Finding::Kind::kProducersResealed].size(), 1u);
   EXPECT_TRUE(f[Finding::Kind::kProducersChanged].empty()) << f[Finding::Kind::kProducersChanged][0];
 }
@@ -1132,9 +1129,7 @@ TEST(VerifyLivenessTest, AWindowSealedOtherwiseKeptOpenOrOpenAtTheEndIsAChange) 
       h.sim.Alive(VIGIL_PROD_EXEC, 5);
       h.sim.Checkpoint();
     }
-    h.FeedLog();
-    h.verifier->Finish();
-    return FindingsByKind(*h.verifier);
+    return FinishAndTakeFindings(h);
   };
   auto other = run(1, uint8_t{0x66});
   EXPECT_EQ(other[Finding::Kind::kProducersChanged].size(), 1u);
@@ -1162,9 +1157,7 @@ TEST(VerifyLivenessTest, SilenceInsideAWindowIsCountedAtEachCheckpoint) {
   h.sim.RunExtra(VIGIL_PROD_SWITCH, 1);
   h.sim.SealWindow(0x33);
   h.sim.Checkpoint();
-  h.FeedLog();
-  h.verifier->Finish();
-  auto f = FindingsByKind(*h.verifier);
+  auto f = FinishAndTakeFindings(h);
   EXPECT_EQ(f[Finding::Kind::kProducerSilent].size(), 4u);
   EXPECT_EQ(f[Finding::Kind::kProducersResealed].size(), 1u);
   EXPECT_TRUE(f[Finding::Kind::kProducersChanged].empty());
@@ -1182,9 +1175,7 @@ TEST(VerifyLivenessTest, ACheckpointDuringTheSealWaitsForIt) {
   h.sim.SealWindow(0x33);
   h.sim.Alive(VIGIL_PROD_EXEC, 5);
   h.sim.Checkpoint();
-  h.FeedLog();
-  h.verifier->Finish();
-  auto f = FindingsByKind(*h.verifier);
+  auto f = FinishAndTakeFindings(h);
   EXPECT_EQ(f[Finding::Kind::kProducersResealed].size(), 1u);
   EXPECT_TRUE(f[Finding::Kind::kProducersChanged].empty()) << f[Finding::Kind::kProducersChanged][0];
 }
