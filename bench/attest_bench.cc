@@ -57,6 +57,7 @@
 #include <string>
 #include <vector>
 
+
 #include "dispatch.h"
 #include "ima_sim.h"
 #include "module_sim.h"
@@ -69,6 +70,8 @@
 #include "vigil/records.h"
 #include "vigil/tpm_object.h"
 #include "vigil/verify.h"
+#include "vigil/cli_parse.h"
+#include "vigil/version.h"
 
 namespace {
 
@@ -755,19 +758,16 @@ int main(int argc, char** argv) {
   double seconds = 2.0;
   bool replay_only = false;
   bool evidence_only = false;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-      seconds = std::atof(argv[++i]);
-    } else if (std::strcmp(argv[i], "--replay-only") == 0) {
-      replay_only = true;  // for a profiler: the log replay alone
-    } else if (std::strcmp(argv[i], "--evidence-only") == 0) {
-      evidence_only = true;  // VerifyEvidence and the service around it
-    } else {
-      std::fprintf(stderr, "usage: %s [--seconds S] [--replay-only | --evidence-only]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (seconds <= 0) Die("--seconds must be positive");
+  CLI::App app{"vigil-bench-attest: quote checks, log replay and the verifier service on one core, "
+                "beside raw ECDSA P-256 verification"};
+  app.set_version_flag("--version", vigil::version::VersionText("vigil-bench-attest"));
+  app.add_option("--seconds", seconds, "Seconds per measured loop")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 3600.0));
+  auto* replay = app.add_flag("--replay-only", replay_only, "The log replay alone (for a profiler)");
+  app.add_flag("--evidence-only", evidence_only, "VerifyEvidence and the service around it")
+      ->excludes(replay);
+  if (auto exit_code = vigil::cli::Parse(app, argc, argv)) return *exit_code;
   // One core: the figures are per core.
   cpu_set_t one;
   CPU_ZERO(&one);

@@ -37,6 +37,10 @@
 #include <thread>
 #include <vector>
 
+
+#include "vigil/cli_parse.h"
+#include "vigil/version.h"
+
 extern char** environ;
 
 namespace {
@@ -224,19 +228,6 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-void Usage(FILE* to, const char* argv0) {
-  std::fprintf(to,
-               "usage: %s [--rounds R] [--execs N] [--pingpong Y] [--burst K] [--cpu C]\n"
-               "  --rounds R    rotating rounds of the four modes (default 9)\n"
-               "  --execs N     fork+exec+wait iterations per loop (default 300)\n"
-               "  --pingpong Y  pipe round trips per loop (default 20000)\n"
-               "  --burst K     fork+exit children for loss and rate (default 5000)\n"
-               "  --cpu C       CPU the loops run on, -1 for any (default 0): both ends of\n"
-               "                the ping-pong on one CPU make every trip two context\n"
-               "                switches, and no run depends on where the scheduler put it\n",
-               argv0);
-}
-
 // Median and quartiles of per-round ratios: each round's modes ran minutes
 // apart at most, so a paired ratio cancels drift that a ratio of medians
 // keeps.
@@ -254,37 +245,27 @@ Spread Paired(const std::vector<double>& num, const std::vector<double>& den) {
 
 int main(int argc, char** argv) {
   int rounds = 9, execs = 300, pingpong = 20000, burst = 5000, cpu = 0;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      Usage(stdout, argv[0]);
-      return 0;
-    }
-    char* end = nullptr;
-    const long v = i + 1 < argc ? std::strtol(argv[i + 1], &end, 10) : 0;
-    if (i + 1 >= argc || *end != '\0' || end == argv[i + 1] || v < (k == "--cpu" ? -1 : 1) ||
-        v > 100000000) {
-      std::fprintf(stderr, "vigil-bench-bpf: %s needs a %s number\n", k.c_str(),
-                   k == "--cpu" ? "CPU" : "positive");
-      Usage(stderr, argv[0]);
-      return 2;
-    }
-    if (k == "--rounds")
-      rounds = static_cast<int>(v);
-    else if (k == "--execs")
-      execs = static_cast<int>(v);
-    else if (k == "--pingpong")
-      pingpong = static_cast<int>(v);
-    else if (k == "--burst")
-      burst = static_cast<int>(v);
-    else if (k == "--cpu")
-      cpu = static_cast<int>(v);
-    else {
-      std::fprintf(stderr, "vigil-bench-bpf: unknown option %s\n", k.c_str());
-      Usage(stderr, argv[0]);
-      return 2;
-    }
-  }
+  CLI::App app{"vigil-bench-bpf: what vigil's BPF producers cost, measured side by side in one run"};
+  app.set_version_flag("--version", vigil::version::VersionText("vigil-bench-bpf"));
+  app.add_option("--rounds", rounds, "Rotating rounds of the four modes")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--execs", execs, "fork+exec+wait iterations per loop")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000000));
+  app.add_option("--pingpong", pingpong, "Pipe round trips per loop")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000000));
+  app.add_option("--burst", burst, "fork+exit children for loss and rate")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000000));
+  app.add_option("--cpu", cpu,
+                 "CPU the loops run on, -1 for any: both ends of the ping-pong on one CPU make "
+                 "every trip two context switches, and no run depends on where the scheduler "
+                 "put it")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 4095));
+  if (auto exit_code = vigil::cli::Parse(app, argc, argv)) return *exit_code;
   if (geteuid() != 0) {
     std::fprintf(stderr, "vigil-bench-bpf: must run as root (it runs vigild)\n");
     return 1;

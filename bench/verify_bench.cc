@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+
 #include "line_stamp.h"
 #include "module_sim.h"
 #include "pipeline.h"
@@ -42,6 +43,8 @@
 #include "vigil/format.h"
 #include "vigil/metrics.h"
 #include "vigil/verify.h"
+#include "vigil/cli_parse.h"
+#include "vigil/version.h"
 
 namespace {
 
@@ -460,25 +463,23 @@ int main(int argc, char** argv) {
   uint32_t rss_agents = 0;
   std::string only;  // "raw", "verify", "full", "json", "full-json": one path (for a profiler)
   std::string json_out = "/tmp/vigil-bench-lines.jsonl";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--only") == 0) only = argv[i + 1];
-    if (std::strcmp(argv[i], "--json-out") == 0) json_out = argv[i + 1];
-    if (std::strcmp(argv[i], "--records") == 0) records = std::strtoull(argv[i + 1], nullptr, 10);
-    if (std::strcmp(argv[i], "--passes") == 0) passes = std::atoi(argv[i + 1]);
-    if (std::strcmp(argv[i], "--rss-agents") == 0) {
-      rss_agents = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 10));
-    }
-  }
+  CLI::App app{"vigil-bench-verify: chain verification and aggregation on one core, beside raw "
+                "SHA-256"};
+  app.set_version_flag("--version", vigil::version::VersionText("vigil-bench-verify"));
+  app.add_option("--records", records, "Records in the committed stream")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{100'000'000}));
+  app.add_option("--passes", passes, "Passes; the best of each path is kept")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--only", only, "One path alone (for a profiler)")
+      ->check(CLI::IsMember({"raw", "verify", "full", "json", "full-json"}));
+  app.add_option("--json-out", json_out, "Where the JSON lines go")->capture_default_str();
+  app.add_option("--rss-agents", rss_agents,
+                 "Measure the collector's resident memory with this many agents instead")
+      ->check(CLI::Range(1u, 10'000'000u));
+  if (auto exit_code = vigil::cli::Parse(app, argc, argv)) return *exit_code;
   if (rss_agents != 0) return RssRun(rss_agents, records);
-  if (records == 0 || passes <= 0 ||
-      !(only.empty() || only == "raw" || only == "verify" || only == "full" || only == "json" ||
-        only == "full-json")) {
-    std::fprintf(stderr,
-                 "usage: %s [--records N>0] [--passes P>0] "
-                 "[--only raw|verify|full|json|full-json] [--json-out FILE] [--rss-agents A]\n",
-                 argv[0]);
-    return 2;
-  }
   // One core, as the target says.
   cpu_set_t one;
   CPU_ZERO(&one);

@@ -27,6 +27,10 @@
 #include <thread>
 #include <vector>
 
+
+#include "vigil/cli_parse.h"
+#include "vigil/version.h"
+
 namespace {
 
 uint64_t ThreadCpuNs() {
@@ -183,36 +187,24 @@ int main(int argc, char** argv) {
   int forks = 0, pingpong = 0, code = 0, sig = 0, thread_pingpong = 0, phases = 1, cross_cpu = 0;
   uint64_t settle_ms = 0;
   std::string truth;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i];
-    const char* v = argv[i + 1];
-    if (k == "--burn-ms")
-      burn = std::strtoull(v, nullptr, 10);
-    else if (k == "--touch-mib")
-      touch = std::strtoull(v, nullptr, 10);
-    else if (k == "--forks")
-      forks = std::atoi(v);
-    else if (k == "--pingpong")
-      pingpong = std::atoi(v);
-    else if (k == "--io-bytes")
-      io = std::strtoull(v, nullptr, 10);
-    else if (k == "--exit")
-      code = std::atoi(v);
-    else if (k == "--signal")
-      sig = std::atoi(v);
-    else if (k == "--truth")
-      truth = v;
-    else if (k == "--thread-pingpong")
-      thread_pingpong = std::atoi(v);
-    else if (k == "--phases")
-      phases = std::atoi(v);
-    else if (k == "--cross-cpu")
-      cross_cpu = std::atoi(v);
-    else if (k == "--settle-ms")
-      settle_ms = std::strtoull(v, nullptr, 10);
-    else
-      return 2;
-  }
+  CLI::App app{"vigil-workload: known work for the accuracy tests, with its own ground truth"};
+  app.set_version_flag("--version", vigil::version::VersionText("vigil-workload"));
+  const auto non_negative = CLI::NonNegativeNumber;
+  app.add_option("--burn-ms", burn, "CPU to burn, in ms")->check(non_negative);
+  app.add_option("--touch-mib", touch, "Memory to touch, in MiB")->check(non_negative);
+  app.add_option("--forks", forks, "Children to fork, exec and reap")->check(non_negative);
+  app.add_option("--pingpong", pingpong, "Pipe round trips with a child")->check(non_negative);
+  app.add_option("--io-bytes", io, "Bytes to write and read back")->check(non_negative);
+  app.add_option("--exit", code, "Exit code")->check(CLI::Range(0, 255));
+  app.add_option("--signal", sig, "Kill itself with this signal instead")->check(CLI::Range(0, 64));
+  app.add_option("--truth", truth, "Where the ground-truth JSON line goes");
+  app.add_option("--thread-pingpong", thread_pingpong, "Two-thread ping-pong round trips (only)")
+      ->check(non_negative);
+  app.add_option("--phases", phases, "Phases of the thread ping-pong")->check(CLI::PositiveNumber);
+  app.add_option("--cross-cpu", cross_cpu, "Round trips with a child on the other CPU")
+      ->check(non_negative);
+  app.add_option("--settle-ms", settle_ms, "Pause before the cross-CPU trips")->check(non_negative);
+  if (auto exit_code = vigil::cli::Parse(app, argc, argv)) return *exit_code;
   if (thread_pingpong > 0) return ThreadPingPong(thread_pingpong, phases);
   Burn(burn);
   Touch(touch);

@@ -39,6 +39,7 @@
 #include "dispatch.h"
 #include "serial.h"
 #include "service.h"
+#include "vigil/cli_parse.h"
 #include "vigil/version.h"
 
 namespace {
@@ -227,12 +228,7 @@ int main(int argc, char** argv) {
   check_report->add_option("--nonce", report_options.nonce, "The nonce given to the node (hex)");
   check_report->add_flag("--json", report_options.json, "Print the result as JSON");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : kExitUsage;
-  }
+  if (auto exit_code = vigil::cli::Parse(app, argc, argv)) return *exit_code;
   if (*check_report) {
     report_options.state_dir = state_dir;
     return vigil::verifier::CheckReport(report_options);

@@ -74,6 +74,7 @@
 #include "attest_cmd.h"
 #include "baseline_cmd.h"
 #include "baseline_report_cmd.h"
+#include "vigil/cli_parse.h"
 #include "vigil/agents.h"
 #include "vigil/anchor_check.h"
 #include "vigil/attest/cel.h"
@@ -1061,12 +1062,7 @@ int main(int argc, char** argv) {
   baseline_report->add_option("--ima-log", report_options.ima_log, "IMA's binary log")
       ->capture_default_str();
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
-  }
+  if (auto exit_code = vigil::cli::Parse(app, argc, argv)) return *exit_code;
   try {
     if (*status) return CmdStatus(json_out);
     if (*log) return CmdLog(json_out, log_file, log_save);

@@ -36,6 +36,7 @@
 #include "state.h"
 #include "systemd_notify.h"
 #include "vigil/baseline/store.h"
+#include "vigil/cli_parse.h"
 #include "vigil/collector.h"
 #include "vigil/metrics.h"
 #include "vigil/records.h"
@@ -889,12 +890,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-measure", cfg.no_measure,
                "Do not MEASURE vigild's binary and configuration into pcr_config");
   app.add_flag("-v,--verbose", cfg.verbose, "Show libbpf debug output");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
-  }
+  if (auto exit_code = vigil::cli::Parse(app, argc, argv)) return *exit_code;
   if (!cfg.metrics.empty()) {
     if (vigil::Status st = vigil::metrics::CheckListenAddress(cfg.metrics); !st.ok()) {
       std::cerr << "--metrics: " << st.message() << "\n";
