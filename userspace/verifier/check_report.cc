@@ -12,6 +12,7 @@
 #include "vigil/attest/verifier.h"
 #include "vigil/digest.h"
 #include "vigil/format.h"
+#include "vigil/read_file.h"
 
 namespace vigil::verifier {
 namespace {
@@ -21,26 +22,11 @@ constexpr int kExitInvalid = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitError = 3;
 
-Result<std::string> ReadAll(const std::string& path, size_t max) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::FromErrno(errno, "reading " + path);
-  std::string text;
-  char buf[65536];
-  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
-    text.append(buf, static_cast<size_t>(in.gcount()));
-    if (text.size() > max) {
-      return Status::Error(ErrorCode::kInvalidArgument,
-                           path + ": larger than " + std::to_string(max) + " bytes");
-    }
-  }
-  return text;
-}
-
 // The AK of an enrolled, activated node (service.h's layout; state.json
 // exists only after activation proved the AK is in the EK's TPM).
 Result<tpmobj::PublicArea> EnrolledAk(const std::string& dir, const std::string& node) {
   VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
-  auto text = ReadAll(dir + "/nodes/" + node + "/state.json", 16u << 20);
+  auto text = ReadFileUpTo(dir + "/nodes/" + node + "/state.json", 16u << 20);
   if (!text.ok()) {
     return Status::Error(ErrorCode::kNotFound, "node " + node +
                                                    " is not enrolled and activated in " + dir +
@@ -77,13 +63,13 @@ int CheckReport(const CheckReportOptions& o) {
   if (!o.node.empty()) {
     ak = EnrolledAk(o.state_dir, o.node);
   } else {
-    auto bytes = ReadAll(o.ak_file, 1u << 20);
+    auto bytes = ReadFileUpTo(o.ak_file, 1u << 20);
     if (!bytes.ok()) return Error(bytes.status());
     ak = attest::ParseAkFile(
         std::span(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()));
   }
   if (!ak.ok()) return Error(ak.status());
-  auto report = ReadAll(o.report, attest::kMaxBaselineReportBytes);
+  auto report = ReadFileUpTo(o.report, attest::kMaxBaselineReportBytes);
   if (!report.ok()) return Error(report.status());
 
   std::optional<std::span<const uint8_t>> expected;

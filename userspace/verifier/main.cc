@@ -40,6 +40,7 @@
 #include "serial.h"
 #include "service.h"
 #include "vigil/cli_parse.h"
+#include "vigil/read_file.h"
 #include "vigil/version.h"
 
 namespace {
@@ -51,19 +52,7 @@ constexpr int kExitError = 3;
 constexpr size_t kMaxInputBytes = 256u << 20;  // evidence can carry a large log
 
 vigil::Result<std::string> ReadInput(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return vigil::Status::FromErrno(errno, "reading " + path);
-  std::string text;
-  char buf[65536];
-  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
-    text.append(buf, static_cast<size_t>(in.gcount()));
-    if (text.size() > kMaxInputBytes) {
-      return vigil::Status::Error(
-          vigil::ErrorCode::kInvalidArgument,
-          path + ": larger than " + std::to_string(kMaxInputBytes) + " bytes");
-    }
-  }
-  return text;
+  return vigil::ReadFileUpTo(path, kMaxInputBytes);
 }
 
 int Fail(const vigil::Status& st) {

@@ -28,6 +28,7 @@
 #include "vigil/device.h"
 #include "vigil/digest.h"
 #include "vigil/ima.h"
+#include "vigil/read_file.h"
 #include "vigil/records.h"
 #include "vigil/tpm.h"
 #include "vigil/tpm_object.h"
@@ -49,17 +50,7 @@ constexpr char kNodeFile[] = "node.json";
 constexpr size_t kMaxFileBytes = 256u << 20;
 
 Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::FromErrno(errno, "reading " + path);
-  std::string text;
-  char buf[65536];
-  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
-    text.append(buf, static_cast<size_t>(in.gcount()));
-    if (text.size() > kMaxFileBytes) {
-      return Status::Error(ErrorCode::kInvalidArgument, path + ": too large");
-    }
-  }
-  return text;
+  return vigil::ReadFileUpTo(path, kMaxFileBytes);
 }
 
 Status WriteOut(const std::string& out, const std::string& text) {

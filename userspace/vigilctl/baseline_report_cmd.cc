@@ -20,6 +20,7 @@
 #include "vigil/digest.h"
 #include "vigil/format.h"
 #include "vigil/ima.h"
+#include "vigil/read_file.h"
 #include "vigil/tpm.h"
 #include "vigil/unique_fd.h"
 
@@ -35,37 +36,6 @@ constexpr int kExitError = 1;
 constexpr int kExitMalformed = 6;
 constexpr int kImaWaitTries = 50;  // x 100 ms
 
-// A regular file's bytes, at most `max` of them (O_NONBLOCK: a FIFO in its
-// place must not hang the command).
-Result<std::string> ReadRegular(const std::string& path, size_t max) {
-  vigil::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-  if (fd.get() < 0) {
-    const int err = errno;
-    if (err == ENOENT) return Status::Error(ErrorCode::kNotFound, path + " does not exist");
-    return Status::FromErrno(err, "opening " + path);
-  }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "reading " + path);
-  if (!S_ISREG(st.st_mode)) {
-    return Status::Error(ErrorCode::kInvalidArgument, path + " is not a regular file");
-  }
-  std::string text;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(errno, "reading " + path);
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > max) {
-      return Status::Error(ErrorCode::kInvalidArgument,
-                           path + " is larger than " + std::to_string(max) + " bytes");
-    }
-  }
-  return text;
-}
 
 // IMA's binary log (securityfs: the size is 0, read to the end).
 Result<std::vector<uint8_t>> ReadImaLog(const std::string& path) {
@@ -90,7 +60,7 @@ Result<std::vector<uint8_t>> ReadImaLog(const std::string& path) {
 }
 
 Result<std::string> NodeId(const std::string& dir) {
-  VIGIL_ASSIGN_OR_RETURN(std::string text, ReadRegular(dir + "/node.json", 64 * 1024));
+  VIGIL_ASSIGN_OR_RETURN(std::string text, vigil::ReadFileUpTo(dir + "/node.json", 64 * 1024));
   const auto j = nlohmann::json::parse(text, nullptr, false);
   if (!j.is_object() || !j.contains("node") || !j["node"].is_string()) {
     return Status::Error(ErrorCode::kMalformed, dir + "/node.json: no node id");
@@ -160,7 +130,7 @@ Result<Made> MakeReport(const std::string& state_dir, const BaselineReportOption
   // 1. The snapshot: vigild's state file, verbatim, if it is one.
   const std::string state =
       state_dir + (!state_dir.empty() && state_dir.back() == '/' ? "" : "/") + "baselines.json";
-  auto text = ReadRegular(state, vigil::attest::kMaxSnapshotBytes);
+  auto text = vigil::ReadFileUpTo(state, vigil::attest::kMaxSnapshotBytes);
   if (!text.ok()) {
     if (text.status().code() == ErrorCode::kNotFound) {
       return Status::Error(ErrorCode::kNotFound, "no baselines yet: vigild has not saved " + state);
