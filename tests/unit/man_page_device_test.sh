@@ -21,7 +21,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "FAIL: $(basename "$page") does not name: ${missing[*]}"
 	rc=1
 fi
-if command -v groff >/dev/null; then
+# groff-base is in scripts/deps: without it the page goes unchecked, a failure.
+if ! command -v groff >/dev/null; then
+	echo "FAIL: groff missing (scripts/deps installs groff-base): the page was not rendered"
+	rc=1
+else
 	warn=$(groff -man -ww -z "$page" 2>&1 || true)
 	[ -z "$warn" ] || { echo "FAIL: groff warns: $warn"; rc=1; }
 fi

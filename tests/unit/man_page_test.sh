@@ -47,7 +47,11 @@ if [ -n "$unknown" ]; then
 	rc=1
 fi
 # The page must render without warnings.
-if command -v groff >/dev/null; then
+# groff-base is in scripts/deps: without it the page goes unchecked, a failure.
+if ! command -v groff >/dev/null; then
+	echo "FAIL: groff missing (scripts/deps installs groff-base): the page was not rendered"
+	rc=1
+else
 	warn=$(groff -man -ww -z "$page" 2>&1 || true)
 	[ -z "$warn" ] || { echo "FAIL: groff warns: $warn"; rc=1; }
 fi
