@@ -432,6 +432,18 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
                                        : "loading the BPF programs (no vigil module)");
   }
   if (dev) {
+    // Without the kernel's kfunc filter (6.1) the module learns our
+    // programs from us: each one that calls a kfunc is registered by fd
+    // and only calls from its JIT image are accepted.
+    VIGIL_ASSIGN_OR_RETURN(const vigil_info info, dev->GetInfo());
+    if (info.kfunc_guard == VIGIL_KFUNC_GUARD_CALLSITE) {
+      bpf_program* prog = nullptr;
+      bpf_object__for_each_program(prog, c->skel_->obj) {
+        const int fd = bpf_program__fd(prog);
+        if (fd < 0) continue;  // not loaded (autoload off)
+        VIGIL_RETURN_IF_ERROR(dev->AddProducer(fd).status());
+      }
+    }
     VIGIL_ASSIGN_OR_RETURN(c->producers_, dev->SealProducers());
     c->have_producers_ = true;
     c->device_path_ = options.device_path;
