@@ -49,10 +49,14 @@ const char* AnchorName(uint32_t a) {
 // What keeps foreign BPF programs from the kfuncs (vigil.h).
 std::string KfuncGuardName(uint32_t guard) {
   switch (guard) {
-    case VIGIL_KFUNC_GUARD_FILTER: return "filter";
-    case VIGIL_KFUNC_GUARD_CALLSITE: return "callsite";
-    case 0: return "unknown";  // a module older than ABI 2.2
-    default: return "unknown(" + std::to_string(guard) + ")";
+    case VIGIL_KFUNC_GUARD_FILTER:
+      return "filter";
+    case VIGIL_KFUNC_GUARD_CALLSITE:
+      return "callsite";
+    case 0:
+      return "unknown";  // a module older than ABI 2.2
+    default:
+      return "unknown(" + std::to_string(guard) + ")";
   }
 }
 
