@@ -23,13 +23,16 @@
 
 /**
  * vigil_rec_init() - zero a record and fill its header
- * @hdr:  the record
+ * @rec:  the whole record (struct vigil_rec_hdr first); not a pointer to
+ *        its hdr member, which FORTIFY_SOURCE sees as a too-small object
  * @type: enum vigil_rec_type
  * @size: whole record size
  */
-void vigil_rec_init(struct vigil_rec_hdr *hdr, u16 type, u32 size)
+void vigil_rec_init(void *rec, u16 type, u32 size)
 {
-	memset(hdr, 0, size);
+	struct vigil_rec_hdr *hdr = rec;
+
+	memset(rec, 0, size);
 	hdr->type = type;
 	hdr->version = 1;
 	hdr->size = size;
@@ -265,7 +268,7 @@ vigil_base_build(u64 first_kept, u64 records_trimmed, u64 bytes_trimmed,
 	b = kmalloc(sizeof(*b), GFP_KERNEL);
 	if (!b)
 		return NULL;
-	vigil_rec_init(&b->hdr, VIGIL_LOG_BASE, sizeof(*b));
+	vigil_rec_init(b, VIGIL_LOG_BASE, sizeof(*b));
 	b->first_kept_seq = first_kept;
 	b->records_trimmed = records_trimmed;
 	b->bytes_trimmed = bytes_trimmed;
@@ -298,7 +301,7 @@ static int vigil_measure_locked(u32 kind, const char *name, const u8 *digest,
 	struct vigil_log_measure m;
 	int ret;
 
-	vigil_rec_init(&m.hdr, VIGIL_LOG_MEASURE, sizeof(m));
+	vigil_rec_init(&m, VIGIL_LOG_MEASURE, sizeof(m));
 	m.kind = kind;
 	m.pcr = vigil_tpm_present() ? vigil.p.pcr_config : VIGIL_PCR_NONE;
 	strscpy(m.name, name, sizeof(m.name));
@@ -421,7 +424,7 @@ static void vigil_checkpoint_fill(struct vigil_log_checkpoint *cp, u32 reason)
 {
 	u64 next_seq;
 
-	vigil_rec_init(&cp->hdr, VIGIL_LOG_CHECKPOINT, sizeof(*cp));
+	vigil_rec_init(cp, VIGIL_LOG_CHECKPOINT, sizeof(*cp));
 	cp->hdr.version = VIGIL_CHECKPOINT_VERSION;
 	vigil_chain_peek(&next_seq, cp->chain_head);
 	cp->first_seq = vigil.cp_prev_last + 1;
@@ -512,7 +515,7 @@ static int vigil_checkpoint_locked(u32 reason,
 	vigil.cp_refused = cp.log_refused;
 	vigil.last_cp_ns = ktime_get_boottime_ns();
 
-	vigil_rec_init(&sig.hdr, VIGIL_LOG_SIGNATURE, sizeof(sig));
+	vigil_rec_init(&sig, VIGIL_LOG_SIGNATURE, sizeof(sig));
 	sig.checkpoint_seq = cp.hdr.seq;
 	sha256((const u8 *)&cp, sizeof(cp), sig.digest);
 	memcpy(vigil.prev_cp_digest, sig.digest, VIGIL_DIGEST_LEN);
@@ -871,7 +874,7 @@ static int vigil_make_key(void)
 		pr_warn("no checkpoint key: checkpoints will be unsigned\n");
 		return 0;
 	}
-	vigil_rec_init(&k.hdr, VIGIL_LOG_KEY, sizeof(k));
+	vigil_rec_init(&k, VIGIL_LOG_KEY, sizeof(k));
 	k.pcr = vigil.p.pcr_config;
 	k.curve = VIGIL_ECC_NIST_P256;
 	k.sig_alg = VIGIL_ALG_ECDSA;

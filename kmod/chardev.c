@@ -233,7 +233,7 @@ static long vigil_ioc_info(void __user *uarg)
 	in = kmalloc(sizeof(*in), GFP_KERNEL);
 	if (!in)
 		return -ENOMEM;
-	ret = vigil_arg_in(in, sizeof(*in), VIGIL_SIZE_VER0_INFO, in->__reserved,
+	ret = vigil_arg_in(in, sizeof(*in), VIGIL_SIZE_VER0_INFO, &in->__reserved,
 			   sizeof(in->__reserved), uarg, &usize);
 	if (ret)
 		goto out_free;
@@ -285,6 +285,7 @@ static long vigil_ioc_info(void __user *uarg)
 	spin_unlock(&vigil.producers_lock);
 	/* pairs with vigil_seal() */
 	in->seal_log_end = smp_load_acquire(&vigil.seal_log_end);
+	in->kfunc_guard = vigil_kfunc_guard();
 	ret = vigil_arg_out(uarg, in, usize);
 out_free:
 	kfree(in);
@@ -346,8 +347,8 @@ static long vigil_ioc_commit(void __user *uarg)
 	le = kmalloc(sizeof(*le), GFP_KERNEL);
 	if (!le)
 		return -ENOMEM;
-	vigil_rec_init(&le->hdr, VIGIL_LOG_EVENT, sizeof(*le));
-	vigil_rec_init(&le->ev.hdr, VIGIL_EV_USER, sizeof(le->ev));
+	vigil_rec_init(le, VIGIL_LOG_EVENT, sizeof(*le));
+	vigil_rec_init(&le->ev, VIGIL_EV_USER, sizeof(le->ev));
 	le->ev.hdr.ts_ns = le->hdr.ts_ns;
 	le->ev.pid = task_tgid_nr(current);
 	le->ev.uid = from_kuid(&init_user_ns, current_uid());
@@ -432,6 +433,23 @@ static long vigil_ioc_producers(struct file *file, void __user *uarg,
 	if (vigil_arg_out(uarg, &p, usize))
 		return -EFAULT;
 	return ret;
+}
+
+static long vigil_ioc_producer_add(struct file *file, void __user *uarg)
+{
+	struct vigil_producer_add a;
+	size_t usize;
+	int ret;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	ret = vigil_arg_in(&a, sizeof(a), VIGIL_SIZE_VER0_PRODUCER_ADD,
+			   a.__reserved, sizeof(a.__reserved), uarg, &usize);
+	if (ret)
+		return ret;
+	if (a.__pad)
+		return -EINVAL;
+	return vigil_producers_add(file, a.prog_fd);
 }
 
 static long vigil_ioc_seal(void __user *uarg)
@@ -530,6 +548,8 @@ static long vigil_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return vigil_ioc_producers(file, uarg, true);
 	case VIGIL_IOC_SEAL:
 		return vigil_ioc_seal(uarg);
+	case VIGIL_IOC_PRODUCERS_ADD:
+		return vigil_ioc_producer_add(file, uarg);
 	case VIGIL_IOC_KEY_CREATION:
 		return vigil_ioc_key_creation(uarg);
 	default:

@@ -371,7 +371,7 @@ int vigil_seal(struct vigil_log_checkpoint *cp_out,
 	       struct vigil_log_signature *sig_out, u64 *log_end);
 bool vigil_dev_anchor(void);
 void vigil_checkpoint_kick(void);
-void vigil_rec_init(struct vigil_rec_hdr *hdr, u16 type, u32 size);
+void vigil_rec_init(void *rec, u16 type, u32 size);
 
 /* watch.c */
 int vigil_watch_init(void);
@@ -393,5 +393,7 @@ void vigil_slots_sum(const u64 __percpu *counts, u64 *out);
 int vigil_producers_open(struct file *file);
 int vigil_producers_seal(struct file *file, struct vigil_producers *out);
 void vigil_producers_abandon(struct file *file);
+int vigil_producers_add(struct file *file, int prog_fd);
+u32 vigil_kfunc_guard(void);
 
 #endif /* VIGIL_INTERNAL_H */

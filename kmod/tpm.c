@@ -29,7 +29,7 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/tpm.h>
-#include <linux/unaligned.h>
+#include "compat.h"
 #include <crypto/hash.h>
 #include <crypto/hash_info.h>
 
@@ -40,9 +40,9 @@
 #define VIGIL_TPM2_ST_HASHCHECK		0x8024
 #define VIGIL_TPM2_ALG_ECDSA		0x0018
 #define VIGIL_TPM2_KEY_ATTRS	(TPM2_OA_FIXED_TPM | TPM2_OA_FIXED_PARENT | \
-				 TPM2_OA_SENSITIVE_DATA_ORIGIN | \
-				 TPM2_OA_USER_WITH_AUTH | TPM2_OA_NO_DA | \
-				 TPM2_OA_SIGN)
+				 VIGIL_TPM2_OA_SENSITIVE_DATA_ORIGIN | \
+				 TPM2_OA_USER_WITH_AUTH | VIGIL_TPM2_OA_NO_DA | \
+				 VIGIL_TPM2_OA_SIGN)
 
 /* A bounds-checked reader over a TPM response body. */
 struct vigil_rsp {
@@ -113,7 +113,8 @@ static bool vigil_rsp_coord(struct vigil_rsp *r, u8 *out, u32 len)
 static void vigil_rsp_init(struct vigil_rsp *r, struct tpm_buf *buf)
 {
 	r->p = buf->data + TPM_HEADER_SIZE;
-	r->len = buf->length > TPM_HEADER_SIZE ? buf->length - TPM_HEADER_SIZE : 0;
+	r->len = tpm_buf_length(buf) > TPM_HEADER_SIZE ?
+		 tpm_buf_length(buf) - TPM_HEADER_SIZE : 0;
 	r->off = 0;
 	r->err = false;
 }
@@ -431,14 +432,14 @@ static int vigil_tpm_create_primary(u32 *handle, u8 *x, u8 *y, u8 *name,
 	/* inPublic: TPMT_PUBLIC of an ECC P-256 ECDSA-SHA256 signing key */
 	tpm_buf_append_u16(&buf, 2 + 2 + 4 + 2 + 2 + 4 + 2 + 2 +
 			   2 + VIGIL_KEY_UNIQUE_LEN + 2);
-	tpm_buf_append_u16(&buf, TPM_ALG_ECC);
+	tpm_buf_append_u16(&buf, VIGIL_TPM_ALG_ECC);
 	tpm_buf_append_u16(&buf, TPM_ALG_SHA256);
 	tpm_buf_append_u32(&buf, VIGIL_TPM2_KEY_ATTRS);
 	tpm_buf_append_u16(&buf, 0);			/* authPolicy */
 	tpm_buf_append_u16(&buf, TPM_ALG_NULL);		/* symmetric */
 	tpm_buf_append_u16(&buf, VIGIL_TPM2_ALG_ECDSA);	/* scheme */
 	tpm_buf_append_u16(&buf, TPM_ALG_SHA256);
-	tpm_buf_append_u16(&buf, TPM2_ECC_NIST_P256);
+	tpm_buf_append_u16(&buf, VIGIL_TPM2_ECC_NIST_P256);
 	tpm_buf_append_u16(&buf, TPM_ALG_NULL);		/* kdf */
 	tpm_buf_append_u16(&buf, VIGIL_KEY_UNIQUE_LEN);	/* unique.x */
 	tpm_buf_append(&buf, vigil.tpm.key_unique, VIGIL_KEY_UNIQUE_LEN);
@@ -464,7 +465,7 @@ static int vigil_tpm_create_primary(u32 *handle, u8 *x, u8 *y, u8 *name,
 	pub.len = n;
 	pub.off = 0;
 	pub.err = false;
-	if (vigil_rsp_u16(&pub) != TPM_ALG_ECC) {
+	if (vigil_rsp_u16(&pub) != VIGIL_TPM_ALG_ECC) {
 		ret = -EBADMSG;
 		goto out_flush;
 	}
@@ -734,7 +735,7 @@ int vigil_tpm_sign(const u8 *digest, u8 *r, u8 *s, u32 *tpm_rc)
 	tpm_buf_append_u16(&buf, VIGIL_TPM2_ALG_ECDSA);	/* inScheme */
 	tpm_buf_append_u16(&buf, TPM_ALG_SHA256);
 	tpm_buf_append_u16(&buf, VIGIL_TPM2_ST_HASHCHECK);	/* validation */
-	tpm_buf_append_u32(&buf, TPM2_RH_NULL);
+	tpm_buf_append_u32(&buf, VIGIL_TPM2_RH_NULL);
 	tpm_buf_append_u16(&buf, 0);
 	ret = vigil_tpm_transmit(&buf, tpm_rc);
 	if (ret)

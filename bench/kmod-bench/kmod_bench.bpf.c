@@ -20,6 +20,7 @@
 
 extern int vigil_commit(void *rec, __u32 rec__sz) __ksym;
 extern int vigil_drop(__u32 type) __ksym;
+extern int vigil_alive(__u32 role) __ksym;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -51,6 +52,7 @@ __s32 chk_bad_size;
 __s32 chk_drop_ok;
 __s32 chk_types;	/* bit per known type committed with 0 */
 __s32 chk_drop_bad;
+__s32 chk_alive;
 
 static void fill(struct vigil_ev_exit *ev, __u32 i)
 {
@@ -164,6 +166,7 @@ static void check(void)
 	chk_drop_ok = vigil_drop(VIGIL_EV_EXEC) | vigil_drop(VIGIL_EV_EXIT) |
 		      vigil_drop(VIGIL_EV_EXIT);
 	chk_drop_bad = vigil_drop(0x999);
+	chk_alive = vigil_alive(VIGIL_PROD_SYSCALL);
 }
 
 SEC("tp_btf/sys_enter")

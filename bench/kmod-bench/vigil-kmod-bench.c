@@ -5,7 +5,9 @@
  *
  *   vigil-kmod-bench --check      kfunc contract from a tp_btf program
  *   vigil-kmod-bench --foreign    load WITHOUT registering as a producer:
- *                                 exit 0 only if the module refuses it
+ *                                 exit 0 only if the module refuses it (at
+ *                                 load with the kfunc filter; on 6.1 every
+ *                                 call, see foreign_callsite())
  *   vigil-kmod-bench --hold SECS  load and attach, print "attached", sleep
  *   vigil-kmod-bench [-n ITERS] [-r RUNS] [-c CHECKPOINTS]
  *       per-record cost of reserve+fill+submit (ring buffer only) against
@@ -90,9 +92,90 @@ static int do_check(struct kmod_bench *skel, int fd)
 	CHECK(b.dropped == a.dropped + 4, "dropped %llu -> %llu (want +4)",
 	      (unsigned long long)a.dropped, (unsigned long long)b.dropped);
 	CHECK(memcmp(a.chain_head, b.chain_head, 32), "chain head did not move");
+	CHECK(skel->bss->chk_alive == 0, "vigil_alive returned %d", skel->bss->chk_alive);
 	printf("%s: kfunc commit seq %llu, %u NULL records rejected, drops counted\n",
 	       fails ? "kfunc check FAILED" : "kfunc check ok",
 	       (unsigned long long)skel->bss->chk_valid_seq, skel->bss->chk_null_calls);
+	return fails ? 1 : 0;
+}
+
+/* alive[] counters of a fresh checkpoint (they are in checkpoints only). */
+static int alive_now(int fd, uint64_t *alive)
+{
+	struct vigil_checkpoint_req *req = calloc(1, sizeof(*req));
+	int ret;
+
+	if (!req)
+		return -1;
+	req->size = sizeof(*req);
+	ret = ioctl(fd, VIGIL_IOC_CHECKPOINT, req);
+	if (!ret)
+		memcpy(alive, req->cp.alive, sizeof(req->cp.alive));
+	free(req);
+	return ret;
+}
+
+/*
+ * The attack on a kernel without the kfunc filter (6.1, kfunc_guard
+ * CALLSITE): a root program that was never registered loads and runs the
+ * whole contract check, every kfunc call in it (vigil_commit 72 times,
+ * from the program and from a bpf_loop callback, vigil_drop 4 times,
+ * vigil_alive once) must be refused with -EPERM and counted as rejected,
+ * nothing may be committed or dropped, and the alive counters must not
+ * move.
+ */
+static int foreign_callsite(struct kmod_bench *skel, int fd)
+{
+	uint64_t alive_a[VIGIL_PROD_SLOTS], alive_b[VIGIL_PROD_SLOTS];
+	struct vigil_info a, b;
+
+	if (kmod_bench__load(skel)) {
+		printf("FAIL: the foreign program did not load (kfunc_guard CALLSITE loads it)\n");
+		return 1;
+	}
+	if (kmod_bench__attach(skel)) {
+		printf("FAIL: attach\n");
+		return 1;
+	}
+	CHECK(alive_now(fd, alive_a) == 0, "CHECKPOINT: %s", strerror(errno));
+	vt_info(fd, &a);
+	skel->bss->mode = 2;
+	getppid();
+	vt_info(fd, &b);
+	CHECK(alive_now(fd, alive_b) == 0, "CHECKPOINT: %s", strerror(errno));
+	CHECK(skel->bss->runs == 1, "program ran %llu times", (unsigned long long)skel->bss->runs);
+	CHECK(skel->bss->chk_valid == -EPERM, "valid commit returned %d, want -EPERM",
+	      skel->bss->chk_valid);
+	CHECK(skel->bss->chk_valid_seq == 0 &&
+	      !(skel->bss->chk_valid_flags & VIGIL_REC_F_COMMITTED),
+	      "the record got seq %llu flags 0x%x", (unsigned long long)skel->bss->chk_valid_seq,
+	      skel->bss->chk_valid_flags);
+	CHECK(skel->bss->chk_bad_type == -EPERM && skel->bss->chk_bad_size == -EPERM,
+	      "bad type/size: %d / %d", skel->bss->chk_bad_type, skel->bss->chk_bad_size);
+	CHECK(skel->bss->chk_types == 0, "per-type commits succeeded: mask 0x%x",
+	      skel->bss->chk_types);
+	CHECK(skel->bss->chk_null_calls > 0 && skel->bss->chk_null_einval == 0,
+	      "NULL records: %u calls, %u reached the record checks", skel->bss->chk_null_calls,
+	      skel->bss->chk_null_einval);
+	CHECK(skel->bss->chk_drop_ok == -EPERM && skel->bss->chk_drop_bad == -EPERM,
+	      "vigil_drop returned %d / %d", skel->bss->chk_drop_ok, skel->bss->chk_drop_bad);
+	CHECK(skel->bss->chk_alive == -EPERM, "vigil_alive returned %d", skel->bss->chk_alive);
+	CHECK(b.committed == a.committed && b.next_seq == a.next_seq &&
+	      !memcmp(a.chain_head, b.chain_head, 32),
+	      "committed %llu -> %llu: the chain moved", (unsigned long long)a.committed,
+	      (unsigned long long)b.committed);
+	CHECK(b.dropped == a.dropped, "dropped %llu -> %llu", (unsigned long long)a.dropped,
+	      (unsigned long long)b.dropped);
+	CHECK(b.rejected == a.rejected + 3 + 5 + 64 + 4 + 1, "rejected %llu -> %llu (want +77)",
+	      (unsigned long long)a.rejected, (unsigned long long)b.rejected);
+	CHECK(alive_b[VIGIL_PROD_SYSCALL] == alive_a[VIGIL_PROD_SYSCALL],
+	      "alive[syscall] %llu -> %llu", (unsigned long long)alive_a[VIGIL_PROD_SYSCALL],
+	      (unsigned long long)alive_b[VIGIL_PROD_SYSCALL]);
+	printf("%s: rejected %llu -> %llu, committed %llu, alive[syscall] %llu\n",
+	       fails ? "ATTACK SUCCEEDED" : "refused at call",
+	       (unsigned long long)a.rejected, (unsigned long long)b.rejected,
+	       (unsigned long long)(b.committed - a.committed),
+	       (unsigned long long)alive_b[VIGIL_PROD_SYSCALL]);
 	return fails ? 1 : 0;
 }
 
@@ -153,6 +236,12 @@ int main(int argc, char **argv)
 		struct vigil_info a, b;
 
 		vt_info(fd, &a);
+		if (a.kfunc_guard == VIGIL_KFUNC_GUARD_CALLSITE) {
+			int ret = foreign_callsite(skel, fd);
+
+			kmod_bench__destroy(skel);
+			return ret;
+		}
 		if (!kmod_bench__load(skel)) {
 			printf("ATTACK SUCCEEDED: a program outside the producer window loaded with the vigil kfuncs\n");
 			kmod_bench__destroy(skel);
@@ -171,6 +260,19 @@ int main(int argc, char **argv)
 	if (kmod_bench__load(skel)) {
 		fprintf(stderr, "load failed (module BTF? kfunc registration?)\n");
 		return 1;
+	}
+	{
+		/* Without the kfunc filter the module learns the program from us. */
+		struct vigil_producer_add add = { .size = sizeof(add) };
+		struct vigil_info info;
+
+		vt_info(fd, &info);
+		add.prog_fd = bpf_program__fd(skel->progs.on_sys_enter);
+		if (info.kfunc_guard == VIGIL_KFUNC_GUARD_CALLSITE &&
+		    ioctl(fd, VIGIL_IOC_PRODUCERS_ADD, &add)) {
+			perror("VIGIL_IOC_PRODUCERS_ADD");
+			return 1;
+		}
 	}
 	if (ioctl(fd, VIGIL_IOC_PRODUCERS_SEAL, &prod)) {
 		perror("VIGIL_IOC_PRODUCERS_SEAL");

@@ -51,7 +51,7 @@
 #endif
 
 #define VIGIL_ABI_MAJOR		2
-#define VIGIL_ABI_MINOR		1	/* 1: VIGIL_IOC_KEY_CREATION */
+#define VIGIL_ABI_MINOR		2	/* 1: KEY_CREATION; 2: kfunc_guard, PRODUCERS_ADD */
 
 #define VIGIL_DEVICE_NAME	"vigil"
 #define VIGIL_DEVICE_PATH	"/dev/vigil"
@@ -408,6 +408,7 @@ struct vigil_log_base {
 #define VIGIL_SIZE_VER0_PRODUCERS	72
 #define VIGIL_SIZE_VER0_SEAL		584
 #define VIGIL_SIZE_VER0_KEY_CREATION	64	/* ABI 2.1 */
+#define VIGIL_SIZE_VER0_PRODUCER_ADD	32	/* ABI 2.2 */
 
 #define VIGIL_IOC_MAGIC		0xBC
 
@@ -432,6 +433,19 @@ struct vigil_version {
 #define VIGIL_TPM_DEV_ANCHOR	(1U << 3)	/* resettable PCR 16/23: development only */
 #define VIGIL_TPM_SEALED	(1U << 4)	/* sealed: no commits; unload once drained */
 #define VIGIL_TPM_WINDOW_OPEN	(1U << 5)	/* a producer registration window is open */
+
+/*
+ * vigil_info.kfunc_guard (ABI 2.2; 0 from an older module): what keeps BPF
+ * programs other than the registered producers from calling the kfuncs.
+ * FILTER (kernel 6.5+): the kfunc set's filter refuses them at load; the
+ * window owner's programs are recorded as the verifier sees them.
+ * CALLSITE (older kernels, Debian 12's 6.1): any root program that calls
+ * the kfuncs loads, but every call from outside the JIT image of a program
+ * registered with PRODUCERS_ADD is refused (-EPERM) and counted in
+ * rejected; the window owner must register each program it loaded.
+ */
+#define VIGIL_KFUNC_GUARD_FILTER	1
+#define VIGIL_KFUNC_GUARD_CALLSITE	2
 
 struct vigil_info {
 	__u32 size;		/* in: sizeof(struct vigil_info) */
@@ -469,7 +483,9 @@ struct vigil_info {
 	__u32 __pad2;
 	__u8 producers_digest[VIGIL_DIGEST_LEN];	/* of the current set */
 	__u64 seal_log_end;	/* SEALED: log seq after the final records */
-	__u64 __reserved[2];
+	__u32 kfunc_guard;	/* VIGIL_KFUNC_GUARD_* (ABI 2.2) */
+	__u32 __pad3;
+	__u64 __reserved;
 };
 
 struct vigil_measure {
@@ -525,6 +541,23 @@ struct vigil_producers {
 };
 
 /*
+ * PRODUCERS_ADD (ABI 2.2): with kfunc_guard CALLSITE, register a program
+ * the window owner loaded in its open window (@prog_fd, a JIT-compiled
+ * tracing program). It is recorded and measured at PRODUCERS_SEAL like
+ * the filter records programs, and may call the kfuncs for as long as it
+ * exists. Errors: ENOMSG (it calls no vigil kfunc: nothing recorded),
+ * ENOENT (no window of this file and process), EOPNOTSUPP (kfunc_guard
+ * FILTER: the filter records programs at load), EBADF, EINVAL, ENOSPC.
+ */
+struct vigil_producer_add {
+	__u32 size;
+	__u32 flags;		/* 0 */
+	__s32 prog_fd;		/* in */
+	__u32 __pad;		/* in: 0 */
+	__u64 __reserved[2];	/* in: 0 */
+};
+
+/*
  * SEAL: write the final checkpoint (reason UNLOAD, VIGIL_CP_F_SEALED) while
  * /dev/vigil still exists, refuse every commit from then on, and let the
  * module be unloaded once a reader has read the log up to seal_log_end.
@@ -576,6 +609,7 @@ struct vigil_key_creation {
 #define VIGIL_IOC_PRODUCERS_SEAL _IOWR(VIGIL_IOC_MAGIC, 0x07, struct vigil_producers)
 #define VIGIL_IOC_SEAL		_IOWR(VIGIL_IOC_MAGIC, 0x08, struct vigil_seal)
 #define VIGIL_IOC_KEY_CREATION	_IOWR(VIGIL_IOC_MAGIC, 0x09, struct vigil_key_creation)
+#define VIGIL_IOC_PRODUCERS_ADD	_IOWR(VIGIL_IOC_MAGIC, 0x0A, struct vigil_producer_add)
 
 /* --- size asserts ------------------------------------------------------- */
 
@@ -601,5 +635,6 @@ VIGIL_STATIC_ASSERT(sizeof(struct vigil_trim) == 40, "vigil_trim");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_producers) == 72, "vigil_producers");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_seal) == 584, "vigil_seal");
 VIGIL_STATIC_ASSERT(sizeof(struct vigil_key_creation) == 64, "vigil_key_creation");
+VIGIL_STATIC_ASSERT(sizeof(struct vigil_producer_add) == 32, "vigil_producer_add");
 
 #endif /* _UAPI_VIGIL_H */

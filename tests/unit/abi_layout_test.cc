@@ -35,6 +35,12 @@ const std::map<std::string, unsigned long>& CxxLayout() {
       CXX_ENTRY("sizeof(vigil_producers)", sizeof(vigil_producers)),
       CXX_ENTRY("sizeof(vigil_seal)", sizeof(vigil_seal)),
       CXX_ENTRY("sizeof(vigil_key_creation)", sizeof(vigil_key_creation)),
+      CXX_ENTRY("sizeof(vigil_producer_add)", sizeof(vigil_producer_add)),
+      CXX_ENTRY("vigil_producer_add.prog_fd", offsetof(vigil_producer_add, prog_fd)),
+      CXX_ENTRY("vigil_producer_add.__reserved", offsetof(vigil_producer_add, __reserved)),
+      CXX_ENTRY("vigil_info.kfunc_guard", offsetof(vigil_info, kfunc_guard)),
+      CXX_ENTRY("vigil_info.__reserved", offsetof(vigil_info, __reserved)),
+      CXX_ENTRY("VIGIL_IOC_PRODUCERS_ADD", VIGIL_IOC_PRODUCERS_ADD),
       CXX_ENTRY("vigil_key_creation.buf", offsetof(vigil_key_creation, buf)),
       CXX_ENTRY("vigil_key_creation.needed", offsetof(vigil_key_creation, needed)),
       CXX_ENTRY("vigil_key_creation.context_len", offsetof(vigil_key_creation, context_len)),
@@ -143,6 +149,14 @@ TEST(AbiLayout, KeyOffsets) {
   EXPECT_EQ(offsetof(vigil_key_creation, public_len), 24u);
   EXPECT_EQ(offsetof(vigil_key_creation, context_len), 40u);
   EXPECT_EQ(offsetof(vigil_key_creation, __reserved), 44u);
+  // ABI 2.2: kfunc_guard in GET_INFO's old reserved words (size unchanged),
+  // PRODUCERS_ADD.
+  EXPECT_EQ(offsetof(vigil_info, seal_log_end), 328u);
+  EXPECT_EQ(offsetof(vigil_info, kfunc_guard), 336u);
+  EXPECT_EQ(offsetof(vigil_info, __reserved), 344u);
+  EXPECT_EQ(sizeof(vigil_producer_add), 32u);
+  EXPECT_EQ(offsetof(vigil_producer_add, prog_fd), 8u);
+  EXPECT_EQ(offsetof(vigil_producer_add, __reserved), 16u);
   // Every record begins with the common header.
   EXPECT_EQ(offsetof(vigil_ev_exec, hdr), 0u);
   EXPECT_EQ(offsetof(vigil_log_event, ev), sizeof(vigil_rec_hdr));
@@ -165,6 +179,10 @@ TEST(AbiLayout, IoctlNumbersEncodeDirectionAndSize) {
   EXPECT_EQ(_IOC_NR(VIGIL_IOC_KEY_CREATION), 9u);
   EXPECT_EQ(_IOC_SIZE(VIGIL_IOC_KEY_CREATION), sizeof(vigil_key_creation));
   EXPECT_EQ(_IOC_DIR(VIGIL_IOC_KEY_CREATION), static_cast<unsigned>(_IOC_READ | _IOC_WRITE));
+  EXPECT_EQ(VIGIL_SIZE_VER0_PRODUCER_ADD, sizeof(vigil_producer_add));
+  EXPECT_EQ(_IOC_NR(VIGIL_IOC_PRODUCERS_ADD), 10u);
+  EXPECT_EQ(_IOC_SIZE(VIGIL_IOC_PRODUCERS_ADD), sizeof(vigil_producer_add));
+  EXPECT_EQ(_IOC_DIR(VIGIL_IOC_PRODUCERS_ADD), static_cast<unsigned>(_IOC_READ | _IOC_WRITE));
 }
 
 }  // namespace

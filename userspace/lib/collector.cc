@@ -382,7 +382,19 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
                             options.syscalls && options.sample_ms != 0);
   // Attached to per-CPU cpu-clock events by StartSampleTicks(), not by the
   // skeleton (a perf_event program has no attach point of its own).
-  bpf_program__set_autoload(c->skel_->progs.vigil_sample_tick, options.sample_ms != 0);
+  // Kernels whose module guards the kfuncs at the call site (Debian 12's
+  // 6.1) let no perf_event program call a module kfunc (6.1 maps only
+  // TRACING and LSM programs to the tracing kfunc hook, kernel/bpf/btf.c
+  // bpf_prog_type_to_kfunc_hook): the tick, which commits samples, cannot
+  // load there, and samples come from the scheduler hook alone.
+  bool tick = options.sample_ms != 0;
+  if (tick && module.commit) {
+    auto probe = device::VigilDevice::Open(options.device_path);
+    if (!probe.ok()) return probe.status();
+    VIGIL_ASSIGN_OR_RETURN(const vigil_info probe_info, probe->GetInfo());
+    if (probe_info.kfunc_guard == VIGIL_KFUNC_GUARD_CALLSITE) tick = false;
+  }
+  bpf_program__set_autoload(c->skel_->progs.vigil_sample_tick, tick);
   bpf_program__set_autoattach(c->skel_->progs.vigil_sample_tick, false);
   if (options.sample_ms != 0 && options.hw == CollectorOptions::Hw::kInject) {
     c->skel_->rodata->hw_inject = true;
@@ -432,6 +444,18 @@ Result<std::unique_ptr<Collector>> Collector::Start(const CollectorOptions& opti
                                        : "loading the BPF programs (no vigil module)");
   }
   if (dev) {
+    // Without the kernel's kfunc filter (6.1) the module learns our
+    // programs from us: each one that calls a kfunc is registered by fd
+    // and only calls from its JIT image are accepted.
+    VIGIL_ASSIGN_OR_RETURN(const vigil_info info, dev->GetInfo());
+    if (info.kfunc_guard == VIGIL_KFUNC_GUARD_CALLSITE) {
+      bpf_program* prog = nullptr;
+      bpf_object__for_each_program(prog, c->skel_->obj) {
+        const int fd = bpf_program__fd(prog);
+        if (fd < 0) continue;  // not loaded (autoload off)
+        VIGIL_RETURN_IF_ERROR(dev->AddProducer(fd).status());
+      }
+    }
     VIGIL_ASSIGN_OR_RETURN(c->producers_, dev->SealProducers());
     c->have_producers_ = true;
     c->device_path_ = options.device_path;
@@ -795,6 +819,8 @@ Status Collector::OpenHwCounters() {
 }
 
 Status Collector::StartSampleTicks(uint32_t sample_ms) {
+  // Not loaded where perf_event programs get no module kfuncs (see Create).
+  if (bpf_program__fd(skel_->progs.vigil_sample_tick) < 0) return Status::Ok();
   const int ncpus = libbpf_num_possible_cpus();
   if (ncpus <= 0) return Status::FromLibbpf(ncpus, "libbpf_num_possible_cpus");
   for (int cpu = 0; cpu < ncpus; ++cpu) {

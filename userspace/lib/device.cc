@@ -94,6 +94,16 @@ Result<vigil_producers> VigilDevice::SealProducers() {
   return p;
 }
 
+Result<bool> VigilDevice::AddProducer(int prog_fd) {
+  auto a = Arg<vigil_producer_add>();
+  a.prog_fd = prog_fd;
+  if (const int err = Ioctl(fd_.get(), VIGIL_IOC_PRODUCERS_ADD, &a); err != 0) {
+    if (err == ENOMSG) return false;
+    return Status::FromErrno(err, "VIGIL_IOC_PRODUCERS_ADD");
+  }
+  return true;
+}
+
 Result<vigil_seal> VigilDevice::Seal() {
   auto seal = Arg<vigil_seal>();
   if (const int err = Ioctl(fd_.get(), VIGIL_IOC_SEAL, &seal); err != 0 && err != EALREADY) {

@@ -46,6 +46,20 @@ const char* AnchorName(uint32_t a) {
   return a == VIGIL_ANCHOR_PCR ? "pcr" : a == VIGIL_ANCHOR_IMA ? "ima" : "unknown";
 }
 
+// What keeps foreign BPF programs from the kfuncs (vigil.h).
+std::string KfuncGuardName(uint32_t guard) {
+  switch (guard) {
+    case VIGIL_KFUNC_GUARD_FILTER:
+      return "filter";
+    case VIGIL_KFUNC_GUARD_CALLSITE:
+      return "callsite";
+    case 0:
+      return "unknown";  // a module older than ABI 2.2
+    default:
+      return "unknown(" + std::to_string(guard) + ")";
+  }
+}
+
 }  // namespace
 
 json RecordToJson(const records::Record& rec) {
@@ -290,6 +304,7 @@ json InfoToJson(const vigil_info& info) {
               {"nr_producers", info.nr_producers},
               {"producers_digest", Hex(info.producers_digest)},
               {"seal_log_end", info.seal_log_end},
+              {"kfunc_guard", KfuncGuardName(info.kfunc_guard)},
               {"key_x", (info.tpm_flags & VIGIL_TPM_KEY) ? Hex(info.key_x) : std::string()},
               {"key_y", (info.tpm_flags & VIGIL_TPM_KEY) ? Hex(info.key_y) : std::string()}};
 }

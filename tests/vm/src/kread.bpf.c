@@ -30,7 +30,8 @@ struct timespec64 {
 	long tv_nsec;
 } __attribute__((preserve_access_index));
 
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+/* Weak: 6.1 has no bpf_rdonly_cast (6.2+); the loader checks for it. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
 __u64 addr;			/* set by user space */
 __u8 buf[KREAD_MAX];		/* what was read */

@@ -218,6 +218,34 @@ static void t_window(void)
 	EXPECT_ERR(VIGIL_IOC_PRODUCERS_OPEN, &p, EINVAL);
 }
 
+/*
+ * PRODUCERS_ADD (ABI 2.2): what GET_INFO's kfunc_guard says decides it.
+ * With the filter the module records programs at load (EOPNOTSUPP); with
+ * the call-site guard an fd that is no BPF program is refused before any
+ * window check (EBADF, EINVAL), and flags/padding must be zero.
+ */
+static void t_producer_add(void)
+{
+	struct vigil_producer_add a = { .size = sizeof(a), .prog_fd = -1 };
+	struct vigil_info in;
+
+	vt_info(fd, &in);
+	CHECK(in.kfunc_guard == VIGIL_KFUNC_GUARD_FILTER ||
+	      in.kfunc_guard == VIGIL_KFUNC_GUARD_CALLSITE, "kfunc_guard %u", in.kfunc_guard);
+	if (in.kfunc_guard == VIGIL_KFUNC_GUARD_FILTER) {
+		EXPECT_ERR(VIGIL_IOC_PRODUCERS_ADD, &a, EOPNOTSUPP);
+		return;
+	}
+	EXPECT_ERR(VIGIL_IOC_PRODUCERS_ADD, &a, EBADF);
+	a.prog_fd = fd;	/* /dev/vigil, not a BPF program */
+	EXPECT_ERR(VIGIL_IOC_PRODUCERS_ADD, &a, EINVAL);
+	a.__pad = 1;
+	EXPECT_ERR(VIGIL_IOC_PRODUCERS_ADD, &a, EINVAL);
+	a.__pad = 0;
+	a.flags = 1;
+	EXPECT_ERR(VIGIL_IOC_PRODUCERS_ADD, &a, EINVAL);
+}
+
 /* After SEAL: read only the last record, after a seek (not a drain). */
 static void t_skip_to_end(void)
 {
@@ -296,7 +324,7 @@ static void t_bad_reserved(void)
 	snap(&s);
 	strcpy(m.name, "x");
 	v.__reserved[1] = 1;
-	in.__reserved[0] = 1;
+	in.__reserved = 1;
 	m.__reserved[1] = 1;
 	c.__reserved[0] = 1;
 	cp.__reserved[1] = 1;
@@ -913,6 +941,7 @@ static const struct {
 	{ "extensible", t_extensible },
 	{ "readonly-arg", t_readonly_arg },
 	{ "window", t_window },
+	{ "producer-add", t_producer_add },
 	{ "sealed", t_sealed },
 	{ "skip-to-end", t_skip_to_end },
 };

@@ -6,6 +6,7 @@
  * one of kread.bpf.c's programs and prints them.
  *
  * usage: vigil-kread helper|cast|printf ADDR [LEN]
+ * Exit 3: the kernel refused the program; 4: no bpf_rdonly_cast (cast, 6.1).
  *   helper  bpf_probe_read_kernel()   (refused by lockdown=confidentiality)
  *   cast    bpf_rdonly_cast() + loads (not checked against lockdown)
  *   printf  bpf_snprintf("%s")        (not checked either; stops at a NUL)
@@ -15,12 +16,14 @@
  * 3 the kernel refused to load the program (verifier log on stderr).
  */
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "kread.skel.h"
@@ -58,6 +61,19 @@ int main(int argc, char **argv)
 	if (!skel) {
 		fprintf(stderr, "vigil-kread: open: %s\n", strerror(errno));
 		return 1;
+	}
+	/* 6.1 has no bpf_rdonly_cast (6.2+): that read does not exist there. */
+	if (!strcmp(argv[1], "cast")) {
+		struct btf *vmlinux = btf__load_vmlinux_btf();
+		bool have = vmlinux && btf__find_by_name_kind(vmlinux, "bpf_rdonly_cast",
+							      BTF_KIND_FUNC) > 0;
+
+		btf__free(vmlinux);
+		if (!have) {
+			fprintf(stderr, "vigil-kread: this kernel has no bpf_rdonly_cast kfunc\n");
+			rc = 4;
+			goto out;
+		}
 	}
 	/* Only the chosen program: a refusal of another must not stop it. */
 	bpf_object__for_each_program(prog, skel->obj)

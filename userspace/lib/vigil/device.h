@@ -46,6 +46,11 @@ class VigilDevice {
   // VIGIL_IOC_PRODUCERS_SEAL: closes the window; the module measures the
   // programs it allowed. Returns the set's generation, size and digest.
   Result<vigil_producers> SealProducers();
+  // VIGIL_IOC_PRODUCERS_ADD (kfunc_guard CALLSITE, kernels without the
+  // kfunc filter): registers a program this process loaded in its open
+  // window. Returns false when the program calls no vigil kfunc (ENOMSG:
+  // nothing recorded), true when it was registered.
+  Result<bool> AddProducer(int prog_fd);
   // VIGIL_IOC_SEAL: the final checkpoint; commits are refused afterwards and
   // the module may be unloaded once the log is read up to seal.log_end.
   // A module sealed before answers with the earlier log_end.

@@ -3,11 +3,18 @@
 #ifndef VIGIL_USERSPACE_LIB_VIGIL_STATUS_H_
 #define VIGIL_USERSPACE_LIB_VIGIL_STATUS_H_
 
+#include <bit>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+
+// Records are hashed and parsed as they lie in memory, in the ABI's
+// little-endian order (include/uapi/vigil.h): no big-endian build. Every
+// user-space file includes this header.
+static_assert(std::endian::native == std::endian::little,
+              "vigil: little-endian targets only (the ABI is little-endian)");
 
 namespace vigil {
 

@@ -32,6 +32,17 @@ fi
 # Control: without lockdown all three ways of reading kernel memory work, so a
 # refusal later is the lockdown's doing and not a broken tool.
 for mode in helper cast printf; do
+	if [ $mode = cast ] && ! ld_have_cast; then
+		# 6.1: no such kfunc; the tool must say so (exit 4), not fail.
+		ld_kread cast $LD_DIR/none-cast.txt
+		rc=$?
+		if [ $rc = 4 ] && grep -q 'no bpf_rdonly_cast' $LD_DIR/none-cast.txt.err; then
+			vt_pass lockdown-none-kread-cast "$(uname -r): no bpf_rdonly_cast kfunc, no cast read"
+		else
+			vt_fail lockdown-none-kread-cast "exit $rc: $(cat $LD_DIR/none-cast.txt.err | tr '\n' '|' | cut -c1-300)"
+		fi
+		continue
+	fi
 	if ld_kread $mode $LD_DIR/none-$mode.txt && ld_banner_read $LD_DIR/none-$mode.txt; then
 		vt_pass lockdown-none-kread-$mode "$(head -n 1 $LD_DIR/none-$mode.txt)"
 	else

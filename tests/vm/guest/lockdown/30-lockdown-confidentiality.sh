@@ -38,7 +38,16 @@ else
 	vt_fail lockdown-conf-bpf-read-kernel-refused "exit $rc: $(cat $LD_DIR/conf-helper.txt $LD_DIR/conf-helper.txt.err | tail -n 4 | tr '\n' '|' | cut -c1-300)"
 fi
 
-if ld_kread cast $LD_DIR/conf-cast.txt && ld_banner_read $LD_DIR/conf-cast.txt; then
+if ! ld_have_cast; then
+	# 6.1: bpf_rdonly_cast came with 6.2, so this gap does not exist here.
+	ld_kread cast $LD_DIR/conf-cast.txt
+	rc=$?
+	if [ $rc = 4 ]; then
+		vt_pass lockdown-conf-rdonly-cast-gap "$(uname -r) has no bpf_rdonly_cast: no such gap"
+	else
+		vt_fail lockdown-conf-rdonly-cast-gap "exit $rc without the kfunc: $(cat $LD_DIR/conf-cast.txt.err | tr '\n' '|' | cut -c1-300)"
+	fi
+elif ld_kread cast $LD_DIR/conf-cast.txt && ld_banner_read $LD_DIR/conf-cast.txt; then
 	vt_pass lockdown-conf-rdonly-cast-gap "still reads kernel memory (documented gap): $(head -n 1 $LD_DIR/conf-cast.txt)"
 else
 	vt_fail lockdown-conf-rdonly-cast-gap "the gap is closed or the read failed, update the docs: $(cat $LD_DIR/conf-cast.txt $LD_DIR/conf-cast.txt.err | tail -n 3 | tr '\n' '|' | cut -c1-300)"
@@ -60,7 +69,16 @@ elif grep -q 'refused the helper program' $LD_DIR/conf-steal-helper.txt.err &&
 else
 	vt_fail lockdown-conf-key-via-helper-refused "failed for another reason: $(tail -n 3 $LD_DIR/conf-steal-helper.txt.err | tr '\n' '|' | cut -c1-300)"
 fi
-if ld_steal_key cast $LD_DIR/conf-steal.txt; then
+if ! ld_have_cast; then
+	# 6.1: without bpf_rdonly_cast the secrets cannot be read this way.
+	if ld_steal_key cast $LD_DIR/conf-steal.txt; then
+		vt_fail lockdown-conf-key-recreated-gap "recreated without bpf_rdonly_cast: how?"
+	elif grep -q 'no bpf_rdonly_cast' $LD_DIR/conf-steal.txt.err; then
+		vt_pass lockdown-conf-key-recreated-gap "$(uname -r): no bpf_rdonly_cast, the cast path to the key does not exist"
+	else
+		vt_fail lockdown-conf-key-recreated-gap "failed for another reason: $(tail -n 3 $LD_DIR/conf-steal.txt.err | tr '\n' '|' | cut -c1-300)"
+	fi
+elif ld_steal_key cast $LD_DIR/conf-steal.txt; then
 	vt_pass lockdown-conf-key-recreated-gap "root read the secrets with bpf_rdonly_cast, recreated the key and signed (documented gap)"
 else
 	vt_fail lockdown-conf-key-recreated-gap "the gap is closed or the attack failed, update the docs: $(cat $LD_DIR/conf-steal.txt $LD_DIR/conf-steal.txt.err 2>/dev/null | tail -n 4 | tr '\n' '|' | cut -c1-300)"

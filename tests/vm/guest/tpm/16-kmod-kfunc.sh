@@ -10,10 +10,30 @@ else
 fi
 # Only vigil's registered producers commit: a root tp_btf program that calls
 # vigil_commit without the producer window is refused at load (the kfunc
-# set's filter), and the refusal is counted.
+# set's filter, 6.5+), and the refusal is counted. Where the kernel has no
+# filter (Debian 12's 6.1) the module says so (kfunc_guard "callsite"):
+# the foreign program loads, and every one of its calls (vigil_commit,
+# vigil_drop, vigil_alive) is refused with -EPERM and counted, nothing is
+# committed and the alive counters do not move (vigil-kmod-bench --foreign
+# checks the mode GET_INFO reports).
 if command -v vigil-kmod-bench >/dev/null; then
+	guard=$(vigilctl status --json | sed -n 's/.*"kfunc_guard": "\([a-z]*\)".*/\1/p')
+	case "$(uname -r)" in
+	6.1.*) want=callsite ;;
+	*) want=filter ;;
+	esac
+	if [ "$guard" = "$want" ]; then
+		vt_pass kmod-kfunc-guard "kfunc_guard $guard on $(uname -r)"
+	else
+		vt_fail kmod-kfunc-guard "kfunc_guard '$guard' on $(uname -r), want $want"
+	fi
 	vt_check kmod-kfunc-foreign-refused vigil-kmod-bench --foreign
-	vt_check kmod-kfunc-foreign-dmesg sh -c 'dmesg | grep -q "not a registered vigil producer"'
+	if [ "$guard" = callsite ]; then
+		vt_check kmod-kfunc-foreign-loaded-refused-at-call sh -c \
+			'vigil-kmod-bench --foreign | grep -q "^refused at call"'
+	else
+		vt_check kmod-kfunc-foreign-dmesg sh -c 'dmesg | grep -q "not a registered vigil producer"'
+	fi
 fi
 # A loaded BPF program that calls the kfuncs holds a module reference:
 # rmmod is refused while it is attached and succeeds after it is gone.
