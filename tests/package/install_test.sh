@@ -60,13 +60,17 @@ for d in "${debs[@]}"; do
 	sed -i "s/^Version: .*/Version: $next/" "$x/DEBIAN/control"
 	dpkg-deb --root-owner-group -b "$x" "$R/tmp/v2/" >/dev/null
 done
-echo "packages: $(cd "$R/tmp/v1" && echo *.deb); upgrade to $next"
+arch=$(dpkg-deb -f "${debs[0]}" Architecture)
+v1=(/tmp/v1/vigil_"${version}_$arch".deb /tmp/v1/vigil-dkms_"$version"_all.deb)
+v2=(/tmp/v2/vigil_"${next}_$arch".deb /tmp/v2/vigil-dkms_"$next"_all.deb)
+for f in "${v1[@]}" "${v2[@]}"; do [ -f "$R$f" ] || { echo "FAIL: no $f"; exit 1; }; done
+echo "packages: ${v1[*]##*/}; upgrade to ${v2[*]##*/}"
 
 # --- 1. install ---
-if out=$(in_root dpkg -i /tmp/v1/vigil_"$version"_*.deb /tmp/v1/vigil-dkms_"$version"_all.deb 2>&1); then
+if out=$(in_root dpkg -i "${v1[@]}" 2>&1); then
 	ok "dpkg -i $version"
 else
-	bad "dpkg -i $version:"; echo "$out"
+	bad "dpkg -i $version:"; echo "$out"; exit 1
 fi
 echo "$out" | sed 's/^/  | /' | grep -iE 'dkms|vigil|warn|error' | head -n 20 || true
 for p in vigil vigil-dkms; do
@@ -106,7 +110,7 @@ state_before=$(cd "$R/var/lib/vigil" && sha256sum ./*)
 conf_before=$(cat "$R/etc/vigil/vigild.conf" "$R/etc/modprobe.d/vigil.conf" | sha256sum)
 
 # --- 3. upgrade ---
-if out=$(in_root dpkg -i /tmp/v2/vigil_"$next"_*.deb /tmp/v2/vigil-dkms_"$next"_all.deb 2>&1); then
+if out=$(in_root dpkg -i "${v2[@]}" 2>&1); then
 	ok "upgrade to $next"
 else
 	bad "upgrade to $next:"; echo "$out"
