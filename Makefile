@@ -9,7 +9,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build kmod check unit host-test vm-test demo bench fuzz lint clean help
+.PHONY: all deps build kmod check unit host-test vm-test demo bench fuzz lint package clean help
 
 all: build kmod
 
@@ -22,6 +22,7 @@ help:
 	@echo "make bench     benchmarks (figures go to docs/benchmarks.md by hand)"
 	@echo "make fuzz      libFuzzer+ASan/UBSan on the parsers, FUZZ_SECONDS per target (default 300)"
 	@echo "make lint      W=1, sparse and checkpatch on the module"
+	@echo "make package   Debian packages vigil and vigil-dkms into $(BUILD_DIR)/packages/"
 	@echo "make clean     remove build products (keeps the downloaded VM kernel cache)"
 
 deps:
@@ -65,6 +66,10 @@ fuzz:
 lint:
 	@scripts/deps --lint
 	@scripts/lint
+
+# vigil and vigil-dkms .debs in $(BUILD_DIR)/packages/ (built from a copy of the tree).
+package:
+	@BUILD_DIR=$(BUILD_DIR) JOBS=$(JOBS) scripts/package
 
 clean:
 	rm -rf $(BUILD_DIR)/CMakeCache.txt $(BUILD_DIR)/CMakeFiles
