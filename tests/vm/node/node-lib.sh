@@ -46,7 +46,7 @@ node_check_module() {
 		[ "$(systemctl is-active systemd-modules-load.service)" = active ]; then
 		vt_pass "$_b-module-loaded-at-boot" "systemd-modules-load: $_ins"
 	else
-		vt_fail "$_b-module-loaded-at-boot" "in /proc/modules: $(grep -c '^vigil ' /proc/modules), modules-load: ${_ins:-no line}; $(cat /etc/modules-load.d/*vigil* 2>&1 | tr '\n' ' ')"
+		vt_fail "$_b-module-loaded-at-boot" "in /proc/modules: $(grep -c '^vigil ' /proc/modules), modules-load: ${_ins:-no line}; $(cat /etc/modules-load.d/*vigil* /usr/lib/modules-load.d/*vigil* 2>/dev/null | grep -v '^#' | tr '\n' ' ')"
 	fi
 	# Every "options vigil k=v" of modprobe.d is what the module runs with.
 	_opts=$(cat /etc/modprobe.d/*.conf /lib/modprobe.d/*.conf /usr/lib/modprobe.d/*.conf 2>/dev/null |
@@ -67,6 +67,17 @@ node_check_module() {
 		vt_fail "$_b-module-options" "differ:$_bad"
 	else
 		vt_pass "$_b-module-options" "$_opts"
+	fi
+	# The packages' IMA rule (vigil-ima-policy.service) before the module,
+	# or the stand-in's ima_policy= on the kernel command line.
+	if systemctl cat vigil-ima-policy.service >/dev/null 2>&1; then
+		[ "$(systemctl is-active vigil-ima-policy.service)" = active ] &&
+			vt_pass "$_b-ima-policy" "vigil-ima-policy.service ran" ||
+			vt_fail "$_b-ima-policy" "vigil-ima-policy.service: $(systemctl is-active vigil-ima-policy.service)"
+	else
+		grep -q 'ima_policy=critical_data' /proc/cmdline &&
+			vt_pass "$_b-ima-policy" "stand-in: ima_policy=critical_data on the command line" ||
+			vt_fail "$_b-ima-policy" "no IMA policy for critical data"
 	fi
 	[ -d /sys/kernel/btf/vigil ] || [ -f /sys/kernel/btf/vigil ] &&
 		vt_pass "$_b-module-btf" "/sys/kernel/btf/vigil" ||
