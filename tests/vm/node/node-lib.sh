@@ -2,8 +2,8 @@
 # Helpers of the node VM's test scripts (dash), on top of tests/vm/lib.sh.
 
 # What the tests keep across the reboot (on the node's disk, beside vigil's).
-NODE_KEEP=/var/lib/vigil-node-test
-NODE_STATE=/var/lib/vigil
+export NODE_KEEP=/var/lib/vigil-node-test
+export NODE_STATE=/var/lib/vigil
 mkdir -p $NODE_KEEP
 export TPM2TOOLS_TCTI=device:/dev/tpmrm0
 
@@ -28,7 +28,7 @@ node_check_module() {
 	_ver=$(cat /sys/module/vigil/version 2>/dev/null)
 	_built=$(ls /var/lib/dkms/vigil/"$_ver"/"$_kver"/*/module/vigil.ko* 2>/dev/null | head -n1)
 	_src=$(cat /sys/module/vigil/srcversion 2>/dev/null)
-	if [ -L /var/lib/dkms/vigil/kernel-"$_kver"-$(uname -m) ] && [ -n "$_built" ] && [ -n "$_src" ] &&
+	if [ -L /var/lib/dkms/vigil/kernel-"$_kver"-"$(uname -m)" ] && [ -n "$_built" ] && [ -n "$_src" ] &&
 		[ "$(modinfo -F srcversion "$_built")" = "$_src" ]; then
 		vt_pass "$_b-dkms-installed" "vigil/$_ver installed for $_kver by DKMS, loaded srcversion $_src"
 	else

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Boot 1 of the node: the module DKMS built, loaded at boot through
 # modules-load.d with modprobe.d's options; the TPM marked for the reboot.
-rm -rf $NODE_KEEP/*
+rm -rf "${NODE_KEEP:?}"/*
 node_check_module boot1
 inst=$(node_instance)
 if [ -n "$inst" ]; then
