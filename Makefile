@@ -9,7 +9,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build kmod check unit host-test vm-test demo bench fuzz lint package clean help
+.PHONY: all deps build kmod check unit host-test vm-test vm-node demo bench fuzz lint package clean help
 
 all: build kmod
 
@@ -18,6 +18,7 @@ help:
 	@echo "make build     user space, BPF objects and tests (CMake, into $(BUILD_DIR)/)"
 	@echo "make kmod      vigil.ko for Debian's 6.12 VM kernel (KDIR=... for another)"
 	@echo "make check     deps + build + unit + host BPF + VM tests; ends in 'N passed, N failed'"
+	@echo "make vm-node   a Debian 12 node VM: DKMS, systemd, vigild, a reboot (scripts/vm-node)"
 	@echo "make demo      boot the VM with the module and swtpm: baselines, alerts, verdicts, attacks"
 	@echo "make bench     benchmarks (figures go to docs/benchmarks.md by hand)"
 	@echo "make fuzz      libFuzzer+ASan/UBSan on the parsers, FUZZ_SECONDS per target (default 300)"
@@ -53,6 +54,9 @@ host-test: build
 
 vm-test: build
 	scripts/vm-test
+
+vm-node: build
+	scripts/vm-node --build $(BUILD_DIR)
 
 demo:
 	@scripts/demo
