@@ -302,8 +302,10 @@ Result<Rows> Connection::Exec(std::string_view sql, std::span<const Param> param
     return Status::Error(ErrorCode::kFailedPrecondition,
                          "Connection::Exec while a transaction is open (use the Transaction)");
   }
-  // A session known lost is reopened first: nothing is open on it.
-  if (lost() && retry == Retry::kOnceIfIdempotent) VIGIL_RETURN_IF_ERROR(Reconnect());
+  // A session known lost is reopened before anything is sent: nothing was
+  // open on it, so this is safe for any statement. Only sending a statement
+  // a second time needs it to be idempotent.
+  if (lost()) VIGIL_RETURN_IF_ERROR(Reconnect());
   auto rows = ExecOnce(sql, params);
   if (!rows.ok() && lost() && retry == Retry::kOnceIfIdempotent) {
     VIGIL_RETURN_IF_ERROR(Reconnect());
