@@ -243,6 +243,25 @@ TEST_F(FleetTest, MigrationsApplyOnEmptyDatabaseAndAreIdempotent) {
   }
 }
 
+TEST_F(FleetTest, MigrationsUpgradeAnOlderSchemaInOrder) {
+  Connection c = Connect();
+  ASSERT_TRUE(Migrate(c, 1).ok());
+  EXPECT_EQ(*SchemaVersion(c), 1);
+  EXPECT_FALSE(*c.Exec("SELECT to_regclass('nonces') IS NOT NULL")->Bool(0, 0));
+  // Data written under v1 stays through the upgrade.
+  ASSERT_TRUE(c.Exec("INSERT INTO nodes (node_id, ek_public, ek_trust, ak_public, policy_version)"
+                     " VALUES ('00aa00aa', '\\x01', 'pinned', '\\x02', 1)")
+                  .ok());
+  ASSERT_TRUE(Migrate(c).ok());
+  EXPECT_EQ(*SchemaVersion(c), LatestSchemaVersion());
+  EXPECT_TRUE(*c.Exec("SELECT to_regclass('nonces') IS NOT NULL")->Bool(0, 0));
+  EXPECT_EQ(*c.Exec("SELECT count(*) FROM nodes")->Int8(0, 0), 1);
+  // Migrations only go forward.
+  ASSERT_TRUE(Migrate(c, 1).ok());
+  EXPECT_EQ(*SchemaVersion(c), LatestSchemaVersion());
+  EXPECT_EQ(Migrate(c, LatestSchemaVersion() + 1).code(), ErrorCode::kInvalidArgument);
+}
+
 TEST_F(FleetTest, ConcurrentMigrationsApplyEachOnce) {
   std::vector<Status> results(4);
   std::vector<std::thread> threads;
@@ -454,6 +473,45 @@ TEST_F(FleetTest, HostileInputIsRefusedOrStoredIntact) {
   nameless.verifier = "";
   EXPECT_EQ(store.AppendEvidence(Evidence(longest), nameless, {}).status().code(),
             ErrorCode::kInvalidArgument);
+}
+
+// --- nonces ---
+
+TEST_F(FleetTest, NoncesAreConsumedOnceAcrossVerifiers) {
+  Store a = OpenStore();
+  Store b = OpenStore();
+  const std::string node = NodeId(60);
+  AddNode(a, node);
+  const uint64_t now = NowUnix();
+  auto nonce = [](uint8_t v) { return std::vector<uint8_t>(32, v); };
+  ASSERT_TRUE(a.IssueNonce(node, nonce(1), now, now + 60, 16).ok());
+  // Issued by A, answered at B; once only.
+  EXPECT_EQ(*b.ConsumeNonce(node, nonce(1)), std::optional<uint64_t>(now + 60));
+  EXPECT_FALSE(a.ConsumeNonce(node, nonce(1))->has_value());
+  EXPECT_FALSE(a.ConsumeNonce(NodeId(61), nonce(1))->has_value());
+  // At most max_open: the oldest gives way.
+  for (uint8_t i = 2; i <= 5; ++i) {
+    ASSERT_TRUE(a.IssueNonce(node, nonce(i), now, now + 60 + i, 3).ok());
+  }
+  EXPECT_FALSE(a.ConsumeNonce(node, nonce(2))->has_value());
+  EXPECT_TRUE(a.ConsumeNonce(node, nonce(3))->has_value());
+  EXPECT_TRUE(a.ConsumeNonce(node, nonce(5))->has_value());
+  // Expired ones are dropped at the next issue; an expired one not yet
+  // dropped is still returned (with its expiry: the caller decides).
+  ASSERT_TRUE(a.IssueNonce(node, nonce(6), now, now - 1, 16).ok());
+  ASSERT_TRUE(a.IssueNonce(node, nonce(7), now, now + 60, 16).ok());
+  EXPECT_FALSE(a.ConsumeNonce(node, nonce(6))->has_value());
+  ASSERT_TRUE(a.IssueNonce(node, nonce(8), now, now - 1, 16).ok());
+  EXPECT_EQ(*a.ConsumeNonce(node, nonce(8)), std::optional<uint64_t>(now - 1));
+  // Refusals.
+  EXPECT_EQ(a.IssueNonce(NodeId(62), nonce(9), now, now + 60, 16).code(), ErrorCode::kNotFound);
+  EXPECT_EQ(a.IssueNonce(node, std::vector<uint8_t>(8, 1), now, now + 60, 16).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(a.ConsumeNonce(node, std::vector<uint8_t>(100000, 1))->has_value());
+  // Re-enrolment drops the open nonces.
+  ASSERT_TRUE(a.IssueNonce(node, nonce(10), now, now + 60, 16).ok());
+  ASSERT_TRUE(a.Enrol(Enrolment(node), true).ok());
+  EXPECT_FALSE(a.ConsumeNonce(node, nonce(10))->has_value());
 }
 
 // --- leases and liveness ---

@@ -85,8 +85,22 @@ CREATE TABLE node_leases (
 CREATE INDEX node_leases_until_idx ON node_leases (lease_until);
 )sql";
 
-constexpr std::array<Migration, 1> kMigrations = {{
+// v2: the open nonces, shared by the verifiers (a node may ask one verifier
+// for a nonce and answer another; consuming is a DELETE, so once only).
+constexpr char kSchemaV2[] = R"sql(
+CREATE TABLE nonces (
+  node_id    text NOT NULL REFERENCES nodes ON DELETE CASCADE,
+  nonce      bytea NOT NULL CHECK (length(nonce) BETWEEN 16 AND 64),
+  expires_at timestamptz NOT NULL,
+  issued_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (node_id, nonce)
+);
+CREATE INDEX nonces_expires_idx ON nonces (expires_at);
+)sql";
+
+constexpr std::array<Migration, 2> kMigrations = {{
     {1, "nodes, certified keys, node state, evidence, verdicts, leases", kSchemaV1},
+    {2, "open nonces", kSchemaV2},
 }};
 
 constexpr char kCreateMigrationsTable[] =
@@ -146,8 +160,15 @@ std::span<const Migration> Migrations() { return kMigrations; }
 
 int64_t LatestSchemaVersion() { return kMigrations.back().version; }
 
-Status Migrate(Connection& connection) {
-  for (const Migration& m : kMigrations) VIGIL_RETURN_IF_ERROR(ApplyOne(connection, m));
+Status Migrate(Connection& connection, int64_t target) {
+  if (target < 0 || target > LatestSchemaVersion()) {
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "no schema version " + std::to_string(target));
+  }
+  for (const Migration& m : kMigrations) {
+    if (m.version > target) break;
+    VIGIL_RETURN_IF_ERROR(ApplyOne(connection, m));
+  }
   return Status::Ok();
 }
 

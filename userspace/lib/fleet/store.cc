@@ -174,9 +174,11 @@ Status Store::Enrol(const NodeEnrolment& e, bool re_enrol) {
         ErrorCode::kFailedPrecondition,
         "node " + e.node + " is enrolled already (re-enrolling needs the operator)");
   }
-  // A new AK restarts what the verifier followed: its state, lease and keys go.
+  // A new AK restarts what the verifier followed: its state, lease, keys and
+  // open nonces go.
   for (const char* sql :
-       {"DELETE FROM node_leases WHERE node_id = $1", "DELETE FROM node_state WHERE node_id = $1",
+       {"DELETE FROM nonces WHERE node_id = $1", "DELETE FROM node_leases WHERE node_id = $1",
+        "DELETE FROM node_state WHERE node_id = $1",
         "DELETE FROM certified_keys WHERE node_id = $1"}) {
     VIGIL_RETURN_IF_ERROR(tx.Exec(sql, node).status());
   }
@@ -401,6 +403,57 @@ Result<std::vector<StoredEvidence>> Store::EvidenceBetween(const std::string& no
     out.push_back(std::move(s));
   }
   return out;
+}
+
+Status Store::IssueNonce(const std::string& node, std::span<const uint8_t> nonce, uint64_t now_unix,
+                         uint64_t expires_unix, size_t max_open) {
+  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(node));
+  if (nonce.size() < 16 || nonce.size() > 64 || max_open == 0 || max_open > 1024) {
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "a nonce is 16 to 64 bytes, and 1 to 1024 may be open");
+  }
+  VIGIL_ASSIGN_OR_RETURN(Param now, U64(now_unix, "now"));
+  VIGIL_ASSIGN_OR_RETURN(Param expires, U64(expires_unix, "nonce expiry"));
+  VIGIL_ASSIGN_OR_RETURN(Transaction tx, connection_.Begin());
+  const Param p[] = {Param::Text(node)};
+  // The node's state row serializes issuers for one node (the count below).
+  VIGIL_ASSIGN_OR_RETURN(Rows known,
+                         tx.Exec("SELECT 1 FROM node_state WHERE node_id = $1 FOR UPDATE", p));
+  if (known.size() != 1) {
+    return Status::Error(ErrorCode::kNotFound, "node " + node + " is not enrolled and activated");
+  }
+  const Param expired[] = {Param::Text(node), now};
+  VIGIL_RETURN_IF_ERROR(
+      tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND expires_at <= to_timestamp($2)", expired)
+          .status());
+  const Param keep[] = {Param::Text(node), Param::Int8(static_cast<int64_t>(max_open) - 1)};
+  VIGIL_RETURN_IF_ERROR(tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND nonce NOT IN ("
+                                " SELECT nonce FROM nonces WHERE node_id = $1"
+                                " ORDER BY expires_at DESC, issued_at DESC LIMIT $2)",
+                                keep)
+                            .status());
+  const Param row[] = {Param::Text(node), Param::Bytea(nonce), expires};
+  VIGIL_RETURN_IF_ERROR(
+      tx.Exec("INSERT INTO nonces (node_id, nonce, expires_at) VALUES ($1, $2, to_timestamp($3))",
+              row)
+          .status());
+  return tx.Commit();
+}
+
+Result<std::optional<uint64_t>> Store::ConsumeNonce(const std::string& node,
+                                                    std::span<const uint8_t> nonce) {
+  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(node));
+  if (nonce.size() > 64) return std::optional<uint64_t>();  // never issued
+  const Param p[] = {Param::Text(node), Param::Bytea(nonce)};
+  // Not retried: a DELETE whose answer was lost may have consumed it.
+  VIGIL_ASSIGN_OR_RETURN(Rows rows,
+                         connection_.Exec("DELETE FROM nonces WHERE node_id = $1 AND nonce = $2"
+                                          " RETURNING " +
+                                              Epoch("expires_at"),
+                                          p));
+  if (rows.size() == 0) return std::optional<uint64_t>();
+  VIGIL_ASSIGN_OR_RETURN(int64_t expiry, rows.Int8(0, 0));
+  return std::optional<uint64_t>(static_cast<uint64_t>(expiry));
 }
 
 Result<std::vector<std::string>> Store::ClaimDueNodes(const std::string& owner,

@@ -30,8 +30,10 @@ int64_t LatestSchemaVersion();
 // The key of the advisory lock migrations hold ("vigil" in ASCII).
 inline constexpr int64_t kMigrationLockKey = 0x766967696c;
 
-// Brings the database to LatestSchemaVersion(). Idempotent.
-Status Migrate(Connection& connection);
+// Brings the database to `target` (the migrations up to it that it lacks).
+// Idempotent. A target below what is applied changes nothing (migrations
+// only go forward).
+Status Migrate(Connection& connection, int64_t target = LatestSchemaVersion());
 // The newest applied version (0: none).
 Result<int64_t> SchemaVersion(Connection& connection);
 

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -137,6 +138,19 @@ class Store {
   // The node's evidence received in [from_unix, to_unix], oldest first.
   Result<std::vector<StoredEvidence>> EvidenceBetween(const std::string& node, uint64_t from_unix,
                                                       uint64_t to_unix, int limit);
+
+  // --- nonces ---
+  // Records a nonce issued for the node, valid until `expires_unix`. Drops
+  // the node's nonces expired at `now_unix`, and the oldest beyond
+  // `max_open` - 1 (asking cannot lock a node out: the oldest gives way).
+  // kNotFound unless the node is activated.
+  Status IssueNonce(const std::string& node, std::span<const uint8_t> nonce, uint64_t now_unix,
+                    uint64_t expires_unix, size_t max_open);
+  // Takes the nonce out, whatever its expiry (an answer consumes it either
+  // way), and returns its expiry; nullopt when it was never issued or is
+  // consumed already. Of two verifiers consuming one nonce, one gets it.
+  Result<std::optional<uint64_t>> ConsumeNonce(const std::string& node,
+                                               std::span<const uint8_t> nonce);
 
   // --- leases and liveness ---
   // Claims up to `limit` activated nodes whose lease is free, expired or
