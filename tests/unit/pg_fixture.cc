@@ -101,47 +101,87 @@ int Run(const RunUser& user, std::vector<std::string> args, const std::string& c
   return ::testing::AssertionSuccess();
 }
 
-// One initdb per process, copied for each server.
+constexpr char kTestConf[] =
+    "\n# vigil tests\nlisten_addresses = ''\nfsync = off\nfull_page_writes = off\n"
+    "shared_buffers = 16MB\nmax_connections = 30\nlog_min_messages = warning\n";
+
+// One initdb, copied for each server. With VIGIL_PG_TEMPLATE_CACHE (a path
+// in the build tree, set by CMake) the template is kept there, keyed by the
+// server's directory, the settings and the user, and shared by the test
+// processes ctest starts (one per test): made in /tmp, copied in under a
+// temporary name and renamed, so a process sees a whole template or none.
 class TemplateCluster {
  public:
-  ~TemplateCluster() {
-    if (!dir_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-    }
-  }
+  ~TemplateCluster() { RemoveScratch(); }
   ::testing::AssertionResult Ensure(const RunUser& user) {
-    if (ready_) return ::testing::AssertionSuccess();
-    const std::string initdb = BinDir() + "/initdb";
-    if (::access(initdb.c_str(), X_OK) != 0) {
-      return ::testing::AssertionFailure()
-             << initdb
-             << " not found: install postgresql-15 (scripts/deps); "
-                "this test fails rather than skips without PostgreSQL";
+    if (!data_.empty()) return ::testing::AssertionSuccess();
+    std::string cache;
+#ifdef VIGIL_PG_TEMPLATE_CACHE
+    cache = std::string(VIGIL_PG_TEMPLATE_CACHE) + "-" +
+            std::to_string(std::hash<std::string>{}(BinDir() + kTestConf) % 1000000007u) + "-" +
+            std::to_string(user.uid);
+    if (UsableCache(cache, user)) {
+      data_ = cache + "/data";
+      return ::testing::AssertionSuccess();
     }
-    auto made = MakeDir(user, "vigil-pg-template-", &dir_);
+#endif
+    auto made = InitDb(user);
     if (!made) return made;
-    const std::string log = dir_ + "/initdb.log";
+    data_ = scratch_ + "/data";
+    if (cache.empty()) return ::testing::AssertionSuccess();
+    // Publish it; on any failure keep using the scratch copy.
+    const std::string staging = cache + ".tmp." + std::to_string(::getpid());
+    std::error_code ec;
+    std::filesystem::remove_all(staging, ec);
+    if (::mkdir(staging.c_str(), 0700) == 0 &&
+        Run(RunUser{}, {"/bin/cp", "-a", data_, staging + "/data"}, scratch_,
+            scratch_ + "/cp.log") == 0 &&
+        ::rename(staging.c_str(), cache.c_str()) == 0) {
+      data_ = cache + "/data";
+      RemoveScratch();
+    }
+    std::filesystem::remove_all(staging, ec);  // lost the race, or failed
+    if (data_ != cache + "/data" && UsableCache(cache, user)) {
+      data_ = cache + "/data";
+      RemoveScratch();
+    }
+    return ::testing::AssertionSuccess();
+  }
+  const std::string& data() const { return data_; }
+
+ private:
+  // A whole template (renamed into place only once complete) of the user's.
+  static bool UsableCache(const std::string& cache, const RunUser& user) {
+    struct stat st {};
+    const std::string data = cache + "/data";
+    return ::stat((data + "/PG_VERSION").c_str(), &st) == 0 && ::stat(data.c_str(), &st) == 0 &&
+           st.st_uid == (user.drop ? user.uid : ::geteuid());
+  }
+  ::testing::AssertionResult InitDb(const RunUser& user) {
+    const std::string initdb = BinDir() + "/initdb";
+    auto made = MakeDir(user, "vigil-pg-template-", &scratch_);
+    if (!made) return made;
+    const std::string log = scratch_ + "/initdb.log";
     const int rc = Run(user,
-                       {initdb, "-D", dir_ + "/data", "-U", "vigil", "--auth=trust", "-E", "UTF8",
-                        "--locale=C", "--no-sync", "--no-instructions"},
-                       dir_, log);
+                       {initdb, "-D", scratch_ + "/data", "-U", "vigil", "--auth=trust", "-E",
+                        "UTF8", "--locale=C", "--no-sync", "--no-instructions"},
+                       scratch_, log);
     if (rc != 0) {
       return ::testing::AssertionFailure() << "initdb failed (" << rc << "): " << ReadAll(log);
     }
-    std::ofstream conf(dir_ + "/data/postgresql.conf", std::ios::app);
-    conf << "\n# vigil tests\nlisten_addresses = ''\nfsync = off\nfull_page_writes = off\n"
-            "shared_buffers = 16MB\nmax_connections = 30\nlog_min_messages = warning\n";
+    std::ofstream conf(scratch_ + "/data/postgresql.conf", std::ios::app);
+    conf << kTestConf;
     if (!conf) return ::testing::AssertionFailure() << "writing postgresql.conf failed";
-    ready_ = true;
     return ::testing::AssertionSuccess();
   }
-  const std::string& data() const { return data_ = dir_ + "/data"; }
-
- private:
-  std::string dir_;
-  mutable std::string data_;
-  bool ready_ = false;
+  void RemoveScratch() {
+    if (scratch_.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(scratch_, ec);
+    scratch_.clear();
+  }
+  std::string scratch_;
+  std::string data_;
 };
 
 TemplateCluster& Template() {
