@@ -290,7 +290,9 @@ Result<Rows> Connection::ExecOnce(std::string_view sql, std::span<const Param> p
   PGresult* r = rows.result_.get();
   const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-    Status error = PqError(r, conn_.get(), "statement failed");
+    // The statement's start says which one failed (constant text, no values).
+    const std::string what = text.size() > 60 ? text.substr(0, 60) + "..." : text;
+    Status error = PqError(r, conn_.get(), what);
     if (ConnectionLevel(error.sqlstate())) broken_ = true;
     return error;
   }
@@ -318,7 +320,11 @@ Status Connection::ExecScript(const char* sql) {
   Rows rows(PQexec(conn_.get(), sql));
   PGresult* r = rows.result_.get();
   const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return PqError(r, conn_.get(), "script");
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    Status error = PqError(r, conn_.get(), "migration script");
+    if (ConnectionLevel(error.sqlstate())) broken_ = true;
+    return error;
+  }
   return Status::Ok();
 }
 
