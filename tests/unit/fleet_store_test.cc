@@ -644,6 +644,12 @@ TEST_F(FleetTest, ServerRestartMidRunLosesNothingAndReconnects) {
   const attest::NodeState s2 = Advanced(InitialState(node), 1);
   ASSERT_TRUE(store.AppendEvidence(Evidence(node), Verdict(true), StateAdvance{1, s2, {}}).ok());
 
+  // A nonce issued before the restart, consumed through a connection that
+  // has not noticed it yet.
+  Store consumer = OpenStore();
+  const std::vector<uint8_t> nonce(32, 0x42);
+  ASSERT_TRUE(store.IssueNonce(node, nonce, NowUnix(), NowUnix() + 60, 16).ok());
+
   // A transaction open across the restart is gone; nothing of it lands.
   Connection c = Connect();
   {
@@ -659,6 +665,14 @@ TEST_F(FleetTest, ServerRestartMidRunLosesNothingAndReconnects) {
     EXPECT_EQ(after.status().code(), ErrorCode::kUnavailable) << after.status().ToString();
     EXPECT_EQ(tx->Commit().code(), ErrorCode::kUnavailable);
   }
+  // A DELETE is not sent twice: the first try fails clearly, and since it
+  // never reached the server the nonce is still there for the next.
+  auto consumed = consumer.ConsumeNonce(node, nonce);
+  ASSERT_FALSE(consumed.ok());
+  EXPECT_EQ(consumed.status().code(), ErrorCode::kUnavailable) << consumed.status().ToString();
+  consumed = consumer.ConsumeNonce(node, nonce);
+  ASSERT_TRUE(consumed.ok()) << consumed.status().ToString();
+  EXPECT_TRUE(consumed->has_value());
   // The store's next calls reconnect on their own.
   auto loaded = store.LoadState(node);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
