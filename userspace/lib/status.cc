@@ -122,6 +122,23 @@ Status Status::FromLibbpf(int err, std::string_view what) {
   return Status(CodeForErrno(e), ErrorOrigin::kLibbpf, e, std::move(msg));
 }
 
+Status Status::FromPostgres(ErrorCode code, std::string_view sqlstate, std::string message) {
+  int64_t packed = 0;
+  if (sqlstate.size() == 5) {
+    for (const char c : sqlstate) packed = (packed << 8) | static_cast<unsigned char>(c);
+  }
+  return Status(code, ErrorOrigin::kPostgres, packed, std::move(message));
+}
+
+std::string Status::sqlstate() const {
+  if (origin_ != ErrorOrigin::kPostgres || origin_code_ == 0) return "";
+  std::string out(5, '\0');
+  for (int i = 4, shift = 0; i >= 0; --i, shift += 8) {
+    out[i] = static_cast<char>((origin_code_ >> shift) & 0xff);
+  }
+  return out;
+}
+
 std::string Status::ToString() const {
   if (ok()) return "ok";
   return std::string(ErrorCodeName(code_)) + ": " + message_;

@@ -35,7 +35,7 @@ enum class ErrorCode {
 };
 
 // Which C boundary produced the error; origin_code() holds its raw value.
-enum class ErrorOrigin { kNone, kErrno, kTss2, kOpenSsl, kLibbpf };
+enum class ErrorOrigin { kNone, kErrno, kTss2, kOpenSsl, kLibbpf, kPostgres };
 
 std::string_view ErrorCodeName(ErrorCode code);
 
@@ -54,12 +54,17 @@ class [[nodiscard]] Status {
   static Status FromOpenSsl(std::string_view what);
   // A libbpf return value (negative errno).
   static Status FromLibbpf(int err, std::string_view what);
+  // A PostgreSQL error: `sqlstate` (5 characters, or empty when libpq gave
+  // none, e.g. a lost connection) is kept as origin_code (its 5 bytes).
+  static Status FromPostgres(ErrorCode code, std::string_view sqlstate, std::string message);
 
   bool ok() const { return code_ == ErrorCode::kOk; }
   ErrorCode code() const { return code_; }
   ErrorOrigin origin() const { return origin_; }
   int64_t origin_code() const { return origin_code_; }
   const std::string& message() const { return message_; }
+  // kPostgres: the SQLSTATE ("40001"); empty otherwise.
+  std::string sqlstate() const;
   std::string ToString() const;
 
  private:
