@@ -18,6 +18,11 @@ fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 ok() { echo "ok: $*"; }
 
+command -v systemd-analyze >/dev/null || {
+	echo "FAIL: systemd-analyze missing (package systemd, scripts/deps): the units were not checked"
+	exit 1
+}
+
 # --- systemd-analyze verify ---
 mkdir -p "$tmp/units"
 sed "s|^ExecStart=/usr/sbin/vigild |ExecStart=$(realpath "$vigild") |" \
