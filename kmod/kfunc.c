@@ -34,6 +34,7 @@
 #include <linux/btf.h>
 #include <linux/btf_ids.h>
 #include <linux/filter.h>
+#include <linux/kprobes.h>
 #include <linux/module.h>
 #include <linux/percpu.h>
 #include <linux/pid.h>
@@ -188,6 +189,15 @@ __bpf_kfunc int vigil_alive(u32 role)
 }
 
 __bpf_kfunc_end_defs();
+
+/*
+ * A kretprobe replaces a function's return address with its trampoline:
+ * the call-site guard would then refuse the real producers' calls (a root
+ * user silencing chosen events). No kprobe may sit on the kfuncs.
+ */
+NOKPROBE_SYMBOL(vigil_commit);
+NOKPROBE_SYMBOL(vigil_drop);
+NOKPROBE_SYMBOL(vigil_alive);
 
 BTF_KFUNCS_START(vigil_kfunc_ids)
 BTF_ID_FLAGS(func, vigil_commit)
@@ -640,28 +650,16 @@ static int vigil_producers_measure(const struct vigil_producer *set, u32 nr,
 	return ret;
 }
 
-/**
- * vigil_producers_seal() - close the window and measure the allowed set
- * @file: the /dev/vigil file that opened it
- * @out:  gen, nr, digest and log_seq are filled
- *
- * One PRODUCER measurement per program (name "bpf <prog> tag=<tag>",
- * digest over tag, type, attach type, attach BTF id and length), then one
- * PRODUCERS measurement of the set (SHA-256 over the per-program digests
- * in load order). Both go to the anchor like every config record.
- *
- * Return: 0, -EIO when logged with extends pending, -ENOENT when @file has
- * no open window, -errno of the measurements (the window is closed either
- * way; the programs stay allowed and checkpoints say they are unmeasured).
- */
-int vigil_producers_seal(struct file *file, struct vigil_producers *out)
+/* vigil_producers_seal() with the buffer allocated by @gfp. */
+static int vigil_producers_seal_gfp(struct file *file,
+				    struct vigil_producers *out, gfp_t gfp)
 {
 	struct vigil_producer *set;
 	struct pid *owner;
 	u32 nr;
 	int ret;
 
-	set = kmalloc_array(VIGIL_MAX_PRODUCERS, sizeof(*set), GFP_KERNEL);
+	set = kmalloc_array(VIGIL_MAX_PRODUCERS, sizeof(*set), gfp);
 	if (!set)
 		return -ENOMEM;
 	spin_lock(&vigil.producers_lock);
@@ -682,6 +680,25 @@ int vigil_producers_seal(struct file *file, struct vigil_producers *out)
 }
 
 /**
+ * vigil_producers_seal() - close the window and measure the allowed set
+ * @file: the /dev/vigil file that opened it
+ * @out:  gen, nr, digest and log_seq are filled
+ *
+ * One PRODUCER measurement per program (name "bpf <prog> tag=<tag>",
+ * digest over tag, type, attach type, attach BTF id and length), then one
+ * PRODUCERS measurement of the set (SHA-256 over the per-program digests
+ * in load order). Both go to the anchor like every config record.
+ *
+ * Return: 0, -EIO when logged with extends pending, -ENOENT when @file has
+ * no open window, -errno of the measurements (the window is closed either
+ * way; the programs stay allowed and checkpoints say they are unmeasured).
+ */
+int vigil_producers_seal(struct file *file, struct vigil_producers *out)
+{
+	return vigil_producers_seal_gfp(file, out, GFP_KERNEL);
+}
+
+/**
  * vigil_producers_abandon() - seal the window if @file opened it
  * @file: a /dev/vigil file being released
  *
@@ -694,7 +711,11 @@ void vigil_producers_abandon(struct file *file)
 
 	if (READ_ONCE(vigil.window_file) != file)
 		return;
-	if (!vigil_producers_seal(file, &out))
+	/*
+	 * The file goes away: a failed allocation must not leave the window
+	 * open with a stale file pointer (a few KiB, process context).
+	 */
+	if (!vigil_producers_seal_gfp(file, &out, GFP_KERNEL | __GFP_NOFAIL))
 		pr_warn("producer window closed without a seal: sealed it (%u programs)\n",
 			out.nr);
 }

@@ -35,6 +35,33 @@ if command -v vigil-kmod-bench >/dev/null; then
 		vt_check kmod-kfunc-foreign-dmesg sh -c 'dmesg | grep -q "not a registered vigil producer"'
 	fi
 fi
+# A kretprobe swaps the return address the call-site guard checks: it
+# would make the module refuse the real producers' calls. The kfuncs are
+# on the kprobe blacklist (both guards: nothing needs to probe them).
+ev=/sys/kernel/tracing/kprobe_events
+if [ -w "$ev" ]; then
+	probed=
+	for f in vigil_commit vigil_drop vigil_alive; do
+		if echo "r:vigil_rp_$f $f" >>"$ev" 2>/dev/null; then
+			probed="$probed $f"
+			echo "-:vigil_rp_$f" >>"$ev" 2>/dev/null
+		fi
+	done
+	if [ -z "$probed" ]; then
+		vt_pass kmod-kfunc-no-kretprobe "kretprobes on vigil_commit, vigil_drop, vigil_alive refused"
+	else
+		vt_fail kmod-kfunc-no-kretprobe "a kretprobe was accepted on:$probed"
+	fi
+	# The probe mechanism works at all (else the refusal above proves nothing).
+	if echo "r:vigil_rp_ok vfs_read" >>"$ev" 2>/dev/null; then
+		echo "-:vigil_rp_ok" >>"$ev"
+		vt_pass kmod-kfunc-kretprobe-elsewhere "a kretprobe on vfs_read is accepted"
+	else
+		vt_fail kmod-kfunc-kretprobe-elsewhere "no kretprobe can be set (kprobe_events broken?)"
+	fi
+else
+	vt_fail kmod-kfunc-no-kretprobe "$ev is not writable: tracefs missing"
+fi
 # A loaded BPF program that calls the kfuncs holds a module reference:
 # rmmod is refused while it is attached and succeeds after it is gone.
 if command -v vigil-kmod-bench >/dev/null; then
