@@ -81,7 +81,7 @@ exists /usr/sbin/vigild /usr/sbin/vigilctl /usr/sbin/vigil-verifier /etc/vigil/v
 	/lib/systemd/system/vigild.service /lib/systemd/system/vigil-ima-policy.service \
 	/usr/lib/vigil/vigil-ima-policy /etc/modprobe.d/vigil.conf /usr/lib/modules-load.d/vigil.conf \
 	/etc/logrotate.d/vigil /usr/share/man/man8/vigild.8.gz /usr/share/man/man4/vigil.4.gz \
-	"/usr/src/vigil-$version/dkms.conf" "/usr/src/vigil-$version/main.c" \
+	"/usr/src/vigil-$version/dkms.conf" "/usr/src/vigil-$version/btf-kdir" "/usr/src/vigil-$version/main.c" \
 	"/usr/src/vigil-$version/include/uapi/vigil.h"
 absent /var/lib/vigil  # made by StateDirectory= at the first start, not by the package
 dkms=$(in_root dkms status vigil 2>&1 || true)

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <string>
@@ -170,6 +171,56 @@ TEST(ImaTest, ViolationsAndOtherPcrsReplayAsIMADoes) {
   auto prefix = log.MatchPcr10(f.ima.pcr10);
   ASSERT_TRUE(prefix.ok()) << prefix.status().ToString();
   EXPECT_EQ(*prefix, log.entries());
+}
+
+// PCR 10's bank `alg` as a kernel without that hash at IMA's start extends
+// it (Debian 12's 6.1 and SHA-384/512): each SHA-1 extend of the simulated
+// log zero-padded to the bank's size, a violation all 0xff.
+crypto::Digest PaddedBank(const ImaSim& ima, const char* md, size_t size) {
+  crypto::Digest v(size, 0);
+  for (const auto& [alg, m] : ima.extends) {
+    if (alg != kSha1) continue;
+    const bool violation = std::all_of(m.begin(), m.end(), [](uint8_t b) { return b == 0xff; });
+    crypto::Digest padded(size, violation ? 0xff : 0);
+    if (!violation) std::copy(m.begin(), m.end(), padded.begin());
+    std::vector<uint8_t> both(v.begin(), v.end());
+    both.insert(both.end(), padded.begin(), padded.end());
+    v = Md(md, both);
+  }
+  return v;
+}
+
+TEST(ImaTest, ABankTheKernelCouldNotHashReplaysAsPaddedSha1) {
+  constexpr uint16_t kSha384 = 0x000C;
+  Fixture f;
+  f.ima.Entry("ima-ng", {ImaSim::DigestField(Bytes("x")), ImaSim::NameField("/tmp/x")}, 10,
+              /*violation=*/true);
+  f.ima.File("/usr/bin/false");
+  auto pcr10 = f.ima.pcr10;
+  pcr10[kSha384] = PaddedBank(f.ima, "SHA384", 48);
+  ima::ImaLog log = *ima::ImaLog::Create({kSha1, kSha256, kSha384});
+  ASSERT_TRUE(log.Append(f.ima.log).ok());
+  auto prefix = log.MatchPcr10(pcr10);
+  ASSERT_TRUE(prefix.ok()) << prefix.status().ToString();
+  EXPECT_EQ(*prefix, log.entries());
+  EXPECT_TRUE(log.CheckModuleRecords(f.sim.log(), f.sim.instance(), *prefix).ok());
+
+  // A padded SHA-384 does not excuse a SHA-256 bank that does not replay.
+  ima::ImaLog other = *ima::ImaLog::Create({kSha1, kSha256, kSha384});
+  ASSERT_TRUE(other.Append(f.ima.log).ok());
+  pcr10[kSha256] = PaddedBank(f.ima, "SHA256", 32);
+  EXPECT_EQ(other.MatchPcr10(pcr10).status().code(), ErrorCode::kMismatch);
+}
+
+// SHA-256 is IMA's own hash: a zero-padded SHA-1 in its bank is PCR 10
+// extended outside IMA.
+TEST(ImaTest, ASha256BankIsNeverPaddedSha1) {
+  Fixture f;
+  auto pcr10 = f.ima.pcr10;
+  pcr10[kSha256] = PaddedBank(f.ima, "SHA256", 32);
+  ima::ImaLog log = NewLog();
+  ASSERT_TRUE(log.Append(f.ima.log).ok());
+  EXPECT_EQ(log.MatchPcr10(pcr10).status().code(), ErrorCode::kMismatch);
 }
 
 TEST(ImaTest, DamagedLogIsMalformedAndAPartialEntryWaits) {

@@ -12,6 +12,7 @@ namespace {
 
 constexpr size_t kSha1Len = 20;
 constexpr uint16_t kSha1Alg = 0x0004;
+constexpr uint16_t kSha256Alg = 0x000B;
 // Bounds no real entry comes near; past them the input is not IMA's log.
 constexpr uint32_t kMaxNameLen = 255;
 constexpr uint32_t kMaxDataLen = 64u << 20;
@@ -57,6 +58,21 @@ Result<crypto::Digest> Measurement(uint16_t alg, bool violation, const uint8_t* 
   if (alg == kSha1Alg) return crypto::Digest(sha1, sha1 + kSha1Len);
   return crypto::Hash(alg, measured);
 }
+
+// What IMA extends into bank `alg` when the kernel had no such hash at IMA's
+// start (ima_calc_field_array_hash(): "a padded SHA1"): the logged SHA-1
+// and zeros; a violation is all 0xff as in Measurement().
+Result<crypto::Digest> PaddedMeasurement(uint16_t alg, bool violation, const uint8_t* sha1) {
+  VIGIL_ASSIGN_OR_RETURN(size_t size, crypto::DigestSize(alg));
+  if (violation) return crypto::Digest(size, 0xff);
+  crypto::Digest d(size, 0);
+  std::copy(sha1, sha1 + std::min(size, kSha1Len), d.begin());
+  return d;
+}
+
+// SHA-1's bank is the logged digest itself; SHA-256 is built into every
+// kernel with IMA (its default hash), so it is never padded.
+bool MayBePadded(uint16_t alg) { return alg != kSha1Alg && alg != kSha256Alg; }
 
 // One entry as it sits in the log: views into the input, checked.
 struct ParsedEntry {
@@ -221,13 +237,22 @@ Result<ImaLog> ImaLog::Create(std::vector<uint16_t> banks) {
   for (uint16_t alg : banks) {
     auto size = crypto::DigestSize(alg);
     if (!size.ok()) return size.status();
-    Bank b;
-    b.alg = alg;
-    b.value.assign(*size, 0);
-    b.history.push_back(b.value);
-    out.push_back(std::move(b));
+    out.push_back(NewBank(alg, crypto::Digest(*size, 0)));
   }
   return ImaLog(std::move(out));
+}
+
+ImaLog::Bank ImaLog::NewBank(uint16_t alg, crypto::Digest start) {
+  Bank b;
+  b.alg = alg;
+  b.value = std::move(start);
+  b.history.push_back(b.value);
+  b.may_pad = MayBePadded(alg);
+  if (b.may_pad) {
+    b.padded_value = b.value;
+    b.padded_history.push_back(b.value);
+  }
+  return b;
 }
 
 Result<ImaLog> ImaLog::Resume(const std::map<uint16_t, crypto::Digest>& pcr10, size_t entries) {
@@ -240,11 +265,7 @@ Result<ImaLog> ImaLog::Resume(const std::map<uint16_t, crypto::Digest>& pcr10, s
       return Status::Error(ErrorCode::kInvalidArgument,
                            "PCR 10 value of the wrong size for bank " + crypto::AlgName(alg));
     }
-    Bank b;
-    b.alg = alg;
-    b.value = value;
-    b.history.push_back(b.value);
-    out.push_back(std::move(b));
+    out.push_back(NewBank(alg, value));
   }
   ImaLog log(std::move(out));
   log.entries_ = entries;
@@ -291,9 +312,18 @@ Status ImaLog::AddEntry(std::span<const uint8_t> e, size_t* used) {
       auto next = crypto::Extend(b.alg, b.value, *measurement);
       if (!next.ok()) return next.status();
       b.value = std::move(*next);
+      if (!b.may_pad) continue;
+      auto padded = PaddedMeasurement(b.alg, violation, sha1);
+      if (!padded.ok()) return padded.status();
+      auto padded_next = crypto::Extend(b.alg, b.padded_value, *padded);
+      if (!padded_next.ok()) return padded_next.status();
+      b.padded_value = std::move(*padded_next);
     }
   }
-  for (Bank& b : banks_) b.history.push_back(b.value);
+  for (Bank& b : banks_) {
+    b.history.push_back(b.value);
+    if (b.may_pad) b.padded_history.push_back(b.padded_value);
+  }
 
   // The module's records come only as ima_measure_critical_data() logs
   // them: template ima-buf (d-ng | n-ng | buf), the buffer itself, its
@@ -343,20 +373,23 @@ Result<size_t> ImaLog::MatchPcr10(const std::map<uint16_t, crypto::Digest>& pcr1
         return Status::Error(ErrorCode::kInvalidArgument,
                              "no PCR 10 value for bank " + crypto::AlgName(b.alg));
       }
-      if (b.history[i] != it->second) {
+      if (b.history[i] != it->second && !(b.may_pad && b.padded_history[i] == it->second)) {
         all = false;
         break;
       }
     }
     if (!all) continue;
-    for (Bank& b : banks_) b.history.erase(b.history.begin(), b.history.begin() + i);
+    for (Bank& b : banks_) {
+      b.history.erase(b.history.begin(), b.history.begin() + i);
+      if (b.may_pad) b.padded_history.erase(b.padded_history.begin(), b.padded_history.begin() + i);
+    }
     floor_ += i;
     return floor_;
   }
   // Name the banks that differ now (all banks are given: checked above).
   std::string got;
   for (const Bank& b : banks_) {
-    if (pcr10.at(b.alg) == b.value) continue;
+    if (pcr10.at(b.alg) == b.value || (b.may_pad && pcr10.at(b.alg) == b.padded_value)) continue;
     got += (got.empty() ? "" : ", ") + crypto::AlgName(b.alg) + " TPM " +
            crypto::ToHex(pcr10.at(b.alg)).substr(0, 16) + "..., replay " +
            crypto::ToHex(b.value).substr(0, 16) + "...";

@@ -82,6 +82,16 @@ node_check_module() {
 	[ -d /sys/kernel/btf/vigil ] || [ -f /sys/kernel/btf/vigil ] &&
 		vt_pass "$_b-module-btf" "/sys/kernel/btf/vigil" ||
 		vt_fail "$_b-module-btf" "no /sys/kernel/btf/vigil: BPF cannot call the kfuncs"
+	# What keeps foreign BPF programs off the kfuncs: the kfunc set's filter
+	# (6.5+), or on Debian 12's 6.1 (no filter) the call-site guard.
+	_guard=$(vigilctl status --json | sed -n 's/.*"kfunc_guard": "\([a-z]*\)".*/\1/p')
+	case "$_kver" in
+	6.1.*) _want=callsite ;;
+	*) _want=filter ;;
+	esac
+	[ "$_guard" = "$_want" ] &&
+		vt_pass "$_b-kfunc-guard" "kfunc_guard $_guard on $_kver" ||
+		vt_fail "$_b-kfunc-guard" "kfunc_guard '$_guard' on $_kver, want $_want"
 	vigilctl status >/run/status.txt 2>&1
 	if grep -q '^TPM: present, checkpoint key: yes' /run/status.txt; then
 		vt_pass "$_b-module-tpm-key" "$(grep -E '^(TPM|pcr_config)' /run/status.txt | tr '\n' ' ')"

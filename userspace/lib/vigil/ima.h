@@ -19,7 +19,12 @@
 // + name), hashed as d || name padded to 256 bytes. An all-zero digest is a
 // violation, extended as all 0xff. Bank values: SHA-1 extends the logged
 // digest, which must be SHA-1 of what was hashed; every other bank
-// H_bank(hashed data). The module's records are taken only from ima-buf
+// H_bank(hashed data), except where the kernel had no such hash when IMA
+// started (Debian 12's 6.1 builds SHA-384/512 as a module): IMA extends that
+// bank with the logged SHA-1 zero-padded to the bank's size for the whole
+// boot, so a bank other than SHA-1 and SHA-256 matches either way (SHA-256,
+// which IMA always has, is only ever its own hash, and every bank given must
+// match at the same point). The module's records are taken only from ima-buf
 // entries (what ima_measure_critical_data() writes) named as the module
 // names them, whose digest field is the buffer's: a file measurement named
 // like one (a path, or a basename from a detached mount) is not the
@@ -101,7 +106,12 @@ class ImaLog {
     uint16_t alg = 0;
     crypto::Digest value;                 // after all entries so far
     std::vector<crypto::Digest> history;  // value after entry floor_ + i
+    // The same with the logged SHA-1 zero-padded (only `may_pad` banks).
+    bool may_pad = false;
+    crypto::Digest padded_value;
+    std::vector<crypto::Digest> padded_history;
   };
+  static Bank NewBank(uint16_t alg, crypto::Digest start);
   explicit ImaLog(std::vector<Bank> banks) : banks_(std::move(banks)) {}
   Status AddEntry(std::span<const uint8_t> entry, size_t* used);
 
