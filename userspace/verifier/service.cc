@@ -64,15 +64,6 @@ std::optional<std::array<int64_t, 6>> FileIdentity(const std::string& path) {
 
 }  // namespace
 
-Status CheckNodeId(const std::string& node) {
-  if (node.size() < 4 || node.size() > 132 ||
-      !std::all_of(node.begin(), node.end(), [](unsigned char c) { return std::isxdigit(c); })) {
-    return Status::Error(ErrorCode::kInvalidArgument,
-                         "a node id is the hex TPM name of its EK (4 to 132 hex digits)");
-  }
-  return Status::Ok();
-}
-
 Result<Service> Service::Open(const std::string& dir, attest::Policy policy, NonceStore nonces) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::FromErrno(errno, "creating " + dir);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "state.h"
+#include "vigil/attest/enrolment.h"
 #include "vigil/attest/evidence.h"
 #include "vigil/attest/policy.h"
 #include "vigil/attest/verifier.h"
@@ -112,9 +113,8 @@ class Service {
   std::map<std::string, ParsedState> parsed_states_;  // node -> its state.json, parsed
 };
 
-// A node id is the hex TPM name of an EK: only hex digits, 4 to 132 of
-// them. Anything else (a path, "..") is refused before it touches a path.
-Status CheckNodeId(const std::string& node);
+// The node id rule (vigil/attest/enrolment.h), shared with the fleet store.
+using attest::CheckNodeId;
 
 }  // namespace vigil::verifier
 

@@ -12,6 +12,8 @@
 #include <openssl/x509_vfy.h>
 #include <tss2/tss2_mu.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -668,6 +670,15 @@ Result<EnrolmentRequest> ParseEnrolmentRequest(std::string_view text) {
   VIGIL_ASSIGN_OR_RETURN(request.ak_creation_signature,
                          InField(tpmobj::ParseSignature(sig), "ak_creation_signature"));
   return request;
+}
+
+Status CheckNodeId(const std::string& node) {
+  if (node.size() < 4 || node.size() > 132 ||
+      !std::all_of(node.begin(), node.end(), [](unsigned char c) { return std::isxdigit(c); })) {
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "a node id is the hex TPM name of its EK (4 to 132 hex digits)");
+  }
+  return Status::Ok();
 }
 
 }  // namespace vigil::attest

@@ -9,7 +9,7 @@ namespace vigil::fleet {
 namespace {
 
 // v1: what issue #15 lists. Timestamps are the database's (timestamptz);
-// node ids follow vigil::verifier::CheckNodeId (the hex TPM name of the EK).
+// node ids follow vigil::attest::CheckNodeId (the hex TPM name of the EK).
 constexpr char kSchemaV1[] = R"sql(
 CREATE TABLE nodes (
   node_id           text PRIMARY KEY CHECK (node_id ~ '^[0-9a-fA-F]{4,132}$'),

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <climits>
 
+#include "vigil/attest/enrolment.h"
 #include "vigil/digest.h"
 #include "vigil/fleet/migrations.h"
 
@@ -131,15 +132,6 @@ std::string Epoch(const std::string& column) {
 
 }  // namespace
 
-Status CheckFleetNodeId(const std::string& node) {
-  if (node.size() < 4 || node.size() > 132 ||
-      !std::all_of(node.begin(), node.end(), [](unsigned char c) { return std::isxdigit(c); })) {
-    return Status::Error(ErrorCode::kInvalidArgument,
-                         "a node id is the hex TPM name of its EK (4 to 132 hex digits)");
-  }
-  return Status::Ok();
-}
-
 Result<Store> Store::Open(const ConnectOptions& options) {
   VIGIL_ASSIGN_OR_RETURN(Connection connection, Connection::Open(options));
   VIGIL_RETURN_IF_ERROR(Migrate(connection));
@@ -147,7 +139,7 @@ Result<Store> Store::Open(const ConnectOptions& options) {
 }
 
 Status Store::Enrol(const NodeEnrolment& e, bool re_enrol) {
-  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(e.node));
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(e.node));
   if (e.ek_trust != "certificate" && e.ek_trust != "pinned") {
     return Status::Error(ErrorCode::kInvalidArgument, "ek_trust is \"certificate\" or \"pinned\"");
   }
@@ -191,7 +183,7 @@ Status Store::Enrol(const NodeEnrolment& e, bool re_enrol) {
 }
 
 Result<std::optional<NodeRecord>> Store::GetNode(const std::string& node) {
-  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(node));
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
   const Param p[] = {Param::Text(node)};
   VIGIL_ASSIGN_OR_RETURN(
       Rows rows,
@@ -217,7 +209,7 @@ Result<std::optional<NodeRecord>> Store::GetNode(const std::string& node) {
 }
 
 Result<std::optional<std::vector<uint8_t>>> Store::TakeCredentialSecret(const std::string& node) {
-  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(node));
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
   const Param p[] = {Param::Text(node)};
   // The old value, read under the row lock the UPDATE takes: of two
   // concurrent takers one gets the secret, the other NULL.
@@ -236,7 +228,7 @@ Result<std::optional<std::vector<uint8_t>>> Store::TakeCredentialSecret(const st
 
 Result<int64_t> Store::Activate(const std::string& node, const attest::NodeState& initial,
                                 std::optional<uint64_t> deadline_unix) {
-  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(node));
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
   if (initial.node != node) {
     return Status::Error(ErrorCode::kInvalidArgument, "the state is another node's");
   }
@@ -270,7 +262,7 @@ Result<int64_t> Store::Activate(const std::string& node, const attest::NodeState
 }
 
 Result<std::optional<StoredState>> Store::LoadState(const std::string& node) {
-  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(node));
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
   const Param p[] = {Param::Text(node)};
   VIGIL_ASSIGN_OR_RETURN(Rows rows,
                          connection_.Exec("SELECT state_json, version, " + Epoch("deadline") +
@@ -298,7 +290,7 @@ Result<std::optional<StoredState>> Store::LoadState(const std::string& node) {
 Result<int64_t> Store::SaveState(const std::string& node, int64_t expected_version,
                                  const attest::NodeState& state,
                                  std::optional<uint64_t> deadline_unix) {
-  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(node));
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
   VIGIL_ASSIGN_OR_RETURN(Transaction tx, connection_.Begin());
   VIGIL_ASSIGN_OR_RETURN(int64_t version,
                          UpdateState(tx, node, expected_version, state, deadline_unix));
@@ -308,7 +300,7 @@ Result<int64_t> Store::SaveState(const std::string& node, int64_t expected_versi
 
 Result<AppendOutcome> Store::AppendEvidence(const EvidenceRecord& e, const VerdictRecord& verdict,
                                             const std::optional<StateAdvance>& advance) {
-  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(e.node));
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(e.node));
   const size_t total = e.body.size() + e.nonce.size() + e.quote_attest.size() +
                        e.quote_signature.size() + e.log_records.size() + e.events.size();
   if (total > kMaxEvidenceBytes) {
@@ -366,7 +358,7 @@ Result<AppendOutcome> Store::AppendEvidence(const EvidenceRecord& e, const Verdi
 Result<std::vector<StoredEvidence>> Store::EvidenceBetween(const std::string& node,
                                                            uint64_t from_unix, uint64_t to_unix,
                                                            int limit) {
-  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(node));
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
   VIGIL_ASSIGN_OR_RETURN(Param from, U64(from_unix, "from"));
   VIGIL_ASSIGN_OR_RETURN(Param to, U64(to_unix, "to"));
   const Param p[] = {Param::Text(node), from, to, Param::Int8(std::max(limit, 0))};
@@ -407,7 +399,7 @@ Result<std::vector<StoredEvidence>> Store::EvidenceBetween(const std::string& no
 
 Status Store::IssueNonce(const std::string& node, std::span<const uint8_t> nonce, uint64_t now_unix,
                          uint64_t expires_unix, size_t max_open) {
-  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(node));
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
   if (nonce.size() < 16 || nonce.size() > 64 || max_open == 0 || max_open > 1024) {
     return Status::Error(ErrorCode::kInvalidArgument,
                          "a nonce is 16 to 64 bytes, and 1 to 1024 may be open");
@@ -442,7 +434,7 @@ Status Store::IssueNonce(const std::string& node, std::span<const uint8_t> nonce
 
 Result<std::optional<uint64_t>> Store::ConsumeNonce(const std::string& node,
                                                     std::span<const uint8_t> nonce) {
-  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(node));
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
   if (nonce.size() > 64) return std::optional<uint64_t>();  // never issued
   const Param p[] = {Param::Text(node), Param::Bytea(nonce)};
   // Not retried: a DELETE whose answer was lost may have consumed it.
@@ -496,7 +488,7 @@ Result<std::vector<std::string>> Store::ClaimDueNodes(Transaction& tx, const std
 
 Status Store::ReleaseLease(const std::string& owner, const std::string& node) {
   VIGIL_RETURN_IF_ERROR(CheckOwner(owner));
-  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(node));
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
   const Param p[] = {Param::Text(node), Param::Text(owner)};
   return connection_
       .Exec(
@@ -507,7 +499,7 @@ Status Store::ReleaseLease(const std::string& owner, const std::string& node) {
 }
 
 Result<std::optional<std::string>> Store::LeaseOwner(const std::string& node) {
-  VIGIL_RETURN_IF_ERROR(CheckFleetNodeId(node));
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
   const Param p[] = {Param::Text(node)};
   VIGIL_ASSIGN_OR_RETURN(
       Rows rows, connection_.Exec("SELECT owner FROM node_leases WHERE node_id = $1"

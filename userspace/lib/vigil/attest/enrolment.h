@@ -150,6 +150,11 @@ std::string SerializeEnrolmentRequest(const EnrolmentRequest& request);
 // type. Every refusal is kMalformed and names the field.
 Result<EnrolmentRequest> ParseEnrolmentRequest(std::string_view json);
 
+// A node id is the hex TPM name of its EK: only hex digits, 4 to 132 of
+// them. Anything else (a path, "..") is refused before it names a file or
+// a database row.
+Status CheckNodeId(const std::string& node);
+
 }  // namespace vigil::attest
 
 #endif  // VIGIL_USERSPACE_LIB_VIGIL_ATTEST_ENROLMENT_H_

@@ -180,9 +180,6 @@ class Store {
   Connection connection_;
 };
 
-// The same rule as vigil::verifier::CheckNodeId: 4 to 132 hex digits.
-Status CheckFleetNodeId(const std::string& node);
-
 }  // namespace vigil::fleet
 
 #endif  // VIGIL_USERSPACE_LIB_VIGIL_FLEET_STORE_H_
