@@ -3,7 +3,9 @@
 // Runs vigild (agents only, samples every 100 ms) and, in rotating order
 // within every round, the same loops as an untracked process, as a tracked
 // agent (vigilctl agent track/untrack on itself), as a tracked agent with
-// vigild stopped, and with no BPF loaded at all (vigild exited), side by
+// vigild stopped, with no BPF loaded at all (vigild exited), and with only
+// an empty tp_btf/sched_switch program attached (the floor: what any BPF
+// hook on every context switch costs, before it does anything), side by
 // side in one run:
 //   exec      fork + exec /bin/true + wait, N times
 //   pingpong  Y round trips over two pipes with a child (2 switches each)
@@ -37,6 +39,9 @@
 #include <thread>
 #include <vector>
 
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "vigil/cli_parse.h"
 #include "vigil/version.h"
@@ -123,6 +128,54 @@ struct Vigild {
   }
 };
 
+// An empty tp_btf/sched_switch program ("return 0"), attached for as long
+// as the object lives: the floor under vigil's sched_switch hook (the
+// tracepoint's call into BPF and the program's entry and exit, no work).
+class EmptySwitchHook {
+ public:
+  EmptySwitchHook() {
+    const int btf_id = libbpf_find_vmlinux_btf_id("sched_switch", BPF_TRACE_RAW_TP);
+    if (btf_id < 0) {
+      error_ = "no BTF for sched_switch: " + std::string(std::strerror(-btf_id));
+      return;
+    }
+    const struct bpf_insn insns[] = {
+        {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = 0},
+        {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+    };
+    LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_RAW_TP,
+                .attach_btf_id = static_cast<__u32>(btf_id));
+    prog_fd_ = bpf_prog_load(BPF_PROG_TYPE_TRACING, "bench_empty_sw", "GPL", insns, 2, &opts);
+    if (prog_fd_ < 0) {
+      error_ = "load: " + std::string(std::strerror(errno));
+      return;
+    }
+  }
+  EmptySwitchHook(const EmptySwitchHook&) = delete;
+  EmptySwitchHook& operator=(const EmptySwitchHook&) = delete;
+  ~EmptySwitchHook() {
+    Detach();
+    if (prog_fd_ >= 0) close(prog_fd_);
+  }
+  bool Attach() {
+    if (prog_fd_ < 0) return false;
+    link_fd_ = bpf_raw_tracepoint_open(nullptr, prog_fd_);
+    if (link_fd_ < 0) error_ = "attach: " + std::string(std::strerror(errno));
+    return link_fd_ >= 0;
+  }
+  void Detach() {
+    if (link_fd_ >= 0) close(link_fd_);
+    link_fd_ = -1;
+  }
+  int prog_fd() const { return prog_fd_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  int prog_fd_ = -1;
+  int link_fd_ = -1;
+  std::string error_;
+};
+
 bool Ctl(std::vector<std::string> args) {
   std::vector<std::string> full = {g_vigilctl, "agent", "--pin-dir", g_pin_dir};
   full.insert(full.end(), args.begin(), args.end());
@@ -200,6 +253,14 @@ std::map<std::string, ProgStats> BpfStats() {
   return out;
 }
 
+// Run time and run count of one program (kernel.bpf_stats_enabled).
+ProgStats ProgStatsOf(int prog_fd) {
+  struct bpf_prog_info info = {};
+  __u32 len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) return {};
+  return {info.run_time_ns, info.run_cnt};
+}
+
 // BPF time spent between two snapshots, per program and in total.
 struct HookCost {
   uint64_t ns = 0;
@@ -247,7 +308,7 @@ int main(int argc, char** argv) {
   int rounds = 9, execs = 300, pingpong = 20000, burst = 5000, cpu = 0;
   CLI::App app{"vigil-bench-bpf: what vigil's BPF producers cost, measured side by side in one run"};
   app.set_version_flag("--version", vigil::version::VersionText("vigil-bench-bpf"));
-  app.add_option("--rounds", rounds, "Rotating rounds of the four modes")
+  app.add_option("--rounds", rounds, "Rotating rounds of the five modes")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   app.add_option("--execs", execs, "fork+exec+wait iterations per loop")
@@ -292,8 +353,10 @@ int main(int argc, char** argv) {
   // every round each mode runs once, in rotating order. [0] untracked,
   // [1] tracked, [2] tracked with vigild stopped (the BPF programs' own
   // cost, without the consumer competing for the CPUs), [3] no BPF loaded
-  // at all (vigild exited; started again for the next mode). [0]/[3] is
-  // what every process pays while vigild runs (hooks that find no agent).
+  // at all (vigild exited; started again for the next mode), [4] only an
+  // empty sched_switch program (vigild exited). [0]/[3] is what every
+  // process pays while vigild runs (hooks that find no agent); [4]/[3] is
+  // the part of it no sched_switch hook can avoid.
   // A 16 MiB ring holds every record of a round even with vigild stopped.
   const std::vector<std::string> vigild_args = {"--sample-ms", "100", "--ringbuf-bytes",
                                                 "16777216"};
@@ -309,12 +372,23 @@ int main(int argc, char** argv) {
     add(vd_samples, "sample");
     add(vd_drops, "drops");
   };
-  std::vector<double> ex[4], pp[4];
+  EmptySwitchHook floor;
+  if (floor.prog_fd() < 0) {
+    std::fprintf(stderr, "vigil-bench-bpf: empty sched_switch program: %s\n",
+                 floor.error().c_str());
+    return 1;
+  }
+  std::vector<double> ex[5], pp[5];
   for (int r = 0; r < rounds; ++r) {
-    for (int j = 0; j < 4; ++j) {
-      const int mode = (r + j) % 4;  // rotate which goes first
-      if (mode == 3) {
+    for (int j = 0; j < 5; ++j) {
+      const int mode = (r + j) % 5;  // rotate which goes first
+      if (mode >= 3) {
         if (vd.pid > 0) stop();
+        if (mode == 4 && !floor.Attach()) {
+          std::fprintf(stderr, "vigil-bench-bpf: empty sched_switch program: %s\n",
+                       floor.error().c_str());
+          return 1;
+        }
       } else {
         if (vd.pid < 0 && !vd.Start(vigild_args)) return 1;
         if (mode != 0) {
@@ -327,6 +401,7 @@ int main(int argc, char** argv) {
       ex[mode].push_back(ExecLoop(execs));
       pp[mode].push_back(PingPong(pingpong));
       if (mode == 2) kill(vd.pid, SIGCONT);
+      if (mode == 4) floor.Detach();
     }
   }
   if (vd.pid > 0) {
@@ -358,6 +433,12 @@ int main(int argc, char** argv) {
               ratio(Paired(pp[0], pp[3])).c_str(), pp0 / pingpong * 1e6, ppn / pingpong * 1e6);
   std::printf("  tracked agent vs no BPF loaded (goal <= 1.05): exec %s, ping-pong %s\n",
               ratio(Paired(ex[1], ex[3])).c_str(), ratio(Paired(pp[1], pp[3])).c_str());
+  std::printf("  floor: an empty sched_switch program vs no BPF loaded: exec %s, ping-pong %s\n",
+              ratio(Paired(ex[4], ex[3])).c_str(), ratio(Paired(pp[4], pp[3])).c_str());
+  std::printf("  above the floor: untracked vs empty program: exec %s, ping-pong %s; tracked vs "
+              "empty program: exec %s, ping-pong %s\n",
+              ratio(Paired(ex[0], ex[4])).c_str(), ratio(Paired(pp[0], pp[4])).c_str(),
+              ratio(Paired(ex[1], ex[4])).c_str(), ratio(Paired(pp[1], pp[4])).c_str());
   std::printf("  vigild (all instances): events=%llu samples=%llu drops=%llu\n",
               static_cast<unsigned long long>(vd_events),
               static_cast<unsigned long long>(vd_samples),
@@ -390,6 +471,20 @@ int main(int argc, char** argv) {
                   iter_ns, 100.0 * ce.ns / execs / iter_ns, ce.detail.c_str());
     }
     stop();
+    // The same statistics for the empty program: their own clock reads
+    // around every run are in every figure above.
+    if (floor.Attach()) {
+      const ProgStats f0 = ProgStatsOf(floor.prog_fd());
+      const double tp = PingPong(pingpong);
+      const ProgStats f1 = ProgStatsOf(floor.prog_fd());
+      floor.Detach();
+      const uint64_t runs = f1.runs - f0.runs, ns = f1.ns - f0.ns;
+      std::printf("  empty sched_switch program (floor): ping-pong %.2f runs x %.0f ns per %.0f ns "
+                  "trip = %.2f%%\n",
+                  static_cast<double>(runs) / pingpong,
+                  runs ? static_cast<double>(ns) / static_cast<double>(runs) : 0.0,
+                  tp / pingpong * 1e9, 100.0 * static_cast<double>(ns) / (tp * 1e9));
+    }
     std::ofstream(knob) << (old_knob.empty() ? "0\n" : old_knob);
   }
 
