@@ -2,7 +2,9 @@
 // locking, validation of every saved file) and the pipeline (records in,
 // verdict / finding / alert lines out, baselines fed from real record
 // layouts).
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -117,6 +119,46 @@ TEST(StateDirTest, NonRegularFileIsAnError) {
   auto r = state->Read("verifier.json");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("not a regular file"), std::string::npos);
+}
+
+// Every boot starts a saved log: --keep-instance-logs bounds how many stay.
+// The running instance's file is kept whatever its age; of the others the
+// most recently appended go last; other files are not touched.
+TEST(StateDirTest, PruneInstanceLogsKeepsTheCurrentAndTheNewest) {
+  TempDir tmp;
+  auto state = daemon::StateDir::Open(tmp.path());
+  ASSERT_TRUE(state.ok());
+  const std::string current = "log-00.bin";
+  // log-00 (current) is the oldest file; log-01 .. log-05 get newer.
+  for (int i = 0; i <= 5; ++i) {
+    const std::string name = "log-0" + std::to_string(i) + ".bin";
+    ASSERT_TRUE(state->Append(name, "x").ok());
+    const struct timespec times[2] = {{1000 + i, 0}, {1000 + i, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (tmp.path() + "/" + name).c_str(), times, 0), 0);
+  }
+  ASSERT_TRUE(state->WriteAtomic("verifier.json", "{}").ok());
+  ASSERT_TRUE(state->WriteAtomic("log-notes.txt", "not a log").ok());
+  std::filesystem::create_directory(tmp.path() + "/log-dir.bin");
+
+  auto none = daemon::PruneInstanceLogs(*state, current, 0);  // 0: keep all
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  auto removed = daemon::PruneInstanceLogs(*state, current, 3);
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(*removed, (std::vector<std::string>{"log-03.bin", "log-02.bin", "log-01.bin"}));
+  for (const char* kept : {"log-00.bin", "log-05.bin", "log-04.bin", "verifier.json",
+                           "log-notes.txt", "log-dir.bin"}) {
+    EXPECT_TRUE(std::filesystem::exists(tmp.path() + "/" + kept)) << kept;
+  }
+  for (const std::string& gone : *removed) {
+    EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/" + gone)) << gone;
+  }
+  // Keeping only the current instance's log removes every other one, and
+  // a current log that does not exist yet still counts as kept.
+  auto rest = daemon::PruneInstanceLogs(*state, "log-ff.bin", 1);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(*rest, (std::vector<std::string>{"log-05.bin", "log-04.bin", "log-00.bin"}));
 }
 
 // A module that committed nothing yet still checkpoints (heartbeats): an

@@ -32,6 +32,9 @@ struct Config {
   bool no_state = false;
   bool reset_state = false;
   double state_interval_s = 1.0;
+  // Saved logs of module instances (log-<instance>.bin, one per load or
+  // boot) kept in the state directory, the running one included; 0: all.
+  uint32_t keep_instance_logs = 8;
   double baseline_interval_s = 1.0;
   std::string metrics = kDefaultMetrics;
   std::string tcti = tpm::kDefaultTcti;

@@ -847,6 +847,12 @@ int main(int argc, char** argv) {
                  "Save the verifier's state (anchor, open events, log) every SECONDS")
       ->check(Seconds("--state-interval", 0.1, 3600))
       ->capture_default_str();
+  app.add_option("--keep-instance-logs", cfg.keep_instance_logs,
+                 "Saved logs of module instances (one per boot or load) kept in the state "
+                 "directory, the running one included; older ones are removed at start (0: "
+                 "keep all)")
+      ->check(CLI::Range(0u, 100000u))
+      ->capture_default_str();
   app.add_option("--baseline-interval", cfg.baseline_interval_s,
                  "Save the baselines every SECONDS, or 50 times as long as the last save took "
                  "if that is longer (a large store), and at exit")

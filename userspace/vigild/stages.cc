@@ -208,6 +208,17 @@ Result<ModuleSide> ModuleSide::Connect(const Config& cfg, SavedState& saved) {
       }
     }
     m.log_saved_seq = *scan ? (*scan)->last_seq : 0;
+    // Each boot or module load starts a file; without a bound they pile up.
+    auto pruned = PruneInstanceLogs(state, m.log_file, cfg.keep_instance_logs);
+    if (!pruned.ok()) {
+      Say("keeping old instances' logs: " + pruned.status().ToString());
+    } else if (!pruned->empty()) {
+      std::string names;
+      for (const std::string& n : *pruned) names += (names.empty() ? "" : ", ") + n;
+      Say("removed the saved logs of " + std::to_string(pruned->size()) +
+          " older module instances (--keep-instance-logs " +
+          std::to_string(cfg.keep_instance_logs) + "): " + names);
+    }
     if (*scan) saved_anchor_record = (*scan)->kept;
     if (m.log_saved_seq < expected) {
       Say(m.log_file + " ends at log seq " + std::to_string(m.log_saved_seq) +

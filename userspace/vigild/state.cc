@@ -1,5 +1,6 @@
 #include "state.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -183,6 +184,46 @@ Status StateDir::Truncate(const std::string& name, uint64_t size) {
   return Status::Ok();
 }
 
+Status StateDir::Remove(const std::string& name) {
+  if (::unlinkat(dir_fd_.get(), name.c_str(), 0) != 0) {
+    return Status::FromErrno(errno, "removing " + path_ + "/" + name);
+  }
+  if (::fsync(dir_fd_.get()) != 0) return Status::FromErrno(errno, "fsync " + path_);
+  return Status::Ok();
+}
+
+Result<std::vector<StateDir::Entry>> StateDir::List(std::string_view prefix,
+                                                     std::string_view suffix) const {
+  // A second descriptor: readdir moves the position of the one it reads.
+  UniqueFd fd(::openat(dir_fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, "opening " + path_);
+  DIR* d = ::fdopendir(fd.get());
+  if (d == nullptr) return Status::FromErrno(errno, "listing " + path_);
+  fd.Release();  // closedir closes it
+  std::vector<Entry> out;
+  errno = 0;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view name(e->d_name);
+    if (name.size() < prefix.size() + suffix.size() || !name.starts_with(prefix) ||
+        !name.ends_with(suffix)) {
+      continue;
+    }
+    struct stat st;
+    if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+      continue;  // gone meanwhile, or not a file vigild wrote
+    }
+    out.push_back({std::string(name), st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec});
+    errno = 0;
+  }
+  const int err = errno;
+  ::closedir(d);
+  if (err != 0) return Status::FromErrno(err, "listing " + path_);
+  std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
+    return a.mtime_ns != b.mtime_ns ? a.mtime_ns > b.mtime_ns : a.name > b.name;
+  });
+  return out;
+}
+
 Result<std::string> StateDir::MoveAside(const std::string& name) {
   const std::string aside = name + ".corrupt-" + std::to_string(::time(nullptr));
   if (::renameat(dir_fd_.get(), name.c_str(), dir_fd_.get(), aside.c_str()) != 0) {
@@ -193,6 +234,25 @@ Result<std::string> StateDir::MoveAside(const std::string& name) {
 
 std::string LogFileName(std::span<const uint8_t> instance_id) {
   return "log-" + crypto::ToHex(instance_id) + ".bin";
+}
+
+Result<std::vector<std::string>> PruneInstanceLogs(StateDir& dir, const std::string& current,
+                                                   size_t keep) {
+  std::vector<std::string> removed;
+  if (keep == 0) return removed;
+  auto logs = dir.List("log-", ".bin");
+  if (!logs.ok()) return logs.status();
+  size_t kept = 1;  // the current instance's, whether it exists yet or not
+  for (const StateDir::Entry& e : *logs) {
+    if (e.name == current) continue;
+    if (kept < keep) {
+      kept++;
+      continue;
+    }
+    VIGIL_RETURN_IF_ERROR(dir.Remove(e.name));
+    removed.push_back(e.name);
+  }
+  return removed;
 }
 
 namespace {

@@ -76,6 +76,15 @@ class StateDir {
   Status Append(const std::string& name, std::string_view content, bool sync = true);
   // Cuts `name` to its first `size` bytes (and syncs it).
   Status Truncate(const std::string& name, uint64_t size);
+  // Removes `name` (a regular file; the directory is fsynced after).
+  Status Remove(const std::string& name);
+  // Regular files whose names start with `prefix` and end with `suffix`,
+  // with their modification times (ns), newest first.
+  struct Entry {
+    std::string name;
+    int64_t mtime_ns = 0;
+  };
+  Result<std::vector<Entry>> List(std::string_view prefix, std::string_view suffix) const;
   // Renames `name` to `name.corrupt-<unix time>`; returns the new name.
   Result<std::string> MoveAside(const std::string& name);
   const std::string& path() const { return path_; }
@@ -102,6 +111,13 @@ Result<VerifierState> ParseVerifierState(std::string_view json);
 std::string SerializeOpenEvents(const std::vector<records::Record>& events);
 // The saved log of one module instance: "log-<instance id in hex>.bin".
 std::string LogFileName(std::span<const uint8_t> instance_id);
+
+// Removes saved logs of other module instances than `current` (a
+// LogFileName) so that at most `keep` remain, the current one included;
+// the oldest (by modification time: the last append) go first. Returns the
+// names removed. `keep` 0: nothing is removed.
+Result<std::vector<std::string>> PruneInstanceLogs(StateDir& dir, const std::string& current,
+                                                   size_t keep);
 
 // A saved log as found at start: the complete records' bytes and the last
 // log seq (0: none). A record cut short at the end (a crash during an
