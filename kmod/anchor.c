@@ -844,8 +844,11 @@ static int vigil_measure_identity(void)
 	const char *srcversion = THIS_MODULE->srcversion;
 	int ret;
 
-	snprintf(name, sizeof(name), "vigil %s srcversion=%s", VIGIL_VERSION,
-		 srcversion ? srcversion : "none");
+	/* The guard says what "only vigil's producers commit" rests on. */
+	snprintf(name, sizeof(name), "vigil %s srcversion=%s guard=%s",
+		 VIGIL_VERSION, srcversion ? srcversion : "none",
+		 vigil_kfunc_guard() == VIGIL_KFUNC_GUARD_FILTER ?
+		 "filter" : "callsite");
 	sha256(name, strlen(name), digest);
 	ret = vigil_measure_locked(VIGIL_MEASURE_MODULE, name, digest, NULL);
 	if (ret)

@@ -28,3 +28,14 @@ else
 	vt_fail kmod-load-records "got: $types"
 fi
 vt_check kmod-measure-pcr16 grep -q ' measure pcr=16 kind=1 .* name=vigil ' /sys/kernel/security/vigil/ascii_log
+# The identity measurement names the kfunc guard (GET_INFO kfunc_guard), so
+# a verifier reading the anchored log knows which guarantee the node has.
+case "$(uname -r)" in
+6.1.*) want=callsite ;;
+*) want=filter ;;
+esac
+line=$(grep -m1 ' measure pcr=[0-9a-z]* kind=1 ' /sys/kernel/security/vigil/ascii_log)
+case "$line" in
+*" name=vigil "*" guard=$want") vt_pass kmod-kfunc-guard-measured "${line#* name=}" ;;
+*) vt_fail kmod-kfunc-guard-measured "identity measurement, want guard=$want: ${line:-none}" ;;
+esac

@@ -62,6 +62,75 @@ if [ -w "$ev" ]; then
 else
 	vt_fail kmod-kfunc-no-kretprobe "$ev is not writable: tracefs missing"
 fi
+# An fexit program (a BPF trampoline) and the function_graph tracer run the
+# traced function from a trampoline and so swap its return address too. The
+# kfuncs cannot be notrace (pahole 1.24 encodes BTF only for ftrace-able
+# functions: they would vanish from the module's BTF), so root can attach
+# both. What must hold: under the call-site guard (6.1) the producers'
+# calls made meanwhile are refused and counted in `rejected` (vigild's
+# `refused` finding), never committed unseen, and they commit again once
+# the tracer is gone; under the filter (6.5+) the return address plays no
+# part and commits go on.
+rejected() { vigilctl status --json | sed -n 's/.*"rejected": \([0-9]*\).*/\1/p'; }
+# traced_check NAME HOW: vigil-kmod-bench --check (a registered producer
+# committing) while HOW (fexit|graph) instruments vigil_commit.
+traced_check() {
+	local name=$1 how=$2 r0 r1 rc=0 fp= i t=/sys/kernel/tracing
+	r0=$(rejected)
+	case "$how" in
+	fexit)
+		vigil-fexit --hold 120 vigil_commit >/tmp/fexit.out 2>&1 &
+		fp=$!
+		i=0
+		while ! grep -q '^attached' /tmp/fexit.out && kill -0 "$fp" 2>/dev/null && [ $i -lt 100 ]; do
+			sleep 0.2
+			i=$((i + 1))
+		done
+		if ! grep -q '^attached' /tmp/fexit.out; then
+			vt_fail "$name" "fexit on vigil_commit did not attach: $(cat /tmp/fexit.out)"
+			kill "$fp" 2>/dev/null
+			wait "$fp" 2>/dev/null
+			return
+		fi
+		;;
+	graph)
+		if ! echo vigil_commit >"$t/set_graph_function" 2>/dev/null ||
+			! echo function_graph >"$t/current_tracer" 2>/dev/null; then
+			vt_fail "$name" "function_graph on vigil_commit could not be set"
+			echo >"$t/set_graph_function" 2>/dev/null
+			return
+		fi
+		;;
+	esac
+	vigil-kmod-bench --check >/tmp/traced-check.out 2>&1 || rc=$?
+	if [ "$how" = fexit ]; then
+		kill "$fp"
+		wait "$fp" 2>/dev/null
+	else
+		echo nop >"$t/current_tracer"
+		echo >"$t/set_graph_function"
+	fi
+	r1=$(rejected)
+	if [ "$guard" = callsite ]; then
+		if [ "$rc" -ne 0 ] && [ "${r1:-0}" -gt "${r0:-0}" ]; then
+			vt_pass "$name" "$how on vigil_commit: the producer's commits refused and counted (rejected $r0 -> $r1)"
+		else
+			vt_fail "$name" "$how on vigil_commit: check rc $rc, rejected $r0 -> $r1: $(grep -m3 FAIL /tmp/traced-check.out)"
+		fi
+	elif [ "$rc" -eq 0 ]; then
+		vt_pass "$name" "$how on vigil_commit: the filter guard commits as before (rejected $r0 -> $r1)"
+	else
+		vt_fail "$name" "$how on vigil_commit broke the filter guard's commits: $(grep -m3 FAIL /tmp/traced-check.out)"
+	fi
+}
+if command -v vigil-fexit >/dev/null && command -v vigil-kmod-bench >/dev/null; then
+	traced_check kmod-kfunc-fexit-refused-counted fexit
+	traced_check kmod-kfunc-graph-refused-counted graph
+	# Nothing sticks: with the tracers gone a producer commits again.
+	vt_check kmod-kfunc-untraced-commits vigil-kmod-bench --check
+else
+	vt_fail kmod-kfunc-fexit-refused-counted "vigil-fexit or vigil-kmod-bench is missing from the guest"
+fi
 # A loaded BPF program that calls the kfuncs holds a module reference:
 # rmmod is refused while it is attached and succeeds after it is gone.
 if command -v vigil-kmod-bench >/dev/null; then
