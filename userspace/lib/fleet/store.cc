@@ -300,6 +300,15 @@ Result<int64_t> Store::SaveState(const std::string& node, int64_t expected_versi
 
 Result<AppendOutcome> Store::AppendEvidence(const EvidenceRecord& e, const VerdictRecord& verdict,
                                             const std::optional<StateAdvance>& advance) {
+  VIGIL_ASSIGN_OR_RETURN(Transaction tx, connection_.Begin());
+  VIGIL_ASSIGN_OR_RETURN(AppendOutcome out, AppendEvidence(tx, e, verdict, advance));
+  VIGIL_RETURN_IF_ERROR(tx.Commit());
+  return out;
+}
+
+Result<AppendOutcome> Store::AppendEvidence(Transaction& tx, const EvidenceRecord& e,
+                                            const VerdictRecord& verdict,
+                                            const std::optional<StateAdvance>& advance) {
   VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(e.node));
   const size_t total = e.body.size() + e.nonce.size() + e.quote_attest.size() +
                        e.quote_signature.size() + e.log_records.size() + e.events.size();
@@ -315,8 +324,6 @@ Result<AppendOutcome> Store::AppendEvidence(const EvidenceRecord& e, const Verdi
   VIGIL_ASSIGN_OR_RETURN(Param from_seq, U64(e.log_from_seq, "log from_seq"));
   VIGIL_ASSIGN_OR_RETURN(crypto::Sha256Digest digest, crypto::Sha256({e.body}));
   const std::vector<uint8_t> body_sha256(digest.begin(), digest.end());
-
-  VIGIL_ASSIGN_OR_RETURN(Transaction tx, connection_.Begin());
   const Param ev[] = {Param::Text(e.node),
                       Param::Bytea(e.body),
                       Param::Bytea(body_sha256),
@@ -351,7 +358,6 @@ Result<AppendOutcome> Store::AppendEvidence(const EvidenceRecord& e, const Verdi
               " verifier, state_version) VALUES ($1, $2, $3, $4, $5, $6, $7::int8)",
               v)
           .status());
-  VIGIL_RETURN_IF_ERROR(tx.Commit());
   return out;
 }
 
@@ -430,6 +436,33 @@ Status Store::IssueNonce(const std::string& node, std::span<const uint8_t> nonce
               row)
           .status());
   return tx.Commit();
+}
+
+Result<std::optional<uint64_t>> Store::ConsumeNonce(Transaction& tx, const std::string& node,
+                                                    std::span<const uint8_t> nonce) {
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
+  if (nonce.size() > 64) return std::optional<uint64_t>();  // never issued
+  const Param p[] = {Param::Text(node), Param::Bytea(nonce)};
+  VIGIL_ASSIGN_OR_RETURN(
+      Rows rows,
+      tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND nonce = $2 RETURNING " + Epoch("expires_at"),
+              p));
+  if (rows.size() == 0) return std::optional<uint64_t>();
+  VIGIL_ASSIGN_OR_RETURN(int64_t expiry, rows.Int8(0, 0));
+  return std::optional<uint64_t>(static_cast<uint64_t>(expiry));
+}
+
+Result<uint64_t> Store::DatabaseNowUnix() {
+  VIGIL_ASSIGN_OR_RETURN(Rows rows, connection_.Exec("SELECT " + Epoch("clock_timestamp()"), {},
+                                                     Retry::kOnceIfIdempotent));
+  VIGIL_ASSIGN_OR_RETURN(int64_t now, rows.Int8(0, 0));
+  return static_cast<uint64_t>(now);
+}
+
+Result<uint64_t> Store::DatabaseNowUnix(Transaction& tx) {
+  VIGIL_ASSIGN_OR_RETURN(Rows rows, tx.Exec("SELECT " + Epoch("clock_timestamp()")));
+  VIGIL_ASSIGN_OR_RETURN(int64_t now, rows.Int8(0, 0));
+  return static_cast<uint64_t>(now);
 }
 
 Result<std::optional<uint64_t>> Store::ConsumeNonce(const std::string& node,

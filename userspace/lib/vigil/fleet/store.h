@@ -135,6 +135,13 @@ class Store {
   // kFailedPrecondition and records nothing.
   Result<AppendOutcome> AppendEvidence(const EvidenceRecord& evidence, const VerdictRecord& verdict,
                                        const std::optional<StateAdvance>& advance);
+  // The same inside the caller's transaction (with ConsumeNonce(tx, ...):
+  // the nonce, the evidence, its verdict and the state step commit together
+  // or not at all). A stale `advance` is kFailedPrecondition; the evidence
+  // row it inserted goes only when the caller rolls back.
+  static Result<AppendOutcome> AppendEvidence(Transaction& tx, const EvidenceRecord& evidence,
+                                              const VerdictRecord& verdict,
+                                              const std::optional<StateAdvance>& advance);
   // The node's evidence received in [from_unix, to_unix], oldest first.
   Result<std::vector<StoredEvidence>> EvidenceBetween(const std::string& node, uint64_t from_unix,
                                                       uint64_t to_unix, int limit);
@@ -151,6 +158,16 @@ class Store {
   // consumed already. Of two verifiers consuming one nonce, one gets it.
   Result<std::optional<uint64_t>> ConsumeNonce(const std::string& node,
                                                std::span<const uint8_t> nonce);
+  // The same inside the caller's transaction: a rollback gives the nonce
+  // back (the node may send the same evidence again).
+  static Result<std::optional<uint64_t>> ConsumeNonce(Transaction& tx, const std::string& node,
+                                                      std::span<const uint8_t> nonce);
+
+  // --- time ---
+  // The database's clock (unix seconds): one clock for every verifier, so
+  // nonce expiry, deadlines and leases do not depend on theirs agreeing.
+  Result<uint64_t> DatabaseNowUnix();
+  static Result<uint64_t> DatabaseNowUnix(Transaction& tx);
 
   // --- leases and liveness ---
   // Claims up to `limit` activated nodes whose lease is free, expired or
