@@ -6,8 +6,13 @@
 // #15: the database restarting mid-run, node A's evidence sent as node B's,
 // a duplicate, clock skew and an old nonce, a node going offline, a verifier
 // killed mid-transaction; and the lease take-over between two verifiers.
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
 #include <openssl/rand.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <tss2/tss2_mu.h>
@@ -17,6 +22,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -126,19 +133,35 @@ class SimNode {
     return ::testing::AssertionSuccess();
   }
 
+  // A request to a verifier (HTTP or in process): status and body.
+  using Transport = std::function<std::pair<int, std::string>(const std::string& op,
+                                                              const std::string& body)>;
+
   // Enrolment (EK pinned) and credential activation through `svc`.
   ::testing::AssertionResult Enrol(verifier::Service& svc) {
+    return EnrolWith([&](const std::string& op, const std::string& body) {
+      if (op == "enrol") {
+        verifier::EnrolOptions options;
+        options.pin_ek = true;
+        auto challenge = svc.Enrol(body, options);
+        return challenge.ok() ? std::make_pair(200, *challenge)
+                              : std::make_pair(400, challenge.status().ToString());
+      }
+      const auto j = nlohmann::json::parse(body);
+      Status st = svc.Activate(j.at("node"), j.at("secret").get<std::string>());
+      return std::make_pair(st.ok() ? 200 : 400, st.ToString());
+    });
+  }
+  ::testing::AssertionResult EnrolWith(const Transport& post) {
     auto ek = attest_tpm::ReadEk(*tpm_, attest_tpm::EkKind::kEccP256);
     if (!ek.ok()) return ::testing::AssertionFailure() << ek.status().ToString();
     auto blobs = attest_tpm::CreateAk(*tpm_);
     if (!blobs.ok()) return ::testing::AssertionFailure() << blobs.status().ToString();
     auto request = attest_tpm::MakeEnrolmentRequest(*ek, *blobs);
     if (!request.ok()) return ::testing::AssertionFailure() << request.status().ToString();
-    verifier::EnrolOptions options;
-    options.pin_ek = true;
-    auto challenge = svc.Enrol(attest::SerializeEnrolmentRequest(*request), options);
-    if (!challenge.ok()) return ::testing::AssertionFailure() << challenge.status().ToString();
-    const auto c = nlohmann::json::parse(*challenge);
+    const auto [enrolled, challenge] = post("enrol", attest::SerializeEnrolmentRequest(*request));
+    if (enrolled != 200) return ::testing::AssertionFailure() << "enrol: " << challenge;
+    const auto c = nlohmann::json::parse(challenge);
     id_ = c.at("node");
     attest::Credential cred{*crypto::FromHex(c.at("id_object").get<std::string>()),
                             *crypto::FromHex(c.at("encrypted_secret").get<std::string>())};
@@ -146,9 +169,9 @@ class SimNode {
     if (!ak.ok()) return ::testing::AssertionFailure() << ak.status().ToString();
     auto secret = attest_tpm::ActivateCredential(*tpm_, *ak, attest_tpm::EkKind::kEccP256, cred);
     if (!secret.ok()) return ::testing::AssertionFailure() << secret.status().ToString();
-    if (Status st = svc.Activate(id_, crypto::ToHex(*secret)); !st.ok()) {
-      return ::testing::AssertionFailure() << st.ToString();
-    }
+    const nlohmann::json answer = {{"node", id_}, {"secret", crypto::ToHex(*secret)}};
+    const auto [activated, why] = post("activate", answer.dump());
+    if (activated != 200) return ::testing::AssertionFailure() << "activate: " << why;
     ak_ = ak->handle();
     ak_object_.emplace(std::move(ak).value());  // loaded while the node lives
     return ::testing::AssertionSuccess();
@@ -160,6 +183,12 @@ class SimNode {
     EXPECT_TRUE(issued.ok()) << issued.status().ToString();
     if (!issued.ok()) return Evidence();
     return Answer(nlohmann::json::parse(*issued));
+  }
+  Evidence NextWith(const Transport& post) {
+    const auto [status, reply] = post("nonce", nlohmann::json{{"node", id_}}.dump());
+    EXPECT_EQ(status, 200) << reply;
+    if (status != 200) return Evidence();
+    return Answer(nlohmann::json::parse(reply));
   }
   // The evidence for a nonce reply (any node's: `Answer` of another node's
   // reply is this node's TPM answering that node's nonce).
@@ -882,6 +911,178 @@ TEST_F(FleetVerifierTest, AVerifierKilledMidTransactionLeavesNothingAndIsTakenOv
   auto next = verifier::FleetWatch::Open(server_.Options(), wo, nullptr);
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(next->Step()->size(), 1u) << "released: taken at the next round";
+}
+
+// An unused TCP port on loopback (bound, then closed).
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream f(path);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// One `vigil-verifier --database ... serve` process, its stdout in a file.
+struct ServeProcess {
+  pid_t pid = -1;
+  int port = 0;
+  std::string name, out;
+  ~ServeProcess() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  std::pair<int, std::string> Post(const std::string& op, const std::string& body) const {
+    httplib::Client client("127.0.0.1", port);
+    client.set_read_timeout(10, 0);
+    auto res = client.Post("/v1/" + op, body, "application/json");
+    if (!res) return {-1, "no answer"};
+    return {res->status, res->body};
+  }
+};
+
+::testing::AssertionResult StartServe(ServeProcess* p, const std::string& name,
+                                      const std::string& conninfo, const std::string& policy,
+                                      const std::string& dir) {
+  p->name = name;
+  p->port = FreePort();
+  p->out = dir + "/" + name + ".out";
+  const std::string listen = "127.0.0.1:" + std::to_string(p->port);
+  std::fflush(nullptr);
+  p->pid = ::fork();
+  if (p->pid < 0) return ::testing::AssertionFailure() << "fork";
+  if (p->pid == 0) {
+    const int fd = ::open(p->out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || ::dup2(fd, 1) < 0) ::_exit(127);
+    ::execl(VIGIL_VERIFIER_PATH, VIGIL_VERIFIER_PATH, "--database", conninfo.c_str(), "--name",
+            name.c_str(), "--policy", policy.c_str(), "serve", "--listen", listen.c_str(),
+            "--pin-ek", "--deadline", "3", "--lease", "1.5", "--claim-interval", "0.25",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (int i = 0; i < 200; ++i) {
+    if (p->Post("nonce", "{}").first == 400) return ::testing::AssertionSuccess();
+    int status = 0;
+    if (::waitpid(p->pid, &status, WNOHANG) == p->pid) {
+      p->pid = -1;
+      return ::testing::AssertionFailure() << name << " exited: " << status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return ::testing::AssertionFailure() << name << " did not answer on " << listen;
+}
+
+// The program itself: two `serve --database` processes on one database. A
+// node enrols at one and sends its evidence to the other; the verifier
+// holding its lease is SIGKILLed and the other takes the node over within
+// lease + interval, reports it overdue when it goes quiet and attested when
+// it is back; SIGTERM ends the survivor cleanly, its lease handed back.
+TEST_F(FleetVerifierTest, TwoServeProcessesShareTheFleetAndTakeOverAKilledOne) {
+  testing::TempDir dir;
+  const std::string policy = dir.path() + "/policy.json";
+  {
+    std::ofstream f(policy);
+    f << attest::SerializePolicy(NodePolicy());
+  }
+  const fleet::ConnectOptions o = server_.Options();
+  const std::string conninfo = "host=" + o.host + " port=" + std::to_string(o.port) +
+                               " dbname=" + o.dbname + " user=" + o.user;
+  ServeProcess v1, v2;
+  ASSERT_TRUE(StartServe(&v1, "serve-1", conninfo, policy, dir.path()));
+  ASSERT_TRUE(StartServe(&v2, "serve-2", conninfo, policy, dir.path()));
+  const auto via = [](const ServeProcess& p) {
+    return [&p](const std::string& op, const std::string& body) { return p.Post(op, body); };
+  };
+
+  SimNode node(0x81);
+  ASSERT_TRUE(node.Start());
+  ASSERT_TRUE(node.EnrolWith(via(v1)));
+  const Evidence ev = node.NextWith(via(v1));
+  const auto [status, result] = v2.Post("evidence", attest::SerializeEvidence(ev));
+  ASSERT_EQ(status, 200) << result;
+  EXPECT_TRUE(nlohmann::json::parse(result).at("trusted").get<bool>()) << result;
+  EXPECT_NE(ReadAll(v2.out).find("\"event\":\"verdict\""), std::string::npos);
+  const auto [again, replay] = v1.Post("evidence", attest::SerializeEvidence(ev));
+  ASSERT_EQ(again, 200);
+  EXPECT_FALSE(nlohmann::json::parse(replay).at("trusted").get<bool>()) << "a replay";
+
+  // Who holds the node.
+  auto store = fleet::Store::Open(server_.Options());
+  ASSERT_TRUE(store.ok());
+  std::optional<std::string> holder;
+  for (int i = 0; i < 200 && !holder; ++i) {
+    auto owner = store->LeaseOwner(node.id());
+    if (owner.ok()) holder = *owner;
+    if (!holder) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_TRUE(holder.has_value());
+  ServeProcess& dead = *holder == v1.name ? v1 : v2;
+  ServeProcess& survivor = *holder == v1.name ? v2 : v1;
+  ASSERT_EQ(::kill(dead.pid, SIGKILL), 0);
+  const auto killed = Clock::now();
+  ::waitpid(dead.pid, nullptr, 0);
+  dead.pid = -1;
+  double took_s = -1;
+  while (Clock::now() - killed < std::chrono::seconds(10)) {
+    auto owner = store->LeaseOwner(node.id());
+    if (owner.ok() && *owner == std::optional<std::string>(survivor.name)) {
+      took_s = std::chrono::duration<double>(Clock::now() - killed).count();
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::printf("vigil-verifier serve: take-over after SIGKILL %.2f s (--lease 1.5 "
+              "--claim-interval 0.25)\n",
+              took_s);
+  RecordProperty("serve_takeover_s", std::to_string(took_s));
+  ASSERT_GT(took_s, 0) << "never taken over";
+  EXPECT_LE(took_s, 1.5 + 0.25 + 0.25);
+
+  // Quiet past its deadline (3 s after the nonce): the survivor reports it.
+  bool overdue = false;
+  for (int i = 0; i < 100 && !overdue; ++i) {
+    overdue = ReadAll(survivor.out).find("\"event\":\"overdue\"") != std::string::npos;
+    if (!overdue) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(overdue) << ReadAll(survivor.out);
+  node.Work(1);
+  const auto [back, back_result] =
+      survivor.Post("evidence", attest::SerializeEvidence(node.NextWith(via(survivor))));
+  ASSERT_EQ(back, 200) << back_result;
+  EXPECT_TRUE(nlohmann::json::parse(back_result).at("trusted").get<bool>()) << back_result;
+  bool attested = false;
+  for (int i = 0; i < 40 && !attested; ++i) {
+    attested = ReadAll(survivor.out).find("\"event\":\"attested\"") != std::string::npos;
+    if (!attested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(attested) << ReadAll(survivor.out);
+
+  // SIGTERM: a clean stop, the lease handed back at once.
+  ASSERT_EQ(::kill(survivor.pid, SIGTERM), 0);
+  int wstatus = -1;
+  for (int i = 0; i < 100; ++i) {
+    if (::waitpid(survivor.pid, &wstatus, WNOHANG) == survivor.pid) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(WIFEXITED(wstatus)) << "still running 5 s after SIGTERM";
+  survivor.pid = -1;
+  EXPECT_EQ(WEXITSTATUS(wstatus), 0);
+  auto owner = store->LeaseOwner(node.id());
+  ASSERT_TRUE(owner.ok());
+  EXPECT_EQ(*owner, std::nullopt) << "released on a clean stop, not left to expire";
 }
 
 }  // namespace
