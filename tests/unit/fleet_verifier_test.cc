@@ -27,6 +27,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -901,7 +902,8 @@ TEST_F(FleetVerifierTest, AVerifierKilledMidTransactionLeavesNothingAndIsTakenOv
               0.25);
   RecordProperty("takeover_s", std::to_string(took_s));
   ASSERT_GT(took_s, 0) << "never taken over";
-  EXPECT_LE(took_s, 1.5 + 0.25 + 0.25) << "lease + interval (+ a round's own time)";
+  // lease + interval, and a little for the round itself on a loaded machine.
+  EXPECT_LE(took_s, 1.5 + 0.25 + 0.5) << "lease + interval";
   auto owner = store->LeaseOwner(node.id());
   ASSERT_TRUE(owner.ok());
   EXPECT_EQ(*owner, std::optional<std::string>("verifier-b"));
@@ -1049,7 +1051,7 @@ TEST_F(FleetVerifierTest, TwoServeProcessesShareTheFleetAndTakeOverAKilledOne) {
               took_s);
   RecordProperty("serve_takeover_s", std::to_string(took_s));
   ASSERT_GT(took_s, 0) << "never taken over";
-  EXPECT_LE(took_s, 1.5 + 0.25 + 0.25);
+  EXPECT_LE(took_s, 1.5 + 0.25 + 0.5) << "lease + interval";
 
   // Quiet past its deadline (3 s after the nonce): the survivor reports it.
   bool overdue = false;
@@ -1083,6 +1085,59 @@ TEST_F(FleetVerifierTest, TwoServeProcessesShareTheFleetAndTakeOverAKilledOne) {
   auto owner = store->LeaseOwner(node.id());
   ASSERT_TRUE(owner.ok());
   EXPECT_EQ(*owner, std::nullopt) << "released on a clean stop, not left to expire";
+}
+
+// Two verifiers split the nodes: each claims activated nodes / verifiers
+// alive (rounded up), its own first. The first takes all; when a second
+// joins, the first renews only its share, the rest lapse and the second
+// takes them; when one leaves, the other takes everything back.
+TEST_F(FleetVerifierTest, VerifiersAliveShareTheNodesFairly) {
+  verifier::Service v = Verifier("verifier-a");
+  SimNode real(0x91);
+  ASSERT_TRUE(real.Start());
+  ASSERT_TRUE(real.Enrol(v));
+  // Five more nodes with the real node's keys (leases do not look at them).
+  auto store = fleet::Store::Open(server_.Options());
+  ASSERT_TRUE(store.ok());
+  auto record = store->GetNode(real.id());
+  ASSERT_TRUE(record.ok() && *record);
+  for (int i = 0; i < 5; ++i) {
+    fleet::NodeEnrolment e = (*record)->enrolment;
+    char id[16];
+    std::snprintf(id, sizeof(id), "00ff%04x", i);
+    e.node = id;
+    e.credential_secret.assign(32, 0x11);
+    ASSERT_TRUE(store->Enrol(e, false).ok());
+    ASSERT_TRUE(store->TakeCredentialSecret(e.node).ok());
+    attest::NodeState s;
+    s.node = e.node;
+    s.ak = *tpmobj::ParseTpm2bPublic(e.ak_public);
+    ASSERT_TRUE(store->Activate(e.node, s, DatabaseNow() + 600).ok());
+  }
+  verifier::FleetWatchOptions wo;
+  wo.lease = std::chrono::milliseconds(1000);
+  wo.interval = std::chrono::milliseconds(200);
+  wo.name = "verifier-a";
+  auto wa = verifier::FleetWatch::Open(server_.Options(), wo, nullptr);
+  wo.name = "verifier-b";
+  auto wb = verifier::FleetWatch::Open(server_.Options(), wo, nullptr);
+  ASSERT_TRUE(wa.ok() && wb.ok());
+  EXPECT_EQ(wa->Step()->size(), 6u) << "alone: all of them";
+  EXPECT_EQ(wb->Step()->size(), 0u) << "all held";
+  EXPECT_EQ(wa->Step()->size(), 3u) << "two alive: its share, its own renewed";
+  // Both run their rounds; A's other leases lapse and B takes them.
+  for (auto until = Clock::now() + std::chrono::milliseconds(1500); Clock::now() < until;) {
+    ASSERT_TRUE(wa->Step().ok());
+    ASSERT_TRUE(wb->Step().ok());
+    std::this_thread::sleep_for(wo.interval);
+  }
+  EXPECT_EQ(wa->held().size(), 3u);
+  EXPECT_EQ(wb->held().size(), 3u);
+  std::set<std::string> all(wa->held().begin(), wa->held().end());
+  all.insert(wb->held().begin(), wb->held().end());
+  EXPECT_EQ(all.size(), 6u) << "disjoint, and every node held";
+  ASSERT_TRUE(wb->ReleaseAll().ok());  // B stops cleanly
+  EXPECT_EQ(wa->Step()->size(), 6u) << "alone again: all of them at once";
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "fleet_watch.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 
@@ -17,8 +18,15 @@ Result<FleetWatch> FleetWatch::Open(const fleet::ConnectOptions& connect,
 }
 
 Result<std::vector<std::string>> FleetWatch::Step() {
+  // A fair share: the activated nodes over the verifiers alive (rounded
+  // up). Own leases are renewed first; beyond the share they lapse and
+  // the others take them (a verifier that joins gets its share within a
+  // lease).
+  VIGIL_ASSIGN_OR_RETURN(fleet::FleetShare share, store_.Heartbeat(options_.name, options_.lease));
+  const int64_t fair = (share.nodes + share.verifiers - 1) / share.verifiers;
+  const int limit = static_cast<int>(std::clamp<int64_t>(fair, 1, options_.limit));
   VIGIL_ASSIGN_OR_RETURN(std::vector<std::string> claimed,
-                         store_.ClaimDueNodes(options_.name, options_.lease, options_.limit));
+                         store_.ClaimDueNodes(options_.name, options_.lease, limit));
   held_ = std::set<std::string>(claimed.begin(), claimed.end());
   VIGIL_ASSIGN_OR_RETURN(uint64_t now, store_.DatabaseNowUnix());
   VIGIL_ASSIGN_OR_RETURN(std::vector<fleet::NodeDeadline> overdue, store_.OverdueNodes(now));
@@ -69,6 +77,7 @@ Status FleetWatch::ReleaseAll() {
     if (!st.ok() && first.ok()) first = st;
   }
   held_.clear();
+  if (Status st = store_.Leave(options_.name); !st.ok() && first.ok()) first = st;
   return first;
 }
 

@@ -3,8 +3,10 @@
 // other verifiers) and which of them are overdue (their deadline, stored
 // per node, has passed on the database's clock).
 //
-// Each round (Step): claim or renew leases (fleet::Store::ClaimDueNodes:
-// free, expired, or this verifier's), then list the overdue nodes
+// Each round (Step): a heartbeat (fleet::Store::Heartbeat: the verifiers
+// alive), then claim or renew leases up to a fair share, activated nodes /
+// verifiers alive (fleet::Store::ClaimDueNodes: this verifier's first, then
+// free or expired ones), then list the overdue nodes
 // (Store::OverdueNodes) and print, for the nodes held, one "overdue" line
 // per episode and an "attested" line when the node is back in time. A
 // verifier that dies stops renewing; another one's next round takes its

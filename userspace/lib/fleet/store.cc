@@ -504,7 +504,8 @@ Result<std::vector<std::string>> Store::ClaimDueNodes(Transaction& tx, const std
       tx.Exec("WITH due AS ("
               " SELECT l.node_id FROM node_leases l JOIN node_state s ON s.node_id = l.node_id"
               " WHERE l.owner IS NULL OR l.lease_until <= clock_timestamp() OR l.owner = $1"
-              " ORDER BY s.deadline ASC NULLS FIRST, l.node_id LIMIT $3"
+              " ORDER BY (l.owner IS NOT DISTINCT FROM $1) DESC, s.deadline ASC NULLS FIRST,"
+              " l.node_id LIMIT $3"
               " FOR UPDATE OF l SKIP LOCKED)"
               " UPDATE node_leases l SET owner = $1,"
               " lease_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000)"
@@ -517,6 +518,37 @@ Result<std::vector<std::string>> Store::ClaimDueNodes(Transaction& tx, const std
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+Result<FleetShare> Store::Heartbeat(const std::string& owner, std::chrono::milliseconds ttl) {
+  VIGIL_RETURN_IF_ERROR(CheckOwner(owner));
+  if (ttl.count() <= 0) return Status::Error(ErrorCode::kInvalidArgument, "a ttl is positive");
+  const Param p[] = {Param::Text(owner), Param::Int8(ttl.count())};
+  // Upsert, then count (a separate statement: it sees the row just written).
+  VIGIL_RETURN_IF_ERROR(
+      connection_
+          .Exec("INSERT INTO verifiers (name, alive_until) VALUES ($1,"
+                " clock_timestamp() + make_interval(secs => $2::float8 / 1000))"
+                " ON CONFLICT (name) DO UPDATE SET alive_until = EXCLUDED.alive_until",
+                p, Retry::kOnceIfIdempotent)
+          .status());
+  VIGIL_ASSIGN_OR_RETURN(
+      Rows rows,
+      connection_.Exec("SELECT (SELECT count(*) FROM verifiers WHERE alive_until > clock_timestamp()),"
+                       " (SELECT count(*) FROM node_state)",
+                       {}, Retry::kOnceIfIdempotent));
+  FleetShare share;
+  VIGIL_ASSIGN_OR_RETURN(share.verifiers, rows.Int8(0, 0));
+  VIGIL_ASSIGN_OR_RETURN(share.nodes, rows.Int8(0, 1));
+  share.verifiers = std::max<int64_t>(share.verifiers, 1);
+  return share;
+}
+
+Status Store::Leave(const std::string& owner) {
+  VIGIL_RETURN_IF_ERROR(CheckOwner(owner));
+  const Param p[] = {Param::Text(owner)};
+  return connection_.Exec("DELETE FROM verifiers WHERE name = $1", p, Retry::kOnceIfIdempotent)
+      .status();
 }
 
 Status Store::ReleaseLease(const std::string& owner, const std::string& node) {

@@ -92,6 +92,12 @@ struct StoredEvidence {
   std::optional<bool> trusted;  // its verdict, if one was recorded
 };
 
+// What a fair share of the nodes is for one verifier.
+struct FleetShare {
+  int64_t verifiers = 0;  // alive, the caller included
+  int64_t nodes = 0;      // activated
+};
+
 struct NodeDeadline {
   std::string node;
   uint64_t last_attested_unix = 0;  // 0: never
@@ -171,7 +177,9 @@ class Store {
 
   // --- leases and liveness ---
   // Claims up to `limit` activated nodes whose lease is free, expired or
-  // already `owner`'s (renewed), most urgent deadline first, until the
+  // already `owner`'s (renewed), its own first (a claimer renews before it
+  // takes more; one whose limit fell lets the rest lapse), then the most
+  // urgent deadline first, until the
   // database's now + `lease`. Rows another claimer holds are skipped (FOR
   // UPDATE SKIP LOCKED), so concurrent claimers never get the same node.
   Result<std::vector<std::string>> ClaimDueNodes(const std::string& owner,
@@ -180,6 +188,11 @@ class Store {
   // (skipped by other claimers) until it ends.
   static Result<std::vector<std::string>> ClaimDueNodes(Transaction& tx, const std::string& owner,
                                                         std::chrono::milliseconds lease, int limit);
+  // Says `owner` is alive until the database's now + `ttl` (a lease round
+  // calls it), and counts the verifiers alive and the activated nodes.
+  Result<FleetShare> Heartbeat(const std::string& owner, std::chrono::milliseconds ttl);
+  // `owner` stops (a clean shutdown): no longer counted.
+  Status Leave(const std::string& owner);
   // Gives up `owner`'s lease on `node` (no-op when it is not owner's).
   Status ReleaseLease(const std::string& owner, const std::string& node);
   // Who holds the node's lease now (nullopt: nobody, or it expired).
