@@ -12,8 +12,8 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <openssl/rand.h>
-#include <sys/socket.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_sys.h>
@@ -98,8 +98,8 @@ attest::Policy NodePolicy() {
   p.producer_set_digests = {std::string(64, '3')};
   const std::string vigild = "/usr/sbin/vigild";
   p.collector_digests = {crypto::ToHex(*crypto::Hash(
-      TPM2_ALG_SHA256, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(vigild.data()),
-                                                vigild.size())))};
+      TPM2_ALG_SHA256,
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(vigild.data()), vigild.size())))};
   return p;
 }
 
@@ -135,8 +135,8 @@ class SimNode {
   }
 
   // A request to a verifier (HTTP or in process): status and body.
-  using Transport = std::function<std::pair<int, std::string>(const std::string& op,
-                                                              const std::string& body)>;
+  using Transport =
+      std::function<std::pair<int, std::string>(const std::string& op, const std::string& body)>;
 
   // Enrolment (EK pinned) and credential activation through `svc`.
   ::testing::AssertionResult Enrol(verifier::Service& svc) {
@@ -238,9 +238,9 @@ class SimNode {
     auto offset = ima::EntryOffset(ima_.log, ima_from_);
     EXPECT_TRUE(offset.ok()) << offset.status().ToString();
     ev.ima = Evidence::Ima{
-        ima_from_, std::vector<uint8_t>(
-                       ima_.log.begin() + static_cast<ptrdiff_t>(offset.ok() ? *offset : 0),
-                       ima_.log.end())};
+        ima_from_,
+        std::vector<uint8_t>(ima_.log.begin() + static_cast<ptrdiff_t>(offset.ok() ? *offset : 0),
+                             ima_.log.end())};
     if (next_log_seq_ == 1) {
       auto cert = attest_tpm::CertifyModuleKey(*tpm_, ak_, creation_, nonce);
       EXPECT_TRUE(cert.ok()) << cert.status().ToString();
@@ -487,15 +487,14 @@ TEST_F(FleetVerifierTest, TwoVerifiersShareOneNodeAndAStaleWriterIsRefused) {
   {
     const Param p[] = {Param::Text(node.id()), Param::Bytea(at_b.nonce)};
     ASSERT_TRUE(
-        lock_tx->Exec("SELECT 1 FROM nonces WHERE node_id = $1 AND nonce = $2 FOR UPDATE", p)
-            .ok());
+        lock_tx->Exec("SELECT 1 FROM nonces WHERE node_id = $1 AND nonce = $2 FOR UPDATE", p).ok());
   }
   Result<AttestationResult> stale = Status::Error(ErrorCode::kInternal, "not run");
   std::thread b_thread([&] { stale = b.Verify(attest::SerializeEvidence(at_b)); });
   // Until B waits for the lock (pg_stat_activity).
   for (int i = 0; i < 200; ++i) {
-    auto waiting = db_->Exec(
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'", {});
+    auto waiting =
+        db_->Exec("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'", {});
     if (waiting.ok() && *waiting->Int8(0, 0) > 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
@@ -534,9 +533,8 @@ TEST_F(FleetVerifierTest, TwoVerifiersShareOneNodeAndAStaleWriterIsRefused) {
     auto loaded = state->LoadState(node.id());
     ASSERT_TRUE(loaded.ok() && *loaded);
     auto t0 = Clock::now();
-    const AttestationResult alone =
-        verifier::DecideEvidence(NodePolicy(), (*loaded)->state, ev, DatabaseNow() + 60,
-                                 DatabaseNow());
+    const AttestationResult alone = verifier::DecideEvidence(NodePolicy(), (*loaded)->state, ev,
+                                                             DatabaseNow() + 60, DatabaseNow());
     auto t1 = Clock::now();
     auto decided = a.Verify(body);
     auto t2 = Clock::now();
@@ -544,9 +542,10 @@ TEST_F(FleetVerifierTest, TwoVerifiersShareOneNodeAndAStaleWriterIsRefused) {
     decide_ms += std::chrono::duration<double, std::milli>(t1 - t0).count();
     db_ms += std::chrono::duration<double, std::milli>(t2 - t1).count();
   }
-  std::printf("per verdict: %.2f ms through the database (load, nonce, decide, one transaction), "
-              "%.2f ms the decision alone (mean of %d)\n",
-              db_ms / kRounds, decide_ms / kRounds, kRounds);
+  std::printf(
+      "per verdict: %.2f ms through the database (load, nonce, decide, one transaction), "
+      "%.2f ms the decision alone (mean of %d)\n",
+      db_ms / kRounds, decide_ms / kRounds, kRounds);
   RecordProperty("verdict_ms_database", std::to_string(db_ms / kRounds));
   RecordProperty("verdict_ms_decision", std::to_string(decide_ms / kRounds));
   EXPECT_EQ(Version(node.id()), 4 + kRounds);
@@ -647,8 +646,7 @@ TEST_F(FleetVerifierTest, ADuplicateSubmissionIsRefusedAndAdvancesNothingTwice) 
   EXPECT_EQ(EvidenceRows(node.id()), 3);
   EXPECT_EQ(Verdicts(node.id(), true), 1);
   EXPECT_EQ(Verdicts(node.id(), false), 2);
-  EXPECT_EQ(Query("SELECT count(DISTINCT body_sha256) FROM evidence WHERE node_id = $1",
-                  node.id()),
+  EXPECT_EQ(Query("SELECT count(DISTINCT body_sha256) FROM evidence WHERE node_id = $1", node.id()),
             1)
       << "one document, three receipts";
 }
@@ -678,9 +676,9 @@ TEST_F(FleetVerifierTest, ClockSkewTimeIsTheDatabasesAndAnOldNonceExpires) {
   auto trusted = b.Verify(attest::SerializeEvidence(node.Answer(n)));
   ASSERT_TRUE(trusted.ok() && trusted->trusted);
   // The deadline: when the nonce was issued (database clock) + 30 s.
-  const int64_t deadline = Query(
-      "SELECT floor(extract(epoch from deadline))::int8 FROM node_state WHERE node_id = $1",
-      node.id());
+  const int64_t deadline =
+      Query("SELECT floor(extract(epoch from deadline))::int8 FROM node_state WHERE node_id = $1",
+            node.id());
   EXPECT_GE(deadline, static_cast<int64_t>(now + 30 - 2));
   EXPECT_LE(deadline, static_cast<int64_t>(now + 30));
 
@@ -839,8 +837,8 @@ TEST_F(FleetVerifierTest, AVerifierKilledMidTransactionLeavesNothingAndIsTakenOv
   ASSERT_TRUE(lock_tx->Rollback().ok());
   // The server ends the victim's session when it sees the socket close.
   for (int i = 0; i < 200; ++i) {
-    auto rows = db_->Exec(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'victim'", {});
+    auto rows =
+        db_->Exec("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'victim'", {});
     if (rows.ok() && *rows->Int8(0, 0) == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
@@ -1046,9 +1044,10 @@ TEST_F(FleetVerifierTest, TwoServeProcessesShareTheFleetAndTakeOverAKilledOne) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  std::printf("vigil-verifier serve: take-over after SIGKILL %.2f s (--lease 1.5 "
-              "--claim-interval 0.25)\n",
-              took_s);
+  std::printf(
+      "vigil-verifier serve: take-over after SIGKILL %.2f s (--lease 1.5 "
+      "--claim-interval 0.25)\n",
+      took_s);
   RecordProperty("serve_takeover_s", std::to_string(took_s));
   ASSERT_GT(took_s, 0) << "never taken over";
   EXPECT_LE(took_s, 1.5 + 0.25 + 0.5) << "lease + interval";

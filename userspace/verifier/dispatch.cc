@@ -122,8 +122,10 @@ void Monitor::Overdue(const std::string& node, uint64_t last_trusted_unix, uint6
 
 void Monitor::Attested(const std::string& node, uint64_t overdue_for_s, uint64_t now) {
   std::lock_guard lock(mu_);
-  Emit(Dump(json{
-      {"time_unix", now}, {"event", "attested"}, {"node", node}, {"overdue_for_s", overdue_for_s}}));
+  Emit(Dump(json{{"time_unix", now},
+                 {"event", "attested"},
+                 {"node", node},
+                 {"overdue_for_s", overdue_for_s}}));
 }
 
 namespace {

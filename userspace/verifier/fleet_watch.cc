@@ -6,8 +6,8 @@
 
 namespace vigil::verifier {
 
-Result<FleetWatch> FleetWatch::Open(const fleet::ConnectOptions& connect,
-                                    FleetWatchOptions options, Monitor* monitor) {
+Result<FleetWatch> FleetWatch::Open(const fleet::ConnectOptions& connect, FleetWatchOptions options,
+                                    Monitor* monitor) {
   if (options.lease.count() <= 0 || options.interval.count() <= 0 ||
       options.interval >= options.lease) {
     return Status::Error(ErrorCode::kInvalidArgument,

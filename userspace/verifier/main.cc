@@ -297,14 +297,16 @@ int main(int argc, char** argv) {
                    "Seconds without trusted evidence before a node is overdue (0: never)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{0}, uint64_t{86400 * 365}));
-  serve->add_option("--lease", serve_options.lease_s,
-                    "--database: seconds a liveness lease on a node lasts (a dead verifier's "
-                    "nodes move to another after it)")
+  serve
+      ->add_option("--lease", serve_options.lease_s,
+                   "--database: seconds a liveness lease on a node lasts (a dead verifier's "
+                   "nodes move to another after it)")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 3600.0));
-  serve->add_option("--claim-interval", serve_options.claim_interval_s,
-                    "--database: seconds between lease rounds (claim, renew, overdue check); "
-                    "less than --lease")
+  serve
+      ->add_option("--claim-interval", serve_options.claim_interval_s,
+                   "--database: seconds between lease rounds (claim, renew, overdue check); "
+                   "less than --lease")
       ->capture_default_str()
       ->check(CLI::Range(0.05, 3600.0));
   serve->add_option("--ca", enrol_options.ca_files, "CA certificate (PEM) of EK certificates");
@@ -333,8 +335,7 @@ int main(int argc, char** argv) {
   if (!database.empty()) {
     auto connect = vigil::fleet::ParseConnInfo(database);
     if (!connect.ok()) {
-      std::fprintf(stderr, "vigil-verifier: --database: %s\n",
-                   connect.status().message().c_str());
+      std::fprintf(stderr, "vigil-verifier: --database: %s\n", connect.status().message().c_str());
       return kExitUsage;
     }
     db_options.connect = *connect;
@@ -372,12 +373,11 @@ int main(int argc, char** argv) {
   if (!policy.ok()) return Fail(policy.status());
   // serve holds its nonces in memory (no fsynced write per nonce); the
   // one-shot `nonce` and `verify` are separate processes: they share the file.
-  auto service =
-      !database.empty()
-          ? vigil::verifier::Service::OpenDatabase(db_options, *policy)
-          : vigil::verifier::Service::Open(
-                state_dir, *policy,
-                *serve ? vigil::verifier::NonceStore::kMemory : vigil::verifier::NonceStore::kFile);
+  auto service = !database.empty()
+                     ? vigil::verifier::Service::OpenDatabase(db_options, *policy)
+                     : vigil::verifier::Service::Open(state_dir, *policy,
+                                                      *serve ? vigil::verifier::NonceStore::kMemory
+                                                             : vigil::verifier::NonceStore::kFile);
   if (!service.ok()) return Fail(service.status());
 
   if (*enrol) {

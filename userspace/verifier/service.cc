@@ -349,8 +349,8 @@ Result<attest::AttestationResult> Service::Verify(const attest::Evidence& eviden
     nonces.erase(it);
     VIGIL_RETURN_IF_ERROR(SaveNonces(nd, evidence.node, std::move(nonces)));
   }
-  attest::AttestationResult result =
-      DecideEvidence(policy_, state, evidence, issued ? std::optional<uint64_t>(expiry) : std::nullopt, NowUnix());
+  attest::AttestationResult result = DecideEvidence(
+      policy_, state, evidence, issued ? std::optional<uint64_t>(expiry) : std::nullopt, NowUnix());
   // Never torn, not necessarily durable: a crash may lose this round (the
   // state before it is whole, and the node must cover the round again from
   // there; its nonce is gone either way). docs/attestation.md.
@@ -383,7 +383,6 @@ Result<std::vector<std::pair<std::string, uint64_t>>> Service::ActivatedNodes() 
 
 namespace {
 constexpr char kChannelsFile[] = "channels.json";
-
 
 Status NoChannelsInDatabase() {
   return Status::Error(ErrorCode::kUnsupported,

@@ -68,7 +68,7 @@ class StoreSteps final : public DatabaseSteps {
 };
 
 Status StoreSteps::Enrol(const std::string& node, const attest::EnrolmentRequest& req,
-                        const std::vector<uint8_t>& secret, const EnrolOptions& options) {
+                         const std::vector<uint8_t>& secret, const EnrolOptions& options) {
   VIGIL_ASSIGN_OR_RETURN(std::optional<fleet::NodeRecord> known, store_.GetNode(node));
   if (known && !options.re_enrol) {
     if (known->activated_unix) {
@@ -137,7 +137,7 @@ Result<std::string> StoreSteps::IssueNonce(const std::string& node) {
 }
 
 Result<attest::AttestationResult> StoreSteps::Verify(const attest::Evidence& evidence,
-                                                    std::string_view body) {
+                                                     std::string_view body) {
   const std::string& node = evidence.node;
   VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
   VIGIL_ASSIGN_OR_RETURN(std::optional<fleet::StoredState> loaded, store_.LoadState(node));
@@ -178,9 +178,8 @@ Result<attest::AttestationResult> StoreSteps::Verify(const attest::Evidence& evi
   // Another verifier advanced the node after we loaded it: what this
   // evidence shows may be right, but it was decided on an old state. It is
   // kept, refused, its nonce spent; the node asks again.
-  const std::string why = "state: another verifier advanced node " + node +
-                          " since version " + std::to_string(loaded->version) +
-                          " (a stale decision); ask a new nonce";
+  const std::string why = "state: another verifier advanced node " + node + " since version " +
+                          std::to_string(loaded->version) + " (a stale decision); ask a new nonce";
   attest::AttestationResult stale;
   stale.next = loaded->state;
   stale.reasons.push_back(why);
@@ -197,9 +196,9 @@ Result<attest::AttestationResult> StoreSteps::Verify(const attest::Evidence& evi
 
 Result<Service> Service::OpenDatabase(const DatabaseOptions& options, attest::Policy policy) {
   if (options.name.empty() || options.name.size() > fleet::kMaxOwnerBytes) {
-    return Status::Error(ErrorCode::kInvalidArgument,
-                         "a verifier's name is 1 to " + std::to_string(fleet::kMaxOwnerBytes) +
-                             " bytes");
+    return Status::Error(
+        ErrorCode::kInvalidArgument,
+        "a verifier's name is 1 to " + std::to_string(fleet::kMaxOwnerBytes) + " bytes");
   }
   VIGIL_ASSIGN_OR_RETURN(fleet::Store store, fleet::Store::Open(options.connect));
   Service s;

@@ -3,9 +3,9 @@
 #include <libpq-fe.h>
 
 #include <climits>
+#include <cstring>
 #include <memory>
 #include <string>
-#include <cstring>
 #include <utility>
 
 namespace vigil::fleet {

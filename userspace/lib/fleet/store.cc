@@ -443,10 +443,10 @@ Result<std::optional<uint64_t>> Store::ConsumeNonce(Transaction& tx, const std::
   VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
   if (nonce.size() > 64) return std::optional<uint64_t>();  // never issued
   const Param p[] = {Param::Text(node), Param::Bytea(nonce)};
-  VIGIL_ASSIGN_OR_RETURN(
-      Rows rows,
-      tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND nonce = $2 RETURNING " + Epoch("expires_at"),
-              p));
+  VIGIL_ASSIGN_OR_RETURN(Rows rows,
+                         tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND nonce = $2 RETURNING " +
+                                     Epoch("expires_at"),
+                                 p));
   if (rows.size() == 0) return std::optional<uint64_t>();
   VIGIL_ASSIGN_OR_RETURN(int64_t expiry, rows.Int8(0, 0));
   return std::optional<uint64_t>(static_cast<uint64_t>(expiry));
@@ -534,9 +534,10 @@ Result<FleetShare> Store::Heartbeat(const std::string& owner, std::chrono::milli
           .status());
   VIGIL_ASSIGN_OR_RETURN(
       Rows rows,
-      connection_.Exec("SELECT (SELECT count(*) FROM verifiers WHERE alive_until > clock_timestamp()),"
-                       " (SELECT count(*) FROM node_state)",
-                       {}, Retry::kOnceIfIdempotent));
+      connection_.Exec(
+          "SELECT (SELECT count(*) FROM verifiers WHERE alive_until > clock_timestamp()),"
+          " (SELECT count(*) FROM node_state)",
+          {}, Retry::kOnceIfIdempotent));
   FleetShare share;
   VIGIL_ASSIGN_OR_RETURN(share.verifiers, rows.Int8(0, 0));
   VIGIL_ASSIGN_OR_RETURN(share.nodes, rows.Int8(0, 1));
