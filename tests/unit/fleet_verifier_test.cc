@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -1018,6 +1019,32 @@ TEST_F(FleetVerifierTest, TwoServeProcessesShareTheFleetAndTakeOverAKilledOne) {
   const auto [again, replay] = v1.Post("evidence", attest::SerializeEvidence(ev));
   ASSERT_EQ(again, 200);
   EXPECT_FALSE(nlohmann::json::parse(replay).at("trusted").get<bool>()) << "a replay";
+
+  // The one-step commands on the same database: a nonce, then the evidence
+  // for it decided by `verify` (exit 0: trusted).
+  {
+    const std::string nonce_cmd = std::string(VIGIL_VERIFIER_PATH) + " --database '" + conninfo +
+                                  "' --name one-shot --policy " + policy + " nonce --node " +
+                                  node.id();
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> pipe(::popen(nonce_cmd.c_str(), "r"), ::pclose);
+    ASSERT_TRUE(pipe);
+    std::string reply;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), pipe.get())) > 0;) reply.append(buf, n);
+    ASSERT_EQ(::pclose(pipe.release()), 0) << reply;
+    node.Work(1);
+    const std::string ev_file = dir.path() + "/evidence.json";
+    {
+      std::ofstream f(ev_file);
+      f << attest::SerializeEvidence(node.Answer(nlohmann::json::parse(reply)));
+    }
+    const std::string verify_cmd = std::string(VIGIL_VERIFIER_PATH) + " --database '" + conninfo +
+                                   "' --name one-shot --policy " + policy +
+                                   " verify --deadline 3 --evidence " + ev_file + " >/dev/null";
+    EXPECT_EQ(std::system(verify_cmd.c_str()), 0) << verify_cmd;
+    EXPECT_EQ(std::system((verify_cmd + " 2>/dev/null").c_str()) >> 8, 1)
+        << "the same evidence again: untrusted (exit 1), its nonce spent";
+  }
 
   // Who holds the node.
   auto store = fleet::Store::Open(server_.Options());
