@@ -660,7 +660,7 @@ TEST_F(FleetVerifierTest, ADuplicateSubmissionIsRefusedAndAdvancesNothingTwice) 
 // and its nonce gone.
 TEST_F(FleetVerifierTest, ClockSkewTimeIsTheDatabasesAndAnOldNonceExpires) {
   attest::Policy short_ttl = NodePolicy();
-  short_ttl.nonce_ttl_seconds = 2;
+  short_ttl.nonce_ttl_seconds = 3;
   verifier::Service a = Verifier("verifier-a", /*deadline_s=*/30, short_ttl);
   verifier::Service b = Verifier("verifier-b", /*deadline_s=*/30, short_ttl);
   SimNode node(0x51);
@@ -672,8 +672,8 @@ TEST_F(FleetVerifierTest, ClockSkewTimeIsTheDatabasesAndAnOldNonceExpires) {
   ASSERT_TRUE(issued.ok());
   const uint64_t now = DatabaseNow();
   const auto n = nlohmann::json::parse(*issued);
-  EXPECT_GE(n.at("expires_unix").get<uint64_t>(), now + 2 - 1);
-  EXPECT_LE(n.at("expires_unix").get<uint64_t>(), now + 2);
+  EXPECT_GE(n.at("expires_unix").get<uint64_t>(), now + 3 - 1);
+  EXPECT_LE(n.at("expires_unix").get<uint64_t>(), now + 3);
   auto trusted = b.Verify(attest::SerializeEvidence(node.Answer(n)));
   ASSERT_TRUE(trusted.ok() && trusted->trusted);
   // The deadline: when the nonce was issued (database clock) + 30 s.
@@ -704,7 +704,7 @@ TEST_F(FleetVerifierTest, ClockSkewTimeIsTheDatabasesAndAnOldNonceExpires) {
   // An honest nonce answered after its TTL.
   node.Work(1);
   const Evidence late = node.Next(a);
-  std::this_thread::sleep_for(std::chrono::milliseconds(3100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(4100));
   auto expired = b.Verify(attest::SerializeEvidence(late));
   ASSERT_TRUE(expired.ok()) << expired.status().ToString();
   ExpectRefused(*expired, "nonce: expired");
