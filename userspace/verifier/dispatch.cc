@@ -110,6 +110,24 @@ void Monitor::Tick(uint64_t now) {
   }
 }
 
+void Monitor::Overdue(const std::string& node, uint64_t last_trusted_unix, uint64_t deadline_s,
+                      uint64_t now) {
+  std::lock_guard lock(mu_);
+  Emit(Dump(json{{"time_unix", now},
+                 {"event", "overdue"},
+                 {"node", node},
+                 {"last_trusted_unix", last_trusted_unix},
+                 {"deadline_s", deadline_s}}));
+}
+
+void Monitor::Attested(const std::string& node, uint64_t overdue_for_s, uint64_t now) {
+  std::lock_guard lock(mu_);
+  Emit(Dump(json{{"time_unix", now},
+                 {"event", "attested"},
+                 {"node", node},
+                 {"overdue_for_s", overdue_for_s}}));
+}
+
 namespace {
 
 // Counts values and depth without building a DOM; stops at the limits.
@@ -196,7 +214,7 @@ Reply Dispatch(Service& service, std::mutex& service_mu, const EnrolOptions& enr
       if (monitor) monitor->Refused("", op, st, NowUnix());
       return Refuse(st);
     }
-    auto result = service.Verify(*evidence);
+    auto result = service.Verify(*evidence, body);
     if (!result.ok()) {
       if (monitor) monitor->Refused(evidence->node.substr(0, 132), op, result.status(), NowUnix());
       return Refuse(result.status());

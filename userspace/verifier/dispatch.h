@@ -38,6 +38,11 @@ class Monitor {
   void Refused(const std::string& node, std::string_view op, const Status& why, uint64_t now);
   // Emits the overdue lines due at `now`.
   void Tick(uint64_t now);
+  // The database's liveness watch (FleetWatch) decides instead of Tick:
+  // these print its lines, the same "overdue" and "attested" lines.
+  void Overdue(const std::string& node, uint64_t last_trusted_unix, uint64_t deadline_s,
+               uint64_t now);
+  void Attested(const std::string& node, uint64_t overdue_for_s, uint64_t now);
   uint64_t deadline_s() const { return deadline_s_; }
 
  private:

@@ -10,6 +10,10 @@
 //   vigil-verifier verify   --state DIR --policy P --evidence FILE
 //   vigil-verifier serve    --state DIR --policy P [--listen 127.0.0.1:8790]
 //                           [--serial QEMU-CHARDEV-SOCKET]... [--deadline 60]
+//   vigil-verifier --database CONNINFO [--name NAME] --policy P serve|enrol|activate|nonce|verify
+//                           the same on the fleet database (docs/fleet.md): several
+//                           verifiers share it; serve also takes [--lease S]
+//                           [--claim-interval S] (liveness leases)
 //   vigil-verifier check-report --report FILE (--state DIR --node ID | --ak FILE) [--nonce HEX]
 //                           a signed baseline report, offline (check_report.h:
 //                           exit 0 valid, 1 invalid, 2 usage, 3 error)
@@ -37,6 +41,7 @@
 
 #include "check_report.h"
 #include "dispatch.h"
+#include "fleet_watch.h"
 #include "serial.h"
 #include "service.h"
 #include "vigil/cli_parse.h"
@@ -66,7 +71,78 @@ struct ServeOptions {
   std::string listen;                // HOST:PORT, empty: no HTTP
   std::vector<std::string> serials;  // QEMU chardev sockets
   uint64_t deadline_s = 60;
+  // --database: the liveness leases (FleetWatch).
+  bool database = false;
+  vigil::fleet::ConnectOptions connect;
+  std::string name;
+  double lease_s = 15;
+  double claim_interval_s = 5;
 };
+
+// --database: the liveness watch on its own connection and thread; SIGTERM,
+// SIGINT or SIGHUP stop the HTTP server, and the leases are handed back.
+int ServeDatabase(vigil::verifier::Service& service, const ServeOptions& o,
+                  const vigil::verifier::EnrolOptions& enrol, const std::string& host, int port) {
+  using vigil::verifier::Dispatch;
+  using vigil::verifier::Reply;
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&stop_signals, sig);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);  // for every thread started below
+
+  std::mutex mu;  // the service's connection: one request at a time
+  // Deadlines are the database's (FleetWatch): no in-memory watch.
+  vigil::verifier::Monitor monitor(stdout, 0);
+  vigil::verifier::FleetWatchOptions wo;
+  wo.name = o.name;
+  wo.lease = std::chrono::milliseconds(static_cast<int64_t>(o.lease_s * 1000));
+  wo.interval = std::chrono::milliseconds(static_cast<int64_t>(o.claim_interval_s * 1000));
+  wo.deadline_s = o.deadline_s;
+  auto watch = vigil::verifier::FleetWatch::Open(o.connect, wo, &monitor);
+  if (!watch.ok()) return Fail(watch.status());
+
+  httplib::Server server;
+  server.set_payload_max_length(kMaxInputBytes);
+  for (const char* op : {"enrol", "activate", "nonce", "evidence"}) {
+    server.Post(std::string("/v1/") + op,
+                [&, op](const httplib::Request& req, httplib::Response& res) {
+                  const Reply r = Dispatch(service, mu, enrol, &monitor, op, req.body);
+                  res.status = r.status;
+                  res.set_content(r.body, "application/json");
+                });
+  }
+  std::atomic<bool> stop{false}, listening_done{false};
+  std::thread watcher([&] { watch->Run(stop); });
+  std::thread signals([&] {
+    const timespec tick{0, 200 * 1000 * 1000};
+    while (!listening_done.load()) {
+      const int sig = sigtimedwait(&stop_signals, nullptr, &tick);
+      if (sig <= 0) continue;
+      std::fprintf(stderr, "vigil-verifier: signal %d: stopping\n", sig);
+      stop.store(true);
+      // Until listen() has returned (a signal may come before it runs).
+      while (!listening_done.load()) {
+        server.stop();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+  });
+  std::fprintf(stderr, "vigil-verifier: listening on %s (database, verifier %s)\n",
+               o.listen.c_str(), o.name.c_str());
+  int rc = kExitTrusted;
+  if (!stop.load() && !server.listen(host, port) && !stop.load()) {
+    std::fprintf(stderr, "vigil-verifier: cannot listen on %s\n", o.listen.c_str());
+    rc = kExitError;
+  }
+  listening_done.store(true);
+  stop.store(true);
+  signals.join();
+  watcher.join();
+  if (vigil::Status st = watch->ReleaseAll(); !st.ok()) {
+    std::fprintf(stderr, "vigil-verifier: releasing leases: %s\n", st.ToString().c_str());
+  }
+  return rc;
+}
 
 int Serve(vigil::verifier::Service& service, const ServeOptions& o,
           const vigil::verifier::EnrolOptions& enrol) {
@@ -91,6 +167,7 @@ int Serve(vigil::verifier::Service& service, const ServeOptions& o,
       return kExitUsage;
     }
   }
+  if (o.database) return ServeDatabase(service, o, enrol, host, port);
   std::mutex mu;  // the service's files: one request at a time
   vigil::verifier::Monitor monitor(stdout, o.deadline_s);
   const uint64_t start = static_cast<uint64_t>(::time(nullptr));
@@ -167,6 +244,13 @@ int main(int argc, char** argv) {
   // Required by every command but check-report (checked after parsing).
   app.add_option("--state", state_dir, "Verifier state directory (created 0700)");
   app.add_option("--policy", policy_file, "Policy file (docs/attestation.md)");
+  std::string database, verifier_name;
+  app.add_option("--database", database,
+                 "The fleet database instead of --state: a libpq connection string "
+                 "(\"host=/run/postgresql dbname=vigil user=vigil\"; docs/fleet.md)");
+  app.add_option("--name", verifier_name,
+                 "This verifier's name in the database's verdicts and leases "
+                 "(default HOSTNAME-PID)");
 
   vigil::verifier::EnrolOptions enrol_options;
   std::string request_file, node, secret, evidence_file;
@@ -185,12 +269,20 @@ int main(int argc, char** argv) {
   activate->add_option("--node", node, "Node id (hex EK name)")->required();
   activate->add_option("--secret", secret, "The secret ActivateCredential returned (hex)")
       ->required();
+  activate
+      ->add_option("--deadline", serve_options.deadline_s,
+                   "--database: seconds the node has for its first trusted evidence (0: never)")
+      ->capture_default_str();
   auto* nonce = app.add_subcommand("nonce", "Issue a nonce for the node's next evidence");
   nonce->add_option("--node", node, "Node id (hex EK name)")->required();
   auto* verify = app.add_subcommand("verify", "Decide one piece of evidence");
   verify->add_option("--evidence", evidence_file, "Evidence file (vigilctl attest evidence)")
       ->required();
   verify->add_flag("--json", json_out, "Print the result as JSON");
+  verify
+      ->add_option("--deadline", serve_options.deadline_s,
+                   "--database: seconds after this evidence's nonce the node is overdue")
+      ->capture_default_str();
   auto* serve = app.add_subcommand(
       "serve",
       "Serve enrolment, nonces and evidence (HTTP, virtio-serial); print verdicts as JSON lines");
@@ -205,6 +297,18 @@ int main(int argc, char** argv) {
                    "Seconds without trusted evidence before a node is overdue (0: never)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{0}, uint64_t{86400 * 365}));
+  serve
+      ->add_option("--lease", serve_options.lease_s,
+                   "--database: seconds a liveness lease on a node lasts (a dead verifier's "
+                   "nodes move to another after it)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  serve
+      ->add_option("--claim-interval", serve_options.claim_interval_s,
+                   "--database: seconds between lease rounds (claim, renew, overdue check); "
+                   "less than --lease")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 3600.0));
   serve->add_option("--ca", enrol_options.ca_files, "CA certificate (PEM) of EK certificates");
   serve->add_flag("--pin-ek", enrol_options.pin_ek, "Trust EKs as sent (no certificate chain)");
   vigil::verifier::CheckReportOptions report_options;
@@ -222,9 +326,45 @@ int main(int argc, char** argv) {
     report_options.state_dir = state_dir;
     return vigil::verifier::CheckReport(report_options);
   }
-  if (state_dir.empty() || policy_file.empty()) {
-    std::fprintf(stderr, "vigil-verifier: --state and --policy are required\n");
+  if (state_dir.empty() == database.empty() || policy_file.empty()) {
+    std::fprintf(stderr,
+                 "vigil-verifier: --policy and one of --state or --database are required\n");
     return kExitUsage;
+  }
+  vigil::verifier::DatabaseOptions db_options;
+  if (!database.empty()) {
+    auto connect = vigil::fleet::ParseConnInfo(database);
+    if (!connect.ok()) {
+      std::fprintf(stderr, "vigil-verifier: --database: %s\n", connect.status().message().c_str());
+      return kExitUsage;
+    }
+    db_options.connect = *connect;
+    db_options.connect.application_name = "vigil-verifier";
+    if (verifier_name.empty()) {
+      char host[256] = {};
+      ::gethostname(host, sizeof(host) - 1);
+      verifier_name = std::string(host) + "-" + std::to_string(::getpid());
+    }
+    if (verifier_name.size() > vigil::fleet::kMaxOwnerBytes) {
+      std::fprintf(stderr, "vigil-verifier: --name is at most %zu bytes\n",
+                   vigil::fleet::kMaxOwnerBytes);
+      return kExitUsage;
+    }
+    db_options.name = verifier_name;
+    db_options.deadline_s = serve_options.deadline_s;
+    if (*serve) {
+      if (!serve_options.serials.empty()) {
+        std::fprintf(stderr, "vigil-verifier: --serial needs --state (channels are bound there)\n");
+        return kExitUsage;
+      }
+      if (serve_options.claim_interval_s >= serve_options.lease_s) {
+        std::fprintf(stderr, "vigil-verifier: --claim-interval must be less than --lease\n");
+        return kExitUsage;
+      }
+      serve_options.database = true;
+      serve_options.connect = db_options.connect;
+      serve_options.name = verifier_name;
+    }
   }
 
   auto policy_text = ReadInput(policy_file);
@@ -233,9 +373,11 @@ int main(int argc, char** argv) {
   if (!policy.ok()) return Fail(policy.status());
   // serve holds its nonces in memory (no fsynced write per nonce); the
   // one-shot `nonce` and `verify` are separate processes: they share the file.
-  auto service = vigil::verifier::Service::Open(
-      state_dir, *policy,
-      *serve ? vigil::verifier::NonceStore::kMemory : vigil::verifier::NonceStore::kFile);
+  auto service = !database.empty()
+                     ? vigil::verifier::Service::OpenDatabase(db_options, *policy)
+                     : vigil::verifier::Service::Open(state_dir, *policy,
+                                                      *serve ? vigil::verifier::NonceStore::kMemory
+                                                             : vigil::verifier::NonceStore::kFile);
   if (!service.ok()) return Fail(service.status());
 
   if (*enrol) {

@@ -64,6 +64,11 @@ std::optional<std::array<int64_t, 6>> FileIdentity(const std::string& path) {
 
 }  // namespace
 
+Service::Service() = default;
+Service::Service(Service&&) noexcept = default;
+Service& Service::operator=(Service&&) noexcept = default;
+Service::~Service() = default;
+
 Result<Service> Service::Open(const std::string& dir, attest::Policy policy, NonceStore nonces) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::FromErrno(errno, "creating " + dir);
@@ -115,6 +120,14 @@ Result<std::string> Service::Enrol(std::string_view request_json, const EnrolOpt
   VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> secret, RandomBytes(kSecretBytes));
   VIGIL_ASSIGN_OR_RETURN(attest::Credential credential,
                          attest::MakeCredential(req.ek, ak_name, secret));
+  json challenge = {{"version", 1},
+                    {"node", node},
+                    {"id_object", crypto::ToHex(credential.id_object)},
+                    {"encrypted_secret", crypto::ToHex(credential.encrypted_secret)}};
+  if (db_) {
+    VIGIL_RETURN_IF_ERROR(db_->Enrol(node, req, secret, options));
+    return challenge.dump() + "\n";
+  }
 
   VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, daemon::StateDir::Open(NodeDir(node)));
   VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> enrolled, nd.Read(kStateFile));
@@ -145,14 +158,11 @@ Result<std::string> Service::Enrol(std::string_view request_json, const EnrolOpt
       {"enrolled_unix", NowUnix()},
   };
   VIGIL_RETURN_IF_ERROR(nd.WriteAtomic(kEnrolmentFile, enrolment.dump(2) + "\n"));
-  json challenge = {{"version", 1},
-                    {"node", node},
-                    {"id_object", crypto::ToHex(credential.id_object)},
-                    {"encrypted_secret", crypto::ToHex(credential.encrypted_secret)}};
   return challenge.dump() + "\n";
 }
 
 Status Service::Activate(const std::string& node, std::string_view secret_hex) {
+  if (db_) return db_->Activate(node, secret_hex);
   VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, OpenKnownNode(node));
   VIGIL_ASSIGN_OR_RETURN(json enrolment, ReadJson(nd, kEnrolmentFile));
   if (!enrolment.contains("secret") || !enrolment["secret"].is_string()) {
@@ -241,6 +251,7 @@ Status Service::SaveNonces(daemon::StateDir& nd, const std::string& node, OpenNo
 }
 
 Result<std::string> Service::IssueNonce(const std::string& node) {
+  if (db_) return db_->IssueNonce(node);
   VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, OpenKnownNode(node));
   VIGIL_ASSIGN_OR_RETURN(std::optional<attest::NodeState> loaded, LoadState(nd, node));
   if (!loaded) {
@@ -265,6 +276,11 @@ Result<std::string> Service::IssueNonce(const std::string& node) {
   const uint64_t expires = now + policy_.nonce_ttl_seconds;
   kept[crypto::ToHex(nonce)] = expires;
   VIGIL_RETURN_IF_ERROR(SaveNonces(nd, node, std::move(kept)));
+  return NonceReplyJson(node, state, nonce, expires);
+}
+
+std::string NonceReplyJson(const std::string& node, const attest::NodeState& state,
+                           std::span<const uint8_t> nonce, uint64_t expires) {
   // Where the node's next segment starts: the log at from_seq and the
   // events after events_after, of `instance` (empty: nothing verified yet;
   // another instance on the node means it starts over at log seq 1).
@@ -286,10 +302,35 @@ Result<std::string> Service::IssueNonce(const std::string& node) {
 
 Result<attest::AttestationResult> Service::Verify(std::string_view evidence_json) {
   VIGIL_ASSIGN_OR_RETURN(attest::Evidence evidence, attest::ParseEvidence(evidence_json));
-  return Verify(evidence);
+  return Verify(evidence, evidence_json);
 }
 
-Result<attest::AttestationResult> Service::Verify(const attest::Evidence& evidence) {
+attest::AttestationResult DecideEvidence(const attest::Policy& policy,
+                                         const attest::NodeState& state,
+                                         const attest::Evidence& evidence,
+                                         std::optional<uint64_t> nonce_expiry, uint64_t now) {
+  attest::AttestationResult result;
+  if (!nonce_expiry) {
+    result.next = state;
+    result.reasons.push_back("nonce: not issued by this verifier, or already answered (replay)");
+    return result;
+  }
+  const uint64_t expiry = *nonce_expiry;
+  if (expiry <= now) {
+    result.next = state;
+    result.reasons.push_back("nonce: expired (stale evidence)");
+    return result;
+  }
+  // When the nonce was issued (its expiry less the TTL; at most now): what
+  // the evidence shows is no older than that.
+  const uint64_t issued_at =
+      std::min(now, expiry > policy.nonce_ttl_seconds ? expiry - policy.nonce_ttl_seconds : 0);
+  return attest::VerifyEvidence(policy, state, evidence, evidence.nonce, issued_at);
+}
+
+Result<attest::AttestationResult> Service::Verify(const attest::Evidence& evidence,
+                                                  std::string_view body) {
+  if (db_) return db_->Verify(evidence, body);
   VIGIL_ASSIGN_OR_RETURN(daemon::StateDir nd, OpenKnownNode(evidence.node));
   VIGIL_ASSIGN_OR_RETURN(std::optional<attest::NodeState> loaded, LoadState(nd, evidence.node));
   if (!loaded) {
@@ -304,28 +345,12 @@ Result<attest::AttestationResult> Service::Verify(const attest::Evidence& eviden
   const auto it = nonces.find(nonce_hex);
   const bool issued = it != nonces.end();
   const uint64_t expiry = issued ? it->second : 0;
-  const bool fresh = issued && expiry > NowUnix();
   if (issued) {
     nonces.erase(it);
     VIGIL_RETURN_IF_ERROR(SaveNonces(nd, evidence.node, std::move(nonces)));
   }
-  attest::AttestationResult result;
-  if (!issued) {
-    result.next = state;
-    result.reasons.push_back("nonce: not issued by this verifier, or already answered (replay)");
-    return result;
-  }
-  if (!fresh) {
-    result.next = state;
-    result.reasons.push_back("nonce: expired (stale evidence)");
-    return result;
-  }
-  // When the nonce was issued (its expiry less the TTL; at most now): what
-  // the evidence shows is no older than that.
-  const uint64_t now = NowUnix();
-  const uint64_t issued_at =
-      std::min(now, expiry > policy_.nonce_ttl_seconds ? expiry - policy_.nonce_ttl_seconds : 0);
-  result = attest::VerifyEvidence(policy_, state, evidence, evidence.nonce, issued_at);
+  attest::AttestationResult result = DecideEvidence(
+      policy_, state, evidence, issued ? std::optional<uint64_t>(expiry) : std::nullopt, NowUnix());
   // Never torn, not necessarily durable: a crash may lose this round (the
   // state before it is whole, and the node must cover the round again from
   // there; its nonce is gone either way). docs/attestation.md.
@@ -334,6 +359,7 @@ Result<attest::AttestationResult> Service::Verify(const attest::Evidence& eviden
 }
 
 Result<std::vector<std::pair<std::string, uint64_t>>> Service::ActivatedNodes() const {
+  if (db_) return db_->ActivatedNodes();
   std::vector<std::pair<std::string, uint64_t>> out;
   const std::string nodes = dir_ + "/nodes";
   std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(nodes.c_str()), ::closedir);
@@ -357,9 +383,16 @@ Result<std::vector<std::pair<std::string, uint64_t>>> Service::ActivatedNodes() 
 
 namespace {
 constexpr char kChannelsFile[] = "channels.json";
+
+Status NoChannelsInDatabase() {
+  return Status::Error(ErrorCode::kUnsupported,
+                       "serial channels are bound in the state directory (--state), not with "
+                       "--database");
+}
 }  // namespace
 
 Result<std::optional<std::string>> Service::ChannelNode(const std::string& channel) const {
+  if (db_) return NoChannelsInDatabase();
   VIGIL_ASSIGN_OR_RETURN(daemon::StateDir top, daemon::StateDir::Open(dir_));
   VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> text, top.Read(kChannelsFile));
   if (!text) return std::optional<std::string>();
@@ -377,6 +410,7 @@ Result<std::optional<std::string>> Service::ChannelNode(const std::string& chann
 }
 
 Status Service::BindChannel(const std::string& channel, const std::string& node) {
+  if (db_) return NoChannelsInDatabase();
   VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
   VIGIL_ASSIGN_OR_RETURN(daemon::StateDir top, daemon::StateDir::Open(dir_));
   json j = json::object();
@@ -402,6 +436,7 @@ Status Service::CheckChannel(const std::string& channel, const std::string& node
                              bool* bind) const {
   *bind = false;
   if (channel.empty()) return Status::Ok();
+  if (db_) return NoChannelsInDatabase();
   VIGIL_ASSIGN_OR_RETURN(daemon::StateDir top, daemon::StateDir::Open(dir_));
   VIGIL_ASSIGN_OR_RETURN(std::optional<std::string> text, top.Read(kChannelsFile));
   const json j = text ? json::parse(*text, nullptr, false) : json::object();

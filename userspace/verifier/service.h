@@ -12,13 +12,21 @@
 // <node> is the hex TPM name of the node's EK. Files are replaced
 // atomically (write, fsync, rename). One process at a time per directory
 // (an flock on DIR/lock).
+//
+// Or (OpenDatabase) the same steps on a PostgreSQL database that any number
+// of verifier processes share (vigil::fleet::Store, docs/fleet.md): the
+// decisions are the same code (attest::VerifyEvidence under the same
+// policy); the node's enrolment, state, nonces and every evidence with its
+// verdict live in the database, on the database's clock.
 #ifndef VIGIL_USERSPACE_VERIFIER_SERVICE_H_
 #define VIGIL_USERSPACE_VERIFIER_SERVICE_H_
 
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -27,6 +35,7 @@
 #include "vigil/attest/evidence.h"
 #include "vigil/attest/policy.h"
 #include "vigil/attest/verifier.h"
+#include "vigil/fleet/store.h"
 #include "vigil/status.h"
 #include "vigil/unique_fd.h"
 
@@ -49,10 +58,51 @@ struct EnrolOptions {
 // erased when answered either way: a replay is refused in both.
 enum class NonceStore { kFile, kMemory };
 
+// The database backend's settings.
+struct DatabaseOptions {
+  fleet::ConnectOptions connect;
+  // This verifier's name in verdicts and leases (1 to 128 bytes).
+  std::string name = "vigil-verifier";
+  // A trusted verdict moves the node's deadline to when its nonce was
+  // issued + deadline_s (0: no deadline); activation to now + deadline_s.
+  uint64_t deadline_s = 60;
+};
+
+// The steps on the fleet database (service_db.cc, linked only where
+// OpenDatabase is used): Service calls them instead of its files.
+class DatabaseSteps {
+ public:
+  virtual ~DatabaseSteps() = default;
+  virtual Status Enrol(const std::string& node, const attest::EnrolmentRequest& req,
+                       const std::vector<uint8_t>& secret, const EnrolOptions& options) = 0;
+  virtual Status Activate(const std::string& node, std::string_view secret_hex) = 0;
+  virtual Result<std::string> IssueNonce(const std::string& node) = 0;
+  virtual Result<attest::AttestationResult> Verify(const attest::Evidence& evidence,
+                                                   std::string_view body) = 0;
+  virtual Result<std::vector<std::pair<std::string, uint64_t>>> ActivatedNodes() = 0;
+};
+
+// What an evidence proves given its nonce's expiry (nullopt: not issued or
+// answered already) at `now`: the one decision both backends make.
+attest::AttestationResult DecideEvidence(const attest::Policy& policy,
+                                         const attest::NodeState& state,
+                                         const attest::Evidence& evidence,
+                                         std::optional<uint64_t> nonce_expiry, uint64_t now);
+// The reply to a nonce request (Service::IssueNonce).
+std::string NonceReplyJson(const std::string& node, const attest::NodeState& state,
+                           std::span<const uint8_t> nonce, uint64_t expires);
+
 class Service {
  public:
   static Result<Service> Open(const std::string& dir, attest::Policy policy,
                               NonceStore nonces = NonceStore::kFile);
+  // The database backend: connects and migrates the schema. Nonces are in
+  // the database (a node may ask one verifier and answer another).
+  static Result<Service> OpenDatabase(const DatabaseOptions& options, attest::Policy policy);
+  Service(Service&&) noexcept;
+  Service& operator=(Service&&) noexcept;
+  ~Service();
+  bool database() const { return db_ != nullptr; }
 
   // Checks an enrolment request (EK certificate or pin, AK) and returns the
   // credential challenge (JSON) the node must activate.
@@ -68,9 +118,19 @@ class Service {
   // way. A trusted result's next.last_attested_unix is when the nonce was issued (the evidence
   // shows the node no later than that), not when it was decided: holding evidence back does not
   // stretch a deadline.
+  //
+  // With the database: the nonce's consumption, the evidence as received,
+  // its verdict and (trusted) the state step commit in one transaction, so
+  // a lost connection or a killed verifier leaves none of them (the nonce
+  // stays open: the node may send the same evidence again). When another
+  // verifier advanced the node's state meanwhile, the evidence is recorded
+  // with an untrusted verdict, its nonce consumed, and the answer is
+  // kFailedPrecondition (HTTP 409): the node asks a new nonce.
   Result<attest::AttestationResult> Verify(std::string_view evidence_json);
-  // The same, parsed already.
-  Result<attest::AttestationResult> Verify(const attest::Evidence& evidence);
+  // The same, parsed already; `body` is the document as received (kept with
+  // the database; empty: the evidence serialized again).
+  Result<attest::AttestationResult> Verify(const attest::Evidence& evidence,
+                                           std::string_view body = {});
   // The node a serial channel is bound to (DIR/channels.json), if any, and
   // the binding itself: a channel speaks for one node, from its first
   // enrolment or nonce on, across restarts of the verifier, and a node
@@ -86,7 +146,7 @@ class Service {
   Result<std::vector<std::pair<std::string, uint64_t>>> ActivatedNodes() const;
 
  private:
-  Service() = default;
+  Service();
   std::string NodeDir(const std::string& node) const;
   Result<daemon::StateDir> OpenKnownNode(const std::string& node) const;
   // The node's state.json, parsed; nullopt before activation. Parsed once
@@ -111,6 +171,8 @@ class Service {
     attest::NodeState state;
   };
   std::map<std::string, ParsedState> parsed_states_;  // node -> its state.json, parsed
+  // The database backend (null: the directory).
+  std::unique_ptr<DatabaseSteps> db_;
 };
 
 // The node id rule (vigil/attest/enrolment.h), shared with the fleet store.

@@ -98,9 +98,20 @@ CREATE TABLE nonces (
 CREATE INDEX nonces_expires_idx ON nonces (expires_at);
 )sql";
 
-constexpr std::array<Migration, 2> kMigrations = {{
+// v3: the verifiers alive (a heartbeat each lease round), so that each
+// claims a fair share of the nodes, not all of them.
+constexpr char kSchemaV3[] = R"sql(
+CREATE TABLE verifiers (
+  name        text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 128),
+  alive_until timestamptz NOT NULL,
+  started_at  timestamptz NOT NULL DEFAULT now()
+);
+)sql";
+
+constexpr std::array<Migration, 3> kMigrations = {{
     {1, "nodes, certified keys, node state, evidence, verdicts, leases", kSchemaV1},
     {2, "open nonces", kSchemaV2},
+    {3, "verifiers alive", kSchemaV3},
 }};
 
 constexpr char kCreateMigrationsTable[] =

@@ -4,6 +4,8 @@
 
 #include <climits>
 #include <cstring>
+#include <memory>
+#include <string>
 #include <utility>
 
 namespace vigil::fleet {
@@ -220,6 +222,53 @@ void Connection::Finish::operator()(pg_conn* c) const { PQfinish(c); }
 Connection::Connection(Connection&&) noexcept = default;
 Connection& Connection::operator=(Connection&&) noexcept = default;
 Connection::~Connection() = default;
+
+Result<ConnectOptions> ParseConnInfo(const std::string& conninfo) {
+  char* error = nullptr;
+  std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> parsed(
+      PQconninfoParse(conninfo.c_str(), &error), PQconninfoFree);
+  if (!parsed) {
+    std::string why = error ? Trim(error) : "out of memory";
+    PQfreemem(error);
+    return Status::Error(ErrorCode::kInvalidArgument, "connection string: " + why);
+  }
+  ConnectOptions out;
+  out.host.clear();
+  for (const PQconninfoOption* o = parsed.get(); o->keyword; ++o) {
+    if (!o->val) continue;
+    const std::string key = o->keyword, val = o->val;
+    if (key == "host") {
+      out.host = val;
+    } else if (key == "dbname") {
+      out.dbname = val;
+    } else if (key == "user") {
+      out.user = val;
+    } else if (key == "application_name") {
+      out.application_name = val;
+    } else if (key == "port" || key == "connect_timeout") {
+      int n = -1;
+      try {
+        size_t used = 0;
+        n = std::stoi(val, &used);
+        if (used != val.size()) n = -1;
+      } catch (...) {
+        n = -1;
+      }
+      if (n <= 0 || (key == "port" && n > 65535)) {
+        return Status::Error(ErrorCode::kInvalidArgument,
+                             "connection string: bad " + key + " \"" + val + "\"");
+      }
+      (key == "port" ? out.port : out.connect_timeout_seconds) = n;
+    } else {
+      return Status::Error(ErrorCode::kInvalidArgument,
+                           "connection string: \"" + key +
+                               "\" is not taken here (passwords and TLS settings: libpq's "
+                               "environment, PGPASSFILE, PGSSLMODE)");
+    }
+  }
+  if (out.host.empty()) out.host = "/var/run/postgresql";
+  return out;
+}
 
 Result<Connection> Connection::Open(const ConnectOptions& options) {
   Connection c;

@@ -300,6 +300,15 @@ Result<int64_t> Store::SaveState(const std::string& node, int64_t expected_versi
 
 Result<AppendOutcome> Store::AppendEvidence(const EvidenceRecord& e, const VerdictRecord& verdict,
                                             const std::optional<StateAdvance>& advance) {
+  VIGIL_ASSIGN_OR_RETURN(Transaction tx, connection_.Begin());
+  VIGIL_ASSIGN_OR_RETURN(AppendOutcome out, AppendEvidence(tx, e, verdict, advance));
+  VIGIL_RETURN_IF_ERROR(tx.Commit());
+  return out;
+}
+
+Result<AppendOutcome> Store::AppendEvidence(Transaction& tx, const EvidenceRecord& e,
+                                            const VerdictRecord& verdict,
+                                            const std::optional<StateAdvance>& advance) {
   VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(e.node));
   const size_t total = e.body.size() + e.nonce.size() + e.quote_attest.size() +
                        e.quote_signature.size() + e.log_records.size() + e.events.size();
@@ -315,8 +324,6 @@ Result<AppendOutcome> Store::AppendEvidence(const EvidenceRecord& e, const Verdi
   VIGIL_ASSIGN_OR_RETURN(Param from_seq, U64(e.log_from_seq, "log from_seq"));
   VIGIL_ASSIGN_OR_RETURN(crypto::Sha256Digest digest, crypto::Sha256({e.body}));
   const std::vector<uint8_t> body_sha256(digest.begin(), digest.end());
-
-  VIGIL_ASSIGN_OR_RETURN(Transaction tx, connection_.Begin());
   const Param ev[] = {Param::Text(e.node),
                       Param::Bytea(e.body),
                       Param::Bytea(body_sha256),
@@ -351,7 +358,6 @@ Result<AppendOutcome> Store::AppendEvidence(const EvidenceRecord& e, const Verdi
               " verifier, state_version) VALUES ($1, $2, $3, $4, $5, $6, $7::int8)",
               v)
           .status());
-  VIGIL_RETURN_IF_ERROR(tx.Commit());
   return out;
 }
 
@@ -432,6 +438,33 @@ Status Store::IssueNonce(const std::string& node, std::span<const uint8_t> nonce
   return tx.Commit();
 }
 
+Result<std::optional<uint64_t>> Store::ConsumeNonce(Transaction& tx, const std::string& node,
+                                                    std::span<const uint8_t> nonce) {
+  VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
+  if (nonce.size() > 64) return std::optional<uint64_t>();  // never issued
+  const Param p[] = {Param::Text(node), Param::Bytea(nonce)};
+  VIGIL_ASSIGN_OR_RETURN(Rows rows,
+                         tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND nonce = $2 RETURNING " +
+                                     Epoch("expires_at"),
+                                 p));
+  if (rows.size() == 0) return std::optional<uint64_t>();
+  VIGIL_ASSIGN_OR_RETURN(int64_t expiry, rows.Int8(0, 0));
+  return std::optional<uint64_t>(static_cast<uint64_t>(expiry));
+}
+
+Result<uint64_t> Store::DatabaseNowUnix() {
+  VIGIL_ASSIGN_OR_RETURN(Rows rows, connection_.Exec("SELECT " + Epoch("clock_timestamp()"), {},
+                                                     Retry::kOnceIfIdempotent));
+  VIGIL_ASSIGN_OR_RETURN(int64_t now, rows.Int8(0, 0));
+  return static_cast<uint64_t>(now);
+}
+
+Result<uint64_t> Store::DatabaseNowUnix(Transaction& tx) {
+  VIGIL_ASSIGN_OR_RETURN(Rows rows, tx.Exec("SELECT " + Epoch("clock_timestamp()")));
+  VIGIL_ASSIGN_OR_RETURN(int64_t now, rows.Int8(0, 0));
+  return static_cast<uint64_t>(now);
+}
+
 Result<std::optional<uint64_t>> Store::ConsumeNonce(const std::string& node,
                                                     std::span<const uint8_t> nonce) {
   VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
@@ -471,7 +504,8 @@ Result<std::vector<std::string>> Store::ClaimDueNodes(Transaction& tx, const std
       tx.Exec("WITH due AS ("
               " SELECT l.node_id FROM node_leases l JOIN node_state s ON s.node_id = l.node_id"
               " WHERE l.owner IS NULL OR l.lease_until <= clock_timestamp() OR l.owner = $1"
-              " ORDER BY s.deadline ASC NULLS FIRST, l.node_id LIMIT $3"
+              " ORDER BY (l.owner IS NOT DISTINCT FROM $1) DESC, s.deadline ASC NULLS FIRST,"
+              " l.node_id LIMIT $3"
               " FOR UPDATE OF l SKIP LOCKED)"
               " UPDATE node_leases l SET owner = $1,"
               " lease_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000)"
@@ -484,6 +518,38 @@ Result<std::vector<std::string>> Store::ClaimDueNodes(Transaction& tx, const std
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+Result<FleetShare> Store::Heartbeat(const std::string& owner, std::chrono::milliseconds ttl) {
+  VIGIL_RETURN_IF_ERROR(CheckOwner(owner));
+  if (ttl.count() <= 0) return Status::Error(ErrorCode::kInvalidArgument, "a ttl is positive");
+  const Param p[] = {Param::Text(owner), Param::Int8(ttl.count())};
+  // Upsert, then count (a separate statement: it sees the row just written).
+  VIGIL_RETURN_IF_ERROR(
+      connection_
+          .Exec("INSERT INTO verifiers (name, alive_until) VALUES ($1,"
+                " clock_timestamp() + make_interval(secs => $2::float8 / 1000))"
+                " ON CONFLICT (name) DO UPDATE SET alive_until = EXCLUDED.alive_until",
+                p, Retry::kOnceIfIdempotent)
+          .status());
+  VIGIL_ASSIGN_OR_RETURN(
+      Rows rows,
+      connection_.Exec(
+          "SELECT (SELECT count(*) FROM verifiers WHERE alive_until > clock_timestamp()),"
+          " (SELECT count(*) FROM node_state)",
+          {}, Retry::kOnceIfIdempotent));
+  FleetShare share;
+  VIGIL_ASSIGN_OR_RETURN(share.verifiers, rows.Int8(0, 0));
+  VIGIL_ASSIGN_OR_RETURN(share.nodes, rows.Int8(0, 1));
+  share.verifiers = std::max<int64_t>(share.verifiers, 1);
+  return share;
+}
+
+Status Store::Leave(const std::string& owner) {
+  VIGIL_RETURN_IF_ERROR(CheckOwner(owner));
+  const Param p[] = {Param::Text(owner)};
+  return connection_.Exec("DELETE FROM verifiers WHERE name = $1", p, Retry::kOnceIfIdempotent)
+      .status();
 }
 
 Status Store::ReleaseLease(const std::string& owner, const std::string& node) {

@@ -37,6 +37,14 @@ struct ConnectOptions {
   std::string application_name = "vigil";
 };
 
+// A libpq connection string ("host=/run/postgresql dbname=vigil user=vigil",
+// or a postgresql:// URI), parsed by libpq (PQconninfoParse) into the
+// options above. Keywords beyond host, port, dbname, user, connect_timeout
+// and application_name are refused (kInvalidArgument): a password or TLS
+// settings come from libpq's environment (PGPASSFILE, PGSSLMODE ...), never
+// from a command line that `ps` shows.
+Result<ConnectOptions> ParseConnInfo(const std::string& conninfo);
+
 // One statement parameter, bound in binary with its type; build it with
 // the named factories (no implicit conversions: an int never turns into a
 // bool or a text).

@@ -92,6 +92,12 @@ struct StoredEvidence {
   std::optional<bool> trusted;  // its verdict, if one was recorded
 };
 
+// What a fair share of the nodes is for one verifier.
+struct FleetShare {
+  int64_t verifiers = 0;  // alive, the caller included
+  int64_t nodes = 0;      // activated
+};
+
 struct NodeDeadline {
   std::string node;
   uint64_t last_attested_unix = 0;  // 0: never
@@ -135,6 +141,13 @@ class Store {
   // kFailedPrecondition and records nothing.
   Result<AppendOutcome> AppendEvidence(const EvidenceRecord& evidence, const VerdictRecord& verdict,
                                        const std::optional<StateAdvance>& advance);
+  // The same inside the caller's transaction (with ConsumeNonce(tx, ...):
+  // the nonce, the evidence, its verdict and the state step commit together
+  // or not at all). A stale `advance` is kFailedPrecondition; the evidence
+  // row it inserted goes only when the caller rolls back.
+  static Result<AppendOutcome> AppendEvidence(Transaction& tx, const EvidenceRecord& evidence,
+                                              const VerdictRecord& verdict,
+                                              const std::optional<StateAdvance>& advance);
   // The node's evidence received in [from_unix, to_unix], oldest first.
   Result<std::vector<StoredEvidence>> EvidenceBetween(const std::string& node, uint64_t from_unix,
                                                       uint64_t to_unix, int limit);
@@ -151,10 +164,22 @@ class Store {
   // consumed already. Of two verifiers consuming one nonce, one gets it.
   Result<std::optional<uint64_t>> ConsumeNonce(const std::string& node,
                                                std::span<const uint8_t> nonce);
+  // The same inside the caller's transaction: a rollback gives the nonce
+  // back (the node may send the same evidence again).
+  static Result<std::optional<uint64_t>> ConsumeNonce(Transaction& tx, const std::string& node,
+                                                      std::span<const uint8_t> nonce);
+
+  // --- time ---
+  // The database's clock (unix seconds): one clock for every verifier, so
+  // nonce expiry, deadlines and leases do not depend on theirs agreeing.
+  Result<uint64_t> DatabaseNowUnix();
+  static Result<uint64_t> DatabaseNowUnix(Transaction& tx);
 
   // --- leases and liveness ---
   // Claims up to `limit` activated nodes whose lease is free, expired or
-  // already `owner`'s (renewed), most urgent deadline first, until the
+  // already `owner`'s (renewed), its own first (a claimer renews before it
+  // takes more; one whose limit fell lets the rest lapse), then the most
+  // urgent deadline first, until the
   // database's now + `lease`. Rows another claimer holds are skipped (FOR
   // UPDATE SKIP LOCKED), so concurrent claimers never get the same node.
   Result<std::vector<std::string>> ClaimDueNodes(const std::string& owner,
@@ -163,6 +188,11 @@ class Store {
   // (skipped by other claimers) until it ends.
   static Result<std::vector<std::string>> ClaimDueNodes(Transaction& tx, const std::string& owner,
                                                         std::chrono::milliseconds lease, int limit);
+  // Says `owner` is alive until the database's now + `ttl` (a lease round
+  // calls it), and counts the verifiers alive and the activated nodes.
+  Result<FleetShare> Heartbeat(const std::string& owner, std::chrono::milliseconds ttl);
+  // `owner` stops (a clean shutdown): no longer counted.
+  Status Leave(const std::string& owner);
   // Gives up `owner`'s lease on `node` (no-op when it is not owner's).
   Status ReleaseLease(const std::string& owner, const std::string& node);
   // Who holds the node's lease now (nullopt: nobody, or it expired).

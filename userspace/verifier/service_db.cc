@@ -1,0 +1,210 @@
+// Service's steps on the fleet database (vigil::fleet::Store): the same
+// decisions as on the state directory, with the node's enrolment, state,
+// nonces and evidence in PostgreSQL, shared by every verifier process.
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "service.h"
+#include "vigil/attest/enrolment.h"
+#include "vigil/attest/evidence.h"
+#include "vigil/digest.h"
+
+namespace vigil::verifier {
+namespace {
+
+constexpr size_t kNonceBytes = 32;
+constexpr size_t kMaxOpenNonces = 16;
+// A pending challenge is the node's for this long (as with the directory).
+constexpr uint64_t kPendingEnrolmentSeconds = 300;
+
+Result<std::vector<uint8_t>> RandomBytes(size_t n) {
+  std::vector<uint8_t> out(n);
+  if (RAND_priv_bytes(out.data(), static_cast<int>(n)) != 1) {
+    return Status::FromOpenSsl("RAND_priv_bytes");
+  }
+  return out;
+}
+
+std::optional<uint64_t> Deadline(uint64_t from_unix, uint64_t deadline_s) {
+  if (deadline_s == 0) return std::nullopt;
+  return from_unix + deadline_s;
+}
+
+fleet::EvidenceRecord Record(const attest::Evidence& evidence, std::string_view body) {
+  fleet::EvidenceRecord r;
+  r.node = evidence.node;
+  const std::string serialized = body.empty() ? attest::SerializeEvidence(evidence) : "";
+  const std::string_view kept = body.empty() ? std::string_view(serialized) : body;
+  r.body.assign(kept.begin(), kept.end());
+  r.nonce = evidence.nonce;
+  r.quote_attest = evidence.quote.attest;
+  r.quote_signature = evidence.quote.signature;
+  r.log_from_seq = evidence.log.from_seq;
+  r.log_records = evidence.log.records;
+  r.events = evidence.events;
+  return r;
+}
+
+class StoreSteps final : public DatabaseSteps {
+ public:
+  StoreSteps(fleet::Store store, DatabaseOptions options, attest::Policy policy)
+      : store_(std::move(store)), db_(std::move(options)), policy_(std::move(policy)) {}
+  Status Enrol(const std::string& node, const attest::EnrolmentRequest& req,
+               const std::vector<uint8_t>& secret, const EnrolOptions& options) override;
+  Status Activate(const std::string& node, std::string_view secret_hex) override;
+  Result<std::string> IssueNonce(const std::string& node) override;
+  Result<attest::AttestationResult> Verify(const attest::Evidence& evidence,
+                                           std::string_view body) override;
+  Result<std::vector<std::pair<std::string, uint64_t>>> ActivatedNodes() override {
+    return store_.ActivatedNodes();
+  }
+
+ private:
+  fleet::Store store_;
+  DatabaseOptions db_;
+  attest::Policy policy_;
+};
+
+Status StoreSteps::Enrol(const std::string& node, const attest::EnrolmentRequest& req,
+                         const std::vector<uint8_t>& secret, const EnrolOptions& options) {
+  VIGIL_ASSIGN_OR_RETURN(std::optional<fleet::NodeRecord> known, store_.GetNode(node));
+  if (known && !options.re_enrol) {
+    if (known->activated_unix) {
+      return Status::Error(ErrorCode::kFailedPrecondition,
+                           "node " + node +
+                               " is enrolled already; enrolling it again (a new AK, "
+                               "its history restarted) needs the operator's --re-enrol");
+    }
+    VIGIL_ASSIGN_OR_RETURN(uint64_t now, store_.DatabaseNowUnix());
+    if (!known->enrolment.credential_secret.empty() &&
+        known->enrolled_unix + kPendingEnrolmentSeconds > now) {
+      return Status::Error(ErrorCode::kFailedPrecondition,
+                           "node " + node + " has a pending challenge; it may enrol again " +
+                               std::to_string(kPendingEnrolmentSeconds) +
+                               " s after it (or the operator with --re-enrol)");
+    }
+  }
+  fleet::NodeEnrolment e;
+  e.node = node;
+  e.ek_public = tpmobj::MarshalTpm2bPublic(req.ek);
+  e.ek_trust = options.ca_files.empty() ? "pinned" : "certificate";
+  e.ak_public = tpmobj::MarshalTpm2bPublic(req.ak);
+  e.credential_secret = secret;
+  e.policy_version = policy_.version;
+  // An enrolment never activated whose challenge lapsed is replaced like
+  // the directory's enrolment.json (nothing of it was followed yet).
+  return store_.Enrol(e, /*re_enrol=*/known.has_value());
+}
+
+Status StoreSteps::Activate(const std::string& node, std::string_view secret_hex) {
+  VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
+  // One try per challenge, atomically between verifiers: a wrong answer
+  // ends it (no guessing).
+  VIGIL_ASSIGN_OR_RETURN(std::optional<std::vector<uint8_t>> expected,
+                         store_.TakeCredentialSecret(node));
+  if (!expected) {
+    return Status::Error(ErrorCode::kFailedPrecondition,
+                         "node " + node + " has no open credential challenge (enrol first)");
+  }
+  auto got = crypto::FromHex(secret_hex);
+  if (!got.ok() || !attest::SecretsEqual(*got, *expected)) {
+    return Status::Error(ErrorCode::kMismatch,
+                         "the credential was not activated: the AK is not in the TPM of that EK "
+                         "(enrol again)");
+  }
+  VIGIL_ASSIGN_OR_RETURN(std::optional<fleet::NodeRecord> record, store_.GetNode(node));
+  if (!record) return Status::Error(ErrorCode::kNotFound, "node " + node + " is not enrolled");
+  attest::NodeState state;
+  state.node = node;
+  VIGIL_ASSIGN_OR_RETURN(state.ak, tpmobj::ParseTpm2bPublic(record->enrolment.ak_public));
+  VIGIL_ASSIGN_OR_RETURN(uint64_t now, store_.DatabaseNowUnix());
+  return store_.Activate(node, state, Deadline(now, db_.deadline_s)).status();
+}
+
+Result<std::string> StoreSteps::IssueNonce(const std::string& node) {
+  VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
+  VIGIL_ASSIGN_OR_RETURN(std::optional<fleet::StoredState> loaded, store_.LoadState(node));
+  if (!loaded) {
+    return Status::Error(ErrorCode::kNotFound, "node " + node + " is not enrolled and activated");
+  }
+  VIGIL_ASSIGN_OR_RETURN(std::vector<uint8_t> nonce, RandomBytes(kNonceBytes));
+  VIGIL_ASSIGN_OR_RETURN(uint64_t now, store_.DatabaseNowUnix());
+  const uint64_t expires = now + policy_.nonce_ttl_seconds;
+  VIGIL_RETURN_IF_ERROR(store_.IssueNonce(node, nonce, now, expires, kMaxOpenNonces));
+  return NonceReplyJson(node, loaded->state, nonce, expires);
+}
+
+Result<attest::AttestationResult> StoreSteps::Verify(const attest::Evidence& evidence,
+                                                     std::string_view body) {
+  const std::string& node = evidence.node;
+  VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
+  VIGIL_ASSIGN_OR_RETURN(std::optional<fleet::StoredState> loaded, store_.LoadState(node));
+  if (!loaded) {
+    return Status::Error(ErrorCode::kNotFound, "node " + node + " is not enrolled and activated");
+  }
+  const fleet::EvidenceRecord record = Record(evidence, body);
+  fleet::VerdictRecord verdict;
+  verdict.policy_version = policy_.version;
+  verdict.verifier = db_.name;
+
+  attest::AttestationResult result;
+  {
+    // Nonce, evidence, verdict and state step: one transaction. The nonce's
+    // row is deleted first, so a second verifier answering the same nonce
+    // waits for this one and then finds it gone.
+    VIGIL_ASSIGN_OR_RETURN(fleet::Transaction tx, store_.connection().Begin());
+    VIGIL_ASSIGN_OR_RETURN(uint64_t now, fleet::Store::DatabaseNowUnix(tx));
+    VIGIL_ASSIGN_OR_RETURN(std::optional<uint64_t> expiry,
+                           fleet::Store::ConsumeNonce(tx, node, evidence.nonce));
+    result = DecideEvidence(policy_, loaded->state, evidence, expiry, now);
+    verdict.trusted = result.trusted;
+    verdict.result_json = attest::ResultJson(result);
+    std::optional<fleet::StateAdvance> advance;
+    if (result.trusted) {
+      advance = fleet::StateAdvance{loaded->version, result.next,
+                                    Deadline(result.next.last_attested_unix, db_.deadline_s)};
+    }
+    auto appended = fleet::Store::AppendEvidence(tx, record, verdict, advance);
+    if (appended.ok()) {
+      VIGIL_RETURN_IF_ERROR(tx.Commit());
+      return result;
+    }
+    if (appended.status().code() != ErrorCode::kFailedPrecondition || !advance) {
+      return appended.status();  // rolled back: the nonce stays open
+    }
+  }
+  // Another verifier advanced the node after we loaded it: what this
+  // evidence shows may be right, but it was decided on an old state. It is
+  // kept, refused, its nonce spent; the node asks again.
+  const std::string why = "state: another verifier advanced node " + node + " since version " +
+                          std::to_string(loaded->version) + " (a stale decision); ask a new nonce";
+  attest::AttestationResult stale;
+  stale.next = loaded->state;
+  stale.reasons.push_back(why);
+  verdict.trusted = false;
+  verdict.result_json = attest::ResultJson(stale);
+  VIGIL_ASSIGN_OR_RETURN(fleet::Transaction tx, store_.connection().Begin());
+  VIGIL_RETURN_IF_ERROR(fleet::Store::ConsumeNonce(tx, node, evidence.nonce).status());
+  VIGIL_RETURN_IF_ERROR(fleet::Store::AppendEvidence(tx, record, verdict, std::nullopt).status());
+  VIGIL_RETURN_IF_ERROR(tx.Commit());
+  return Status::Error(ErrorCode::kFailedPrecondition, why);
+}
+
+}  // namespace
+
+Result<Service> Service::OpenDatabase(const DatabaseOptions& options, attest::Policy policy) {
+  if (options.name.empty() || options.name.size() > fleet::kMaxOwnerBytes) {
+    return Status::Error(
+        ErrorCode::kInvalidArgument,
+        "a verifier's name is 1 to " + std::to_string(fleet::kMaxOwnerBytes) + " bytes");
+  }
+  VIGIL_ASSIGN_OR_RETURN(fleet::Store store, fleet::Store::Open(options.connect));
+  Service s;
+  s.policy_ = policy;
+  s.db_ = std::make_unique<StoreSteps>(std::move(store), options, std::move(policy));
+  return s;
+}
+
+}  // namespace vigil::verifier
