@@ -271,8 +271,10 @@ int Run(const Options& o) {
           }
           next += interval;
           const auto now = Clock::now();
-          if (o.interval_s > 0 && next < now) {
-            s.late++;  // the round took longer than the interval: no catch-up burst
+          if (next < now) {
+            // The round took longer than the interval: no catch-up burst.
+            // (--interval 0: the next round right away.)
+            if (o.interval_s > 0) s.late++;
             next = now;
           }
         }
