@@ -16,10 +16,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -206,8 +208,8 @@ int Run(const Options& o) {
   std::vector<NodeStats> stats(static_cast<size_t>(o.nodes));
   std::mutex ready_mu;
   std::condition_variable ready_cv;
-  int ready = 0;        // GUARDED_BY(ready_mu)
-  bool go = false;      // GUARDED_BY(ready_mu)
+  int ready = 0;         // GUARDED_BY(ready_mu)
+  bool go = false;       // GUARDED_BY(ready_mu)
   Clock::time_point t0;  // set before go
   Clock::time_point enrol_start = Clock::now();
   std::vector<std::thread> threads;
@@ -240,9 +242,8 @@ int Run(const Options& o) {
         const auto interval = std::chrono::duration_cast<Clock::duration>(
             std::chrono::duration<double>(o.interval_s));
         Clock::time_point next = t0 + interval * i / o.nodes;
-        const Clock::time_point end =
-            t0 + std::chrono::duration_cast<Clock::duration>(
-                     std::chrono::duration<double>(o.duration_s));
+        const Clock::time_point end = t0 + std::chrono::duration_cast<Clock::duration>(
+                                               std::chrono::duration<double>(o.duration_s));
         for (int round = 1;; ++round) {
           if (o.rounds > 0 ? round > o.rounds : next >= end) break;
           if (stop.SleepUntil(next)) break;
@@ -322,7 +323,7 @@ int Run(const Options& o) {
     enrolled += s.enrolled ? 1 : 0;
     tampered_refused += s.tampered_refused;
     tampered_trusted += s.tampered_trusted;
-    for (auto* v : {&total.verify_ms}) v->insert(v->end(), s.verify_ms.begin(), s.verify_ms.end());
+    total.verify_ms.insert(total.verify_ms.end(), s.verify_ms.begin(), s.verify_ms.end());
     total.round_ms.insert(total.round_ms.end(), s.round_ms.begin(), s.round_ms.end());
     total.tpm_ms.insert(total.tpm_ms.end(), s.tpm_ms.begin(), s.tpm_ms.end());
     total.nonce_ms.insert(total.nonce_ms.end(), s.nonce_ms.begin(), s.nonce_ms.end());
@@ -341,38 +342,36 @@ int Run(const Options& o) {
                         {"last_error", s.last_error}});
   }
   const bool interrupted = caught.load() != 0;
-  const bool as_expected = rc == kExitOk && total.errors == 0 && enrolled == stats.size() &&
-                           tampered_trusted == 0 &&
-                           total.untrusted == tampered_refused &&
-                           (tamper_node < 0 || o.rounds < tamper_round || interrupted ||
-                            tampered_refused == 1);
+  const bool as_expected =
+      rc == kExitOk && total.errors == 0 && enrolled == stats.size() && tampered_trusted == 0 &&
+      total.untrusted == tampered_refused &&
+      (tamper_node < 0 || o.rounds < tamper_round || interrupted || tampered_refused == 1);
   if (!as_expected && rc == kExitOk) rc = kExitFail;
-  json report = {
-      {"nodes", o.nodes},
-      {"enrolled", enrolled},
-      {"interval_s", o.interval_s},
-      {"enrol_s", enrol_s},
-      {"elapsed_s", elapsed},
-      {"evidence_pushed", total.pushed},
-      {"trusted", total.trusted},
-      {"untrusted", total.untrusted},
-      {"tampered_refused", tampered_refused},
-      {"errors", total.errors},
-      {"late_rounds", total.late},
-      {"verified_per_s", elapsed > 0 ? static_cast<double>(total.pushed) / elapsed : 0},
-      {"trusted_per_s", elapsed > 0 ? static_cast<double>(total.trusted) / elapsed : 0},
-      {"latency_ms",
-       {{"verify", Summary(total.verify_ms)},
-        {"round", Summary(total.round_ms)},
-        {"tpm", Summary(total.tpm_ms)},
-        {"nonce", Summary(total.nonce_ms)}}},
-      {"cpu_s",
-       {{"swtpm", cpu_swtpm},
-        {"simulator", cpu_self},
-        {"verifier", o.verifier_pid > 0 ? json(cpu_verifier) : json(nullptr)}}},
-      {"interrupted", interrupted},
-      {"as_expected", as_expected},
-      {"per_node", per_node}};
+  json report = {{"nodes", o.nodes},
+                 {"enrolled", enrolled},
+                 {"interval_s", o.interval_s},
+                 {"enrol_s", enrol_s},
+                 {"elapsed_s", elapsed},
+                 {"evidence_pushed", total.pushed},
+                 {"trusted", total.trusted},
+                 {"untrusted", total.untrusted},
+                 {"tampered_refused", tampered_refused},
+                 {"errors", total.errors},
+                 {"late_rounds", total.late},
+                 {"verified_per_s", elapsed > 0 ? static_cast<double>(total.pushed) / elapsed : 0},
+                 {"trusted_per_s", elapsed > 0 ? static_cast<double>(total.trusted) / elapsed : 0},
+                 {"latency_ms",
+                  {{"verify", Summary(total.verify_ms)},
+                   {"round", Summary(total.round_ms)},
+                   {"tpm", Summary(total.tpm_ms)},
+                   {"nonce", Summary(total.nonce_ms)}}},
+                 {"cpu_s",
+                  {{"swtpm", cpu_swtpm},
+                   {"simulator", cpu_self},
+                   {"verifier", o.verifier_pid > 0 ? json(cpu_verifier) : json(nullptr)}}},
+                 {"interrupted", interrupted},
+                 {"as_expected", as_expected},
+                 {"per_node", per_node}};
   if (o.json_out) {
     std::printf("%s\n", report.dump(2).c_str());
   } else {
@@ -383,7 +382,8 @@ int Run(const Options& o) {
       std::printf("%-5zu %-20s %7lu %7lu %9lu %6lu %6lu %9.2f %9.2f\n", i,
                   s.node.substr(0, 20).c_str(), s.pushed, s.trusted, s.untrusted, s.errors, s.late,
                   Percentile(s.verify_ms, 50), Percentile(s.verify_ms, 99));
-      for (const std::string& why : s.untrusted_reasons) std::printf("      untrusted %s\n", why.c_str());
+      for (const std::string& why : s.untrusted_reasons)
+        std::printf("      untrusted %s\n", why.c_str());
       if (!s.last_error.empty()) std::printf("      error: %s\n", s.last_error.c_str());
     }
     std::printf(
@@ -397,8 +397,8 @@ int Run(const Options& o) {
         "%.2f/%.2f\n",
         Percentile(total.verify_ms, 50), Percentile(total.verify_ms, 99),
         Percentile(total.round_ms, 50), Percentile(total.round_ms, 99),
-        Percentile(total.tpm_ms, 50), Percentile(total.tpm_ms, 99),
-        Percentile(total.nonce_ms, 50), Percentile(total.nonce_ms, 99));
+        Percentile(total.tpm_ms, 50), Percentile(total.tpm_ms, 99), Percentile(total.nonce_ms, 50),
+        Percentile(total.nonce_ms, 99));
     std::printf("cpu s: swtpm %.2f, simulator %.2f", cpu_swtpm, cpu_self);
     if (o.verifier_pid > 0) std::printf(", verifier %.2f", cpu_verifier);
     std::printf("\n%s\n", as_expected ? "every verdict as expected"

@@ -133,9 +133,9 @@ Status SimNode::Enrol() {
   VIGIL_ASSIGN_OR_RETURN(attest_tpm::AkBlobs blobs, attest_tpm::CreateAk(tpm_));
   VIGIL_ASSIGN_OR_RETURN(attest::EnrolmentRequest request,
                          attest_tpm::MakeEnrolmentRequest(ek, blobs));
-  VIGIL_ASSIGN_OR_RETURN(std::string challenge_text,
-                         Post("enrol", attest::SerializeEnrolmentRequest(request),
-                              "application/json"));
+  VIGIL_ASSIGN_OR_RETURN(
+      std::string challenge_text,
+      Post("enrol", attest::SerializeEnrolmentRequest(request), "application/json"));
   VIGIL_ASSIGN_OR_RETURN(json challenge, ParseAnswer("enrol", challenge_text));
   if (!challenge.contains("node") || !challenge.contains("id_object") ||
       !challenge.contains("encrypted_secret")) {
@@ -158,8 +158,9 @@ Status SimNode::Enrol() {
   // aggregate and its measurement of vigild.
   VIGIL_RETURN_IF_ERROR(MakeModuleKey());
   module_.set_anchor(VIGIL_ANCHOR_IMA);
-  module_.UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r,
-                                            uint8_t* s) { return TpmSign(d, r, s); });
+  module_.UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r, uint8_t* s) {
+    return TpmSign(d, r, s);
+  });
   module_.LogRecord(module_.MeasureRecord(VIGIL_MEASURE_MODULE, "vigil.ko", kModuleFill));
   module_.LogRecord(module_.MeasureRecord(VIGIL_MEASURE_PARAMS, "params", kParamsFill));
   module_.SealProducers(kProducersFill);
@@ -237,8 +238,8 @@ bool SimNode::TpmSign(const crypto::Sha256Digest& digest, uint8_t* r, uint8_t* s
   check.tag = TPM2_ST_HASHCHECK;
   check.hierarchy = TPM2_RH_NULL;
   TPMT_SIGNATURE* raw = nullptr;
-  if (Esys_Sign(tpm_.get(), key_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &d, &scheme,
-                &check, &raw) != TSS2_RC_SUCCESS) {
+  if (Esys_Sign(tpm_.get(), key_, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &d, &scheme, &check,
+                &raw) != TSS2_RC_SUCCESS) {
     return false;
   }
   tpm::EsysPtr<TPMT_SIGNATURE> sig(raw);
@@ -333,8 +334,8 @@ Result<RoundResult> SimNode::Round(bool tamper) {
   ev.events = Concat(events);
   VIGIL_ASSIGN_OR_RETURN(size_t offset, ima::EntryOffset(ima_.log, ima_from));
   ev.ima = attest::Evidence::Ima{
-      ima_from, std::vector<uint8_t>(ima_.log.begin() + static_cast<ptrdiff_t>(offset),
-                                     ima_.log.end())};
+      ima_from,
+      std::vector<uint8_t>(ima_.log.begin() + static_cast<ptrdiff_t>(offset), ima_.log.end())};
   tpm_start = Clock::now();
   if (from_seq == 1) {
     VIGIL_ASSIGN_OR_RETURN(ev.key_certification,

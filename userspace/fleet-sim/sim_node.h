@@ -47,7 +47,7 @@ struct NodeOptions {
 
 // What one round took and what the verifier said.
 struct RoundResult {
-  bool decided = false;   // the verifier answered the evidence with a verdict
+  bool decided = false;  // the verifier answered the evidence with a verdict
   bool trusted = false;
   bool tampered = false;  // this round's evidence was forged on purpose
   std::string reason;     // the first reason when untrusted
@@ -103,8 +103,8 @@ class SimNode {
   device::KeyCreation creation_;
   sim::ModuleSim module_;
   sim::ImaSim ima_;
-  size_t ima_logged_ = 0;   // module log records already in IMA's log
-  size_t pcr_extended_ = 0; // ImaSim extends already on the TPM
+  size_t ima_logged_ = 0;                // module log records already in IMA's log
+  size_t pcr_extended_ = 0;              // ImaSim extends already on the TPM
   std::vector<records::Record> events_;  // committed, not yet verified
 };
 

@@ -2,8 +2,8 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,19 +88,20 @@ Result<SwtpmProcess> SwtpmProcess::Spawn(const std::string& swtpm, const std::st
   if (p.socket_.size() >= sizeof(sockaddr_un::sun_path)) {
     return Status::Error(ErrorCode::kInvalidArgument, "socket path too long: " + p.socket_);
   }
-  std::vector<std::string> args = {swtpm,
-                                    "socket",
-                                    "--tpm2",
-                                    "--server",
-                                    "type=unixio,path=" + p.socket_,
-                                    "--ctrl",
-                                    "type=unixio,path=" + p.socket_ + ".ctrl",  // where tcti-swtpm looks
-                                    "--flags",
-                                    "not-need-init,startup-clear",
-                                    "--tpmstate",
-                                    "dir=" + state,
-                                    "--log",
-                                    "file=" + dir + "/swtpm.log"};
+  std::vector<std::string> args = {
+      swtpm,
+      "socket",
+      "--tpm2",
+      "--server",
+      "type=unixio,path=" + p.socket_,
+      "--ctrl",
+      "type=unixio,path=" + p.socket_ + ".ctrl",  // where tcti-swtpm looks
+      "--flags",
+      "not-need-init,startup-clear",
+      "--tpmstate",
+      "dir=" + state,
+      "--log",
+      "file=" + dir + "/swtpm.log"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
