@@ -59,8 +59,8 @@
 
 
 #include "dispatch.h"
-#include "ima_sim.h"
-#include "module_sim.h"
+#include "vigil/sim/ima_sim.h"
+#include "vigil/sim/module_sim.h"
 #include "service.h"
 #include "state.h"
 #include "vigil/attest/evidence.h"
@@ -274,8 +274,8 @@ T Event(uint16_t type, uint32_t agent) {
 // mix of vigil-bench-verify, IMA's list with its checkpoints, vigild's
 // measurement and other files.
 struct Node {
-  vigil::testing::ModuleSim sim{0x5a};
-  vigil::testing::ImaSim ima;
+  vigil::sim::ModuleSim sim{0x5a};
+  vigil::sim::ImaSim ima;
   uint64_t n = 0;
   size_t ima_done = 0;
 
@@ -286,7 +286,7 @@ struct Node {
     for (uint32_t kind : {VIGIL_MEASURE_MODULE, VIGIL_MEASURE_PARAMS}) {
       vigil_log_measure m;
       std::memset(&m, 0, sizeof(m));
-      vigil::testing::ModuleSim::Header(m.hdr, VIGIL_LOG_MEASURE, sizeof(m), sim.NextLogSeq());
+      vigil::sim::ModuleSim::Header(m.hdr, VIGIL_LOG_MEASURE, sizeof(m), sim.NextLogSeq());
       m.kind = kind;
       m.pcr = 10;
       std::memset(m.digest, kind == VIGIL_MEASURE_MODULE ? 0x11 : 0x22, sizeof(m.digest));

@@ -3,7 +3,7 @@
 // hashing, nothing else): the ratio says what verification costs on top of
 // the hash it cannot avoid.
 //
-// The stream is made by a software module (tests/unit/module_sim.h rules):
+// The stream is made by a software module (userspace/lib/vigil/sim/module_sim.h rules):
 // agent records in a realistic mix (samples, exits, execs, forks) with
 // VIGIL_REC_F_COMMITTED and contiguous seqs, a TPM-style ECDSA-signed
 // checkpoint every 4096 events. Each pass starts from the raw bytes, as the
@@ -37,7 +37,7 @@
 
 
 #include "line_stamp.h"
-#include "module_sim.h"
+#include "vigil/sim/module_sim.h"
 #include "pipeline.h"
 #include "state.h"
 #include "vigil/format.h"
@@ -185,7 +185,7 @@ class StreamBuilder {
   uint32_t agents_;
   OnEvent on_event_;
   OnLog on_log_;
-  vigil::testing::ModuleSim sim_;
+  vigil::sim::ModuleSim sim_;
   vigil::crypto::Sha256Digest head_{};
   vigil::crypto::Sha256Digest prev_{};
   uint64_t cp_last_ = 0;

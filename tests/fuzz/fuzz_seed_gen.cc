@@ -24,8 +24,8 @@
 #include <tss2/tss2_mu.h>
 
 #include "baseline_fuzz_config.h"
-#include "ima_sim.h"
-#include "module_sim.h"
+#include "vigil/sim/ima_sim.h"
+#include "vigil/sim/module_sim.h"
 #include "state.h"
 #include "vigil/attest/evidence.h"
 #include "verifier_program.h"
@@ -477,7 +477,7 @@ using vigil::fuzz::ProgramOptions;
 using vigil::fuzz::ProgramResult;
 using vigil::fuzz::ProgramRunner;
 using vigil::fuzz::ProgramWriter;
-using vigil::testing::ModuleSim;
+using vigil::sim::ModuleSim;
 using vigil::verify::Verdict;
 
 constexpr uint8_t kSimInstance = 0x5a;
@@ -932,7 +932,7 @@ void WriteImaSeeds(const fs::path& dir) {
     f.push_back('\0');
     return f;
   };
-  vigil::testing::ModuleSim sim;
+  vigil::sim::ModuleSim sim;
   for (int i = 0; i < 3; ++i) sim.Commit();
   sim.Checkpoint();
   std::vector<uint8_t> log{16};  // piece size
@@ -951,7 +951,7 @@ void WriteImaSeeds(const fs::path& dir) {
 // Remote attestation evidence (format v1) around a simulated module's log:
 // with every optional part, and without them; JSON and CBOR.
 void WriteEvidenceSeeds(const fs::path& dir) {
-  vigil::testing::ModuleSim sim;
+  vigil::sim::ModuleSim sim;
   for (int i = 0; i < 3; ++i) sim.Commit();
   sim.Checkpoint();
   vigil::attest::Evidence e;
@@ -1016,11 +1016,11 @@ void WriteBaselineReportSeeds(const fs::path& dir) {
   r.nonce.assign(16, 0x4e);
   r.quote_attest = {0xff, 0x54, 0x43, 0x47, 0x80, 0x18};
   r.quote_signature = {0x00, 0x18, 0x00, 0x0b};
-  vigil::testing::ImaSim ima;
+  vigil::sim::ImaSim ima;
   ima.BootAggregate();
   vigil_log_measure m;
   std::memset(&m, 0, sizeof(m));
-  vigil::testing::ModuleSim::Header(m.hdr, VIGIL_LOG_MEASURE, sizeof(m), r.measure_seq);
+  vigil::sim::ModuleSim::Header(m.hdr, VIGIL_LOG_MEASURE, sizeof(m), r.measure_seq);
   m.kind = VIGIL_MEASURE_USER;
   m.pcr = VIGIL_PCR_NONE;
   std::strncpy(m.name, "baseline", sizeof(m.name) - 1);

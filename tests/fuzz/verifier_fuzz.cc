@@ -3,7 +3,7 @@
 // driven by a small program (verifier_program.h): options, then events and
 // log records in any order, clock ticks, log errors, Finish and takes of
 // its output. The seeds are honest and tampered streams of a software module
-// (tests/unit/module_sim.h) with real chains and ECDSA signatures, so the
+// (userspace/lib/vigil/sim/module_sim.h) with real chains and ECDSA signatures, so the
 // fuzzer starts from verified, unsigned, loss and tampered verdicts.
 // Invariants beyond "no crash, leak or UB" (checked by the interpreter):
 //   - a verified verdict has chain_checked and signature_checked, no missing

@@ -3,7 +3,7 @@
 // arbitrary bytes (vigil::daemon in userspace/vigild/state.cc). The first
 // byte picks the file: bit 7 set, the rest is open-events.bin and the low 7
 // bits are the anchor seq; 0x40, the rest is a saved log of the instance
-// whose id is sixteen 0x5a bytes (tests/unit/module_sim.h), scanned from
+// whose id is sixteen 0x5a bytes (userspace/lib/vigil/sim/module_sim.h), scanned from
 // memory and from a file in pieces (the two must agree); otherwise the
 // rest is verifier.json.
 // Invariants beyond "no crash, leak or UB":

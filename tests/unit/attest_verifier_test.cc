@@ -25,8 +25,8 @@
 
 #include "attest_test_util.h"
 #include "dispatch.h"
-#include "ima_sim.h"
-#include "module_sim.h"
+#include "vigil/sim/ima_sim.h"
+#include "vigil/sim/module_sim.h"
 #include "service.h"
 #include "swtpm_fixture.h"
 #include "vigil/attest/enrolment.h"
@@ -66,7 +66,7 @@ std::vector<uint8_t> Concat(const std::vector<records::Record>& recs) {
 records::Record Measure(uint64_t log_seq, uint32_t kind, uint8_t fill) {
   vigil_log_measure m;
   std::memset(&m, 0, sizeof(m));
-  testing::ModuleSim::Header(m.hdr, VIGIL_LOG_MEASURE, sizeof(m), log_seq);
+  sim::ModuleSim::Header(m.hdr, VIGIL_LOG_MEASURE, sizeof(m), log_seq);
   m.kind = kind;
   m.pcr = 10;
   std::strncpy(m.name, kind == VIGIL_MEASURE_MODULE ? "vigil.ko" : "params", sizeof(m.name) - 1);
@@ -237,9 +237,9 @@ class AttestVerifierTest : public testing::SwtpmFixture {
   // Another module instance of this boot (a reload: the same TPM key),
   // measured with the policy's digests, three events and one checkpoint
   // (`reason`), logged to IMA and PCR 10.
-  std::unique_ptr<testing::ModuleSim> Reload(uint8_t seed, uint32_t reason,
+  std::unique_ptr<sim::ModuleSim> Reload(uint8_t seed, uint32_t reason,
                                              std::vector<records::Record>* events) {
-    auto m = std::make_unique<testing::ModuleSim>(seed);
+    auto m = std::make_unique<sim::ModuleSim>(seed);
     m->set_anchor(VIGIL_ANCHOR_IMA);
     m->UseExternalKey(key_point_, [this](const crypto::Sha256Digest& d, uint8_t* r, uint8_t* s) {
       return TpmSign(d, r, s);
@@ -257,7 +257,7 @@ class AttestVerifierTest : public testing::SwtpmFixture {
 
   // Evidence for `m`'s first segment (from log seq 1, with the AK's
   // certification of the key) for `nonce`.
-  Evidence FirstSegment(const testing::ModuleSim& m, const std::vector<records::Record>& events,
+  Evidence FirstSegment(const sim::ModuleSim& m, const std::vector<records::Record>& events,
                         const std::vector<uint8_t>& nonce) {
     Evidence ev = Make(nonce);
     std::memcpy(ev.module.instance.data(), m.instance().data(), ev.module.instance.size());
@@ -348,8 +348,8 @@ class AttestVerifierTest : public testing::SwtpmFixture {
   TPM2B_AUTH key_auth_{};
   crypto::EcPoint key_point_{};
   device::KeyCreation creation_;
-  testing::ModuleSim sim_{0x5a};
-  testing::ImaSim ima_;
+  sim::ModuleSim sim_{0x5a};
+  sim::ImaSim ima_;
   size_t ima_done_ = 0;
   size_t tpm_extends_ = 0;
   std::vector<records::Record> events_;
@@ -403,7 +403,7 @@ TEST_F(AttestVerifierTest, ImaIsReplayedFromTheSavedPointAcrossRounds) {
     ASSERT_TRUE(r.trusted) << attest::ResultJson(r);
     ASSERT_TRUE(r.next.ima.has_value());
     EXPECT_EQ(r.next.ima->entries, ima::ParseBinaryLog(ima_.log)->size());
-    EXPECT_EQ(r.next.ima->pcr10.at(TPM2_ALG_SHA256), ima_.pcr10.at(testing::kSha256));
+    EXPECT_EQ(r.next.ima->pcr10.at(TPM2_ALG_SHA256), ima_.pcr10.at(sim::kSha256));
     EXPECT_EQ(r.next.ima->instances.size(), 1u);
     EXPECT_EQ(r.next.ima->collector_digests, policy_.collector_digests);
     EXPECT_TRUE(r.next.ima->pending.empty()) << "the segment covered every module entry";
@@ -465,7 +465,7 @@ TEST_F(AttestVerifierTest, ImaGapOverlapEditAndRebootAgainstTheSavedPoint) {
   // earlier entry edited (vigild measured with another digest, the entry
   // well formed) does not.
   {
-    testing::ImaSim edited;
+    sim::ImaSim edited;
     edited.BootAggregate();
     edited.File("/usr/sbin/vigild-other");
     auto offset = ima::EntryOffset(ima_.log, 2);
@@ -633,7 +633,7 @@ TEST_F(AttestVerifierTest, TamperMatrix) {
        "loss"},
       {"event inserted (a second record claiming seq 1)",
        [&](AttestVerifierTest& t, Evidence& ev, auto&) {
-         testing::ModuleSim forger(0x5a);
+         sim::ModuleSim forger(0x5a);
          records::Record fake = forger.Commit(666);
          (void)t;
          ev.events.insert(ev.events.end(), fake.bytes().begin(), fake.bytes().end());
@@ -1143,7 +1143,7 @@ TEST_F(AttestVerifierTest, ASealClaimedOutsidePcr10DoesNotCount) {
   cp.reason = VIGIL_CP_UNLOAD;
   auto forged = records::Record::FromStruct(cp);
   ASSERT_TRUE(forged.ok());
-  testing::ImaSim extra;
+  sim::ImaSim extra;
   extra.Record(sim_.instance(), *forged, /*pcr=*/11);
   const auto n = Random(32);
   Evidence ev = FirstSegment(*next, next_events, n);

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "attest_test_util.h"
-#include "ima_sim.h"
-#include "module_sim.h"
+#include "vigil/sim/ima_sim.h"
+#include "vigil/sim/module_sim.h"
 #include "swtpm_fixture.h"
 #include "vigil/attest/evidence.h"
 #include "vigil/attest/verifier.h"
@@ -73,7 +73,7 @@ records::Record MeasureRecord(uint64_t seq, const std::string& name, uint32_t ki
                               std::span<const uint8_t> digest) {
   vigil_log_measure m;
   std::memset(&m, 0, sizeof(m));
-  testing::ModuleSim::Header(m.hdr, VIGIL_LOG_MEASURE, sizeof(m), seq);
+  sim::ModuleSim::Header(m.hdr, VIGIL_LOG_MEASURE, sizeof(m), seq);
   m.kind = kind;
   m.pcr = VIGIL_PCR_NONE;
   std::strncpy(m.name, name.c_str(), sizeof(m.name) - 1);
@@ -181,7 +181,7 @@ class BaselineReportTest : public testing::SwtpmFixture {
   tpmobj::PublicArea ak_pub_;
   std::string snapshot_;
   chain::InstanceId instance_{};
-  testing::ImaSim ima_;
+  sim::ImaSim ima_;
   size_t extended_ = 0;
 };
 
@@ -326,7 +326,7 @@ TEST_F(BaselineReportTest, DroppedImaEntryIsRefused) {
   BaselineReport r = Make(nonce);
   // The log without the MEASURE entry (rebuilt without it): the
   // remaining entries no longer replay to the quoted PCR 10.
-  testing::ImaSim without;
+  sim::ImaSim without;
   without.BootAggregate();
   without.File("/usr/sbin/vigild");
   without.File("/usr/bin/later");

@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "module_sim.h"
+#include "vigil/sim/module_sim.h"
 #include "test_records.h"
 #include "vigil/chain.h"
 #include "vigil/digest.h"
@@ -195,7 +195,7 @@ std::vector<uint8_t> RawKey(const crypto::EcPoint& p) {
   return out;
 }
 
-std::vector<uint8_t> PemKey(const testing::ModuleSim& sim) {
+std::vector<uint8_t> PemKey(const sim::ModuleSim& sim) {
   const std::string pem = sim.PublicPem();
   return std::vector<uint8_t>(pem.begin(), pem.end());
 }
@@ -222,7 +222,7 @@ struct SimRun {
                 key_args);
   }
 
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   std::vector<records::Record> events;
 };
 
@@ -264,7 +264,7 @@ TEST(VerifyChain, HonestLogVerifiesAgainstTheTrustedKeyRawOrPem) {
 // own KEY record, no BASE. It printed "1 verified" and exited 0 because the
 // key came from the log itself.
 TEST(VerifyChain, LogForgedWithASoftwareKeyIsTamperedAgainstTheTrustedKey) {
-  testing::ModuleSim module;  // the node's real key
+  sim::ModuleSim module;  // the node's real key
   SimRun forged(/*checkpoints=*/1, /*per=*/3, VIGIL_SIG_OK, /*instance=*/0x13);
   TempFile key(RawKey(module.key()));
   CmdResult r = forged.Verify("--key " + key.path());
@@ -278,7 +278,7 @@ TEST(VerifyChain, LogForgedWithASoftwareKeyIsTamperedAgainstTheTrustedKey) {
 // record differs from --key, so the log is not the module's.
 TEST(VerifyChain, KeyRecordThatDiffersFromTheTrustedKeyIsTampered) {
   SimRun run(/*checkpoints=*/1);
-  testing::ModuleSim other(0x5a);
+  sim::ModuleSim other(0x5a);
   // The foreign KEY takes the next log seq, then the module goes on: more
   // events and a genuine, correctly signed checkpoint.
   auto foreign = *other.log()[0].As<vigil_log_key>();
@@ -300,7 +300,7 @@ TEST(VerifyChain, KeyRecordThatDiffersFromTheTrustedKeyIsTampered) {
 
 TEST(VerifyChain, GenuineLogAgainstAnotherKeyIsTampered) {
   SimRun run(/*checkpoints=*/1);
-  testing::ModuleSim other;
+  sim::ModuleSim other;
   TempFile key(RawKey(other.key()));
   CmdResult r = run.Verify("--key " + key.path());
   EXPECT_EQ(r.code, 10) << r.output;
@@ -326,7 +326,7 @@ TEST(VerifyChain, DegradedModeIsUnsignedWithNoKeyAndTamperedAgainstAKey) {
   EXPECT_EQ(r.code, 8) << r.output;
   EXPECT_EQ(run.Verify("--no-key --allow-unsigned").code, 0);
   // "No TPM" from a module whose key the user trusts is made up.
-  testing::ModuleSim module;
+  sim::ModuleSim module;
   TempFile key(RawKey(module.key()));
   CmdResult k = run.Verify("--allow-unsigned --key " + key.path());
   EXPECT_EQ(k.code, 10) << k.output;
@@ -418,7 +418,7 @@ TEST(VerifyChain, StartSeqStartsAtASignedCheckpoint) {
 // checked over the events after the start (not its link, which the start
 // cannot know); a wrong head is tampered.
 TEST(VerifyChain, StartInsideAnIntervalFromATrustedChainHead) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   std::vector<records::Record> events;
   for (int i = 0; i < 2; ++i) events.push_back(sim.Commit());
   const std::string head = crypto::ToHex(sim.head());  // read at seq 2

@@ -36,8 +36,6 @@
 #include "attest_test_util.h"
 #include "dispatch.h"
 #include "fleet_watch.h"
-#include "ima_sim.h"
-#include "module_sim.h"
 #include "pg_fixture.h"
 #include "service.h"
 #include "swtpm_fixture.h"
@@ -50,6 +48,8 @@
 #include "vigil/attest_tpm/quote.h"
 #include "vigil/digest.h"
 #include "vigil/fleet/store.h"
+#include "vigil/sim/ima_sim.h"
+#include "vigil/sim/module_sim.h"
 #include "vigil/tpm.h"
 
 namespace vigil {
@@ -81,7 +81,7 @@ std::vector<uint8_t> Concat(const std::vector<records::Record>& recs) {
 records::Record Measure(uint64_t log_seq, uint32_t kind, uint8_t fill) {
   vigil_log_measure m;
   std::memset(&m, 0, sizeof(m));
-  testing::ModuleSim::Header(m.hdr, VIGIL_LOG_MEASURE, sizeof(m), log_seq);
+  sim::ModuleSim::Header(m.hdr, VIGIL_LOG_MEASURE, sizeof(m), log_seq);
   m.kind = kind;
   m.pcr = 10;
   std::strncpy(m.name, kind == VIGIL_MEASURE_MODULE ? "vigil.ko" : "params", sizeof(m.name) - 1);
@@ -341,8 +341,8 @@ class SimNode {
   TPM2B_AUTH key_auth_{};
   crypto::EcPoint key_point_{};
   device::KeyCreation creation_;
-  testing::ModuleSim sim_;
-  testing::ImaSim ima_;
+  sim::ModuleSim sim_;
+  sim::ImaSim ima_;
   size_t ima_done_ = 0;
   size_t tpm_extends_ = 0;
   std::vector<records::Record> events_;

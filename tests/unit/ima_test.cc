@@ -12,24 +12,24 @@
 #include <string>
 #include <vector>
 
-#include "ima_sim.h"
-#include "module_sim.h"
+#include "vigil/sim/ima_sim.h"
+#include "vigil/sim/module_sim.h"
 #include "vigil/ima.h"
 
 namespace vigil {
 namespace {
 
-using testing::ImaSim;
-using testing::kSha1;
-using testing::kSha256;
-using testing::Bytes;
-using testing::Md;
+using sim::ImaSim;
+using sim::kSha1;
+using sim::kSha256;
+using sim::Bytes;
+using sim::Md;
 
 ima::ImaLog NewLog() { return *ima::ImaLog::Create({kSha1, kSha256}); }
 
 // The module's log with three checkpoints, IMA's log around it.
 struct Fixture {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   ImaSim ima;
   Fixture() {
     ima.BootAggregate();
@@ -148,7 +148,7 @@ TEST(ImaTest, NoEntryOfThisInstanceIsUnavailable) {
   Fixture f;
   ImaSim other;
   other.BootAggregate();
-  testing::ModuleSim stranger(0x77);
+  sim::ModuleSim stranger(0x77);
   stranger.Checkpoint();
   other.Module(stranger);
   ima::ImaLog log = NewLog();
@@ -270,7 +270,7 @@ TEST(ImaTest, LegacyTemplateEntriesReplay) {
 // itself are the module's.
 TEST(ImaTest, AFileNamedLikeARecordAnchorsNothing) {
   Fixture f;
-  testing::ModuleSim forger(0x5a);  // same instance id (the key is stolen)
+  sim::ModuleSim forger(0x5a);  // same instance id (the key is stolen)
   for (int i = 0; i < 3; ++i) forger.Commit();
   forger.Checkpoint();
   std::vector<records::Record> forged;
@@ -302,7 +302,7 @@ TEST(ImaTest, AFileNamedLikeARecordAnchorsNothing) {
 // pcr=11) made the check "unsupported" ("signed"); they are anchored nowhere
 // PCR 10 shows, so it is a mismatch.
 TEST(ImaTest, RecordsInAnotherPcrAreAMismatch) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   for (int i = 0; i < 3; ++i) sim.Commit();
   sim.Checkpoint();
   ImaSim ima;

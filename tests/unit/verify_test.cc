@@ -10,7 +10,7 @@
 #include <optional>
 #include <vector>
 
-#include "module_sim.h"
+#include "vigil/sim/module_sim.h"
 #include "test_records.h"
 #include "vigil/replay.h"
 
@@ -22,7 +22,7 @@ using verify::StreamVerifier;
 using verify::Verdict;
 
 struct Harness {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   verify::VerifierOptions options;
   std::unique_ptr<StreamVerifier> verifier;
   size_t log_fed = 0;
@@ -262,7 +262,7 @@ TEST(VerifyTest, ReplayedOldCheckpointIsTamperedAndTheNextStillVerifies) {
 
 TEST(VerifyTest, CheckpointOfAnotherBootIsTampered) {
   Harness h;
-  testing::ModuleSim other_boot(0x77);
+  sim::ModuleSim other_boot(0x77);
   h.Start();
   for (const auto& r : h.sim.log()) h.verifier->AddLog(r);
   h.log_fed = h.sim.log().size();
@@ -373,7 +373,7 @@ TEST(VerifyTest, AttestedDropsAreLoss) {
 }
 
 TEST(VerifyTest, DegradedModeIsUnsignedAndKeepsChaining) {
-  testing::ModuleSim sim(0x5a, /*tpm=*/false);
+  sim::ModuleSim sim(0x5a, /*tpm=*/false);
   StreamVerifier verifier(sim.StartAnchor(), {});
   size_t fed = 0;
   for (int i = 0; i < 2; ++i) {
@@ -402,7 +402,7 @@ TEST(VerifyTest, NoTpmClaimFromAModuleWithAKeyIsTampered) {
 
 // The attacker's checkpoint: right links and range, forged events, signed
 // with the attacker's own key.
-records::Record ForgedCheckpoint(testing::ModuleSim& honest, testing::ModuleSim& attacker,
+records::Record ForgedCheckpoint(sim::ModuleSim& honest, sim::ModuleSim& attacker,
                                  const records::Record& prev_cp, uint64_t first, uint64_t last,
                                  uint64_t log_seq, std::optional<records::Record>* sig_out) {
   vigil_log_checkpoint cp;
@@ -426,7 +426,7 @@ records::Record ForgedCheckpoint(testing::ModuleSim& honest, testing::ModuleSim&
 
 TEST(VerifyTest, ASecondKeyRecordCannotSignForgeries) {
   Harness h;
-  testing::ModuleSim attacker(0x11);
+  sim::ModuleSim attacker(0x11);
   h.Start();
   h.Feed(h.Commit(3));
   auto cp1 = h.sim.Checkpoint();
@@ -465,8 +465,8 @@ TEST(VerifyTest, ASecondKeyRecordCannotSignForgeries) {
 // A whole log made with a software key (its own KEY record first) verified
 // against the module's real key is tampered, checkpoint by checkpoint.
 TEST(VerifyTest, LogSignedWithItsOwnKeyRecordIsTamperedAgainstTheTrustedKey) {
-  testing::ModuleSim honest;
-  testing::ModuleSim forger(honest.instance()[0]);  // same instance id, another key
+  sim::ModuleSim honest;
+  sim::ModuleSim forger(honest.instance()[0]);  // same instance id, another key
   StreamVerifier verifier(honest.StartAnchor(), {});
   for (int k = 0; k < 3; ++k) verifier.AddEvent(forger.Commit());
   forger.Checkpoint();
@@ -483,7 +483,7 @@ TEST(VerifyTest, LogSignedWithItsOwnKeyRecordIsTamperedAgainstTheTrustedKey) {
 // KEY record in the log is not adopted: its signed checkpoints are
 // tampered, not verified.
 TEST(VerifyTest, KeyRecordIsNeverAdoptedWhenTheTrustedSourceHasNone) {
-  testing::ModuleSim forger;
+  sim::ModuleSim forger;
   verify::Anchor anchor = forger.StartAnchor();
   anchor.key.reset();
   StreamVerifier verifier(anchor, {});
@@ -1182,20 +1182,20 @@ TEST(VerifyLivenessTest, ACheckpointDuringTheSealWaitsForIt) {
 
 // The PCR check as vigild makes it: the verifier's prefix against the
 // module's log as it holds it now, on a TPM holding what that log replays to.
-verify::PcrCheck PcrCheckOn(const testing::ModuleSim& sim) {
+verify::PcrCheck PcrCheckOn(const sim::ModuleSim& sim) {
   return [&sim](const std::vector<records::Record>& verified) {
     const crypto::Digest config = sim.Pcr(true);
     const crypto::Digest events = sim.Pcr(false);
     constexpr uint32_t kEventsPcr = 23;
-    return replay::CheckPcrPath(verified, sim.log(), testing::ModuleSim::kPcrConfig, kEventsPcr,
+    return replay::CheckPcrPath(verified, sim.log(), sim::ModuleSim::kPcrConfig, kEventsPcr,
                                 [&](uint16_t, uint32_t pcr) -> Result<crypto::Digest> {
-                                  return pcr == testing::ModuleSim::kPcrConfig ? config : events;
+                                  return pcr == sim::ModuleSim::kPcrConfig ? config : events;
                                 });
   };
 }
 
 // Feeds `v` the records of the module's log after log seq `*fed`.
-void FeedNewLog(const testing::ModuleSim& sim, StreamVerifier& v, uint64_t* fed) {
+void FeedNewLog(const sim::ModuleSim& sim, StreamVerifier& v, uint64_t* fed) {
   for (const records::Record& r : sim.log()) {
     if (r.seq() <= *fed) continue;
     v.AddLog(r);
@@ -1208,7 +1208,7 @@ void FeedNewLog(const testing::ModuleSim& sim, StreamVerifier& v, uint64_t* fed)
 // everything before the BASE and every PCR-checked verdict after the first
 // TRIM was "tampered" (the log no longer replayed).
 TEST(VerifyTrimTest, VerdictsStayOnThePcrPathAcrossTrims) {
-  testing::ModuleSim sim(0x5a, /*tpm=*/true, /*base=*/true);
+  sim::ModuleSim sim(0x5a, /*tpm=*/true, /*base=*/true);
   verify::VerifierOptions opt;
   opt.pcr_check = PcrCheckOn(sim);
   StreamVerifier v(sim.StartAnchor(), opt);
@@ -1237,7 +1237,7 @@ TEST(VerifyTrimTest, VerdictsStayOnThePcrPathAcrossTrims) {
 // its oldest record (the saved anchor's checkpoint) on: a checkpoint logged
 // before the BASE is decided from a prefix without any BASE.
 TEST(VerifyTrimTest, ARestartOnATrimmedLogStillChecksThePcrPath) {
-  testing::ModuleSim sim(0x5a, /*tpm=*/true, /*base=*/true);
+  sim::ModuleSim sim(0x5a, /*tpm=*/true, /*base=*/true);
   verify::Anchor anchor;
   {
     StreamVerifier first(sim.StartAnchor(), {});
@@ -1274,15 +1274,15 @@ TEST(VerifyTrimTest, ARestartOnATrimmedLogStillChecksThePcrPath) {
 // The PCR check still catches a TPM that moved without a log record after
 // a trim (the relaxed prefix does not weaken it).
 TEST(VerifyTrimTest, AJunkExtendAfterATrimIsStillCaught) {
-  testing::ModuleSim sim(0x5a, /*tpm=*/true, /*base=*/true);
+  sim::ModuleSim sim(0x5a, /*tpm=*/true, /*base=*/true);
   verify::VerifierOptions opt;
   opt.pcr_check = [&](const std::vector<records::Record>& verified) {
     constexpr uint32_t kEventsPcr = 23;
     const crypto::Digest config = sim.Pcr(true);
     return replay::CheckPcrPath(
-        verified, sim.log(), testing::ModuleSim::kPcrConfig, kEventsPcr,
+        verified, sim.log(), sim::ModuleSim::kPcrConfig, kEventsPcr,
         [&](uint16_t, uint32_t pcr) -> Result<crypto::Digest> {
-          return pcr == testing::ModuleSim::kPcrConfig ? config : crypto::Digest(32, 0x66);
+          return pcr == sim::ModuleSim::kPcrConfig ? config : crypto::Digest(32, 0x66);
         });
   };
   StreamVerifier v(sim.StartAnchor(), opt);
@@ -1306,7 +1306,7 @@ TEST(VerifyTrimTest, AJunkExtendAfterATrimIsStillCaught) {
 // checkpoints after it unanchored (not tampered: the chain and signatures
 // hold), and event tampering after it is still tampered.
 TEST(VerifyTrimTest, AJunkExtendIsAnchorBrokenAndChainVerdictsGoOn) {
-  testing::ModuleSim sim(0x5a, /*tpm=*/true, /*base=*/true);
+  sim::ModuleSim sim(0x5a, /*tpm=*/true, /*base=*/true);
   verify::VerifierOptions opt;
   bool junk = false;
   opt.pcr_check = [&](const std::vector<records::Record>& verified) {
@@ -1314,9 +1314,9 @@ TEST(VerifyTrimTest, AJunkExtendIsAnchorBrokenAndChainVerdictsGoOn) {
     const crypto::Digest config = sim.Pcr(true);
     const crypto::Digest events = sim.Pcr(false);
     return replay::CheckPcrPath(
-        verified, sim.log(), testing::ModuleSim::kPcrConfig, kEventsPcr,
+        verified, sim.log(), sim::ModuleSim::kPcrConfig, kEventsPcr,
         [&](uint16_t, uint32_t pcr) -> Result<crypto::Digest> {
-          if (pcr == testing::ModuleSim::kPcrConfig) return config;
+          if (pcr == sim::ModuleSim::kPcrConfig) return config;
           return junk ? crypto::Digest(32, 0x66) : events;
         });
   };

@@ -17,7 +17,7 @@
 #include "config.h"
 #include "line_stamp.h"
 #include "liveness.h"
-#include "module_sim.h"
+#include "vigil/sim/module_sim.h"
 #include "pipeline.h"
 #include "stages.h"
 #include "state.h"
@@ -237,7 +237,7 @@ TEST(VerifierStateTest, BadInputNamesTheMember) {
 }
 
 TEST(OpenEventsTest, RoundTripSkipsCoveredAndRejectsOthers) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   std::vector<records::Record> events;
   for (int i = 0; i < 5; ++i) events.push_back(sim.Commit());
   const std::string bytes = daemon::SerializeOpenEvents(events);
@@ -268,7 +268,7 @@ TEST(OpenEventsTest, RoundTripSkipsCoveredAndRejectsOthers) {
 }
 
 TEST(SavedLogTest, LastSeqAndACutTail) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   sim.Commit();
   sim.Checkpoint();
   std::string bytes;
@@ -297,7 +297,7 @@ TEST(SavedLogTest, LastSeqAndACutTail) {
 }
 
 TEST(SavedLogTest, AFileIsScannedInPiecesAndItsCutTailTruncated) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   for (int i = 0; i < 3; ++i) {
     sim.Commit();
     sim.Checkpoint();
@@ -343,7 +343,7 @@ TEST(SavedLogTest, AFileIsScannedInPiecesAndItsCutTailTruncated) {
 }
 
 TEST(SavedLogTest, AnotherInstanceOrAnotherOrderIsRefused) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   sim.Commit();
   sim.Checkpoint();
   std::string bytes;
@@ -439,7 +439,7 @@ struct PipelineRig {
 // Lines are queued in chunks; Tick and Finish hand them all to the stream
 // (vigild flushes the stream after each).
 TEST(PipelineTest, TickAndFinishHandEveryLineToTheStream) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}));
   rig.p->OnEvent(sim.Commit(), 1);
   rig.p->Tick(1, 1);
@@ -451,7 +451,7 @@ TEST(PipelineTest, TickAndFinishHandEveryLineToTheStream) {
 }
 
 TEST(PipelineTest, VerdictsFindingsAndMetricsFromAVerifiedStream) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   std::vector<std::string> sunk;
   PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}));
   rig.p->set_verdict_sink([&](const std::string& line) { sunk.push_back(line); });
@@ -502,7 +502,7 @@ TEST(PipelineTest, VerdictsFindingsAndMetricsFromAVerifiedStream) {
 }
 
 TEST(PipelineTest, OnlyATamperedRangeTaintsTheBaselinesThatLearntFromIt) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   daemon::PipelineOptions opt;
   opt.emit_records = false;
   PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}), opt);
@@ -533,7 +533,7 @@ TEST(PipelineTest, OnlyATamperedRangeTaintsTheBaselinesThatLearntFromIt) {
 }
 
 TEST(PipelineTest, AttestedDropsAreALossVerdictAndAMetric) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   daemon::PipelineOptions opt;
   opt.emit_records = false;
   PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}), opt);
@@ -639,7 +639,7 @@ TEST(PipelineTest, AnAgentIsOneBaselineAcrossRestartsUnderNewIds) {
 }
 
 TEST(PipelineTest, ARecoveredAgentRecordNamesTheAgentWithoutCountingIt) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}));
   auto agent = testing::Blank<vigil_ev_agent>(VIGIL_EV_AGENT, 1);
   agent.hdr.agent_id = 7;
@@ -766,7 +766,7 @@ TEST(LineStampTest, StampSplicesValidJson) {
 }
 
 TEST(PipelineTest, EveryLineCarriesTimeHostAndBoot) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   daemon::HostIdentity id;
   id.host_id = "00000000000000000000000000000001";
   id.boot_id = "d3b07384-d113-4ec6-a7a9-0a9fa8f7ab9e";
@@ -932,7 +932,7 @@ TEST(LivenessTest, NoCheckpointForThreeHeartbeatsIsAStall) {
 // verdicts stop. The pipeline says so (a finding line, a gauge) instead of
 // going silent.
 TEST(PipelineTest, AFullLogStallsVerificationVisibly) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   daemon::PipelineOptions opt;
   opt.emit_records = false;
   PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}), opt);
@@ -961,7 +961,7 @@ TEST(PipelineTest, AFullLogStallsVerificationVisibly) {
 }
 
 TEST(PipelineTest, LogFillLastVerdictTimeAndBuildInfoAreMetrics) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   daemon::PipelineOptions opt;
   opt.emit_records = false;
   opt.real_clock = [] { return uint64_t{1'765'000'000'123'456'789}; };
@@ -987,7 +987,7 @@ TEST(PipelineTest, LogFillLastVerdictTimeAndBuildInfoAreMetrics) {
 }
 
 TEST(PipelineTest, AnInstanceChangeIsAFindingAndACounter) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   PipelineRig rig(verify::StreamVerifier(sim.StartAnchor(), {}));
   chain::InstanceId old_id;
   old_id.fill(0x11);
@@ -1007,7 +1007,7 @@ TEST(PipelineTest, AnInstanceChangeIsAFindingAndACounter) {
 
 // The saved anchor a verifier resumes from, and the module's info and log.
 struct AnchorCase {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   verify::Anchor anchor;
   vigil_info info;
   AnchorCase() {
@@ -1085,7 +1085,7 @@ TEST(SavedAnchorTest, AnEditedAnchorIsRefusedByName) {
 }
 
 TEST(SavedLogTest, TheScanKeepsTheRecordAskedFor) {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   for (int i = 0; i < 3; ++i) {
     sim.Commit();
     sim.Checkpoint();
@@ -1108,7 +1108,7 @@ TEST(SavedLogTest, TheScanKeepsTheRecordAskedFor) {
 
 // A module with a key, three checkpoints in its log, and the info it reports.
 struct StartCase {
-  testing::ModuleSim sim;
+  sim::ModuleSim sim;
   vigil_info info;
   StartCase() {
     for (int round = 0; round < 3; ++round) {
@@ -1160,7 +1160,7 @@ TEST(ChooseStartTest, WithoutSavedStateItStartsAtTheLastCheckpointInTheLog) {
 
 TEST(ChooseStartTest, CheckpointsOfAnotherInstanceDoNotPlaceTheStart) {
   StartCase c;
-  testing::ModuleSim other(0x77);
+  sim::ModuleSim other(0x77);
   other.Commit();
   std::vector<records::Record> log = other.log();
   for (const auto& r : other.Checkpoint()) log.push_back(r);
@@ -1290,7 +1290,7 @@ class FakePcrSource final : public anchor::PcrSource {
 };
 
 struct PcrCase {
-  testing::ModuleSim sim{0x5a, true, /*base=*/true};
+  sim::ModuleSim sim{0x5a, true, /*base=*/true};
   vigil_info info;
   std::vector<records::Record> first;  // up to the first checkpoint's signature
   std::vector<records::Record> rest;   // a second checkpoint

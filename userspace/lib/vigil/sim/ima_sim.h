@@ -3,8 +3,8 @@
 // TPM would hold after it computed independently with OpenSSL. Shared by the
 // IMA anchor tests and the remote verifier's tests (which also extend a real
 // swtpm's PCR 10 with `extends`).
-#ifndef VIGIL_TESTS_UNIT_IMA_SIM_H_
-#define VIGIL_TESTS_UNIT_IMA_SIM_H_
+#ifndef VIGIL_USERSPACE_LIB_VIGIL_SIM_IMA_SIM_H_
+#define VIGIL_USERSPACE_LIB_VIGIL_SIM_IMA_SIM_H_
 
 #include <openssl/evp.h>
 
@@ -14,10 +14,10 @@
 #include <utility>
 #include <vector>
 
-#include "module_sim.h"
+#include "vigil/sim/module_sim.h"
 #include "vigil/ima.h"
 
-namespace vigil::testing {
+namespace vigil::sim {
 
 inline constexpr uint16_t kSha1 = 0x0004;
 inline constexpr uint16_t kSha256 = 0x000B;
@@ -134,6 +134,6 @@ struct ImaSim {
   }
 };
 
-}  // namespace vigil::testing
+}  // namespace vigil::sim
 
-#endif  // VIGIL_TESTS_UNIT_IMA_SIM_H_
+#endif  // VIGIL_USERSPACE_LIB_VIGIL_SIM_IMA_SIM_H_

@@ -1,9 +1,12 @@
 // A software stand-in for vigil.ko's commit and checkpoint rules, to feed
 // the verifier real-format streams: events committed into the chain,
 // checkpoints linked by prev_digest and signed with an OpenSSL P-256 key the
-// way the TPM signs (ECDSA over SHA-256 of the checkpoint record).
-#ifndef VIGIL_TESTS_UNIT_MODULE_SIM_H_
-#define VIGIL_TESTS_UNIT_MODULE_SIM_H_
+// way the TPM signs (ECDSA over SHA-256 of the checkpoint record), or by an
+// external signer (a TPM key). Used by the unit tests, the fuzz seeds, the
+// benchmarks and the fleet node simulator (userspace/fleet-sim).
+// Header-only. Thread-safety: a ModuleSim is not thread-safe.
+#ifndef VIGIL_USERSPACE_LIB_VIGIL_SIM_MODULE_SIM_H_
+#define VIGIL_USERSPACE_LIB_VIGIL_SIM_MODULE_SIM_H_
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -26,7 +29,7 @@
 #include "vigil/signature.h"
 #include "vigil/verify.h"
 
-namespace vigil::testing {
+namespace vigil::sim {
 
 class ModuleSim {
  public:
@@ -328,6 +331,6 @@ class ModuleSim {
   ExternalSigner signer_;
 };
 
-}  // namespace vigil::testing
+}  // namespace vigil::sim
 
-#endif  // VIGIL_TESTS_UNIT_MODULE_SIM_H_
+#endif  // VIGIL_USERSPACE_LIB_VIGIL_SIM_MODULE_SIM_H_
