@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -245,6 +246,8 @@ class FleetAnalyticsTest : public testing::PostgresFixture {
 // two are flagged naming the features, no honest node is.
 TEST_F(FleetAnalyticsTest, TwoForgingNodesOfNineAreFlaggedAndCannotDragThePool) {
   std::vector<Node> nodes;
+  double ingest_ms = 0;
+  size_t report_bytes = 0;
   for (int i = 0; i < 9; ++i) {
     Node n = AddNode(i);
     Behaviour b;
@@ -254,13 +257,24 @@ TEST_F(FleetAnalyticsTest, TwoForgingNodesOfNineAreFlaggedAndCannotDragThePool) 
       b.cpu_ns = 200'000'000;
       b.ipc = 3.6;
     }
-    auto stored = Ingest(n, Report(n, Snapshot(b), 5));
+    const std::string report = Report(n, Snapshot(b), 5);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto stored = Ingest(n, report);
+    ingest_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                     .count();
+    report_bytes += report.size();
     ASSERT_TRUE(stored.ok()) << stored.status().ToString();
     EXPECT_FALSE(stored->fresh);
     nodes.push_back(n);
   }
   EXPECT_EQ(StoredReports(), 9);
+  const auto t0 = std::chrono::steady_clock::now();
   const analytics::FleetAnalysis a = Analyse();
+  std::printf("[figures] ingest (check + store) %.1f ms per report (mean of 9, %zu bytes mean); "
+              "pooling %zu pools of 9 nodes %.1f ms\n",
+              ingest_ms / 9, report_bytes / 9, a.pools.size(),
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                  .count());
   EXPECT_EQ(a.nodes, 9u);
   const analytics::Pool* cpu = FindPool(a, "worker", "cpu_per_exec");
   ASSERT_NE(cpu, nullptr);
@@ -525,6 +539,7 @@ TEST_F(FleetAnalyticsTest, VerifierCommandsSubmitReportSignAndVerify) {
                 "/key.pem -o " + dir.path() + "/fleet.json > " + dir.path() + "/text"),
             0);
   const std::string text = ReadAll(dir.path() + "/text");
+  std::printf("%s", text.c_str());  // the figures in docs/fleet.md
   EXPECT_NE(text.find("fleet: 5 nodes"), std::string::npos) << text;
   EXPECT_NE(text.find("ALERT byzantine_outlier: node " + nodes[4].id +
                       " role worker feature syscall_rate"),
