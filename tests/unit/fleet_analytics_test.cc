@@ -260,8 +260,8 @@ TEST_F(FleetAnalyticsTest, TwoForgingNodesOfNineAreFlaggedAndCannotDragThePool) 
     const std::string report = Report(n, Snapshot(b), 5);
     const auto t0 = std::chrono::steady_clock::now();
     auto stored = Ingest(n, report);
-    ingest_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                     .count();
+    ingest_ms +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     report_bytes += report.size();
     ASSERT_TRUE(stored.ok()) << stored.status().ToString();
     EXPECT_FALSE(stored->fresh);
@@ -270,11 +270,11 @@ TEST_F(FleetAnalyticsTest, TwoForgingNodesOfNineAreFlaggedAndCannotDragThePool) 
   EXPECT_EQ(StoredReports(), 9);
   const auto t0 = std::chrono::steady_clock::now();
   const analytics::FleetAnalysis a = Analyse();
-  std::printf("[figures] ingest (check + store) %.1f ms per report (mean of 9, %zu bytes mean); "
-              "pooling %zu pools of 9 nodes %.1f ms\n",
-              ingest_ms / 9, report_bytes / 9, a.pools.size(),
-              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                  .count());
+  std::printf(
+      "[figures] ingest (check + store) %.1f ms per report (mean of 9, %zu bytes mean); "
+      "pooling %zu pools of 9 nodes %.1f ms\n",
+      ingest_ms / 9, report_bytes / 9, a.pools.size(),
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   EXPECT_EQ(a.nodes, 9u);
   const analytics::Pool* cpu = FindPool(a, "worker", "cpu_per_exec");
   ASSERT_NE(cpu, nullptr);
@@ -302,9 +302,9 @@ TEST_F(FleetAnalyticsTest, TwoForgingNodesOfNineAreFlaggedAndCannotDragThePool) 
   }
   std::sort(flagged.begin(), flagged.end());
   // CPU and IPC of both forgers; their syscall rate is honest.
-  EXPECT_EQ(flagged, (std::vector<std::string>{nodes[7].id + " cpu_per_exec", nodes[7].id + " ipc",
-                                               nodes[8].id + " cpu_per_exec",
-                                               nodes[8].id + " ipc"}));
+  EXPECT_EQ(flagged,
+            (std::vector<std::string>{nodes[7].id + " cpu_per_exec", nodes[7].id + " ipc",
+                                      nodes[8].id + " cpu_per_exec", nodes[8].id + " ipc"}));
   // The "web" role is alike on every node: pooled, nobody flagged.
   const analytics::Pool* web = FindPool(a, "web", "syscall_rate");
   ASSERT_NE(web, nullptr);
@@ -516,7 +516,7 @@ TEST_F(FleetAnalyticsTest, VerifierCommandsSubmitReportSignAndVerify) {
     const std::string path = dir.path() + "/r" + std::to_string(i) + ".json";
     WriteFile(path, Report(n, Snapshot(b), 8));
     EXPECT_EQ(Shell(bin + " --database " + db + " submit-report --node " + n.id + " --report " +
-                  path + " > " + dir.path() + "/out"),
+                    path + " > " + dir.path() + "/out"),
               0)
         << ReadAll(dir.path() + "/out");
     EXPECT_NE(ReadAll(dir.path() + "/out").find("stored: node " + n.id), std::string::npos);
@@ -524,19 +524,20 @@ TEST_F(FleetAnalyticsTest, VerifierCommandsSubmitReportSignAndVerify) {
   }
   // Replayed: refused (exit 1); the wrong node: refused (exit 1).
   EXPECT_EQ(Shell(bin + " --database " + db + " submit-report --node " + nodes[0].id +
-                " --report " + dir.path() + "/r0.json 2>/dev/null"),
+                  " --report " + dir.path() + "/r0.json 2>/dev/null"),
             1);
   EXPECT_EQ(Shell(bin + " --database " + db + " submit-report --node " + nodes[1].id +
-                " --report " + dir.path() + "/r2.json 2>/dev/null"),
+                  " --report " + dir.path() + "/r2.json 2>/dev/null"),
             1);
   // Without --database: usage.
   EXPECT_EQ(Shell(bin + " fleet-report 2>/dev/null"), 2);
   WriteFile(dir.path() + "/key.pem", NewP256KeyPem(true));
   WriteFile(dir.path() + "/key.pub", PublicHalf(ReadAll(dir.path() + "/key.pem")));
-  EXPECT_EQ(Shell(bin + " --database " + db + " fleet-report -o " + dir.path() + "/fleet.json 2>/dev/null"),
+  EXPECT_EQ(Shell(bin + " --database " + db + " fleet-report -o " + dir.path() +
+                  "/fleet.json 2>/dev/null"),
             2);  // -o needs --signing-key
   ASSERT_EQ(Shell(bin + " --database " + db + " fleet-report --signing-key " + dir.path() +
-                "/key.pem -o " + dir.path() + "/fleet.json > " + dir.path() + "/text"),
+                  "/key.pem -o " + dir.path() + "/fleet.json > " + dir.path() + "/text"),
             0);
   const std::string text = ReadAll(dir.path() + "/text");
   std::printf("%s", text.c_str());  // the figures in docs/fleet.md
@@ -546,7 +547,7 @@ TEST_F(FleetAnalyticsTest, VerifierCommandsSubmitReportSignAndVerify) {
             std::string::npos)
       << text;
   EXPECT_EQ(Shell(bin + " verify-fleet-report --report " + dir.path() + "/fleet.json --pubkey " +
-                dir.path() + "/key.pub > /dev/null"),
+                  dir.path() + "/key.pub > /dev/null"),
             0);
   std::string signed_text = ReadAll(dir.path() + "/fleet.json");
   const size_t at = signed_text.find(nodes[4].id);
@@ -554,7 +555,7 @@ TEST_F(FleetAnalyticsTest, VerifierCommandsSubmitReportSignAndVerify) {
   signed_text.replace(at, nodes[4].id.size(), nodes[0].id);
   WriteFile(dir.path() + "/edited.json", signed_text);
   EXPECT_EQ(Shell(bin + " verify-fleet-report --report " + dir.path() + "/edited.json --pubkey " +
-                dir.path() + "/key.pub > /dev/null"),
+                  dir.path() + "/key.pub > /dev/null"),
             1);
 }
 

@@ -106,8 +106,6 @@ std::string SignedBytes(const json& report) {
   return out;
 }
 
-Result<std::string> WholeFile(const std::string& path, size_t max) { return ReadFileUpTo(path, max); }
-
 }  // namespace
 
 Result<std::vector<RoleFeatureStat>> RoleFeatureStats(std::string_view snapshot) {
@@ -348,13 +346,12 @@ Result<std::string> SignFleetReport(const json& report, std::string_view private
   }
   sig.resize(len);
   VIGIL_ASSIGN_OR_RETURN(std::string key_sha256, KeySha256Hex(key.get()));
-  const json envelope = {{"format", kSignedFormat},
-                         {"version", 1},
-                         {"report", report},
-                         {"signature",
-                          {{"alg", kSignatureAlg},
-                           {"key_sha256", key_sha256},
-                           {"value", attest::EncodeBase64(sig)}}}};
+  const json envelope = {
+      {"format", kSignedFormat},
+      {"version", 1},
+      {"report", report},
+      {"signature",
+       {{"alg", kSignatureAlg}, {"key_sha256", key_sha256}, {"value", attest::EncodeBase64(sig)}}}};
   return envelope.dump(2) + "\n";
 }
 
@@ -369,7 +366,8 @@ Result<json> VerifyFleetReport(std::string_view envelope_text, std::string_view 
     if (!envelope.contains(k)) return malformed(std::string("no \"") + k + "\"");
   }
   if (envelope.size() != 4) return malformed("unknown keys");
-  if (envelope["format"] != kSignedFormat) return malformed("format is not " + std::string(kSignedFormat));
+  if (envelope["format"] != kSignedFormat)
+    return malformed("format is not " + std::string(kSignedFormat));
   if (envelope["version"] != 1) {
     return Status::Error(ErrorCode::kUnsupported, "fleet report: version is not 1");
   }
@@ -383,7 +381,8 @@ Result<json> VerifyFleetReport(std::string_view envelope_text, std::string_view 
       !sig["value"].is_string()) {
     return malformed("signature is not {alg, key_sha256, value}");
   }
-  if (sig["alg"] != kSignatureAlg) return malformed("signature.alg is not " + std::string(kSignatureAlg));
+  if (sig["alg"] != kSignatureAlg)
+    return malformed("signature.alg is not " + std::string(kSignatureAlg));
   VIGIL_ASSIGN_OR_RETURN(std::string key_sha256, KeySha256Hex(key.get()));
   if (sig["key_sha256"].get<std::string>() != key_sha256) {
     return Status::Error(ErrorCode::kMismatch,
@@ -425,14 +424,15 @@ void AddCommands(CLI::App& app, Commands& c) {
       "--database: pool the nodes' baselines per role; print pools and byzantine_outlier alerts");
   c.report->fallthrough();
   c.report->add_flag("--json", c.json, "Print the report as JSON (signed with --signing-key)");
-  c.report->add_option("-o,--output", c.output, "Write the signed report here (needs --signing-key)");
+  c.report->add_option("-o,--output", c.output,
+                       "Write the signed report here (needs --signing-key)");
   c.report->add_option("--signing-key", c.signing_key,
                        "The verifier's ECDSA P-256 private key (PEM) that signs the report");
   c.report->add_option("--threshold", c.options.threshold, "Robust z score of an outlier")
       ->capture_default_str()
       ->check(CLI::Range(0.5, 1000.0));
-  c.report->add_option("--min-nodes", c.options.min_nodes,
-                       "Nodes a pool needs before it flags anyone")
+  c.report
+      ->add_option("--min-nodes", c.options.min_nodes, "Nodes a pool needs before it flags anyone")
       ->capture_default_str()
       ->check(CLI::Range(size_t{3}, size_t{1000000}));
   c.verify = app.add_subcommand("verify-fleet-report",
@@ -464,7 +464,7 @@ int Submit(const Commands& c, const std::string& database) {
     }
     nonce = std::move(bytes).value();
   }
-  auto text = WholeFile(c.report_file, attest::kMaxBaselineReportBytes);
+  auto text = ReadFileUpTo(c.report_file, attest::kMaxBaselineReportBytes);
   if (!text.ok()) return Fail("submit-report", text.status(), 3);
   auto store = OpenStore(database);
   if (!store.ok()) return Fail("submit-report", store.status(), 3);
@@ -497,7 +497,7 @@ int Report(const Commands& c, const std::string& database) {
   }
   std::string key_pem;
   if (!c.signing_key.empty()) {
-    auto k = WholeFile(c.signing_key, 1u << 20);
+    auto k = ReadFileUpTo(c.signing_key, 1u << 20);
     if (!k.ok()) return Fail("fleet-report", k.status(), 3);
     key_pem = std::move(k).value();
   }
@@ -525,33 +525,34 @@ int Report(const Commands& c, const std::string& database) {
     }
   }
   if (c.json) {
-    std::fputs(signed_text.empty() ? (report.dump(2) + "\n").c_str() : signed_text.c_str(),
-               stdout);
+    std::fputs(signed_text.empty() ? (report.dump(2) + "\n").c_str() : signed_text.c_str(), stdout);
     return 0;
   }
-  std::printf("fleet: %zu nodes, %zu pools, %zu byzantine_outlier alerts (robust z >= %s, "
-              "pools of >= %zu nodes)\n",
-              analysis.nodes, analysis.pools.size(), analysis.alerts.size(),
-              Number(analysis.options.threshold).c_str(), analysis.options.min_nodes);
+  std::printf(
+      "fleet: %zu nodes, %zu pools, %zu byzantine_outlier alerts (robust z >= %s, "
+      "pools of >= %zu nodes)\n",
+      analysis.nodes, analysis.pools.size(), analysis.alerts.size(),
+      Number(analysis.options.threshold).c_str(), analysis.options.min_nodes);
   for (const Pool& p : analysis.pools) {
     std::printf("pool role %s %s: %zu nodes, median %s, MAD %s\n",
                 format::EscapeText(p.role).c_str(), p.feature.c_str(), p.nodes,
                 Number(p.median).c_str(), Number(p.mad).c_str());
   }
   for (const Alert& a : analysis.alerts) {
-    std::printf("ALERT byzantine_outlier: node %s role %s feature %s: %s (fleet median %s, MAD %s, "
-                "z %s)\n",
-                a.node.c_str(), format::EscapeText(a.role).c_str(), a.feature.c_str(),
-                Number(a.value).c_str(), Number(a.fleet_median).c_str(),
-                Number(a.fleet_mad).c_str(), Number(a.score).c_str());
+    std::printf(
+        "ALERT byzantine_outlier: node %s role %s feature %s: %s (fleet median %s, MAD %s, "
+        "z %s)\n",
+        a.node.c_str(), format::EscapeText(a.role).c_str(), a.feature.c_str(),
+        Number(a.value).c_str(), Number(a.fleet_median).c_str(), Number(a.fleet_mad).c_str(),
+        Number(a.score).c_str());
   }
   return 0;
 }
 
 int Verify(const Commands& c) {
-  auto text = WholeFile(c.report_file, 64u << 20);
+  auto text = ReadFileUpTo(c.report_file, 64u << 20);
   if (!text.ok()) return Fail("verify-fleet-report", text.status(), 3);
-  auto key = WholeFile(c.pubkey, 1u << 20);
+  auto key = ReadFileUpTo(c.pubkey, 1u << 20);
   if (!key.ok()) return Fail("verify-fleet-report", key.status(), 3);
   auto report = VerifyFleetReport(*text, *key);
   if (!report.ok()) {

@@ -100,8 +100,8 @@ struct FleetAnalysis {
   uint64_t generated_unix = 0;
   AnalysisOptions options;
   size_t nodes = 0;
-  std::vector<Pool> pools;     // role, then feature order
-  std::vector<Alert> alerts;   // pool order, then node
+  std::vector<Pool> pools;    // role, then feature order
+  std::vector<Alert> alerts;  // pool order, then node
 };
 
 // Pure: pools `stats` and scores every node against its pool.
@@ -122,7 +122,8 @@ Result<std::string> SignFleetReport(const nlohmann::json& report, std::string_vi
 // verifies with `public_key_pem` (PEM SubjectPublicKeyInfo on P-256, or a
 // private key PEM: its public half); kMismatch when it does not verify or
 // names another key; kMalformed for anything not an envelope.
-Result<nlohmann::json> VerifyFleetReport(std::string_view envelope, std::string_view public_key_pem);
+Result<nlohmann::json> VerifyFleetReport(std::string_view envelope,
+                                         std::string_view public_key_pem);
 
 // vigil-verifier's subcommands submit-report, fleet-report and
 // verify-fleet-report: Add registers them, Run runs the one parsed (nullopt:
