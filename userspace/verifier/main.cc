@@ -41,6 +41,7 @@
 
 #include "check_report.h"
 #include "dispatch.h"
+#include "fleet_analytics.h"
 #include "fleet_watch.h"
 #include "serial.h"
 #include "service.h"
@@ -321,7 +322,13 @@ int main(int argc, char** argv) {
   check_report->add_option("--nonce", report_options.nonce, "The nonce given to the node (hex)");
   check_report->add_flag("--json", report_options.json, "Print the result as JSON");
 
+  vigil::verifier::analytics::Commands analytics;  // fleet_analytics.h
+  vigil::verifier::analytics::AddCommands(app, analytics);
+
   if (auto exit_code = vigil::cli::Parse(app, argc, argv)) return *exit_code;
+  if (auto exit_code = vigil::verifier::analytics::RunCommand(analytics, database)) {
+    return *exit_code;
+  }
   if (*check_report) {
     report_options.state_dir = state_dir;
     return vigil::verifier::CheckReport(report_options);

@@ -338,7 +338,7 @@ Result<std::vector<uint8_t>> BaselineReportQualifyingData(std::span<const uint8_
                                         snapshot_sha256, instance, seq_be, nonce});
 }
 
-Result<size_t> ParseBaselineSnapshot(std::string_view snapshot) {
+Result<baseline::BaselineStore> ParseBaselineSnapshotStore(std::string_view snapshot) {
   baseline::BaselineConfig config;
   config.max_agents = std::numeric_limits<uint32_t>::max();
   config.max_executables_per_agent = std::numeric_limits<uint32_t>::max();
@@ -373,7 +373,12 @@ Result<size_t> ParseBaselineSnapshot(std::string_view snapshot) {
                              (st.path().empty() ? std::string("/") : st.path()) + ": " +
                              st.message());
   }
-  return parsed->AgentNames().size();
+  return std::move(parsed).value();
+}
+
+Result<size_t> ParseBaselineSnapshot(std::string_view snapshot) {
+  VIGIL_ASSIGN_OR_RETURN(baseline::BaselineStore store, ParseBaselineSnapshotStore(snapshot));
+  return store.AgentNames().size();
 }
 
 Result<tpmobj::PublicArea> ParseAkFile(std::span<const uint8_t> bytes) {

@@ -108,10 +108,42 @@ CREATE TABLE verifiers (
 );
 )sql";
 
-constexpr std::array<Migration, 3> kMigrations = {{
+// v4: fleet analytics. Each checked signed baseline report of a node (the
+// report as received, its MEASURE record and nonce), and per agent role and
+// feature the node's statistic derived from its snapshot: the median of all
+// the role's samples on that node, with how many agents and samples. One
+// row per (node, instance, MEASURE seq): a report is stored once, and an
+// older MEASURE of an instance is refused as a replay by the ingest.
+constexpr char kSchemaV4[] = R"sql(
+CREATE TABLE baseline_reports (
+  report_id       bigserial PRIMARY KEY,
+  node_id         text NOT NULL REFERENCES nodes ON DELETE CASCADE,
+  instance        bytea NOT NULL CHECK (length(instance) = 16),
+  measure_seq     bigint NOT NULL CHECK (measure_seq >= 1),
+  snapshot_sha256 bytea NOT NULL CHECK (length(snapshot_sha256) = 32),
+  nonce           bytea NOT NULL,
+  fresh           boolean NOT NULL,
+  body            bytea NOT NULL,
+  received_at     timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (node_id, instance, measure_seq)
+);
+CREATE INDEX baseline_reports_node_idx ON baseline_reports (node_id, report_id);
+CREATE TABLE baseline_role_features (
+  report_id bigint NOT NULL REFERENCES baseline_reports ON DELETE CASCADE,
+  role      text NOT NULL,
+  feature   text NOT NULL,
+  agents    bigint NOT NULL CHECK (agents >= 1),
+  samples   bigint NOT NULL CHECK (samples >= 1),
+  median    float8 NOT NULL,
+  PRIMARY KEY (report_id, role, feature)
+);
+)sql";
+
+constexpr std::array<Migration, 4> kMigrations = {{
     {1, "nodes, certified keys, node state, evidence, verdicts, leases", kSchemaV1},
     {2, "open nonces", kSchemaV2},
     {3, "verifiers alive", kSchemaV3},
+    {4, "baseline reports and per-role feature statistics (fleet analytics)", kSchemaV4},
 }};
 
 constexpr char kCreateMigrationsTable[] =

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <bit>
 #include <climits>
 #include <cstring>
 #include <memory>
@@ -18,6 +19,7 @@ constexpr unsigned int kNameOid = 19;
 constexpr unsigned int kInt8Oid = 20;
 constexpr unsigned int kInt2Oid = 21;
 constexpr unsigned int kInt4Oid = 23;
+constexpr unsigned int kFloat8Oid = 701;
 constexpr unsigned int kTextOid = 25;
 constexpr unsigned int kVarcharOid = 1043;
 
@@ -90,6 +92,14 @@ Param Param::Int8(int64_t value) {
   p.type_oid_ = kInt8Oid;
   p.null_ = false;
   p.bytes_ = BigEndian(static_cast<uint64_t>(value), 8);
+  return p;
+}
+
+Param Param::Float8(double value) {
+  Param p;
+  p.type_oid_ = kFloat8Oid;
+  p.null_ = false;
+  p.bytes_ = BigEndian(std::bit_cast<uint64_t>(value), 8);
   return p;
 }
 
@@ -182,6 +192,14 @@ Result<int64_t> Rows::Int8(int row, int col) const {
   // Sign-extend the narrower types.
   const int shift = 64 - static_cast<int>(b.size()) * 8;
   return static_cast<int64_t>(raw << shift) >> shift;
+}
+
+Result<double> Rows::Float8(int row, int col) const {
+  VIGIL_ASSIGN_OR_RETURN(std::string_view b, Cell(row, col, {kFloat8Oid}, "a float8"));
+  if (b.size() != 8) {
+    return Status::Error(ErrorCode::kMalformed, "float8 of " + std::to_string(b.size()) + " bytes");
+  }
+  return std::bit_cast<double>(FromBigEndian(b));
 }
 
 Result<bool> Rows::Bool(int row, int col) const {

@@ -57,6 +57,7 @@
 #include <vector>
 
 #include "vigil/attest/quote.h"
+#include "vigil/baseline/store.h"
 #include "vigil/digest.h"
 #include "vigil/status.h"
 #include "vigil/tpm_object.h"
@@ -108,6 +109,8 @@ Result<std::vector<uint8_t>> BaselineReportQualifyingData(std::span<const uint8_
 // number of agents; kMalformed with the JSON pointer of the first bad
 // member otherwise.
 Result<size_t> ParseBaselineSnapshot(std::string_view snapshot);
+// The same, giving the parsed store (fleet analytics reads its pools).
+Result<baseline::BaselineStore> ParseBaselineSnapshotStore(std::string_view snapshot);
 
 // An AK's public key from a file's bytes: a marshalled TPM2B_PUBLIC (binary,
 // as tpm2_readpublic -o writes it, or its hex as enrolment.json keeps it),

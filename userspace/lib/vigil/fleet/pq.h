@@ -53,6 +53,7 @@ class Param {
   static Param Null();  // an untyped NULL (the server infers its type)
   static Param Int8(int64_t value);
   static Param Bool(bool value);
+  static Param Float8(double value);  // IEEE 754 double precision
   static Param Text(std::string_view value);  // UTF-8; a NUL byte is refused by the server
   static Param Bytea(std::span<const uint8_t> value);
 
@@ -87,6 +88,7 @@ class Rows {
   Result<bool> IsNull(int row, int col) const;
   Result<int64_t> Int8(int row, int col) const;  // int8, int4 or int2
   Result<bool> Bool(int row, int col) const;
+  Result<double> Float8(int row, int col) const;  // float8
   Result<std::string> Text(int row, int col) const;  // text, varchar, name
   Result<std::vector<uint8_t>> Bytea(int row, int col) const;
   // The same, with NULL as nullopt.
