@@ -14,6 +14,8 @@
 //                           the same on the fleet database (docs/fleet.md): several
 //                           verifiers share it; serve also takes [--lease S]
 //                           [--claim-interval S] (liveness leases)
+//   vigil-verifier --database CONNINFO --policy P audit --node N [--from T1] [--to T2] [--json]
+//                           the node's stored evidence verified again offline (audit.h)
 //   vigil-verifier check-report --report FILE (--state DIR --node ID | --ak FILE) [--nonce HEX]
 //                           a signed baseline report, offline (check_report.h:
 //                           exit 0 valid, 1 invalid, 2 usage, 3 error)
