@@ -1409,6 +1409,7 @@ TEST_F(FleetAuditTest, UntrustedEvidenceAndATamperedDatabaseAreReported) {
   EXPECT_EQ(missing[0].evidence_id, times[4].first);
   EXPECT_GT(missing[0].to_seq, missing[0].from_seq);
   EXPECT_NE(FindingsText(r).find("missing: evidence"), std::string::npos) << FindingsText(r);
+  std::printf("%s", FindingsText(r).c_str());  // what an operator reads (docs/fleet.md)
 }
 
 // Many rounds: the audit reads the evidence a page (256) at a time, and
