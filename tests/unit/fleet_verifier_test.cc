@@ -12,6 +12,7 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <openssl/rand.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include "attest_test_util.h"
+#include "audit.h"
 #include "dispatch.h"
 #include "fleet_watch.h"
 #include "pg_fixture.h"
@@ -1164,6 +1166,322 @@ TEST_F(FleetVerifierTest, VerifiersAliveShareTheNodesFairly) {
   EXPECT_EQ(all.size(), 6u) << "disjoint, and every node held";
   ASSERT_TRUE(wb->ReleaseAll().ok());  // B stops cleanly
   EXPECT_EQ(wa->Step()->size(), 6u) << "alone again: all of them at once";
+}
+
+// --- Offline audit (vigil-verifier audit) and the HTTP listen backlog ---
+
+// The node's stored evidence: id and receipt time (unix s), oldest first.
+std::vector<std::pair<int64_t, uint64_t>> StoredEvidenceTimes(fleet::Connection& db,
+                                                              const std::string& node) {
+  const Param p[] = {Param::Text(node)};
+  auto rows = db.Exec(
+      "SELECT evidence_id, floor(extract(epoch from received_at))::int8 FROM evidence"
+      " WHERE node_id = $1 ORDER BY evidence_id",
+      p, Retry::kOnceIfIdempotent);
+  EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+  std::vector<std::pair<int64_t, uint64_t>> out;
+  for (int i = 0; rows.ok() && i < rows->size(); ++i) {
+    out.emplace_back(*rows->Int8(i, 0), static_cast<uint64_t>(*rows->Int8(i, 1)));
+  }
+  return out;
+}
+
+std::string FindingsText(const verifier::AuditReport& r) { return verifier::AuditText(r); }
+
+// The findings of one kind.
+std::vector<verifier::AuditFinding> Findings(const verifier::AuditReport& r,
+                                             verifier::AuditFinding::Kind kind) {
+  std::vector<verifier::AuditFinding> out;
+  for (const auto& f : r.findings) {
+    if (f.kind == kind) out.push_back(f);
+  }
+  return out;
+}
+
+class FleetAuditTest : public FleetVerifierTest {
+ protected:
+  verifier::AuditReport Audit(const std::string& node, std::optional<uint64_t> from = {},
+                              std::optional<uint64_t> to = {}) {
+    auto store = fleet::Store::Open(server_.Options());
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    verifier::AuditOptions o;
+    o.node = node;
+    o.from_unix = from;
+    o.to_unix = to;
+    auto report = verifier::AuditNode(*store, NodePolicy(), o);
+    EXPECT_TRUE(report.ok()) << report.status().ToString();
+    return report.ok() ? *report : verifier::AuditReport();
+  }
+  // One trusted round: more work, a nonce, the evidence.
+  void Round(verifier::Service& v, SimNode& node) {
+    node.Work(1);
+    auto r = v.Verify(attest::SerializeEvidence(node.Next(v)));
+    ASSERT_TRUE(r.ok() && r->trusted) << (r.ok() ? attest::ResultJson(*r) : r.status().ToString());
+  }
+  std::string ConnInfo() {
+    const fleet::ConnectOptions o = server_.Options();
+    return "host=" + o.host + " port=" + std::to_string(o.port) + " dbname=" + o.dbname +
+           " user=" + o.user;
+  }
+};
+
+// The program: a node attested throughout is exit 0 (and --json says so);
+// an unknown node is exit 2 with a clear error; a bad time is a usage error.
+TEST_F(FleetAuditTest, AttestedThroughoutIsExitZeroAndAnUnknownNodeIsAnError) {
+  verifier::Service v = Verifier("verifier-a");
+  SimNode node(0xa1);
+  ASSERT_TRUE(node.Start());
+  ASSERT_TRUE(node.Enrol(v));
+  for (int i = 0; i < 3; ++i) Round(v, node);
+
+  const verifier::AuditReport r = Audit(node.id());
+  EXPECT_TRUE(r.attested()) << FindingsText(r);
+  EXPECT_EQ(r.in_range, 3u);
+  EXPECT_EQ(r.trusted_in_range, 3u);
+  EXPECT_EQ(r.deadline_s, 60u);
+  EXPECT_EQ(r.deadline_source, "node state");
+
+  testing::TempDir dir;
+  const std::string policy = dir.path() + "/policy.json";
+  {
+    std::ofstream f(policy);
+    f << attest::SerializePolicy(NodePolicy());
+  }
+  const std::string base = std::string(VIGIL_VERIFIER_PATH) + " --database '" + ConnInfo() +
+                           "' --policy " + policy + " audit ";
+  const std::string out = dir.path() + "/out", err = dir.path() + "/err";
+  const auto run = [&](const std::string& args) {
+    const int st = std::system((base + args + " >" + out + " 2>" + err).c_str());
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  };
+  EXPECT_EQ(run("--node " + node.id() + " --json"), 0) << ReadAll(err);
+  const auto j = nlohmann::json::parse(ReadAll(out));
+  EXPECT_TRUE(j.at("attested").get<bool>());
+  EXPECT_EQ(j.at("evidence").at("in_range").get<int>(), 3);
+  EXPECT_EQ(j.at("replay_from"), "activation");
+  EXPECT_EQ(run("--node " + node.id()), 0);
+  EXPECT_NE(ReadAll(out).find("ATTESTED throughout"), std::string::npos) << ReadAll(out);
+
+  EXPECT_EQ(run("--node 000b0c0d"), 2);
+  EXPECT_NE(ReadAll(err).find("node 000b0c0d is not enrolled"), std::string::npos) << ReadAll(err);
+  EXPECT_EQ(run("--node " + node.id() + " --from yesterday"), 2);
+  EXPECT_NE(ReadAll(err).find("ISO-8601"), std::string::npos) << ReadAll(err);
+  EXPECT_EQ(run("--node " + node.id() + " --from 2030-01-01T00:00:00Z --to 2029-01-01T00:00:00Z"),
+            2);
+  EXPECT_NE(ReadAll(err).find("is after --to"), std::string::npos) << ReadAll(err);
+
+  auto store = fleet::Store::Open(server_.Options());
+  ASSERT_TRUE(store.ok());
+  verifier::AuditOptions unknown;
+  unknown.node = "000b0c0d";
+  EXPECT_EQ(verifier::AuditNode(*store, NodePolicy(), unknown).status().code(),
+            ErrorCode::kNotFound);
+}
+
+// Offline for longer than its deadline: the gap is named with the times of
+// the trusted evidence on either side; a range after it (or before it) is
+// attested; a range that runs past the last evidence has a gap to its end.
+TEST_F(FleetAuditTest, AnOfflineNodesGapIsNamedWithItsTimesAndRangesAreRespected) {
+  verifier::Service v = Verifier("verifier-a", /*deadline_s=*/2);
+  SimNode node(0xa2);
+  ASSERT_TRUE(node.Start());
+  ASSERT_TRUE(node.Enrol(v));
+  Round(v, node);
+  Round(v, node);
+  std::this_thread::sleep_for(std::chrono::milliseconds(4200));  // offline
+  Round(v, node);
+  Round(v, node);
+  const auto times = StoredEvidenceTimes(*db_, node.id());
+  ASSERT_EQ(times.size(), 4u);
+  const uint64_t t2 = times[1].second, t3 = times[2].second, t4 = times[3].second;
+  ASSERT_GT(t3, t2 + 2);
+
+  verifier::AuditReport all = Audit(node.id(), std::nullopt, t4);
+  EXPECT_FALSE(all.attested());
+  EXPECT_EQ(all.deadline_s, 2u) << "the node's deadline, from its state row";
+  auto gaps = Findings(all, verifier::AuditFinding::Kind::kGap);
+  ASSERT_EQ(gaps.size(), 1u) << FindingsText(all);
+  EXPECT_EQ(gaps[0].from_unix, t2);
+  EXPECT_EQ(gaps[0].to_unix, t3);
+  EXPECT_EQ(all.findings.size(), 1u) << FindingsText(all);
+  EXPECT_NE(FindingsText(all).find("gap "), std::string::npos);
+
+  // Before the gap, and after it: attested.
+  verifier::AuditReport before = Audit(node.id(), times[0].second, t2);
+  EXPECT_TRUE(before.attested()) << FindingsText(before);
+  EXPECT_EQ(before.in_range, 2u);
+  verifier::AuditReport after = Audit(node.id(), t3, t4);
+  EXPECT_TRUE(after.attested()) << FindingsText(after);
+  EXPECT_EQ(after.in_range, 2u) << "the evidence before the range is replayed, not counted";
+  EXPECT_EQ(after.replayed, 4u);
+
+  // Past the last evidence: a gap from it to the end of the range.
+  verifier::AuditReport later = Audit(node.id(), t3, t4 + 10);
+  gaps = Findings(later, verifier::AuditFinding::Kind::kGap);
+  ASSERT_EQ(gaps.size(), 1u) << FindingsText(later);
+  EXPECT_EQ(gaps[0].from_unix, t4);
+  EXPECT_EQ(gaps[0].to_unix, t4 + 10);
+}
+
+// An untrusted evidence in the range is named with its reasons; then an
+// attacker with the database: a verdict flipped to trusted, a stored body
+// edited (and its digest with it), an evidence row deleted. Each is a
+// contradiction (or a missing log range) the audit names.
+TEST_F(FleetAuditTest, UntrustedEvidenceAndATamperedDatabaseAreReported) {
+  verifier::Service v = Verifier("verifier-a");
+  SimNode node(0xa3);
+  ASSERT_TRUE(node.Start());
+  ASSERT_TRUE(node.Enrol(v));
+  Round(v, node);
+  node.Work(1);
+  Evidence forged = node.Next(v);
+  ASSERT_FALSE(forged.quote.signature.empty());
+  forged.quote.signature.back() ^= 1;
+  auto refused = v.Verify(attest::SerializeEvidence(forged));
+  ASSERT_TRUE(refused.ok() && !refused->trusted);
+  for (int i = 0; i < 4; ++i) Round(v, node);
+  auto times = StoredEvidenceTimes(*db_, node.id());
+  ASSERT_EQ(times.size(), 6u);
+  const int64_t forged_id = times[1].first;
+
+  verifier::AuditReport r = Audit(node.id());
+  EXPECT_FALSE(r.attested());
+  auto untrusted = Findings(r, verifier::AuditFinding::Kind::kUntrusted);
+  ASSERT_EQ(untrusted.size(), 1u) << FindingsText(r);
+  EXPECT_EQ(untrusted[0].evidence_id, forged_id);
+  EXPECT_EQ(untrusted[0].from_unix, times[1].second);
+  ASSERT_FALSE(untrusted[0].reasons.empty());
+  EXPECT_NE(untrusted[0].reasons[0].find("quote"), std::string::npos) << FindingsText(r);
+  EXPECT_EQ(r.findings.size(), 1u) << FindingsText(r);
+
+  // The attacker flips the refused verdict to trusted.
+  {
+    const Param p[] = {Param::Int8(forged_id)};
+    ASSERT_TRUE(db_->Exec("UPDATE verdicts SET trusted = true WHERE evidence_id = $1", p).ok());
+  }
+  r = Audit(node.id());
+  auto contradictions = Findings(r, verifier::AuditFinding::Kind::kContradiction);
+  ASSERT_EQ(contradictions.size(), 1u) << FindingsText(r);
+  EXPECT_EQ(contradictions[0].evidence_id, forged_id);
+  EXPECT_EQ(contradictions[0].stored_trusted, std::optional<bool>(true));
+  EXPECT_NE(FindingsText(r).find("stored trusted"), std::string::npos) << FindingsText(r);
+  EXPECT_TRUE(Findings(r, verifier::AuditFinding::Kind::kUntrusted).empty());
+
+  // The attacker edits the last trusted evidence's body (one event's byte)
+  // and its digest, so the row is self-consistent.
+  const int64_t edited_id = times[5].first;
+  {
+    const Param p[] = {Param::Int8(edited_id)};
+    auto rows = db_->Exec("SELECT body FROM evidence WHERE evidence_id = $1", p);
+    ASSERT_TRUE(rows.ok() && rows->size() == 1);
+    const std::vector<uint8_t> body = *rows->Bytea(0, 0);
+    auto ev = attest::ParseEvidence(
+        std::string_view(reinterpret_cast<const char*>(body.data()), body.size()));
+    ASSERT_TRUE(ev.ok());
+    ASSERT_FALSE(ev->events.empty());
+    ev->events[ev->events.size() - 1] ^= 0x01;
+    const std::string edited = attest::SerializeEvidence(*ev);
+    const std::vector<uint8_t> edited_bytes(edited.begin(), edited.end());
+    const crypto::Sha256Digest d = *crypto::Sha256({edited_bytes});
+    const Param u[] = {Param::Int8(edited_id), Param::Bytea(edited_bytes),
+                       Param::Bytea(std::vector<uint8_t>(d.begin(), d.end())),
+                       Param::Bytea(ev->events)};
+    ASSERT_TRUE(db_->Exec("UPDATE evidence SET body = $2, body_sha256 = $3, events = $4"
+                          " WHERE evidence_id = $1",
+                          u)
+                    .ok());
+  }
+  r = Audit(node.id());
+  contradictions = Findings(r, verifier::AuditFinding::Kind::kContradiction);
+  ASSERT_EQ(contradictions.size(), 2u) << FindingsText(r);
+  EXPECT_EQ(contradictions[1].evidence_id, edited_id);
+  EXPECT_NE(FindingsText(r).find("re-verification:"), std::string::npos) << FindingsText(r);
+
+  // The attacker deletes a trusted evidence from the middle: the log range
+  // it covered is missing before the next one.
+  {
+    const Param p[] = {Param::Int8(times[3].first)};
+    ASSERT_TRUE(db_->Exec("DELETE FROM evidence WHERE evidence_id = $1", p).ok());
+  }
+  r = Audit(node.id());
+  auto missing = Findings(r, verifier::AuditFinding::Kind::kMissing);
+  ASSERT_EQ(missing.size(), 1u) << FindingsText(r);
+  EXPECT_EQ(missing[0].evidence_id, times[4].first);
+  EXPECT_GT(missing[0].to_seq, missing[0].from_seq);
+  EXPECT_NE(FindingsText(r).find("missing: evidence"), std::string::npos) << FindingsText(r);
+  std::printf("%s", FindingsText(r).c_str());  // what an operator reads (docs/fleet.md)
+}
+
+// Many rounds: the audit reads the evidence a page (256) at a time, and
+// the replay crosses pages with its state; prints the audit's time per
+// stored evidence (docs/fleet.md).
+TEST_F(FleetAuditTest, ThreeHundredRoundsAuditAcrossPagesAndItsTimePerEvidence) {
+  verifier::Service v = Verifier("verifier-a");
+  SimNode node(0xa4);
+  ASSERT_TRUE(node.Start());
+  ASSERT_TRUE(node.Enrol(v));
+  constexpr int kRounds = 300;
+  for (int i = 0; i < kRounds; ++i) {
+    Round(v, node);
+    if (HasFatalFailure()) return;
+  }
+  const verifier::AuditReport r = Audit(node.id());
+  EXPECT_TRUE(r.attested()) << FindingsText(r);
+  EXPECT_EQ(r.replayed, static_cast<uint64_t>(kRounds));
+  EXPECT_EQ(r.trusted_in_range, static_cast<uint64_t>(kRounds));
+  std::printf("[audit] %d evidence re-verified in %.3f s: %.3f ms per evidence\n", kRounds,
+              r.seconds, r.seconds * 1000 / kRounds);
+}
+
+// The HTTP listen backlog: 200 clients connect at once while `serve` is
+// stopped (SIGSTOP: nothing accepted), as under a fleet's burst while the
+// accept thread is busy. cpp-httplib's own backlog of 5 completed about 6
+// of them and dropped the others' SYNs; the raised backlog queues them all.
+TEST_F(FleetVerifierTest, ServeQueuesABurstOf200Connections) {
+  testing::TempDir dir;
+  const std::string policy = dir.path() + "/policy.json";
+  {
+    std::ofstream f(policy);
+    f << attest::SerializePolicy(NodePolicy());
+  }
+  const fleet::ConnectOptions o = server_.Options();
+  const std::string conninfo = "host=" + o.host + " port=" + std::to_string(o.port) +
+                               " dbname=" + o.dbname + " user=" + o.user;
+  ServeProcess serve;
+  ASSERT_TRUE(StartServe(&serve, "serve-burst", conninfo, policy, dir.path()));
+  ASSERT_EQ(::kill(serve.pid, SIGSTOP), 0);
+  constexpr int kClients = 200;
+  std::vector<UniqueFd> fds;
+  std::vector<pollfd> polls;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(serve.port));
+  for (int i = 0; i < kClients; ++i) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(fd.valid());
+    const int rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    ASSERT_TRUE(rc == 0 || errno == EINPROGRESS) << std::strerror(errno);
+    polls.push_back({fd.get(), POLLOUT, 0});
+    fds.push_back(std::move(fd));
+  }
+  // A handshake the kernel completed shows as writable; a dropped SYN is
+  // retried after 1 s, so 500 ms tells the queued from the dropped.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_GE(::poll(polls.data(), polls.size(), 0), 0);
+  int connected = 0, refused = 0;
+  for (const pollfd& p : polls) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    ::getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if ((p.revents & POLLOUT) && err == 0) ++connected;
+    if (err == ECONNREFUSED || err == ECONNRESET) ++refused;
+  }
+  ASSERT_EQ(::kill(serve.pid, SIGCONT), 0);
+  EXPECT_EQ(connected, kClients) << "queued while the verifier accepted nothing";
+  EXPECT_EQ(refused, 0);
+  fds.clear();
+  EXPECT_EQ(serve.Post("nonce", "{}").first, 400) << "serving again after the burst";
 }
 
 }  // namespace

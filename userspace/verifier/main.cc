@@ -14,6 +14,8 @@
 //                           the same on the fleet database (docs/fleet.md): several
 //                           verifiers share it; serve also takes [--lease S]
 //                           [--claim-interval S] (liveness leases)
+//   vigil-verifier --database CONNINFO --policy P audit --node N [--from T1] [--to T2] [--json]
+//                           the node's stored evidence verified again offline (audit.h)
 //   vigil-verifier check-report --report FILE (--state DIR --node ID | --ak FILE) [--nonce HEX]
 //                           a signed baseline report, offline (check_report.h:
 //                           exit 0 valid, 1 invalid, 2 usage, 3 error)
@@ -39,10 +41,12 @@
 #include <thread>
 #include <vector>
 
+#include "audit.h"
 #include "check_report.h"
 #include "dispatch.h"
 #include "fleet_analytics.h"
 #include "fleet_watch.h"
+#include "http_listen.h"
 #include "serial.h"
 #include "service.h"
 #include "vigil/cli_parse.h"
@@ -131,9 +135,12 @@ int ServeDatabase(vigil::verifier::Service& service, const ServeOptions& o,
   std::fprintf(stderr, "vigil-verifier: listening on %s (database, verifier %s)\n",
                o.listen.c_str(), o.name.c_str());
   int rc = kExitTrusted;
-  if (!stop.load() && !server.listen(host, port) && !stop.load()) {
-    std::fprintf(stderr, "vigil-verifier: cannot listen on %s\n", o.listen.c_str());
-    rc = kExitError;
+  if (!stop.load()) {
+    if (vigil::Status st = vigil::verifier::ListenHttp(server, host, port);
+        !st.ok() && !stop.load()) {
+      std::fprintf(stderr, "vigil-verifier: %s\n", st.ToString().c_str());
+      rc = kExitError;
+    }
   }
   listening_done.store(true);
   stop.store(true);
@@ -222,8 +229,8 @@ int Serve(vigil::verifier::Service& service, const ServeOptions& o,
                   });
     }
     std::fprintf(stderr, "vigil-verifier: listening on %s\n", o.listen.c_str());
-    if (!server.listen(host, port)) {
-      std::fprintf(stderr, "vigil-verifier: cannot listen on %s\n", o.listen.c_str());
+    if (vigil::Status st = vigil::verifier::ListenHttp(server, host, port); !st.ok()) {
+      std::fprintf(stderr, "vigil-verifier: %s\n", st.ToString().c_str());
       rc = kExitError;
     }
   } else {
@@ -312,6 +319,22 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.05, 3600.0));
   serve->add_option("--ca", enrol_options.ca_files, "CA certificate (PEM) of EK certificates");
   serve->add_flag("--pin-ek", enrol_options.pin_ek, "Trust EKs as sent (no certificate chain)");
+  vigil::verifier::AuditOptions audit_options;
+  std::string audit_from, audit_to;
+  uint64_t audit_deadline = 0;
+  auto* audit = app.add_subcommand(
+      "audit",
+      "--database: verify a node's stored evidence again offline; was it attested "
+      "throughout? (exit 0 yes, 1 no, 2 usage or error)");
+  audit->add_option("--node", audit_options.node, "Node id (hex EK name)")->required();
+  audit->add_option("--from", audit_from,
+                    "Start: unix seconds or ISO-8601 UTC (default: the node's enrolment)");
+  audit->add_option("--to", audit_to, "End: unix seconds or ISO-8601 UTC (default: now)");
+  auto* audit_deadline_opt = audit->add_option(
+      "--deadline", audit_deadline,
+      "Seconds between trusted evidence beyond which a gap is reported (default: the node's, "
+      "from its state row)");
+  audit->add_flag("--json", json_out, "Print the audit as JSON");
   vigil::verifier::CheckReportOptions report_options;
   auto* check_report = app.add_subcommand(
       "check-report", "Check a signed baseline report offline (vigilctl baseline report)");
@@ -332,6 +355,23 @@ int main(int argc, char** argv) {
   if (*check_report) {
     report_options.state_dir = state_dir;
     return vigil::verifier::CheckReport(report_options);
+  }
+  if (*audit) {
+    if (database.empty() || policy_file.empty()) {
+      std::fprintf(stderr, "vigil-verifier: audit needs --database and --policy\n");
+      return kExitUsage;
+    }
+    for (auto [text, out] : {std::pair{&audit_from, &audit_options.from_unix},
+                             std::pair{&audit_to, &audit_options.to_unix}}) {
+      if (text->empty()) continue;
+      auto t = vigil::verifier::ParseAuditTime(*text);
+      if (!t.ok()) {
+        std::fprintf(stderr, "vigil-verifier: audit: %s\n", t.status().message().c_str());
+        return kExitUsage;
+      }
+      *out = *t;
+    }
+    if (*audit_deadline_opt) audit_options.deadline_s = audit_deadline;
   }
   if (state_dir.empty() == database.empty() || policy_file.empty()) {
     std::fprintf(stderr,
@@ -378,6 +418,9 @@ int main(int argc, char** argv) {
   if (!policy_text.ok()) return Fail(policy_text.status());
   auto policy = vigil::attest::ParsePolicy(*policy_text);
   if (!policy.ok()) return Fail(policy.status());
+  if (*audit) {
+    return vigil::verifier::RunAudit(db_options.connect, *policy, audit_options, json_out);
+  }
   // serve holds its nonces in memory (no fsynced write per nonce); the
   // one-shot `nonce` and `verify` are separate processes: they share the file.
   auto service = !database.empty()
