@@ -1262,7 +1262,7 @@ TEST_F(FleetAuditTest, AttestedThroughoutIsExitZeroAndAnUnknownNodeIsAnError) {
   EXPECT_EQ(run("--node " + node.id()), 0);
   EXPECT_NE(ReadAll(out).find("ATTESTED throughout"), std::string::npos) << ReadAll(out);
 
-  EXPECT_EQ(run("--node 000b0c0d"), 2);
+  EXPECT_EQ(run("--node 000b0c0d"), 3);  // an error, not a usage error
   EXPECT_NE(ReadAll(err).find("node 000b0c0d is not enrolled"), std::string::npos) << ReadAll(err);
   EXPECT_EQ(run("--node " + node.id() + " --from yesterday"), 2);
   EXPECT_NE(ReadAll(err).find("ISO-8601"), std::string::npos) << ReadAll(err);

@@ -446,12 +446,12 @@ int RunAudit(const fleet::ConnectOptions& connect, const attest::Policy& policy,
   auto store = fleet::Store::Open(connect);
   if (!store.ok()) {
     std::fprintf(stderr, "vigil-verifier: audit: %s\n", store.status().ToString().c_str());
-    return 2;
+    return 3;
   }
   auto report = AuditNode(*store, policy, options);
   if (!report.ok()) {
     std::fprintf(stderr, "vigil-verifier: audit: %s\n", report.status().ToString().c_str());
-    return 2;
+    return 3;
   }
   const std::string text = json ? AuditJson(*report) : AuditText(*report);
   std::fputs(text.c_str(), stdout);

@@ -83,7 +83,8 @@ std::string AuditText(const AuditReport& report);
 // "1733623200" or ISO-8601 UTC ("2026-12-08T02:00:00Z", the Z optional).
 Result<uint64_t> ParseAuditTime(std::string_view text);
 
-// The subcommand: exit 0 attested throughout, 1 not, 2 usage or error.
+// The subcommand: exit 0 attested throughout, 1 not, 3 an error (the database, an unknown
+// node); usage errors (2) are the caller's.
 int RunAudit(const fleet::ConnectOptions& connect, const attest::Policy& policy,
              const AuditOptions& options, bool json);
 

@@ -325,7 +325,7 @@ int main(int argc, char** argv) {
   auto* audit = app.add_subcommand(
       "audit",
       "--database: verify a node's stored evidence again offline; was it attested "
-      "throughout? (exit 0 yes, 1 no, 2 usage or error)");
+      "throughout? (exit 0 yes, 1 no, 2 usage error, 3 error)");
   audit->add_option("--node", audit_options.node, "Node id (hex EK name)")->required();
   audit->add_option("--from", audit_from,
                     "Start: unix seconds or ISO-8601 UTC (default: the node's enrolment)");
@@ -370,6 +370,12 @@ int main(int argc, char** argv) {
         return kExitUsage;
       }
       *out = *t;
+    }
+    if (audit_options.from_unix && audit_options.to_unix &&
+        *audit_options.from_unix > *audit_options.to_unix) {
+      std::fprintf(stderr, "vigil-verifier: audit: --from %s is after --to %s\n",
+                   audit_from.c_str(), audit_to.c_str());
+      return kExitUsage;
     }
     if (*audit_deadline_opt) audit_options.deadline_s = audit_deadline;
   }
