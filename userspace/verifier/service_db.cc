@@ -16,8 +16,7 @@ namespace {
 
 constexpr size_t kNonceBytes = 32;
 constexpr size_t kMaxOpenNonces = 16;
-// A pending challenge is the node's for this long (as with the directory).
-constexpr uint64_t kPendingEnrolmentSeconds = 300;
+using fleet::kPendingEnrolmentSeconds;
 
 Result<std::vector<uint8_t>> RandomBytes(size_t n) {
   std::vector<uint8_t> out(n);
@@ -94,33 +93,39 @@ Status StoreSteps::Enrol(const std::string& node, const attest::EnrolmentRequest
   e.credential_secret = secret;
   e.policy_version = policy_.version;
   // An enrolment never activated whose challenge lapsed is replaced like
-  // the directory's enrolment.json (nothing of it was followed yet).
-  return store_.Enrol(e, /*re_enrol=*/known.has_value());
+  // the directory's enrolment.json (nothing of it was followed yet). The
+  // check above only words the common refusals: Store::Enrol decides again
+  // under the node's row lock (an activation may be committing meanwhile).
+  return store_.Enrol(e, options.re_enrol);
 }
 
 Status StoreSteps::Activate(const std::string& node, std::string_view secret_hex) {
   VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
-  // One try per challenge, atomically between verifiers: a wrong answer
-  // ends it (no guessing).
-  VIGIL_ASSIGN_OR_RETURN(std::optional<std::vector<uint8_t>> expected,
-                         store_.TakeCredentialSecret(node));
-  if (!expected) {
+  // Taking the secret, reading the AK and activating are one transaction
+  // under the node's row lock, so no enrol can replace the node between
+  // them. One try per challenge, atomically between verifiers: a wrong
+  // answer ends it (no guessing), so its transaction commits the take.
+  VIGIL_ASSIGN_OR_RETURN(fleet::Transaction tx, store_.connection().Begin());
+  VIGIL_ASSIGN_OR_RETURN(std::optional<fleet::Store::TakenChallenge> taken,
+                         fleet::Store::TakeCredentialSecret(tx, node));
+  if (!taken) {
     return Status::Error(ErrorCode::kFailedPrecondition,
                          "node " + node + " has no open credential challenge (enrol first)");
   }
   auto got = crypto::FromHex(secret_hex);
-  if (!got.ok() || !attest::SecretsEqual(*got, *expected)) {
+  if (!got.ok() || !attest::SecretsEqual(*got, taken->credential_secret)) {
+    VIGIL_RETURN_IF_ERROR(tx.Commit());
     return Status::Error(ErrorCode::kMismatch,
                          "the credential was not activated: the AK is not in the TPM of that EK "
                          "(enrol again)");
   }
-  VIGIL_ASSIGN_OR_RETURN(std::optional<fleet::NodeRecord> record, store_.GetNode(node));
-  if (!record) return Status::Error(ErrorCode::kNotFound, "node " + node + " is not enrolled");
   attest::NodeState state;
   state.node = node;
-  VIGIL_ASSIGN_OR_RETURN(state.ak, tpmobj::ParseTpm2bPublic(record->enrolment.ak_public));
-  VIGIL_ASSIGN_OR_RETURN(uint64_t now, store_.DatabaseNowUnix());
-  return store_.Activate(node, state, Deadline(now, db_.deadline_s)).status();
+  VIGIL_ASSIGN_OR_RETURN(state.ak, tpmobj::ParseTpm2bPublic(taken->ak_public));
+  VIGIL_ASSIGN_OR_RETURN(uint64_t now, fleet::Store::DatabaseNowUnix(tx));
+  VIGIL_RETURN_IF_ERROR(
+      fleet::Store::Activate(tx, node, state, Deadline(now, db_.deadline_s)).status());
+  return tx.Commit();
 }
 
 Result<std::string> StoreSteps::IssueNonce(const std::string& node) {
