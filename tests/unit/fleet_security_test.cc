@@ -121,5 +121,37 @@ TEST_F(FleetSecurityTest, EnrolRacingActivationLeavesTheActivatedNode) {
   }
 }
 
+// F2: the column a read-only audit role may read holds no usable secret:
+// what nodes.credential_secret holds, sent as the answer, does not activate
+// the node (and the column is not the TPM's secret).
+TEST_F(FleetSecurityTest, CredentialColumnDoesNotActivateWithoutTheTpm) {
+  verifier::Service a = Verifier("verifier-a");
+  SimNode node(0x7a);
+  ASSERT_TRUE(node.Start());
+  ASSERT_TRUE(db_->Exec("CREATE ROLE audit NOLOGIN").ok());
+  ASSERT_TRUE(
+      db_->Exec("GRANT SELECT ON nodes, node_state, evidence, verdicts, node_leases TO audit")
+          .ok());
+  std::string stored_hex;
+  auto enrolled = node.EnrolWith([&](const std::string& op, const std::string& body) {
+    if (op == "enrol") return EnrolAt(a, body);
+    const auto j = nlohmann::json::parse(body);
+    const std::string id = j.at("node");
+    const Param p[] = {Param::Text(id)};
+    EXPECT_TRUE(db_->Exec("SET ROLE audit").ok());
+    auto rows = db_->Exec("SELECT credential_secret FROM nodes WHERE node_id = $1", p);
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    EXPECT_TRUE(db_->Exec("RESET ROLE").ok());
+    if (!rows.ok()) return std::make_pair(500, rows.status().ToString());
+    stored_hex = crypto::ToHex(*rows->Bytea(0, 0));
+    EXPECT_NE(stored_hex, j.at("secret").get<std::string>()) << "the secret is stored in clear";
+    Status st = a.Activate(id, stored_hex);  // the TPM's answer is ignored
+    return std::make_pair(st.ok() ? 200 : 400, st.ToString());
+  });
+  EXPECT_FALSE(enrolled) << "activated with what the audit role read";
+  EXPECT_FALSE(stored_hex.empty());
+  EXPECT_EQ(Query("SELECT count(*) FROM node_state WHERE node_id = $1", node.id()), 0);
+}
+
 }  // namespace
 }  // namespace vigil

@@ -112,8 +112,15 @@ Status StoreSteps::Activate(const std::string& node, std::string_view secret_hex
     return Status::Error(ErrorCode::kFailedPrecondition,
                          "node " + node + " has no open credential challenge (enrol first)");
   }
+  // The store keeps the secret's SHA-256: the answer's hash is compared
+  // (constant time). A challenge stored in clear before this never matches:
+  // the node enrols again (fail closed).
   auto got = crypto::FromHex(secret_hex);
-  if (!got.ok() || !attest::SecretsEqual(*got, taken->credential_secret)) {
+  std::optional<crypto::Sha256Digest> got_sha256;
+  if (got.ok()) {
+    VIGIL_ASSIGN_OR_RETURN(got_sha256, crypto::Sha256({*got}));
+  }
+  if (!got_sha256 || !attest::SecretsEqual(*got_sha256, taken->credential_secret)) {
     VIGIL_RETURN_IF_ERROR(tx.Commit());
     return Status::Error(ErrorCode::kMismatch,
                          "the credential was not activated: the AK is not in the TPM of that EK "

@@ -157,9 +157,13 @@ Status Store::Enrol(const NodeEnrolment& e, bool re_enrol) {
               " enrolled_at + $2::int8 * interval '1 second' <= now())"
               " FROM nodes WHERE node_id = $1 FOR UPDATE",
               check));
+  // Only the secret's SHA-256 is kept: reading the column (an audit role, a
+  // backup) is not enough to answer the challenge without the TPM.
+  VIGIL_ASSIGN_OR_RETURN(crypto::Sha256Digest secret_sha256, crypto::Sha256({e.credential_secret}));
+  const std::vector<uint8_t> stored_secret(secret_sha256.begin(), secret_sha256.end());
   const Param row[] = {
-      Param::Text(e.node),       Param::Bytea(e.ek_public),         Param::Text(e.ek_trust),
-      Param::Bytea(e.ak_public), Param::Bytea(e.credential_secret), Param::Int8(e.policy_version)};
+      Param::Text(e.node),       Param::Bytea(e.ek_public),     Param::Text(e.ek_trust),
+      Param::Bytea(e.ak_public), Param::Bytea(stored_secret), Param::Int8(e.policy_version)};
   if (existing.size() == 0) {
     VIGIL_RETURN_IF_ERROR(
         tx.Exec("INSERT INTO nodes (node_id, ek_public, ek_trust, ak_public, credential_secret,"

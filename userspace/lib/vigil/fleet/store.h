@@ -39,12 +39,14 @@ struct NodeEnrolment {
   std::vector<uint8_t> ek_public;          // TPM2B_PUBLIC
   std::string ek_trust;                    // "certificate" or "pinned"
   std::vector<uint8_t> ak_public;          // TPM2B_PUBLIC
-  std::vector<uint8_t> credential_secret;  // 1 to 64 bytes
+  // 1 to 64 bytes; Store::Enrol keeps only its SHA-256 (what GetNode and
+  // TakeCredentialSecret return).
+  std::vector<uint8_t> credential_secret;
   int64_t policy_version = 0;
 };
 
 struct NodeRecord {
-  NodeEnrolment enrolment;  // credential_secret empty once taken
+  NodeEnrolment enrolment;  // credential_secret: its SHA-256, empty once taken
   uint64_t enrolled_unix = 0;
   std::optional<uint64_t> activated_unix;
 };
