@@ -153,5 +153,73 @@ TEST_F(FleetSecurityTest, CredentialColumnDoesNotActivateWithoutTheTpm) {
   EXPECT_EQ(Query("SELECT count(*) FROM node_state WHERE node_id = $1", node.id()), 0);
 }
 
+// F6: a verifier that hangs (SIGSTOP here; a paused VM or a partition the
+// same) inside its evidence transaction holds the node's nonce and state
+// rows only until the server ends its session idle in the transaction: the
+// node's resend at another verifier then completes (trusted) within that
+// bound, not never. The hung verifier's idle limit is 2 s here (30 s by
+// default).
+TEST_F(FleetSecurityTest, HungVerifierHoldsTheNodeOnlyUntilItsIdleTimeout) {
+  verifier::Service survivor = Verifier("verifier-b");
+  SimNode node(0x7b);
+  ASSERT_TRUE(node.Start());
+  ASSERT_TRUE(node.Enrol(survivor));
+  const std::string body = attest::SerializeEvidence(node.Next(survivor));
+  auto locker = fleet::Connection::Open(server_.Options());
+  ASSERT_TRUE(locker.ok());
+  auto lock_tx = locker->Begin();
+  ASSERT_TRUE(lock_tx.ok());
+  {
+    const Param p[] = {Param::Text(node.id())};
+    ASSERT_TRUE(lock_tx->Exec("SELECT 1 FROM node_state WHERE node_id = $1 FOR UPDATE", p).ok());
+  }
+  std::fflush(nullptr);
+  const pid_t victim = ::fork();
+  ASSERT_GE(victim, 0);
+  if (victim == 0) {
+    verifier::DatabaseOptions o;
+    o.connect = server_.Options();
+    o.connect.application_name = "victim";
+    o.connect.idle_in_transaction_timeout_ms = 2000;
+    o.name = "verifier-a";
+    auto v = verifier::Service::OpenDatabase(o, NodePolicy());
+    if (v.ok()) (void)v->Verify(body);
+    ::_exit(0);
+  }
+  bool waiting = false;
+  for (int i = 0; i < 400 && !waiting; ++i) {
+    auto rows = db_->Exec(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'victim'"
+        " AND wait_event_type = 'Lock' AND state = 'active'",
+        {});
+    waiting = rows.ok() && *rows->Int8(0, 0) == 1;
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_TRUE(waiting) << "the victim never waited on the state row";
+  ASSERT_EQ(::kill(victim, SIGSTOP), 0);  // hung, not dead
+  ASSERT_TRUE(lock_tx->Rollback().ok());  // its UPDATE completes; it never commits
+  std::atomic<bool> done{false};
+  Result<attest::AttestationResult> resent = Status::Error(ErrorCode::kInternal, "not run");
+  const auto started = Clock::now();
+  std::thread resend([&] {
+    resent = survivor.Verify(body);
+    done.store(true);
+  });
+  while (!done.load() && Clock::now() - started < std::chrono::seconds(20)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double waited =
+      std::chrono::duration<double>(Clock::now() - started).count();
+  const bool completed = done.load();
+  std::fprintf(stderr, "resend completed: %s after %.2f s\n", completed ? "yes" : "no", waited);
+  ::kill(victim, SIGKILL);  // only now: the bound above is the server's, not this kill
+  int wstatus = 0;
+  ::waitpid(victim, &wstatus, 0);
+  resend.join();
+  EXPECT_TRUE(completed) << "the resend was still blocked after 20 s behind a hung verifier";
+  ASSERT_TRUE(resent.ok()) << resent.status().ToString();
+  EXPECT_TRUE(resent->trusted);
+}
+
 }  // namespace
 }  // namespace vigil
