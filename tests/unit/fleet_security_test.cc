@@ -221,5 +221,57 @@ TEST_F(FleetSecurityTest, HungVerifierHoldsTheNodeOnlyUntilItsIdleTimeout) {
   EXPECT_TRUE(resent->trusted);
 }
 
+// F3: evidence that consumed no issued nonce (never issued, or answered
+// already) is not authenticated: only a digest-only refusal is kept (node,
+// the body's SHA-256, its size and the reasons in the verdict), not the
+// body, so nobody can fill the database by posting junk for a node. Evidence
+// that consumed a real nonce is still kept whole.
+TEST_F(FleetSecurityTest, UnauthenticatedEvidenceIsRecordedAsADigestOnly) {
+  verifier::Service a = Verifier("verifier-a");
+  SimNode node(0x79);
+  ASSERT_TRUE(node.Start());
+  ASSERT_TRUE(node.Enrol(a));
+  Evidence e = node.Next(a);
+  const std::string genuine = attest::SerializeEvidence(e);
+  e.log.records.resize(e.log.records.size() + (2u << 20), 0xab);  // +2 MiB of junk
+  constexpr int kPosts = 5;
+  for (int i = 0; i < kPosts; ++i) {
+    std::vector<uint8_t> junk(32);
+    ASSERT_EQ(RAND_bytes(junk.data(), 32), 1);
+    e.nonce = junk;
+    auto r = a.Verify(attest::SerializeEvidence(e));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_FALSE(r->trusted);
+  }
+  EXPECT_EQ(Query("SELECT count(*) FROM evidence WHERE node_id = $1", node.id()), kPosts)
+      << "each refusal is still recorded";
+  EXPECT_EQ(Query("SELECT count(*) FROM verdicts WHERE node_id = $1 AND NOT trusted", node.id()),
+            kPosts);
+  const int64_t stored = Query(
+      "SELECT coalesce(sum(length(body) + length(nonce) + length(quote_attest) +"
+      " length(quote_signature) + length(log_records) + length(events)), 0)::int8"
+      " FROM evidence WHERE node_id = $1",
+      node.id());
+  std::fprintf(stderr, "stored bytes for %d junk posts of 2 MiB: %lld\n", kPosts,
+               static_cast<long long>(stored));
+  EXPECT_EQ(stored, 0) << "the unauthenticated bodies were stored";
+  EXPECT_EQ(Query("SELECT count(*) FROM verdicts WHERE node_id = $1 AND NOT trusted"
+                  " AND result_json::jsonb ? 'body_bytes'",
+                  node.id()),
+            kPosts)
+      << "the refusal names the body's size";
+  // The genuine evidence answering the issued nonce: decided and kept whole.
+  auto r = a.Verify(genuine);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->trusted);
+  const Param p[] = {Param::Text(node.id())};
+  auto rows = db_->Exec(
+      "SELECT length(e.body) FROM evidence e JOIN verdicts v USING (evidence_id)"
+      " WHERE e.node_id = $1 AND v.trusted",
+      p);
+  ASSERT_TRUE(rows.ok() && rows->size() == 1);
+  EXPECT_EQ(*rows->Int8(0, 0), static_cast<int64_t>(genuine.size()));
+}
+
 }  // namespace
 }  // namespace vigil

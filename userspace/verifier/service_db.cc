@@ -46,6 +46,27 @@ fleet::EvidenceRecord Record(const attest::Evidence& evidence, std::string_view 
   return r;
 }
 
+// What is kept of evidence that consumed no issued nonce (never issued,
+// or answered already): nothing authenticated it, so only the node, the
+// body's SHA-256 and (in the verdict) its size and the reasons; anyone can
+// post such evidence, and a whole body a row would let them fill the
+// database.
+Result<fleet::EvidenceRecord> DigestOnly(const fleet::EvidenceRecord& whole) {
+  fleet::EvidenceRecord r;
+  r.node = whole.node;
+  VIGIL_ASSIGN_OR_RETURN(crypto::Sha256Digest digest, crypto::Sha256({whole.body}));
+  r.body_sha256.assign(digest.begin(), digest.end());
+  return r;
+}
+
+std::string WithBodySize(const std::string& result_json, size_t body_bytes) {
+  auto j = nlohmann::json::parse(result_json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return result_json;
+  j["body_bytes"] = body_bytes;
+  j["stored"] = "sha256";  // the body was not kept: no issued nonce authenticated it
+  return j.dump();
+}
+
 class StoreSteps final : public DatabaseSteps {
  public:
   StoreSteps(fleet::Store store, DatabaseOptions options, attest::Policy policy)
@@ -173,12 +194,17 @@ Result<attest::AttestationResult> StoreSteps::Verify(const attest::Evidence& evi
     result = DecideEvidence(policy_, loaded->state, evidence, expiry, now);
     verdict.trusted = result.trusted;
     verdict.result_json = attest::ResultJson(result);
+    fleet::EvidenceRecord kept = record;
+    if (!expiry) {  // no issued nonce taken: never trusted, kept as a digest
+      VIGIL_ASSIGN_OR_RETURN(kept, DigestOnly(record));
+      verdict.result_json = WithBodySize(verdict.result_json, record.body.size());
+    }
     std::optional<fleet::StateAdvance> advance;
     if (result.trusted) {
       advance = fleet::StateAdvance{loaded->version, result.next,
                                     Deadline(result.next.last_attested_unix, db_.deadline_s)};
     }
-    auto appended = fleet::Store::AppendEvidence(tx, record, verdict, advance);
+    auto appended = fleet::Store::AppendEvidence(tx, kept, verdict, advance);
     if (appended.ok()) {
       VIGIL_RETURN_IF_ERROR(tx.Commit());
       return result;

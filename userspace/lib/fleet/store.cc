@@ -354,8 +354,14 @@ Result<AppendOutcome> Store::AppendEvidence(Transaction& tx, const EvidenceRecor
   }
   VIGIL_RETURN_IF_ERROR(CheckOwner(verdict.verifier));
   VIGIL_ASSIGN_OR_RETURN(Param from_seq, U64(e.log_from_seq, "log from_seq"));
-  VIGIL_ASSIGN_OR_RETURN(crypto::Sha256Digest digest, crypto::Sha256({e.body}));
-  const std::vector<uint8_t> body_sha256(digest.begin(), digest.end());
+  std::vector<uint8_t> body_sha256 = e.body_sha256;
+  if (body_sha256.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(crypto::Sha256Digest digest, crypto::Sha256({e.body}));
+    body_sha256.assign(digest.begin(), digest.end());
+  } else if (body_sha256.size() != 32 || !e.body.empty()) {
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "a digest-only evidence record has a 32-byte SHA-256 and no body");
+  }
   const Param ev[] = {Param::Text(e.node),
                       Param::Bytea(e.body),
                       Param::Bytea(body_sha256),

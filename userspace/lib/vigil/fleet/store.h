@@ -69,6 +69,11 @@ struct EvidenceRecord {
   uint64_t log_from_seq = 0;
   std::vector<uint8_t> log_records;
   std::vector<uint8_t> events;
+  // A digest-only record (evidence that consumed no issued nonce, so
+  // nothing authenticated it): the body and the rest empty, this the
+  // SHA-256 of the body as received (32 bytes). Empty otherwise: the
+  // store hashes `body`.
+  std::vector<uint8_t> body_sha256;
 };
 
 struct VerdictRecord {
