@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "dispatch.h"
 #include "fleet_test_node.h"
 #include "pg_fixture.h"
 #include "service.h"
@@ -271,6 +272,29 @@ TEST_F(FleetSecurityTest, UnauthenticatedEvidenceIsRecordedAsADigestOnly) {
       p);
   ASSERT_TRUE(rows.ok() && rows->size() == 1);
   EXPECT_EQ(*rows->Int8(0, 0), static_cast<int64_t>(genuine.size()));
+}
+
+// F7b: a database error's text (SQL, server messages, socket paths) does
+// not reach a client: the reply is a generic message (the verifier logs the
+// details).
+TEST_F(FleetSecurityTest, DatabaseErrorTextDoesNotReachTheClient) {
+  verifier::Service a = Verifier("verifier-a");
+  SimNode node(0x7d);
+  ASSERT_TRUE(node.Start());
+  ASSERT_TRUE(node.Enrol(a));
+  ASSERT_TRUE(server_.Crash());
+  auto down = a.IssueNonce(node.id());
+  ASSERT_FALSE(down.ok());
+  ASSERT_FALSE(down.status().sqlstate().empty()) << down.status().ToString();
+  std::mutex mu;
+  const verifier::Reply reply = verifier::Dispatch(a, mu, verifier::EnrolOptions{}, nullptr, "nonce",
+                                                   nlohmann::json{{"node", node.id()}}.dump());
+  ASSERT_TRUE(server_.Resume());
+  EXPECT_EQ(reply.status, 500);
+  EXPECT_EQ(reply.body.find(down.status().message()), std::string::npos) << reply.body;
+  EXPECT_EQ(reply.body.find("PostgreSQL"), std::string::npos) << reply.body;
+  EXPECT_EQ(reply.body.find(server_.Options().host), std::string::npos) << reply.body;
+  EXPECT_NE(reply.body.find("database"), std::string::npos) << reply.body;
 }
 
 }  // namespace
