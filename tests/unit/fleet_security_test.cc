@@ -274,6 +274,51 @@ TEST_F(FleetSecurityTest, UnauthenticatedEvidenceIsRecordedAsADigestOnly) {
   EXPECT_EQ(*rows->Int8(0, 0), static_cast<int64_t>(genuine.size()));
 }
 
+// F7a: evidence and a nonce request for one node must not deadlock. The
+// evidence transaction consumes its nonce (row lock) and then updates the
+// state row; IssueNonce locks the state row and then drops the node's
+// expired and oldest nonces. Forced here: 16 nonces open, the evidence
+// answers the oldest; a nonce request takes the state row first (both held
+// behind a lock until then), then must drop that oldest nonce.
+TEST_F(FleetSecurityTest, EvidenceAndANonceRequestDoNotDeadlock) {
+  verifier::Service a = Verifier("verifier-a");
+  verifier::Service b = Verifier("verifier-b");
+  SimNode node(0x7c);
+  ASSERT_TRUE(node.Start());
+  ASSERT_TRUE(node.Enrol(a));
+  const std::string body = attest::SerializeEvidence(node.Next(a));  // the oldest nonce
+  for (int i = 0; i < 15; ++i) ASSERT_TRUE(a.IssueNonce(node.id()).ok());
+  auto locker = fleet::Connection::Open(server_.Options());
+  ASSERT_TRUE(locker.ok());
+  auto tx = locker->Begin();
+  ASSERT_TRUE(tx.ok());
+  const Param p[] = {Param::Text(node.id())};
+  ASSERT_TRUE(tx->Exec("SELECT 1 FROM node_state WHERE node_id = $1 FOR UPDATE", p).ok());
+  auto waiters = [&](int64_t n) {
+    for (int i = 0; i < 400; ++i) {
+      auto rows = db_->Exec(
+          "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+          " AND state = 'active'",
+          {});
+      if (rows.ok() && *rows->Int8(0, 0) == n) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return false;
+  };
+  Result<std::string> issued = Status::Error(ErrorCode::kInternal, "not run");
+  std::thread issue([&] { issued = b.IssueNonce(node.id()); });
+  EXPECT_TRUE(waiters(1)) << "the nonce request never waited on the state row";
+  Result<attest::AttestationResult> decided = Status::Error(ErrorCode::kInternal, "not run");
+  std::thread verify([&] { decided = a.Verify(body); });
+  EXPECT_TRUE(waiters(2)) << "the evidence never waited on the state row";
+  ASSERT_TRUE(tx->Rollback().ok());
+  issue.join();
+  verify.join();
+  EXPECT_TRUE(issued.ok()) << "the nonce request failed: " << issued.status().ToString();
+  ASSERT_TRUE(decided.ok()) << "the evidence failed: " << decided.status().ToString();
+  EXPECT_TRUE(decided->trusted) << attest::ResultJson(*decided);
+}
+
 // F7b: a database error's text (SQL, server messages, socket paths) does
 // not reach a client: the reply is a generic message (the verifier logs the
 // details).

@@ -458,14 +458,23 @@ Status Store::IssueNonce(const std::string& node, std::span<const uint8_t> nonce
   if (known.size() != 1) {
     return Status::Error(ErrorCode::kNotFound, "node " + node + " is not enrolled and activated");
   }
+  // Nonce rows an evidence transaction holds (consuming them, then waiting
+  // for the state row this transaction holds) are skipped, not waited for:
+  // waiting would deadlock (40P01). They are gone when it commits; if it
+  // rolls back, one more than max_open stays open until the next request.
   const Param expired[] = {Param::Text(node), now};
   VIGIL_RETURN_IF_ERROR(
-      tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND expires_at <= to_timestamp($2)", expired)
+      tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND nonce IN ("
+              " SELECT nonce FROM nonces WHERE node_id = $1 AND expires_at <= to_timestamp($2)"
+              " FOR UPDATE SKIP LOCKED)",
+              expired)
           .status());
   const Param keep[] = {Param::Text(node), Param::Int8(static_cast<int64_t>(max_open) - 1)};
-  VIGIL_RETURN_IF_ERROR(tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND nonce NOT IN ("
+  VIGIL_RETURN_IF_ERROR(tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND nonce IN ("
+                                " SELECT nonce FROM nonces WHERE node_id = $1 AND nonce NOT IN ("
                                 " SELECT nonce FROM nonces WHERE node_id = $1"
-                                " ORDER BY expires_at DESC, issued_at DESC LIMIT $2)",
+                                " ORDER BY expires_at DESC, issued_at DESC LIMIT $2)"
+                                " FOR UPDATE SKIP LOCKED)",
                                 keep)
                             .status());
   const Param row[] = {Param::Text(node), Param::Bytea(nonce), expires};
