@@ -11,6 +11,7 @@
 
 #include "pg_fixture.h"
 #include "vigil/attest/verifier.h"
+#include "vigil/digest.h"
 #include "vigil/fleet/migrations.h"
 #include "vigil/fleet/pq.h"
 #include "vigil/fleet/store.h"
@@ -315,7 +316,9 @@ TEST_F(FleetTest, EnrolmentActivationAndStateRoundTrip) {
   // One try per challenge.
   auto secret = store.TakeCredentialSecret(node);
   ASSERT_TRUE(secret.ok() && *secret);
-  EXPECT_EQ(**secret, Enrolment(node).credential_secret);
+  const auto digest = *crypto::Sha256({Enrolment(node).credential_secret});
+  EXPECT_EQ(**secret, std::vector<uint8_t>(digest.begin(), digest.end()))
+      << "only the secret's SHA-256 is stored";
   EXPECT_FALSE(store.TakeCredentialSecret(node)->has_value());
   EXPECT_EQ(store.TakeCredentialSecret(NodeId(99)).status().code(), ErrorCode::kNotFound);
 

@@ -1,5 +1,6 @@
 #include "dispatch.h"
 
+#include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -41,6 +42,15 @@ int HttpStatus(const Status& st) {
 }
 
 std::string ErrorBody(const Status& st) {
+  if (!st.sqlstate().empty()) {
+    // A database error's text (SQL, server messages, socket paths) is the
+    // operator's, not the client's: logged here, a generic answer sent.
+    std::fprintf(stderr, "vigil-verifier: database error: %s\n", st.ToString().c_str());
+    json j = {{"error", st.code() == ErrorCode::kUnavailable
+                            ? "the fleet database is unavailable; try again"
+                            : "the fleet database could not complete the request"}};
+    return Dump(j) + "\n";
+  }
   json j = {{"error", st.message()}};
   return Dump(j) + "\n";
 }

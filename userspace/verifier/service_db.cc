@@ -16,8 +16,7 @@ namespace {
 
 constexpr size_t kNonceBytes = 32;
 constexpr size_t kMaxOpenNonces = 16;
-// A pending challenge is the node's for this long (as with the directory).
-constexpr uint64_t kPendingEnrolmentSeconds = 300;
+using fleet::kPendingEnrolmentSeconds;
 
 Result<std::vector<uint8_t>> RandomBytes(size_t n) {
   std::vector<uint8_t> out(n);
@@ -45,6 +44,27 @@ fleet::EvidenceRecord Record(const attest::Evidence& evidence, std::string_view 
   r.log_records = evidence.log.records;
   r.events = evidence.events;
   return r;
+}
+
+// What is kept of evidence that consumed no issued nonce (never issued,
+// or answered already): nothing authenticated it, so only the node, the
+// body's SHA-256 and (in the verdict) its size and the reasons; anyone can
+// post such evidence, and a whole body a row would let them fill the
+// database.
+Result<fleet::EvidenceRecord> DigestOnly(const fleet::EvidenceRecord& whole) {
+  fleet::EvidenceRecord r;
+  r.node = whole.node;
+  VIGIL_ASSIGN_OR_RETURN(crypto::Sha256Digest digest, crypto::Sha256({whole.body}));
+  r.body_sha256.assign(digest.begin(), digest.end());
+  return r;
+}
+
+std::string WithBodySize(const std::string& result_json, size_t body_bytes) {
+  auto j = nlohmann::json::parse(result_json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return result_json;
+  j["body_bytes"] = body_bytes;
+  j["stored"] = "sha256";  // the body was not kept: no issued nonce authenticated it
+  return j.dump();
 }
 
 class StoreSteps final : public DatabaseSteps {
@@ -94,33 +114,46 @@ Status StoreSteps::Enrol(const std::string& node, const attest::EnrolmentRequest
   e.credential_secret = secret;
   e.policy_version = policy_.version;
   // An enrolment never activated whose challenge lapsed is replaced like
-  // the directory's enrolment.json (nothing of it was followed yet).
-  return store_.Enrol(e, /*re_enrol=*/known.has_value());
+  // the directory's enrolment.json (nothing of it was followed yet). The
+  // check above only words the common refusals: Store::Enrol decides again
+  // under the node's row lock (an activation may be committing meanwhile).
+  return store_.Enrol(e, options.re_enrol);
 }
 
 Status StoreSteps::Activate(const std::string& node, std::string_view secret_hex) {
   VIGIL_RETURN_IF_ERROR(CheckNodeId(node));
-  // One try per challenge, atomically between verifiers: a wrong answer
-  // ends it (no guessing).
-  VIGIL_ASSIGN_OR_RETURN(std::optional<std::vector<uint8_t>> expected,
-                         store_.TakeCredentialSecret(node));
-  if (!expected) {
+  // Taking the secret, reading the AK and activating are one transaction
+  // under the node's row lock, so no enrol can replace the node between
+  // them. One try per challenge, atomically between verifiers: a wrong
+  // answer ends it (no guessing), so its transaction commits the take.
+  VIGIL_ASSIGN_OR_RETURN(fleet::Transaction tx, store_.connection().Begin());
+  VIGIL_ASSIGN_OR_RETURN(std::optional<fleet::Store::TakenChallenge> taken,
+                         fleet::Store::TakeCredentialSecret(tx, node));
+  if (!taken) {
     return Status::Error(ErrorCode::kFailedPrecondition,
                          "node " + node + " has no open credential challenge (enrol first)");
   }
+  // The store keeps the secret's SHA-256: the answer's hash is compared
+  // (constant time). A challenge stored in clear before this never matches:
+  // the node enrols again (fail closed).
   auto got = crypto::FromHex(secret_hex);
-  if (!got.ok() || !attest::SecretsEqual(*got, *expected)) {
+  std::optional<crypto::Sha256Digest> got_sha256;
+  if (got.ok()) {
+    VIGIL_ASSIGN_OR_RETURN(got_sha256, crypto::Sha256({*got}));
+  }
+  if (!got_sha256 || !attest::SecretsEqual(*got_sha256, taken->credential_secret)) {
+    VIGIL_RETURN_IF_ERROR(tx.Commit());
     return Status::Error(ErrorCode::kMismatch,
                          "the credential was not activated: the AK is not in the TPM of that EK "
                          "(enrol again)");
   }
-  VIGIL_ASSIGN_OR_RETURN(std::optional<fleet::NodeRecord> record, store_.GetNode(node));
-  if (!record) return Status::Error(ErrorCode::kNotFound, "node " + node + " is not enrolled");
   attest::NodeState state;
   state.node = node;
-  VIGIL_ASSIGN_OR_RETURN(state.ak, tpmobj::ParseTpm2bPublic(record->enrolment.ak_public));
-  VIGIL_ASSIGN_OR_RETURN(uint64_t now, store_.DatabaseNowUnix());
-  return store_.Activate(node, state, Deadline(now, db_.deadline_s)).status();
+  VIGIL_ASSIGN_OR_RETURN(state.ak, tpmobj::ParseTpm2bPublic(taken->ak_public));
+  VIGIL_ASSIGN_OR_RETURN(uint64_t now, fleet::Store::DatabaseNowUnix(tx));
+  VIGIL_RETURN_IF_ERROR(
+      fleet::Store::Activate(tx, node, state, Deadline(now, db_.deadline_s)).status());
+  return tx.Commit();
 }
 
 Result<std::string> StoreSteps::IssueNonce(const std::string& node) {
@@ -161,12 +194,17 @@ Result<attest::AttestationResult> StoreSteps::Verify(const attest::Evidence& evi
     result = DecideEvidence(policy_, loaded->state, evidence, expiry, now);
     verdict.trusted = result.trusted;
     verdict.result_json = attest::ResultJson(result);
+    fleet::EvidenceRecord kept = record;
+    if (!expiry) {  // no issued nonce taken: never trusted, kept as a digest
+      VIGIL_ASSIGN_OR_RETURN(kept, DigestOnly(record));
+      verdict.result_json = WithBodySize(verdict.result_json, record.body.size());
+    }
     std::optional<fleet::StateAdvance> advance;
     if (result.trusted) {
       advance = fleet::StateAdvance{loaded->version, result.next,
                                     Deadline(result.next.last_attested_unix, db_.deadline_s)};
     }
-    auto appended = fleet::Store::AppendEvidence(tx, record, verdict, advance);
+    auto appended = fleet::Store::AppendEvidence(tx, kept, verdict, advance);
     if (appended.ok()) {
       VIGIL_RETURN_IF_ERROR(tx.Commit());
       return result;

@@ -298,10 +298,32 @@ Result<Connection> Connection::Open(const ConnectOptions& options) {
 Status Connection::Reconnect() {
   const std::string port = std::to_string(options_.port);
   const std::string timeout = std::to_string(options_.connect_timeout_seconds);
+  const std::string idle = std::to_string(options_.keepalives_idle_seconds);
+  const std::string interval = std::to_string(options_.keepalives_interval_seconds);
+  const std::string count = std::to_string(options_.keepalives_count);
+  const std::string user_timeout = std::to_string(options_.tcp_user_timeout_ms);
+  // The session's limits, set at connect (every reconnect too). Only
+  // integers go in: nothing a user typed is parsed as an option.
+  const std::string session =
+      "-c idle_in_transaction_session_timeout=" +
+      std::to_string(options_.idle_in_transaction_timeout_ms) +
+      " -c lock_timeout=" + std::to_string(options_.lock_timeout_ms) +
+      " -c statement_timeout=" + std::to_string(options_.statement_timeout_ms);
   // Keywords, not a conninfo string: no value is parsed as options.
-  const char* keys[] = {
-      "host", "port", "dbname", "user", "connect_timeout", "application_name", "client_encoding",
-      nullptr};
+  const char* keys[] = {"host",
+                        "port",
+                        "dbname",
+                        "user",
+                        "connect_timeout",
+                        "application_name",
+                        "client_encoding",
+                        "keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "tcp_user_timeout",
+                        "options",
+                        nullptr};
   const char* values[] = {options_.host.c_str(),
                           port.c_str(),
                           options_.dbname.c_str(),
@@ -309,6 +331,12 @@ Status Connection::Reconnect() {
                           timeout.c_str(),
                           options_.application_name.c_str(),
                           "UTF8",
+                          "1",
+                          idle.c_str(),
+                          interval.c_str(),
+                          count.c_str(),
+                          user_timeout.c_str(),
+                          session.c_str(),
                           nullptr};
   conn_.reset(PQconnectdbParams(keys, values, /*expand_dbname=*/0));
   ++session_;

@@ -148,11 +148,22 @@ Status Store::Enrol(const NodeEnrolment& e, bool re_enrol) {
   }
   VIGIL_ASSIGN_OR_RETURN(Transaction tx, connection_.Begin());
   const Param node[] = {Param::Text(e.node)};
-  VIGIL_ASSIGN_OR_RETURN(Rows existing,
-                         tx.Exec("SELECT 1 FROM nodes WHERE node_id = $1 FOR UPDATE", node));
+  // Replaceable is decided here, under the row lock an activation holds
+  // until it commits: never on a read taken before the transaction.
+  const Param check[] = {Param::Text(e.node), Param::Int8(kPendingEnrolmentSeconds)};
+  VIGIL_ASSIGN_OR_RETURN(
+      Rows existing,
+      tx.Exec("SELECT activated_at IS NULL AND (credential_secret IS NULL OR"
+              " enrolled_at + $2::int8 * interval '1 second' <= now())"
+              " FROM nodes WHERE node_id = $1 FOR UPDATE",
+              check));
+  // Only the secret's SHA-256 is kept: reading the column (an audit role, a
+  // backup) is not enough to answer the challenge without the TPM.
+  VIGIL_ASSIGN_OR_RETURN(crypto::Sha256Digest secret_sha256, crypto::Sha256({e.credential_secret}));
+  const std::vector<uint8_t> stored_secret(secret_sha256.begin(), secret_sha256.end());
   const Param row[] = {
-      Param::Text(e.node),       Param::Bytea(e.ek_public),         Param::Text(e.ek_trust),
-      Param::Bytea(e.ak_public), Param::Bytea(e.credential_secret), Param::Int8(e.policy_version)};
+      Param::Text(e.node),       Param::Bytea(e.ek_public),     Param::Text(e.ek_trust),
+      Param::Bytea(e.ak_public), Param::Bytea(stored_secret), Param::Int8(e.policy_version)};
   if (existing.size() == 0) {
     VIGIL_RETURN_IF_ERROR(
         tx.Exec("INSERT INTO nodes (node_id, ek_public, ek_trust, ak_public, credential_secret,"
@@ -161,10 +172,12 @@ Status Store::Enrol(const NodeEnrolment& e, bool re_enrol) {
             .status());
     return tx.Commit();
   }
-  if (!re_enrol) {
-    return Status::Error(
-        ErrorCode::kFailedPrecondition,
-        "node " + e.node + " is enrolled already (re-enrolling needs the operator)");
+  VIGIL_ASSIGN_OR_RETURN(bool replaceable, existing.Bool(0, 0));
+  if (!re_enrol && !replaceable) {
+    return Status::Error(ErrorCode::kFailedPrecondition,
+                         "node " + e.node +
+                             " is enrolled already or has a pending challenge (re-enrolling "
+                             "needs the operator)");
   }
   // A new AK restarts what the verifier followed: its state, lease, keys and
   // open nonces go.
@@ -209,31 +222,51 @@ Result<std::optional<NodeRecord>> Store::GetNode(const std::string& node) {
 }
 
 Result<std::optional<std::vector<uint8_t>>> Store::TakeCredentialSecret(const std::string& node) {
+  VIGIL_ASSIGN_OR_RETURN(Transaction tx, connection_.Begin());
+  VIGIL_ASSIGN_OR_RETURN(std::optional<TakenChallenge> taken, TakeCredentialSecret(tx, node));
+  VIGIL_RETURN_IF_ERROR(tx.Commit());
+  if (!taken) return std::optional<std::vector<uint8_t>>();
+  return std::optional<std::vector<uint8_t>>(std::move(taken->credential_secret));
+}
+
+Result<std::optional<Store::TakenChallenge>> Store::TakeCredentialSecret(Transaction& tx,
+                                                                        const std::string& node) {
   VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
   const Param p[] = {Param::Text(node)};
   // The old value, read under the row lock the UPDATE takes: of two
   // concurrent takers one gets the secret, the other NULL.
-  VIGIL_ASSIGN_OR_RETURN(Transaction tx, connection_.Begin());
   VIGIL_ASSIGN_OR_RETURN(
-      Rows rows, tx.Exec("SELECT credential_secret FROM nodes WHERE node_id = $1 FOR UPDATE", p));
+      Rows rows,
+      tx.Exec("SELECT credential_secret, ak_public FROM nodes WHERE node_id = $1 FOR UPDATE", p));
   if (rows.size() == 0) {
     return Status::Error(ErrorCode::kNotFound, "node " + node + " is not enrolled");
   }
   VIGIL_ASSIGN_OR_RETURN(auto secret, rows.NullableBytea(0, 0));
   VIGIL_RETURN_IF_ERROR(
       tx.Exec("UPDATE nodes SET credential_secret = NULL WHERE node_id = $1", p).status());
-  VIGIL_RETURN_IF_ERROR(tx.Commit());
-  return secret;
+  if (!secret) return std::optional<TakenChallenge>();
+  TakenChallenge taken;
+  taken.credential_secret = std::move(*secret);
+  VIGIL_ASSIGN_OR_RETURN(taken.ak_public, rows.Bytea(0, 1));
+  return std::optional<TakenChallenge>(std::move(taken));
 }
 
 Result<int64_t> Store::Activate(const std::string& node, const attest::NodeState& initial,
+                                std::optional<uint64_t> deadline_unix) {
+  VIGIL_ASSIGN_OR_RETURN(Transaction tx, connection_.Begin());
+  VIGIL_ASSIGN_OR_RETURN(int64_t version, Activate(tx, node, initial, deadline_unix));
+  VIGIL_RETURN_IF_ERROR(tx.Commit());
+  return version;
+}
+
+Result<int64_t> Store::Activate(Transaction& tx, const std::string& node,
+                                const attest::NodeState& initial,
                                 std::optional<uint64_t> deadline_unix) {
   VIGIL_RETURN_IF_ERROR(attest::CheckNodeId(node));
   if (initial.node != node) {
     return Status::Error(ErrorCode::kInvalidArgument, "the state is another node's");
   }
   VIGIL_ASSIGN_OR_RETURN(StateColumns c, Columns(initial, deadline_unix));
-  VIGIL_ASSIGN_OR_RETURN(Transaction tx, connection_.Begin());
   const Param p[] = {Param::Text(node)};
   VIGIL_ASSIGN_OR_RETURN(Rows marked,
                          tx.Exec("UPDATE nodes SET activated_at = now()"
@@ -257,7 +290,6 @@ Result<int64_t> Store::Activate(const std::string& node, const attest::NodeState
           .status());
   VIGIL_RETURN_IF_ERROR(tx.Exec("INSERT INTO node_leases (node_id) VALUES ($1)", p).status());
   VIGIL_RETURN_IF_ERROR(RecordCertifiedKey(tx, node, initial));
-  VIGIL_RETURN_IF_ERROR(tx.Commit());
   return int64_t{1};
 }
 
@@ -322,8 +354,14 @@ Result<AppendOutcome> Store::AppendEvidence(Transaction& tx, const EvidenceRecor
   }
   VIGIL_RETURN_IF_ERROR(CheckOwner(verdict.verifier));
   VIGIL_ASSIGN_OR_RETURN(Param from_seq, U64(e.log_from_seq, "log from_seq"));
-  VIGIL_ASSIGN_OR_RETURN(crypto::Sha256Digest digest, crypto::Sha256({e.body}));
-  const std::vector<uint8_t> body_sha256(digest.begin(), digest.end());
+  std::vector<uint8_t> body_sha256 = e.body_sha256;
+  if (body_sha256.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(crypto::Sha256Digest digest, crypto::Sha256({e.body}));
+    body_sha256.assign(digest.begin(), digest.end());
+  } else if (body_sha256.size() != 32 || !e.body.empty()) {
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "a digest-only evidence record has a 32-byte SHA-256 and no body");
+  }
   const Param ev[] = {Param::Text(e.node),
                       Param::Bytea(e.body),
                       Param::Bytea(body_sha256),
@@ -420,14 +458,23 @@ Status Store::IssueNonce(const std::string& node, std::span<const uint8_t> nonce
   if (known.size() != 1) {
     return Status::Error(ErrorCode::kNotFound, "node " + node + " is not enrolled and activated");
   }
+  // Nonce rows an evidence transaction holds (consuming them, then waiting
+  // for the state row this transaction holds) are skipped, not waited for:
+  // waiting would deadlock (40P01). They are gone when it commits; if it
+  // rolls back, one more than max_open stays open until the next request.
   const Param expired[] = {Param::Text(node), now};
   VIGIL_RETURN_IF_ERROR(
-      tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND expires_at <= to_timestamp($2)", expired)
+      tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND nonce IN ("
+              " SELECT nonce FROM nonces WHERE node_id = $1 AND expires_at <= to_timestamp($2)"
+              " FOR UPDATE SKIP LOCKED)",
+              expired)
           .status());
   const Param keep[] = {Param::Text(node), Param::Int8(static_cast<int64_t>(max_open) - 1)};
-  VIGIL_RETURN_IF_ERROR(tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND nonce NOT IN ("
+  VIGIL_RETURN_IF_ERROR(tx.Exec("DELETE FROM nonces WHERE node_id = $1 AND nonce IN ("
+                                " SELECT nonce FROM nonces WHERE node_id = $1 AND nonce NOT IN ("
                                 " SELECT nonce FROM nonces WHERE node_id = $1"
-                                " ORDER BY expires_at DESC, issued_at DESC LIMIT $2)",
+                                " ORDER BY expires_at DESC, issued_at DESC LIMIT $2)"
+                                " FOR UPDATE SKIP LOCKED)",
                                 keep)
                             .status());
   const Param row[] = {Param::Text(node), Param::Bytea(nonce), expires};

@@ -35,6 +35,21 @@ struct ConnectOptions {
   std::string user;
   int connect_timeout_seconds = 5;
   std::string application_name = "vigil";
+  // A peer that hangs (a paused VM, a partition) must not hold a node's
+  // rows for hours. TCP keepalives and a send timeout find a dead server or
+  // client on TCP (ignored on a Unix socket); the session limits, sent at
+  // connect (libpq "options": -c ...), bound what a hung verifier holds: the
+  // server ends a session idle inside a transaction after
+  // idle_in_transaction_timeout_ms (its locks released, its transaction
+  // rolled back). lock_timeout_ms is longer than that, so a verifier waiting
+  // behind a hung one outlasts it. 0 turns a limit off.
+  int keepalives_idle_seconds = 30;
+  int keepalives_interval_seconds = 10;
+  int keepalives_count = 3;
+  int tcp_user_timeout_ms = 60000;
+  int idle_in_transaction_timeout_ms = 30000;
+  int lock_timeout_ms = 45000;
+  int statement_timeout_ms = 60000;
 };
 
 // A libpq connection string ("host=/run/postgresql dbname=vigil user=vigil",

@@ -28,6 +28,9 @@ namespace vigil::fleet {
 inline constexpr size_t kMaxEvidenceBytes = 64u << 20;   // one evidence document
 inline constexpr size_t kMaxResultJsonBytes = 4u << 20;  // one verdict's detail
 inline constexpr size_t kMaxOwnerBytes = 128;            // a verifier's name
+// A pending challenge is the node's for this long: an enrol without the
+// operator's re_enrol cannot replace it before.
+inline constexpr uint64_t kPendingEnrolmentSeconds = 300;
 
 // What Enrol records: the checked EK and AK and the open credential
 // challenge (the secret the node must return).
@@ -36,12 +39,14 @@ struct NodeEnrolment {
   std::vector<uint8_t> ek_public;          // TPM2B_PUBLIC
   std::string ek_trust;                    // "certificate" or "pinned"
   std::vector<uint8_t> ak_public;          // TPM2B_PUBLIC
-  std::vector<uint8_t> credential_secret;  // 1 to 64 bytes
+  // 1 to 64 bytes; Store::Enrol keeps only its SHA-256 (what GetNode and
+  // TakeCredentialSecret return).
+  std::vector<uint8_t> credential_secret;
   int64_t policy_version = 0;
 };
 
 struct NodeRecord {
-  NodeEnrolment enrolment;  // credential_secret empty once taken
+  NodeEnrolment enrolment;  // credential_secret: its SHA-256, empty once taken
   uint64_t enrolled_unix = 0;
   std::optional<uint64_t> activated_unix;
 };
@@ -64,6 +69,11 @@ struct EvidenceRecord {
   uint64_t log_from_seq = 0;
   std::vector<uint8_t> log_records;
   std::vector<uint8_t> events;
+  // A digest-only record (evidence that consumed no issued nonce, so
+  // nothing authenticated it): the body and the rest empty, this the
+  // SHA-256 of the body as received (32 bytes). Empty otherwise: the
+  // store hashes `body`.
+  std::vector<uint8_t> body_sha256;
 };
 
 struct VerdictRecord {
@@ -112,17 +122,32 @@ class Store {
   static Result<Store> Open(const ConnectOptions& options);
 
   // --- enrolment ---
-  // Records a new node, or (re_enrol) replaces its EK, AK and challenge and
-  // drops its state, lease and certified keys (a new AK restarts what the
-  // verifier followed; evidence and verdicts are kept).
-  // kFailedPrecondition when the node exists and !re_enrol.
+  // Records a new node, or replaces its EK, AK and challenge and drops its
+  // state, lease and certified keys (a new AK restarts what the verifier
+  // followed; evidence and verdicts are kept). Without the operator's
+  // `re_enrol` an existing node is replaced only when it was never activated
+  // and its challenge was taken or lapsed (kPendingEnrolmentSeconds by the
+  // database clock), decided under the node's row lock: an enrol racing an
+  // activation cannot erase the activated node. kFailedPrecondition else.
   Status Enrol(const NodeEnrolment& enrolment, bool re_enrol);
   Result<std::optional<NodeRecord>> GetNode(const std::string& node);
   // Takes the open challenge's secret out (one try per challenge: a second
   // call gets nullopt), atomically even between verifiers.
   Result<std::optional<std::vector<uint8_t>>> TakeCredentialSecret(const std::string& node);
+  // The same inside the caller's transaction, with the node's row locked
+  // (FOR UPDATE) and its AK: taking the secret and activating in one
+  // transaction leaves no gap for a re-enrol between them.
+  struct TakenChallenge {
+    std::vector<uint8_t> credential_secret;
+    std::vector<uint8_t> ak_public;
+  };
+  static Result<std::optional<TakenChallenge>> TakeCredentialSecret(Transaction& tx,
+                                                                    const std::string& node);
   // Marks the node activated and stores its first state (version 1) and an
   // unowned lease. kFailedPrecondition when it was activated already.
+  static Result<int64_t> Activate(Transaction& tx, const std::string& node,
+                                  const attest::NodeState& initial,
+                                  std::optional<uint64_t> deadline_unix);
   Result<int64_t> Activate(const std::string& node, const attest::NodeState& initial,
                            std::optional<uint64_t> deadline_unix);
 
