@@ -94,10 +94,15 @@ traced_check() {
 		fi
 		;;
 	graph)
-		if ! echo vigil_commit >"$t/set_graph_function" 2>/dev/null ||
+		# set_ftrace_filter too: without it the graph tracer patches
+		# and traces every kernel function, which under TCG stalled a
+		# 6.1 guest for minutes (a soft lockup in the writing shell).
+		if ! echo vigil_commit >"$t/set_ftrace_filter" 2>/dev/null ||
+			! echo vigil_commit >"$t/set_graph_function" 2>/dev/null ||
 			! echo function_graph >"$t/current_tracer" 2>/dev/null; then
 			vt_fail "$name" "function_graph on vigil_commit could not be set"
 			echo >"$t/set_graph_function" 2>/dev/null
+			echo >"$t/set_ftrace_filter" 2>/dev/null
 			return
 		fi
 		;;
@@ -109,6 +114,7 @@ traced_check() {
 	else
 		echo nop >"$t/current_tracer"
 		echo >"$t/set_graph_function"
+		echo >"$t/set_ftrace_filter"
 	fi
 	r1=$(rejected)
 	if [ "$guard" = callsite ]; then
